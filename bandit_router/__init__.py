@@ -1,0 +1,61 @@
+"""bandit-router: route each LLM request to the model that answers it best for its cost,
+learning online from feedback.
+
+>>> from bandit_router import Router, Constraints   # doctest: +SKIP
+>>> router = Router()                                # SQLite file, bundled catalog, MiniLM
+>>> d = router.select("Translate 'Hello' to French", constraints=Constraints(max_cost_usd=1e-4))
+>>> router.reward(d.event_id, quality=0.92, cost_usd=0.00004, latency_s=0.8)
+"""
+
+from ._catalog import Catalog, ModelSpec
+from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig
+from ._constraints import Constraints
+from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from ._errors import (
+    BanditRouterError,
+    CatalogError,
+    DuplicateRewardError,
+    InvalidConstraintsError,
+    InvalidInputError,
+    InvalidRewardError,
+    InvalidTaskError,
+    NoEligibleModelError,
+    RewardWindowClosedError,
+    UnknownEventError,
+    UnknownModelError,
+)
+from ._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
+from ._types import Alternative, Decision, RewardReceipt
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "ERROR_KINDS",
+    "EXPLORATIONS",
+    "Alternative",
+    "BanditRouterError",
+    "CachedEmbedder",
+    "Catalog",
+    "CatalogError",
+    "Constraints",
+    "Decision",
+    "DuplicateRewardError",
+    "Embedder",
+    "Exploration",
+    "InvalidConstraintsError",
+    "InvalidInputError",
+    "InvalidRewardError",
+    "InvalidTaskError",
+    "ModelSpec",
+    "NoEligibleModelError",
+    "PolicyConfig",
+    "RewardReceipt",
+    "RewardWindowClosedError",
+    "Router",
+    "RouterConfig",
+    "SentenceTransformerEmbedder",
+    "UnknownEventError",
+    "UnknownModelError",
+    "__version__",
+]

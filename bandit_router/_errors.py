@@ -1,0 +1,106 @@
+"""The exception tree of bandit-router.
+
+Every error the library raises on purpose derives from :class:`BanditRouterError`::
+
+    BanditRouterError
+    ├── InvalidInputError            (also a ValueError: the caller sent something malformed)
+    │   ├── InvalidTaskError         empty task, task over the size limit
+    │   ├── InvalidRewardError       quality outside [0, 1], NaN, negative cost or latency
+    │   ├── InvalidConstraintsError  contradictory or out-of-range constraints
+    │   └── CatalogError             a catalog file or price update that does not parse
+    ├── NoEligibleModelError         constraints excluded every model; says why, per model
+    ├── UnknownEventError            a reward or lookup for an event id never logged
+    ├── UnknownModelError            a price update or constraint naming a model not in the catalog
+    ├── DuplicateRewardError         a second reward for one event (earliest reward wins)
+    └── RewardWindowClosedError      a reward after the reward wait time; the default was learned
+
+The HTTP service maps each class to one status code; nothing else needs to know the tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "BanditRouterError",
+    "CatalogError",
+    "DuplicateRewardError",
+    "InvalidConstraintsError",
+    "InvalidInputError",
+    "InvalidRewardError",
+    "InvalidTaskError",
+    "NoEligibleModelError",
+    "RewardWindowClosedError",
+    "UnknownEventError",
+    "UnknownModelError",
+]
+
+
+class BanditRouterError(Exception):
+    """Base class of every error raised on purpose by bandit-router."""
+
+
+class InvalidInputError(BanditRouterError, ValueError):
+    """The caller passed a value the router cannot accept."""
+
+
+class InvalidTaskError(InvalidInputError):
+    """The task text is empty, not a string, or over the configured size limit."""
+
+
+class InvalidRewardError(InvalidInputError):
+    """A reward value is out of range or not a finite number."""
+
+
+class InvalidConstraintsError(InvalidInputError):
+    """Constraints that are out of range or contradict each other."""
+
+
+class CatalogError(InvalidInputError):
+    """A catalog file, catalog entry or price update that is malformed."""
+
+
+class NoEligibleModelError(BanditRouterError):
+    """No model in the catalog satisfies the request's constraints.
+
+    ``reasons`` maps each model key (``provider/model``) to why it was excluded.
+    """
+
+    def __init__(self, reasons: Mapping[str, str]) -> None:
+        self.reasons: dict[str, str] = dict(reasons)
+        detail = "; ".join(f"{key}: {why}" for key, why in sorted(self.reasons.items()))
+        super().__init__(f"no model satisfies the constraints ({detail})")
+
+
+class UnknownEventError(BanditRouterError, LookupError):
+    """No decision with this event id was ever logged."""
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(f"unknown event id {event_id!r}")
+
+
+class UnknownModelError(BanditRouterError, LookupError):
+    """A model or provider that is not in the catalog."""
+
+
+class DuplicateRewardError(BanditRouterError):
+    """The event already has a reward; under the earliest-wins rule later ones are refused."""
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(
+            f"event {event_id!r} already has a reward (rule: the earliest reward wins)"
+        )
+
+
+class RewardWindowClosedError(BanditRouterError):
+    """The reward wait time of the event ran out and its default reward was learned."""
+
+    def __init__(self, event_id: str, wait_s: float) -> None:
+        self.event_id = event_id
+        self.wait_s = wait_s
+        super().__init__(
+            f"event {event_id!r} passed its reward wait time of {wait_s:g}s; "
+            "its default reward was already learned"
+        )

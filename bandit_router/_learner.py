@@ -1,0 +1,159 @@
+"""Learning from the reward log: catch-up, checkpoints, restore and expiry.
+
+The reward table is the source of truth. A router's state is "everything learned up to reward
+``seq``": the policy and the FAISS memory. Learning means reading the log after that ``seq``
+in order, so the same code serves a live reward, a restart, a rebuild after a corrupt
+checkpoint, and a replica catching up with rewards another process wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._catalog import ModelSpec
+from ._config import RouterConfig
+from ._constraints import Estimate
+from ._memory import Memory
+from ._scoring import estimate
+from ._store import CheckpointRow, LearnItem, RewardConflict, RewardRow, Store
+from .policies import Policy, VWPolicy
+
+__all__ = ["Learner"]
+
+log = logging.getLogger("bandit_router")
+
+
+class Learner:
+    """Owns the policy and the memory on behalf of one :class:`Router` (not thread-safe:
+    the router holds its lock around every call)."""
+
+    def __init__(self, *, store: Store, policy: Policy, dim: int, config: RouterConfig,
+                 embedder_name: str, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.policy = policy
+        self.dim = dim
+        self.config = config
+        self.embedder_name = embedder_name
+        self.clock = clock
+        self.memory = Memory(dim=dim, capacity=config.memory_size)
+        self.seq = 0
+        self.learned = 0
+        self._checkpointed_at = 0
+        self._stats: dict[str, dict[str, float]] = {}
+
+    # -- identity of what a checkpoint holds ---------------------------------------------------
+    def config_hash(self) -> str:
+        args = self.policy.config.vw_args() if isinstance(self.policy, VWPolicy) else ""
+        text = "|".join([type(self.policy).__name__, args, self.embedder_name, str(self.dim)])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    # -- estimates -----------------------------------------------------------------------------
+    def estimates(self, specs: Sequence[ModelSpec], embedding: np.ndarray,
+                  input_tokens: int) -> list[Estimate]:
+        keys = [s.key for s in specs]
+        recall = self.memory.recall(embedding, keys, k=self.config.neighbours)
+        return [estimate(spec, recall, i, input_tokens=input_tokens,
+                         global_stats=self._stats.get(spec.key),
+                         prior_strength=self.config.prior_strength,
+                         default_output_tokens=self.config.default_output_tokens)
+                for i, spec in enumerate(specs)]
+
+    # -- learning ------------------------------------------------------------------------------
+    def _learn(self, item: LearnItem) -> None:
+        event, reward = item.event, item.reward
+        embedding = np.frombuffer(event.embedding, dtype=np.float32)
+        if embedding.shape[0] != self.dim:
+            log.warning("event %s was embedded by %s (dim %d); skipped", event.id,
+                        event.embedder, embedding.shape[0])
+            return
+        context: dict[str, Any] = {"E": embedding, "T": event.context.get("T", {})}
+        actions = [a["features"] for a in event.actions]
+        self.policy.learn(context, actions, event.chosen, reward.reward, event.probability)
+        if not reward.is_default and reward.error is None:
+            self.memory.add(embedding, event.model_key, quality=reward.quality,
+                            reward=reward.reward, cost_usd=reward.cost_usd,
+                            latency_s=reward.latency_s, output_tokens=reward.output_tokens)
+        self.learned += 1
+
+    def catch_up(self) -> int:
+        """Learn every reward logged after the last one learned; returns how many."""
+        total = 0
+        while True:
+            batch = self.store.learn_log(self.seq)
+            for item in batch:
+                self._learn(item)
+                self.seq = item.reward.seq
+                if self.learned - self._checkpointed_at >= self.config.checkpoint_every:
+                    self.checkpoint()
+            total += len(batch)
+            if len(batch) < 5000:
+                break
+        if total:
+            self._stats = self.memory.model_stats()
+        return total
+
+    def expire(self, before: float) -> int:
+        """Give every pending event created before ``before`` its default reward."""
+        n = 0
+        for event in self.store.expired_events(before):
+            row = RewardRow(event_id=event.id, received_at=self.clock(), quality=0.0,
+                            cost_usd=0.0, latency_s=None, output_tokens=None, error=None,
+                            reward=self.config.default_reward, is_default=True)
+            try:
+                self.store.add_reward(row, status="defaulted")
+                n += 1
+            except RewardConflict:  # a real reward, or another replica, came first
+                continue
+        return n
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        policy, memory = self.policy.to_bytes(), self.memory.to_bytes()
+        digest = hashlib.sha256(policy + memory).hexdigest()
+        self.store.add_checkpoint(CheckpointRow(
+            created_at=self.clock(), reward_seq=self.seq, learned=self.learned,
+            config_hash=self.config_hash(), sha256=digest, policy=policy, memory=memory))
+        self._checkpointed_at = self.learned
+
+    def checkpoint_if_dirty(self) -> None:
+        if self.learned != self._checkpointed_at:
+            self.checkpoint()
+
+    def _load(self, row: CheckpointRow) -> bool:
+        if row.config_hash != self.config_hash():
+            log.info("checkpoint %d was written with other settings; not used", row.id)
+            return False
+        if hashlib.sha256(row.policy + row.memory).hexdigest() != row.sha256:
+            log.warning("checkpoint %d is corrupt (checksum mismatch); not used", row.id)
+            return False
+        try:
+            memory = Memory.from_bytes(row.memory, dim=self.dim,
+                                       capacity=self.config.memory_size)
+            if row.policy:
+                self.policy.load_bytes(row.policy)
+        except Exception as exc:  # a damaged blob fails in VW or numpy with many types
+            log.warning("checkpoint %d does not load (%s); not used", row.id, exc)
+            return False
+        self.memory = memory
+        self.seq, self.learned = row.reward_seq, row.learned
+        self._checkpointed_at = row.learned
+        return True
+
+    def restore(self) -> None:
+        """Newest usable checkpoint, then the log after it; else the whole log."""
+        restored = False
+        for row in self.store.checkpoints():
+            if self._load(row):
+                log.info("restored checkpoint %d at reward seq %d", row.id, row.reward_seq)
+                restored = True
+                break
+        if not restored and self.store.learn_log(0, limit=1):
+            log.warning("no usable checkpoint: rebuilding the policy from the event log")
+        self.catch_up()
+        self._stats = self.memory.model_stats()
+

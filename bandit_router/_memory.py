@@ -1,0 +1,212 @@
+"""The FAISS memory of past tasks and how each model did on them."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Memory", "Recall"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """Per-model statistics over the nearest past tasks, aligned with the keys asked for.
+
+    ``count[i]`` is how many of the neighbours were answered by model ``i``; the sums let the
+    caller blend them with priors. ``tokens_count`` counts the neighbours whose output token
+    count was reported.
+    """
+
+    count: FloatArray
+    quality_sum: FloatArray
+    reward_sum: FloatArray
+    cost_sum: FloatArray
+    tokens_sum: FloatArray
+    tokens_count: FloatArray
+    similarity: float
+
+
+class Memory:
+    """An exact inner-product FAISS index over unit-norm task embeddings, with outcomes.
+
+    Each stored row is one rewarded decision: the task's embedding, the model that answered,
+    and its quality, reward, cost, latency and output tokens. When ``capacity`` is reached the
+    oldest tenth is dropped.
+
+    >>> mem = Memory(dim=2, capacity=10)
+    >>> mem.add(np.array([1, 0], np.float32), "a/x", quality=1.0, reward=1.0, cost_usd=0.1,
+    ...         latency_s=1.0, output_tokens=10)
+    >>> mem.recall(np.array([1, 0], np.float32), ["a/x", "a/y"], k=4).count.tolist()
+    [1.0, 0.0]
+    """
+
+    _COLUMNS = ("model", "quality", "reward", "cost", "latency", "tokens")
+
+    def __init__(self, *, dim: int, capacity: int = 100_000) -> None:
+        self.dim = dim
+        self.capacity = capacity
+        self._index = faiss.IndexFlatIP(dim)
+        self._model_ids: dict[str, int] = {}
+        self._vectors = np.zeros((0, dim), np.float32)
+        self._cols = {name: np.zeros(0, np.float64) for name in self._COLUMNS}
+        self._n = 0
+        self._totals_cache: dict[str, FloatArray] | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _model_id(self, key: str) -> int:
+        if key not in self._model_ids:
+            self._model_ids[key] = len(self._model_ids)
+        return self._model_ids[key]
+
+    def _grow(self) -> None:
+        new_cap = max(64, 2 * len(self._vectors))
+        vectors = np.zeros((new_cap, self.dim), np.float32)
+        vectors[: self._n] = self._vectors[: self._n]
+        self._vectors = vectors
+        for name, col in self._cols.items():
+            grown = np.full(new_cap, np.nan)
+            grown[: self._n] = col[: self._n]
+            self._cols[name] = grown
+
+    def _evict(self) -> None:
+        drop = max(1, self.capacity // 10)
+        keep = self._n - drop
+        self._vectors[:keep] = self._vectors[drop : self._n]
+        for col in self._cols.values():
+            col[:keep] = col[drop : self._n]
+        self._n = keep
+        self._totals_cache = None
+        self._index.reset()
+        self._index.add(self._vectors[:keep])
+
+    def add(self, embedding: npt.NDArray[np.float32], model_key: str, *, quality: float,
+            reward: float, cost_usd: float, latency_s: float | None,
+            output_tokens: float | None) -> None:
+        """Remember one rewarded decision."""
+        if self._n >= self.capacity:
+            self._evict()
+        if self._n >= len(self._vectors):
+            self._grow()
+        vec = np.asarray(embedding, np.float32).reshape(1, self.dim)
+        row = self._n
+        self._vectors[row] = vec[0]
+        values = (self._model_id(model_key), quality, reward, cost_usd,
+                  np.nan if latency_s is None else latency_s,
+                  np.nan if output_tokens is None else output_tokens)
+        for name, value in zip(self._COLUMNS, values, strict=True):
+            self._cols[name][row] = value
+        self._index.add(vec)
+        self._n += 1
+        if self._totals_cache is not None:
+            self._bump(values)
+
+    def _bump(self, values: tuple[float, ...]) -> None:
+        totals = self._totals_cache
+        assert totals is not None
+        mid = int(values[0])
+        if mid >= len(totals["n"]):
+            for name, arr in totals.items():
+                totals[name] = np.concatenate([arr, np.zeros(mid + 1 - len(arr))])
+        totals["n"][mid] += 1
+        for name, value in zip(self._COLUMNS[1:], values[1:], strict=True):
+            if not np.isnan(value):
+                totals[name][mid] += value
+                totals[name + "_n"][mid] += 1
+
+    def recall(self, embedding: npt.NDArray[np.float32], keys: list[str], *, k: int) -> Recall:
+        """Statistics per model in ``keys`` over the ``k`` nearest stored tasks."""
+        n_keys = len(keys)
+        zeros = np.zeros(n_keys)
+        if self._n == 0:
+            return Recall(zeros, zeros, zeros, zeros, zeros, zeros, 0.0)
+        sims, idx = self._index.search(np.asarray(embedding, np.float32).reshape(1, self.dim),
+                                       min(k, self._n))
+        rows = idx[0][idx[0] >= 0]
+        # map the memory's model ids to positions in ``keys``; unknown models fall in a bin
+        lookup = np.full(len(self._model_ids) + 1, n_keys, dtype=np.int64)
+        for pos, key in enumerate(keys):
+            mid = self._model_ids.get(key)
+            if mid is not None:
+                lookup[mid] = pos
+        slots = lookup[self._cols["model"][rows].astype(np.int64)]
+
+        def per_model(values: FloatArray) -> FloatArray:
+            counts = np.bincount(slots, weights=values, minlength=n_keys + 1)[:n_keys]
+            return counts.astype(np.float64)
+
+        tokens = self._cols["tokens"][rows]
+        known = ~np.isnan(tokens)
+        return Recall(
+            count=per_model(np.ones(len(rows))),
+            quality_sum=per_model(self._cols["quality"][rows]),
+            reward_sum=per_model(self._cols["reward"][rows]),
+            cost_sum=per_model(self._cols["cost"][rows]),
+            tokens_sum=per_model(np.where(known, tokens, 0.0)),
+            tokens_count=per_model(known.astype(np.float64)),
+            similarity=float(np.mean(sims[0][: len(rows)])) if len(rows) else 0.0,
+        )
+
+    def _totals(self) -> dict[str, FloatArray]:
+        """Per model id: count, and sum and count of each column's known values."""
+        if self._totals_cache is None:
+            n_models = len(self._model_ids)
+            models = self._cols["model"][: self._n].astype(np.int64)
+            totals: dict[str, FloatArray] = {
+                "n": np.bincount(models, minlength=n_models).astype(np.float64)}
+            for name in ("quality", "reward", "cost", "latency", "tokens"):
+                values = self._cols[name][: self._n]
+                known = ~np.isnan(values)
+                totals[name] = np.bincount(models[known], weights=values[known],
+                                           minlength=n_models).astype(np.float64)
+                totals[name + "_n"] = np.bincount(models[known], minlength=n_models
+                                                  ).astype(np.float64)
+            self._totals_cache = totals
+        return self._totals_cache
+
+    def model_stats(self) -> dict[str, dict[str, float]]:
+        """Per model, over everything remembered: n, mean quality, cost, latency, tokens."""
+        totals = self._totals()
+        names = {"quality": "quality", "reward": "reward", "cost": "cost_usd",
+                 "latency": "latency_s", "tokens": "output_tokens"}
+        out: dict[str, dict[str, float]] = {}
+        for key, mid in self._model_ids.items():
+            if mid >= len(totals["n"]) or totals["n"][mid] == 0:
+                continue
+            stats = {"n": float(totals["n"][mid])}
+            for col, name in names.items():
+                count = totals[col + "_n"][mid]
+                stats[name] = float(totals[col][mid] / count) if count else float("nan")
+            out[key] = stats
+        return out
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        keys = np.array(list(self._model_ids), dtype=np.str_)
+        arrays: dict[str, npt.NDArray[np.generic]] = {
+            name: col[: self._n] for name, col in self._cols.items()}
+        np.savez(buf, vectors=self._vectors[: self._n], keys=keys, **arrays)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, dim: int, capacity: int) -> Memory:
+        mem = cls(dim=dim, capacity=capacity)
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            vectors = np.asarray(arrays["vectors"], np.float32)
+            if vectors.ndim != 2 or vectors.shape[1] != dim:
+                raise ValueError(f"memory snapshot has dim {vectors.shape}, expected {dim}")
+            mem._model_ids = {str(k): i for i, k in enumerate(arrays["keys"].tolist())}
+            mem._n = len(vectors)
+            mem._vectors = vectors.copy()
+            mem._cols = {name: np.asarray(arrays[name], np.float64).copy()
+                         for name in cls._COLUMNS}
+        if mem._n:
+            mem._index.add(mem._vectors[: mem._n])
+        return mem

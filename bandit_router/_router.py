@@ -1,0 +1,347 @@
+"""The :class:`Router`: ``select()`` a model for a task, then ``reward()`` what happened."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ._catalog import Catalog, ModelSpec
+from ._config import PolicyConfig, RouterConfig
+from ._constraints import Constraints, Estimate, filter_eligible
+from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder, task_hash
+from ._errors import (
+    CatalogError,
+    DuplicateRewardError,
+    InvalidRewardError,
+    InvalidTaskError,
+    NoEligibleModelError,
+    RewardWindowClosedError,
+    UnknownEventError,
+)
+from ._features import estimate_tokens, task_features
+from ._learner import Learner
+from ._scoring import PINNED, action_features
+from ._store import EventRow, PriceRow, RewardConflict, RewardRow, Store
+from ._types import Alternative, Decision, RewardReceipt
+from .policies import Policy, VWPolicy
+
+__all__ = ["DEFAULT_DATABASE_URL", "ERROR_KINDS", "Router"]
+
+log = logging.getLogger("bandit_router")
+
+DEFAULT_DATABASE_URL = "sqlite:///bandit_router.db"
+#: Error kinds a reward may report for a failed call; a failed call has quality 0.
+ERROR_KINDS = frozenset({"rate_limit", "server_error", "timeout", "context_length",
+                         "content_filter", "invalid_response", "other"})
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+class Router:
+    """Routes each task to a model and learns online from rewards.
+
+    >>> from bandit_router.simulation import HashEmbedder, demo_catalog
+    >>> router = Router(database_url="sqlite://", catalog=demo_catalog(),
+    ...                 embedder=HashEmbedder())
+    >>> d = router.select("Translate 'Hello' to French",
+    ...                   constraints=Constraints(max_cost_usd=0.01))
+    >>> d.model in {m.model for m in demo_catalog()}
+    True
+    >>> router.reward(d.event_id, quality=0.9, cost_usd=0.0001, latency_s=0.8).policy_version
+    1
+    >>> router.close()
+
+    Every decision and reward is committed to the database before the call returns. On
+    start-up the router restores the newest valid checkpoint and learns the rewards logged
+    after it; without a usable checkpoint it relearns the whole log.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        catalog: Catalog | str | None = None,
+        embedder: Embedder | None = None,
+        policy: PolicyConfig | Policy | None = None,
+        config: RouterConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config or RouterConfig()
+        self._clock = clock
+        self._lock = threading.RLock()
+        if isinstance(catalog, str):
+            catalog = Catalog.from_file(catalog)
+        self.catalog = catalog or Catalog.default()
+        self.store = Store(database_url or DEFAULT_DATABASE_URL)
+        self._apply_stored_prices()
+        inner = embedder or SentenceTransformerEmbedder()
+        self.embedder = CachedEmbedder(inner, size=self.config.embedding_cache_size)
+        dim = self.embedder.dim
+        if isinstance(policy, Policy):
+            self.policy: Policy = policy
+        else:
+            self.policy = VWPolicy(policy or PolicyConfig(), input_dim=dim, pinned=PINNED)
+        self._learner = Learner(store=self.store, policy=self.policy, dim=dim,
+                                config=self.config, embedder_name=self.embedder.name,
+                                clock=clock)
+        self._learner.restore()
+        self._next_expiry_check = 0.0
+
+    # -- select ------------------------------------------------------------------------------
+    def _check_task(self, task: Any) -> str:
+        if not isinstance(task, str):
+            raise InvalidTaskError(f"task must be a string, got {type(task).__name__}")
+        if not task.strip():
+            raise InvalidTaskError("task is empty")
+        if len(task) > self.config.max_task_chars:
+            raise InvalidTaskError(f"task has {len(task)} characters; the limit is "
+                                   f"{self.config.max_task_chars} (RouterConfig.max_task_chars)")
+        return task
+
+    def _weight(self, value: float | None, default: float, name: str) -> float:
+        if value is None:
+            return default
+        if not _finite(value) or value < 0:
+            raise InvalidTaskError(f"{name} must be a finite number >= 0")
+        return float(value)
+
+    def select(self, task: str, *, constraints: Constraints | None = None,
+               cost_weight: float | None = None, latency_weight: float | None = None,
+               input_tokens: int | None = None,
+               metadata: Mapping[str, Any] | None = None) -> Decision:
+        """Pick a model for ``task`` under ``constraints``; the decision is logged first.
+
+        ``cost_weight``/``latency_weight`` override the router's for this request.
+        ``input_tokens`` replaces the four-characters-a-token estimate when known.
+        """
+        task = self._check_task(task)
+        constraints = constraints or Constraints()
+        if not isinstance(constraints, Constraints):
+            raise InvalidTaskError("constraints must be a Constraints instance")
+        lam = self._weight(cost_weight, self.config.cost_weight, "cost_weight")
+        mu = self._weight(latency_weight, self.config.latency_weight, "latency_weight")
+        if input_tokens is not None and (not isinstance(input_tokens, int) or input_tokens < 1):
+            raise InvalidTaskError("input_tokens must be a positive integer")
+        n_in = input_tokens or estimate_tokens(task)
+        self._maybe_expire()
+        embedding = self.embedder.embed([task])[0]
+        features = task_features(task)
+        now = self._clock()
+        with self._lock:
+            specs = list(self.catalog)
+            estimates = self._learner.estimates(specs, embedding, n_in)
+            eligible, reasons, preferred = filter_eligible(specs, estimates, constraints,
+                                                           input_tokens=n_in)
+            if not eligible:
+                raise NoEligibleModelError(reasons)
+            actions = [action_features(specs[i], estimates[i], cost_weight=lam,
+                                       latency_weight=mu) for i in eligible]
+            context = {"E": embedding, "T": features}
+            index, probability, pmf = self.policy.decide(context, actions)
+            version = self._learner.learned
+        reference = max(specs, key=lambda s: (s.quality_score, s.output_price_per_1m))
+        ref_est = estimates[specs.index(reference)]
+        chosen = eligible[index]
+        spec, est = specs[chosen], estimates[chosen]
+        event_id = uuid.uuid4().hex
+        records = [{"key": specs[i].key, "features": a,
+                    "input_price_per_1m": specs[i].input_price_per_1m,
+                    "output_price_per_1m": specs[i].output_price_per_1m,
+                    "estimate": {"quality": estimates[i].quality,
+                                 "cost_usd": estimates[i].cost_usd,
+                                 "latency_s": estimates[i].latency_s,
+                                 "output_tokens": estimates[i].output_tokens}}
+                   for i, a in zip(eligible, actions, strict=True)]
+        self.store.add_event(EventRow(
+            id=event_id, created_at=now, status="pending", task_hash=task_hash(task),
+            task_text=task if self.config.store_task_text else None,
+            embedder=self.embedder.name, embedding=embedding.astype(np.float32).tobytes(),
+            context={"T": features}, actions=records, chosen=index, model_key=spec.key,
+            probability=probability, pmf=pmf, cost_weight=lam, latency_weight=mu,
+            input_tokens=n_in, reference_key=reference.key,
+            reference_cost_usd=ref_est.cost_usd, constraints=constraints.to_dict(),
+            policy_version=version, meta=dict(metadata or {})))
+        order = sorted(range(len(eligible)), key=lambda j: -pmf[j])
+        alternatives = tuple(
+            Alternative(provider=specs[eligible[j]].provider, model=specs[eligible[j]].model,
+                        probability=pmf[j],
+                        estimated_cost_usd=estimates[eligible[j]].cost_usd,
+                        estimated_latency_s=estimates[eligible[j]].latency_s,
+                        estimated_quality=estimates[eligible[j]].quality)
+            for j in order if j != index)
+        return Decision(
+            event_id=event_id, provider=spec.provider, model=spec.model,
+            probability=probability, estimated_cost_usd=est.cost_usd,
+            estimated_latency_s=est.latency_s, estimated_quality=est.quality,
+            confidence=est.evidence,
+            reasoning=self._reasoning(spec, est, probability, len(eligible), reasons, preferred),
+            alternatives=alternatives, input_tokens=n_in, cost_weight=lam,
+            policy_version=version, created_at=now)
+
+    @staticmethod
+    def _reasoning(spec: ModelSpec, est: Estimate, probability: float, n_eligible: int,
+                   reasons: Mapping[str, str], preferred: bool) -> str:
+        text = (f"{spec.key} chosen with probability {probability:.2f} among {n_eligible} "
+                f"eligible model(s): estimated quality {est.quality:.2f} "
+                f"(evidence {est.evidence:.2f}), cost ${est.cost_usd:.6f}, "
+                f"latency {est.latency_s:.1f}s")
+        if reasons:
+            text += f"; {len(reasons)} excluded by constraints"
+        if preferred:
+            text += "; narrowed to preferred providers"
+        return text
+
+    # -- reward ------------------------------------------------------------------------------
+    def reward(self, event_id: str, *, quality: float | None = None,
+               cost_usd: float | None = None, latency_s: float | None = None,
+               output_tokens: int | None = None, error: str | None = None) -> RewardReceipt:
+        """Record what happened to a decision and learn from it.
+
+        ``quality`` in [0, 1] is required unless ``error`` names a failed call (one of
+        :data:`ERROR_KINDS`), which counts as quality 0. Without ``cost_usd`` the cost is
+        computed from ``output_tokens`` at the prices of the decision, or else estimated.
+        The earliest reward of an event wins: a second one raises
+        :class:`DuplicateRewardError`; one after ``reward_wait_s`` raises
+        :class:`RewardWindowClosedError`.
+        """
+        if error is not None and error not in ERROR_KINDS:
+            raise InvalidRewardError(f"error must be one of {sorted(ERROR_KINDS)}")
+        if quality is None:
+            if error is None:
+                raise InvalidRewardError("quality is required unless error is given")
+            quality = 0.0
+        if not _finite(quality) or not 0.0 <= quality <= 1.0:
+            raise InvalidRewardError(f"quality must be a number in [0, 1], got {quality!r}")
+        for name, value in (("cost_usd", cost_usd), ("latency_s", latency_s)):
+            if value is not None and (not _finite(value) or value < 0):
+                raise InvalidRewardError(f"{name} must be a finite number >= 0, got {value!r}")
+        if output_tokens is not None and (isinstance(output_tokens, bool)
+                                          or not isinstance(output_tokens, int)
+                                          or output_tokens < 0):
+            raise InvalidRewardError("output_tokens must be an integer >= 0")
+        if not isinstance(event_id, str) or not event_id:
+            raise UnknownEventError(str(event_id))
+        event = self.store.get_event(event_id)
+        if event is None:
+            raise UnknownEventError(event_id)
+        self._raise_if_closed(event)
+        action = event.actions[event.chosen]
+        if cost_usd is None:
+            if output_tokens is not None:
+                cost_usd = (event.input_tokens * action["input_price_per_1m"]
+                            + output_tokens * action["output_price_per_1m"]) / 1e6
+            else:
+                cost_usd = float(action["estimate"]["cost_usd"])
+        lat = latency_s if latency_s is not None else float(action["estimate"]["latency_s"])
+        value = quality - event.cost_weight * cost_usd - event.latency_weight * lat
+        row = RewardRow(event_id=event_id, received_at=self._clock(), quality=float(quality),
+                        cost_usd=float(cost_usd), latency_s=latency_s,
+                        output_tokens=output_tokens, error=error, reward=value, is_default=False)
+        try:
+            self.store.add_reward(row, status="rewarded")
+        except RewardConflict:
+            self._raise_if_closed(event, check_time=False)
+            raise DuplicateRewardError(event_id) from None
+        with self._lock:
+            self._learner.catch_up()
+            version = self._learner.learned
+        return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
+                             cost_usd=float(cost_usd), latency_s=latency_s,
+                             policy_version=version)
+
+    def _raise_if_closed(self, event: EventRow, *, check_time: bool = True) -> None:
+        existing = self.store.get_reward(event.id)
+        if existing is not None:
+            if existing.is_default:
+                raise RewardWindowClosedError(event.id, self.config.reward_wait_s)
+            raise DuplicateRewardError(event.id)
+        if check_time and self._clock() - event.created_at > self.config.reward_wait_s:
+            self.process_expired()
+            raise RewardWindowClosedError(event.id, self.config.reward_wait_s)
+
+    def process_expired(self) -> int:
+        """Learn the default reward for every event past its reward wait time."""
+        with self._lock:
+            n = self._learner.expire(self._clock() - self.config.reward_wait_s)
+            self._learner.catch_up()
+        return n
+
+    def _maybe_expire(self) -> None:
+        now = self._clock()
+        if now >= self._next_expiry_check:
+            self._next_expiry_check = now + min(self.config.reward_wait_s / 10.0, 5.0)
+            self.process_expired()
+
+    def sync(self) -> int:
+        """Learn rewards that other processes wrote to the shared database."""
+        with self._lock:
+            return self._learner.catch_up()
+
+    # -- catalog -----------------------------------------------------------------------------
+    def _apply_stored_prices(self) -> None:
+        for row in self.store.prices():
+            if f"{row.provider}/{row.model}" in self.catalog:
+                self.catalog.update_price(row.provider, row.model,
+                                          input_price_per_1m=row.input_price_per_1m,
+                                          output_price_per_1m=row.output_price_per_1m)
+
+    def update_pricing(self, provider: str, prices: Mapping[str, Mapping[str, float]]) -> None:
+        """Change prices at run time: ``{model: {"input_price_per_1m": .., "output_price_per_1m":
+        ..}}``. Stored, and in effect from the next decision."""
+        if not isinstance(prices, Mapping) or not prices:
+            raise CatalogError("prices must map model names to their new prices")
+        allowed = {"input_price_per_1m", "output_price_per_1m"}
+        with self._lock:
+            for model, change in prices.items():
+                if not isinstance(change, Mapping) or not change or set(change) - allowed:
+                    raise CatalogError(f"price update for {model!r} must set {sorted(allowed)}")
+                self.catalog.find(provider, model)  # UnknownModelError before anything changes
+            for model, change in prices.items():
+                self.catalog.update_price(provider, model, **change)
+                self.store.add_price(PriceRow(
+                    updated_at=self._clock(), provider=provider, model=model,
+                    input_price_per_1m=change.get("input_price_per_1m"),
+                    output_price_per_1m=change.get("output_price_per_1m")))
+
+    # -- the original design's names ---------------------------------------------------------
+    def route(self, task: str, constraints: Constraints | None = None) -> tuple[str, str]:
+        """``select()`` returning only ``(provider, model)``; reward it via :meth:`select`'s
+        event id if you can, else it gets the default reward after ``reward_wait_s``."""
+        d = self.select(task, constraints=constraints)
+        return d.provider, d.model
+
+    def get_routing_stats(self) -> dict[str, Any]:
+        """Traffic, quality and spend per model, and savings against the reference model."""
+        from ._stats import routing_stats
+
+        with self._lock:
+            measured = self._learner.memory.model_stats()
+            learned = self._learner.learned
+        return routing_stats(self.store, self.catalog, measured, policy_version=learned)
+
+    # -- life cycle --------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Write a checkpoint of the policy and the memory now."""
+        with self._lock:
+            self._learner.checkpoint()
+
+    def close(self) -> None:
+        """Checkpoint if anything was learned since the last one, and release the database."""
+        with self._lock:
+            self._learner.checkpoint_if_dirty()
+        self.store.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,255 @@
+"""Durable state through SQLAlchemy: the event log, rewards, checkpoints and price updates.
+
+The reward table is the learning log: its ``seq`` orders learning, and a unique constraint on
+``event_id`` makes "the earliest reward wins" hold across processes sharing one database.
+Every write commits before the call that made it returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+__all__ = ["CheckpointRow", "EventRow", "PriceRow", "RewardConflict", "RewardRow", "Store"]
+
+SCHEMA_VERSION = 1
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class EventRow(_Base):
+    """One decision, with everything needed to learn from it again."""
+
+    __tablename__ = "br_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    task_hash: Mapped[str] = mapped_column(String(64), index=True)
+    task_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    embedder: Mapped[str] = mapped_column(String(200))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    chosen: Mapped[int] = mapped_column(Integer)
+    model_key: Mapped[str] = mapped_column(String(300), index=True)
+    probability: Mapped[float] = mapped_column(Float)
+    pmf: Mapped[list[float]] = mapped_column(JSON)
+    cost_weight: Mapped[float] = mapped_column(Float)
+    latency_weight: Mapped[float] = mapped_column(Float)
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    reference_key: Mapped[str] = mapped_column(String(300))
+    reference_cost_usd: Mapped[float] = mapped_column(Float)
+    constraints: Mapped[dict[str, Any]] = mapped_column(JSON)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RewardRow(_Base):
+    """The reward of one event; ``seq`` is the order in which routers learn."""
+
+    __tablename__ = "br_rewards"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("br_events.id"), unique=True)
+    received_at: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reward: Mapped[float] = mapped_column(Float)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CheckpointRow(_Base):
+    __tablename__ = "br_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    reward_seq: Mapped[int] = mapped_column(Integer)
+    learned: Mapped[int] = mapped_column(Integer)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    policy: Mapped[bytes] = mapped_column(LargeBinary)
+    memory: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PriceRow(_Base):
+    """A price change, kept as history; the latest per model wins on start-up."""
+
+    __tablename__ = "br_prices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+    provider: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    input_price_per_1m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    output_price_per_1m: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RewardConflict(Exception):
+    """The event already had a reward when this one was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class LearnItem:
+    """A reward joined with its event: one step of the learning log."""
+
+    reward: RewardRow
+    event: EventRow
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Store:
+    """The router's database. Any SQLAlchemy URL; SQLite gets WAL and full fsync."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        _Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- events ------------------------------------------------------------------------------
+    def add_event(self, row: EventRow) -> None:
+        with self.session() as s:
+            s.add(row)
+
+    def get_event(self, event_id: str) -> EventRow | None:
+        with self._sessions() as s:
+            return s.get(EventRow, event_id)
+
+    def get_reward(self, event_id: str) -> RewardRow | None:
+        with self._sessions() as s:
+            return s.scalars(select(RewardRow).where(RewardRow.event_id == event_id)).first()
+
+    def add_reward(self, row: RewardRow, *, status: str) -> int:
+        """Write a reward and mark its event; returns the reward's ``seq``."""
+        try:
+            with self.session() as s:
+                s.add(row)
+                s.flush()
+                s.execute(update(EventRow).where(EventRow.id == row.event_id)
+                          .values(status=status))
+                return row.seq
+        except IntegrityError as exc:
+            raise RewardConflict(row.event_id) from exc
+
+    def expired_events(self, before: float, limit: int = 1000) -> list[EventRow]:
+        with self._sessions() as s:
+            query = (select(EventRow).where(EventRow.status == "pending",
+                                            EventRow.created_at < before)
+                     .order_by(EventRow.created_at).limit(limit))
+            return list(s.scalars(query))
+
+    def learn_log(self, after_seq: int, limit: int = 5000) -> list[LearnItem]:
+        """Rewards with ``seq > after_seq``, in order, joined with their events."""
+        with self._sessions() as s:
+            query = (select(RewardRow, EventRow).join(EventRow, RewardRow.event_id == EventRow.id)
+                     .where(RewardRow.seq > after_seq).order_by(RewardRow.seq).limit(limit))
+            return [LearnItem(r, e) for r, e in s.execute(query).all()]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def add_checkpoint(self, row: CheckpointRow, *, keep: int = 2) -> None:
+        with self.session() as s:
+            s.add(row)
+            s.flush()
+            old = s.scalars(select(CheckpointRow.id).order_by(CheckpointRow.id.desc())
+                            .offset(keep)).all()
+            for cid in old:
+                s.delete(s.get(CheckpointRow, cid))
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        """Newest first."""
+        with self._sessions() as s:
+            return list(s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc())))
+
+    # -- prices --------------------------------------------------------------------------------
+    def add_price(self, row: PriceRow) -> None:
+        with self.session() as s:
+            s.add(row)
+
+    def prices(self) -> list[PriceRow]:
+        with self._sessions() as s:
+            return list(s.scalars(select(PriceRow).order_by(PriceRow.id)))
+
+    # -- statistics ----------------------------------------------------------------------------
+    def stats_by_model(self) -> list[dict[str, Any]]:
+        """Per model: decisions, rewarded decisions, mean quality, cost and reward, spend."""
+        with self._sessions() as s:
+            decided = dict(s.execute(select(EventRow.model_key, func.count())
+                                     .group_by(EventRow.model_key)).all())
+            rows = s.execute(
+                select(EventRow.model_key, func.count(), func.avg(RewardRow.quality),
+                       func.avg(RewardRow.cost_usd), func.sum(RewardRow.cost_usd),
+                       func.avg(RewardRow.reward), func.sum(EventRow.reference_cost_usd),
+                       func.avg(RewardRow.latency_s))
+                .join(RewardRow, RewardRow.event_id == EventRow.id)
+                .where(RewardRow.is_default.is_(False))
+                .group_by(EventRow.model_key)).all()
+        rewarded = {r[0]: r for r in rows}
+        out = []
+        for key in sorted(set(decided) | set(rewarded)):
+            r = rewarded.get(key)
+            out.append({
+                "model_key": key, "decisions": int(decided.get(key, 0)),
+                "rewarded": int(r[1]) if r else 0,
+                "mean_quality": float(r[2]) if r else None,
+                "mean_cost_usd": float(r[3]) if r else None,
+                "spend_usd": float(r[4]) if r else 0.0,
+                "mean_reward": float(r[5]) if r else None,
+                "reference_cost_usd": float(r[6]) if r else 0.0,
+                "mean_latency_s": float(r[7]) if r and r[7] is not None else None,
+            })
+        return out
+
+    def count_events(self) -> dict[str, int]:
+        with self._sessions() as s:
+            return {status: int(n) for status, n in
+                    s.execute(select(EventRow.status, func.count()).group_by(EventRow.status))}
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,69 @@
+"""The values the router hands back: decisions and reward receipts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["Alternative", "Decision", "RewardReceipt"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alternative:
+    """A model the policy did not pick, with its probability and estimates."""
+
+    provider: str
+    model: str
+    probability: float
+    estimated_cost_usd: float
+    estimated_latency_s: float
+    estimated_quality: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The router's answer to :meth:`Router.select`.
+
+    ``probability`` is the chance the policy gave the chosen model (logged for off-policy
+    evaluation). ``alternatives`` are the other eligible models, most probable first: the
+    app's fallback chain if the chosen model fails. ``confidence`` in [0, 1] says how much
+    measured evidence (similar past tasks) backs ``estimated_quality``, against the prior.
+    """
+
+    event_id: str
+    provider: str
+    model: str
+    probability: float
+    estimated_cost_usd: float
+    estimated_latency_s: float
+    estimated_quality: float
+    confidence: float
+    reasoning: str
+    alternatives: tuple[Alternative, ...]
+    input_tokens: int
+    cost_weight: float
+    policy_version: int
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["alternatives"] = [asdict(a) for a in self.alternatives]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        fields = dict(data)
+        fields["alternatives"] = tuple(Alternative(**a) for a in fields.get("alternatives", ()))
+        return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RewardReceipt:
+    """What :meth:`Router.reward` recorded: the reward value learned and the policy version."""
+
+    event_id: str
+    reward: float
+    quality: float
+    cost_usd: float
+    latency_s: float | None
+    policy_version: int

@@ -1,0 +1,138 @@
+"""The ``bandit-router`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ._config import RouterConfig
+from ._router import Router
+from .simulation import HashEmbedder, SyntheticWorkload, Task, demo_catalog
+
+__all__ = ["main"]
+
+
+@dataclass
+class _Tally:
+    quality: float = 0.0
+    cost: float = 0.0
+    reward: float = 0.0
+    n: int = 0
+    picks: Counter[str] = field(default_factory=Counter)
+
+    def add(self, quality: float, cost: float, cost_weight: float, key: str) -> None:
+        self.quality += quality
+        self.cost += cost
+        self.reward += quality - cost_weight * cost
+        self.n += 1
+        self.picks[key] += 1
+
+    def row(self) -> str:
+        n = max(self.n, 1)
+        return f"{self.quality / n:7.3f} {1e6 * self.cost / n:9.1f} {self.reward / n:7.3f}"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    workload = SyntheticWorkload(seed=args.seed)
+    baselines = SyntheticWorkload(seed=args.seed + 1)  # own noise for the fixed strategies
+    tmp = None
+    url = args.database_url
+    if url is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bandit-router-demo-")
+        url = f"sqlite:///{os.path.join(tmp.name, 'demo.db')}"
+    embedder = HashEmbedder() if args.fast else None
+    print(f"bandit-router demo: {args.rounds} simulated requests, cost weight "
+          f"{args.cost_weight:g}/USD, embedder "
+          f"{'hash (fast)' if args.fast else 'all-MiniLM-L6-v2'}, database {url}")
+    print("loading the embedder and the policy ...", flush=True)
+    router = Router(database_url=url, catalog=demo_catalog(), embedder=embedder,
+                    config=RouterConfig(cost_weight=args.cost_weight))
+    lam = args.cost_weight
+    strongest, cheapest = workload.strongest, workload.cheapest
+    print(f"strongest model: {strongest}; cheapest: {cheapest}\n")
+    header = (f"{'rounds':>11} | {'router: quality  $/1M req  reward':>33} | "
+              f"{'always-strongest':>33} | {'always-cheapest':>33}")
+    print(header)
+    print("-" * len(header))
+    totals = [_Tally(), _Tally(), _Tally()]
+    window = [_Tally(), _Tally(), _Tally()]
+    per_topic: dict[str, Counter[str]] = {}
+    start = 1
+    try:
+        for i in range(1, args.rounds + 1):
+            task: Task = workload.sample_task()
+            decision = router.select(task.text)
+            key = f"{decision.provider}/{decision.model}"
+            out = workload.outcome(task, key)
+            router.reward(decision.event_id, quality=out.quality, cost_usd=out.cost_usd,
+                          latency_s=out.latency_s, output_tokens=out.output_tokens)
+            per_topic.setdefault(task.topic, Counter())[key] += 1
+            for tally in (totals[0], window[0]):
+                tally.add(out.quality, out.cost_usd, lam, key)
+            for j, fixed in ((1, strongest), (2, cheapest)):
+                o = baselines.outcome(task, fixed)
+                for tally in (totals[j], window[j]):
+                    tally.add(o.quality, o.cost_usd, lam, fixed)
+            if i % args.report_every == 0 or i == args.rounds:
+                print(f"{start:>5}-{i:<5} | {window[0].row():>33} | {window[1].row():>33} | "
+                      f"{window[2].row():>33}")
+                share = ", ".join(f"{k.split('/')[1]} {100 * c / window[0].n:.0f}%"
+                                  for k, c in window[0].picks.most_common())
+                print(f"{'':>11}   traffic: {share}")
+                window = [_Tally(), _Tally(), _Tally()]
+                start = i + 1
+        print("-" * len(header))
+        print(f"{'all':>11} | {totals[0].row():>33} | {totals[1].row():>33} | "
+              f"{totals[2].row():>33}")
+        stats = router.get_routing_stats()
+        print(f"\nrouter spend ${stats['spend_usd']:.4f} vs always-{strongest} "
+              f"${totals[1].cost:.4f}: {100 * (1 - totals[0].cost / totals[1].cost):.1f}% saved, "
+              f"{100 * totals[0].quality / totals[1].quality:.1f}% of its quality kept")
+        print("\nper topic, the router's most frequent pick (last choices dominate) "
+              "against the best model for this cost weight:")
+        for topic, picks in sorted(per_topic.items()):
+            top, count = picks.most_common(1)[0]
+            best = workload.best_model(topic, lam)
+            mark = "ok" if top == best else "  "
+            pct = 100 * count / sum(picks.values())
+            print(f"  {mark} {topic:<12} router: {top:<20} {pct:4.0f}%   best: {best}")
+    finally:
+        router.close()
+        if tmp is not None:
+            tmp.cleanup()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bandit-router",
+                                     description="Self-hosted LLM router that learns online.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="stream a simulated workload through the real router")
+    demo.add_argument("--rounds", type=int, default=3000)
+    demo.add_argument("--cost-weight", type=float, default=50.0,
+                      help="quality points per US dollar (default: 50)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--report-every", type=int, default=500)
+    demo.add_argument("--database-url", default=None,
+                      help="SQLAlchemy URL (default: a temporary SQLite file)")
+    demo.add_argument("--fast", action="store_true",
+                      help="use a hashing embedder instead of all-MiniLM-L6-v2")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "rounds", 1) < 1:
+        print("--rounds must be >= 1", file=sys.stderr)
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The policy interface shared by every learner."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Features", "Policy"]
+
+#: Namespaced features: namespace letter -> {feature name: value} or a dense vector.
+Features = Mapping[str, Mapping[str, float] | npt.NDArray[np.floating]]
+
+
+class Policy(ABC):
+    """A contextual bandit over a variable set of actions (one per eligible model).
+
+    ``predict(context, actions) -> (index, probability)`` samples an action from
+    :meth:`pmf` with the policy's own seeded generator; ``learn(context, actions, index,
+    reward, probability)`` updates it with the reward of the action taken. Rewards are
+    "higher is better"; an adapter that needs costs flips the sign itself.
+    """
+
+    name: str = "policy"
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def pmf(self, context: Features, actions: Sequence[Features]) -> list[float]:
+        """The probability the policy gives each action, in the order given."""
+
+    @abstractmethod
+    def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
+              probability: float) -> None:
+        """Learn that action ``index``, chosen with ``probability``, earned ``reward``."""
+
+    def predict(self, context: Features, actions: Sequence[Features]) -> tuple[int, float]:
+        index, probability, _ = self.decide(context, actions)
+        return index, probability
+
+    def decide(self, context: Features,
+               actions: Sequence[Features]) -> tuple[int, float, list[float]]:
+        """Sample an action: its index, its probability and the whole distribution."""
+        if not actions:
+            raise ValueError("a policy needs at least one action")
+        pmf = np.asarray(self.pmf(context, actions), dtype=np.float64)
+        pmf = np.clip(pmf, 0.0, None)
+        total = pmf.sum()
+        pmf = pmf / total if total > 0 else np.full(len(actions), 1.0 / len(actions))
+        index = int(self._rng.choice(len(actions), p=pmf))
+        return index, float(pmf[index]), pmf.tolist()
+
+    def to_bytes(self) -> bytes:
+        """The learned state, for a checkpoint. Stateless policies return ``b''``."""
+        return b""
+
+    def load_bytes(self, data: bytes) -> None:  # noqa: B027 - stateless policies keep this
+        """Restore the state written by :meth:`to_bytes`."""

@@ -1,0 +1,145 @@
+"""The one adapter in front of Vowpal Wabbit's ``cb_explore_adf``.
+
+Every call into VW lives here: example formatting, predict, learn, save and load.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import vowpalwabbit
+
+from .._config import PolicyConfig
+from ._base import Features, Policy
+
+__all__ = ["VWPolicy"]
+
+_UNSAFE = re.compile(r"[\s:|]")
+#: VW minimises cost, the router maximises reward: the one place the sign flips.
+_COST_PER_REWARD = -1.0
+
+
+def _name(text: str) -> str:
+    return _UNSAFE.sub("_", text)
+
+
+class VWPolicy(Policy):
+    """Vowpal Wabbit ``--cb_explore_adf``: one ADF example per eligible action.
+
+    Context namespaces become the ``shared`` line, each action's namespaces one action line.
+    A dense vector is written as ``index:value`` features (after the optional random
+    projection of :attr:`PolicyConfig.embedding_dims`).
+
+    ``pinned`` fixes the coefficients of some features, in reward units: ``{"A": {"cost":
+    -1.0}}`` makes the feature ``A:cost`` lower the predicted reward by exactly its value.
+    VW learns everything else; the pinned weights are written into the model before every
+    prediction and update, so learning never moves them.
+
+    >>> policy = VWPolicy(PolicyConfig(seed=3))
+    >>> ctx = {"T": {"code": 1.0}}
+    >>> acts = [{"M": {"cheap": 1.0}}, {"M": {"strong": 1.0}}]
+    >>> for _ in range(200):
+    ...     i, p = policy.predict(ctx, acts)
+    ...     policy.learn(ctx, acts, i, reward=1.0 if i == 1 else 0.0, probability=p)
+    >>> policy.pmf(ctx, acts)[1] > 0.8
+    True
+    """
+
+    name = "vw"
+
+    def __init__(self, config: PolicyConfig | None = None, *, input_dim: int | None = None,
+                 pinned: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        self.config = config or PolicyConfig()
+        self.pinned = {ns: dict(values) for ns, values in (pinned or {}).items()}
+        super().__init__(seed=self.config.seed)
+        self._projection: np.ndarray | None = None
+        if self.config.embedding_dims is not None and input_dim is not None:
+            rng = np.random.default_rng(self.config.seed + 7919)
+            self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
+                                / np.sqrt(self.config.embedding_dims)).astype(np.float32)
+        self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
+        self._pins: list[tuple[int, float]] = []
+        self._index_pins()
+
+    def _index_pins(self) -> None:
+        self._pins = [(self._vw.hash_feature(_name(name), self._vw.hash_space(ns)),
+                       _COST_PER_REWARD * value)
+                      for ns, values in self.pinned.items() for name, value in values.items()]
+
+    def _pin(self) -> None:
+        for index, weight in self._pins:
+            self._vw.set_weight(index, 0, weight)
+
+    # -- formatting -------------------------------------------------------------------------
+    def _namespaces(self, features: Features) -> str:
+        parts = []
+        for ns, values in features.items():
+            if isinstance(values, np.ndarray):
+                vec = values
+                if self._projection is not None and vec.shape[-1] == self._projection.shape[0]:
+                    vec = vec @ self._projection
+                body = " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
+            elif isinstance(values, Mapping):
+                body = " ".join(f"{_name(k)}:{v:.6g}" if v != 1.0 else _name(k)
+                                for k, v in values.items() if v != 0.0)
+            else:
+                raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
+            parts.append(f"|{ns} {body}")
+        return " ".join(parts)
+
+    def _example(self, context: Features, actions: Sequence[Features],
+                 label: tuple[int, float, float] | None = None) -> list[str]:
+        lines = ["shared " + self._namespaces(context)]
+        for i, action in enumerate(actions):
+            line = self._namespaces(action)
+            if label is not None and i == label[0]:
+                line = f"0:{label[1]:.6g}:{label[2]:.6g} {line}"
+            lines.append(line)
+        return lines
+
+    # -- the policy -------------------------------------------------------------------------
+    def pmf(self, context: Features, actions: Sequence[Features]) -> list[float]:
+        self._pin()
+        raw = [max(float(p), 0.0) for p in self._vw.predict(self._example(context, actions))]
+        total = sum(raw)
+        # regcbopt gives every tied best action probability 1: normalise, so the probability
+        # logged is the one the action was drawn with
+        return [p / total for p in raw] if total > 0 else [1.0 / len(raw)] * len(raw)
+
+    def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
+              probability: float) -> None:
+        cost = _COST_PER_REWARD * reward
+        self._pin()
+        self._vw.learn(self._example(context, actions, (index, cost, max(probability, 1e-6))))
+        self._pin()
+
+    def to_bytes(self) -> bytes:
+        fd, path = tempfile.mkstemp(suffix=".vw")
+        os.close(fd)
+        try:
+            self._vw.save(path)
+            with open(path, "rb") as fh:
+                return fh.read()
+        finally:
+            os.unlink(path)
+
+    def load_bytes(self, data: bytes) -> None:
+        if not data:
+            raise ValueError("empty VW model")
+        fd, path = tempfile.mkstemp(suffix=".vw")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            workspace = vowpalwabbit.Workspace(f"--quiet -i {path}")
+        finally:
+            os.unlink(path)
+        self._vw.finish()
+        self._vw = workspace
+        self._index_pins()
+
+    def close(self) -> None:
+        self._vw.finish()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install bandit-router with its dev tools into .venv, then run every check CI runs:
+# ruff, mypy and the whole pytest suite (real VW, real MiniLM, SQLite and PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+# A CPU build of torch first; otherwise sentence-transformers pulls a multi-GB CUDA build.
+.venv/bin/pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+.venv/bin/pip install -q -e '.[dev]'
+
+# The PostgreSQL tests need a server at BANDIT_ROUTER_TEST_POSTGRES_URL
+# (default postgres@127.0.0.1:5432/test): start the local cluster if it is installed and down.
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+.venv/bin/ruff check .
+.venv/bin/mypy
+.venv/bin/python -m pytest -q

@@ -1,0 +1,89 @@
+"""Shared fixtures: real embedder (loaded once), databases, a controllable clock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
+from bandit_router.simulation import HashEmbedder, demo_catalog
+
+PG_ADMIN_URL = os.environ.get("BANDIT_ROUTER_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def minilm() -> SentenceTransformerEmbedder:
+    embedder = SentenceTransformerEmbedder()
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path / 'router.db'}"
+
+
+@pytest.fixture
+def make_router(sqlite_url: str) -> Iterator[Callable[..., Router]]:
+    """Builds routers on one SQLite file, with the demo catalog and the hashing embedder
+    unless told otherwise; closes them all at the end."""
+    made: list[Router] = []
+
+    def factory(**kwargs: Any) -> Router:
+        kwargs.setdefault("database_url", sqlite_url)
+        kwargs.setdefault("catalog", demo_catalog())
+        kwargs.setdefault("embedder", HashEmbedder())
+        kwargs.setdefault("config", RouterConfig(cost_weight=50.0))
+        router = Router(**kwargs)
+        made.append(router)
+        return router
+
+    yield factory
+    for router in made:
+        with contextlib.suppress(Exception):
+            router.store.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    name = f"br_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from bandit_router import EXPLORATIONS, InvalidInputError, PolicyConfig, RouterConfig
+from bandit_router.policies import VWPolicy
+
+
+def test_defaults_are_valid_and_frozen() -> None:
+    cfg = RouterConfig()
+    with pytest.raises(AttributeError):
+        cfg.cost_weight = 1.0  # type: ignore[misc]
+    assert PolicyConfig().exploration == "squarecb"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"cost_weight": -1.0}, {"cost_weight": float("nan")}, {"latency_weight": -0.1},
+    {"reward_wait_s": 0}, {"neighbours": 0}, {"memory_size": 1, "neighbours": 8},
+    {"prior_strength": 0}, {"max_task_chars": 0}, {"checkpoint_every": 0},
+    {"default_reward": float("inf")},
+])
+def test_router_config_rejects(kwargs: dict) -> None:
+    with pytest.raises(InvalidInputError):
+        RouterConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"exploration": "ucb"}, {"exploration": "bag"}, {"epsilon": 1.5}, {"gamma_scale": 0},
+    {"bits": 40}, {"interactions": ("EMX",)}, {"embedding_dims": 0}, {"learning_rate": 0},
+    {"extra_args": "-i model.vw"},
+])
+def test_policy_config_rejects(kwargs: dict) -> None:
+    with pytest.raises(InvalidInputError):
+        PolicyConfig(**kwargs)
+
+
+@pytest.mark.parametrize("exploration", EXPLORATIONS)
+def test_every_exploration_runs_in_real_vw(exploration: str) -> None:
+    cfg = PolicyConfig(exploration=exploration)  # type: ignore[arg-type]
+    assert "--cb_explore_adf" in cfg.vw_args()
+    policy = VWPolicy(cfg)
+    pmf = policy.pmf({"T": {"x": 1.0}}, [{"M": {"a": 1.0}}, {"M": {"b": 1.0}}])
+    assert len(pmf) == 2 and sum(pmf) == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit_router import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from bandit_router.simulation import HashEmbedder
+
+
+@pytest.mark.slow
+def test_minilm_loads_offline_and_embeds(minilm: SentenceTransformerEmbedder) -> None:
+    import os
+
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    assert minilm.dim == 384 and minilm.name == "all-MiniLM-L6-v2"
+    vecs = minilm.embed(["Translate 'Hello' to French", "Translate 'Goodbye' to Spanish",
+                         "Write a Python function that reverses a list"])
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    sims = vecs @ vecs.T
+    assert sims[0, 1] > sims[0, 2] + 0.1  # two translations are closer than translation/code
+    again = minilm.embed(["Translate 'Hello' to French"])
+    assert np.allclose(again[0], vecs[0], atol=1e-5)
+
+
+def test_cached_embedder_hits_and_evicts() -> None:
+    calls: list[int] = []
+
+    class Counting(HashEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            calls.append(len(texts))
+            return super().embed(texts)
+
+    cached = CachedEmbedder(Counting(dim=16), size=2)
+    first = cached.embed(["a", "b"])
+    assert calls == [2]
+    assert np.allclose(cached.embed(["b", "a"]), first[::-1])
+    assert calls == [2] and cached.hits == 2
+    cached.embed(["c"])  # evicts "b": "a" was used after it
+    cached.embed(["a"])
+    assert calls == [2, 1] and cached.hits == 3
+    cached.embed(["b"])
+    assert calls == [2, 1, 1] and cached.misses == 4
+
+
+def test_embedders_satisfy_the_protocol() -> None:
+    assert isinstance(HashEmbedder(), Embedder)
+    assert isinstance(SentenceTransformerEmbedder(), Embedder)
+    assert isinstance(CachedEmbedder(HashEmbedder()), Embedder)
