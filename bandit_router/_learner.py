@@ -20,7 +20,7 @@ from ._config import RouterConfig
 from ._constraints import Estimate
 from ._memory import Memory
 from ._scoring import estimate
-from ._store import CheckpointRow, LearnItem, RewardConflict, RewardRow, Store
+from ._store import CheckpointRow, EventRow, LearnItem, RewardConflict, RewardRow, Store
 from .policies import Policy, VWPolicy
 
 __all__ = ["Learner"]
@@ -79,6 +79,19 @@ class Learner:
                             reward=reward.reward, cost_usd=reward.cost_usd,
                             latency_s=reward.latency_s, output_tokens=reward.output_tokens)
         self.learned += 1
+
+    def learn_new(self, seq: int, reward: RewardRow, event: EventRow) -> None:
+        """Learn a reward this process just wrote. If it is the next one in the log (no other
+        writer came in between) it is learned from the rows in hand; otherwise the log is
+        tailed, which learns it in its place."""
+        if seq == self.seq + 1:
+            self._learn(LearnItem(reward, event))
+            self.seq = seq
+            self._stats = self.memory.model_stats()
+            if self.learned - self._checkpointed_at >= self.config.checkpoint_every:
+                self.checkpoint()
+        else:
+            self.catch_up()
 
     def catch_up(self) -> int:
         """Learn every reward logged after the last one learned; returns how many."""

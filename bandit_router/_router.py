@@ -230,10 +230,10 @@ class Router:
             raise InvalidRewardError("output_tokens must be an integer >= 0")
         if not isinstance(event_id, str) or not event_id:
             raise UnknownEventError(str(event_id))
-        event = self.store.get_event(event_id)
+        event, existing = self.store.get_event_and_reward(event_id)
         if event is None:
             raise UnknownEventError(event_id)
-        self._raise_if_closed(event)
+        self._raise_if_closed(event, existing)
         action = event.actions[event.chosen]
         if cost_usd is None:
             if output_tokens is not None:
@@ -247,19 +247,19 @@ class Router:
                         cost_usd=float(cost_usd), latency_s=latency_s,
                         output_tokens=output_tokens, error=error, reward=value, is_default=False)
         try:
-            self.store.add_reward(row, status="rewarded")
+            seq = self.store.add_reward(row, status="rewarded")
         except RewardConflict:
-            self._raise_if_closed(event, check_time=False)
+            self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
         with self._lock:
-            self._learner.catch_up()
+            self._learner.learn_new(seq, row, event)
             version = self._learner.learned
         return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                              cost_usd=float(cost_usd), latency_s=latency_s,
                              policy_version=version)
 
-    def _raise_if_closed(self, event: EventRow, *, check_time: bool = True) -> None:
-        existing = self.store.get_reward(event.id)
+    def _raise_if_closed(self, event: EventRow, existing: RewardRow | None, *,
+                         check_time: bool = True) -> None:
         if existing is not None:
             if existing.is_default:
                 raise RewardWindowClosedError(event.id, self.config.reward_wait_s)

@@ -161,6 +161,14 @@ class Store:
         with self._sessions() as s:
             return s.get(EventRow, event_id)
 
+    def get_event_and_reward(self, event_id: str) -> tuple[EventRow | None, RewardRow | None]:
+        """An event and its reward, if any, in one query."""
+        with self._sessions() as s:
+            row = s.execute(select(EventRow, RewardRow)
+                            .outerjoin(RewardRow, RewardRow.event_id == EventRow.id)
+                            .where(EventRow.id == event_id)).first()
+            return (row[0], row[1]) if row is not None else (None, None)
+
     def get_reward(self, event_id: str) -> RewardRow | None:
         with self._sessions() as s:
             return s.scalars(select(RewardRow).where(RewardRow.event_id == event_id)).first()

@@ -1,0 +1,120 @@
+"""Speed and memory of the router's hot path.
+
+Prints:
+- ``select()`` latency p50/p99 with the real MiniLM embedder on short, distinct prompts
+  (every prompt a cache miss);
+- the same with the embedding excluded (vectors computed beforehand and served by a
+  lookup embedder), i.e. recall + constraints + VW + the committed event row;
+- ``reward()`` throughput (validate, commit, learn), one call after another;
+- resident memory after loading and at the end.
+
+Real parts throughout: bundled 15-model catalog, FAISS, VW, a SQLite file (WAL,
+synchronous=FULL). Run:
+
+    .venv/bin/python benchmarks/bench_router.py [--n 1000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
+from bandit_router.simulation import SyntheticWorkload
+
+
+class LookupEmbedder:
+    """Serves precomputed vectors: takes the embedding model out of the measurement."""
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray, name: str) -> None:
+        self._rows = {t: v for t, v in zip(texts, vectors, strict=True)}
+        self.dim = vectors.shape[1]
+        self.name = name
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._rows[t] for t in texts])
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentiles(ms: list[float]) -> str:
+    a = np.array(ms)
+    return f"p50 {np.percentile(a, 50):6.2f} ms   p99 {np.percentile(a, 99):6.2f} ms   " \
+           f"mean {a.mean():6.2f} ms"
+
+
+def prompts(n: int, seed: int) -> list[str]:
+    wl = SyntheticWorkload(seed=seed)
+    return [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="calls per measurement")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-router-")
+    url = args.database_url or f"sqlite:///{os.path.join(tmp.name, 'bench.db')}"
+
+    base_rss = rss_mb()
+    minilm = SentenceTransformerEmbedder()
+    t0 = time.perf_counter()
+    minilm.load()
+    load_s = time.perf_counter() - t0
+    router = Router(database_url=url, embedder=minilm, config=RouterConfig())
+    print(f"bandit-router benchmark: {len(router.catalog)} models, database {url}")
+    print(f"embedder load {load_s:.1f}s; RSS {base_rss:.0f} MB before, {rss_mb():.0f} MB after "
+          "loading the embedder, VW and FAISS")
+
+    for text in prompts(50, seed=99):  # warm-up: code paths, SQLite pages
+        router.select(text)
+
+    real = prompts(args.n, seed=1)
+    ms = []
+    decisions = []
+    for text in real:
+        t = time.perf_counter()
+        decisions.append(router.select(text))
+        ms.append(1000 * (time.perf_counter() - t))
+    print(f"select(), real MiniLM embedding (cache misses): {percentiles(ms)}")
+
+    texts = prompts(args.n, seed=2)
+    lookup = LookupEmbedder(texts, minilm.embed(texts), minilm.name)
+    router.close()
+    router = Router(database_url=url, embedder=lookup, config=RouterConfig())
+    ms = []
+    for text in texts:
+        t = time.perf_counter()
+        decisions.append(router.select(text))
+        ms.append(1000 * (time.perf_counter() - t))
+    print(f"select(), embedding excluded:                  {percentiles(ms)}")
+
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for d in decisions:
+        router.reward(d.event_id, quality=float(rng.random()), cost_usd=d.estimated_cost_usd,
+                      latency_s=1.0, output_tokens=200)
+    elapsed = time.perf_counter() - t
+    print(f"reward(): {len(decisions) / elapsed:,.0f} rewards/s "
+          f"({1000 * elapsed / len(decisions):.2f} ms each, commit + learn)")
+    stats = router.get_routing_stats()
+    print(f"after {stats['decisions']} decisions / {stats['rewarded']} rewards: "
+          f"RSS {rss_mb():.0f} MB, memory rows {len(router._learner.memory)}")
+    router.close()
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
