@@ -14,6 +14,7 @@ from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from ._errors import (
     BanditRouterError,
     CatalogError,
+    DuplicateEventError,
     DuplicateRewardError,
     InvalidConstraintsError,
     InvalidInputError,
@@ -40,6 +41,7 @@ __all__ = [
     "CatalogError",
     "Constraints",
     "Decision",
+    "DuplicateEventError",
     "DuplicateRewardError",
     "Embedder",
     "Exploration",

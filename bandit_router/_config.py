@@ -128,7 +128,7 @@ class RouterConfig:
     reward_wait_s: float = 600.0
     default_reward: float = 0.0
     neighbours: int = 32
-    memory_size: int = 200_000
+    memory_size: int = 100_000
     prior_strength: float = 2.0
     default_output_tokens: int = 300
     max_task_chars: int = 100_000
@@ -137,9 +137,10 @@ class RouterConfig:
     embedding_cache_size: int = 4096
 
     def __post_init__(self) -> None:
-        _check(_finite(self.cost_weight) and self.cost_weight >= 0, "cost_weight must be >= 0")
-        _check(_finite(self.latency_weight) and self.latency_weight >= 0,
-               "latency_weight must be >= 0")
+        _check(_finite(self.cost_weight) and 0 <= self.cost_weight <= 1e6,
+               "cost_weight must be in [0, 1e6]")
+        _check(_finite(self.latency_weight) and 0 <= self.latency_weight <= 1e6,
+               "latency_weight must be in [0, 1e6]")
         _check(_finite(self.reward_wait_s) and self.reward_wait_s > 0,
                "reward_wait_s must be > 0")
         _check(_finite(self.default_reward), "default_reward must be a finite number")

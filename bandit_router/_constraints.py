@@ -17,7 +17,10 @@ def _names(values: Iterable[str] | None, field: str) -> frozenset[str] | None:
         return None
     if isinstance(values, str):
         raise InvalidConstraintsError(f"{field} must be a list of names, not a string")
-    out = frozenset(values)
+    try:
+        out = frozenset(values)
+    except TypeError:
+        raise InvalidConstraintsError(f"{field} must be a list of names") from None
     if not all(isinstance(v, str) and v for v in out):
         raise InvalidConstraintsError(f"{field} must hold non-empty strings")
     return out

@@ -7,6 +7,7 @@ Every error the library raises on purpose derives from :class:`BanditRouterError
     │   ├── InvalidTaskError         empty task, task over the size limit
     │   ├── InvalidRewardError       quality outside [0, 1], NaN, negative cost or latency
     │   ├── InvalidConstraintsError  contradictory or out-of-range constraints
+    │   ├── DuplicateEventError      ``select(event_id=...)`` with an id already logged
     │   └── CatalogError             a catalog file or price update that does not parse
     ├── NoEligibleModelError         constraints excluded every model; says why, per model
     ├── UnknownEventError            a reward or lookup for an event id never logged
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 __all__ = [
     "BanditRouterError",
     "CatalogError",
+    "DuplicateEventError",
     "DuplicateRewardError",
     "InvalidConstraintsError",
     "InvalidInputError",
@@ -54,6 +56,14 @@ class InvalidRewardError(InvalidInputError):
 
 class InvalidConstraintsError(InvalidInputError):
     """Constraints that are out of range or contradict each other."""
+
+
+class DuplicateEventError(InvalidInputError):
+    """A caller-supplied event id that is already in the event log."""
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(f"event id {event_id!r} is already used")
 
 
 class CatalogError(InvalidInputError):

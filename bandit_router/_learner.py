@@ -20,10 +20,10 @@ from ._config import RouterConfig
 from ._constraints import Estimate
 from ._memory import Memory
 from ._scoring import estimate
-from ._store import CheckpointRow, EventRow, LearnItem, RewardConflict, RewardRow, Store
+from ._store import CheckpointRow, EventRow, LearnItem, RewardRow, Store
 from .policies import Policy, VWPolicy
 
-__all__ = ["Learner"]
+__all__ = ["Learner", "write_checkpoint"]
 
 log = logging.getLogger("bandit_router")
 
@@ -48,8 +48,13 @@ class Learner:
 
     # -- identity of what a checkpoint holds ---------------------------------------------------
     def config_hash(self) -> str:
-        args = self.policy.config.vw_args() if isinstance(self.policy, VWPolicy) else ""
-        text = "|".join([type(self.policy).__name__, args, self.embedder_name, str(self.dim)])
+        """What a checkpoint must have been written with to be loaded: the policy and its
+        settings, pinned weights, the embedder and the memory's size."""
+        settings = repr(self.policy.config) if isinstance(self.policy, VWPolicy) else ""
+        pinned = repr(sorted(self.policy.pinned.items())) if isinstance(self.policy,
+                                                                          VWPolicy) else ""
+        text = "|".join([type(self.policy).__name__, settings, pinned, self.embedder_name,
+                         str(self.dim), str(self.config.memory_size)])
         return hashlib.sha256(text.encode()).hexdigest()
 
     # -- estimates -----------------------------------------------------------------------------
@@ -65,6 +70,13 @@ class Learner:
 
     # -- learning ------------------------------------------------------------------------------
     def _learn(self, item: LearnItem) -> None:
+        try:
+            self._learn_one(item)
+        except Exception:  # one unreadable row must not stop the log for good
+            log.exception("reward %d for event %s cannot be learned; skipped",
+                          item.reward.seq, item.event.id)
+
+    def _learn_one(self, item: LearnItem) -> None:
         event, reward = item.event, item.reward
         embedding = np.frombuffer(event.embedding, dtype=np.float32)
         if embedding.shape[0] != self.dim:
@@ -88,8 +100,6 @@ class Learner:
             self._learn(LearnItem(reward, event))
             self.seq = seq
             self._stats = self.memory.model_stats()
-            if self.learned - self._checkpointed_at >= self.config.checkpoint_every:
-                self.checkpoint()
         else:
             self.catch_up()
 
@@ -101,8 +111,6 @@ class Learner:
             for item in batch:
                 self._learn(item)
                 self.seq = item.reward.seq
-                if self.learned - self._checkpointed_at >= self.config.checkpoint_every:
-                    self.checkpoint()
             total += len(batch)
             if len(batch) < 5000:
                 break
@@ -112,26 +120,28 @@ class Learner:
 
     def expire(self, before: float) -> int:
         """Give every pending event created before ``before`` its default reward."""
-        n = 0
-        for event in self.store.expired_events(before):
-            row = RewardRow(event_id=event.id, received_at=self.clock(), quality=0.0,
-                            cost_usd=0.0, latency_s=None, output_tokens=None, error=None,
-                            reward=self.config.default_reward, is_default=True)
-            try:
-                self.store.add_reward(row, status="defaulted")
-                n += 1
-            except RewardConflict:  # a real reward, or another replica, came first
-                continue
-        return n
+        total, batch = 0, 5000
+        while True:
+            n = self.store.add_default_rewards(before=before, now=self.clock(),
+                                               reward=self.config.default_reward, limit=batch)
+            total += n
+            if n < batch:
+                return total
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def checkpoint(self) -> None:
-        policy, memory = self.policy.to_bytes(), self.memory.to_bytes()
-        digest = hashlib.sha256(policy + memory).hexdigest()
-        self.store.add_checkpoint(CheckpointRow(
-            created_at=self.clock(), reward_seq=self.seq, learned=self.learned,
-            config_hash=self.config_hash(), sha256=digest, policy=policy, memory=memory))
+    @property
+    def checkpoint_due(self) -> bool:
+        return self.learned - self._checkpointed_at >= self.config.checkpoint_every
+
+    def snapshot(self) -> tuple[str, bytes, bytes, int, int]:
+        """The state to checkpoint (config hash, policy, memory, seq, learned): cheap copies,
+        taken under the router's lock; :func:`write_checkpoint` does the slow part."""
         self._checkpointed_at = self.learned
+        return (self.config_hash(), self.policy.to_bytes(), self.memory.to_bytes(), self.seq,
+                self.learned)
+
+    def checkpoint(self) -> None:
+        write_checkpoint(self.store, self.snapshot(), self.clock())
 
     def checkpoint_if_dirty(self) -> None:
         if self.learned != self._checkpointed_at:
@@ -147,8 +157,7 @@ class Learner:
         try:
             memory = Memory.from_bytes(row.memory, dim=self.dim,
                                        capacity=self.config.memory_size)
-            if row.policy:
-                self.policy.load_bytes(row.policy)
+            self.policy.load_bytes(row.policy)
         except Exception as exc:  # a damaged blob fails in VW or numpy with many types
             log.warning("checkpoint %d does not load (%s); not used", row.id, exc)
             return False
@@ -169,4 +178,15 @@ class Learner:
             log.warning("no usable checkpoint: rebuilding the policy from the event log")
         self.catch_up()
         self._stats = self.memory.model_stats()
+        if self.checkpoint_due:
+            self.checkpoint()
+
+
+def write_checkpoint(store: Store, snap: tuple[str, bytes, bytes, int, int],
+                     now: float) -> None:
+    """Hash and store a :meth:`Learner.snapshot` (outside the router's lock)."""
+    config_hash, policy, memory, seq, learned = snap
+    store.add_checkpoint(CheckpointRow(
+        created_at=now, reward_seq=seq, learned=learned, config_hash=config_hash,
+        sha256=hashlib.sha256(policy + memory).hexdigest(), policy=policy, memory=memory))
 

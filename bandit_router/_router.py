@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import numbers
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,17 +22,19 @@ from ._constraints import Constraints, Estimate, filter_eligible
 from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder, task_hash
 from ._errors import (
     CatalogError,
+    DuplicateEventError,
     DuplicateRewardError,
     InvalidRewardError,
     InvalidTaskError,
     NoEligibleModelError,
     RewardWindowClosedError,
     UnknownEventError,
+    UnknownModelError,
 )
 from ._features import estimate_tokens, task_features
-from ._learner import Learner
+from ._learner import Learner, write_checkpoint
 from ._scoring import PINNED, action_features
-from ._store import EventRow, PriceRow, RewardConflict, RewardRow, Store
+from ._store import EventConflict, EventRow, PriceRow, RewardConflict, RewardRow, Store
 from ._types import Alternative, Decision, RewardReceipt
 from .policies import Policy, VWPolicy
 
@@ -42,8 +48,23 @@ ERROR_KINDS = frozenset({"rate_limit", "server_error", "timeout", "context_lengt
                          "content_filter", "invalid_response", "other"})
 
 
+#: Bounds that keep one absurd value from poisoning the policy (VW's weights are float32).
+MAX_COST_USD = 1e4
+MAX_LATENCY_S = 1e5
+MAX_WEIGHT = 1e6
+MAX_ABS_REWARD = 1e6
+_MAX_EVENT_ID = 128
+
+
 def _finite(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value))
+
+
+def _draw(seed: int, event_id: str) -> float:
+    """A uniform number in [0, 1) fixed by the policy seed and the event id."""
+    digest = hashlib.sha256(f"{seed}:{event_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 class Router:
@@ -82,6 +103,7 @@ class Router:
             catalog = Catalog.from_file(catalog)
         self.catalog = catalog or Catalog.default()
         self.store = Store(database_url or DEFAULT_DATABASE_URL)
+        self._price_id = 0
         self._apply_stored_prices()
         inner = embedder or SentenceTransformerEmbedder()
         self.embedder = CachedEmbedder(inner, size=self.config.embedding_cache_size)
@@ -102,6 +124,8 @@ class Router:
             raise InvalidTaskError(f"task must be a string, got {type(task).__name__}")
         if not task.strip():
             raise InvalidTaskError("task is empty")
+        if "\x00" in task:
+            raise InvalidTaskError("task contains a NUL character")
         if len(task) > self.config.max_task_chars:
             raise InvalidTaskError(f"task has {len(task)} characters; the limit is "
                                    f"{self.config.max_task_chars} (RouterConfig.max_task_chars)")
@@ -110,18 +134,35 @@ class Router:
     def _weight(self, value: float | None, default: float, name: str) -> float:
         if value is None:
             return default
-        if not _finite(value) or value < 0:
-            raise InvalidTaskError(f"{name} must be a finite number >= 0")
+        if not _finite(value) or not 0 <= value <= MAX_WEIGHT:
+            raise InvalidTaskError(f"{name} must be a number in [0, {MAX_WEIGHT:g}]")
         return float(value)
+
+    def _check_names(self, constraints: Constraints) -> None:
+        """Names in constraints must exist: a typo must not silently exclude nothing."""
+        providers = set(self.catalog.providers())
+        models = {s.model for s in self.catalog} | set(self.catalog.model_keys())
+        for field in ("preferred_providers", "allowed_providers", "excluded_providers"):
+            unknown = sorted((getattr(constraints, field) or frozenset()) - providers)
+            if unknown:
+                raise UnknownModelError(f"{field} names unknown provider(s) {unknown}")
+        for field in ("allowed_models", "excluded_models"):
+            unknown = sorted((getattr(constraints, field) or frozenset()) - models)
+            if unknown:
+                raise UnknownModelError(f"{field} names unknown model(s) {unknown}")
 
     def select(self, task: str, *, constraints: Constraints | None = None,
                cost_weight: float | None = None, latency_weight: float | None = None,
                input_tokens: int | None = None,
-               metadata: Mapping[str, Any] | None = None) -> Decision:
+               metadata: Mapping[str, Any] | None = None,
+               event_id: str | None = None) -> Decision:
         """Pick a model for ``task`` under ``constraints``; the decision is logged first.
 
         ``cost_weight``/``latency_weight`` override the router's for this request.
         ``input_tokens`` replaces the four-characters-a-token estimate when known.
+        ``event_id`` lets the caller name the event (as Personalizer's Rank API does); the
+        exploration draw is derived from it, so a replay that names its events is
+        reproducible. By default it is a random UUID.
         """
         task = self._check_task(task)
         constraints = constraints or Constraints()
@@ -129,14 +170,23 @@ class Router:
             raise InvalidTaskError("constraints must be a Constraints instance")
         lam = self._weight(cost_weight, self.config.cost_weight, "cost_weight")
         mu = self._weight(latency_weight, self.config.latency_weight, "latency_weight")
-        if input_tokens is not None and (not isinstance(input_tokens, int) or input_tokens < 1):
+        if input_tokens is not None and (isinstance(input_tokens, bool)
+                                         or not isinstance(input_tokens, numbers.Integral)
+                                         or input_tokens < 1):
             raise InvalidTaskError("input_tokens must be a positive integer")
-        n_in = input_tokens or estimate_tokens(task)
+        n_in = int(input_tokens) if input_tokens is not None else estimate_tokens(task)
+        meta = self._check_metadata(metadata)
+        if event_id is None:
+            event_id = uuid.uuid4().hex
+        elif (not isinstance(event_id, str) or not event_id.strip()
+              or len(event_id) > _MAX_EVENT_ID or "\x00" in event_id):
+            raise InvalidTaskError(f"event_id must be 1 to {_MAX_EVENT_ID} characters")
         self._maybe_expire()
         embedding = self.embedder.embed([task])[0]
         features = task_features(task)
         now = self._clock()
         with self._lock:
+            self._check_names(constraints)
             specs = list(self.catalog)
             estimates = self._learner.estimates(specs, embedding, n_in)
             eligible, reasons, preferred = filter_eligible(specs, estimates, constraints,
@@ -146,13 +196,13 @@ class Router:
             actions = [action_features(specs[i], estimates[i], cost_weight=lam,
                                        latency_weight=mu) for i in eligible]
             context = {"E": embedding, "T": features}
-            index, probability, pmf = self.policy.decide(context, actions)
+            index, probability, pmf = self.policy.decide(
+                context, actions, draw=_draw(self.policy.seed, event_id))
             version = self._learner.learned
         reference = max(specs, key=lambda s: (s.quality_score, s.output_price_per_1m))
         ref_est = estimates[specs.index(reference)]
         chosen = eligible[index]
         spec, est = specs[chosen], estimates[chosen]
-        event_id = uuid.uuid4().hex
         records = [{"key": specs[i].key, "features": a,
                     "input_price_per_1m": specs[i].input_price_per_1m,
                     "output_price_per_1m": specs[i].output_price_per_1m,
@@ -161,7 +211,7 @@ class Router:
                                  "latency_s": estimates[i].latency_s,
                                  "output_tokens": estimates[i].output_tokens}}
                    for i, a in zip(eligible, actions, strict=True)]
-        self.store.add_event(EventRow(
+        event_row = EventRow(
             id=event_id, created_at=now, status="pending", task_hash=task_hash(task),
             task_text=task if self.config.store_task_text else None,
             embedder=self.embedder.name, embedding=embedding.astype(np.float32).tobytes(),
@@ -169,7 +219,11 @@ class Router:
             probability=probability, pmf=pmf, cost_weight=lam, latency_weight=mu,
             input_tokens=n_in, reference_key=reference.key,
             reference_cost_usd=ref_est.cost_usd, constraints=constraints.to_dict(),
-            policy_version=version, meta=dict(metadata or {})))
+            policy_version=version, meta=meta)
+        try:
+            self.store.add_event(event_row)
+        except EventConflict:
+            raise DuplicateEventError(event_id) from None
         order = sorted(range(len(eligible)), key=lambda j: -pmf[j])
         alternatives = tuple(
             Alternative(provider=specs[eligible[j]].provider, model=specs[eligible[j]].model,
@@ -186,6 +240,20 @@ class Router:
             reasoning=self._reasoning(spec, est, probability, len(eligible), reasons, preferred),
             alternatives=alternatives, input_tokens=n_in, cost_weight=lam,
             policy_version=version, created_at=now)
+
+    @staticmethod
+    def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        if metadata is None:
+            return {}
+        if not isinstance(metadata, Mapping):
+            raise InvalidTaskError("metadata must be a mapping")
+        try:
+            text = json.dumps(dict(metadata), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidTaskError(f"metadata must be JSON without NaN: {exc}") from None
+        if "\\u0000" in text:
+            raise InvalidTaskError("metadata contains a NUL character")
+        return dict(metadata)
 
     @staticmethod
     def _reasoning(spec: ModelSpec, est: Estimate, probability: float, n_eligible: int,
@@ -221,20 +289,27 @@ class Router:
             quality = 0.0
         if not _finite(quality) or not 0.0 <= quality <= 1.0:
             raise InvalidRewardError(f"quality must be a number in [0, 1], got {quality!r}")
-        for name, value in (("cost_usd", cost_usd), ("latency_s", latency_s)):
-            if value is not None and (not _finite(value) or value < 0):
-                raise InvalidRewardError(f"{name} must be a finite number >= 0, got {value!r}")
+        quality = float(quality)
+        for name, value, top in (("cost_usd", cost_usd, MAX_COST_USD),
+                                 ("latency_s", latency_s, MAX_LATENCY_S)):
+            if value is not None and (not _finite(value) or not 0 <= value <= top):
+                raise InvalidRewardError(f"{name} must be a number in [0, {top:g}], "
+                                         f"got {value!r}")
         if output_tokens is not None and (isinstance(output_tokens, bool)
-                                          or not isinstance(output_tokens, int)
-                                          or output_tokens < 0):
-            raise InvalidRewardError("output_tokens must be an integer >= 0")
-        if not isinstance(event_id, str) or not event_id:
-            raise UnknownEventError(str(event_id))
+                                          or not isinstance(output_tokens, numbers.Integral)
+                                          or not 0 <= output_tokens <= 10_000_000):
+            raise InvalidRewardError("output_tokens must be an integer in [0, 10,000,000]")
+        if (not isinstance(event_id, str) or not event_id or len(event_id) > _MAX_EVENT_ID
+                or "\x00" in event_id):
+            raise UnknownEventError(str(event_id)[:_MAX_EVENT_ID])
         event, existing = self.store.get_event_and_reward(event_id)
         if event is None:
             raise UnknownEventError(event_id)
         self._raise_if_closed(event, existing)
         action = event.actions[event.chosen]
+        cost_usd = float(cost_usd) if cost_usd is not None else None
+        latency_s = float(latency_s) if latency_s is not None else None
+        output_tokens = int(output_tokens) if output_tokens is not None else None
         if cost_usd is None:
             if output_tokens is not None:
                 cost_usd = (event.input_tokens * action["input_price_per_1m"]
@@ -243,6 +318,10 @@ class Router:
                 cost_usd = float(action["estimate"]["cost_usd"])
         lat = latency_s if latency_s is not None else float(action["estimate"]["latency_s"])
         value = quality - event.cost_weight * cost_usd - event.latency_weight * lat
+        if not abs(value) <= MAX_ABS_REWARD:
+            raise InvalidRewardError(
+                f"the reward quality - cost_weight x cost - latency_weight x latency = "
+                f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
         row = RewardRow(event_id=event_id, received_at=self._clock(), quality=float(quality),
                         cost_usd=float(cost_usd), latency_s=latency_s,
                         output_tokens=output_tokens, error=error, reward=value, is_default=False)
@@ -254,6 +333,7 @@ class Router:
         with self._lock:
             self._learner.learn_new(seq, row, event)
             version = self._learner.learned
+        self._checkpoint_if_due()
         return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                              cost_usd=float(cost_usd), latency_s=latency_s,
                              policy_version=version)
@@ -273,6 +353,7 @@ class Router:
         with self._lock:
             n = self._learner.expire(self._clock() - self.config.reward_wait_s)
             self._learner.catch_up()
+        self._checkpoint_if_due()
         return n
 
     def _maybe_expire(self) -> None:
@@ -282,13 +363,26 @@ class Router:
             self.process_expired()
 
     def sync(self) -> int:
-        """Learn rewards that other processes wrote to the shared database."""
+        """Pick up what other processes wrote to the shared database: rewards (learned) and
+        price changes (applied). Returns how many rewards were learned."""
         with self._lock:
-            return self._learner.catch_up()
+            self._apply_stored_prices()
+            n = self._learner.catch_up()
+        self._checkpoint_if_due()
+        return n
+
+    def _checkpoint_if_due(self) -> None:
+        """Checkpoint every ``checkpoint_every`` rewards: the state is copied under the lock,
+        hashed and written outside it, so decisions go on meanwhile."""
+        with self._lock:
+            snap = self._learner.snapshot() if self._learner.checkpoint_due else None
+        if snap is not None:
+            write_checkpoint(self.store, snap, self._clock())
 
     # -- catalog -----------------------------------------------------------------------------
     def _apply_stored_prices(self) -> None:
-        for row in self.store.prices():
+        for row in self.store.prices(after_id=self._price_id):
+            self._price_id = row.id
             if f"{row.provider}/{row.model}" in self.catalog:
                 self.catalog.update_price(row.provider, row.model,
                                           input_price_per_1m=row.input_price_per_1m,
@@ -301,16 +395,21 @@ class Router:
             raise CatalogError("prices must map model names to their new prices")
         allowed = {"input_price_per_1m", "output_price_per_1m"}
         with self._lock:
-            for model, change in prices.items():
+            rows = []
+            for model, change in prices.items():  # validate everything before changing anything
                 if not isinstance(change, Mapping) or not change or set(change) - allowed:
                     raise CatalogError(f"price update for {model!r} must set {sorted(allowed)}")
-                self.catalog.find(provider, model)  # UnknownModelError before anything changes
-            for model, change in prices.items():
-                self.catalog.update_price(provider, model, **change)
-                self.store.add_price(PriceRow(
-                    updated_at=self._clock(), provider=provider, model=model,
-                    input_price_per_1m=change.get("input_price_per_1m"),
-                    output_price_per_1m=change.get("output_price_per_1m")))
+                spec = self.catalog.find(provider, model)
+                replace(spec,  # raises CatalogError if a price is invalid
+                        input_price_per_1m=change.get("input_price_per_1m",
+                                                      spec.input_price_per_1m),
+                        output_price_per_1m=change.get("output_price_per_1m",
+                                                       spec.output_price_per_1m))
+                rows.append(PriceRow(updated_at=self._clock(), provider=provider, model=model,
+                                     input_price_per_1m=change.get("input_price_per_1m"),
+                                     output_price_per_1m=change.get("output_price_per_1m")))
+            self.store.add_prices(rows)  # one transaction: all or nothing
+            self._apply_stored_prices()
 
     # -- the original design's names ---------------------------------------------------------
     def route(self, task: str, constraints: Constraints | None = None) -> tuple[str, str]:

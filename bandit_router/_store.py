@@ -3,6 +3,13 @@
 The reward table is the learning log: its ``seq`` orders learning, and a unique constraint on
 ``event_id`` makes "the earliest reward wins" hold across processes sharing one database.
 Every write commits before the call that made it returns.
+
+Readers tail the log by ``seq``, so rewards must become visible in ``seq`` order. SQLite
+gives that for free (one writer at a time, ``seq`` drawn inside the write transaction). On
+PostgreSQL a sequence value is drawn at insert time but seen at commit, so two transactions
+could commit out of order and a reader that had moved past the later ``seq`` would never see
+the earlier one; reward writes therefore take a transaction-scoped advisory lock first, which
+makes commit order equal ``seq`` order.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Double,
     Float,
     ForeignKey,
     Integer,
@@ -25,16 +33,23 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
+    literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
 
-__all__ = ["CheckpointRow", "EventRow", "PriceRow", "RewardConflict", "RewardRow", "Store"]
+__all__ = ["CheckpointRow", "EventConflict", "EventRow", "PriceRow", "RewardConflict",
+           "RewardRow", "Store"]
 
 SCHEMA_VERSION = 1
+#: pg_advisory_xact_lock key serialising reward writes (arbitrary, fixed: "bandit-r")
+_REWARD_LOCK = 0x62616E646974
 
 
 class _Base(DeclarativeBase):
@@ -47,7 +62,7 @@ class EventRow(_Base):
     __tablename__ = "br_events"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    created_at: Mapped[float] = mapped_column(Float, index=True)
+    created_at: Mapped[float] = mapped_column(Double, index=True)
     status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
     task_hash: Mapped[str] = mapped_column(String(64), index=True)
     task_text: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -76,7 +91,7 @@ class RewardRow(_Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("br_events.id"), unique=True)
-    received_at: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[float] = mapped_column(Double)
     quality: Mapped[float] = mapped_column(Float)
     cost_usd: Mapped[float] = mapped_column(Float)
     latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -90,7 +105,7 @@ class CheckpointRow(_Base):
     __tablename__ = "br_checkpoints"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    created_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Double)
     reward_seq: Mapped[int] = mapped_column(Integer)
     learned: Mapped[int] = mapped_column(Integer)
     config_hash: Mapped[str] = mapped_column(String(64))
@@ -105,11 +120,15 @@ class PriceRow(_Base):
     __tablename__ = "br_prices"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    updated_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Double)
     provider: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(200))
     input_price_per_1m: Mapped[float | None] = mapped_column(Float, nullable=True)
     output_price_per_1m: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EventConflict(Exception):
+    """An event with this id is already logged."""
 
 
 class RewardConflict(Exception):
@@ -138,8 +157,14 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite") and (url in ("sqlite://", "sqlite:///:memory:")
+                                         or "mode=memory" in url):
+            # one shared connection, or each thread would see its own empty database
+            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        self.engine: Engine = create_engine(url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -154,8 +179,12 @@ class Store:
 
     # -- events ------------------------------------------------------------------------------
     def add_event(self, row: EventRow) -> None:
-        with self.session() as s:
-            s.add(row)
+        """Log a decision; :class:`EventConflict` if its id is taken."""
+        try:
+            with self.session() as s:
+                s.add(row)
+        except IntegrityError as exc:
+            raise EventConflict(row.id) from exc
 
     def get_event(self, event_id: str) -> EventRow | None:
         with self._sessions() as s:
@@ -173,10 +202,15 @@ class Store:
         with self._sessions() as s:
             return s.scalars(select(RewardRow).where(RewardRow.event_id == event_id)).first()
 
+    def _lock_rewards(self, s: Session) -> None:
+        if self.dialect == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REWARD_LOCK})
+
     def add_reward(self, row: RewardRow, *, status: str) -> int:
         """Write a reward and mark its event; returns the reward's ``seq``."""
         try:
             with self.session() as s:
+                self._lock_rewards(s)
                 s.add(row)
                 s.flush()
                 s.execute(update(EventRow).where(EventRow.id == row.event_id)
@@ -185,12 +219,27 @@ class Store:
         except IntegrityError as exc:
             raise RewardConflict(row.event_id) from exc
 
-    def expired_events(self, before: float, limit: int = 1000) -> list[EventRow]:
-        with self._sessions() as s:
-            query = (select(EventRow).where(EventRow.status == "pending",
-                                            EventRow.created_at < before)
-                     .order_by(EventRow.created_at).limit(limit))
-            return list(s.scalars(query))
+    def add_default_rewards(self, *, before: float, now: float, reward: float,
+                            limit: int = 5000) -> int:
+        """Give up to ``limit`` pending events created before ``before`` the default reward,
+        in one statement; events rewarded meanwhile, by anyone, are left alone."""
+        with self.session() as s:
+            self._lock_rewards(s)
+            rewarded = select(RewardRow.seq).where(RewardRow.event_id == EventRow.id).exists()
+            due = (select(EventRow.id, literal(now, Double), literal(0.0, Double),
+                          literal(0.0, Double), literal(reward, Double), literal(True))
+                   .where(EventRow.status == "pending", EventRow.created_at < before,
+                          ~rewarded)
+                   .order_by(EventRow.created_at).limit(limit))
+            s.execute(insert(RewardRow).from_select(
+                ["event_id", "received_at", "quality", "cost_usd", "reward", "is_default"], due))
+            marked = s.execute(update(EventRow)
+                               .where(EventRow.status == "pending",
+                                      select(RewardRow.seq)
+                                      .where(RewardRow.event_id == EventRow.id,
+                                             RewardRow.is_default.is_(True)).exists())
+                               .values(status="defaulted").returning(EventRow.id))
+            return len(marked.all())
 
     def learn_log(self, after_seq: int, limit: int = 5000) -> list[LearnItem]:
         """Rewards with ``seq > after_seq``, in order, joined with their events."""
@@ -215,13 +264,14 @@ class Store:
             return list(s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc())))
 
     # -- prices --------------------------------------------------------------------------------
-    def add_price(self, row: PriceRow) -> None:
+    def add_prices(self, rows: list[PriceRow]) -> None:
         with self.session() as s:
-            s.add(row)
+            s.add_all(rows)
 
-    def prices(self) -> list[PriceRow]:
+    def prices(self, after_id: int = 0) -> list[PriceRow]:
         with self._sessions() as s:
-            return list(s.scalars(select(PriceRow).order_by(PriceRow.id)))
+            return list(s.scalars(select(PriceRow).where(PriceRow.id > after_id)
+                                  .order_by(PriceRow.id)))
 
     # -- statistics ----------------------------------------------------------------------------
     def stats_by_model(self) -> list[dict[str, Any]]:

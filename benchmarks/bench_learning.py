@@ -91,7 +91,7 @@ def main() -> None:
         sq, sc = (np.mean([res[part]["strongest"][i] for res in results]) for i in range(2))
         print(f"  router vs always-strongest: {100 * rq / sq:.1f}% of its quality at "
               f"{100 * rc / sc:.1f}% of its cost")
-    print(f"\nrounds per second (select + reward, MiniLM cached after first sight): "
+    print("\nrounds per second (select + reward, MiniLM cached after first sight): "
           + ", ".join(f"{r['rounds_per_s']:.0f}" for r in results))
 
 

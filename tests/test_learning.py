@@ -20,9 +20,9 @@ def test_router_learns_the_per_topic_best_model(minilm: SentenceTransformerEmbed
     router = Router(database_url=sqlite_url, catalog=demo_catalog(), embedder=minilm,
                     policy=PolicyConfig(seed=0), config=RouterConfig(cost_weight=COST_WEIGHT))
     topics, picks = [], []
-    for _ in range(ROUNDS):
+    for i in range(ROUNDS):
         task = wl.sample_task()
-        d = router.select(task.text)
+        d = router.select(task.text, event_id=f"learn-{i}")
         key = f"{d.provider}/{d.model}"
         o = wl.outcome(task, key)
         router.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd, latency_s=o.latency_s,

@@ -41,3 +41,39 @@ def test_replicas_share_rewards_on_postgres(pg_url: str) -> None:
     assert a.get_routing_stats()["rewarded"] == 1
     a.close()
     b.close()
+
+
+@pytest.mark.postgres
+def test_rewards_become_visible_in_seq_order_on_postgres(pg_url: str) -> None:
+    """A reward whose transaction is still open holds back the ones after it, so a tailing
+    replica can never move past a seq that commits later."""
+    import threading
+    import time
+
+    from bandit_router._store import RewardRow, Store
+
+    a, b = router(pg_url), router(pg_url)
+    first = a.select("Tell me a fun fact about owls.")
+    second = a.select("Tell me a fun fact about cats.")
+    store = Store(pg_url)
+    session = store._sessions()
+    tx = session.begin()
+    store._lock_rewards(session)
+    session.add(RewardRow(event_id=first.event_id, received_at=0.0, quality=1.0, cost_usd=0.0,
+                          latency_s=None, output_tokens=None, error=None, reward=1.0,
+                          is_default=False))
+    session.flush()  # first holds the lower seq, uncommitted
+    done = threading.Event()
+    threading.Thread(target=lambda: (b.reward(second.event_id, quality=0.5), done.set()),
+                     daemon=True).start()
+    time.sleep(0.5)
+    assert not done.is_set()  # the later reward waits for the earlier transaction
+    assert a.sync() == 0
+    tx.commit()
+    session.close()
+    assert done.wait(10)
+    assert a.sync() == 2  # both, in order: none skipped
+    assert a._learner.learned == 2
+    for r in (a, b):
+        r.close()
+    store.close()

@@ -33,9 +33,10 @@ MakeRouter = Callable[..., Router]
 
 def train(router: Router, n: int, *, seed: int = 0, cost_weight: float | None = None) -> None:
     wl = SyntheticWorkload(seed=seed)
-    for _ in range(n):
+    start = router._learner.learned
+    for i in range(n):
         task = wl.sample_task()
-        d = router.select(task.text, cost_weight=cost_weight)
+        d = router.select(task.text, cost_weight=cost_weight, event_id=f"train-{start + i}")
         o = wl.outcome(task, f"{d.provider}/{d.model}")
         router.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd, latency_s=o.latency_s,
                       output_tokens=o.output_tokens)
@@ -364,3 +365,30 @@ def test_events_hold_what_replay_needs(make_router: MakeRouter) -> None:
         chosen = row.actions[row.chosen]
         assert chosen["key"] == f"{d.provider}/{d.model}"
         assert chosen["features"]["A"]["cost"] == pytest.approx(12.5 * d.estimated_cost_usd)
+
+
+def test_caller_named_events_make_decisions_reproducible(tmp_path) -> None:
+    from bandit_router.simulation import HashEmbedder, demo_catalog
+
+    def run(name: str) -> list[str]:
+        router = Router(database_url=f"sqlite:///{tmp_path / name}", catalog=demo_catalog(),
+                        embedder=HashEmbedder(), config=RouterConfig(cost_weight=50.0))
+        train(router, 200, seed=5)
+        picks = [router.select(t.text, event_id=f"probe-{i}").model
+                 for i, t in enumerate(SyntheticWorkload(seed=6).tasks(50))]
+        router.close()
+        return picks
+
+    assert run("a.db") == run("b.db")
+
+
+def test_event_ids_are_unique(make_router: MakeRouter) -> None:
+    from bandit_router import DuplicateEventError
+
+    router = make_router()
+    router.select("hello", event_id="order-42")
+    with pytest.raises(DuplicateEventError):
+        router.select("hello again", event_id="order-42")
+    for bad in ("", " ", "x" * 200, "a\x00b"):
+        with pytest.raises(InvalidTaskError):
+            router.select("hello", event_id=bad)

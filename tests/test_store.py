@@ -40,8 +40,13 @@ def test_events_rewards_and_the_learning_log(store: Store) -> None:
     assert [item.event.id for item in store.learn_log(seqs[0])] == ["e0"]
     assert store.get_event("e1").status == "pending"  # type: ignore[union-attr]
     assert store.get_event("e2").status == "rewarded"  # type: ignore[union-attr]
-    assert [e.id for e in store.expired_events(before=10.0)] == ["e1"]
     assert store.count_events() == {"pending": 1, "rewarded": 2}
+    assert store.add_default_rewards(before=10.0, now=11.0, reward=-0.5) == 1
+    assert store.add_default_rewards(before=10.0, now=12.0, reward=-0.5) == 0
+    default = store.get_reward("e1")
+    assert default is not None and default.is_default and default.reward == -0.5
+    assert default.seq > seqs[-1]
+    assert store.count_events() == {"defaulted": 1, "rewarded": 2}
 
 
 def test_one_reward_per_event(store: Store) -> None:
@@ -58,3 +63,23 @@ def test_only_the_newest_checkpoints_are_kept(store: Store) -> None:
                                            config_hash="h", sha256="s", policy=b"p" * i,
                                            memory=b"m"), keep=2)
     assert [c.reward_seq for c in store.checkpoints()] == [3, 2]
+
+
+def test_default_rewards_leave_rewarded_and_recent_events_alone(store: Store) -> None:
+    for i in range(4):
+        store.add_event(event(i, created_at=float(i)))
+    store.add_reward(reward(1), status="rewarded")
+    assert store.add_default_rewards(before=2.5, now=5.0, reward=0.0) == 2  # e0, e2
+    assert store.get_reward("e1").is_default is False  # type: ignore[union-attr]
+    assert store.get_event("e3").status == "pending"  # type: ignore[union-attr]
+    assert [i.event.id for i in store.learn_log(0)] == ["e1", "e0", "e2"]
+
+
+def test_prices_are_written_together_and_read_after_an_id(store: Store) -> None:
+    from bandit_router._store import PriceRow
+
+    store.add_prices([PriceRow(updated_at=1.0, provider="p", model=m, input_price_per_1m=1.0,
+                               output_price_per_1m=None) for m in ("a", "b")])
+    rows = store.prices()
+    assert [r.model for r in rows] == ["a", "b"]
+    assert [r.model for r in store.prices(after_id=rows[0].id)] == ["b"]

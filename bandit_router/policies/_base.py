@@ -42,16 +42,29 @@ class Policy(ABC):
         index, probability, _ = self.decide(context, actions)
         return index, probability
 
-    def decide(self, context: Features,
-               actions: Sequence[Features]) -> tuple[int, float, list[float]]:
-        """Sample an action: its index, its probability and the whole distribution."""
+    def decide(self, context: Features, actions: Sequence[Features], *,
+               draw: float | None = None) -> tuple[int, float, list[float]]:
+        """Sample an action: its index, its probability and the whole distribution.
+
+        ``draw`` in [0, 1) replaces the policy's own generator (inverse-CDF sampling): the
+        router derives it from the event id, so draws never repeat across restarts or
+        replicas and every decision can be reproduced.
+        """
         if not actions:
             raise ValueError("a policy needs at least one action")
         pmf = np.asarray(self.pmf(context, actions), dtype=np.float64)
         pmf = np.clip(pmf, 0.0, None)
         total = pmf.sum()
         pmf = pmf / total if total > 0 else np.full(len(actions), 1.0 / len(actions))
-        index = int(self._rng.choice(len(actions), p=pmf))
+        if draw is None:
+            index = int(self._rng.choice(len(actions), p=pmf))
+        else:
+            if not 0.0 <= draw < 1.0:
+                raise ValueError("draw must be in [0, 1)")
+            index = min(int(np.searchsorted(np.cumsum(pmf), draw, side="right")),
+                        len(actions) - 1)
+            while pmf[index] == 0.0 and index > 0:  # never land on a zero-probability action
+                index -= 1
         return index, float(pmf[index]), pmf.tolist()
 
     def to_bytes(self) -> bytes:

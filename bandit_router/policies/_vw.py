@@ -134,7 +134,8 @@ class VWPolicy(Policy):
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            workspace = vowpalwabbit.Workspace(f"--quiet -i {path}")
+            # the full arguments again: VW's model file does not keep all of them (--l2)
+            workspace = vowpalwabbit.Workspace(f"{self.config.vw_args()} --quiet -i {path}")
         finally:
             os.unlink(path)
         self._vw.finish()

@@ -38,3 +38,42 @@ def test_corrupt_model_bytes_raise() -> None:
     with pytest.raises(ValueError):
         policy.load_bytes(b"")
     assert len(policy.pmf({"T": {"x": 1.0}}, [{"M": {"a": 1.0}}])) == 1  # still usable
+
+
+@pytest.mark.parametrize("config", [PolicyConfig(l2=1e-3), PolicyConfig(),
+                                    PolicyConfig(exploration="epsilon", learning_rate=0.1)])
+def test_learning_after_a_reload_matches_learning_straight_on(config: PolicyConfig) -> None:
+    """Settings VW does not keep in its model file (such as --l2) survive a reload."""
+    rng = np.random.default_rng(0)
+    data = []
+    for _ in range(300):
+        ctx = {"E": rng.normal(size=8).astype(np.float32), "T": {"x": float(rng.random())}}
+        acts = [{"M": {f"m{i}": 1.0}, "A": {"cost": float(rng.random())}} for i in range(3)]
+        data.append((ctx, acts, int(rng.integers(3)), float(rng.random())))
+    straight = VWPolicy(config, pinned={"A": {"cost": -1.0}})
+    for ctx, acts, i, r in data:
+        straight.learn(ctx, acts, i, reward=r, probability=0.5)
+    reloaded = VWPolicy(config, pinned={"A": {"cost": -1.0}})
+    for ctx, acts, i, r in data[:100]:
+        reloaded.learn(ctx, acts, i, reward=r, probability=0.5)
+    fresh = VWPolicy(config, pinned={"A": {"cost": -1.0}})
+    fresh.load_bytes(reloaded.to_bytes())
+    for ctx, acts, i, r in data[100:]:
+        fresh.learn(ctx, acts, i, reward=r, probability=0.5)
+    probe_ctx, probe_acts = data[0][0], data[0][1]
+    assert np.allclose(fresh.pmf(probe_ctx, probe_acts), straight.pmf(probe_ctx, probe_acts),
+                       atol=1e-6)
+
+
+def test_pinned_weights_act_exactly_and_never_move() -> None:
+    policy = VWPolicy(PolicyConfig(exploration="epsilon", epsilon=0.0),
+                      pinned={"A": {"cost": -1.0}})
+    acts = [{"M": {"a": 1.0}, "A": {"cost": 0.0}}, {"M": {"b": 1.0}, "A": {"cost": 0.0}}]
+    for _ in range(300):  # b is worth 0.3 more than a
+        for i, r in ((0, 0.5), (1, 0.8)):
+            policy.learn({"T": {"x": 1.0}}, acts, i, reward=r, probability=0.5)
+    assert policy.pmf({"T": {"x": 1.0}}, acts)[1] > 0.99
+    dear_b = [acts[0], {"M": {"b": 1.0}, "A": {"cost": 0.5}}]  # now b costs 0.5 more
+    assert policy.pmf({"T": {"x": 1.0}}, dear_b)[0] > 0.99
+    cheap_b = [acts[0], {"M": {"b": 1.0}, "A": {"cost": 0.1}}]
+    assert policy.pmf({"T": {"x": 1.0}}, cheap_b)[1] > 0.99

@@ -1,0 +1,179 @@
+"""Regressions from review: values that would poison the policy, restores that drift, inputs
+that crashed with untyped errors, non-atomic price updates, threads."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from bandit_router import (
+    CatalogError,
+    Constraints,
+    InvalidConstraintsError,
+    InvalidRewardError,
+    InvalidTaskError,
+    PolicyConfig,
+    Router,
+    RouterConfig,
+    UnknownEventError,
+    UnknownModelError,
+)
+from bandit_router.simulation import HashEmbedder, demo_catalog
+
+from .test_router import probe_pmf, train
+
+MakeRouter = Callable[..., Router]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"cost_usd": 1e308}, {"cost_usd": 2e4}, {"latency_s": 1e9}, {"output_tokens": 10**12},
+])
+def test_absurd_rewards_are_refused_and_do_not_poison(make_router: MakeRouter,
+                                                      kwargs: dict) -> None:
+    router = make_router()
+    d = router.select("What is 2 + 2?")
+    with pytest.raises(InvalidRewardError):
+        router.reward(d.event_id, quality=0.5, **kwargs)
+    assert all(math.isfinite(p) for p in probe_pmf(router))
+
+
+def test_reward_value_out_of_range_is_refused(make_router: MakeRouter) -> None:
+    router = make_router()
+    d = router.select("What is 2 + 2?", cost_weight=1e6)
+    with pytest.raises(InvalidRewardError, match="outside"):
+        router.reward(d.event_id, quality=0.5, cost_usd=5.0)
+    with pytest.raises(InvalidTaskError):
+        router.select("hi", cost_weight=1e7)
+
+
+def test_numpy_numbers_are_accepted(make_router: MakeRouter) -> None:
+    router = make_router()
+    d = router.select("Hello there", input_tokens=np.int64(12))
+    r = router.reward(d.event_id, quality=np.float32(0.75), cost_usd=np.float64(0.001),
+                      output_tokens=np.int32(40))
+    assert r.quality == pytest.approx(0.75) and isinstance(r.quality, float)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"metadata": ["not", "a", "mapping"]}, {"metadata": {"x": object()}},
+    {"metadata": {"x": float("nan")}}, {"metadata": {"x": "a\x00b"}},
+    {"input_tokens": True},
+])
+def test_bad_select_options_are_typed_errors(make_router: MakeRouter, kwargs: dict) -> None:
+    router = make_router()
+    with pytest.raises(InvalidTaskError):
+        router.select("hello", **kwargs)
+    assert router.store.count_events() == {}
+
+
+def test_nul_characters_and_huge_ids(make_router: MakeRouter) -> None:
+    router = make_router()
+    with pytest.raises(InvalidTaskError):
+        router.select("a\x00b")
+    for bad in ("a\x00b", "x" * 500, 42):
+        with pytest.raises(UnknownEventError):
+            router.reward(bad, quality=0.5)  # type: ignore[arg-type]
+
+
+def test_constraint_names_must_exist(make_router: MakeRouter) -> None:
+    router = make_router()
+    with pytest.raises(UnknownModelError, match="excluded_models"):
+        router.select("hi", constraints=Constraints(excluded_models=["gpt-5-typo"]))
+    with pytest.raises(UnknownModelError, match="preferred_providers"):
+        router.select("hi", constraints=Constraints(preferred_providers=["nobody"]))
+    with pytest.raises(InvalidConstraintsError):
+        Constraints(allowed_models=5)  # type: ignore[arg-type]
+    d = router.select("hi", constraints=Constraints(excluded_models=["tiny", "frontier/large"]))
+    assert d.model not in {"tiny", "large"}
+
+
+@pytest.mark.parametrize("update, error", [
+    ({"tiny": {"input_price_per_1m": 9.0}, "tinier": {"input_price_per_1m": 1.0}},
+     UnknownModelError),
+    ({"tiny": {"input_price_per_1m": 9.0, "output_price_per_1m": -1.0}}, CatalogError),
+])
+def test_price_updates_are_all_or_nothing(make_router: MakeRouter, update: dict,
+                                          error: type) -> None:
+    """A bad entry anywhere in one update leaves every price, and the log, as it was."""
+    router = make_router()
+    snapshot = router.catalog.to_dict()
+    with pytest.raises(error):
+        router.update_pricing("budget", update)
+    assert router.catalog.to_dict() == snapshot
+    assert router.store.prices() == []
+
+
+def test_replicas_pick_up_price_changes_on_sync(make_router: MakeRouter) -> None:
+    a, b = make_router(), make_router()
+    a.update_pricing("budget", {"tiny": {"output_price_per_1m": 3.0}})
+    assert b.catalog.find("budget", "tiny").output_price_per_1m == 0.1
+    b.sync()
+    assert b.catalog.find("budget", "tiny").output_price_per_1m == 3.0
+
+
+def test_checkpoint_with_other_settings_is_not_loaded(make_router: MakeRouter) -> None:
+    first = make_router()
+    train(first, 60)
+    first.close()
+    second = make_router(policy=PolicyConfig(embedding_dims=32))
+    assert second._learner.learned == 60
+    third = make_router(config=RouterConfig(cost_weight=50.0, memory_size=40))
+    assert len(third._learner.memory) <= 40
+
+
+def test_in_memory_sqlite_is_shared_across_threads() -> None:
+    router = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
+    d = router.select("hello")
+    errors: list[BaseException] = []
+
+    def reward() -> None:
+        try:
+            router.reward(d.event_id, quality=1.0)
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    t = threading.Thread(target=reward)
+    t.start()
+    t.join()
+    assert errors == [] and router._learner.learned == 1
+
+
+def test_concurrent_selects_and_rewards_lose_nothing(make_router: MakeRouter) -> None:
+    router = make_router()
+    decisions = [router.select(f"Tell me a fun fact about animal number {i}.")
+                 for i in range(80)]
+    errors: list[BaseException] = []
+
+    def worker(chunk: list) -> None:
+        try:
+            for d in chunk:
+                router.select("Translate 'hello' to French.")
+                router.reward(d.event_id, quality=0.5, cost_usd=0.0001)
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(decisions[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert router._learner.learned == 80
+    stats = router.get_routing_stats()
+    assert stats["rewarded"] == 80 and stats["decisions"] == 160
+
+
+def test_the_same_event_id_draws_the_same_action() -> None:
+    from bandit_router.policies import RandomPolicy
+
+    policy = RandomPolicy(seed=0)
+    acts = [{}, {}, {}, {}]
+    picks = {policy.decide({}, acts, draw=u)[0] for u in (0.0, 0.24, 0.26, 0.5, 0.99)}
+    assert picks == {0, 1, 2, 3}
+    assert policy.decide({}, acts, draw=0.6)[0] == policy.decide({}, acts, draw=0.6)[0] == 2
+    with pytest.raises(ValueError):
+        policy.decide({}, acts, draw=1.0)
