@@ -128,7 +128,7 @@ class RouterConfig:
     reward_wait_s: float = 600.0
     default_reward: float = 0.0
     neighbours: int = 32
-    memory_size: int = 100_000
+    memory_size: int = 50_000
     prior_strength: float = 2.0
     default_output_tokens: int = 300
     max_task_chars: int = 100_000

@@ -53,7 +53,6 @@ class Memory:
         self.capacity = capacity
         self._index = faiss.IndexFlatIP(dim)
         self._model_ids: dict[str, int] = {}
-        self._vectors = np.zeros((0, dim), np.float32)
         self._cols = {name: np.zeros(0, np.float64) for name in self._COLUMNS}
         self._n = 0
         self._totals_cache: dict[str, FloatArray] | None = None
@@ -67,10 +66,7 @@ class Memory:
         return self._model_ids[key]
 
     def _grow(self) -> None:
-        new_cap = max(64, 2 * len(self._vectors))
-        vectors = np.zeros((new_cap, self.dim), np.float32)
-        vectors[: self._n] = self._vectors[: self._n]
-        self._vectors = vectors
+        new_cap = max(64, 2 * len(self._cols["model"]))
         for name, col in self._cols.items():
             grown = np.full(new_cap, np.nan)
             grown[: self._n] = col[: self._n]
@@ -79,13 +75,12 @@ class Memory:
     def _evict(self) -> None:
         drop = max(1, self.capacity // 10)
         keep = self._n - drop
-        self._vectors[:keep] = self._vectors[drop : self._n]
         for col in self._cols.values():
             col[:keep] = col[drop : self._n]
         self._n = keep
         self._totals_cache = None
-        self._index.reset()
-        self._index.add(self._vectors[:keep])
+        # the index is the only copy of the vectors; a flat index shifts the rest down
+        self._index.remove_ids(faiss.IDSelectorRange(0, drop))
 
     def add(self, embedding: npt.NDArray[np.float32], model_key: str, *, quality: float,
             reward: float, cost_usd: float, latency_s: float | None,
@@ -93,11 +88,10 @@ class Memory:
         """Remember one rewarded decision."""
         if self._n >= self.capacity:
             self._evict()
-        if self._n >= len(self._vectors):
+        if self._n >= len(self._cols["model"]):
             self._grow()
         vec = np.asarray(embedding, np.float32).reshape(1, self.dim)
         row = self._n
-        self._vectors[row] = vec[0]
         values = (self._model_id(model_key), quality, reward, cost_usd,
                   np.nan if latency_s is None else latency_s,
                   np.nan if output_tokens is None else output_tokens)
@@ -192,7 +186,8 @@ class Memory:
         keys = np.array(list(self._model_ids), dtype=np.str_)
         arrays: dict[str, npt.NDArray[np.generic]] = {
             name: col[: self._n] for name, col in self._cols.items()}
-        np.savez(buf, vectors=self._vectors[: self._n], keys=keys, **arrays)  # type: ignore[arg-type]
+        vectors = self._index.reconstruct_n(0, self._n) if self._n else np.zeros((0, self.dim))
+        np.savez(buf, vectors=vectors, keys=keys, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
 
     @classmethod
@@ -204,9 +199,8 @@ class Memory:
                 raise ValueError(f"memory snapshot has dim {vectors.shape}, expected {dim}")
             mem._model_ids = {str(k): i for i, k in enumerate(arrays["keys"].tolist())}
             mem._n = len(vectors)
-            mem._vectors = vectors.copy()
             mem._cols = {name: np.asarray(arrays[name], np.float64).copy()
                          for name in cls._COLUMNS}
-        if mem._n:
-            mem._index.add(mem._vectors[: mem._n])
+            if mem._n:
+                mem._index.add(np.ascontiguousarray(vectors))
         return mem

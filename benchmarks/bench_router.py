@@ -6,7 +6,9 @@ Prints:
 - the same with the embedding excluded (vectors computed beforehand and served by a
   lookup embedder), i.e. recall + constraints + VW + the committed event row;
 - ``reward()`` throughput (validate, commit, learn), one call after another;
-- resident memory after loading and at the end.
+- resident memory after loading and at the end;
+- FAISS recall latency (the part of ``select()`` that grows with history) and the memory's
+  size, at 10k, 50k and 100k remembered tasks (``--memory-sizes``).
 
 Real parts throughout: bundled 15-model catalog, FAISS, VW, a SQLite file (WAL,
 synchronous=FULL). Run:
@@ -64,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="calls per measurement")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--memory-sizes", type=int, nargs="*", default=[10_000, 50_000, 100_000])
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="bench-router-")
     url = args.database_url or f"sqlite:///{os.path.join(tmp.name, 'bench.db')}"
@@ -114,6 +117,36 @@ def main() -> None:
           f"RSS {rss_mb():.0f} MB, memory rows {len(router._learner.memory)}")
     router.close()
     tmp.cleanup()
+    recall_scaling(args.memory_sizes, keys=[s.key for s in router.catalog])
+
+
+def recall_scaling(sizes: Sequence[int], keys: list[str]) -> None:
+    """Recall cost at larger histories, on the memory component itself (filling it through
+    select/reward would take minutes per 100k)."""
+    from bandit_router._memory import Memory
+
+    rng = np.random.default_rng(0)
+    print("\nrecall of the 32 nearest past tasks (exact FAISS inner product, 384-d):")
+    for n in sizes:
+        before = rss_mb()
+        mem = Memory(dim=384, capacity=max(sizes))
+        vecs = rng.normal(size=(n, 384)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        for i, v in enumerate(vecs):
+            mem.add(v, keys[i % len(keys)], quality=float(rng.random()), reward=0.5,
+                    cost_usd=1e-4, latency_s=1.0, output_tokens=200)
+        queries = vecs[rng.integers(n, size=300)]
+        ms = []
+        for q in queries:
+            t = time.perf_counter()
+            mem.recall(q, keys, k=32)
+            ms.append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        blob = mem.to_bytes()
+        snap_s = time.perf_counter() - t
+        print(f"  {n:>7,} tasks: {percentiles(ms)};  +{rss_mb() - before:5.0f} MB RSS, "
+              f"snapshot {len(blob) / 2**20:5.0f} MB in {snap_s:.2f}s")
+        del mem, blob
 
 
 if __name__ == "__main__":
