@@ -12,6 +12,7 @@ from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig
 from ._constraints import Constraints
 from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from ._errors import (
+    AuthenticationError,
     BanditRouterError,
     CatalogError,
     DuplicateEventError,
@@ -21,12 +22,15 @@ from ._errors import (
     InvalidRewardError,
     InvalidTaskError,
     NoEligibleModelError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
     RewardWindowClosedError,
+    ServiceError,
     UnknownEventError,
     UnknownModelError,
 )
 from ._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
-from ._types import Alternative, Decision, RewardReceipt
+from ._types import Alternative, Decision, EventRecord, RewardReceipt
 
 __version__ = "0.1.0"
 
@@ -35,6 +39,7 @@ __all__ = [
     "ERROR_KINDS",
     "EXPLORATIONS",
     "Alternative",
+    "AuthenticationError",
     "BanditRouterError",
     "CachedEmbedder",
     "Catalog",
@@ -44,6 +49,7 @@ __all__ = [
     "DuplicateEventError",
     "DuplicateRewardError",
     "Embedder",
+    "EventRecord",
     "Exploration",
     "InvalidConstraintsError",
     "InvalidInputError",
@@ -51,12 +57,15 @@ __all__ = [
     "InvalidTaskError",
     "ModelSpec",
     "NoEligibleModelError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
     "PolicyConfig",
     "RewardReceipt",
     "RewardWindowClosedError",
     "Router",
     "RouterConfig",
     "SentenceTransformerEmbedder",
+    "ServiceError",
     "UnknownEventError",
     "UnknownModelError",
     "__version__",

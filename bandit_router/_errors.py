@@ -13,7 +13,11 @@ Every error the library raises on purpose derives from :class:`BanditRouterError
     ├── UnknownEventError            a reward or lookup for an event id never logged
     ├── UnknownModelError            a price update or constraint naming a model not in the catalog
     ├── DuplicateRewardError         a second reward for one event (earliest reward wins)
-    └── RewardWindowClosedError      a reward after the reward wait time; the default was learned
+    ├── RewardWindowClosedError      a reward after the reward wait time; the default was learned
+    └── ServiceError                 the HTTP service answered with an error (client side only)
+        ├── AuthenticationError      401: no API key, or an unknown or revoked one
+        ├── PermissionDeniedError    403: the key's scope does not allow the call
+        └── PayloadTooLargeError     413: the request body is over the service's limit
 
 The HTTP service maps each class to one status code; nothing else needs to know the tree.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "AuthenticationError",
     "BanditRouterError",
     "CatalogError",
     "DuplicateEventError",
@@ -32,7 +37,10 @@ __all__ = [
     "InvalidRewardError",
     "InvalidTaskError",
     "NoEligibleModelError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
     "RewardWindowClosedError",
+    "ServiceError",
     "UnknownEventError",
     "UnknownModelError",
 ]
@@ -114,3 +122,23 @@ class RewardWindowClosedError(BanditRouterError):
             f"event {event_id!r} passed its reward wait time of {wait_s:g}s; "
             "its default reward was already learned"
         )
+
+
+class ServiceError(BanditRouterError):
+    """An error status from the HTTP service that has no library counterpart."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class AuthenticationError(ServiceError):
+    """No API key, or one that is unknown or revoked."""
+
+
+class PermissionDeniedError(ServiceError):
+    """The API key's scope does not allow this call."""
+
+
+class PayloadTooLargeError(ServiceError):
+    """The request body is larger than the service accepts."""

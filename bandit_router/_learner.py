@@ -103,16 +103,20 @@ class Learner:
         else:
             self.catch_up()
 
-    def catch_up(self) -> int:
-        """Learn every reward logged after the last one learned; returns how many."""
+    def catch_up(self, *, limit: int | None = None) -> int:
+        """Learn the rewards logged after the last one learned (at most ``limit``);
+        returns how many."""
         total = 0
         while True:
-            batch = self.store.learn_log(self.seq)
+            size = 5000 if limit is None else min(5000, limit - total)
+            if size <= 0:
+                break
+            batch = self.store.learn_log(self.seq, limit=size)
             for item in batch:
                 self._learn(item)
                 self.seq = item.reward.seq
             total += len(batch)
-            if len(batch) < 5000:
+            if len(batch) < size:
                 break
         if total:
             self._stats = self.memory.model_stats()

@@ -35,7 +35,7 @@ from ._features import estimate_tokens, task_features
 from ._learner import Learner, write_checkpoint
 from ._scoring import PINNED, action_features
 from ._store import EventConflict, EventRow, PriceRow, RewardConflict, RewardRow, Store
-from ._types import Alternative, Decision, RewardReceipt
+from ._types import Alternative, Decision, EventRecord, RewardReceipt
 from .policies import Policy, VWPolicy
 
 __all__ = ["DEFAULT_DATABASE_URL", "ERROR_KINDS", "Router"]
@@ -271,7 +271,8 @@ class Router:
     # -- reward ------------------------------------------------------------------------------
     def reward(self, event_id: str, *, quality: float | None = None,
                cost_usd: float | None = None, latency_s: float | None = None,
-               output_tokens: int | None = None, error: str | None = None) -> RewardReceipt:
+               output_tokens: int | None = None, error: str | None = None,
+               learn: bool = True) -> RewardReceipt:
         """Record what happened to a decision and learn from it.
 
         ``quality`` in [0, 1] is required unless ``error`` names a failed call (one of
@@ -280,6 +281,10 @@ class Router:
         The earliest reward of an event wins: a second one raises
         :class:`DuplicateRewardError`; one after ``reward_wait_s`` raises
         :class:`RewardWindowClosedError`.
+
+        With ``learn=False`` the reward is only made durable; the policy learns it at the
+        next :meth:`sync` (the HTTP service does this from one background learner thread, so
+        requests never wait for learning).
         """
         if error is not None and error not in ERROR_KINDS:
             raise InvalidRewardError(f"error must be one of {sorted(ERROR_KINDS)}")
@@ -330,6 +335,10 @@ class Router:
         except RewardConflict:
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
+        if not learn:
+            return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
+                                 cost_usd=float(cost_usd), latency_s=latency_s,
+                                 policy_version=self._learner.learned)
         with self._lock:
             self._learner.learn_new(seq, row, event)
             version = self._learner.learned
@@ -337,6 +346,30 @@ class Router:
         return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                              cost_usd=float(cost_usd), latency_s=latency_s,
                              policy_version=version)
+
+    def get_event(self, event_id: str) -> EventRecord:
+        """The logged decision and its reward, if any."""
+        if not isinstance(event_id, str) or not event_id or len(event_id) > _MAX_EVENT_ID \
+                or "\x00" in event_id:
+            raise UnknownEventError(str(event_id)[:_MAX_EVENT_ID])
+        event, reward = self.store.get_event_and_reward(event_id)
+        if event is None:
+            raise UnknownEventError(event_id)
+        provider, model = event.model_key.split("/", 1)
+        outcome = None
+        if reward is not None:
+            outcome = {"quality": reward.quality, "cost_usd": reward.cost_usd,
+                       "latency_s": reward.latency_s, "output_tokens": reward.output_tokens,
+                       "error": reward.error, "reward": reward.reward,
+                       "is_default": reward.is_default, "received_at": reward.received_at}
+        return EventRecord(
+            event_id=event.id, created_at=event.created_at, status=event.status,
+            provider=provider, model=model, probability=event.probability,
+            cost_weight=event.cost_weight, latency_weight=event.latency_weight,
+            input_tokens=event.input_tokens, policy_version=event.policy_version,
+            constraints=dict(event.constraints), metadata=dict(event.meta or {}),
+            eligible=[a["key"] for a in event.actions],
+            estimates=dict(event.actions[event.chosen]["estimate"]), reward=outcome)
 
     def _raise_if_closed(self, event: EventRow, existing: RewardRow | None, *,
                          check_time: bool = True) -> None:
@@ -362,12 +395,19 @@ class Router:
             self._next_expiry_check = now + min(self.config.reward_wait_s / 10.0, 5.0)
             self.process_expired()
 
-    def sync(self) -> int:
-        """Pick up what other processes wrote to the shared database: rewards (learned) and
-        price changes (applied). Returns how many rewards were learned."""
+    @property
+    def policy_version(self) -> int:
+        """How many rewards the policy has learned."""
+        return self._learner.learned
+
+    def sync(self, *, limit: int | None = None) -> int:
+        """Pick up what was written to the database but not yet learned here: rewards from
+        ``reward(learn=False)`` or from other processes (learned), and price changes
+        (applied). ``limit`` caps how many rewards one call learns, so a caller that loops
+        lets decisions in between. Returns how many rewards were learned."""
         with self._lock:
             self._apply_stored_prices()
-            n = self._learner.catch_up()
+            n = self._learner.catch_up(limit=limit)
         self._checkpoint_if_due()
         return n
 

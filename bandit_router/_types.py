@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Alternative", "Decision", "RewardReceipt"]
+__all__ = ["Alternative", "Decision", "EventRecord", "RewardReceipt"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,3 +67,27 @@ class RewardReceipt:
     cost_usd: float
     latency_s: float | None
     policy_version: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    """A logged decision as :meth:`Router.get_event` returns it, with its reward if any."""
+
+    event_id: str
+    created_at: float
+    status: str
+    provider: str
+    model: str
+    probability: float
+    cost_weight: float
+    latency_weight: float
+    input_tokens: int
+    policy_version: int
+    constraints: dict[str, Any]
+    metadata: dict[str, Any]
+    eligible: list[str]
+    estimates: dict[str, float]
+    reward: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

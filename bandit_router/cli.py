@@ -108,6 +108,41 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from feedback_api import Settings, create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=args.log_level)
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from feedback_api import KeyStore, Settings
+
+    store = KeyStore(args.database_url or Settings().database_url)
+    try:
+        if args.action == "create":
+            key, secret = store.create(name=args.name, scope=args.scope)
+            print(f"created key {key.id} ({key.scope}, '{key.name}'); it is shown only once:")
+            print(secret)
+        elif args.action == "revoke":
+            if not store.revoke(args.id):
+                print(f"no live key with id {args.id}", file=sys.stderr)
+                return 1
+            print(f"revoked key {args.id}")
+        else:
+            for k in store.list():
+                state = "revoked" if k.revoked_at else "live"
+                print(f"{k.id:>4}  {k.scope:<6}  {k.prefix}…  {state:<7}  {k.name}")
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bandit-router",
                                      description="Self-hosted LLM router that learns online.")
@@ -123,6 +158,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true",
                       help="use a hashing embedder instead of all-MiniLM-L6-v2")
     demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (settings: BANDIT_ROUTER_* "
+                                         "environment variables or BANDIT_ROUTER_CONFIG_FILE)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    keys = sub.add_parser("keys", help="create, revoke and list API keys")
+    keys.add_argument("--database-url", default=None,
+                      help="default: BANDIT_ROUTER_DATABASE_URL or the service's default")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    create = ksub.add_parser("create")
+    create.add_argument("--scope", choices=["client", "admin"], default="client")
+    create.add_argument("--name", default="")
+    revoke = ksub.add_parser("revoke")
+    revoke.add_argument("id", type=int)
+    ksub.add_parser("list")
+    keys.set_defaults(func=_keys)
     return parser
 
 

@@ -1,0 +1,76 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bandit_router import Catalog, PolicyConfig, Router, RouterConfig, __version__
+from bandit_router.simulation import HashEmbedder
+
+from . import errors
+from .keys import KeyStore
+from .learner import BackgroundLearner
+from .metrics import Metrics
+from .middleware import BodyLimit, RequestMetrics
+from .routers import events, models, ops, select
+from .settings import Settings, get_settings
+
+__all__ = ["build_router", "create_app"]
+
+log = logging.getLogger("feedback_api")
+
+
+def build_router(settings: Settings) -> Router:
+    """The library router the settings describe (loads the embedder: seconds)."""
+    catalog = Catalog.from_file(settings.catalog_path) if settings.catalog_path else None
+    embedder = HashEmbedder() if settings.embedder == "hash" else None
+    return Router(
+        database_url=settings.database_url, catalog=catalog, embedder=embedder,
+        policy=PolicyConfig(exploration=settings.exploration, seed=settings.seed),
+        config=RouterConfig(cost_weight=settings.cost_weight,
+                            latency_weight=settings.latency_weight,
+                            reward_wait_s=settings.reward_wait_s,
+                            default_reward=settings.default_reward,
+                            store_task_text=settings.store_task_text,
+                            checkpoint_every=settings.checkpoint_every))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.keys = KeyStore(settings.database_url)
+        router = build_router(settings)  # embedder, FAISS memory and policy load once, here
+        learner = BackgroundLearner(router, metrics, interval_s=settings.learn_interval_s)
+        app.state.router, app.state.learner = router, learner
+        learner.start()
+        if settings.auth and not app.state.keys.list():
+            log.warning("no API keys yet: create one with "
+                        "'bandit-router keys create --scope admin'")
+        try:
+            yield
+        finally:
+            learner.stop()  # learns what was stored, then the router checkpoints on close
+            router.close()
+            app.state.keys.close()
+
+    app = FastAPI(
+        title="bandit-router",
+        version=__version__,
+        summary="Routes each LLM request to a model and learns online from feedback.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    errors.install(app)
+    for module in (select, events, models, ops):
+        app.include_router(module.router)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,69 @@
+"""Dependencies: the router, the metrics and the caller's API key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from bandit_router import Router
+
+from .keys import ApiKey, KeyStore
+from .learner import BackgroundLearner
+from .metrics import Metrics
+from .settings import Settings
+
+__all__ = ["AdminKey", "ClientKey", "LearnerDep", "MetricsDep", "RouterDep"]
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key")
+_OPEN = ApiKey(id=0, name="auth disabled", scope="admin", prefix="", created_at=0.0,
+               revoked_at=None)
+
+
+def get_router(request: Request) -> Router:
+    router: Router = request.app.state.router
+    return router
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_learner(request: Request) -> BackgroundLearner:
+    learner: BackgroundLearner = request.app.state.learner
+    return learner
+
+
+def _caller(request: Request,
+            bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+            header: Annotated[str | None, Security(_header)]) -> ApiKey:
+    settings: Settings = request.app.state.settings
+    if not settings.auth:
+        return _OPEN
+    secret = bearer.credentials if bearer is not None else header
+    if not secret:
+        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' or "
+                                 "'X-API-Key: <key>' (create one with 'bandit-router keys "
+                                 "create')", headers={"WWW-Authenticate": "Bearer"})
+    keys: KeyStore = request.app.state.keys
+    key = keys.verify(secret)
+    if key is None:
+        raise HTTPException(401, "unknown or revoked API key",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+def _require_admin(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+    if key.scope != "admin":
+        raise HTTPException(403, "this call needs an API key with the 'admin' scope")
+    return key
+
+
+RouterDep = Annotated[Router, Depends(get_router)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LearnerDep = Annotated[BackgroundLearner, Depends(get_learner)]
+ClientKey = Annotated[ApiKey, Depends(_caller)]  # client or admin
+AdminKey = Annotated[ApiKey, Depends(_require_admin)]

@@ -1,0 +1,85 @@
+"""One JSON error shape, ``{"error": {"type", "message", "details"}}``, for every 4xx/5xx."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import bandit_router as br
+
+__all__ = ["STATUS", "error_response", "install"]
+
+log = logging.getLogger("feedback_api")
+
+#: Library error -> HTTP status. Subclasses are looked up along their MRO.
+STATUS: dict[type[br.BanditRouterError], int] = {
+    br.InvalidInputError: 422,
+    br.DuplicateEventError: 409,
+    br.NoEligibleModelError: 422,
+    br.UnknownEventError: 404,
+    br.UnknownModelError: 404,
+    br.DuplicateRewardError: 409,
+    br.RewardWindowClosedError: 410,
+}
+_HTTP_TYPES = {401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFound",
+               405: "MethodNotAllowed", 413: "PayloadTooLargeError"}
+
+
+def error_response(status: int, type_: str, message: str,
+                   details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": type_, "message": message, "details": details}},
+                        status_code=status, headers=headers)
+
+
+def _status_of(exc: br.BanditRouterError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+async def _library(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, br.BanditRouterError)
+    details: dict[str, Any] | None = None
+    if isinstance(exc, br.NoEligibleModelError):
+        details = {"reasons": exc.reasons}
+    elif isinstance(exc, br.RewardWindowClosedError):
+        details = {"event_id": exc.event_id, "wait_s": exc.wait_s}
+    elif isinstance(exc, br.UnknownEventError | br.DuplicateRewardError
+                    | br.DuplicateEventError):
+        details = {"event_id": exc.event_id}
+    return error_response(_status_of(exc), type(exc).__name__, str(exc), details)
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
+              for e in exc.errors()]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return error_response(422, "RequestValidationError", f"{where}: {first['msg']}",
+                          {"errors": errors})
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"),
+                          str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def _internal(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "InternalServerError", "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(br.BanditRouterError, _library)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _internal)

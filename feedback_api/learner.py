@@ -1,0 +1,70 @@
+"""The one thread that feeds rewards to the policy.
+
+Requests never learn: ``POST /v1/events/{id}/reward`` makes the reward durable and wakes
+this thread, which learns the log in order (``Router.sync``) in small batches, so decisions
+interleave with learning, and sweeps expired events to their default reward.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bandit_router import Router
+
+from .metrics import Metrics
+
+__all__ = ["BackgroundLearner"]
+
+log = logging.getLogger("feedback_api")
+
+
+class BackgroundLearner:
+    def __init__(self, router: Router, metrics: Metrics, *, interval_s: float,
+                 batch: int = 64) -> None:
+        self.router = router
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self.batch = batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bandit-router-learner",
+                                        daemon=True)
+        self.pending = 0  # rewards stored since the last learning pass (approximate)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self) -> None:
+        self.pending += 1
+        self.metrics.learn_lag.set(self.pending)
+        self._wake.set()
+
+    def drain(self) -> int:
+        """Learn everything stored so far; returns how many rewards were learned."""
+        total = 0
+        while True:
+            self.pending = 0
+            n = self.router.sync(limit=self.batch)
+            total += n
+            if n < self.batch:
+                break
+        self.metrics.policy_version.set(self.router.policy_version)
+        self.metrics.learn_lag.set(self.pending)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            try:
+                self.router.process_expired()
+                self.drain()
+            except Exception:  # keep learning alive; the log keeps what was not learned
+                log.exception("learning pass failed; retrying")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.drain()

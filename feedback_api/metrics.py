@@ -1,0 +1,35 @@
+"""Prometheus metrics of one service instance (its own registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("bandit_router_http_requests_total", "HTTP requests",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("bandit_router_http_request_duration_seconds",
+                                 "HTTP request latency", ["route"], registry=self.registry,
+                                 buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1,
+                                          2.5, 5))
+        self.decisions = Counter("bandit_router_decisions_total", "decisions by model",
+                                 ["model"], registry=self.registry)
+        self.rewards = Counter("bandit_router_rewards_total", "rewards stored, by outcome",
+                               ["outcome"], registry=self.registry)
+        self.spend = Counter("bandit_router_spend_usd_total", "cost reported in rewards",
+                             ["model"], registry=self.registry)
+        self.policy_version = Gauge("bandit_router_policy_version", "rewards learned",
+                                    registry=self.registry)
+        self.learn_lag = Gauge("bandit_router_learning_lag_rewards",
+                               "rewards stored but not yet learned", registry=self.registry)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,53 @@
+"""The feedback endpoint, and reading an event back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+
+from bandit_router import EventRecord, UnknownEventError
+
+from ..deps import ClientKey, LearnerDep, MetricsDep, RouterDep
+from ..keys import ApiKey
+from ..schemas import ErrorOut, EventOut, RewardIn, RewardOut
+
+router = APIRouter(prefix="/v1/events", tags=["feedback"])
+
+_ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
+           409: {"model": ErrorOut}, 410: {"model": ErrorOut}, 413: {"model": ErrorOut},
+           422: {"model": ErrorOut}}
+EventId = Path(..., min_length=1, max_length=128)
+
+
+def _owned(record: EventRecord, key: ApiKey, event_id: str) -> EventRecord:
+    """Client keys see only their own events; others are reported as unknown."""
+    if key.scope != "admin" and record.metadata.get("owner") != key.id:
+        raise UnknownEventError(event_id)
+    return record
+
+
+@router.post("/{event_id}/reward", response_model=RewardOut,
+             responses=_ERRORS)  # type: ignore[arg-type]
+def reward(body: RewardIn, key: ClientKey, lib: RouterDep, learner: LearnerDep,
+           metrics: MetricsDep, event_id: str = EventId) -> RewardOut:
+    """Report what happened. The reward is stored durably before the answer; the policy
+    learns it in the background right after. The earliest reward of an event wins."""
+    record = _owned(lib.get_event(event_id), key, event_id)
+    receipt = lib.reward(event_id, quality=body.quality, cost_usd=body.cost_usd,
+                         latency_s=body.latency_s, output_tokens=body.output_tokens,
+                         error=body.error, learn=False)
+    learner.notify()
+    metrics.rewards.labels(body.error or "ok").inc()
+    metrics.spend.labels(f"{record.provider}/{record.model}").inc(receipt.cost_usd)
+    return RewardOut(event_id=event_id, reward=receipt.reward, quality=receipt.quality,
+                     cost_usd=receipt.cost_usd, latency_s=receipt.latency_s,
+                     policy_version=receipt.policy_version)
+
+
+@router.get("/{event_id}", response_model=EventOut,
+            responses=_ERRORS)  # type: ignore[arg-type]
+def get_event(key: ClientKey, lib: RouterDep, event_id: str = EventId) -> EventOut:
+    """The stored decision and its reward."""
+    record = _owned(lib.get_event(event_id), key, event_id)
+    data = record.to_dict()
+    meta = data.pop("metadata")
+    return EventOut(**data, metadata=meta.get("user", {}), unit_key=meta.get("unit_key"))

@@ -1,0 +1,46 @@
+"""The catalog and live price updates (admin)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Path
+
+from bandit_router import CatalogError, UnknownModelError
+
+from ..deps import AdminKey, RouterDep
+from ..schemas import ErrorOut, ModelOut, PricingIn
+
+router = APIRouter(prefix="/v1/models", tags=["catalog"])
+
+_ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
+           422: {"model": ErrorOut}}
+
+
+@router.get("", response_model=list[ModelOut], responses=_ERRORS)  # type: ignore[arg-type]
+def list_models(_: AdminKey, lib: RouterDep) -> list[ModelOut]:
+    """Every model the router may pick, with its current prices."""
+    return [ModelOut(**asdict(spec)) for spec in lib.catalog]
+
+
+@router.put("/{model:path}/pricing", response_model=ModelOut,
+            responses=_ERRORS)  # type: ignore[arg-type]
+def update_pricing(body: PricingIn, _: AdminKey, lib: RouterDep,
+                   model: str = Path(..., min_length=1, max_length=300)) -> ModelOut:
+    """Change a model's prices; stored, and in effect from the next decision. Name the model
+    ``name`` or ``provider/name``."""
+    if "/" in model and body.provider is None:
+        provider, name = model.split("/", 1)
+    else:
+        name = model
+        matches = [s for s in lib.catalog if s.model == name
+                   and (body.provider is None or s.provider == body.provider)]
+        if not matches:
+            raise UnknownModelError(f"model {model!r} is not in the catalog")
+        if len(matches) > 1:
+            raise CatalogError(f"model {name!r} is served by several providers; "
+                               "set 'provider' or use provider/model")
+        provider = matches[0].provider
+    change = body.model_dump(exclude_none=True, exclude={"provider"})
+    lib.update_pricing(provider, {name: change})
+    return ModelOut(**asdict(lib.catalog.find(provider, name)))

@@ -1,0 +1,50 @@
+"""Statistics (admin), health and readiness (open), and Prometheus metrics (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import text
+
+from ..deps import AdminKey, MetricsDep, RouterDep
+from ..schemas import ErrorOut
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/v1/stats", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+def stats(_: AdminKey, lib: RouterDep) -> dict[str, Any]:
+    """Traffic, quality and spend per model; savings against the strongest model."""
+    return lib.get_routing_stats()
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"model": ErrorOut}})
+def readyz(request: Request) -> Response:
+    """Readiness: models loaded and the database reachable."""
+    from ..errors import error_response
+
+    lib = getattr(request.app.state, "router", None)
+    if lib is None:
+        return error_response(503, "NotReady", "the router is still loading")
+    try:
+        with lib.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return error_response(503, "NotReady", f"database unreachable: {type(exc).__name__}")
+    return Response('{"status":"ready"}', media_type="application/json")
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}, 401: {"model": ErrorOut},
+                       403: {"model": ErrorOut}})
+def metrics(_: AdminKey, lib: RouterDep, m: MetricsDep) -> Response:
+    """Prometheus text format: requests, latency, decisions by model, rewards, spend."""
+    m.policy_version.set(lib.policy_version)
+    return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

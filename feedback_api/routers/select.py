@@ -1,0 +1,32 @@
+"""POST /v1/select: pick a model for a task."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bandit_router import Constraints, InvalidConstraintsError, UnknownModelError
+
+from ..deps import ClientKey, MetricsDep, RouterDep
+from ..schemas import DecisionOut, ErrorOut, SelectIn
+
+router = APIRouter(prefix="/v1", tags=["routing"])
+
+_ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut},
+           413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+
+
+@router.post("/select", response_model=DecisionOut, responses=_ERRORS)  # type: ignore[arg-type]
+def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep) -> DecisionOut:
+    """Choose a model for the task under the constraints. The decision is logged before the
+    answer; call the model yourself, then post its outcome to the event's reward."""
+    constraints = Constraints(**body.constraints.model_dump(exclude_none=True)) \
+        if body.constraints else None
+    meta = {"owner": key.id, "unit_key": body.unit_key, "user": body.metadata or {}}
+    try:
+        d = lib.select(body.task, constraints=constraints, cost_weight=body.cost_weight,
+                       latency_weight=body.latency_weight, input_tokens=body.input_tokens,
+                       metadata=meta, event_id=body.event_id)
+    except UnknownModelError as exc:  # a name in the constraints, not a missing resource
+        raise InvalidConstraintsError(str(exc)) from None
+    metrics.decisions.labels(f"{d.provider}/{d.model}").inc()
+    return DecisionOut.model_validate(d.to_dict())

@@ -1,0 +1,147 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AlternativeOut", "ConstraintsIn", "DecisionOut", "ErrorBody", "ErrorOut", "EventOut",
+    "ModelOut", "PricingIn", "RewardIn", "RewardOut", "SelectIn",
+]
+
+ErrorKind = Literal["rate_limit", "server_error", "timeout", "context_length",
+                    "content_filter", "invalid_response", "other"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ConstraintsIn(_In):
+    max_cost_usd: float | None = Field(None, ge=0, examples=[0.0001])
+    max_latency_s: float | None = Field(None, ge=0, examples=[5])
+    min_quality: float | None = Field(None, ge=0, le=1)
+    preferred_providers: list[str] | None = None
+    allowed_providers: list[str] | None = None
+    excluded_providers: list[str] | None = None
+    allowed_models: list[str] | None = None
+    excluded_models: list[str] | None = None
+
+
+class SelectIn(_In):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
+        "examples": [{"task": "Translate 'Hello' to French",
+                      "constraints": {"max_cost_usd": 0.0001, "max_latency_s": 5}}]})
+
+    task: str = Field(..., description="the request text; embedded, stored only as a hash")
+    constraints: ConstraintsIn | None = None
+    cost_weight: float | None = Field(None, ge=0, le=1e6,
+                                      description="quality points per US dollar")
+    latency_weight: float | None = Field(None, ge=0, le=1e6)
+    input_tokens: int | None = Field(None, ge=1)
+    metadata: dict[str, Any] | None = None
+    unit_key: str | None = Field(None, max_length=200,
+                                 description="user or session id, for experiments")
+    event_id: str | None = Field(None, min_length=1, max_length=128)
+
+
+class AlternativeOut(BaseModel):
+    provider: str
+    model: str
+    probability: float
+    estimated_cost_usd: float
+    estimated_latency_s: float
+    estimated_quality: float
+
+
+class DecisionOut(BaseModel):
+    event_id: str
+    provider: str
+    model: str
+    probability: float
+    estimated_cost_usd: float
+    estimated_latency_s: float
+    estimated_quality: float
+    confidence: float
+    reasoning: str
+    alternatives: list[AlternativeOut]
+    input_tokens: int
+    cost_weight: float
+    policy_version: int
+    created_at: float
+
+
+class RewardIn(_In):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
+        "examples": [{"quality": 0.92, "cost_usd": 0.00004, "latency_s": 0.8},
+                     {"error": "rate_limit"}]})
+
+    quality: float | None = Field(None, ge=0, le=1,
+                                  description="required unless error is given")
+    cost_usd: float | None = Field(None, ge=0, le=1e4)
+    latency_s: float | None = Field(None, ge=0, le=1e5)
+    output_tokens: int | None = Field(None, ge=0, le=10_000_000)
+    error: ErrorKind | None = None
+
+
+class RewardOut(BaseModel):
+    accepted: bool = True
+    event_id: str
+    reward: float
+    quality: float
+    cost_usd: float
+    latency_s: float | None
+    policy_version: int = Field(description="rewards learned when this one was stored; "
+                                            "it is learned in the background right after")
+
+
+class EventOut(BaseModel):
+    event_id: str
+    created_at: float
+    status: Literal["pending", "rewarded", "defaulted"]
+    provider: str
+    model: str
+    probability: float
+    cost_weight: float
+    latency_weight: float
+    input_tokens: int
+    policy_version: int
+    constraints: dict[str, Any]
+    metadata: dict[str, Any]
+    unit_key: str | None
+    eligible: list[str]
+    estimates: dict[str, float]
+    reward: dict[str, Any] | None
+
+
+class ModelOut(BaseModel):
+    provider: str
+    model: str
+    input_price_per_1m: float
+    output_price_per_1m: float
+    avg_latency: float
+    quality_score: float
+    context_window: int
+    typical_output_tokens: int | None
+
+
+class PricingIn(_In):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
+        "examples": [{"input_price_per_1m": 0.15, "output_price_per_1m": 0.6}]})
+
+    provider: str | None = Field(None, description="needed when several providers serve "
+                                                   "the model")
+    input_price_per_1m: float | None = Field(None, ge=0)
+    output_price_per_1m: float | None = Field(None, ge=0)
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,66 @@
+"""Service settings: environment variables (``BANDIT_ROUTER_*``) over a TOML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Every setting of ``bandit-router serve``.
+
+    Each field reads ``BANDIT_ROUTER_<NAME>`` from the environment; a TOML file named by
+    ``BANDIT_ROUTER_CONFIG_FILE`` supplies defaults beneath that.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BANDIT_ROUTER_", extra="forbid")
+
+    database_url: str = "sqlite:///bandit_router.db"
+    catalog_path: str | None = None
+    embedder: Literal["minilm", "hash"] = Field(
+        "minilm", description="'hash' is a fast stand-in for development, not for production")
+    cost_weight: float = Field(20.0, ge=0, le=1e6)
+    latency_weight: float = Field(0.0, ge=0, le=1e6)
+    reward_wait_s: float = Field(600.0, gt=0)
+    default_reward: float = 0.0
+    store_task_text: bool = False
+    exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] = "squarecb"
+    seed: int = 0
+    checkpoint_every: int = Field(1000, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    auth: bool = Field(True, description="require API keys (turn off only on a trusted host)")
+    learn_interval_s: float = Field(1.0, gt=0, description="learner wake-up at the latest")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("BANDIT_ROUTER_CONFIG_FILE")
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests override this dependency."""
+    return Settings()

@@ -1,0 +1,95 @@
+"""A real uvicorn server on 127.0.0.1, started by the tests as a separate process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from feedback_api import KeyStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    database_url: str
+    admin_key: str
+    client_key: str
+    other_client_key: str
+    revoked_key: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        port = self.url.rsplit(":", 1)[1]
+        exe = os.path.join(os.path.dirname(sys.executable), "bandit-router")
+        assert self.log is not None
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([exe, "serve", "--port", port, "--log-level",
+                                          "warning"], env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # graceful: lifespan learns and checkpoints
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def make_server(tmp: Path, **env_overrides: str) -> Server:
+    db = f"sqlite:///{tmp / 'service.db'}"
+    keys = KeyStore(db)
+    admin = keys.create(name="ops", scope="admin")[1]
+    client = keys.create(name="app", scope="client")[1]
+    other = keys.create(name="other app", scope="client")[1]
+    revoked_key, revoked = keys.create(name="old", scope="admin")
+    keys.revoke(revoked_key.id)
+    keys.close()
+    env = {**os.environ, "BANDIT_ROUTER_DATABASE_URL": db,
+           "BANDIT_ROUTER_LEARN_INTERVAL_S": "0.2", "BANDIT_ROUTER_MAX_BODY_BYTES": "65536",
+           **env_overrides}
+    env.pop("BANDIT_ROUTER_CONFIG_FILE", None)
+    server = Server(url=f"http://127.0.0.1:{free_port()}", database_url=db, admin_key=admin,
+                    client_key=client, other_client_key=other, revoked_key=revoked, env=env,
+                    log=tmp / "server.log")
+    return server
+
+
+@pytest.fixture(scope="package")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server with the real MiniLM embedder, shared by the service tests."""
+    srv = make_server(tmp_path_factory.mktemp("service"))
+    srv.start()
+    yield srv
+    srv.stop()

@@ -1,0 +1,51 @@
+"""In-process checks of the app: settings sources, the reward window's 410."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from feedback_api import KeyStore, Settings, create_app
+
+
+def test_settings_from_env_over_toml(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "router.toml"
+    config.write_text('cost_weight = 5.0\nport = 9000\nembedder = "hash"\n')
+    monkeypatch.setenv("BANDIT_ROUTER_CONFIG_FILE", str(config))
+    monkeypatch.setenv("BANDIT_ROUTER_PORT", "9100")
+    s = Settings()
+    assert s.cost_weight == 5.0 and s.embedder == "hash" and s.port == 9100
+    monkeypatch.setenv("BANDIT_ROUTER_COST_WEIGHT", "-1")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_reward_after_the_wait_is_gone(tmp_path) -> None:
+    db = f"sqlite:///{tmp_path / 'app.db'}"
+    settings = Settings(database_url=db, embedder="hash", reward_wait_s=0.5,
+                        learn_interval_s=0.1)
+    keys = KeyStore(db)
+    secret = keys.create(name="t", scope="client")[1]
+    keys.close()
+    headers = {"Authorization": f"Bearer {secret}"}
+    with TestClient(create_app(settings)) as http:
+        event = http.post("/v1/select", json={"task": "hello"}, headers=headers).json()
+        time.sleep(0.8)
+        r = http.post(f"/v1/events/{event['event_id']}/reward", json={"quality": 1.0},
+                      headers=headers)
+        assert r.status_code == 410
+        body = r.json()["error"]
+        assert body["type"] == "RewardWindowClosedError"
+        assert body["details"] == {"event_id": event["event_id"], "wait_s": 0.5}
+        got = http.get(f"/v1/events/{event['event_id']}", headers=headers).json()
+        assert got["status"] == "defaulted" and got["reward"]["is_default"] is True
+
+
+def test_auth_can_be_switched_off_for_a_trusted_host(tmp_path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", embedder="hash",
+                        auth=False)
+    with TestClient(create_app(settings)) as http:
+        assert http.post("/v1/select", json={"task": "hello"}).status_code == 200
+        assert http.get("/v1/stats").status_code == 200

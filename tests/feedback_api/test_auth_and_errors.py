@@ -1,0 +1,161 @@
+"""The auth and scope matrix, and every error status, against the real server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bandit_router import (
+    AuthenticationError,
+    Constraints,
+    DuplicateRewardError,
+    InvalidInputError,
+    NoEligibleModelError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    UnknownEventError,
+)
+from bandit_router.client import RouterClient
+
+from .conftest import Server
+
+pytestmark = pytest.mark.slow
+
+# (method, path, body, scope needed); {event} is replaced by an event the client owns
+ROUTES = [
+    ("POST", "/v1/select", {"task": "hello"}, "client"),
+    ("POST", "/v1/events/{event}/reward", {"quality": 0.5}, "client"),
+    ("GET", "/v1/events/{event}", None, "client"),
+    ("GET", "/v1/models", None, "admin"),
+    ("PUT", "/v1/models/budget-nonexistent/pricing", {"input_price_per_1m": 1.0}, "admin"),
+    ("GET", "/v1/stats", None, "admin"),
+    ("GET", "/metrics", None, "admin"),
+]
+
+
+def call(server: Server, method: str, path: str, body: object, key: str | None,
+         header: str = "bearer") -> httpx.Response:
+    headers = {}
+    if key is not None:
+        headers = ({"Authorization": f"Bearer {key}"} if header == "bearer"
+                   else {"X-API-Key": key})
+    return httpx.request(method, server.url + path, json=body, headers=headers, timeout=30)
+
+
+def fresh_event(server: Server) -> str:
+    return RouterClient(server.url, server.client_key).select("Tell me about owls.").event_id
+
+
+@pytest.mark.parametrize("method, path, body, needed", ROUTES)
+def test_scope_matrix(server: Server, method: str, path: str, body: object,
+                      needed: str) -> None:
+    def target() -> str:
+        return path.replace("{event}", fresh_event(server))
+
+    for key, expected in ((None, 401), ("br-not-a-key", 401), (server.revoked_key, 401)):
+        r = call(server, method, target(), body, key)
+        assert r.status_code == expected, (key, r.text)
+        assert r.json()["error"]["type"] == "AuthenticationError"
+        assert r.headers.get("www-authenticate") == "Bearer"
+    r = call(server, method, target(), body, server.client_key, header="x-api-key")
+    if needed == "admin":
+        assert r.status_code == 403 and r.json()["error"]["type"] == "PermissionDeniedError"
+    else:
+        assert r.status_code == 200, r.text
+    r = call(server, method, target(), body, server.admin_key)
+    assert r.status_code in (200, 404), r.text  # 404: the pricing route's unknown model
+    if "pricing" in path:
+        assert r.json()["error"]["type"] == "UnknownModelError"
+
+
+def test_health_stays_open(server: Server) -> None:
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+def test_clients_see_only_their_own_events(server: Server) -> None:
+    event = fresh_event(server)
+    r = call(server, "GET", f"/v1/events/{event}", None, server.other_client_key)
+    assert r.status_code == 404
+    r = call(server, "POST", f"/v1/events/{event}/reward", {"quality": 1.0},
+             server.other_client_key)
+    assert r.status_code == 404
+    assert call(server, "GET", f"/v1/events/{event}", None, server.admin_key).status_code == 200
+
+
+def test_error_statuses_and_one_shape(server: Server) -> None:
+    key = server.client_key
+    event = fresh_event(server)
+    cases = [
+        (call(server, "POST", "/v1/events/no-such-event/reward", {"quality": 0.5}, key), 404,
+         "UnknownEventError"),
+        (call(server, "GET", "/v1/events/no-such-event", None, key), 404, "UnknownEventError"),
+        (call(server, "POST", f"/v1/events/{event}/reward", {"quality": 1.5}, key), 422,
+         "RequestValidationError"),
+        (call(server, "POST", f"/v1/events/{event}/reward", {}, key), 422,
+         "InvalidRewardError"),
+        (call(server, "POST", f"/v1/events/{event}/reward", {"quality": 0.5, "x": 1}, key),
+         422, "RequestValidationError"),
+        (call(server, "POST", "/v1/select", {"task": ""}, key), 422, "InvalidTaskError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "constraints": {
+            "max_cost_usd": 1e-12}}, key), 422, "NoEligibleModelError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "constraints": {
+            "excluded_models": ["no-such-model"]}}, key), 422, "InvalidConstraintsError"),
+        (call(server, "DELETE", "/v1/select", None, key), 405, "MethodNotAllowed"),
+        (call(server, "GET", "/v1/nothing-here", None, key), 404, "NotFound"),
+    ]
+    for response, status, kind in cases:
+        assert response.status_code == status, (kind, response.text)
+        body = response.json()
+        assert set(body) == {"error"} and body["error"]["type"] == kind
+        assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    no_model = cases[6][0].json()["error"]["details"]["reasons"]
+    assert no_model and all("max_cost_usd" in why for why in no_model.values())
+    # NaN is not JSON, but Python clients send it: refused, not learned
+    r = httpx.post(f"{server.url}/v1/events/{event}/reward",
+                   content=b'{"quality": NaN}', headers={
+                       "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    assert r.status_code == 422
+    ok = call(server, "POST", f"/v1/events/{event}/reward", {"quality": 0.5}, key)
+    assert ok.status_code == 200
+    dup = call(server, "POST", f"/v1/events/{event}/reward", {"quality": 0.9}, key)
+    assert dup.status_code == 409 and dup.json()["error"]["type"] == "DuplicateRewardError"
+
+
+def test_body_too_large(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.client_key}",
+               "Content-Type": "application/json"}
+    big = b'{"task": "' + b"x" * 70_000 + b'"}'
+    r = httpx.post(f"{server.url}/v1/select", content=big, headers=headers)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "PayloadTooLargeError"
+
+    def chunks():  # no Content-Length: the limit applies to what streams in
+        yield b'{"task": "'
+        for _ in range(20):
+            yield b"y" * 5000
+        yield b'"}'
+
+    r = httpx.post(f"{server.url}/v1/select", content=chunks(), headers=headers)
+    assert r.status_code == 413
+
+
+def test_client_raises_the_library_errors(server: Server) -> None:
+    client = RouterClient(server.url, server.client_key)
+    with pytest.raises(UnknownEventError):
+        client.reward("no-such-event", quality=0.5)
+    d = client.select("What is 2 + 2?")
+    client.reward(d.event_id, quality=1.0)
+    with pytest.raises(DuplicateRewardError) as dup:
+        client.reward(d.event_id, quality=0.0)
+    assert dup.value.event_id == d.event_id
+    with pytest.raises(NoEligibleModelError) as none:
+        client.select("hi", constraints=Constraints(max_cost_usd=1e-12))
+    assert len(none.value.reasons) >= 10
+    with pytest.raises(InvalidInputError):
+        client.reward(client.select("hi").event_id, quality=2.0)
+    with pytest.raises(AuthenticationError):
+        RouterClient(server.url, "br-wrong").select("hi")
+    with pytest.raises(PermissionDeniedError):
+        client.get_routing_stats()
+    with pytest.raises(PayloadTooLargeError):
+        client.select("z" * 70_000)

@@ -1,0 +1,128 @@
+"""End to end over HTTP, through the client: select, reward, learn, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from bandit_router import Constraints, Decision, RewardReceipt
+from bandit_router.client import AsyncRouterClient, RouterClient
+from bandit_router.simulation import SyntheticWorkload
+
+from .conftest import Server, make_server
+
+pytestmark = pytest.mark.slow
+
+
+def wait_learned(admin: RouterClient, n: int, timeout: float = 30.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        stats = admin.get_routing_stats()
+        if stats["policy_version"] >= n:
+            return stats
+        time.sleep(0.1)
+    raise AssertionError(f"policy_version stayed at {stats['policy_version']} < {n}")
+
+
+def test_select_reward_learn_through_the_client(server: Server) -> None:
+    client = RouterClient(server.url, server.client_key)
+    admin = RouterClient(server.url, server.admin_key)
+    start = admin.get_routing_stats()["policy_version"]
+    d = client.select("Translate 'Hello' to French",
+                      constraints=Constraints(max_cost_usd=0.001, max_latency_s=10),
+                      metadata={"request": "r-1"}, unit_key="user-7")
+    assert isinstance(d, Decision) and d.estimated_cost_usd <= 0.001
+    assert d.alternatives and 0 < d.probability <= 1
+    receipt = client.reward(d.event_id, quality=0.92, cost_usd=0.00004, latency_s=0.8)
+    assert isinstance(receipt, RewardReceipt) and receipt.quality == pytest.approx(0.92)
+    stats = wait_learned(admin, start + 1)
+    assert stats["rewarded"] >= 1
+    record = client.get_event(d.event_id)
+    assert record.status == "rewarded" and record.reward is not None
+    assert record.reward["quality"] == pytest.approx(0.92)
+    assert record.metadata == {"user": {"request": "r-1"}, "unit_key": "user-7"}
+    assert record.provider == d.provider and record.probability == pytest.approx(d.probability)
+
+
+def test_the_policy_learns_over_http(server: Server) -> None:
+    """The catalog's priors favour gpt-4o-mini; this app's judge finds the 8B model better
+    except on code and maths. The router must learn that from rewards alone."""
+    client = RouterClient(server.url, server.client_key)
+    admin = RouterClient(server.url, server.admin_key)
+    start = admin.get_routing_stats()["policy_version"]
+    wl = SyntheticWorkload(seed=3)
+    allowed = Constraints(allowed_models=["gpt-4o-mini", "llama-3.1-8b-instant"])
+    rounds = 300
+    right, prior_right = [], []
+    for _ in range(rounds):
+        task = wl.sample_task()
+        d = client.select(task.text, constraints=allowed)
+        best = "gpt-4o-mini" if task.topic in ("code", "maths") else "llama-3.1-8b-instant"
+        client.reward(d.event_id, quality=0.9 if d.model == best else 0.2,
+                      cost_usd=d.estimated_cost_usd)
+        right.append(d.model == best)
+        prior_right.append(best == "gpt-4o-mini")  # what following the prior would score
+    wait_learned(admin, start + rounds)
+    assert sum(right[-100:]) / 100 > 0.85
+    assert sum(right[-100:]) / 100 > sum(prior_right[-100:]) / 100 + 0.4
+
+
+def test_restart_then_reward_an_event_selected_before(tmp_path) -> None:
+    srv = make_server(tmp_path)
+    srv.start()
+    try:
+        client = RouterClient(srv.url, srv.client_key)
+        done = client.select("Summarize the meeting notes about remote work.")
+        client.reward(done.event_id, quality=0.7)
+        pending = client.select("Tell me a fun fact about octopuses.")
+        srv.stop()  # SIGTERM: learns what was stored, checkpoints, exits
+        srv.start()
+        client = RouterClient(srv.url, srv.client_key)
+        admin = RouterClient(srv.url, srv.admin_key)
+        assert admin.get_routing_stats()["policy_version"] == 1
+        receipt = client.reward(pending.event_id, quality=0.95, latency_s=0.4)
+        assert receipt.event_id == pending.event_id
+        wait_learned(admin, 2)
+        assert client.get_event(pending.event_id).reward["quality"] == pytest.approx(0.95)
+    finally:
+        srv.stop()
+
+
+def test_async_client(server: Server) -> None:
+    async def go() -> tuple[Decision, RewardReceipt]:
+        async with AsyncRouterClient(server.url, server.client_key) as client:
+            d = await client.select("What is the derivative of 3x^2?")
+            r = await client.reward(d.event_id, quality=1.0)
+            return d, r
+
+    d, r = asyncio.run(go())
+    assert r.event_id == d.event_id and d.model
+
+
+def test_metrics_and_health(server: Server) -> None:
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
+    text = httpx.get(f"{server.url}/metrics",
+                     headers={"Authorization": f"Bearer {server.admin_key}"}).text
+    assert "bandit_router_decisions_total{" in text
+    assert 'bandit_router_http_requests_total{method="POST",route="/v1/select",status="200"}' \
+        in text
+    assert "bandit_router_spend_usd_total" in text and "bandit_router_policy_version" in text
+
+
+def test_models_and_live_pricing(server: Server) -> None:
+    admin = httpx.Client(base_url=server.url,
+                         headers={"Authorization": f"Bearer {server.admin_key}"})
+    models = admin.get("/v1/models").json()
+    assert any(m["model"] == "gpt-4o-mini" for m in models)
+    r = admin.put("/v1/models/openai/gpt-4o-mini/pricing", json={"output_price_per_1m": 0.9})
+    assert r.status_code == 200 and r.json()["output_price_per_1m"] == 0.9
+    r = admin.put("/v1/models/gpt-4o-mini/pricing", json={"input_price_per_1m": 0.2})
+    assert r.json()["input_price_per_1m"] == 0.2 and r.json()["output_price_per_1m"] == 0.9
+    client = RouterClient(server.url, server.client_key)
+    d = client.select("hello", constraints=Constraints(allowed_models=["gpt-4o-mini"]))
+    expected = (d.input_tokens * 0.2 + 300 * 0.9) / 1e6
+    assert d.estimated_cost_usd == pytest.approx(expected, rel=0.5)
