@@ -10,7 +10,12 @@ learning online from feedback.
 from ._catalog import Catalog, ModelSpec
 from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig
 from ._constraints import Constraints
-from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from ._embedding import (
+    BatchingEmbedder,
+    CachedEmbedder,
+    Embedder,
+    SentenceTransformerEmbedder,
+)
 from ._errors import (
     AuthenticationError,
     BanditRouterError,
@@ -41,6 +46,7 @@ __all__ = [
     "Alternative",
     "AuthenticationError",
     "BanditRouterError",
+    "BatchingEmbedder",
     "CachedEmbedder",
     "Catalog",
     "CatalogError",

@@ -11,15 +11,18 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CachedEmbedder", "Embedder", "SentenceTransformerEmbedder", "task_hash"]
+__all__ = ["BatchingEmbedder", "CachedEmbedder", "Embedder", "SentenceTransformerEmbedder",
+           "task_hash"]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -163,3 +166,92 @@ class CachedEmbedder:
                         self._cache.popitem(last=False)
             out = [v if v is not None else fresh[k] for v, k in zip(out, keys, strict=True)]
         return np.stack([v for v in out if v is not None]).astype(np.float32, copy=False)
+
+
+class BatchingEmbedder:
+    """Coalesces ``embed()`` calls made at the same time by many threads into one batch.
+
+    A transformer embeds 64 short texts in little more than the time of a few single ones,
+    so a server that embeds each request on its own thread wastes most of its CPU. Each call
+    queues its texts and waits; one worker thread takes everything queued (waiting at most
+    ``max_wait_s`` for company, up to ``max_batch`` texts), embeds it in one call and hands
+    each caller its rows. A lone caller pays ``max_wait_s`` at most.
+
+    >>> class Ones:
+    ...     dim, name, batches = 2, "ones", []
+    ...     def embed(self, texts):
+    ...         Ones.batches.append(len(texts))
+    ...         return np.ones((len(texts), 2), dtype=np.float32) / np.sqrt(2)
+    >>> batching = BatchingEmbedder(Ones(), max_wait_s=0.001)
+    >>> batching.embed(["a", "b"]).shape
+    (2, 2)
+    >>> batching.close()
+    """
+
+    def __init__(self, inner: Embedder, *, max_batch: int = 64,
+                 max_wait_s: float = 0.002) -> None:
+        self.inner = inner
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._queue: list[tuple[list[str], Future[FloatArray]]] = []
+        self._cv = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._run, name="embedding-batcher",
+                                        daemon=True)
+        self._worker.start()
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        future: Future[FloatArray] = Future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("BatchingEmbedder is closed")
+            self._queue.append((list(texts), future))
+            self._cv.notify()
+        return future.result()
+
+    def _take(self) -> list[tuple[list[str], Future[FloatArray]]]:
+        with self._cv:
+            while not self._queue and not self._closed:
+                self._cv.wait()
+            deadline = time.monotonic() + self.max_wait_s
+            while (sum(len(t) for t, _ in self._queue) < self.max_batch
+                   and not self._closed):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
+            batch, self._queue = self._queue, []
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if not batch:
+                if self._closed:
+                    return
+                continue
+            texts = [t for chunk, _ in batch for t in chunk]
+            try:
+                vectors = self.inner.embed(texts)
+            except BaseException as exc:  # every waiting caller gets the error
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            start = 0
+            for chunk, future in batch:
+                future.set_result(np.asarray(vectors[start : start + len(chunk)]))
+                start += len(chunk)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._worker.join(timeout=10)

@@ -8,7 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from bandit_router import Catalog, PolicyConfig, Router, RouterConfig, __version__
+from bandit_router import (
+    BatchingEmbedder,
+    Catalog,
+    PolicyConfig,
+    Router,
+    RouterConfig,
+    SentenceTransformerEmbedder,
+    __version__,
+)
 from bandit_router.simulation import HashEmbedder
 
 from . import errors
@@ -27,7 +35,10 @@ log = logging.getLogger("feedback_api")
 def build_router(settings: Settings) -> Router:
     """The library router the settings describe (loads the embedder: seconds)."""
     catalog = Catalog.from_file(settings.catalog_path) if settings.catalog_path else None
-    embedder = HashEmbedder() if settings.embedder == "hash" else None
+    inner = HashEmbedder() if settings.embedder == "hash" else SentenceTransformerEmbedder()
+    # requests embed on many threads at once: one batch is far cheaper than many singles
+    embedder = BatchingEmbedder(inner, max_batch=settings.embed_batch,
+                                max_wait_s=settings.embed_wait_ms / 1000)
     return Router(
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
         policy=PolicyConfig(exploration=settings.exploration, seed=settings.seed),
@@ -58,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             learner.stop()  # learns what was stored, then the router checkpoints on close
             router.close()
+            if isinstance(router.embedder.inner, BatchingEmbedder):
+                router.embedder.inner.close()
             app.state.keys.close()
 
     app = FastAPI(

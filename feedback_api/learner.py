@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from bandit_router import Router
 
@@ -54,11 +55,16 @@ class BackgroundLearner:
         return total
 
     def _run(self) -> None:
+        # the expiry sweep is a write transaction: run it on its own clock, not per reward
+        sweep_every = min(self.router.config.reward_wait_s / 10.0, 5.0)
+        next_sweep = 0.0
         while not self._stop.is_set():
             self._wake.wait(self.interval_s)
             self._wake.clear()
             try:
-                self.router.process_expired()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + sweep_every
+                    self.router.process_expired()
                 self.drain()
             except Exception:  # keep learning alive; the log keeps what was not learned
                 log.exception("learning pass failed; retrying")

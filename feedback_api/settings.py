@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     auth: bool = Field(True, description="require API keys (turn off only on a trusted host)")
     learn_interval_s: float = Field(1.0, gt=0, description="learner wake-up at the latest")
+    embed_batch: int = Field(64, ge=1, description="most texts embedded in one batch")
+    embed_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
 
     @classmethod
     def settings_customise_sources(

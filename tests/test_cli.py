@@ -31,3 +31,27 @@ def test_demo_console_script_with_the_real_embedder(tmp_path) -> None:
     assert "all-MiniLM-L6-v2" in proc.stdout
     assert proc.stdout.count("traffic:") == 3
     assert db.exists()  # the decisions and rewards went to the named database
+
+
+def test_keys_create_list_revoke(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from feedback_api import KeyStore
+
+    db = f"sqlite:///{tmp_path / 'keys.db'}"
+    assert main(["keys", "--database-url", db, "create", "--scope", "admin",
+                 "--name", "ops"]) == 0
+    secret = capsys.readouterr().out.strip().splitlines()[-1]
+    store = KeyStore(db)
+    key = store.verify(secret)
+    assert key is not None and key.scope == "admin" and key.name == "ops"
+    assert main(["keys", "--database-url", db, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "admin" in listing and "live" in listing and secret not in listing
+    assert main(["keys", "--database-url", db, "revoke", str(key.id)]) == 0
+    assert store.verify(secret) is None
+    assert main(["keys", "--database-url", db, "revoke", str(key.id)]) == 1
+    with store._sessions() as s:  # only the hash is stored
+        from sqlalchemy import text
+
+        stored = s.execute(text("SELECT key_hash FROM br_api_keys")).scalar_one()
+    assert secret not in stored and len(stored) == 64
+    store.close()

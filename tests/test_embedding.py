@@ -47,3 +47,49 @@ def test_embedders_satisfy_the_protocol() -> None:
     assert isinstance(HashEmbedder(), Embedder)
     assert isinstance(SentenceTransformerEmbedder(), Embedder)
     assert isinstance(CachedEmbedder(HashEmbedder()), Embedder)
+
+
+def test_batching_embedder_coalesces_concurrent_calls() -> None:
+    import threading
+
+    from bandit_router import BatchingEmbedder
+
+    batches: list[int] = []
+
+    class Recording(HashEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            batches.append(len(texts))
+            return super().embed(texts)
+
+    inner = Recording(dim=32)
+    batching = BatchingEmbedder(inner, max_batch=64, max_wait_s=0.05)
+    texts = [f"task number {i}" for i in range(16)]
+    results: dict[int, np.ndarray] = {}
+
+    def call(i: int) -> None:
+        results[i] = batching.embed([texts[i]])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batching.close()
+    assert sum(batches) == 16 and len(batches) < 16  # fewer model calls than callers
+    for i, text in enumerate(texts):  # and every caller got its own row
+        assert np.allclose(results[i][0], HashEmbedder(dim=32).embed([text])[0])
+
+
+def test_batching_embedder_passes_errors_to_every_caller() -> None:
+    from bandit_router import BatchingEmbedder
+
+    class Broken(HashEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            raise RuntimeError("model exploded")
+
+    batching = BatchingEmbedder(Broken(), max_wait_s=0.001)
+    with pytest.raises(RuntimeError, match="exploded"):
+        batching.embed(["x"])
+    batching.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batching.embed(["x"])

@@ -1,0 +1,116 @@
+"""HTTP load on loopback: select+reward pairs per second and latency, real embedder.
+
+Starts ``bandit-router serve`` as its own process (real MiniLM, a SQLite file, real API key),
+then drives it from this process with an asyncio httpx client: each virtual user sends a
+select with a new prompt (an embedding cache miss), then the reward for it.
+
+    .venv/bin/python benchmarks/bench_http.py [--pairs 1000] [--concurrency 1 4 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+import numpy as np
+
+from bandit_router.simulation import SyntheticWorkload
+from feedback_api import KeyStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
+    exe = os.path.join(os.path.dirname(sys.executable), "bandit-router")
+    env = {**os.environ, "BANDIT_ROUTER_DATABASE_URL": db}
+    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--log-level", "warning"],
+                            env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+async def run(url: str, key: str, pairs: int, concurrency: int, seed: int) -> dict:
+    wl = SyntheticWorkload(seed=seed)
+    prompts = [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(pairs)]
+    select_ms: list[float] = []
+    reward_ms: list[float] = []
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for p in prompts:
+        queue.put_nowait(p)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                                 limits=limits, timeout=60) as http:
+
+        async def user() -> None:
+            while not queue.empty():
+                prompt = queue.get_nowait()
+                t = time.perf_counter()
+                r = await http.post("/v1/select", json={"task": prompt})
+                select_ms.append(1000 * (time.perf_counter() - t))
+                r.raise_for_status()
+                event = r.json()["event_id"]
+                t = time.perf_counter()
+                r = await http.post(f"/v1/events/{event}/reward",
+                                    json={"quality": 0.8, "cost_usd": 0.0001, "latency_s": 1})
+                reward_ms.append(1000 * (time.perf_counter() - t))
+                r.raise_for_status()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {"pairs_per_s": pairs / elapsed, "select": np.array(select_ms),
+            "reward": np.array(reward_ms)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-http-")
+    db = f"sqlite:///{os.path.join(tmp.name, 'http.db')}"
+    keys = KeyStore(db)
+    key = keys.create(name="bench", scope="client")[1]
+    keys.close()
+    port = free_port()
+    proc = start_server(db, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(run(url, key, 50, 2, seed=99))  # warm-up
+        print(f"HTTP on loopback, real MiniLM, SQLite; {args.pairs} select+reward pairs per "
+              "run, every prompt new")
+        print(f"{'users':>5} {'pairs/s':>8} | {'select p50':>10} {'p99':>7} | "
+              f"{'reward p50':>10} {'p99':>7}  (ms)")
+        for i, c in enumerate(args.concurrency):
+            res = asyncio.run(run(url, key, args.pairs, c, seed=i))
+            s, r = res["select"], res["reward"]
+            print(f"{c:>5} {res['pairs_per_s']:>8.1f} | {np.percentile(s, 50):>10.1f} "
+                  f"{np.percentile(s, 99):>7.1f} | {np.percentile(r, 50):>10.1f} "
+                  f"{np.percentile(r, 99):>7.1f}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
