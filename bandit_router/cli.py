@@ -143,6 +143,68 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_dataset(spec: str, limit: int | None) -> object:
+    from pathlib import Path
+
+    from .datasets import default_data_dir, load_log, load_mmlu_pro, load_routerbench
+
+    if spec == "mmlu_pro" or Path(spec).name == "mmlu_pro":
+        path = default_data_dir() / "mmlu_pro" if spec == "mmlu_pro" else Path(spec)
+        return load_mmlu_pro(path, limit=limit)
+    if spec == "synthetic":
+        from .datasets import synthetic_dataset
+
+        return synthetic_dataset(limit or 3000)
+    path = Path(spec)
+    if path.suffix in (".pkl", ".pickle"):
+        return load_routerbench(path, limit=limit)
+    with open(path) as fh:
+        head = fh.readline()
+    if "|total_cost" in head:
+        return load_routerbench(path, limit=limit)
+    return load_log(path, limit=limit)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from ._config import PolicyConfig
+    from .datasets import RoutingDataset
+    from .replay import replay
+
+    dataset = _load_dataset(args.dataset, args.limit)
+    assert isinstance(dataset, RoutingDataset)
+    embedder = None
+    if args.embed:  # the router's own MiniLM instead of the dataset's precomputed vectors
+        from ._embedding import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder()
+    print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
+          f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
+          f"seed {args.seed}; bandit feedback only")
+    result = replay(dataset, seed=args.seed, cost_weight=args.cost_weight, embedder=embedder,
+                    policy=PolicyConfig(exploration=args.exploration, seed=args.seed))
+    n = len(result.order)
+    for label, part in (("whole stream", slice(None)), ("last half", slice(n // 2, None))):
+        s = result.summary(part)
+        print(f"\n{label} ({s['metrics']['rounds']} rounds)")
+        print(f"  {'strategy':<42} {'quality':>8} {'$/1k req':>10} {'reward':>8}")
+        names = ["router", "random", "cheapest", "strongest", "oracle"]
+        names += sorted(k for k in s if k.startswith("always ")) if args.all_models else []
+        for name in names:
+            v = s[name]
+            print(f"  {name:<42} {v['quality']:8.3f} {1000 * v['cost']:10.4f} "
+                  f"{v['reward']:8.3f}")
+        m = s["metrics"]
+        print(f"  router: {100 * m['share_of_strongest_quality']:.1f}% of the strongest's "
+              f"quality at {100 * (m['share_of_strongest_cost'] or 0):.1f}% of its cost; "
+              f"zero router at that cost {m['zero_router_quality_at_same_cost']:.3f} "
+              f"({m['above_zero_router']:+.3f}); regret/round {m['regret_per_round']:.4f}")
+    print(f"\n{result.rounds_per_s:.0f} rounds/s")
+    if args.log:
+        result.write_log(args.log)
+        print(f"per-round log: {args.log}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bandit-router",
                                      description="Self-hosted LLM router that learns online.")
@@ -165,6 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
+
+    rp = sub.add_parser("replay", help="replay a routing dataset through the router with "
+                                       "bandit feedback, against baselines")
+    rp.add_argument("dataset", help="'mmlu_pro' (from $BANDIT_ROUTER_DATA, default "
+                                    "../shared/data), 'synthetic', or a JSONL/CSV log or "
+                                    "RouterBench table")
+    rp.add_argument("--cost-weight", type=float, default=20.0)
+    rp.add_argument("--exploration", choices=["squarecb", "epsilon", "softmax", "regcb"],
+                    default="squarecb")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--limit", type=int, default=None)
+    rp.add_argument("--embed", action="store_true",
+                    help="embed with the router's MiniLM, not the dataset's vectors")
+    rp.add_argument("--all-models", action="store_true", help="print every single model")
+    rp.add_argument("--log", default=None, help="write the per-round log (CSV) here")
+    rp.set_defaults(func=_replay)
 
     keys = sub.add_parser("keys", help="create, revoke and list API keys")
     keys.add_argument("--database-url", default=None,

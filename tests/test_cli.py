@@ -55,3 +55,28 @@ def test_keys_create_list_revoke(tmp_path, capsys: pytest.CaptureFixture[str]) -
         stored = s.execute(text("SELECT key_hash FROM br_api_keys")).scalar_one()
     assert secret not in stored and len(stored) == 64
     store.close()
+
+
+def test_replay_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "rounds.csv"
+    assert main(["replay", "synthetic", "--limit", "400", "--cost-weight", "50",
+                 "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "whole stream (400 rounds)" in out and "last half (200 rounds)" in out
+    for name in ("router", "random", "cheapest", "strongest", "oracle"):
+        assert f"  {name} " in out
+    assert "zero router at that cost" in out
+    assert len(log.read_text().splitlines()) == 401
+
+
+def test_replay_command_on_a_user_log(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(json.dumps({"task_id": str(i), "task": f"ask {i}", "model": m,
+                                          "quality": q, "cost_usd": c})
+                              for i in range(30)
+                              for m, q, c in (("x/big", 1.0, 0.01), ("y/small", 0.5, 0.0001))))
+    assert main(["replay", str(path), "--all-models"]) == 0
+    out = capsys.readouterr().out
+    assert "always x/big" in out and "30 rounds" in out
