@@ -28,6 +28,9 @@ from ._errors import CatalogError, UnknownModelError
 
 __all__ = ["Catalog", "ModelSpec"]
 
+#: The highest price per million tokens accepted (the dearest models today cost hundreds).
+MAX_PRICE_PER_1M = 100_000.0
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSpec:
@@ -56,11 +59,13 @@ class ModelSpec:
             bad_provider = name == "provider" and "/" in str(value)
             if not isinstance(value, str) or not value.strip() or bad_provider:
                 raise CatalogError(f"{name} must be a non-empty string (provider without '/')")
-        for name in ("input_price_per_1m", "output_price_per_1m", "avg_latency"):
+        for name, top in (("input_price_per_1m", MAX_PRICE_PER_1M),
+                          ("output_price_per_1m", MAX_PRICE_PER_1M), ("avg_latency", 1e5)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value) or value < 0:
-                raise CatalogError(f"{self.provider}/{self.model}: {name} must be a number >= 0")
+                    or not math.isfinite(value) or not 0 <= value <= top:
+                raise CatalogError(f"{self.provider}/{self.model}: {name} must be a number "
+                                   f"in [0, {top:g}]")
         q = self.quality_score
         if isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 <= q <= 1.0:
             raise CatalogError(f"{self.provider}/{self.model}: quality_score must be in [0, 1]")

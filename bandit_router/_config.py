@@ -121,6 +121,9 @@ class RouterConfig:
     - ``store_task_text``: keep the task text in the event log. Off by default: a hash and
       the embedding are enough to rebuild the router.
     - ``checkpoint_every``: write a policy checkpoint after this many learned rewards.
+    - ``maintenance_on_request``: let ``select``/``reward`` sweep expired events and learn
+      what is pending. Right for a library used in one process; a server turns it off and
+      does both from one background thread, so requests never wait for learning.
     """
 
     cost_weight: float = 20.0
@@ -135,6 +138,7 @@ class RouterConfig:
     store_task_text: bool = False
     checkpoint_every: int = 1000
     embedding_cache_size: int = 4096
+    maintenance_on_request: bool = True
 
     def __post_init__(self) -> None:
         _check(_finite(self.cost_weight) and 0 <= self.cost_weight <= 1e6,

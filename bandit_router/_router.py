@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import numbers
+import re
 import threading
 import time
 import uuid
@@ -54,6 +55,8 @@ MAX_LATENCY_S = 1e5
 MAX_WEIGHT = 1e6
 MAX_ABS_REWARD = 1e6
 _MAX_EVENT_ID = 128
+#: Caller-supplied event ids: URL-safe characters only, so an id names one route over HTTP.
+_EVENT_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
 
 
 def _finite(value: Any) -> bool:
@@ -126,6 +129,10 @@ class Router:
             raise InvalidTaskError("task is empty")
         if "\x00" in task:
             raise InvalidTaskError("task contains a NUL character")
+        try:
+            task.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidTaskError("task is not valid Unicode (lone surrogate)") from None
         if len(task) > self.config.max_task_chars:
             raise InvalidTaskError(f"task has {len(task)} characters; the limit is "
                                    f"{self.config.max_task_chars} (RouterConfig.max_task_chars)")
@@ -172,16 +179,16 @@ class Router:
         mu = self._weight(latency_weight, self.config.latency_weight, "latency_weight")
         if input_tokens is not None and (isinstance(input_tokens, bool)
                                          or not isinstance(input_tokens, numbers.Integral)
-                                         or input_tokens < 1):
-            raise InvalidTaskError("input_tokens must be a positive integer")
+                                         or not 1 <= input_tokens <= 100_000_000):
+            raise InvalidTaskError("input_tokens must be an integer in [1, 100,000,000]")
         n_in = int(input_tokens) if input_tokens is not None else estimate_tokens(task)
         meta = self._check_metadata(metadata)
         if event_id is None:
             event_id = uuid.uuid4().hex
-        elif (not isinstance(event_id, str) or not event_id.strip()
-              or len(event_id) > _MAX_EVENT_ID or "\x00" in event_id):
-            raise InvalidTaskError(f"event_id must be 1 to {_MAX_EVENT_ID} characters")
-        self._maybe_expire()
+        elif not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+            raise InvalidTaskError("event_id must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
+        if self.config.maintenance_on_request:
+            self._maybe_expire()
         embedding = self.embedder.embed([task])[0]
         features = task_features(task)
         now = self._clock()
@@ -249,7 +256,8 @@ class Router:
             raise InvalidTaskError("metadata must be a mapping")
         try:
             text = json.dumps(dict(metadata), allow_nan=False)
-        except (TypeError, ValueError) as exc:
+            json.dumps(dict(metadata), ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             raise InvalidTaskError(f"metadata must be JSON without NaN: {exc}") from None
         if "\\u0000" in text:
             raise InvalidTaskError("metadata contains a NUL character")
@@ -378,21 +386,26 @@ class Router:
                 raise RewardWindowClosedError(event.id, self.config.reward_wait_s)
             raise DuplicateRewardError(event.id)
         if check_time and self._clock() - event.created_at > self.config.reward_wait_s:
-            self.process_expired()
+            self.process_expired(learn=self.config.maintenance_on_request)
             raise RewardWindowClosedError(event.id, self.config.reward_wait_s)
 
-    def process_expired(self) -> int:
-        """Learn the default reward for every event past its reward wait time."""
-        with self._lock:
-            n = self._learner.expire(self._clock() - self.config.reward_wait_s)
-            self._learner.catch_up()
-        self._checkpoint_if_due()
+    def process_expired(self, *, learn: bool = True) -> int:
+        """Give every event past its reward wait time its default reward, and learn it (with
+        ``learn=False``, only store it: :meth:`sync` learns it later)."""
+        n = self._learner.expire(self._clock() - self.config.reward_wait_s)  # a DB write only
+        if learn:
+            with self._lock:
+                self._learner.catch_up()
+            self._checkpoint_if_due()
         return n
 
     def _maybe_expire(self) -> None:
         now = self._clock()
-        if now >= self._next_expiry_check:
-            self._next_expiry_check = now + min(self.config.reward_wait_s / 10.0, 5.0)
+        with self._lock:
+            due = now >= self._next_expiry_check
+            if due:
+                self._next_expiry_check = now + min(self.config.reward_wait_s / 10.0, 5.0)
+        if due:
             self.process_expired()
 
     @property

@@ -61,7 +61,7 @@ class EventRow(_Base):
 
     __tablename__ = "br_events"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_at: Mapped[float] = mapped_column(Double, index=True)
     status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
     task_hash: Mapped[str] = mapped_column(String(64), index=True)

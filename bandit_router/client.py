@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -85,10 +86,18 @@ def _receipt(data: dict[str, Any]) -> RewardReceipt:
 
 
 def _record(data: dict[str, Any]) -> EventRecord:
-    fields = dict(data)
-    fields["metadata"] = {"user": fields.get("metadata", {}),
-                          "unit_key": fields.pop("unit_key", None)}
-    return EventRecord(**fields)
+    known = EventRecord.__dataclass_fields__
+    return EventRecord(**{k: v for k, v in data.items() if k in known})
+
+
+def _decision(data: dict[str, Any]) -> Decision:
+    known = Decision.__dataclass_fields__  # a newer server may add fields
+    return Decision.from_dict({k: v for k, v in data.items() if k in known})
+
+
+def _q(part: str) -> str:
+    """One path segment, escaped: an id can never name another route."""
+    return quote(str(part), safe="")
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -111,19 +120,19 @@ class RouterClient:
             task, constraints, cost_weight, latency_weight, input_tokens, metadata, event_id,
             unit_key))
         _raise_for(r)
-        return Decision.from_dict(r.json())
+        return _decision(r.json())
 
     def reward(self, event_id: str, *, quality: float | None = None,
                cost_usd: float | None = None, latency_s: float | None = None,
                output_tokens: int | None = None, error: str | None = None) -> RewardReceipt:
-        r = self._http.post(f"/v1/events/{event_id}/reward", json=_reward_body(
+        r = self._http.post(f"/v1/events/{_q(event_id)}/reward", json=_reward_body(
             quality=quality, cost_usd=cost_usd, latency_s=latency_s,
             output_tokens=output_tokens, error=error))
         _raise_for(r)
         return _receipt(r.json())
 
     def get_event(self, event_id: str) -> EventRecord:
-        r = self._http.get(f"/v1/events/{event_id}")
+        r = self._http.get(f"/v1/events/{_q(event_id)}")
         _raise_for(r)
         return _record(r.json())
 
@@ -135,7 +144,7 @@ class RouterClient:
 
     def update_pricing(self, provider: str, prices: Mapping[str, Mapping[str, float]]) -> None:
         for model, change in prices.items():
-            r = self._http.put(f"/v1/models/{provider}/{model}/pricing", json=dict(change))
+            r = self._http.put(f"/v1/models/{_q(provider)}/{_q(model)}/pricing", json=dict(change))
             _raise_for(r)
 
     def close(self) -> None:
@@ -165,22 +174,35 @@ class AsyncRouterClient:
             task, constraints, cost_weight, latency_weight, input_tokens, metadata, event_id,
             unit_key))
         _raise_for(r)
-        return Decision.from_dict(r.json())
+        return _decision(r.json())
 
     async def reward(self, event_id: str, *, quality: float | None = None,
                      cost_usd: float | None = None, latency_s: float | None = None,
                      output_tokens: int | None = None,
                      error: str | None = None) -> RewardReceipt:
-        r = await self._http.post(f"/v1/events/{event_id}/reward", json=_reward_body(
+        r = await self._http.post(f"/v1/events/{_q(event_id)}/reward", json=_reward_body(
             quality=quality, cost_usd=cost_usd, latency_s=latency_s,
             output_tokens=output_tokens, error=error))
         _raise_for(r)
         return _receipt(r.json())
 
     async def get_event(self, event_id: str) -> EventRecord:
-        r = await self._http.get(f"/v1/events/{event_id}")
+        r = await self._http.get(f"/v1/events/{_q(event_id)}")
         _raise_for(r)
         return _record(r.json())
+
+    async def get_routing_stats(self) -> dict[str, Any]:
+        r = await self._http.get("/v1/stats")
+        _raise_for(r)
+        result: dict[str, Any] = r.json()
+        return result
+
+    async def update_pricing(self, provider: str,
+                             prices: Mapping[str, Mapping[str, float]]) -> None:
+        for model, change in prices.items():
+            r = await self._http.put(f"/v1/models/{_q(provider)}/{_q(model)}/pricing",
+                                     json=dict(change))
+            _raise_for(r)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -47,7 +47,8 @@ def build_router(settings: Settings) -> Router:
                             reward_wait_s=settings.reward_wait_s,
                             default_reward=settings.default_reward,
                             store_task_text=settings.store_task_text,
-                            checkpoint_every=settings.checkpoint_every))
+                            checkpoint_every=settings.checkpoint_every,
+                            maintenance_on_request=False))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,11 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            learner.stop()  # learns what was stored, then the router checkpoints on close
-            router.close()
-            if isinstance(router.embedder.inner, BatchingEmbedder):
-                router.embedder.inner.close()
-            app.state.keys.close()
+            try:
+                learner.stop()  # learns what was stored, then the router checkpoints on close
+            finally:
+                try:
+                    router.close()
+                finally:
+                    if isinstance(router.embedder.inner, BatchingEmbedder):
+                        router.embedder.inner.close()
+                    app.state.keys.close()
 
     app = FastAPI(
         title="bandit-router",

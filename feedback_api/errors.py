@@ -38,6 +38,8 @@ def error_response(status: int, type_: str, message: str,
 
 
 def _status_of(exc: br.BanditRouterError) -> int:
+    if isinstance(exc, br.InvalidInputError):  # bad input first, whatever else it is
+        return 422
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -54,17 +56,29 @@ async def _library(_: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, br.UnknownEventError | br.DuplicateRewardError
                     | br.DuplicateEventError):
         details = {"event_id": exc.event_id}
-    return error_response(_status_of(exc), type(exc).__name__, str(exc), details)
+    name = next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
+    return error_response(_status_of(exc), name, str(exc), details)
 
 
-async def _validation(_: Request, exc: Exception) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
               for e in exc.errors()]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
-    return error_response(422, "RequestValidationError", f"{where}: {first['msg']}",
-                          {"errors": errors})
+    return error_response(422, _library_class(request.url.path, list(first["loc"])),
+                          f"{where}: {first['msg']}", {"errors": errors})
+
+
+def _library_class(path: str, loc: list[Any]) -> str:
+    """The library error an invalid body stands for, so typed clients can tell them apart."""
+    if path.endswith("/reward"):
+        return "InvalidRewardError"
+    if path.endswith("/pricing"):
+        return "CatalogError"
+    if path.endswith("/select"):
+        return "InvalidConstraintsError" if "constraints" in loc else "InvalidTaskError"
+    return "InvalidInputError"
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:

@@ -31,21 +31,24 @@ class BackgroundLearner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bandit-router-learner",
                                         daemon=True)
-        self.pending = 0  # rewards stored since the last learning pass (approximate)
+        self.pending = 0  # rewards stored since the last learning pass
+        self._pending_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
 
     def notify(self) -> None:
-        self.pending += 1
-        self.metrics.learn_lag.set(self.pending)
+        with self._pending_lock:
+            self.pending += 1
+            self.metrics.learn_lag.set(self.pending)
         self._wake.set()
 
     def drain(self) -> int:
         """Learn everything stored so far; returns how many rewards were learned."""
         total = 0
         while True:
-            self.pending = 0
+            with self._pending_lock:
+                self.pending = 0
             n = self.router.sync(limit=self.batch)
             total += n
             if n < self.batch:
@@ -64,7 +67,7 @@ class BackgroundLearner:
             try:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + sweep_every
-                    self.router.process_expired()
+                    self.router.process_expired(learn=False)  # drain() learns it
                 self.drain()
             except Exception:  # keep learning alive; the log keeps what was not learned
                 log.exception("learning pass failed; retrying")
@@ -72,5 +75,8 @@ class BackgroundLearner:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            log.error("learner thread did not stop; the log keeps what it did not learn")
+            return
         self.drain()

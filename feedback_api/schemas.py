@@ -40,11 +40,12 @@ class SelectIn(_In):
     cost_weight: float | None = Field(None, ge=0, le=1e6,
                                       description="quality points per US dollar")
     latency_weight: float | None = Field(None, ge=0, le=1e6)
-    input_tokens: int | None = Field(None, ge=1)
+    input_tokens: int | None = Field(None, ge=1, le=100_000_000)
     metadata: dict[str, Any] | None = None
     unit_key: str | None = Field(None, max_length=200,
                                  description="user or session id, for experiments")
-    event_id: str | None = Field(None, min_length=1, max_length=128)
+    event_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._~:-]{1,128}$",
+                                 description="name the event yourself (URL-safe characters)")
 
 
 class AlternativeOut(BaseModel):
@@ -133,8 +134,8 @@ class PricingIn(_In):
 
     provider: str | None = Field(None, description="needed when several providers serve "
                                                    "the model")
-    input_price_per_1m: float | None = Field(None, ge=0)
-    output_price_per_1m: float | None = Field(None, ge=0)
+    input_price_per_1m: float | None = Field(None, ge=0, le=100_000)
+    output_price_per_1m: float | None = Field(None, ge=0, le=100_000)
 
 
 class ErrorBody(BaseModel):

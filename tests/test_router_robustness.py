@@ -177,3 +177,33 @@ def test_the_same_event_id_draws_the_same_action() -> None:
     assert policy.decide({}, acts, draw=0.6)[0] == policy.decide({}, acts, draw=0.6)[0] == 2
     with pytest.raises(ValueError):
         policy.decide({}, acts, draw=1.0)
+
+
+def test_a_server_keeps_maintenance_off_the_request_path(make_router: MakeRouter,
+                                                         clock) -> None:
+    config = RouterConfig(cost_weight=50.0, reward_wait_s=10, maintenance_on_request=False)
+    router = make_router(config=config, clock=clock)
+    old = router.select("Tell me a fun fact about owls.")
+    clock.advance(11)
+    router.select("Tell me a fun fact about cats.")  # no sweep, no learning here
+    assert router.store.get_event(old.event_id).status == "pending"  # type: ignore
+    assert router.process_expired(learn=False) == 1
+    assert router.store.get_event(old.event_id).status == "defaulted"  # type: ignore
+    assert router.policy_version == 0  # stored, not learned
+    assert router.sync() == 1 and router.policy_version == 1
+
+
+@pytest.mark.parametrize("event_id", ["a/b", "a%41", "q?x", "a b", "é"])
+def test_event_ids_are_url_safe(make_router: MakeRouter, event_id: str) -> None:
+    with pytest.raises(InvalidTaskError):
+        make_router().select("hello", event_id=event_id)
+
+
+def test_unencodable_text_is_refused(make_router: MakeRouter) -> None:
+    router = make_router()
+    with pytest.raises(InvalidTaskError):
+        router.select("bad \ud800 text")
+    with pytest.raises(InvalidTaskError):
+        router.select("hello", metadata={"k": "\ud800"})
+    with pytest.raises(CatalogError):
+        router.update_pricing("budget", {"tiny": {"output_price_per_1m": 1e308}})

@@ -50,4 +50,9 @@ def get_event(key: ClientKey, lib: RouterDep, event_id: str = EventId) -> EventO
     record = _owned(lib.get_event(event_id), key, event_id)
     data = record.to_dict()
     meta = data.pop("metadata")
-    return EventOut(**data, metadata=meta.get("user", {}), unit_key=meta.get("unit_key"))
+    if "owner" in meta:  # selected through this service: {"owner", "unit_key", "user"}
+        user = meta.get("user") if isinstance(meta.get("user"), dict) else {}
+        unit = meta.get("unit_key") if isinstance(meta.get("unit_key"), str) else None
+    else:  # logged by the library directly, sharing the database
+        user, unit = meta, None
+    return EventOut(**data, metadata=user, unit_key=unit)

@@ -11,6 +11,11 @@ from ..schemas import DecisionOut, ErrorOut, SelectIn
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 
+
+class _UnknownName(UnknownModelError, InvalidConstraintsError):
+    """An unknown model or provider named in constraints: still an UnknownModelError for
+    typed clients, answered 422 (bad input) rather than 404 (missing resource)."""
+
 _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut},
            413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
@@ -27,6 +32,6 @@ def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep) 
                        latency_weight=body.latency_weight, input_tokens=body.input_tokens,
                        metadata=meta, event_id=body.event_id)
     except UnknownModelError as exc:  # a name in the constraints, not a missing resource
-        raise InvalidConstraintsError(str(exc)) from None
+        raise _UnknownName(str(exc)) from None
     metrics.decisions.labels(f"{d.provider}/{d.model}").inc()
     return DecisionOut.model_validate(d.to_dict())

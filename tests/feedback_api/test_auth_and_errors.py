@@ -91,16 +91,22 @@ def test_error_statuses_and_one_shape(server: Server) -> None:
          "UnknownEventError"),
         (call(server, "GET", "/v1/events/no-such-event", None, key), 404, "UnknownEventError"),
         (call(server, "POST", f"/v1/events/{event}/reward", {"quality": 1.5}, key), 422,
-         "RequestValidationError"),
+         "InvalidRewardError"),
         (call(server, "POST", f"/v1/events/{event}/reward", {}, key), 422,
          "InvalidRewardError"),
         (call(server, "POST", f"/v1/events/{event}/reward", {"quality": 0.5, "x": 1}, key),
-         422, "RequestValidationError"),
+         422, "InvalidRewardError"),
         (call(server, "POST", "/v1/select", {"task": ""}, key), 422, "InvalidTaskError"),
         (call(server, "POST", "/v1/select", {"task": "hi", "constraints": {
             "max_cost_usd": 1e-12}}, key), 422, "NoEligibleModelError"),
         (call(server, "POST", "/v1/select", {"task": "hi", "constraints": {
-            "excluded_models": ["no-such-model"]}}, key), 422, "InvalidConstraintsError"),
+            "excluded_models": ["no-such-model"]}}, key), 422, "UnknownModelError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "constraints": {
+            "max_cost_usd": -1}}, key), 422, "InvalidConstraintsError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "event_id": "a/b"}, key), 422,
+         "InvalidTaskError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "input_tokens": 10**40}, key), 422,
+         "InvalidTaskError"),
         (call(server, "DELETE", "/v1/select", None, key), 405, "MethodNotAllowed"),
         (call(server, "GET", "/v1/nothing-here", None, key), 404, "NotFound"),
     ]
@@ -159,3 +165,26 @@ def test_client_raises_the_library_errors(server: Server) -> None:
         client.get_routing_stats()
     with pytest.raises(PayloadTooLargeError):
         client.select("z" * 70_000)
+
+
+def test_review_regressions_are_4xx(server: Server) -> None:
+    """Inputs that once produced 5xx or landed on the wrong event."""
+    headers = {"Authorization": f"Bearer {server.client_key}",
+               "Content-Type": "application/json"}
+    for body in (b'{"task": "\\ud800"}', b'{"task": "hi", "metadata": {"k": "\\ud800"}}',
+                 b'{"task": "hi", "event_id": "a%41"}', b'{"task": "hi", "event_id": "q?x"}'):
+        r = httpx.post(f"{server.url}/v1/select", content=body, headers=headers)
+        assert r.status_code == 422, (body, r.text)
+    admin = {"Authorization": f"Bearer {server.admin_key}"}
+    r = httpx.put(f"{server.url}/v1/models/gpt-4o/pricing",
+                  json={"output_price_per_1m": 1e308}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["type"] == "CatalogError"
+    client = RouterClient(server.url, server.client_key)
+    d = client.select("hello", event_id="order:42.v1~x")  # every allowed punctuation mark
+    assert client.reward(d.event_id, quality=1.0).event_id == "order:42.v1~x"
+    from bandit_router import InvalidRewardError, InvalidTaskError
+
+    with pytest.raises(InvalidRewardError):  # the library's class, not just InvalidInputError
+        client.reward(client.select("hi").event_id, quality=1.5)
+    with pytest.raises(InvalidTaskError):
+        client.select("hi", cost_weight=-1)

@@ -43,7 +43,7 @@ def test_select_reward_learn_through_the_client(server: Server) -> None:
     record = client.get_event(d.event_id)
     assert record.status == "rewarded" and record.reward is not None
     assert record.reward["quality"] == pytest.approx(0.92)
-    assert record.metadata == {"user": {"request": "r-1"}, "unit_key": "user-7"}
+    assert record.metadata == {"request": "r-1"}
     assert record.provider == d.provider and record.probability == pytest.approx(d.probability)
 
 
