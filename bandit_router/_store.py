@@ -219,6 +219,16 @@ class Store:
         except IntegrityError as exc:
             raise RewardConflict(row.event_id) from exc
 
+    def add_history(self, pairs: list[tuple[EventRow, RewardRow]]) -> None:
+        """Log decisions and their rewards together, in order, in one transaction."""
+        with self.session() as s:
+            self._lock_rewards(s)
+            s.add_all([e for e, _ in pairs])
+            s.flush()
+            for _, r in pairs:
+                s.add(r)
+                s.flush()  # one at a time: seq follows the given order
+
     def add_default_rewards(self, *, before: float, now: float, reward: float,
                             limit: int = 5000) -> int:
         """Give up to ``limit`` pending events created before ``before`` the default reward,
@@ -278,6 +288,7 @@ class Store:
         """Per model: decisions, rewarded decisions, mean quality, cost and reward, spend."""
         with self._sessions() as s:
             decided = dict(s.execute(select(EventRow.model_key, func.count())
+                                     .where(EventRow.status != "history")
                                      .group_by(EventRow.model_key)).all())
             rows = s.execute(
                 select(EventRow.model_key, func.count(), func.avg(RewardRow.quality),
@@ -285,7 +296,7 @@ class Store:
                        func.avg(RewardRow.reward), func.sum(EventRow.reference_cost_usd),
                        func.avg(RewardRow.latency_s))
                 .join(RewardRow, RewardRow.event_id == EventRow.id)
-                .where(RewardRow.is_default.is_(False))
+                .where(RewardRow.is_default.is_(False), EventRow.status != "history")
                 .group_by(EventRow.model_key)).all()
         rewarded = {r[0]: r for r in rows}
         out = []
@@ -306,7 +317,9 @@ class Store:
     def count_events(self) -> dict[str, int]:
         with self._sessions() as s:
             return {status: int(n) for status, n in
-                    s.execute(select(EventRow.status, func.count()).group_by(EventRow.status))}
+                    s.execute(select(EventRow.status, func.count())
+                              .where(EventRow.status != "history")
+                              .group_by(EventRow.status))}
 
 
 def now() -> float:

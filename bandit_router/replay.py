@@ -152,12 +152,17 @@ class ReplayResult:
 def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
            policy: PolicyConfig | None = None, config: RouterConfig | None = None,
            embedder: Embedder | None = None, database_url: str = "sqlite://",
-           limit: int | None = None, quality_prior: float = 0.5) -> ReplayResult:
+           limit: int | None = None, quality_prior: float = 0.5,
+           warm_start: float = 0.0) -> ReplayResult:
     """Stream ``dataset`` in a seeded random order through a fresh router, bandit feedback
     only. Uses the dataset's precomputed embeddings when it has them and no ``embedder`` is
-    given; otherwise the router's own (MiniLM by default)."""
+    given; otherwise the router's own (MiniLM by default). ``warm_start`` in [0, 1): that
+    share of the tasks (drawn by the seed) is given to :meth:`Router.warm_start` with every
+    model's outcome, and the rest is replayed with bandit feedback."""
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(dataset))[:limit]
+    order = rng.permutation(len(dataset))
+    n_warm = round(warm_start * len(order))
+    history, order = order[:n_warm], order[n_warm:][:limit]
     if embedder is None and dataset.embeddings is not None:
         embedder = PrecomputedEmbedder(dataset.texts, dataset.embeddings)
     catalog = dataset.catalog(quality_prior=quality_prior)
@@ -170,8 +175,10 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     chosen = np.empty(len(order), np.int64)
     probability = np.empty(len(order))
     tokens_in = dataset.input_tokens
-    start = time.perf_counter()
     try:
+        if n_warm:
+            router.warm_start(dataset.subset(history))
+        start = time.perf_counter()
         for k, i in enumerate(order):
             d = router.select(dataset.texts[i], event_id=f"{dataset.name}-{seed}-{k}",
                               input_tokens=int(tokens_in[i]) if tokens_in is not None else None)
