@@ -112,7 +112,21 @@ class SentenceTransformerEmbedder:
         return _normalise(vectors)
 
 
-class CachedEmbedder:
+class _Wrapper:
+    """An embedder around another one, with its size and name."""
+
+    inner: Embedder
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+
+class CachedEmbedder(_Wrapper):
     """Wraps an embedder with an LRU cache keyed by the task's hash.
 
     >>> class Ones:
@@ -132,14 +146,6 @@ class CachedEmbedder:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         keys = [task_hash(t) for t in texts]
@@ -168,7 +174,7 @@ class CachedEmbedder:
         return np.stack([v for v in out if v is not None]).astype(np.float32, copy=False)
 
 
-class BatchingEmbedder:
+class BatchingEmbedder(_Wrapper):
     """Coalesces ``embed()`` calls made at the same time by many threads into one batch.
 
     A transformer embeds 64 short texts in little more than the time of a few single ones,
@@ -199,14 +205,6 @@ class BatchingEmbedder:
         self._worker = threading.Thread(target=self._run, name="embedding-batcher",
                                         daemon=True)
         self._worker.start()
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         future: Future[FloatArray] = Future()

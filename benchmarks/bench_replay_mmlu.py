@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--embed", action="store_true")
+    parser.add_argument("--warm-start", type=float, default=0.0,
+                        help="share of questions given with every model's outcome first")
     args = parser.parse_args()
     ds = load_mmlu_pro(default_data_dir() / "mmlu_pro")
     embedder = None
@@ -41,7 +43,8 @@ def main() -> None:
     for lam in args.cost_weights:
         rows = []
         for seed in args.seeds:
-            r = replay(ds, seed=seed, cost_weight=lam, embedder=embedder, limit=args.limit)
+            r = replay(ds, seed=seed, cost_weight=lam, embedder=embedder, limit=args.limit,
+                       warm_start=args.warm_start)
             n = len(r.order)
             half, whole = r.summary(slice(n // 2, None)), r.summary()
             rows.append((half["router"]["quality"],

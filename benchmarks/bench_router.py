@@ -57,6 +57,16 @@ def percentiles(ms: list[float]) -> str:
            f"mean {a.mean():6.2f} ms"
 
 
+def time_selects(router: Router, texts: Sequence[str], decisions: list) -> list[float]:
+    """Milliseconds per select(); the decisions are kept for the reward measurement."""
+    ms = []
+    for text in texts:
+        t = time.perf_counter()
+        decisions.append(router.select(text))
+        ms.append(1000 * (time.perf_counter() - t))
+    return ms
+
+
 def prompts(n: int, seed: int) -> list[str]:
     wl = SyntheticWorkload(seed=seed)
     return [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(n)]
@@ -84,24 +94,15 @@ def main() -> None:
     for text in prompts(50, seed=99):  # warm-up: code paths, SQLite pages
         router.select(text)
 
-    real = prompts(args.n, seed=1)
-    ms = []
-    decisions = []
-    for text in real:
-        t = time.perf_counter()
-        decisions.append(router.select(text))
-        ms.append(1000 * (time.perf_counter() - t))
+    decisions: list = []
+    ms = time_selects(router, prompts(args.n, seed=1), decisions)
     print(f"select(), real MiniLM embedding (cache misses): {percentiles(ms)}")
 
     texts = prompts(args.n, seed=2)
     lookup = LookupEmbedder(texts, minilm.embed(texts), minilm.name)
     router.close()
     router = Router(database_url=url, embedder=lookup, config=RouterConfig())
-    ms = []
-    for text in texts:
-        t = time.perf_counter()
-        decisions.append(router.select(text))
-        ms.append(1000 * (time.perf_counter() - t))
+    ms = time_selects(router, texts, decisions)
     print(f"select(), embedding excluded:                  {percentiles(ms)}")
 
     rng = np.random.default_rng(0)

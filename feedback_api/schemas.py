@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "AlternativeOut", "ConstraintsIn", "DecisionOut", "ErrorBody", "ErrorOut", "EventOut",
+    "ConstraintsIn", "ErrorBody", "ErrorOut", "EventOut",
     "ModelOut", "PricingIn", "RewardIn", "RewardOut", "SelectIn",
 ]
 
@@ -46,32 +46,6 @@ class SelectIn(_In):
                                  description="user or session id, for experiments")
     event_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._~:-]{1,128}$",
                                  description="name the event yourself (URL-safe characters)")
-
-
-class AlternativeOut(BaseModel):
-    provider: str
-    model: str
-    probability: float
-    estimated_cost_usd: float
-    estimated_latency_s: float
-    estimated_quality: float
-
-
-class DecisionOut(BaseModel):
-    event_id: str
-    provider: str
-    model: str
-    probability: float
-    estimated_cost_usd: float
-    estimated_latency_s: float
-    estimated_quality: float
-    confidence: float
-    reasoning: str
-    alternatives: list[AlternativeOut]
-    input_tokens: int
-    cost_weight: float
-    policy_version: int
-    created_at: float
 
 
 class RewardIn(_In):

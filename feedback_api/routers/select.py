@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bandit_router import Constraints, InvalidConstraintsError, UnknownModelError
+from bandit_router import Constraints, Decision, InvalidConstraintsError, UnknownModelError
 
 from ..deps import ClientKey, MetricsDep, RouterDep
-from ..schemas import DecisionOut, ErrorOut, SelectIn
+from ..schemas import ErrorOut, SelectIn
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 
@@ -20,8 +20,8 @@ _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": Er
            413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
 
-@router.post("/select", response_model=DecisionOut, responses=_ERRORS)  # type: ignore[arg-type]
-def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep) -> DecisionOut:
+@router.post("/select", response_model=Decision, responses=_ERRORS)  # type: ignore[arg-type]
+def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep) -> Decision:
     """Choose a model for the task under the constraints. The decision is logged before the
     answer; call the model yourself, then post its outcome to the event's reward."""
     constraints = Constraints(**body.constraints.model_dump(exclude_none=True)) \
@@ -34,4 +34,4 @@ def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep) 
     except UnknownModelError as exc:  # a name in the constraints, not a missing resource
         raise _UnknownName(str(exc)) from None
     metrics.decisions.labels(f"{d.provider}/{d.model}").inc()
-    return DecisionOut.model_validate(d.to_dict())
+    return d  # the library's own type is the response schema
