@@ -15,8 +15,9 @@ import argparse
 
 import numpy as np
 
+from bandit_router.baselines import aiq, knn_greedy, supervised
 from bandit_router.datasets import default_data_dir, load_mmlu_pro
-from bandit_router.replay import replay
+from bandit_router.replay import replay, zero_router_hull
 
 GPT4O = "always gpt-4o-2024-05-13"
 
@@ -40,6 +41,8 @@ def main() -> None:
           f"seeds {args.seeds}, {'MiniLM' if args.embed else 'precomputed MiniLM vectors'}")
     print(f"{'λ/USD':>7} | {'last half: quality':>18} {'% gpt-4o $':>10} {'vs hull':>8} | "
           f"{'whole: quality':>14} {'% gpt-4o $':>10} | rounds/s")
+    curves: dict[str, list[tuple[float, float]]] = {"router": [], "kNN-greedy": [],
+                                                     "supervised (80% full info)": []}
     for lam in args.cost_weights:
         rows = []
         for seed in args.seeds:
@@ -47,6 +50,17 @@ def main() -> None:
                        warm_start=args.warm_start)
             n = len(r.order)
             half, whole = r.summary(slice(n // 2, None)), r.summary()
+            knn_order, knn_chosen = knn_greedy(ds, seed=seed, cost_weight=lam)
+            tail = slice(len(knn_order) // 2, None)
+            curves["kNN-greedy"].append(
+                (float(ds.cost[knn_order, knn_chosen][tail].mean()),
+                 float(ds.quality[knn_order, knn_chosen][tail].mean())))
+            perm = np.random.default_rng(seed).permutation(len(ds))
+            train, test = perm[: int(0.8 * len(ds))], perm[int(0.8 * len(ds)):]
+            picks = supervised(ds, train, test, cost_weight=lam)
+            curves["supervised (80% full info)"].append(
+                (float(ds.cost[test, picks].mean()), float(ds.quality[test, picks].mean())))
+            curves["router"].append((half["router"]["cost"], half["router"]["quality"]))
             rows.append((half["router"]["quality"],
                          half["router"]["cost"] / half[GPT4O]["cost"],
                          half["metrics"]["above_zero_router"],
@@ -57,6 +71,15 @@ def main() -> None:
               f"{m[3]:>14.3f} {100 * m[4]:>9.1f}% | {m[5]:>8.0f}")
     print("\nreference: always gpt-4o 0.731 at 100%; gemini-1.5-pro alone 0.717 at 9.6%; "
           "oracle 0.923 at 2.4%")
+    singles = list(zip(ds.cost.mean(axis=0), ds.quality.mean(axis=0), strict=True))
+    low, high = min(c for c, _ in singles), max(c for c, _ in singles)
+    zero = aiq(zero_router_hull(*zip(*singles, strict=True)), low=low, high=high)
+    print(f"\nAIQ over ${low:.6f}-${high:.6f} per question (mean quality of the cost-quality "
+          f"hull); zero router {zero:.4f}")
+    for name, points in curves.items():
+        value = aiq(points, low=low, high=high)
+        print(f"  {name:<28} {value:.4f} ({value - zero:+.4f} vs zero router); points: "
+              + ", ".join(f"({100 * c / high:.1f}% cost, {q:.3f})" for c, q in points))
 
 
 if __name__ == "__main__":

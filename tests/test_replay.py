@@ -86,3 +86,21 @@ def test_replay_with_warm_start_beats_cold_start() -> None:
     warm = replay(ds, seed=0, cost_weight=50.0, embedder=HashEmbedder(), warm_start=0.5)
     assert len(warm.order) == 600
     assert warm.summary()["router"]["reward"] > cold.summary()["router"]["reward"] + 0.02
+
+
+def test_baselines_and_aiq() -> None:
+    from bandit_router.baselines import aiq, knn_greedy, supervised
+
+    ds = synthetic_dataset(1200, seed=6)
+    emb = HashEmbedder().embed(ds.texts)
+    ds = type(ds)(**{**ds.__dict__, "embeddings": emb})
+    order, chosen = knn_greedy(ds, seed=0, cost_weight=50.0)
+    q = ds.quality[order, chosen][600:].mean()
+    assert q > ds.quality.mean() + 0.1  # it learns, without VW
+    train, test = np.arange(0, 900), np.arange(900, 1200)
+    picks = supervised(ds, train, test, cost_weight=50.0)
+    best = np.argmax(ds.quality[test] - 50.0 * ds.cost[test], axis=1)
+    assert np.mean(picks == best) > 0.5
+    line = [(0.0, 0.5), (1.0, 0.9)]
+    assert aiq(line, low=0.0, high=1.0) == pytest.approx(0.7, abs=1e-3)
+    assert aiq([(0.0, 0.6), (1.0, 0.9)], low=0.0, high=1.0) > aiq(line, low=0.0, high=1.0)
