@@ -33,8 +33,9 @@ class Learner:
     the router holds its lock around every call)."""
 
     def __init__(self, *, store: Store, policy: Policy, dim: int, config: RouterConfig,
-                 embedder_name: str, clock: Callable[[], float]) -> None:
+                 embedder_name: str, clock: Callable[[], float], arm: str = "") -> None:
         self.store = store
+        self.arm = arm
         self.policy = policy
         self.dim = dim
         self.config = config
@@ -96,6 +97,8 @@ class Learner:
         """Learn a reward this process just wrote. If it is the next one in the log (no other
         writer came in between) it is learned from the rows in hand; otherwise the log is
         tailed, which learns it in its place."""
+        if event.arm != self.arm:  # another arm's decision: its own router learns it
+            return
         if seq == self.seq + 1:
             self._learn(LearnItem(reward, event))
             self.seq = seq
@@ -111,7 +114,7 @@ class Learner:
             size = 5000 if limit is None else min(5000, limit - total)
             if size <= 0:
                 break
-            batch = self.store.learn_log(self.seq, limit=size)
+            batch = self.store.learn_log(self.seq, limit=size, arm=self.arm)
             for item in batch:
                 self._learn(item)
                 self.seq = item.reward.seq
@@ -137,12 +140,12 @@ class Learner:
     def checkpoint_due(self) -> bool:
         return self.learned - self._checkpointed_at >= self.config.checkpoint_every
 
-    def snapshot(self) -> tuple[str, bytes, bytes, int, int]:
+    def snapshot(self) -> tuple[str, bytes, bytes, int, int, str]:
         """The state to checkpoint (config hash, policy, memory, seq, learned): cheap copies,
         taken under the router's lock; :func:`write_checkpoint` does the slow part."""
         self._checkpointed_at = self.learned
         return (self.config_hash(), self.policy.to_bytes(), self.memory.to_bytes(), self.seq,
-                self.learned)
+                self.learned, self.arm)
 
     def checkpoint(self) -> None:
         write_checkpoint(self.store, self.snapshot(), self.clock())
@@ -173,12 +176,12 @@ class Learner:
     def restore(self) -> None:
         """Newest usable checkpoint, then the log after it; else the whole log."""
         restored = False
-        for row in self.store.checkpoints():
+        for row in self.store.checkpoints(self.arm):
             if self._load(row):
                 log.info("restored checkpoint %d at reward seq %d", row.id, row.reward_seq)
                 restored = True
                 break
-        if not restored and self.store.learn_log(0, limit=1):
+        if not restored and self.store.learn_log(0, limit=1, arm=self.arm):
             log.warning("no usable checkpoint: rebuilding the policy from the event log")
         self.catch_up()
         self._stats = self.memory.model_stats()
@@ -186,11 +189,11 @@ class Learner:
             self.checkpoint()
 
 
-def write_checkpoint(store: Store, snap: tuple[str, bytes, bytes, int, int],
+def write_checkpoint(store: Store, snap: tuple[str, bytes, bytes, int, int, str],
                      now: float) -> None:
     """Hash and store a :meth:`Learner.snapshot` (outside the router's lock)."""
-    config_hash, policy, memory, seq, learned = snap
+    config_hash, policy, memory, seq, learned, arm = snap
     store.add_checkpoint(CheckpointRow(
-        created_at=now, reward_seq=seq, learned=learned, config_hash=config_hash,
+        created_at=now, arm=arm, reward_seq=seq, learned=learned, config_hash=config_hash,
         sha256=hashlib.sha256(policy + memory).hexdigest(), policy=policy, memory=memory))
 

@@ -98,9 +98,13 @@ class Router:
         policy: PolicyConfig | Policy | None = None,
         config: RouterConfig | None = None,
         clock: Callable[[], float] = time.time,
+        arm: str = "",
     ) -> None:
         self.config = config or RouterConfig()
         self._clock = clock
+        if not isinstance(arm, str) or len(arm) > 64:
+            raise InvalidTaskError("arm must be a string of at most 64 characters")
+        self.arm = arm
         self._lock = threading.RLock()
         if isinstance(catalog, str):
             catalog = Catalog.from_file(catalog)
@@ -117,7 +121,7 @@ class Router:
             self.policy = VWPolicy(policy or PolicyConfig(), input_dim=dim, pinned=PINNED)
         self._learner = Learner(store=self.store, policy=self.policy, dim=dim,
                                 config=self.config, embedder_name=self.embedder.name,
-                                clock=clock)
+                                clock=clock, arm=arm)
         self._learner.restore()
         self._next_expiry_check = 0.0
 
@@ -226,7 +230,7 @@ class Router:
             probability=probability, pmf=pmf, cost_weight=lam, latency_weight=mu,
             input_tokens=n_in, reference_key=reference.key,
             reference_cost_usd=ref_est.cost_usd, constraints=constraints.to_dict(),
-            policy_version=version, meta=meta)
+            policy_version=version, meta=meta, arm=self.arm)
         try:
             self.store.add_event(event_row)
         except EventConflict:
@@ -437,7 +441,7 @@ class Router:
                             cost_weight=lam, latency_weight=mu, input_tokens=n_in,
                             reference_key=spec.key, reference_cost_usd=0.0, constraints={},
                             policy_version=self._learner.learned,
-                            meta={"history": history.name}),
+                            meta={"history": history.name}, arm=self.arm),
                             RewardRow(event_id=event_id, received_at=self._clock(), quality=q,
                                       cost_usd=c, latency_s=lat,
                                       output_tokens=int(tok[i, j]) if tok is not None

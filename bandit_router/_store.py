@@ -82,6 +82,7 @@ class EventRow(_Base):
     constraints: Mapped[dict[str, Any]] = mapped_column(JSON)
     policy_version: Mapped[int] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    arm: Mapped[str] = mapped_column(String(64), index=True, default="")
 
 
 class RewardRow(_Base):
@@ -106,6 +107,7 @@ class CheckpointRow(_Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[float] = mapped_column(Double)
+    arm: Mapped[str] = mapped_column(String(64), default="")
     reward_seq: Mapped[int] = mapped_column(Integer)
     learned: Mapped[int] = mapped_column(Integer)
     config_hash: Mapped[str] = mapped_column(String(64))
@@ -251,11 +253,16 @@ class Store:
                                .values(status="defaulted").returning(EventRow.id))
             return len(marked.all())
 
-    def learn_log(self, after_seq: int, limit: int = 5000) -> list[LearnItem]:
-        """Rewards with ``seq > after_seq``, in order, joined with their events."""
+    def learn_log(self, after_seq: int, limit: int = 5000,
+                  arm: str | None = None) -> list[LearnItem]:
+        """Rewards with ``seq > after_seq``, in order, joined with their events (only those
+        of one experiment ``arm`` when given)."""
         with self._sessions() as s:
             query = (select(RewardRow, EventRow).join(EventRow, RewardRow.event_id == EventRow.id)
-                     .where(RewardRow.seq > after_seq).order_by(RewardRow.seq).limit(limit))
+                     .where(RewardRow.seq > after_seq))
+            if arm is not None:
+                query = query.where(EventRow.arm == arm)
+            query = query.order_by(RewardRow.seq).limit(limit)
             return [LearnItem(r, e) for r, e in s.execute(query).all()]
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -263,15 +270,27 @@ class Store:
         with self.session() as s:
             s.add(row)
             s.flush()
-            old = s.scalars(select(CheckpointRow.id).order_by(CheckpointRow.id.desc())
-                            .offset(keep)).all()
+            old = s.scalars(select(CheckpointRow.id).where(CheckpointRow.arm == row.arm)
+                            .order_by(CheckpointRow.id.desc()).offset(keep)).all()
             for cid in old:
                 s.delete(s.get(CheckpointRow, cid))
 
-    def checkpoints(self) -> list[CheckpointRow]:
+    def checkpoints(self, arm: str = "") -> list[CheckpointRow]:
         """Newest first."""
         with self._sessions() as s:
-            return list(s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc())))
+            return list(s.scalars(select(CheckpointRow).where(CheckpointRow.arm == arm)
+                                  .order_by(CheckpointRow.id.desc())))
+
+    def arm_outcomes(self, arm: str) -> list[tuple[float, float, float | None, float]]:
+        """(quality, cost, latency, reward) of an arm's rewarded decisions (no defaults)."""
+        with self._sessions() as s:
+            rows = s.execute(select(RewardRow.quality, RewardRow.cost_usd, RewardRow.latency_s,
+                                    RewardRow.reward)
+                             .join(EventRow, RewardRow.event_id == EventRow.id)
+                             .where(EventRow.arm == arm, RewardRow.is_default.is_(False),
+                                    EventRow.status != "history")).all()
+        return [(float(q), float(c), None if lat is None else float(lat), float(r))
+                for q, c, lat, r in rows]
 
     # -- prices --------------------------------------------------------------------------------
     def add_prices(self, rows: list[PriceRow]) -> None:
