@@ -40,11 +40,23 @@ from ._config import PolicyConfig
 from ._scoring import PINNED
 from .policies import Features, Policy, VWPolicy
 
-__all__ = ["Estimate", "LoggedEvent", "OffPolicyReport", "dr", "evaluate", "evaluate_setting",
-           "ips", "logged_events", "snips"]
+__all__ = [
+    "Estimate",
+    "LoggedEvent",
+    "OffPolicyReport",
+    "Z",
+    "dr",
+    "evaluate",
+    "evaluate_setting",
+    "ips",
+    "logged_events",
+    "mean_estimate",
+    "snips",
+]
 
 Array = npt.NDArray[np.float64]
-_Z = {0.90: 1.6449, 0.95: 1.96, 0.99: 2.5758}
+#: Two-sided normal quantiles of the confidence levels offered.
+Z = {0.90: 1.6449, 0.95: 1.96, 0.99: 2.5758}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +74,16 @@ class Estimate:
 
 def _interval(terms: Array, value: float, level: float) -> Estimate:
     n = len(terms)
-    half = _Z[level] * float(np.std(terms, ddof=1)) / math.sqrt(n) if n > 1 else math.inf
+    half = Z[level] * float(np.std(terms, ddof=1)) / math.sqrt(n) if n > 1 else math.inf
     return Estimate(value=value, low=value - half, high=value + half, n=n)
+
+
+def mean_estimate(values: Array, *, level: float = 0.95) -> Estimate:
+    """The mean of ``values`` with its normal-approximation interval (NaN when empty)."""
+    values = np.asarray(values, float)
+    if len(values) == 0:
+        return Estimate(float("nan"), -math.inf, math.inf, 0)
+    return _interval(values, float(values.mean()), level)
 
 
 def ips(w: Array, r: Array, *, level: float = 0.95) -> Estimate:
@@ -80,7 +100,7 @@ def snips(w: Array, r: Array, *, level: float = 0.95) -> Estimate:
         return Estimate(float("nan"), -math.inf, math.inf, len(w))
     value = float((w * r).sum() / total)
     terms = w * (r - value) / w.mean()  # influence function of the ratio
-    half = _Z[level] * float(np.std(terms, ddof=1)) / math.sqrt(len(w))
+    half = Z[level] * float(np.std(terms, ddof=1)) / math.sqrt(len(w))
     return Estimate(value=value, low=value - half, high=value + half, n=len(w))
 
 
@@ -179,7 +199,7 @@ def evaluate(events: Sequence[LoggedEvent],
     ess = float(w.sum() ** 2 / max((w**2).sum(), 1e-12))
     return OffPolicyReport(ips=ips(w, r, level=level), snips=snips(w, r, level=level),
                            dr=dr(w, r, pred_logged, pred_target, level=level),
-                           logged=_interval(logged_r, float(logged_r.mean()), level),
+                           logged=mean_estimate(logged_r, level=level),
                            effective_sample_size=ess)
 
 

@@ -28,12 +28,9 @@ import numpy as np
 from ._errors import InvalidInputError, UnknownEventError
 from ._router import Router
 from ._types import Decision, RewardReceipt
-from .evaluation import Estimate
+from .evaluation import Estimate, Z, mean_estimate
 
 __all__ = ["ArmStats", "Comparison", "Experiment", "compare_means"]
-
-_Z = {0.90: 1.6449, 0.95: 1.96, 0.99: 2.5758}
-
 
 @dataclass(frozen=True, slots=True)
 class ArmStats:
@@ -61,15 +58,6 @@ class Comparison:
     significant: bool
 
 
-def _mean(values: np.ndarray, level: float) -> Estimate:
-    n = len(values)
-    if n == 0:
-        return Estimate(float("nan"), -math.inf, math.inf, 0)
-    mean = float(values.mean())
-    half = _Z[level] * float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
-    return Estimate(mean, mean - half, mean + half, n)
-
-
 def compare_means(a: np.ndarray, b: np.ndarray, *, level: float = 0.95, metric: str = "",
                   names: tuple[str, str] = ("a", "b")) -> Comparison:
     """Welch's two-sample test of ``mean(b) - mean(a)`` (normal approximation)."""
@@ -80,7 +68,7 @@ def compare_means(a: np.ndarray, b: np.ndarray, *, level: float = 0.95, metric: 
     se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
     z = diff / se if se > 0 else (math.inf if diff else 0.0)
     p = math.erfc(abs(z) / math.sqrt(2))
-    half = _Z[level] * se
+    half = Z[level] * se
     return Comparison(metric=metric, a=names[0], b=names[1], difference=diff,
                       low=diff - half, high=diff + half, p_value=p,
                       significant=p < 1 - level)
@@ -98,8 +86,8 @@ class Experiment:
                  shares: Mapping[str, float] | None = None, level: float = 0.95) -> None:
         if len(arms) < 2:
             raise InvalidInputError("an experiment needs at least two arms")
-        if level not in _Z:
-            raise InvalidInputError(f"level must be one of {sorted(_Z)}")
+        if level not in Z:
+            raise InvalidInputError(f"level must be one of {sorted(Z)}")
         for arm, router in arms.items():
             if router.arm != arm:
                 raise InvalidInputError(f"the router for arm {arm!r} must be built with "
@@ -156,9 +144,11 @@ class Experiment:
             latencies = np.array([lat for _, _, lat, _ in rows if lat is not None])
             out[arm] = ArmStats(
                 arm=arm, share=self.shares[arm], requests=len(rows),
-                quality=_mean(data[:, 0], self.level), cost_usd=_mean(data[:, 1], self.level),
-                latency_s=_mean(latencies, self.level) if len(latencies) else None,
-                reward=_mean(data[:, 2], self.level))
+                quality=mean_estimate(data[:, 0], level=self.level),
+                cost_usd=mean_estimate(data[:, 1], level=self.level),
+                latency_s=mean_estimate(latencies, level=self.level) if len(latencies)
+                else None,
+                reward=mean_estimate(data[:, 2], level=self.level))
         return out
 
     def compare(self, a: str, b: str, *, metric: str = "reward") -> Comparison:
