@@ -1,7 +1,7 @@
 """A/B experiments between routing strategies on live traffic.
 
-Each arm is a :class:`Router` with its own ``arm`` name on the same database: it logs its
-decisions with that name and learns only its own arm's rewards (on-policy), so arms with
+Each arm is a :class:`Router` with its own ``arm`` tag on the same database: it logs its
+decisions with that tag and learns only its own arm's rewards (on-policy), so arms with
 different settings (exploration, cost weight, catalog, a fixed model through constraints)
 never contaminate each other. Assignment is sticky: a unit (user or session id) is hashed
 with the experiment's name, so it stays in one arm across requests, processes and restarts.
@@ -88,10 +88,11 @@ class Experiment:
             raise InvalidInputError("an experiment needs at least two arms")
         if level not in Z:
             raise InvalidInputError(f"level must be one of {sorted(Z)}")
-        for arm, router in arms.items():
-            if router.arm != arm:
-                raise InvalidInputError(f"the router for arm {arm!r} must be built with "
-                                        f"Router(arm={arm!r}) so that it learns only its arm")
+        tags = [router.arm for router in arms.values()]
+        if "" in tags or len(set(tags)) != len(tags):
+            raise InvalidInputError("each arm needs its own router built with Router(arm=tag), "
+                                    "a distinct non-empty tag, so that it learns only its arm")
+        self._arm_of_tag = {router.arm: name for name, router in arms.items()}
         self.name = name
         self.arms = dict(arms)
         self.level = level
@@ -130,16 +131,16 @@ class Experiment:
         """Reward an event through the router of the arm that decided it."""
         any_router = next(iter(self.arms.values()))
         event = any_router.store.get_event(event_id) if isinstance(event_id, str) else None
-        if event is None or event.arm not in self.arms:
+        if event is None or event.arm not in self._arm_of_tag:
             raise UnknownEventError(str(event_id))
-        return self.arms[event.arm].reward(event_id, **kwargs)
+        return self.arms[self._arm_of_tag[event.arm]].reward(event_id, **kwargs)
 
     def stats(self) -> dict[str, ArmStats]:
         """Per arm: requests rewarded, mean quality, cost, latency and reward, with
         intervals at the experiment's level."""
         out = {}
         for arm, router in self.arms.items():
-            rows = router.store.arm_outcomes(arm)
+            rows = router.store.arm_outcomes(router.arm)
             data = np.array([(q, c, r) for q, c, _, r in rows]).reshape(-1, 3)
             latencies = np.array([lat for _, _, lat, _ in rows if lat is not None])
             out[arm] = ArmStats(
@@ -156,8 +157,9 @@ class Experiment:
         column = {"quality": 0, "cost": 1, "reward": 3}.get(metric)
         if column is None or a not in self.arms or b not in self.arms:
             raise InvalidInputError("compare two arms on quality, cost or reward")
-        va = np.array([row[column] for row in self.arms[a].store.arm_outcomes(a)])
-        vb = np.array([row[column] for row in self.arms[b].store.arm_outcomes(b)])
+        ra, rb = self.arms[a], self.arms[b]
+        va = np.array([row[column] for row in ra.store.arm_outcomes(ra.arm)])
+        vb = np.array([row[column] for row in rb.store.arm_outcomes(rb.arm)])
         return compare_means(va, vb, level=self.level, metric=metric, names=(a, b))
 
     def promote(self, arm: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -17,14 +19,16 @@ from bandit_router import (
     SentenceTransformerEmbedder,
     __version__,
 )
+from bandit_router.policies import VWPolicy
 from bandit_router.simulation import HashEmbedder
 
 from . import errors
+from .experiments import ExperimentRegistry
 from .keys import KeyStore
 from .learner import BackgroundLearner
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
-from .routers import events, models, ops, select
+from .routers import events, experiments, models, ops, select
 from .settings import Settings, get_settings
 
 __all__ = ["build_router", "create_app"]
@@ -59,7 +63,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.keys = KeyStore(settings.database_url)
         router = build_router(settings)  # embedder, FAISS memory and policy load once, here
-        learner = BackgroundLearner(router, metrics, interval_s=settings.learn_interval_s)
+
+        def make_arm(tag: str, spec: dict[str, Any]) -> Router:
+            """An experiment arm: the main router's catalog and embedder, its own policy."""
+            policy = replace(router.policy.config if isinstance(router.policy, VWPolicy)
+                             else PolicyConfig(), **{k: v for k, v in spec.items()
+                                                     if k != "cost_weight"})
+            config = replace(router.config, cost_weight=spec.get("cost_weight",
+                                                                 router.config.cost_weight))
+            return Router(database_url=settings.database_url, catalog=router.catalog,
+                          embedder=router.embedder.inner, policy=policy, config=config,
+                          arm=tag)
+
+        app.state.experiments = ExperimentRegistry(settings.database_url, make_arm)
+        learner = BackgroundLearner(router, metrics, interval_s=settings.learn_interval_s,
+                                    others=app.state.experiments.routers)
         app.state.router, app.state.learner = router, learner
         learner.start()
         if settings.auth and not app.state.keys.list():
@@ -72,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 learner.stop()  # learns what was stored, then the router checkpoints on close
             finally:
                 try:
+                    app.state.experiments.close()
                     router.close()
                 finally:
                     if isinstance(router.embedder.inner, BatchingEmbedder):
@@ -87,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     errors.install(app)
-    for module in (select, events, models, ops):
+    for module in (select, events, models, experiments, ops):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

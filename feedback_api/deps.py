@@ -9,12 +9,13 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from bandit_router import Router
 
+from .experiments import ExperimentRegistry
 from .keys import ApiKey, KeyStore
 from .learner import BackgroundLearner
 from .metrics import Metrics
 from .settings import Settings
 
-__all__ = ["AdminKey", "ClientKey", "LearnerDep", "MetricsDep", "RouterDep"]
+__all__ = ["AdminKey", "ClientKey", "ExperimentsDep", "LearnerDep", "MetricsDep", "RouterDep"]
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key")
@@ -30,6 +31,11 @@ def get_router(request: Request) -> Router:
 def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
+
+
+def get_experiments(request: Request) -> ExperimentRegistry:
+    registry: ExperimentRegistry = request.app.state.experiments
+    return registry
 
 
 def get_learner(request: Request) -> BackgroundLearner:
@@ -65,5 +71,6 @@ def _require_admin(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
 RouterDep = Annotated[Router, Depends(get_router)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LearnerDep = Annotated[BackgroundLearner, Depends(get_learner)]
+ExperimentsDep = Annotated[ExperimentRegistry, Depends(get_experiments)]
 ClientKey = Annotated[ApiKey, Depends(_caller)]  # client or admin
 AdminKey = Annotated[ApiKey, Depends(_require_admin)]

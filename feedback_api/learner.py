@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 
 from bandit_router import Router
 
@@ -22,8 +23,10 @@ log = logging.getLogger("feedback_api")
 
 class BackgroundLearner:
     def __init__(self, router: Router, metrics: Metrics, *, interval_s: float,
-                 batch: int = 64) -> None:
+                 batch: int = 64,
+                 others: Callable[[], Iterable[Router]] = lambda: ()) -> None:
         self.router = router
+        self.others = others  # experiment arms: routers that learn their own arm's rewards
         self.metrics = metrics
         self.interval_s = interval_s
         self.batch = batch
@@ -46,13 +49,14 @@ class BackgroundLearner:
     def drain(self) -> int:
         """Learn everything stored so far; returns how many rewards were learned."""
         total = 0
-        while True:
-            with self._pending_lock:
-                self.pending = 0
-            n = self.router.sync(limit=self.batch)
-            total += n
-            if n < self.batch:
-                break
+        for router in (self.router, *self.others()):
+            while True:
+                with self._pending_lock:
+                    self.pending = 0
+                n = router.sync(limit=self.batch)
+                total += n
+                if n < self.batch:
+                    break
         self.metrics.policy_version.set(self.router.policy_version)
         self.metrics.learn_lag.set(self.pending)
         return total

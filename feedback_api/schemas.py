@@ -7,8 +7,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "ConstraintsIn", "ErrorBody", "ErrorOut", "EventOut",
-    "ModelOut", "PricingIn", "RewardIn", "RewardOut", "SelectIn",
+    "ArmIn",
+    "ArmOut",
+    "ComparisonOut",
+    "ConstraintsIn",
+    "ErrorBody",
+    "ErrorOut",
+    "EstimateOut",
+    "EventOut",
+    "ExperimentIn",
+    "ExperimentOut",
+    "ModelOut",
+    "PricingIn",
+    "PromoteIn",
+    "RewardIn",
+    "RewardOut",
+    "SelectIn",
 ]
 
 ErrorKind = Literal["rate_limit", "server_error", "timeout", "context_length",
@@ -46,6 +60,9 @@ class SelectIn(_In):
                                  description="user or session id, for experiments")
     event_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._~:-]{1,128}$",
                                  description="name the event yourself (URL-safe characters)")
+    experiment: str | None = Field(None, max_length=64,
+                                   description="route through this experiment's arm for "
+                                               "unit_key (required with it)")
 
 
 class RewardIn(_In):
@@ -86,6 +103,8 @@ class EventOut(BaseModel):
     constraints: dict[str, Any]
     metadata: dict[str, Any]
     unit_key: str | None
+    experiment: str | None = None
+    arm: str | None = None
     eligible: list[str]
     estimates: dict[str, float]
     reward: dict[str, Any] | None
@@ -120,3 +139,58 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class ArmIn(_In):
+    exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] | None = None
+    epsilon: float | None = Field(None, ge=0, le=1)
+    gamma_scale: float | None = Field(None, gt=0, le=1e6)
+    cost_weight: float | None = Field(None, ge=0, le=1e6)
+
+
+class ExperimentIn(_In):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
+        "examples": [{"name": "cheaper", "arms": {"control": {}, "cheaper": {"cost_weight": 50}},
+                      "shares": {"control": 0.5, "cheaper": 0.5}}]})
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9._~-]{1,64}$")
+    arms: dict[str, ArmIn] = Field(..., min_length=2, max_length=8)
+    shares: dict[str, float] | None = None
+
+
+class PromoteIn(_In):
+    arm: str = Field(..., min_length=1, max_length=64)
+
+
+class EstimateOut(BaseModel):
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+class ArmOut(BaseModel):
+    share: float
+    requests: int
+    quality: EstimateOut
+    cost_usd: EstimateOut
+    reward: EstimateOut
+
+
+class ComparisonOut(BaseModel):
+    metric: str
+    a: str
+    b: str
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    significant: bool
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    status: Literal["running", "promoted", "stopped"]
+    promoted: str | None
+    arms: dict[str, ArmOut]
+    comparisons: list[ComparisonOut]

@@ -25,8 +25,10 @@ def test_assignment_is_sticky_and_follows_the_shares(tmp_path) -> None:
     assert all(exp.assign(f"user-{i}") == arms[i] for i in range(0, 20_000, 97))
     other = Experiment("another-name", {"A": arm(url, "A"), "B": arm(url, "B")})
     assert [other.assign(f"user-{i}") for i in range(200)] != arms[:200]
-    with pytest.raises(InvalidInputError):
-        Experiment("bad", {"A": arm(url, "A"), "B": arm(url, "x")})
+    with pytest.raises(InvalidInputError):  # two arms may not share a tag
+        Experiment("bad", {"A": arm(url, "same"), "B": arm(url, "same")})
+    with pytest.raises(InvalidInputError):  # the untagged main router is no arm
+        Experiment("bad", {"A": arm(url, "A"), "B": arm(url, "")})
 
 
 def test_a_truly_better_arm_is_detected_and_promoted(tmp_path) -> None:

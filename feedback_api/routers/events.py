@@ -55,4 +55,10 @@ def get_event(key: ClientKey, lib: RouterDep, event_id: str = EventId) -> EventO
         unit = meta.get("unit_key") if isinstance(meta.get("unit_key"), str) else None
     else:  # logged by the library directly, sharing the database
         user, unit = meta, None
-    return EventOut(**data, metadata=user, unit_key=unit)
+
+    def text(key: str) -> str | None:
+        value = meta.get(key)
+        return value if isinstance(value, str) and "owner" in meta else None
+
+    return EventOut(**data, metadata=user, unit_key=unit, experiment=text("experiment"),
+                    arm=text("arm"))

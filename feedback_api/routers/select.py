@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bandit_router import Constraints, Decision, InvalidConstraintsError, UnknownModelError
+from bandit_router import (
+    Constraints,
+    Decision,
+    InvalidConstraintsError,
+    InvalidTaskError,
+    UnknownModelError,
+)
 
-from ..deps import ClientKey, MetricsDep, RouterDep
+from ..deps import ClientKey, ExperimentsDep, MetricsDep, RouterDep
+from ..experiments import UnknownExperimentError
 from ..schemas import ErrorOut, SelectIn
 
 router = APIRouter(prefix="/v1", tags=["routing"])
@@ -16,21 +23,31 @@ class _UnknownName(UnknownModelError, InvalidConstraintsError):
     """An unknown model or provider named in constraints: still an UnknownModelError for
     typed clients, answered 422 (bad input) rather than 404 (missing resource)."""
 
-_ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut},
-           413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+_ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
+           409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
 
 @router.post("/select", response_model=Decision, responses=_ERRORS)  # type: ignore[arg-type]
-def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep) -> Decision:
+def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep,
+           experiments: ExperimentsDep) -> Decision:
     """Choose a model for the task under the constraints. The decision is logged before the
     answer; call the model yourself, then post its outcome to the event's reward."""
     constraints = Constraints(**body.constraints.model_dump(exclude_none=True)) \
         if body.constraints else None
     meta = {"owner": key.id, "unit_key": body.unit_key, "user": body.metadata or {}}
+    options = {"constraints": constraints, "cost_weight": body.cost_weight,
+               "latency_weight": body.latency_weight, "input_tokens": body.input_tokens,
+               "event_id": body.event_id}
     try:
-        d = lib.select(body.task, constraints=constraints, cost_weight=body.cost_weight,
-                       latency_weight=body.latency_weight, input_tokens=body.input_tokens,
-                       metadata=meta, event_id=body.event_id)
+        if body.experiment is not None:
+            if body.unit_key is None:
+                raise InvalidTaskError("an experiment needs a unit_key to assign an arm")
+            experiment, _ = experiments.get(body.experiment)
+            d = experiment.select(body.task, unit_key=body.unit_key, metadata=meta, **options)
+        else:
+            d = lib.select(body.task, metadata=meta, **options)  # type: ignore[arg-type]
+    except UnknownExperimentError:
+        raise
     except UnknownModelError as exc:  # a name in the constraints, not a missing resource
         raise _UnknownName(str(exc)) from None
     metrics.decisions.labels(f"{d.provider}/{d.model}").inc()

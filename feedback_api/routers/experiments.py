@@ -1,0 +1,95 @@
+"""A/B experiments between routing strategies (admin)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+from fastapi import APIRouter, Path
+
+from bandit_router import InvalidInputError
+from bandit_router.evaluation import Estimate
+from bandit_router.experiments import Experiment
+
+from ..deps import AdminKey, ExperimentsDep
+from ..schemas import (
+    ArmOut,
+    ComparisonOut,
+    ErrorOut,
+    EstimateOut,
+    ExperimentIn,
+    ExperimentOut,
+    PromoteIn,
+)
+
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+
+_ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
+           422: {"model": ErrorOut}}
+Name = Path(..., min_length=1, max_length=64)
+
+
+def _estimate(e: Estimate) -> EstimateOut:
+    def finite(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    return EstimateOut(value=finite(e.value), low=finite(e.low), high=finite(e.high), n=e.n)
+
+
+def _report(experiment: Experiment, stopped: bool) -> ExperimentOut:
+    stats = experiment.stats()
+    arms = {name: ArmOut(share=s.share, requests=s.requests, quality=_estimate(s.quality),
+                         cost_usd=_estimate(s.cost_usd), reward=_estimate(s.reward))
+            for name, s in stats.items()}
+    control = next(iter(experiment.arms))
+    comparisons = []
+    for name in list(experiment.arms)[1:]:
+        if stats[control].requests >= 2 and stats[name].requests >= 2:
+            comparisons.append(ComparisonOut(**asdict(experiment.compare(control, name))))
+    status = "stopped" if stopped else ("promoted" if experiment.promoted else "running")
+    return ExperimentOut(name=experiment.name, status=status, promoted=experiment.promoted,
+                         arms=arms, comparisons=comparisons)
+
+
+@router.post("", response_model=ExperimentOut, status_code=201,
+             responses=_ERRORS)  # type: ignore[arg-type]
+def create(body: ExperimentIn, _: AdminKey, registry: ExperimentsDep) -> ExperimentOut:
+    """Start an experiment: each arm is a router with its own settings and policy; units are
+    assigned by a hash of the experiment's name and the unit key, in the given shares."""
+    if body.shares is not None and set(body.shares) != set(body.arms):
+        raise InvalidInputError("shares must name exactly the arms")
+    arms = {name: spec.model_dump(exclude_none=True) for name, spec in body.arms.items()}
+    return _report(registry.create(body.name, arms, body.shares), False)
+
+
+@router.get("", response_model=list[str], responses=_ERRORS)  # type: ignore[arg-type]
+def names(_: AdminKey, registry: ExperimentsDep) -> list[str]:
+    return registry.names()
+
+
+@router.get("/{name}", response_model=ExperimentOut,
+            responses=_ERRORS)  # type: ignore[arg-type]
+def report(_: AdminKey, registry: ExperimentsDep, name: str = Name) -> ExperimentOut:
+    """Per arm, live: requests, quality, cost and reward with intervals, and each arm against
+    the first (the control): difference, interval, p-value, significance."""
+    experiment, stopped = registry.get(name)
+    return _report(experiment, stopped)
+
+
+@router.post("/{name}/promote", response_model=ExperimentOut,
+             responses=_ERRORS)  # type: ignore[arg-type]
+def promote(body: PromoteIn, _: AdminKey, registry: ExperimentsDep,
+            name: str = Name) -> ExperimentOut:
+    """Send all new traffic of the experiment to one arm."""
+    experiment, _stopped = registry.get(name)
+    if body.arm not in experiment.arms:
+        raise InvalidInputError(f"experiment {name!r} has no arm {body.arm!r}")
+    return _report(registry.promote(name, body.arm), False)
+
+
+@router.post("/{name}/stop", response_model=ExperimentOut,
+             responses=_ERRORS)  # type: ignore[arg-type]
+def stop(_: AdminKey, registry: ExperimentsDep, name: str = Name) -> ExperimentOut:
+    """End the experiment: all its traffic goes to the first arm, the control."""
+    experiment, _stopped = registry.get(name)
+    return _report(registry.promote(name, next(iter(experiment.arms)), stop=True), True)
