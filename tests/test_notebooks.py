@@ -16,6 +16,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "simulations" / "notebooks"
 @pytest.mark.parametrize("name, figures", [
     ("replay_mmlu.ipynb", ["cost_quality_plane.png", "learning_curve.png"]),
     ("offline_evaluation.ipynb", ["offline_evaluation.png"]),
+    ("ab_experiment.ipynb", ["ab_experiment.png"]),
 ])
 def test_notebook_runs(name: str, figures: list[str], tmp_path: Path,
                        monkeypatch: pytest.MonkeyPatch) -> None:
