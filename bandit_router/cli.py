@@ -9,10 +9,14 @@ import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._config import RouterConfig
 from ._router import Router
 from .simulation import HashEmbedder, SyntheticWorkload, Task, demo_catalog
+
+if TYPE_CHECKING:
+    from .datasets import RoutingDataset
 
 __all__ = ["main"]
 
@@ -143,7 +147,7 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_dataset(spec: str, limit: int | None) -> object:
+def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
     from pathlib import Path
 
     from .datasets import default_data_dir, load_log, load_mmlu_pro, load_routerbench
@@ -167,11 +171,9 @@ def _load_dataset(spec: str, limit: int | None) -> object:
 
 def _replay(args: argparse.Namespace) -> int:
     from ._config import PolicyConfig
-    from .datasets import RoutingDataset
     from .replay import replay
 
     dataset = _load_dataset(args.dataset, args.limit)
-    assert isinstance(dataset, RoutingDataset)
     embedder = None
     if args.embed:  # the router's own MiniLM instead of the dataset's precomputed vectors
         from ._embedding import SentenceTransformerEmbedder

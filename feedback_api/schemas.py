@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bandit_router.experiments import Comparison
+
 __all__ = [
     "ArmIn",
     "ArmOut",
-    "ComparisonOut",
     "ConstraintsIn",
     "ErrorBody",
     "ErrorOut",
@@ -177,20 +178,9 @@ class ArmOut(BaseModel):
     reward: EstimateOut
 
 
-class ComparisonOut(BaseModel):
-    metric: str
-    a: str
-    b: str
-    difference: float
-    low: float
-    high: float
-    p_value: float
-    significant: bool
-
-
 class ExperimentOut(BaseModel):
     name: str
     status: Literal["running", "promoted", "stopped"]
     promoted: str | None
     arms: dict[str, ArmOut]
-    comparisons: list[ComparisonOut]
+    comparisons: list[Comparison]  # the library's dataclass is the schema

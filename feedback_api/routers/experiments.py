@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 
 from fastapi import APIRouter, Path
 
@@ -14,7 +13,6 @@ from bandit_router.experiments import Experiment
 from ..deps import AdminKey, ExperimentsDep
 from ..schemas import (
     ArmOut,
-    ComparisonOut,
     ErrorOut,
     EstimateOut,
     ExperimentIn,
@@ -45,7 +43,7 @@ def _report(experiment: Experiment, stopped: bool) -> ExperimentOut:
     comparisons = []
     for name in list(experiment.arms)[1:]:
         if stats[control].requests >= 2 and stats[name].requests >= 2:
-            comparisons.append(ComparisonOut(**asdict(experiment.compare(control, name))))
+            comparisons.append(experiment.compare(control, name))
     status = "stopped" if stopped else ("promoted" if experiment.promoted else "running")
     return ExperimentOut(name=experiment.name, status=status, promoted=experiment.promoted,
                          arms=arms, comparisons=comparisons)
