@@ -1,31 +1,273 @@
-"""Warm start: learning from labelled history before live traffic (see Router.warm_start)."""
+"""Warm start: learning from history before live traffic (see :meth:`Router.warm_start`).
+
+Two kinds of history are accepted:
+
+- **labelled history**, a :class:`~bandit_router.datasets.RoutingDataset`: past tasks with
+  every model's outcome (e.g. evaluation runs). Each outcome is logged as a decision taken
+  with probability 1.
+- **logged bandit history**, an iterable of :class:`LoggedDecision`: decisions another
+  system took, each with the task (or its embedding), the eligible models, the model chosen,
+  the probability it was chosen with, and the outcome observed. Each is logged with *its*
+  probability, which Vowpal Wabbit's ``cb_adf`` uses as the importance weight when it
+  learns (the reward of an action chosen with probability ``p`` counts ``1/p``), so a
+  logging policy's preferences are corrected for rather than learned as truth.
+
+Both are written to the event log (status ``history``, left out of routing and experiment
+statistics) together with their rewards, in batches, then learned in log order like live
+traffic, so checkpoints, rebuilds and replicas include them.
+
+**Idempotent.** Every history event gets an id derived from the router's arm and the
+record: a logged decision's ``event_id`` (the source system's id) or, without one, its
+content; a labelled outcome's dataset name, task id, text, model and outcome. A record that
+is already in the log is skipped, so a warm start can be re-run or resumed after an
+interruption without learning anything twice. Give logged decisions their source
+``event_id``: two decisions without one and with identical content cannot be told apart,
+and are refused (:class:`~bandit_router.InvalidInputError`) rather than merged.
+
+**Validated first.** Every logged decision is checked (probability in (0, 1], the chosen
+model among the eligible ones, every name in the catalog, quality in [0, 1], cost and
+latency in range, the task acceptable to the router) before anything is written; one bad
+record raises its typed error and nothing is logged.
+
+The file format read by :func:`load_logged_decisions` is JSONL or CSV, one decision a row::
+
+    {"event_id": "d-1017", "task": "Translate 'Hello' to French",
+     "eligible": ["openai/gpt-4o", "gpt-4o-mini", "llama-3.1-8b-instant"],
+     "chosen": "gpt-4o-mini", "probability": 0.25, "quality": 0.9, "cost_usd": 0.00004,
+     "latency_s": 0.8, "output_tokens": 12, "input_tokens": 9, "timestamp": 1718000000.0}
+
+``chosen``, ``probability``, ``quality``, ``cost_usd`` and ``task`` are required (a JSONL
+row may give ``embedding``, a list of floats from the router's own embedder, with
+``input_tokens`` instead of ``task``); the rest are optional (``eligible`` missing: the
+whole catalog was eligible). In CSV, ``eligible`` is one cell of names separated by ``|``.
+Other columns are ignored. Models are named ``provider/model`` or by a model name.
+"""
 
 from __future__ import annotations
 
-import uuid
+import csv
+import gzip
+import hashlib
+import json
+import logging
+import math
+import numbers
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from ._catalog import Catalog, ModelSpec
+from ._constraints import Estimate
 from ._embedding import task_hash
-from ._errors import InvalidTaskError
+from ._errors import (
+    InvalidInputError,
+    InvalidRewardError,
+    InvalidTaskError,
+    UnknownModelError,
+)
 from ._features import estimate_tokens, task_features
 from ._scoring import action_features
-from ._store import EventRow, RewardRow
+from ._store import EventRow, RewardRow, Store
 
 if TYPE_CHECKING:
     from ._router import Router
-
-__all__ = ["warm_start"]
-
-
-def warm_start(router: Router, history: Any, *, batch: int = 200) -> int:
-    """Log every outcome of ``history`` as a probability-1 decision with its reward, in
-    batches, and learn each batch in log order; returns how many outcomes were learned."""
     from .datasets import RoutingDataset
 
-    if not isinstance(history, RoutingDataset):
-        raise InvalidTaskError("warm_start takes a RoutingDataset")
+__all__ = ["LoggedDecision", "load_logged_decisions"]  # and warm_start, for Router
+
+log = logging.getLogger("bandit_router")
+
+#: The same bounds as live rewards (see ``_router``): one absurd value must not poison VW.
+_MAX_COST_USD = 1e4
+_MAX_LATENCY_S = 1e5
+_MAX_ABS_REWARD = 1e6
+_MAX_TOKENS = 100_000_000
+
+
+def _finite(value: Any) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value))
+
+
+def _count(value: Any) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, numbers.Integral)
+            and 0 <= int(value) <= _MAX_TOKENS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedDecision:
+    """One decision logged by another system (or an earlier deployment): what it chose,
+    with which probability, and what came of it. Validated at construction.
+
+    - ``task``: the request text; or ``embedding``, the task's vector from the router's own
+      embedder (then ``input_tokens`` is required, as there is no text to count).
+    - ``chosen``: the model called, ``provider/model`` or a model name.
+    - ``probability`` in (0, 1]: the chance the logging policy gave ``chosen`` (1 for a
+      deterministic policy, ``1/n`` for uniform random among ``n`` models).
+    - ``eligible``: the models the logging policy chose among (default: the whole catalog);
+      ``chosen`` must be one of them.
+    - ``quality`` in [0, 1], ``cost_usd`` (dollars) and optionally ``latency_s``,
+      ``output_tokens``: the outcome observed.
+    - ``event_id``: the source system's id of the decision; it identifies the record, so a
+      warm start skips records already logged.
+    - ``timestamp``: when the decision was taken (Unix time), kept as the event's time.
+
+    >>> LoggedDecision(task="Translate 'Hello' to French", chosen="gpt-4o-mini",
+    ...                eligible=["gpt-4o", "gpt-4o-mini"], probability=0.5, quality=0.9,
+    ...                cost_usd=0.00004).eligible
+    ('gpt-4o', 'gpt-4o-mini')
+    """
+
+    chosen: str
+    probability: float
+    quality: float
+    cost_usd: float
+    task: str | None = None
+    embedding: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+    eligible: tuple[str, ...] | None = None
+    latency_s: float | None = None
+    output_tokens: int | None = None
+    input_tokens: int | None = None
+    event_id: str | None = None
+    timestamp: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chosen, str) or not self.chosen:
+            raise InvalidInputError("chosen must name the model that was called")
+        p = self.probability
+        if not _finite(p) or not 0.0 < p <= 1.0:
+            raise InvalidInputError(f"probability must be a number in (0, 1], got {p!r}")
+        object.__setattr__(self, "probability", float(p))
+        if not _finite(self.quality) or not 0.0 <= self.quality <= 1.0:
+            raise InvalidRewardError(f"quality must be a number in [0, 1], got "
+                                     f"{self.quality!r}")
+        object.__setattr__(self, "quality", float(self.quality))
+        for name, top in (("cost_usd", _MAX_COST_USD), ("latency_s", _MAX_LATENCY_S)):
+            value = getattr(self, name)
+            if value is None and name == "latency_s":
+                continue
+            if not _finite(value) or not 0 <= value <= top:
+                raise InvalidRewardError(f"{name} must be a number in [0, {top:g}], "
+                                         f"got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in ("output_tokens", "input_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                if not _count(value):
+                    raise InvalidInputError(f"{name} must be an integer in "
+                                            f"[0, {_MAX_TOKENS:,}], got {value!r}")
+                object.__setattr__(self, name, int(value))
+        if self.input_tokens == 0:
+            raise InvalidInputError("input_tokens must be at least 1")
+        if self.task is not None and (not isinstance(self.task, str) or not self.task.strip()):
+            raise InvalidTaskError("task must be a non-empty string")
+        if self.embedding is not None:
+            try:
+                vector = np.array(self.embedding, dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError):
+                raise InvalidInputError("embedding must be a vector of numbers") from None
+            if vector.size == 0 or not np.all(np.isfinite(vector)):
+                raise InvalidInputError("embedding must be a non-empty vector of finite "
+                                        "numbers")
+            vector.setflags(write=False)
+            object.__setattr__(self, "embedding", vector)
+        if self.task is None and self.embedding is None:
+            raise InvalidTaskError("a logged decision needs its task or its embedding")
+        if self.task is None and self.input_tokens is None:
+            raise InvalidInputError("without the task text, input_tokens is required")
+        if self.eligible is not None:
+            if isinstance(self.eligible, str):
+                raise InvalidInputError("eligible must be a list of model names, not a string")
+            names = tuple(self.eligible)
+            if not names or not all(isinstance(n, str) and n for n in names):
+                raise InvalidInputError("eligible must list at least one model name")
+            if len(set(names)) != len(names):
+                raise InvalidInputError(f"eligible names a model twice: {list(names)}")
+            if len(names) == 1 and self.probability != 1.0:
+                raise InvalidInputError("with one eligible model, probability must be 1")
+            object.__setattr__(self, "eligible", names)
+        if self.event_id is not None and (not isinstance(self.event_id, str)
+                                          or not 1 <= len(self.event_id) <= 1000):
+            raise InvalidInputError("event_id must be a string of 1 to 1000 characters")
+        if self.timestamp is not None:
+            if not _finite(self.timestamp) or self.timestamp < 0:
+                raise InvalidInputError("timestamp must be a Unix time (seconds) >= 0")
+            object.__setattr__(self, "timestamp", float(self.timestamp))
+
+
+# -- names ------------------------------------------------------------------------------------
+def _key_of(catalog: Catalog, name: str, what: str) -> str:
+    """The one catalog key ``name`` stands for (``provider/model`` or a model name)."""
+    if name in catalog:
+        return name
+    found = [spec.key for spec in catalog if spec.model == name]
+    if not found:
+        raise UnknownModelError(f"{what} {name!r} is not in the catalog")
+    if len(found) > 1:
+        raise InvalidInputError(f"{what} {name!r} is served by {sorted(found)}: name one as "
+                                "provider/model")
+    return found[0]
+
+
+_PLAIN = (InvalidInputError, InvalidRewardError, InvalidTaskError, UnknownModelError)
+
+
+def _located(exc: Exception, where: str) -> Exception:
+    """The same error with ``where`` (a record, a file line) in front of its message."""
+    if type(exc) in _PLAIN:
+        return type(exc)(f"{where}: {exc}")
+    return exc
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+# -- the log ----------------------------------------------------------------------------------
+def _existing(store: Store, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are already in the event log."""
+    found: set[str] = set()
+    with store.session() as s:
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            found.update(s.scalars(select(EventRow.id).where(EventRow.id.in_(chunk))))
+    return found
+
+
+def _write(router: Router, pairs: list[tuple[EventRow, RewardRow]]) -> int:
+    """Log a batch of history (skipping events already there), learn it; returns how many
+    rewards were learned."""
+    if pairs:
+        try:
+            router.store.add_history(pairs)
+        except IntegrityError:  # another process wrote some of them meanwhile: skip those
+            seen = _existing(router.store, [e.id for e, _ in pairs])
+            router.store.add_history([(e, r) for e, r in pairs if e.id not in seen])
+    with router._lock:
+        learned = router._learner.catch_up()
+    router._checkpoint_if_due()
+    return learned
+
+
+def _action_records(specs: Sequence[ModelSpec], ests: Sequence[Estimate],
+                    acts: Sequence[dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    return [{"key": s.key, "features": a,
+             "input_price_per_1m": s.input_price_per_1m,
+             "output_price_per_1m": s.output_price_per_1m,
+             "estimate": {"quality": e.quality, "cost_usd": e.cost_usd,
+                          "latency_s": e.latency_s, "output_tokens": e.output_tokens}}
+            for s, e, a in zip(specs, ests, acts, strict=True)]
+
+
+# -- labelled history -------------------------------------------------------------------------
+def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int) -> int:
     by_name = {s.model: s for s in router.catalog} | {s.key: s for s in router.catalog}
     columns = [(j, spec) for j, m in enumerate(history.models)
                if (spec := by_name.get(m) or by_name.get(m.rpartition("/")[2]))]
@@ -33,33 +275,40 @@ def warm_start(router: Router, history: Any, *, batch: int = 200) -> int:
         raise InvalidTaskError("no model of the history is in the catalog")
     lam, mu = router.config.cost_weight, router.config.latency_weight
     learned = 0
+    skip: set[str] = set()  # logged before, or earlier in this dataset (a repeated row)
     for start in range(0, len(history), batch):
         rows = range(start, min(start + batch, len(history)))
-        texts = [history.texts[i] for i in rows]
-        vectors = (history.embeddings[list(rows)] if history.embeddings is not None
+        ids = {(i, j): "history-" + _digest(
+            router.arm, "labelled", history.name, history.task_ids[i],
+            task_hash(history.texts[i]), spec.key, float(history.quality[i, j]),
+            float(history.cost[i, j]), float(history.latency[i, j]))
+            for i in rows for j, spec in columns}
+        skip |= _existing(router.store, list(ids.values()))
+        todo = [i for i in rows if any(ids[(i, j)] not in skip for j, _ in columns)]
+        if not todo:
+            continue
+        texts = [history.texts[i] for i in todo]
+        vectors = (history.embeddings[todo] if history.embeddings is not None
                    else router.embedder.embed(texts))
         pairs = []
         with router._lock:
-            for i, text, emb in zip(rows, texts, vectors, strict=True):
+            for i, text, emb in zip(todo, texts, vectors, strict=True):
                 n_in = (int(history.input_tokens[i]) if history.input_tokens is not None
                         else estimate_tokens(text))
                 specs = [spec for _, spec in columns]
                 ests = router._learner.estimates(specs, emb, n_in)
                 acts = [action_features(s, e, cost_weight=lam, latency_weight=mu)
                         for s, e in zip(specs, ests, strict=True)]
-                records = [{"key": s.key, "features": a,
-                            "input_price_per_1m": s.input_price_per_1m,
-                            "output_price_per_1m": s.output_price_per_1m,
-                            "estimate": {"quality": e.quality, "cost_usd": e.cost_usd,
-                                         "latency_s": e.latency_s,
-                                         "output_tokens": e.output_tokens}}
-                           for s, e, a in zip(specs, ests, acts, strict=True)]
+                records = _action_records(specs, ests, acts)
                 for k, (j, spec) in enumerate(columns):
+                    event_id = ids[(i, j)]
+                    if event_id in skip:
+                        continue
+                    skip.add(event_id)
                     q = float(history.quality[i, j])
                     c = float(history.cost[i, j])
                     lat = float(history.latency[i, j])
                     tok = history.output_tokens
-                    event_id = f"history-{uuid.uuid4().hex}"
                     pairs.append((EventRow(
                         id=event_id, created_at=router._clock(), status="history",
                         task_hash=task_hash(text), task_text=None,
@@ -77,8 +326,220 @@ def warm_start(router: Router, history: Any, *, batch: int = 200) -> int:
                                   output_tokens=int(tok[i, j]) if tok is not None
                                   else None, error=None,
                                   reward=q - lam * c - mu * lat, is_default=False)))
-        router.store.add_history(pairs)
-        with router._lock:
-            learned += router._learner.catch_up()
-        router._checkpoint_if_due()
+        learned += _write(router, pairs)
     return learned
+
+
+# -- logged bandit history --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    record: LoggedDecision
+    event_id: str
+    keys: tuple[str, ...]
+    chosen: int
+    input_tokens: int
+
+
+def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
+    """Every record validated against the router (catalog, task limits, embedding size,
+    reward bounds) and given its event id; raises on the first bad one."""
+    catalog = router.catalog
+    all_keys = tuple(catalog.model_keys())
+    lam, mu = router.config.cost_weight, router.config.latency_weight
+    out: list[_Checked] = []
+    first: dict[str, int] = {}
+    for i, rec in enumerate(records):
+        where = f"logged decision {i}"
+        if not isinstance(rec, LoggedDecision):
+            raise InvalidInputError(f"{where} is a {type(rec).__name__}, not a LoggedDecision")
+        try:
+            chosen = _key_of(catalog, rec.chosen, "chosen model")
+            keys = (tuple(_key_of(catalog, n, "eligible model") for n in rec.eligible)
+                    if rec.eligible is not None else all_keys)
+            if len(set(keys)) != len(keys):
+                raise InvalidInputError(f"eligible names a model twice: {list(keys)}")
+            if chosen not in keys:
+                raise InvalidInputError(f"chosen model {chosen!r} is not among the eligible "
+                                        f"models {list(keys)}")
+            if len(keys) == 1 and rec.probability != 1.0:
+                raise InvalidInputError("with one eligible model, probability must be 1")
+            if rec.task is not None:
+                router._check_task(rec.task)
+            if rec.embedding is not None and rec.embedding.shape[0] != router.embedder.dim:
+                raise InvalidInputError(
+                    f"embedding has {rec.embedding.shape[0]} dimensions; the router's "
+                    f"embedder ({router.embedder.name}) gives {router.embedder.dim}")
+            spec = catalog.get(chosen)
+            lat = rec.latency_s if rec.latency_s is not None else spec.avg_latency
+            value = rec.quality - lam * rec.cost_usd - mu * lat
+            if not abs(value) <= _MAX_ABS_REWARD:
+                raise InvalidRewardError(
+                    f"the reward quality - cost_weight x cost - latency_weight x latency = "
+                    f"{value:g} is outside [-{_MAX_ABS_REWARD:g}, {_MAX_ABS_REWARD:g}]")
+        except (InvalidInputError, UnknownModelError) as exc:
+            raise _located(exc, where) from None
+        if rec.event_id is not None:
+            identity: tuple[Any, ...] = ("id", rec.event_id)
+        else:
+            vector = (hashlib.sha256(rec.embedding.tobytes()).hexdigest()
+                      if rec.embedding is not None else None)
+            identity = ("content", rec.task, vector, chosen, sorted(keys), rec.probability,
+                        rec.quality, rec.cost_usd, rec.latency_s, rec.output_tokens,
+                        rec.input_tokens, rec.timestamp)
+        event_id = "logged-" + _digest(router.arm, *identity)
+        if event_id in first:
+            raise InvalidInputError(
+                f"logged decisions {first[event_id]} and {i} are the same decision "
+                + ("(same event_id)" if rec.event_id is not None else
+                   "(identical, without an event_id): give each its source event_id"))
+        first[event_id] = i
+        n_in = rec.input_tokens if rec.input_tokens is not None else estimate_tokens(
+            rec.task or "")
+        out.append(_Checked(record=rec, event_id=event_id, keys=keys,
+                            chosen=keys.index(chosen), input_tokens=n_in))
+    return out
+
+
+def _warm_start_logged(router: Router, records: Iterable[Any], *, batch: int) -> int:
+    checked = _check(router, list(records))  # everything, before anything is written
+    seen = _existing(router.store, [c.event_id for c in checked])
+    todo = [c for c in checked if c.event_id not in seen]
+    if seen:
+        log.info("warm start: %d of %d logged decisions are already in the log; skipped",
+                 len(checked) - len(todo), len(checked))
+    lam, mu = router.config.cost_weight, router.config.latency_weight
+    learned = 0
+    for start in range(0, len(todo), batch):
+        chunk = todo[start:start + batch]
+        texts = [c.record.task for c in chunk if c.record.embedding is None]
+        embedded: Iterator[npt.NDArray[np.float32]] = iter(
+            router.embedder.embed([t for t in texts if t is not None]) if texts else [])
+        vectors = [c.record.embedding if c.record.embedding is not None else next(embedded)
+                   for c in chunk]
+        pairs = []
+        with router._lock:
+            for c, emb in zip(chunk, vectors, strict=True):
+                rec = c.record
+                specs = [router.catalog.get(k) for k in c.keys]
+                ests = router._learner.estimates(specs, emb, c.input_tokens)
+                acts = [action_features(s, e, cost_weight=lam, latency_weight=mu)
+                        for s, e in zip(specs, ests, strict=True)]
+                n, p = len(specs), rec.probability
+                # only the chosen model's probability was logged: the rest is spread evenly
+                pmf = [p if x == c.chosen else (1.0 - p) / (n - 1) for x in range(n)]
+                lat = (rec.latency_s if rec.latency_s is not None
+                       else ests[c.chosen].latency_s)  # as a live reward without latency
+                now = router._clock()
+                meta: dict[str, Any] = {"history": "logged"}
+                if rec.event_id is not None:
+                    meta["source_event_id"] = rec.event_id
+                thash = (task_hash(rec.task) if rec.task is not None
+                         else hashlib.sha256(np.asarray(emb, np.float32).tobytes()).hexdigest())
+                pairs.append((EventRow(
+                    id=c.event_id, created_at=rec.timestamp if rec.timestamp is not None
+                    else now, status="history", task_hash=thash, task_text=None,
+                    embedder=router.embedder.name,
+                    embedding=np.asarray(emb, np.float32).tobytes(),
+                    context={"T": task_features(rec.task) if rec.task is not None else {}},
+                    actions=_action_records(specs, ests, acts), chosen=c.chosen,
+                    model_key=c.keys[c.chosen], probability=p, pmf=pmf, cost_weight=lam,
+                    latency_weight=mu, input_tokens=c.input_tokens,
+                    reference_key=c.keys[c.chosen], reference_cost_usd=0.0, constraints={},
+                    policy_version=router._learner.learned, meta=meta, arm=router.arm),
+                    RewardRow(event_id=c.event_id, received_at=now, quality=rec.quality,
+                              cost_usd=rec.cost_usd, latency_s=rec.latency_s,
+                              output_tokens=rec.output_tokens, error=None,
+                              reward=rec.quality - lam * rec.cost_usd - mu * lat,
+                              is_default=False)))
+        learned += _write(router, pairs)
+    return learned
+
+
+def warm_start(router: Router, history: Any, *, batch: int = 200) -> int:
+    """Log ``history`` (a :class:`~bandit_router.datasets.RoutingDataset`, or an iterable of
+    :class:`LoggedDecision`) with its rewards, in batches, and learn each batch in log
+    order; returns how many rewards were learned (0 when everything was logged before)."""
+    from .datasets import RoutingDataset
+
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InvalidInputError("batch must be a positive integer")
+    if isinstance(history, RoutingDataset):
+        return _warm_start_labelled(router, history, batch=batch)
+    if isinstance(history, str | bytes | Path) or not isinstance(history, Iterable):
+        raise InvalidInputError(
+            "warm_start takes a RoutingDataset or an iterable of LoggedDecision (read a file "
+            "with load_logged_decisions)")
+    return _warm_start_logged(router, history, batch=batch)
+
+
+# -- the file format --------------------------------------------------------------------------
+_FIELDS = ("chosen", "probability", "quality", "cost_usd", "task", "embedding", "eligible",
+           "latency_s", "output_tokens", "input_tokens", "event_id", "timestamp")
+_NUMBERS = {"probability": float, "quality": float, "cost_usd": float, "latency_s": float,
+            "timestamp": float, "output_tokens": int, "input_tokens": int}
+
+
+def _from_row(row: dict[str, Any], *, csv_row: bool) -> LoggedDecision:
+    values: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = row.get(name)
+        if value is None or (csv_row and value == ""):
+            continue
+        if csv_row:
+            if name == "eligible":
+                value = [n.strip() for n in value.split("|") if n.strip()]
+            elif name == "embedding":
+                raise InvalidInputError("embeddings are read from JSONL only")
+            elif name in _NUMBERS:
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
+                value = int(number) if _NUMBERS[name] is int and number.is_integer() else number
+        elif _NUMBERS.get(name) is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        values[name] = value
+    for name in ("chosen", "probability", "quality", "cost_usd"):
+        if name not in values:
+            raise InvalidInputError(f"{name} is missing")
+    if "task" not in values and "embedding" not in values:
+        raise InvalidInputError("task is missing")
+    if "task" in values and not isinstance(values["task"], str):
+        raise InvalidTaskError("task must be a string")
+    for name in ("chosen", "event_id"):
+        if name in values and not isinstance(values[name], str):
+            values[name] = str(values[name])
+    return LoggedDecision(**values)
+
+
+def load_logged_decisions(path: str | Path, *,
+                          limit: int | None = None) -> list[LoggedDecision]:
+    """Read logged bandit decisions from a JSONL or CSV file (``.gz`` too), in file order;
+    the format is in this module's docstring. A bad row raises the typed error of
+    :class:`LoggedDecision`, with the file and line in its message; nothing is returned.
+
+    Pass the result to :meth:`Router.warm_start`."""
+    path = Path(path)
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    out: list[LoggedDecision] = []
+    is_json = ".jsonl" in path.name or ".json" in path.name
+    with opener(path, "rt", newline="", encoding="utf-8") as fh:
+        rows: Iterable[tuple[int, Any]]
+        if is_json:
+            rows = ((n, line) for n, line in enumerate(fh, start=1) if line.strip())
+        else:
+            reader = csv.DictReader(fh)
+            rows = ((reader.line_num, row) for row in reader)
+        for line, raw in rows:
+            if limit is not None and len(out) >= limit:
+                break
+            try:
+                row = json.loads(raw) if is_json else raw
+                if not isinstance(row, dict):
+                    raise InvalidInputError("a row must be a JSON object")
+                out.append(_from_row(row, csv_row=not is_json))
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{path}:{line}: not JSON ({exc})") from None
+            except (InvalidInputError, UnknownModelError) as exc:
+                raise _located(exc, f"{path}:{line}") from None
+    return out

@@ -2,9 +2,14 @@
 
 Each arm is a :class:`Router` with its own ``arm`` tag on the same database: it logs its
 decisions with that tag and learns only its own arm's rewards (on-policy), so arms with
-different settings (exploration, cost weight, catalog, a fixed model through constraints)
-never contaminate each other. Assignment is sticky: a unit (user or session id) is hashed
-with the experiment's name, so it stays in one arm across requests, processes and restarts.
+different settings (exploration, cost weight, policy) never contaminate each other. An arm
+may also be an :class:`Arm`: a router restricted to a subset of the catalog
+(``Arm(router=..., models=[...])``) or to one model (``Arm(router=...,
+fixed_model="openai/gpt-4o")``, the usual control "always the strongest"). The restriction
+is a constraint applied to every request of the arm, so a fixed-model arm logs each decision
+with probability 1 and is rewarded, counted and compared like any other arm. Assignment is
+sticky: a unit (user or session id) is hashed with the experiment's name, so it stays in
+one arm across requests, processes and restarts.
 
 >>> from bandit_router.simulation import HashEmbedder, demo_catalog
 >>> from bandit_router import Router
@@ -19,21 +24,140 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
-from ._errors import InvalidInputError, UnknownEventError
+from ._catalog import Catalog
+from ._constraints import Constraints
+from ._errors import (
+    InvalidInputError,
+    InvalidTaskError,
+    NoEligibleModelError,
+    UnknownEventError,
+    UnknownModelError,
+)
 from ._router import Router
 from ._types import Decision, RewardReceipt
 from .evaluation import Estimate, Z, mean_estimate
 
-__all__ = ["ArmStats", "Comparison", "Experiment", "compare_means"]
+__all__ = ["Arm", "ArmStats", "Comparison", "Experiment", "ExperimentReport", "compare_means"]
+
+
+def _matching(catalog: Catalog, name: str) -> list[str]:
+    """The catalog keys a name stands for: ``provider/model``, or a bare model name (which
+    several providers may serve)."""
+    if name in catalog:
+        return [name]
+    return [spec.key for spec in catalog if spec.model == name]
+
+
+def _resolve(catalog: Catalog, names: Iterable[str], field_name: str) -> frozenset[str]:
+    """Catalog keys of ``names``; :class:`UnknownModelError` for a name the catalog lacks."""
+    keys: set[str] = set()
+    unknown = []
+    for name in names:
+        found = _matching(catalog, name)
+        if not found:
+            unknown.append(name)
+        keys.update(found)
+    if unknown:
+        raise UnknownModelError(f"{field_name} names unknown model(s) {sorted(unknown)}")
+    return frozenset(keys)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arm:
+    """One arm of an :class:`Experiment`: a router, optionally restricted to catalog models.
+
+    - ``models``: the arm may only route to these models (``provider/model`` or a model name
+      served by one or several providers); the restriction is intersected with each
+      request's own constraints.
+    - ``fixed_model``: the arm always routes to this one model, so its decisions are logged
+      with probability 1 (the usual control arm: "always the strongest"). It must name one
+      catalog model; a request whose constraints exclude it gets
+      :class:`~bandit_router.NoEligibleModelError`, never another model.
+
+    Names are checked against the router's catalog at construction
+    (:class:`~bandit_router.UnknownModelError`) and kept as ``provider/model`` keys.
+
+    >>> from bandit_router.simulation import HashEmbedder, demo_catalog
+    >>> router = Router(database_url="sqlite://", catalog=demo_catalog(),
+    ...                 embedder=HashEmbedder(), arm="strongest")
+    >>> Arm(router=router, fixed_model="large").fixed_model
+    'frontier/large'
+    """
+
+    router: Router
+    models: tuple[str, ...] | None = None
+    fixed_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.router, Router):
+            raise InvalidInputError("an arm needs a Router (built with Router(arm=tag))")
+        catalog = self.router.catalog
+        if self.models is not None and self.fixed_model is not None:
+            raise InvalidInputError("an arm sets models or fixed_model, not both")
+        if self.fixed_model is not None:
+            if not isinstance(self.fixed_model, str) or not self.fixed_model:
+                raise InvalidInputError("fixed_model must be a model name")
+            found = _matching(catalog, self.fixed_model)
+            if not found:
+                raise UnknownModelError(
+                    f"fixed_model {self.fixed_model!r} is not in the catalog")
+            if len(found) > 1:
+                raise InvalidInputError(
+                    f"fixed_model {self.fixed_model!r} is served by {sorted(found)}: name one "
+                    "as provider/model")
+            object.__setattr__(self, "fixed_model", found[0])
+        if self.models is not None:
+            if isinstance(self.models, str) or not all(
+                    isinstance(m, str) and m for m in self.models):
+                raise InvalidInputError("models must be a list of model names")
+            if not self.models:
+                raise InvalidInputError("models must name at least one model")
+            keys = _resolve(catalog, self.models, "models")
+            object.__setattr__(self, "models",
+                               tuple(k for k in catalog.model_keys() if k in keys))
+
+    @property
+    def allowed(self) -> frozenset[str] | None:
+        """The catalog keys this arm may route to (``None``: the whole catalog)."""
+        if self.fixed_model is not None:
+            return frozenset({self.fixed_model})
+        return frozenset(self.models) if self.models is not None else None
+
+    def constraints(self, requested: Constraints | None) -> Constraints | None:
+        """The request's constraints narrowed to this arm's models."""
+        allowed = self.allowed
+        if allowed is None:
+            return requested
+        c = requested if requested is not None else Constraints()
+        if not isinstance(c, Constraints):
+            raise InvalidTaskError("constraints must be a Constraints instance")
+        catalog = self.router.catalog
+        keys = set(allowed)
+        if c.allowed_models is not None:
+            keys &= _resolve(catalog, c.allowed_models, "allowed_models")
+        excluded = (_resolve(catalog, c.excluded_models, "excluded_models")
+                    if c.excluded_models else frozenset())
+        keys -= excluded
+        if not keys:
+            raise NoEligibleModelError({
+                k: ("excluded by the request's constraints" if k in allowed
+                    else f"not a model of experiment arm {self.router.arm!r}")
+                for k in catalog.model_keys()})
+        return replace(c, allowed_models=frozenset(keys))
+
 
 @dataclass(frozen=True, slots=True)
 class ArmStats:
+    """An arm's live statistics: rewarded requests (default rewards left out) and the mean
+    quality, cost, latency and reward with intervals; ``fixed_model`` / ``models`` repeat
+    the arm's restriction, if any."""
+
     arm: str
     share: float
     requests: int
@@ -41,6 +165,8 @@ class ArmStats:
     cost_usd: Estimate
     latency_s: Estimate | None
     reward: Estimate
+    fixed_model: str | None = None
+    models: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +182,19 @@ class Comparison:
     high: float
     p_value: float
     significant: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExperimentReport:
+    """An experiment's state: its status, every arm's statistics, and each arm against the
+    control (the first arm) on reward, where both have at least two rewarded requests."""
+
+    name: str
+    status: Literal["running", "promoted", "stopped"]
+    promoted: str | None
+    control: str
+    arms: dict[str, ArmStats]
+    comparisons: tuple[Comparison, ...] = field(default=())
 
 
 def compare_means(a: np.ndarray, b: np.ndarray, *, level: float = 0.95, metric: str = "",
@@ -77,27 +216,40 @@ def compare_means(a: np.ndarray, b: np.ndarray, *, level: float = 0.95, metric: 
 class Experiment:
     """Two or more routing strategies sharing traffic, with sticky assignment by unit key.
 
-    ``shares`` default to equal. :meth:`promote` sends all traffic to one arm (units keep
-    their assignment in the log; new decisions all go to the winner); :meth:`stop` is
-    :meth:`promote` of the first arm, the control.
+    ``arms`` maps each arm's name to a :class:`Router` (its own ``arm`` tag) or an
+    :class:`Arm` (a router restricted to some models, or to one). The first arm is the
+    control. ``shares`` default to equal. :meth:`promote` sends all traffic to one arm
+    (units keep their assignment in the log; new decisions all go to the winner);
+    :meth:`stop` ends the experiment: all traffic to the control.
     """
 
-    def __init__(self, name: str, arms: Mapping[str, Router], *,
+    def __init__(self, name: str, arms: Mapping[str, Router | Arm], *,
                  shares: Mapping[str, float] | None = None, level: float = 0.95) -> None:
         if len(arms) < 2:
             raise InvalidInputError("an experiment needs at least two arms")
         if level not in Z:
             raise InvalidInputError(f"level must be one of {sorted(Z)}")
-        tags = [router.arm for router in arms.values()]
+        definitions = {a: spec if isinstance(spec, Arm) else Arm(router=spec)
+                       for a, spec in arms.items()}
+        tags = [d.router.arm for d in definitions.values()]
         if "" in tags or len(set(tags)) != len(tags):
             raise InvalidInputError("each arm needs its own router built with Router(arm=tag), "
                                     "a distinct non-empty tag, so that it learns only its arm")
-        self._arm_of_tag = {router.arm: name for name, router in arms.items()}
+        self._arm_of_tag = {d.router.arm: a for a, d in definitions.items()}
         self.name = name
-        self.arms = dict(arms)
+        #: each arm's definition (router and model restriction)
+        self.definitions = definitions
+        #: each arm's router
+        self.arms = {a: d.router for a, d in definitions.items()}
         self.level = level
         self.shares = self._normalise(shares or {a: 1.0 for a in self.arms})
         self.promoted: str | None = None
+        self.stopped = False
+
+    @property
+    def control(self) -> str:
+        """The first arm, against which the others are compared."""
+        return next(iter(self.arms))
 
     def _normalise(self, shares: Mapping[str, float]) -> dict[str, float]:
         if set(shares) != set(self.arms) or any(not v >= 0 for v in shares.values()):
@@ -121,11 +273,16 @@ class Experiment:
         return next(reversed(self.shares))
 
     def select(self, task: str, *, unit_key: str, **kwargs: Any) -> Decision:
-        """Route ``task`` with the unit's arm; the decision records the arm."""
+        """Route ``task`` with the unit's arm: :meth:`Router.select`'s keyword arguments,
+        with the request's ``constraints`` narrowed to the arm's models. The decision records
+        the experiment, the arm and the unit."""
         arm = self.assign(unit_key)
+        definition = self.definitions[arm]
+        constraints = definition.constraints(kwargs.pop("constraints", None))
         metadata = {**(kwargs.pop("metadata", None) or {}),
                     "experiment": self.name, "arm": arm, "unit_key": unit_key}
-        return self.arms[arm].select(task, metadata=metadata, **kwargs)
+        return definition.router.select(task, constraints=constraints, metadata=metadata,
+                                        **kwargs)
 
     def reward(self, event_id: str, **kwargs: Any) -> RewardReceipt:
         """Reward an event through the router of the arm that decided it."""
@@ -139,7 +296,8 @@ class Experiment:
         """Per arm: requests rewarded, mean quality, cost, latency and reward, with
         intervals at the experiment's level."""
         out = {}
-        for arm, router in self.arms.items():
+        for arm, definition in self.definitions.items():
+            router = definition.router
             rows = router.store.arm_outcomes(router.arm)
             data = np.array([(q, c, r) for q, c, _, r in rows]).reshape(-1, 3)
             latencies = np.array([lat for _, _, lat, _ in rows if lat is not None])
@@ -149,7 +307,8 @@ class Experiment:
                 cost_usd=mean_estimate(data[:, 1], level=self.level),
                 latency_s=mean_estimate(latencies, level=self.level) if len(latencies)
                 else None,
-                reward=mean_estimate(data[:, 2], level=self.level))
+                reward=mean_estimate(data[:, 2], level=self.level),
+                fixed_model=definition.fixed_model, models=definition.models)
         return out
 
     def compare(self, a: str, b: str, *, metric: str = "reward") -> Comparison:
@@ -162,12 +321,31 @@ class Experiment:
         vb = np.array([row[column] for row in rb.store.arm_outcomes(rb.arm)])
         return compare_means(va, vb, level=self.level, metric=metric, names=(a, b))
 
+    @property
+    def status(self) -> Literal["running", "promoted", "stopped"]:
+        if self.stopped:
+            return "stopped"
+        return "promoted" if self.promoted is not None else "running"
+
+    def report(self, *, metric: str = "reward") -> ExperimentReport:
+        """Every arm's statistics and each arm against the control on ``metric`` (arms with
+        fewer than two rewarded requests, or a control with fewer, are not compared)."""
+        stats = self.stats()
+        control = self.control
+        comparisons = tuple(
+            self.compare(control, arm, metric=metric) for arm in list(self.arms)[1:]
+            if stats[control].requests >= 2 and stats[arm].requests >= 2)
+        return ExperimentReport(name=self.name, status=self.status, promoted=self.promoted,
+                                control=control, arms=stats, comparisons=comparisons)
+
     def promote(self, arm: str) -> None:
         """Send all new traffic to ``arm``."""
         if arm not in self.arms:
             raise InvalidInputError(f"unknown arm {arm!r}")
         self.promoted = arm
+        self.stopped = False
 
     def stop(self) -> None:
         """End the experiment: all new traffic to the first arm (the control)."""
-        self.promote(next(iter(self.arms)))
+        self.promote(self.control)
+        self.stopped = True

@@ -1,7 +1,15 @@
-"""Experiments the service runs: definitions in the database, one router per arm."""
+"""Experiments the service runs: definitions in the database, one router per arm.
+
+An arm's stored definition is the JSON the admin posted: policy settings (``exploration``,
+``epsilon``, ``gamma_scale``, ``cost_weight``), which ``make_router`` turns into the arm's
+router, and optionally a model restriction (``models`` or ``fixed_model``), which wraps that
+router in a :class:`~bandit_router.experiments.Arm`. Both are rebuilt from the stored
+definition on start-up, so a restart keeps every experiment, its arms and its promotion.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -11,14 +19,29 @@ from sqlalchemy import JSON, Double, String, create_engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from bandit_router import InvalidInputError, Router, UnknownModelError
-from bandit_router.experiments import Experiment
+from bandit_router import (
+    BanditRouterError,
+    InvalidInputError,
+    Router,
+    UnknownModelError,
+)
+from bandit_router.experiments import Arm, Experiment
 
-__all__ = ["ExperimentRegistry", "UnknownExperimentError"]
+__all__ = ["RESTRICTIONS", "ExperimentRegistry", "UnknownExperimentError"]
+
+log = logging.getLogger("feedback_api")
+
+#: Arm fields that restrict the arm's models rather than configure its router.
+RESTRICTIONS = ("models", "fixed_model")
 
 
 class UnknownExperimentError(UnknownModelError):
     """No experiment with this name (answered 404, like any missing resource)."""
+
+
+class _UnknownArmModel(UnknownModelError, InvalidInputError):
+    """An arm naming a model the catalog lacks: still an UnknownModelError for typed
+    clients, answered 422 (a bad definition) rather than 404 (a missing resource)."""
 
 
 class _Base(DeclarativeBase):
@@ -36,8 +59,18 @@ class _ExperimentRow(_Base):
     created_at: Mapped[float] = mapped_column(Double)
 
 
+def _close(routers: list[Router]) -> None:
+    for router in routers:
+        try:
+            router.close()
+        except Exception:  # closing is best effort: the build already failed
+            log.exception("closing an arm's router failed")
+
+
 class ExperimentRegistry:
-    """Loads, creates and changes experiments; ``make_router(tag, spec)`` builds an arm."""
+    """Loads, creates and changes experiments; ``make_router(tag, settings)`` builds an
+    arm's router from its policy settings (the definition without ``models`` and
+    ``fixed_model``)."""
 
     def __init__(self, database_url: str,
                  make_router: Callable[[str, dict[str, Any]], Router]) -> None:
@@ -49,12 +82,33 @@ class ExperimentRegistry:
         self._experiments: dict[str, tuple[Experiment, _ExperimentRow]] = {}
         with self._sessions() as s:
             for row in s.scalars(select(_ExperimentRow)):
-                self._experiments[row.name] = (self._build(row), row)
+                try:
+                    self._experiments[row.name] = (self._build(row), row)
+                except BanditRouterError as exc:  # e.g. a model since dropped from the catalog
+                    log.error("experiment %r is not loaded: %s", row.name, exc)
 
     def _build(self, row: _ExperimentRow) -> Experiment:
-        arms = {arm: self._make(f"{row.name}:{arm}", spec) for arm, spec in row.arms.items()}
-        exp = Experiment(row.name, arms, shares=row.shares)
-        if row.promoted:
+        built: list[Router] = []
+        try:
+            arms = {}
+            for arm, spec in row.arms.items():
+                settings = {k: v for k, v in spec.items() if k not in RESTRICTIONS}
+                router = self._make(f"{row.name}:{arm}", settings)
+                built.append(router)
+                models = spec.get("models")
+                arms[arm] = Arm(router=router,
+                                models=tuple(models) if models is not None else None,
+                                fixed_model=spec.get("fixed_model"))
+            exp = Experiment(row.name, arms, shares=row.shares)
+        except UnknownModelError as exc:
+            _close(built)
+            raise _UnknownArmModel(str(exc)) from None
+        except BaseException:
+            _close(built)
+            raise
+        if row.stopped:
+            exp.stop()
+        elif row.promoted:
             exp.promote(row.promoted)
         return exp
 
@@ -68,8 +122,7 @@ class ExperimentRegistry:
                 with self._sessions() as s, s.begin():
                     s.add(row)
             except IntegrityError:
-                for router in experiment.arms.values():
-                    router.close()
+                _close(list(experiment.arms.values()))
                 raise InvalidInputError(f"experiment {name!r} already exists") from None
             self._experiments[name] = (experiment, row)
         return experiment
@@ -87,12 +140,17 @@ class ExperimentRegistry:
             return sorted(self._experiments)
 
     def promote(self, name: str, arm: str, *, stop: bool = False) -> Experiment:
+        """Send all new traffic to ``arm``; with ``stop``, end the experiment (``arm`` is
+        then the control)."""
         experiment, _ = self.get(name)
-        experiment.promote(arm)
+        if stop:
+            experiment.stop()
+        else:
+            experiment.promote(arm)
         with self._lock, self._sessions() as s, s.begin():
             s.execute(update(_ExperimentRow).where(_ExperimentRow.name == name)
-                      .values(promoted=arm, stopped=stop))
-            self._experiments[name][1].promoted = arm
+                      .values(promoted=experiment.promoted, stopped=stop))
+            self._experiments[name][1].promoted = experiment.promoted
             self._experiments[name][1].stopped = stop
         return experiment
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bandit_router.experiments import Comparison
 
@@ -143,10 +143,30 @@ class ErrorOut(BaseModel):
 
 
 class ArmIn(_In):
+    """An arm's definition: policy settings, and optionally a restriction to some catalog
+    models (``models``) or to one (``fixed_model``: every decision of the arm is that model,
+    with probability 1). Model names are ``provider/model`` or a model name."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
+        "examples": [{}, {"cost_weight": 50}, {"fixed_model": "openai/gpt-4o"},
+                     {"models": ["gpt-4o-mini", "gpt-4.1-nano"], "exploration": "epsilon"}]})
+
     exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] | None = None
     epsilon: float | None = Field(None, ge=0, le=1)
     gamma_scale: float | None = Field(None, gt=0, le=1e6)
     cost_weight: float | None = Field(None, ge=0, le=1e6)
+    models: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
+        None, min_length=1, max_length=200,
+        description="route only to these catalog models (applied to every request)")
+    fixed_model: str | None = Field(None, min_length=1, max_length=300,
+                                    description="always route to this catalog model "
+                                                "(a control arm)")
+
+    @model_validator(mode="after")
+    def _one_restriction(self) -> ArmIn:
+        if self.models is not None and self.fixed_model is not None:
+            raise ValueError("an arm sets models or fixed_model, not both")
+        return self
 
 
 class ExperimentIn(_In):
@@ -176,11 +196,16 @@ class ArmOut(BaseModel):
     quality: EstimateOut
     cost_usd: EstimateOut
     reward: EstimateOut
+    latency_s: EstimateOut | None = Field(None, description="null until a reward reports "
+                                                            "latency")
+    fixed_model: str | None = Field(None, description="the arm's one model, if fixed")
+    models: list[str] | None = Field(None, description="the arm's models, if restricted")
 
 
 class ExperimentOut(BaseModel):
     name: str
     status: Literal["running", "promoted", "stopped"]
     promoted: str | None
+    control: str | None = Field(None, description="the first arm, the others' reference")
     arms: dict[str, ArmOut]
     comparisons: list[Comparison]  # the library's dataclass is the schema

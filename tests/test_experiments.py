@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bandit_router import InvalidInputError, Router, RouterConfig, UnknownEventError
-from bandit_router.experiments import Experiment, compare_means
+from bandit_router import (
+    Constraints,
+    InvalidInputError,
+    NoEligibleModelError,
+    Router,
+    RouterConfig,
+    UnknownEventError,
+    UnknownModelError,
+)
+from bandit_router.experiments import Arm, Experiment, compare_means
 from bandit_router.policies import RandomPolicy
 from bandit_router.simulation import HashEmbedder, SyntheticWorkload, demo_catalog
 
@@ -72,3 +80,128 @@ def test_a_a_tests_find_differences_at_the_stated_rate() -> None:
                      .significant for _ in range(500)])
     # theory: z = 0.05 / (0.2 * sqrt(2 / 300)) = 3.06, so power = P(Z > 1.96 - 3.06) = 0.86
     assert 0.80 <= power <= 0.92
+
+
+def test_a_fixed_model_arm_routes_only_to_its_model_with_probability_one(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'fixed.db'}"
+    strongest = Arm(router=arm(url, "strongest"), fixed_model="frontier/large")
+    exp = Experiment("vs-strongest", {"strongest": strongest, "bandit": arm(url, "bandit")})
+    wl = SyntheticWorkload(seed=1)
+    fixed_events = []
+    for i in range(300):
+        task = wl.sample_task()
+        d = exp.select(task.text, unit_key=f"user-{i % 60}", event_id=f"fx-{i}")
+        o = wl.outcome(task, f"{d.provider}/{d.model}")
+        exp.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd, latency_s=o.latency_s)
+        if exp.assign(f"user-{i % 60}") == "strongest":
+            assert (d.provider, d.model, d.probability, d.alternatives) == (
+                "frontier", "large", 1.0, ())
+            fixed_events.append(d.event_id)
+    assert len(fixed_events) > 50
+    for event_id in fixed_events[:20]:  # logged as any decision: p = 1, its arm, its reward
+        record = strongest.router.get_event(event_id)
+        assert record.probability == 1.0 and record.eligible == ["frontier/large"]
+        assert record.metadata["arm"] == "strongest" and record.reward is not None
+        assert record.constraints["allowed_models"] == ["frontier/large"]
+    stats = exp.stats()
+    assert stats["strongest"].requests == len(fixed_events)
+    assert stats["strongest"].fixed_model == "frontier/large"
+    assert stats["strongest"].quality.value > 0.85  # frontier/large's mean quality is ~0.91
+    assert stats["bandit"].fixed_model is None and stats["bandit"].models is None
+    assert strongest.router.policy_version == len(fixed_events)  # it learns its own only
+    report = exp.report()
+    assert report.control == "strongest" and report.status == "running"
+    (cmp,) = report.comparisons
+    assert (cmp.a, cmp.b, cmp.metric) == ("strongest", "bandit", "reward")
+    # a request whose constraints rule the fixed model out gets no other model
+    user = next(f"u{i}" for i in range(100) if exp.assign(f"u{i}") == "strongest")
+    with pytest.raises(NoEligibleModelError) as err:
+        exp.select("Hi there!", unit_key=user,
+                   constraints=Constraints(excluded_models=["large"]))
+    assert "excluded by the request" in err.value.reasons["frontier/large"]
+    with pytest.raises(NoEligibleModelError):  # too dear for this request
+        exp.select("Hi there!", unit_key=user, constraints=Constraints(max_cost_usd=1e-9))
+    exp.stop()
+    assert exp.report().status == "stopped" and exp.assign("anyone") == "strongest"
+
+
+def test_a_subset_arm_routes_within_its_models(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'subset.db'}"
+    cheap = Arm(router=arm(url, "cheap"), models=["tiny", "opencode/coder"])
+    assert cheap.models == ("opencode/coder", "budget/tiny")  # catalog keys, catalog order
+    exp = Experiment("subset", {"all": arm(url, "all"), "cheap": cheap}, shares={
+        "all": 0.0, "cheap": 1.0})
+    wl = SyntheticWorkload(seed=2)
+    seen = set()
+    for i in range(200):
+        task = wl.sample_task()
+        d = exp.select(task.text, unit_key=f"user-{i}")
+        seen.add(f"{d.provider}/{d.model}")
+        assert {f"{a.provider}/{a.model}" for a in d.alternatives} <= set(cheap.models)
+        o = wl.outcome(task, f"{d.provider}/{d.model}")
+        exp.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd)
+    assert seen == {"opencode/coder", "budget/tiny"}  # it explores within the subset
+    assert exp.stats()["cheap"].models == ("opencode/coder", "budget/tiny")
+    # the request's own constraints narrow the arm's models further
+    d = exp.select("Write a Go function that caches results.", unit_key="u",
+                   constraints=Constraints(allowed_models=["coder", "frontier/large"]))
+    assert (d.model, d.probability) == ("coder", 1.0)
+    d = exp.select("Hi!", unit_key="u", constraints=Constraints(excluded_models=["coder"]))
+    assert d.model == "tiny"
+    with pytest.raises(NoEligibleModelError) as err:
+        exp.select("Hi!", unit_key="u", constraints=Constraints(allowed_models=["large"]))
+    assert "not a model of experiment arm 'cheap'" in err.value.reasons["frontier/large"]
+    with pytest.raises(UnknownModelError, match="gpt-5"):  # typos are not silently ignored
+        exp.select("Hi!", unit_key="u", constraints=Constraints(allowed_models=["gpt-5"]))
+
+
+def test_arm_models_are_checked_against_the_catalog(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'names.db'}"
+    router = arm(url, "x")
+    with pytest.raises(UnknownModelError, match="openai/gpt-4o"):
+        Arm(router=router, fixed_model="openai/gpt-4o")  # not in the demo catalog
+    with pytest.raises(UnknownModelError, match="nope"):
+        Arm(router=router, models=["tiny", "nope"])
+    with pytest.raises(InvalidInputError, match="not both"):
+        Arm(router=router, models=["tiny"], fixed_model="tiny")
+    with pytest.raises(InvalidInputError):
+        Arm(router=router, models=[])
+    with pytest.raises(InvalidInputError):
+        Arm(router=router, models="tiny")  # a string is not a list of names
+    with pytest.raises(InvalidInputError):
+        Arm(router="not a router", fixed_model="tiny")  # type: ignore[arg-type]
+    two = demo_catalog().to_dict()
+    two["models"].append({**two["models"][-1], "provider": "other"})
+    from bandit_router import Catalog
+
+    shared = Router(database_url=url, catalog=Catalog.from_dict(two), embedder=HashEmbedder(),
+                    arm="y")
+    with pytest.raises(InvalidInputError, match="provider/model"):
+        Arm(router=shared, fixed_model="tiny")  # served by two providers: ambiguous
+    assert Arm(router=shared, models=["tiny"]).models == ("budget/tiny", "other/tiny")
+
+
+def test_a_learning_arm_beats_a_fixed_cheap_model_arm(tmp_path) -> None:
+    """The classic control: "always the cheapest model" against the bandit, on simulated
+    traffic; the test finds the bandit better on reward, the cheap arm cheaper."""
+    url = f"sqlite:///{tmp_path / 'cheap.db'}"
+    exp = Experiment("bandit-vs-tiny", {
+        "tiny": Arm(router=arm(url, "tiny"), fixed_model="budget/tiny"),
+        "bandit": arm(url, "bandit")})
+    wl = SyntheticWorkload(seed=3)
+    for i in range(600):
+        task = wl.sample_task()
+        d = exp.select(task.text, unit_key=f"user-{i % 200}", event_id=f"t-{i}")
+        o = wl.outcome(task, f"{d.provider}/{d.model}")
+        exp.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd, latency_s=o.latency_s)
+    stats = exp.stats()
+    assert stats["tiny"].requests + stats["bandit"].requests == 600
+    assert min(stats["tiny"].requests, stats["bandit"].requests) > 200
+    reward = exp.compare("tiny", "bandit")
+    # expected reward at cost weight 50: always-tiny 0.44, random 0.60, per-topic best 0.84
+    assert reward.significant and reward.low > 0.1
+    quality = exp.compare("tiny", "bandit", metric="quality")
+    assert quality.significant and quality.difference > 0.2
+    cost = exp.compare("tiny", "bandit", metric="cost")
+    assert cost.significant and cost.difference > 0  # the control is cheaper
+    assert stats["tiny"].latency_s is not None

@@ -34,30 +34,31 @@ def _estimate(e: Estimate) -> EstimateOut:
     return EstimateOut(value=finite(e.value), low=finite(e.low), high=finite(e.high), n=e.n)
 
 
-def _report(experiment: Experiment, stopped: bool) -> ExperimentOut:
-    stats = experiment.stats()
+def _report(experiment: Experiment) -> ExperimentOut:
+    report = experiment.report()
     arms = {name: ArmOut(share=s.share, requests=s.requests, quality=_estimate(s.quality),
-                         cost_usd=_estimate(s.cost_usd), reward=_estimate(s.reward))
-            for name, s in stats.items()}
-    control = next(iter(experiment.arms))
-    comparisons = []
-    for name in list(experiment.arms)[1:]:
-        if stats[control].requests >= 2 and stats[name].requests >= 2:
-            comparisons.append(experiment.compare(control, name))
-    status = "stopped" if stopped else ("promoted" if experiment.promoted else "running")
-    return ExperimentOut(name=experiment.name, status=status, promoted=experiment.promoted,
-                         arms=arms, comparisons=comparisons)
+                         cost_usd=_estimate(s.cost_usd), reward=_estimate(s.reward),
+                         latency_s=_estimate(s.latency_s) if s.latency_s is not None else None,
+                         fixed_model=s.fixed_model,
+                         models=list(s.models) if s.models is not None else None)
+            for name, s in report.arms.items()}
+    return ExperimentOut(name=report.name, status=report.status, promoted=report.promoted,
+                         control=report.control, arms=arms,
+                         comparisons=list(report.comparisons))
 
 
 @router.post("", response_model=ExperimentOut, status_code=201,
              responses=_ERRORS)  # type: ignore[arg-type]
 def create(body: ExperimentIn, _: AdminKey, registry: ExperimentsDep) -> ExperimentOut:
-    """Start an experiment: each arm is a router with its own settings and policy; units are
-    assigned by a hash of the experiment's name and the unit key, in the given shares."""
+    """Start an experiment: each arm is a router with its own settings and policy, optionally
+    restricted to some catalog models (``models``) or to one (``fixed_model``, logged with
+    probability 1: a control such as "always the strongest"); units are assigned by a hash
+    of the experiment's name and the unit key, in the given shares. A model the catalog
+    lacks is a 422 (``UnknownModelError``). The definition is stored: a restart keeps it."""
     if body.shares is not None and set(body.shares) != set(body.arms):
         raise InvalidInputError("shares must name exactly the arms")
     arms = {name: spec.model_dump(exclude_none=True) for name, spec in body.arms.items()}
-    return _report(registry.create(body.name, arms, body.shares), False)
+    return _report(registry.create(body.name, arms, body.shares))
 
 
 @router.get("", response_model=list[str], responses=_ERRORS)  # type: ignore[arg-type]
@@ -70,8 +71,8 @@ def names(_: AdminKey, registry: ExperimentsDep) -> list[str]:
 def report(_: AdminKey, registry: ExperimentsDep, name: str = Name) -> ExperimentOut:
     """Per arm, live: requests, quality, cost and reward with intervals, and each arm against
     the first (the control): difference, interval, p-value, significance."""
-    experiment, stopped = registry.get(name)
-    return _report(experiment, stopped)
+    experiment, _stopped = registry.get(name)
+    return _report(experiment)
 
 
 @router.post("/{name}/promote", response_model=ExperimentOut,
@@ -82,7 +83,7 @@ def promote(body: PromoteIn, _: AdminKey, registry: ExperimentsDep,
     experiment, _stopped = registry.get(name)
     if body.arm not in experiment.arms:
         raise InvalidInputError(f"experiment {name!r} has no arm {body.arm!r}")
-    return _report(registry.promote(name, body.arm), False)
+    return _report(registry.promote(name, body.arm))
 
 
 @router.post("/{name}/stop", response_model=ExperimentOut,
@@ -90,4 +91,4 @@ def promote(body: PromoteIn, _: AdminKey, registry: ExperimentsDep,
 def stop(_: AdminKey, registry: ExperimentsDep, name: str = Name) -> ExperimentOut:
     """End the experiment: all its traffic goes to the first arm, the control."""
     experiment, _stopped = registry.get(name)
-    return _report(registry.promote(name, next(iter(experiment.arms)), stop=True), True)
+    return _report(registry.promote(name, experiment.control, stop=True))
