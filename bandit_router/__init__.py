@@ -7,9 +7,11 @@ learning online from feedback.
 >>> router.reward(d.event_id, quality=0.92, cost_usd=0.00004, latency_s=0.8)
 """
 
+from ._budgets import Budget, BudgetAlert, BudgetStatus
 from ._catalog import Catalog, ModelSpec
 from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig
 from ._constraints import Constraints
+from ._deployments import Deployment, DeploymentStatus, LoadBalancingConfig
 from ._embedding import (
     BatchingEmbedder,
     CachedEmbedder,
@@ -19,6 +21,7 @@ from ._embedding import (
 from ._errors import (
     AuthenticationError,
     BanditRouterError,
+    BudgetExceededError,
     CatalogError,
     DuplicateEventError,
     DuplicateRewardError,
@@ -34,8 +37,16 @@ from ._errors import (
     UnknownEventError,
     UnknownModelError,
 )
+from ._history import LoggedDecision, load_logged_decisions
+from ._prices import (
+    LiteLLMPrice,
+    PriceFileWatcher,
+    PriceImport,
+    read_litellm_prices,
+)
 from ._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
 from ._types import Alternative, Decision, EventRecord, RewardReceipt
+from .reports import CostReport, CostRow, cost_report
 
 __version__ = "0.1.0"
 
@@ -47,11 +58,19 @@ __all__ = [
     "AuthenticationError",
     "BanditRouterError",
     "BatchingEmbedder",
+    "Budget",
+    "BudgetAlert",
+    "BudgetExceededError",
+    "BudgetStatus",
     "CachedEmbedder",
     "Catalog",
     "CatalogError",
     "Constraints",
+    "CostReport",
+    "CostRow",
     "Decision",
+    "Deployment",
+    "DeploymentStatus",
     "DuplicateEventError",
     "DuplicateRewardError",
     "Embedder",
@@ -61,11 +80,16 @@ __all__ = [
     "InvalidInputError",
     "InvalidRewardError",
     "InvalidTaskError",
+    "LiteLLMPrice",
+    "LoadBalancingConfig",
+    "LoggedDecision",
     "ModelSpec",
     "NoEligibleModelError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PolicyConfig",
+    "PriceFileWatcher",
+    "PriceImport",
     "RewardReceipt",
     "RewardWindowClosedError",
     "Router",
@@ -75,4 +99,7 @@ __all__ = [
     "UnknownEventError",
     "UnknownModelError",
     "__version__",
+    "cost_report",
+    "load_logged_decisions",
+    "read_litellm_prices",
 ]

@@ -121,6 +121,9 @@ class RouterConfig:
     - ``store_task_text``: keep the task text in the event log. Off by default: a hash and
       the embedding are enough to rebuild the router.
     - ``checkpoint_every``: write a policy checkpoint after this many learned rewards.
+    - ``pacing_gain``: how hard budgets pace the cost weight: it is multiplied by
+      ``exp(pacing_gain * (used share of the budget - elapsed share of its window))``.
+    - ``alert_webhook_url``: budget alerts are POSTed here as JSON (and always logged).
     - ``maintenance_on_request``: let ``select``/``reward`` sweep expired events and learn
       what is pending. Right for a library used in one process; a server turns it off and
       does both from one background thread, so requests never wait for learning.
@@ -139,6 +142,8 @@ class RouterConfig:
     checkpoint_every: int = 1000
     embedding_cache_size: int = 4096
     maintenance_on_request: bool = True
+    pacing_gain: float = 50.0
+    alert_webhook_url: str | None = None
 
     def __post_init__(self) -> None:
         _check(_finite(self.cost_weight) and 0 <= self.cost_weight <= 1e6,
@@ -162,3 +167,9 @@ class RouterConfig:
                "checkpoint_every must be >= 1")
         _check(isinstance(self.embedding_cache_size, int) and self.embedding_cache_size >= 0,
                "embedding_cache_size must be >= 0")
+        _check(_finite(self.pacing_gain) and 0 <= self.pacing_gain <= 100,
+               "pacing_gain must be in [0, 100]")
+        url = self.alert_webhook_url
+        _check(url is None or (isinstance(url, str) and url.startswith(("http://", "https://"))
+                               and len(url) <= 2000),
+               "alert_webhook_url must be an http(s) URL")

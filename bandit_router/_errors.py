@@ -14,6 +14,7 @@ Every error the library raises on purpose derives from :class:`BanditRouterError
     ├── UnknownModelError            a price update or constraint naming a model not in the catalog
     ├── DuplicateRewardError         a second reward for one event (earliest reward wins)
     ├── RewardWindowClosedError      a reward after the reward wait time; the default was learned
+    ├── BudgetExceededError          every eligible model would break a spend limit
     └── ServiceError                 the HTTP service answered with an error (client side only)
         ├── AuthenticationError      401: no API key, or an unknown or revoked one
         ├── PermissionDeniedError    403: the key's scope does not allow the call
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 __all__ = [
     "AuthenticationError",
     "BanditRouterError",
+    "BudgetExceededError",
     "CatalogError",
     "DuplicateEventError",
     "DuplicateRewardError",
@@ -122,6 +124,34 @@ class RewardWindowClosedError(BanditRouterError):
             f"event {event_id!r} passed its reward wait time of {wait_s:g}s; "
             "its default reward was already learned"
         )
+
+
+class BudgetExceededError(BanditRouterError):
+    """Every eligible model's estimated cost would break a budget, and the budget's
+    ``on_exceed`` policy is ``"error"``.
+
+    ``scope`` and ``window`` name the budget (``window`` is ``hour``, ``day``, ``month`` or
+    ``request``); ``used_usd`` is what its window has spent and reserved so far;
+    ``resets_at`` is the Unix time the window starts afresh (``None`` for a per-request
+    limit, which no wait fixes).
+    """
+
+    def __init__(self, *, scope: str, window: str, limit_usd: float, used_usd: float,
+                 resets_at: float | None, needed_usd: float) -> None:
+        self.scope = scope
+        self.window = window
+        self.limit_usd = limit_usd
+        self.used_usd = used_usd
+        self.resets_at = resets_at
+        self.needed_usd = needed_usd
+        if window == "request":
+            text = (f"budget {scope!r}: the cheapest eligible model is estimated at "
+                    f"${needed_usd:.6f}, over the per-request limit of ${limit_usd:g}")
+        else:
+            text = (f"budget {scope!r} per {window}: ${used_usd:.6f} of ${limit_usd:g} used; "
+                    f"the cheapest eligible model needs ${needed_usd:.6f}; the window resets "
+                    f"at {resets_at:.0f} (Unix time)")
+        super().__init__(text)
 
 
 class ServiceError(BanditRouterError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ import numpy as np
 from ._catalog import Catalog, ModelSpec
 from ._config import PolicyConfig, RouterConfig
 from ._constraints import Constraints, Estimate, filter_eligible
+from ._deployments import LoadBalancer
 from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder, task_hash
 from ._errors import (
     CatalogError,
@@ -34,7 +36,11 @@ from ._errors import (
 )
 from ._features import estimate_tokens, task_features
 from ._learner import Learner, write_checkpoint
+from ._prices import PriceFileWatcher
+from ._router_budgets import BudgetMethods
+from ._router_providers import ProviderMethods
 from ._scoring import PINNED, action_features
+from ._spend import SpendGuard
 from ._store import EventConflict, EventRow, PriceRow, RewardConflict, RewardRow, Store
 from ._types import Alternative, Decision, EventRecord, RewardReceipt
 from .policies import Policy, VWPolicy
@@ -70,7 +76,7 @@ def _draw(seed: int, event_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-class Router:
+class Router(BudgetMethods, ProviderMethods):
     """Routes each task to a model and learns online from rewards.
 
     >>> from bandit_router.simulation import HashEmbedder, demo_catalog
@@ -112,6 +118,10 @@ class Router:
         self.store = Store(database_url or DEFAULT_DATABASE_URL)
         self._price_id = 0
         self._apply_stored_prices()
+        self._balancer: LoadBalancer | None = None
+        self._watchers: list[PriceFileWatcher] = []
+        self._spend = SpendGuard(self.store, clock=clock, pacing_gain=self.config.pacing_gain,
+                                 webhook_url=self.config.alert_webhook_url)
         inner = embedder or SentenceTransformerEmbedder()
         self.embedder = CachedEmbedder(inner, size=self.config.embedding_cache_size)
         dim = self.embedder.dim
@@ -166,14 +176,18 @@ class Router:
                cost_weight: float | None = None, latency_weight: float | None = None,
                input_tokens: int | None = None,
                metadata: Mapping[str, Any] | None = None,
-               event_id: str | None = None) -> Decision:
+               event_id: str | None = None, tenant: str | None = None) -> Decision:
         """Pick a model for ``task`` under ``constraints``; the decision is logged first.
 
         ``cost_weight``/``latency_weight`` override the router's for this request.
         ``input_tokens`` replaces the four-characters-a-token estimate when known.
         ``event_id`` lets the caller name the event (as Personalizer's Rank API does); the
         exploration draw is derived from it, so a replay that names its events is
-        reproducible. By default it is a random UUID.
+        reproducible. By default it is a random UUID. ``tenant`` (a team, customer or API
+        key) is whose budgets apply and whose spend this is.
+
+        Budgets (:meth:`set_budget`) exclude models whose estimated cost would break a limit
+        and pace the cost weight; :class:`BudgetExceededError` when nothing fits.
         """
         task = self._check_task(task)
         constraints = constraints or Constraints()
@@ -187,6 +201,9 @@ class Router:
             raise InvalidTaskError("input_tokens must be an integer in [1, 100,000,000]")
         n_in = int(input_tokens) if input_tokens is not None else estimate_tokens(task)
         meta = self._check_metadata(metadata)
+        if tenant is not None and (not isinstance(tenant, str)
+                                   or not _EVENT_ID.fullmatch(tenant)):
+            raise InvalidTaskError("tenant must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
         if event_id is None:
             event_id = uuid.uuid4().hex
         elif not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
@@ -202,8 +219,13 @@ class Router:
             estimates = self._learner.estimates(specs, embedding, n_in)
             eligible, reasons, preferred = filter_eligible(specs, estimates, constraints,
                                                            input_tokens=n_in)
+            if self._balancer is not None:
+                eligible = self._drop_unavailable(specs, estimates, eligible, reasons, n_in)
             if not eligible:
                 raise NoEligibleModelError(reasons)
+            base_lam = lam
+            plan = self._spend.plan(specs, estimates, eligible, tenant=tenant, cost_weight=lam)
+            eligible, reasons, lam = plan.eligible, {**reasons, **plan.reasons}, plan.cost_weight
             actions = [action_features(specs[i], estimates[i], cost_weight=lam,
                                        latency_weight=mu) for i in eligible]
             context = {"E": embedding, "T": features}
@@ -214,6 +236,11 @@ class Router:
         ref_est = estimates[specs.index(reference)]
         chosen = eligible[index]
         spec, est = specs[chosen], estimates[chosen]
+        deployment = None
+        if self._balancer is not None and spec.key in self._balancer.models():
+            deployment = self._balancer.pick(
+                spec.key, draw=_draw(self.policy.seed + 1, event_id), ref=event_id,
+                tokens=int(n_in + est.output_tokens))
         records = [{"key": specs[i].key, "features": a,
                     "input_price_per_1m": specs[i].input_price_per_1m,
                     "output_price_per_1m": specs[i].output_price_per_1m,
@@ -230,11 +257,14 @@ class Router:
             probability=probability, pmf=pmf, cost_weight=lam, latency_weight=mu,
             input_tokens=n_in, reference_key=reference.key,
             reference_cost_usd=ref_est.cost_usd, constraints=constraints.to_dict(),
-            policy_version=version, meta=meta, arm=self.arm)
+            policy_version=version, meta=meta, arm=self.arm, tenant=tenant,
+            reserved_usd=est.cost_usd, deployment=deployment.id if deployment else None)
         try:
-            self.store.add_event(event_row)
+            self.store.add_event(event_row, also=self._spend.reserve(
+                model_key=spec.key, tenant=tenant, amount=est.cost_usd, created_at=now))
         except EventConflict:
             raise DuplicateEventError(event_id) from None
+        self._spend.after_decision(spec, tenant, plan, est.cost_usd)
         order = sorted(range(len(eligible)), key=lambda j: -pmf[j])
         alternatives = tuple(
             Alternative(provider=specs[eligible[j]].provider, model=specs[eligible[j]].model,
@@ -248,9 +278,27 @@ class Router:
             probability=probability, estimated_cost_usd=est.cost_usd,
             estimated_latency_s=est.latency_s, estimated_quality=est.quality,
             confidence=est.evidence,
-            reasoning=self._reasoning(spec, est, probability, len(eligible), reasons, preferred),
+            reasoning=self._reasoning(spec, est, probability, len(eligible), reasons, preferred)
+            + (f"; cost weight paced from {base_lam:.3g} to {lam:.3g} by budgets"
+               if lam != base_lam else "")
+            + ("; every model broke a budget: cheapest chosen" if plan.forced else ""),
             alternatives=alternatives, input_tokens=n_in, cost_weight=lam,
-            policy_version=version, created_at=now)
+            policy_version=version, created_at=now, deployment=deployment)
+
+    def _drop_unavailable(self, specs: list[ModelSpec], estimates: list[Estimate],
+                          eligible: list[int], reasons: dict[str, str], n_in: int) -> list[int]:
+        """Models served by deployments are eligible while one of them is available."""
+        assert self._balancer is not None
+        balanced = self._balancer.models()
+        kept = []
+        for i in eligible:
+            key = specs[i].key
+            if key in balanced and not self._balancer.available(
+                    key, tokens=int(n_in + estimates[i].output_tokens)):
+                reasons[key] = "every deployment is cooling down or at its rpm/tpm limit"
+            else:
+                kept.append(i)
+        return kept
 
     @staticmethod
     def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -343,10 +391,16 @@ class Router:
                         cost_usd=float(cost_usd), latency_s=latency_s,
                         output_tokens=output_tokens, error=error, reward=value, is_default=False)
         try:
-            seq = self.store.add_reward(row, status="rewarded")
+            seq = self.store.add_reward(row, status="rewarded", also=self._spend.settle(
+                model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
+                cost=float(cost_usd), created_at=event.created_at))
         except RewardConflict:
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
+        if self._balancer is not None and event.deployment is not None:
+            with contextlib.suppress(UnknownModelError):  # since removed from the balancer
+                self._balancer.report(event.deployment, ref=event_id, latency_s=latency_s,
+                                      error=error, tokens=None)
         if not learn:
             return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                                  cost_usd=float(cost_usd), latency_s=latency_s,
@@ -384,14 +438,21 @@ class Router:
             estimates=dict(event.actions[event.chosen]["estimate"]), reward=outcome)
 
     def warm_start(self, history: Any, *, batch: int = 200) -> int:
-        """Learn from labelled history: past tasks with every model's outcome (a
-        :class:`~bandit_router.datasets.RoutingDataset`, e.g. evaluation runs).
+        """Learn from history before live traffic. ``history`` is either
 
-        Each outcome is logged as a decision taken with probability 1 and its reward
-        (status ``history``, left out of routing statistics), then learned in log order like
-        live traffic, so checkpoints, rebuilds and replicas include it. Rewards use the
-        router's cost weight. Models the catalog lacks are skipped; returns how many
-        outcomes were learned."""
+        - labelled history: a :class:`~bandit_router.datasets.RoutingDataset`, past tasks
+          with every model's outcome (e.g. evaluation runs); each outcome is logged as a
+          decision taken with probability 1 (models the catalog lacks are skipped); or
+        - logged bandit history: an iterable of :class:`~bandit_router.LoggedDecision`
+          (see ``load_logged_decisions``), decisions another system took, each logged with
+          the probability it was taken with, which VW uses as its importance weight.
+
+        Each is logged with its reward (status ``history``, left out of routing statistics),
+        then learned in log order like live traffic, so checkpoints, rebuilds and replicas
+        include it. Rewards use the router's cost weight. Logged decisions are all validated
+        before anything is written. Idempotent: a record already logged (by its
+        ``event_id``, else by its content) is skipped. Returns how many rewards were
+        learned."""
         from ._history import warm_start
 
         return warm_start(self, history, batch=batch)
@@ -505,6 +566,7 @@ class Router:
 
     def close(self) -> None:
         """Checkpoint if anything was learned since the last one, and release the database."""
+        self._stop_watchers()
         with self._lock:
             self._learner.checkpoint_if_dirty()
         self.store.close()

@@ -15,7 +15,7 @@ makes commit order equal ``seq`` order.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal,
     select,
     text,
@@ -47,7 +48,10 @@ from sqlalchemy.pool import StaticPool
 __all__ = ["CheckpointRow", "EventConflict", "EventRow", "PriceRow", "RewardConflict",
            "RewardRow", "Store"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Columns added after schema 1, added in place to older databases on start-up.
+_ADDED_COLUMNS = {"br_events": {"tenant": "VARCHAR(128)", "reserved_usd": "DOUBLE PRECISION",
+                                 "deployment": "VARCHAR(64)"}}
 #: pg_advisory_xact_lock key serialising reward writes (arbitrary, fixed: "bandit-r")
 _REWARD_LOCK = 0x62616E646974
 
@@ -83,6 +87,10 @@ class EventRow(_Base):
     policy_version: Mapped[int] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     arm: Mapped[str] = mapped_column(String(64), index=True, default="")
+    # added in schema 2 (budgets); NULL on events logged before
+    tenant: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    reserved_usd: Mapped[float | None] = mapped_column(Double, nullable=True)
+    deployment: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RewardRow(_Base):
@@ -169,7 +177,18 @@ class Store:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _Base.metadata.create_all(self.engine)
+        self._migrate()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _migrate(self) -> None:
+        """Add the nullable columns later schema versions introduced to an older database."""
+        inspector = inspect(self.engine)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {c["name"] for c in inspector.get_columns(table)}
+            with self.engine.begin() as conn:
+                for name, sql_type in columns.items():
+                    if name not in have:
+                        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -180,11 +199,15 @@ class Store:
         self.engine.dispose()
 
     # -- events ------------------------------------------------------------------------------
-    def add_event(self, row: EventRow) -> None:
-        """Log a decision; :class:`EventConflict` if its id is taken."""
+    def add_event(self, row: EventRow, *, also: Callable[[Session], None] | None = None) -> None:
+        """Log a decision (and run ``also`` in the same transaction, e.g. a budget
+        reservation); :class:`EventConflict` if its id is taken."""
         try:
             with self.session() as s:
                 s.add(row)
+                s.flush()
+                if also is not None:
+                    also(s)
         except IntegrityError as exc:
             raise EventConflict(row.id) from exc
 
@@ -208,8 +231,10 @@ class Store:
         if self.dialect == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REWARD_LOCK})
 
-    def add_reward(self, row: RewardRow, *, status: str) -> int:
-        """Write a reward and mark its event; returns the reward's ``seq``."""
+    def add_reward(self, row: RewardRow, *, status: str,
+                   also: Callable[[Session], None] | None = None) -> int:
+        """Write a reward and mark its event (and run ``also`` in the same transaction, e.g.
+        settling the budget reservation); returns the reward's ``seq``."""
         try:
             with self.session() as s:
                 self._lock_rewards(s)
@@ -217,6 +242,8 @@ class Store:
                 s.flush()
                 s.execute(update(EventRow).where(EventRow.id == row.event_id)
                           .values(status=status))
+                if also is not None:
+                    also(s)
                 return row.seq
         except IntegrityError as exc:
             raise RewardConflict(row.event_id) from exc

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ._deployments import Deployment
+
 __all__ = ["Alternative", "Decision", "EventRecord", "RewardReceipt"]
 
 
@@ -26,7 +28,9 @@ class Decision:
 
     ``probability`` is the chance the policy gave the chosen model (logged for off-policy
     evaluation). ``alternatives`` are the other eligible models, most probable first: the
-    app's fallback chain if the chosen model fails. ``confidence`` in [0, 1] says how much
+    app's fallback chain if the chosen model fails. ``deployment`` is the endpoint to call
+    when the model is load-balanced (:meth:`Router.set_load_balancing`), else ``None``.
+    ``confidence`` in [0, 1] says how much
     measured evidence (similar past tasks) backs ``estimated_quality``, against the prior.
     """
 
@@ -44,16 +48,20 @@ class Decision:
     cost_weight: float
     policy_version: int
     created_at: float
+    deployment: Deployment | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["alternatives"] = [asdict(a) for a in self.alternatives]
+        out["deployment"] = self.deployment.to_dict() if self.deployment else None
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
         fields = dict(data)
         fields["alternatives"] = tuple(Alternative(**a) for a in fields.get("alternatives", ()))
+        if fields.get("deployment") is not None:
+            fields["deployment"] = Deployment.from_dict(fields["deployment"])
         return cls(**fields)
 
 

@@ -207,6 +207,46 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ._errors import InvalidInputError
+    from ._store import Store
+    from .reports import cost_report, parse_time
+
+    url = args.database_url
+    if url is None:
+        from feedback_api import Settings
+
+        url = Settings().database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = url[len("sqlite:///"):].split("?", 1)[0]
+        if path and not os.path.exists(path):  # do not create an empty database by mistake
+            print(f"no database at {path}", file=sys.stderr)
+            return 1
+    try:
+        since = parse_time(args.since) if args.since is not None else None
+        until = parse_time(args.until, end=True) if args.until is not None else None
+        store = Store(url)
+        try:
+            report = cost_report(store, since=since, until=until, group_by=args.by,
+                                 reference=args.reference)
+        finally:
+            store.close()
+    except InvalidInputError as exc:
+        print(f"bandit-router report: {exc}", file=sys.stderr)
+        return 2
+    text = {"table": report.to_table, "csv": report.to_csv, "json": report.to_json}[
+        args.format]()
+    if not text.endswith("\n"):
+        text += "\n"
+    if args.output:
+        with open(args.output, "w", newline="") as fh:
+            fh.write(text)
+        print(f"cost report ({len(report.rows)} row(s)) written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bandit-router",
                                      description="Self-hosted LLM router that learns online.")
@@ -257,6 +297,26 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", type=int)
     ksub.add_parser("list")
     keys.set_defaults(func=_keys)
+
+    report = sub.add_parser("report", help="cost report: spend and requests by day, model, "
+                                           "provider and key; savings against a reference")
+    report.add_argument("--database-url", default=None,
+                        help="default: BANDIT_ROUTER_DATABASE_URL or the service's default")
+    report.add_argument("--since", default=None,
+                        help="first UTC day YYYY-MM-DD (or ISO 8601 time, Unix seconds)")
+    report.add_argument("--until", default=None,
+                        help="last UTC day YYYY-MM-DD, included (or an ISO 8601 time, Unix "
+                             "seconds: excluded)")
+    report.add_argument("--by", default="day,model",
+                        help="comma-separated groups among day, model, provider, key "
+                             "(default: day,model; empty for totals only)")
+    report.add_argument("--reference", default=None, metavar="PROVIDER/MODEL",
+                        help="measure savings against this model (default: the catalog's "
+                             "strongest, as logged with each decision)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--output", default=None, metavar="FILE",
+                        help="write the report here instead of to standard output")
+    report.set_defaults(func=_report)
     return parser
 
 

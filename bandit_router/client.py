@@ -9,24 +9,56 @@ Swap one line to move an app from the library to the service::
 :class:`RewardReceipt`, and errors arrive as the library's exception classes
 (:class:`UnknownEventError`, :class:`DuplicateRewardError`, ...), plus
 :class:`AuthenticationError` and :class:`PermissionDeniedError` for 401 and 403.
+
+An admin key also drives A/B experiments (the ``/v1/experiments`` endpoints):
+:meth:`RouterClient.create_experiment`, :meth:`~RouterClient.list_experiments`,
+:meth:`~RouterClient.get_experiment` (live per-arm statistics and each arm against the
+control), :meth:`~RouterClient.promote_experiment` and :meth:`~RouterClient.stop_experiment`
+return the library's :class:`~bandit_router.experiments.ExperimentReport`; apps route
+through an experiment with ``select(task, experiment=name, unit_key=user_id)``::
+
+    admin.create_experiment("vs-gpt-4o", {"bandit": {},
+                                          "gpt-4o": {"fixed_model": "openai/gpt-4o"}})
+    d = app.select(task, experiment="vs-gpt-4o", unit_key=user_id)
+    admin.get_experiment("vs-gpt-4o").comparisons[0].significant
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 import httpx
 
 from . import _errors
+from ._config import Exploration
 from ._constraints import Constraints
 from ._types import Decision, EventRecord, RewardReceipt
+from .evaluation import Estimate
+from .experiments import ArmStats, Comparison, ExperimentReport
 
-__all__ = ["AsyncRouterClient", "RouterClient"]
+__all__ = ["ArmSpec", "AsyncRouterClient", "RouterClient"]
 
 _BY_NAME: dict[str, type[_errors.BanditRouterError]] = {
     name: getattr(_errors, name) for name in _errors.__all__}
+#: server-side classes with no library twin, raised as their library base class
+_BY_NAME["UnknownExperimentError"] = _errors.UnknownModelError
+
+
+class ArmSpec(TypedDict, total=False):
+    """An experiment arm's definition, as ``POST /v1/experiments`` takes it: policy settings,
+    and optionally ``models`` (route only to these catalog models) or ``fixed_model``
+    (always this model, logged with probability 1). Every key is optional: ``{}`` is an arm
+    with the service's own settings."""
+
+    exploration: Exploration
+    epsilon: float
+    gamma_scale: float
+    cost_weight: float
+    models: Sequence[str]
+    fixed_model: str
 _SERVICE = {401: _errors.AuthenticationError, 403: _errors.PermissionDeniedError,
             413: _errors.PayloadTooLargeError}
 
@@ -52,6 +84,16 @@ def _raise_for(response: httpx.Response) -> None:
                                               float(details.get("wait_s", 0.0)))
     if kind == "RequestValidationError":
         raise _errors.InvalidInputError(message)
+    if cls is _errors.BudgetExceededError:
+        try:
+            raise _errors.BudgetExceededError(
+                scope=str(details["scope"]), window=str(details["window"]),
+                limit_usd=float(details["limit_usd"]), used_usd=float(details["used_usd"]),
+                resets_at=None if details.get("resets_at") is None
+                else float(details["resets_at"]), needed_usd=float(details["needed_usd"]))
+        except (KeyError, TypeError, ValueError):
+            raise _errors.ServiceError(f"{response.status_code}: {message}",
+                                       status=response.status_code) from None
     if cls is not None and not issubclass(cls, _errors.ServiceError):
         raise cls(message)
     raise _errors.ServiceError(f"{response.status_code}: {message}",
@@ -61,13 +103,13 @@ def _raise_for(response: httpx.Response) -> None:
 def _select_body(task: str, constraints: Constraints | None, cost_weight: float | None,
                  latency_weight: float | None, input_tokens: int | None,
                  metadata: Mapping[str, Any] | None, event_id: str | None,
-                 unit_key: str | None) -> dict[str, Any]:
+                 unit_key: str | None, experiment: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"task": task}
     if constraints is not None:
         body["constraints"] = constraints.to_dict()
     for name, value in (("cost_weight", cost_weight), ("latency_weight", latency_weight),
                         ("input_tokens", input_tokens), ("event_id", event_id),
-                        ("unit_key", unit_key)):
+                        ("unit_key", unit_key), ("experiment", experiment)):
         if value is not None:
             body[name] = value
     if metadata is not None:
@@ -95,6 +137,55 @@ def _decision(data: dict[str, Any]) -> Decision:
     return Decision.from_dict({k: v for k, v in data.items() if k in known})
 
 
+def _experiment_body(name: str, arms: Mapping[str, ArmSpec],
+                     shares: Mapping[str, float] | None) -> dict[str, Any]:
+    def arm(spec: ArmSpec) -> dict[str, Any]:
+        out: dict[str, Any] = dict(spec)
+        models = out.get("models")
+        if isinstance(models, Sequence) and not isinstance(models, str):
+            out["models"] = list(models)  # a tuple is JSON too, but say what is meant
+        return out
+
+    body: dict[str, Any] = {"name": name, "arms": {a: arm(s) for a, s in arms.items()}}
+    if shares is not None:
+        body["shares"] = dict(shares)
+    return body
+
+
+def _estimate(data: Mapping[str, Any]) -> Estimate:
+    """The service writes non-finite bounds (no data, one request) as null."""
+    def number(key: str, missing: float) -> float:
+        value = data.get(key)
+        return float(value) if value is not None else missing
+
+    return Estimate(value=number("value", math.nan), low=number("low", -math.inf),
+                    high=number("high", math.inf), n=int(data["n"]))
+
+
+def _experiment(data: dict[str, Any]) -> ExperimentReport:
+    arms = {}
+    for name, a in data["arms"].items():
+        latency = a.get("latency_s")
+        models = a.get("models")
+        arms[name] = ArmStats(
+            arm=name, share=float(a["share"]), requests=int(a["requests"]),
+            quality=_estimate(a["quality"]), cost_usd=_estimate(a["cost_usd"]),
+            latency_s=_estimate(latency) if latency is not None else None,
+            reward=_estimate(a["reward"]), fixed_model=a.get("fixed_model"),
+            models=tuple(models) if models is not None else None)
+    known = Comparison.__dataclass_fields__
+    comparisons = tuple(Comparison(**{k: v for k, v in c.items() if k in known})
+                        for c in data.get("comparisons", ()))
+    return ExperimentReport(name=data["name"], status=data["status"],
+                            promoted=data.get("promoted"),
+                            control=data.get("control") or next(iter(arms)), arms=arms,
+                            comparisons=comparisons)
+
+
+def _names(data: Any) -> list[str]:
+    return [str(name) for name in data]
+
+
 def _q(part: str) -> str:
     """One path segment, escaped: an id can never name another route."""
     return quote(str(part), safe="")
@@ -115,10 +206,13 @@ class RouterClient:
     def select(self, task: str, *, constraints: Constraints | None = None,
                cost_weight: float | None = None, latency_weight: float | None = None,
                input_tokens: int | None = None, metadata: Mapping[str, Any] | None = None,
-               event_id: str | None = None, unit_key: str | None = None) -> Decision:
+               event_id: str | None = None, unit_key: str | None = None,
+               experiment: str | None = None) -> Decision:
+        """As :meth:`Router.select`; with ``experiment`` (and ``unit_key``, a user or
+        session id), the experiment's arm for the unit decides."""
         r = self._http.post("/v1/select", json=_select_body(
             task, constraints, cost_weight, latency_weight, input_tokens, metadata, event_id,
-            unit_key))
+            unit_key, experiment))
         _raise_for(r)
         return _decision(r.json())
 
@@ -147,6 +241,41 @@ class RouterClient:
             r = self._http.put(f"/v1/models/{_q(provider)}/{_q(model)}/pricing", json=dict(change))
             _raise_for(r)
 
+    # -- experiments (admin) -------------------------------------------------------------------
+    def create_experiment(self, name: str, arms: Mapping[str, ArmSpec], *,
+                          shares: Mapping[str, float] | None = None) -> ExperimentReport:
+        """Start an A/B experiment; the first arm is the control. A model name the catalog
+        lacks raises :class:`UnknownModelError`, an existing name or bad settings
+        :class:`InvalidInputError`."""
+        r = self._http.post("/v1/experiments", json=_experiment_body(name, arms, shares))
+        _raise_for(r)
+        return _experiment(r.json())
+
+    def list_experiments(self) -> list[str]:
+        """The names of the service's experiments."""
+        r = self._http.get("/v1/experiments")
+        _raise_for(r)
+        return _names(r.json())
+
+    def get_experiment(self, name: str) -> ExperimentReport:
+        """Live per-arm statistics and each arm against the control; an unknown name raises
+        :class:`UnknownModelError` (the service's ``UnknownExperimentError``)."""
+        r = self._http.get(f"/v1/experiments/{_q(name)}")
+        _raise_for(r)
+        return _experiment(r.json())
+
+    def promote_experiment(self, name: str, arm: str) -> ExperimentReport:
+        """Send all of the experiment's new traffic to ``arm``."""
+        r = self._http.post(f"/v1/experiments/{_q(name)}/promote", json={"arm": arm})
+        _raise_for(r)
+        return _experiment(r.json())
+
+    def stop_experiment(self, name: str) -> ExperimentReport:
+        """End the experiment: all its new traffic to the control."""
+        r = self._http.post(f"/v1/experiments/{_q(name)}/stop")
+        _raise_for(r)
+        return _experiment(r.json())
+
     def close(self) -> None:
         self._http.close()
 
@@ -169,10 +298,10 @@ class AsyncRouterClient:
                      cost_weight: float | None = None, latency_weight: float | None = None,
                      input_tokens: int | None = None,
                      metadata: Mapping[str, Any] | None = None, event_id: str | None = None,
-                     unit_key: str | None = None) -> Decision:
+                     unit_key: str | None = None, experiment: str | None = None) -> Decision:
         r = await self._http.post("/v1/select", json=_select_body(
             task, constraints, cost_weight, latency_weight, input_tokens, metadata, event_id,
-            unit_key))
+            unit_key, experiment))
         _raise_for(r)
         return _decision(r.json())
 
@@ -203,6 +332,35 @@ class AsyncRouterClient:
             r = await self._http.put(f"/v1/models/{_q(provider)}/{_q(model)}/pricing",
                                      json=dict(change))
             _raise_for(r)
+
+    # -- experiments (admin) -------------------------------------------------------------------
+    async def create_experiment(self, name: str, arms: Mapping[str, ArmSpec], *,
+                                shares: Mapping[str, float] | None = None
+                                ) -> ExperimentReport:
+        r = await self._http.post("/v1/experiments",
+                                  json=_experiment_body(name, arms, shares))
+        _raise_for(r)
+        return _experiment(r.json())
+
+    async def list_experiments(self) -> list[str]:
+        r = await self._http.get("/v1/experiments")
+        _raise_for(r)
+        return _names(r.json())
+
+    async def get_experiment(self, name: str) -> ExperimentReport:
+        r = await self._http.get(f"/v1/experiments/{_q(name)}")
+        _raise_for(r)
+        return _experiment(r.json())
+
+    async def promote_experiment(self, name: str, arm: str) -> ExperimentReport:
+        r = await self._http.post(f"/v1/experiments/{_q(name)}/promote", json={"arm": arm})
+        _raise_for(r)
+        return _experiment(r.json())
+
+    async def stop_experiment(self, name: str) -> ExperimentReport:
+        r = await self._http.post(f"/v1/experiments/{_q(name)}/stop")
+        _raise_for(r)
+        return _experiment(r.json())
 
     async def aclose(self) -> None:
         await self._http.aclose()

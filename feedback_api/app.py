@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,6 +15,7 @@ from fastapi import FastAPI
 from bandit_router import (
     BatchingEmbedder,
     Catalog,
+    InvalidInputError,
     PolicyConfig,
     Router,
     RouterConfig,
@@ -28,7 +31,7 @@ from .keys import KeyStore
 from .learner import BackgroundLearner
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
-from .routers import events, experiments, models, ops, select
+from .routers import events, experiments, models, ops, reports, select, spend
 from .settings import Settings, get_settings
 
 __all__ = ["build_router", "create_app"]
@@ -52,7 +55,25 @@ def build_router(settings: Settings) -> Router:
                             default_reward=settings.default_reward,
                             store_task_text=settings.store_task_text,
                             checkpoint_every=settings.checkpoint_every,
+                            pacing_gain=settings.pacing_gain,
+                            alert_webhook_url=settings.alert_webhook_url,
                             maintenance_on_request=False))
+
+
+def _configure_providers(router: Router, settings: Settings) -> None:
+    """Load balancing from its file, and the LiteLLM price file (watched for changes)."""
+    if settings.load_balancing_file:
+        try:
+            spec = json.loads(Path(settings.load_balancing_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(
+                f"load_balancing_file {settings.load_balancing_file}: {exc}") from exc
+        if not isinstance(spec, dict):
+            raise InvalidInputError("load_balancing_file must hold a JSON object")
+        router.set_load_balancing(spec.pop("strategy", "round_robin"),
+                                  providers=spec.pop("deployments", []), **spec)
+    if settings.price_file:
+        router.watch_prices(settings.price_file, interval_s=settings.price_file_interval_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.keys = KeyStore(settings.database_url)
         router = build_router(settings)  # embedder, FAISS memory and policy load once, here
+        _configure_providers(router, settings)
 
         def make_arm(tag: str, spec: dict[str, Any]) -> Router:
             """An experiment arm: the main router's catalog and embedder, its own policy."""
@@ -106,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     errors.install(app)
-    for module in (select, events, models, experiments, ops):
+    for module in (select, events, models, experiments, ops, spend, reports):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,6 +27,7 @@ STATUS: dict[type[br.BanditRouterError], int] = {
     br.UnknownModelError: 404,
     br.DuplicateRewardError: 409,
     br.RewardWindowClosedError: 410,
+    br.BudgetExceededError: 429,  # 402 for a per-request limit: waiting does not help
 }
 _HTTP_TYPES = {401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFound",
                405: "MethodNotAllowed", 413: "PayloadTooLargeError"}
@@ -40,6 +43,8 @@ def error_response(status: int, type_: str, message: str,
 def _status_of(exc: br.BanditRouterError) -> int:
     if isinstance(exc, br.InvalidInputError):  # bad input first, whatever else it is
         return 422
+    if isinstance(exc, br.BudgetExceededError) and exc.window == "request":
+        return 402
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -49,7 +54,14 @@ def _status_of(exc: br.BanditRouterError) -> int:
 async def _library(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, br.BanditRouterError)
     details: dict[str, Any] | None = None
-    if isinstance(exc, br.NoEligibleModelError):
+    headers: dict[str, str] | None = None
+    if isinstance(exc, br.BudgetExceededError):
+        details = {"scope": exc.scope, "window": exc.window, "limit_usd": exc.limit_usd,
+                   "used_usd": exc.used_usd, "resets_at": exc.resets_at,
+                   "needed_usd": exc.needed_usd}
+        if exc.resets_at is not None:
+            headers = {"Retry-After": str(max(1, math.ceil(exc.resets_at - time.time())))}
+    elif isinstance(exc, br.NoEligibleModelError):
         details = {"reasons": exc.reasons}
     elif isinstance(exc, br.RewardWindowClosedError):
         details = {"event_id": exc.event_id, "wait_s": exc.wait_s}
@@ -57,7 +69,7 @@ async def _library(_: Request, exc: Exception) -> JSONResponse:
                     | br.DuplicateEventError):
         details = {"event_id": exc.event_id}
     name = next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
-    return error_response(_status_of(exc), name, str(exc), details)
+    return error_response(_status_of(exc), name, str(exc), details, headers)
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     learn_interval_s: float = Field(1.0, gt=0, description="learner wake-up at the latest")
     embed_batch: int = Field(64, ge=1, description="most texts embedded in one batch")
     embed_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
+    pacing_gain: float = Field(50.0, ge=0, le=100, description="how hard budgets pace spend")
+    alert_webhook_url: str | None = Field(None, description="budget alerts are POSTed here")
+    price_file: str | None = Field(
+        None, description="a LiteLLM model_prices_and_context_window.json (or .gz) applied at "
+                          "start-up and again whenever it changes")
+    price_file_interval_s: float = Field(30.0, gt=0, description="how often to check it")
+    load_balancing_file: str | None = Field(
+        None, description="JSON: {strategy, deployments: [...], allowed_fails, cooldown_s}")
 
     @classmethod
     def settings_customise_sources(

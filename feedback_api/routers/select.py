@@ -37,7 +37,9 @@ def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep,
     meta = {"owner": key.id, "unit_key": body.unit_key, "user": body.metadata or {}}
     options = {"constraints": constraints, "cost_weight": body.cost_weight,
                "latency_weight": body.latency_weight, "input_tokens": body.input_tokens,
-               "event_id": body.event_id}
+               "event_id": body.event_id,
+               # whose budgets apply and whose spend this is: the API key
+               "tenant": f"key-{key.id}" if key.id else None}
     try:
         if body.experiment is not None:
             if body.unit_key is None:

@@ -1,0 +1,104 @@
+"""The provider half of :class:`~bandit_router.Router`'s API: deployments and load balancing,
+and prices from a LiteLLM price file (kept apart to keep modules small)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._catalog import Catalog
+from ._deployments import (
+    Deployment,
+    DeploymentStatus,
+    LoadBalancer,
+    LoadBalancingConfig,
+    Strategy,
+)
+from ._errors import InvalidInputError, UnknownModelError
+from ._prices import PriceFileWatcher, PriceImport, apply_price_file
+
+__all__ = ["ProviderMethods"]
+
+
+class ProviderMethods:
+    """``set_load_balancing``, ``deployment_status``, ``load_prices`` and ``watch_prices``."""
+
+    catalog: Catalog
+    _balancer: LoadBalancer | None
+    _watchers: list[PriceFileWatcher]
+    _clock: Callable[[], float]
+
+    if TYPE_CHECKING:  # provided by Router
+        def update_pricing(self, provider: str,
+                           prices: Mapping[str, Mapping[str, float]]) -> None: ...
+
+    def set_load_balancing(self, strategy: Strategy = "round_robin",
+                           providers: Sequence[Deployment | Mapping[str, Any]] = (), *,
+                           allowed_fails: int = 3, fail_window_s: float = 60.0,
+                           cooldown_s: float = 60.0) -> list[DeploymentStatus]:
+        """Serve catalog models through several deployments (provider + endpoint + key
+        name) and spread calls over them with ``strategy``: ``round_robin``, ``weighted``,
+        ``least_latency`` (measured latency in rewards) or ``least_busy`` (decisions still
+        waiting for their reward).
+
+        A reward whose ``error`` is ``rate_limit``, ``server_error`` or ``timeout`` counts
+        against the deployment; ``allowed_fails`` of them within ``fail_window_s`` cool it
+        down for ``cooldown_s``. A model whose deployments are all cooling down or at their
+        ``rpm``/``tpm`` limits is not eligible until one recovers. Health is kept in this
+        process (each replica learns it from the rewards it receives). Called again, it
+        re-configures in place: deployments that remain keep their health.
+
+        >>> from bandit_router import Constraints, Router
+        >>> from bandit_router.simulation import HashEmbedder, demo_catalog
+        >>> r = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
+        >>> _ = r.set_load_balancing("round_robin", providers=[
+        ...     {"id": "a", "model": "budget/tiny", "provider": "host-a"},
+        ...     {"id": "b", "model": "budget/tiny", "provider": "host-b"}])
+        >>> d = r.select("hi", constraints=Constraints(allowed_models=["budget/tiny"]))
+        >>> d.deployment.id
+        'a'
+        >>> r.close()
+        """
+        deployments = [p if isinstance(p, Deployment) else Deployment.from_dict(p)
+                       for p in providers]
+        if not deployments:
+            raise InvalidInputError("set_load_balancing needs at least one deployment")
+        unknown = sorted({d.model for d in deployments} - set(self.catalog.model_keys()))
+        if unknown:
+            raise UnknownModelError(f"deployments name models not in the catalog: {unknown}")
+        config = LoadBalancingConfig(strategy=strategy, allowed_fails=allowed_fails,
+                                     fail_window_s=fail_window_s, cooldown_s=cooldown_s)
+        if self._balancer is None:
+            self._balancer = LoadBalancer(deployments, config=config, clock=self._clock)
+        else:
+            self._balancer.set_deployments(deployments, config=config)
+        return self._balancer.status()
+
+    def deployment_status(self) -> list[DeploymentStatus]:
+        """Each deployment's health: cooldown, recent failures, in-flight calls, latency,
+        requests and tokens in the last minute."""
+        return self._balancer.status() if self._balancer is not None else []
+
+    def load_prices(self, path: str | os.PathLike[str], *,
+                    aliases: Mapping[str, str] | None = None) -> PriceImport:
+        """Apply the prices of a LiteLLM-format price table
+        (``model_prices_and_context_window.json``, plain or gzipped) to the catalog's models;
+        stored like :meth:`update_pricing`, in effect from the next decision."""
+        return apply_price_file(self, path, aliases=aliases)
+
+    def watch_prices(self, path: str | os.PathLike[str], *, interval_s: float = 30.0,
+                     aliases: Mapping[str, str] | None = None) -> PriceFileWatcher:
+        """Load a LiteLLM price file now and again whenever its content changes (checked
+        every ``interval_s`` in a daemon thread, stopped by :meth:`close`)."""
+        watcher = PriceFileWatcher(path, lambda: self.load_prices(path, aliases=aliases),
+                                   interval_s=interval_s, fire_initial=True)
+        watcher.check()
+        watcher.start()
+        self._watchers.append(watcher)
+        return watcher
+
+    def _stop_watchers(self) -> None:
+        for watcher in self._watchers:
+            watcher.stop()
+        self._watchers.clear()

@@ -1,0 +1,97 @@
+"""Cost reports (admin): spend and requests by day, model, provider and API key, and the
+savings against a reference model, as JSON or CSV (:mod:`bandit_router.reports`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict
+
+from bandit_router.reports import cost_report, parse_time
+
+from ..deps import AdminKey, RouterDep
+from ..schemas import ErrorOut
+
+__all__ = ["CostReportOut", "CostRowOut", "PeriodOut", "router"]
+
+router = APIRouter(prefix="/v1/admin/reports", tags=["reports"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+          "description": "The report as JSON, or as CSV with format=csv"},
+    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+
+
+class CostRowOut(BaseModel):
+    """One group (only the grouped fields are present), or the totals (no group field)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    day: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    key: str | None = None
+    requests: int
+    rewarded: int
+    pending: int
+    defaulted: int
+    spend_usd: float
+    reported_usd: float
+    estimated_usd: float
+    mean_quality: float | None
+    reference_cost_usd: float
+    savings_usd: float
+    savings_pct: float | None
+
+
+class PeriodOut(BaseModel):
+    since: str | None
+    until: str | None
+
+
+class CostReportOut(BaseModel):
+    """:meth:`bandit_router.reports.CostReport.to_dict`."""
+
+    group_by: list[str]
+    since: float | None
+    until: float | None
+    period: PeriodOut
+    reference_model: str | None
+    reference_named: bool
+    reference_fallbacks: int
+    reference_quality: float | None
+    reference_quality_n: int
+    reference_quality_source: Literal["measured", "not measured"]
+    routed_quality: float | None
+    quality_kept: float | None
+    rows: list[CostRowOut]
+    total: CostRowOut
+
+
+@router.get("/cost", response_model=CostReportOut, responses=_ERRORS)
+def cost(_: AdminKey, lib: RouterDep,
+         since: str | None = Query(None, max_length=64,
+                                   description="first UTC day YYYY-MM-DD (or an ISO 8601 "
+                                               "time, or Unix seconds), included"),
+         until: str | None = Query(None, max_length=64,
+                                   description="last UTC day YYYY-MM-DD, included (or an ISO "
+                                               "8601 time, or Unix seconds, excluded)"),
+         by: str = Query("day,model", max_length=100,
+                         description="comma-separated groups among day, model, provider, key "
+                                     "(the API key id that made the request); empty: totals"),
+         reference: str | None = Query(None, max_length=300,
+                                       description="provider/model to measure savings "
+                                                   "against (default: the strongest)"),
+         format: Literal["json", "csv"] = "json") -> Response:
+    """Spend (reported costs, plus the estimate of decisions without one) and requests per
+    group; what the reference model would have cost on the same requests, the savings, and
+    the measured quality of the routed traffic against the reference's. Warm-start history
+    is left out. Unknown groups, a bad period or reference: 422."""
+    report = cost_report(lib, since=parse_time(since) if since is not None else None,
+                         until=parse_time(until, end=True) if until is not None else None,
+                         group_by=by, reference=reference)
+    if format == "csv":
+        return Response(report.to_csv(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="cost.csv"'})
+    return Response(report.to_json(indent=None), media_type="application/json")
