@@ -37,7 +37,7 @@ from ._errors import (
     UnknownEventError,
     UnknownModelError,
 )
-from ._history import LoggedDecision, load_logged_decisions
+from ._logged import LoggedDecision, load_logged_decisions
 from ._prices import (
     LiteLLMPrice,
     PriceFileWatcher,

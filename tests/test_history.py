@@ -16,12 +16,13 @@ from bandit_router import (
     InvalidInputError,
     InvalidRewardError,
     InvalidTaskError,
+    LoggedDecision,
     PolicyConfig,
     Router,
     RouterConfig,
     UnknownModelError,
+    load_logged_decisions,
 )
-from bandit_router._history import LoggedDecision, load_logged_decisions
 from bandit_router._scoring import PINNED
 from bandit_router._store import EventRow
 from bandit_router.datasets import synthetic_dataset

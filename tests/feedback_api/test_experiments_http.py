@@ -17,19 +17,7 @@ from .conftest import Server
 
 
 def test_experiment_lifecycle_over_http(tmp_path) -> None:
-    db = f"sqlite:///{tmp_path / 'exp.db'}"
-    keys = KeyStore(db)
-    admin = {"Authorization": f"Bearer {keys.create(name='ops', scope='admin')[1]}"}
-    client = {"Authorization": f"Bearer {keys.create(name='app', scope='client')[1]}"}
-    keys.close()
-    import json
-
-    from bandit_router.simulation import demo_catalog
-
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(demo_catalog().to_dict()))
-    settings = Settings(database_url=db, embedder="hash", cost_weight=50.0,
-                        learn_interval_s=0.05, catalog_path=str(catalog))
+    settings, admin, client = _settings(tmp_path)
     spec = {"name": "explore-less",
             "arms": {"uniform": {"exploration": "epsilon", "epsilon": 1.0}, "bandit": {}}}
     with TestClient(create_app(settings)) as http:
