@@ -22,7 +22,7 @@ from bandit_router import (
     SentenceTransformerEmbedder,
     __version__,
 )
-from bandit_router.policies import VWPolicy
+from bandit_router.policies import KNNGreedyPolicy, Policy, VWPolicy
 from bandit_router.simulation import HashEmbedder
 
 from . import errors
@@ -88,9 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def make_arm(tag: str, spec: dict[str, Any]) -> Router:
             """An experiment arm: the main router's catalog and embedder, its own policy."""
-            policy = replace(router.policy.config if isinstance(router.policy, VWPolicy)
-                             else PolicyConfig(), **{k: v for k, v in spec.items()
-                                                     if k != "cost_weight"})
+            spec = dict(spec)
+            base = (router.policy.config if isinstance(router.policy, VWPolicy)
+                    else PolicyConfig())
+            policy: PolicyConfig | Policy
+            if spec.pop("strategy", "vw") == "knn_greedy":
+                policy = KNNGreedyPolicy(epsilon=spec.get("epsilon", 0.05), seed=base.seed)
+            else:
+                policy = replace(base, **{k: v for k, v in spec.items() if k != "cost_weight"})
             config = replace(router.config, cost_weight=spec.get("cost_weight",
                                                                  router.config.cost_weight))
             return Router(database_url=settings.database_url, catalog=router.catalog,

@@ -149,8 +149,12 @@ class ArmIn(_In):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{}, {"cost_weight": 50}, {"fixed_model": "openai/gpt-4o"},
-                     {"models": ["gpt-4o-mini", "gpt-4.1-nano"], "exploration": "epsilon"}]})
+                     {"models": ["gpt-4o-mini", "gpt-4.1-nano"], "exploration": "epsilon"},
+                     {"strategy": "knn_greedy", "epsilon": 0.05}]})
 
+    strategy: Literal["vw", "knn_greedy"] = Field(
+        "vw", description="'vw': the Vowpal Wabbit policy (default); 'knn_greedy': greedy on "
+                          "the nearest-neighbour estimates, no VW (exploration: epsilon)")
     exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] | None = None
     epsilon: float | None = Field(None, ge=0, le=1)
     gamma_scale: float | None = Field(None, gt=0, le=1e6)

@@ -237,3 +237,24 @@ def test_a_stored_arm_whose_model_left_the_catalog_does_not_stop_the_service(
         r = http.post("/v1/select", json={"task": "hi", "experiment": "loses",
                                           "unit_key": "u"}, headers=client)
         assert r.status_code == 404
+
+
+def test_knn_greedy_arm_over_http(tmp_path) -> None:
+    settings, admin, client = _settings(tmp_path)
+    spec = {"name": "vw-vs-knn", "arms": {"vw": {}, "knn": {"strategy": "knn_greedy",
+                                                            "epsilon": 0.0}}}
+    with TestClient(create_app(settings)) as http:
+        bad = http.post("/v1/experiments", headers=admin,
+                        json={"name": "bad", "arms": {"a": {}, "b": {"strategy": "magic"}}})
+        assert bad.status_code == 422
+        assert http.post("/v1/experiments", json=spec, headers=admin).status_code == 201
+        seen: dict[str, list[float]] = {"vw": [], "knn": []}
+        for i in range(60):
+            d = http.post("/v1/select", headers=client,
+                          json={"task": f"Explain topic {i}", "experiment": "vw-vs-knn",
+                                "unit_key": f"u{i}"}).json()
+            arm = http.get(f"/v1/events/{d['event_id']}", headers=admin).json()["arm"]
+            seen[arm].append(d["probability"])
+        # epsilon 0: the kNN-greedy arm decides deterministically; VW's squareCB explores
+        assert seen["knn"] and all(p == 1.0 for p in seen["knn"])
+        assert seen["vw"] and any(p < 1.0 for p in seen["vw"])

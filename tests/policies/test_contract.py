@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from bandit_router import EXPLORATIONS, PolicyConfig
-from bandit_router.policies import Policy, RandomPolicy, VWPolicy
+from bandit_router.policies import KNNGreedyPolicy, Policy, RandomPolicy, VWPolicy
 
 FACTORIES: dict[str, Callable[[int], Policy]] = {
     "random": lambda seed: RandomPolicy(seed=seed),
+    "knn-greedy": lambda seed: KNNGreedyPolicy(epsilon=0.1, seed=seed),
     **{f"vw-{e}": (lambda seed, e=e: VWPolicy(PolicyConfig(exploration=e, seed=seed),
                                               input_dim=16))
        for e in EXPLORATIONS},
