@@ -24,6 +24,14 @@ class Metrics:
                              ["model"], registry=self.registry)
         self.policy_version = Gauge("bandit_router_policy_version", "rewards learned",
                                     registry=self.registry)
+        self.budget_used = Gauge("bandit_router_budget_used_usd",
+                                 "spend plus reservations in the budget's current window",
+                                 ["scope", "window"], registry=self.registry)
+        self.budget_limit = Gauge("bandit_router_budget_limit_usd", "the budget's limit",
+                                  ["scope", "window"], registry=self.registry)
+        self.deployment_healthy = Gauge("bandit_router_deployment_healthy",
+                                        "1 unless the deployment is cooling down",
+                                        ["deployment", "model"], registry=self.registry)
         self.learn_lag = Gauge("bandit_router_learning_lag_rewards",
                                "rewards stored but not yet learned", registry=self.registry)
 

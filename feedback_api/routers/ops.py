@@ -47,4 +47,14 @@ def readyz(request: Request) -> Response:
 def metrics(_: AdminKey, lib: RouterDep, m: MetricsDep) -> Response:
     """Prometheus text format: requests, latency, decisions by model, rewards, spend."""
     m.policy_version.set(lib.policy_version)
+    m.budget_used.clear()
+    m.budget_limit.clear()
+    for status in lib.budget_status():
+        if status.budget.window != "request":
+            labels = (status.budget.scope, status.budget.window)
+            m.budget_used.labels(*labels).set(status.used_usd)
+            m.budget_limit.labels(*labels).set(status.budget.limit_usd)
+    m.deployment_healthy.clear()
+    for dep in lib.deployment_status():
+        m.deployment_healthy.labels(dep.id, dep.model).set(1.0 if dep.healthy else 0.0)
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -138,3 +138,15 @@ def test_client_raises_budget_exceeded_with_its_details(spend_server: Server) ->
     finally:
         client.close()
         _call(srv, "DELETE", "/v1/admin/budgets", srv.admin_key, scope="router")
+
+
+def test_metrics_show_budgets_and_deployment_health(spend_server: Server) -> None:
+    srv = spend_server
+    _call(srv, "PUT", "/v1/admin/budgets", srv.admin_key, {"daily_limit": 50.0})
+    try:
+        text = _call(srv, "GET", "/metrics", srv.admin_key).text
+        assert 'bandit_router_budget_limit_usd{scope="router",window="day"} 50.0' in text
+        assert 'bandit_router_budget_used_usd{scope="router",window="day"}' in text
+        assert 'bandit_router_deployment_healthy{deployment="west"' in text
+    finally:
+        _call(srv, "DELETE", "/v1/admin/budgets", srv.admin_key, scope="router")
