@@ -5,6 +5,8 @@ Prints:
   (every prompt a cache miss);
 - the same with the embedding excluded (vectors computed beforehand and served by a
   lookup embedder), i.e. recall + constraints + VW + the committed event row;
+- the same with four budgets in force (router hour/day/request, one tenant's day): the
+  spend read, pacing and the reservation written with the event;
 - ``reward()`` throughput (validate, commit, learn), one call after another;
 - resident memory after loading and at the end;
 - FAISS recall latency (the part of ``select()`` that grows with history) and the memory's
@@ -104,6 +106,17 @@ def main() -> None:
     router = Router(database_url=url, embedder=lookup, config=RouterConfig())
     ms = time_selects(router, texts, decisions)
     print(f"select(), embedding excluded:                  {percentiles(ms)}")
+    router.set_budget(hourly_limit=1e6, daily_limit=1e6, per_request_limit=10.0)
+    router.set_budget(daily_limit=1e6, scope="tenant:bench")
+    budgeted: list = []
+    ms = [0.0] * len(texts)
+    for i, text in enumerate(texts):
+        t = time.perf_counter()
+        budgeted.append(router.select(text, tenant="bench"))
+        ms[i] = 1000 * (time.perf_counter() - t)
+    print(f"select(), embedding excluded, 4 budgets:       {percentiles(ms)}")
+    router.clear_budget("router")
+    router.clear_budget("tenant:bench")
 
     rng = np.random.default_rng(0)
     t = time.perf_counter()
