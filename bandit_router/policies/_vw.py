@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -23,8 +24,16 @@ _UNSAFE = re.compile(r"[\s:|]")
 _COST_PER_REWARD = -1.0
 
 
+#: Formatted dense namespaces kept for reuse: a decision formats its task's embedding to
+#: predict, and learning its reward formats the same vector again.
+_DENSE_CACHE_SIZE = 1024
+_NAMES_CACHE_SIZE = 4096
+
+
 def _name(text: str) -> str:
     return _UNSAFE.sub("_", text)
+
+
 
 
 class VWPolicy(Policy):
@@ -62,6 +71,9 @@ class VWPolicy(Policy):
             self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
         self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
+        self._dense_cache: OrderedDict[tuple[str, tuple[int, ...], bytes], str] = OrderedDict()
+        self._templates: dict[int, list[str]] = {}
+        self._names: dict[str, str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
 
@@ -75,16 +87,51 @@ class VWPolicy(Policy):
             self._vw.set_weight(index, 0, weight)
 
     # -- formatting -------------------------------------------------------------------------
+    def _dense(self, vec: np.ndarray) -> str:
+        """``index:value`` for each nonzero of a vector (projected first when configured),
+        values to 5 significant digits; recently formatted vectors are reused."""
+        key = (vec.dtype.str, vec.shape, vec.tobytes())
+        body = self._dense_cache.get(key)
+        if body is not None:
+            self._dense_cache.move_to_end(key)
+            return body
+        if self._projection is not None and vec.shape[-1] == self._projection.shape[0]:
+            vec = vec @ self._projection
+        if vec.ndim == 1:  # one %-format call for the whole vector
+            nonzero = np.flatnonzero(vec)
+            fields = self._fields(vec.shape[0])
+            template = (" ".join(fields) if len(nonzero) == len(fields)
+                        else " ".join([fields[j] for j in nonzero.tolist()]))
+            body = template % tuple(vec[nonzero].tolist())
+        else:
+            body = " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
+        self._dense_cache[key] = body
+        if len(self._dense_cache) > _DENSE_CACHE_SIZE:
+            self._dense_cache.popitem(last=False)
+        return body
+
+    def _fields(self, dim: int) -> list[str]:
+        fields = self._templates.get(dim)
+        if fields is None:
+            fields = self._templates[dim] = [f"{j}:%.5g" for j in range(dim)]
+        return fields
+
+    def _escaped(self, name: str) -> str:
+        safe = self._names.get(name)
+        if safe is None:
+            if len(self._names) >= _NAMES_CACHE_SIZE:
+                self._names.clear()
+            safe = self._names[name] = _name(name)
+        return safe
+
     def _namespaces(self, features: Features) -> str:
         parts = []
         for ns, values in features.items():
             if isinstance(values, np.ndarray):
-                vec = values
-                if self._projection is not None and vec.shape[-1] == self._projection.shape[0]:
-                    vec = vec @ self._projection
-                body = " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
+                body = self._dense(values)
             elif isinstance(values, Mapping):
-                body = " ".join(f"{_name(k)}:{v:.6g}" if v != 1.0 else _name(k)
+                esc = self._escaped
+                body = " ".join(f"{esc(k)}:{v:.6g}" if v != 1.0 else esc(k)
                                 for k, v in values.items() if v != 0.0)
             else:
                 raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
