@@ -10,6 +10,7 @@ import re
 import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pylibvw  # type: ignore[import-not-found]
@@ -25,15 +26,23 @@ _UNSAFE = re.compile(r"[\s:|]")
 _COST_PER_REWARD = -1.0
 
 
-#: Formatted dense namespaces kept for reuse: a decision formats its task's embedding to
-#: predict, and learning its reward formats the same vector again.
-_DENSE_CACHE_SIZE = 1024
+#: Examples kept as text for reuse: a decision formats its context and actions to predict,
+#: and learning its reward formats the same again.
+_EXAMPLE_CACHE_SIZE = 512
 _NAMES_CACHE_SIZE = 4096
+
+_Frozen = tuple[tuple[str, Any], ...]
 
 
 def _name(text: str) -> str:
     return _UNSAFE.sub("_", text)
 
+
+def _frozen(features: Features) -> _Frozen:
+    """A hashable copy of namespaced features, in order: equal copies format to equal text."""
+    return tuple((ns, (values.dtype.str, values.shape, values.tobytes())
+                  if isinstance(values, np.ndarray) else tuple(values.items()))
+                 for ns, values in features.items())
 
 
 
@@ -72,7 +81,8 @@ class VWPolicy(Policy):
             self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
         self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
-        self._dense_cache: OrderedDict[tuple[str, tuple[int, ...], bytes], str] = OrderedDict()
+        self._examples: OrderedDict[tuple[_Frozen, tuple[_Frozen, ...]], list[str]] = (
+            OrderedDict())
         self._templates: dict[int, list[str]] = {}
         self._names: dict[str, str] = {}
         self._pins: list[tuple[int, float]] = []
@@ -90,26 +100,16 @@ class VWPolicy(Policy):
     # -- formatting -------------------------------------------------------------------------
     def _dense(self, vec: np.ndarray) -> str:
         """``index:value`` for each nonzero of a vector (projected first when configured),
-        values to 5 significant digits; recently formatted vectors are reused."""
-        key = (vec.dtype.str, vec.shape, vec.tobytes())
-        body = self._dense_cache.get(key)
-        if body is not None:
-            self._dense_cache.move_to_end(key)
-            return body
+        values to 5 significant digits."""
         if self._projection is not None and vec.shape[-1] == self._projection.shape[0]:
             vec = vec @ self._projection
-        if vec.ndim == 1:  # one %-format call for the whole vector
-            nonzero = np.flatnonzero(vec)
-            fields = self._fields(vec.shape[0])
-            template = (" ".join(fields) if len(nonzero) == len(fields)
-                        else " ".join([fields[j] for j in nonzero.tolist()]))
-            body = template % tuple(vec[nonzero].tolist())
-        else:
-            body = " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
-        self._dense_cache[key] = body
-        if len(self._dense_cache) > _DENSE_CACHE_SIZE:
-            self._dense_cache.popitem(last=False)
-        return body
+        if vec.ndim != 1:
+            return " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
+        nonzero = np.flatnonzero(vec)  # then one %-format call for the whole vector
+        fields = self._fields(vec.shape[0])
+        template = (" ".join(fields) if len(nonzero) == len(fields)
+                    else " ".join([fields[j] for j in nonzero.tolist()]))
+        return template % tuple(vec[nonzero].tolist())
 
     def _fields(self, dim: int) -> list[str]:
         fields = self._templates.get(dim)
@@ -127,26 +127,42 @@ class VWPolicy(Policy):
 
     def _namespaces(self, features: Features) -> str:
         parts = []
+        esc = self._escaped
         for ns, values in features.items():
             if isinstance(values, np.ndarray):
                 body = self._dense(values)
             elif isinstance(values, Mapping):
-                esc = self._escaped
-                body = " ".join(f"{esc(k)}:{v:.6g}" if v != 1.0 else esc(k)
-                                for k, v in values.items() if v != 0.0)
+                fields = []
+                for k, v in values.items():
+                    if v != 0.0:
+                        fields.append(esc(k) if v == 1.0 else f"{esc(k)}:{v:.6g}")
+                body = " ".join(fields)
             else:
                 raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
             parts.append(f"|{ns} {body}")
         return " ".join(parts)
 
+    def _lines(self, context: Features, actions: Sequence[Features]) -> list[str]:
+        """The unlabelled example: the shared line, then one line per action."""
+        key = (_frozen(context), tuple(_frozen(a) for a in actions))
+        lines = self._examples.get(key)
+        if lines is not None:
+            self._examples.move_to_end(key)
+            return lines
+        lines = ["shared " + self._namespaces(context)]
+        lines += [self._namespaces(action) for action in actions]
+        self._examples[key] = lines
+        if len(self._examples) > _EXAMPLE_CACHE_SIZE:
+            self._examples.popitem(last=False)
+        return lines
+
     def _example(self, context: Features, actions: Sequence[Features],
                  label: tuple[int, float, float] | None = None) -> list[str]:
-        lines = ["shared " + self._namespaces(context)]
-        for i, action in enumerate(actions):
-            line = self._namespaces(action)
-            if label is not None and i == label[0]:
-                line = f"0:{label[1]:.6g}:{label[2]:.6g} {line}"
-            lines.append(line)
+        lines = self._lines(context, actions)
+        if label is not None and 0 <= label[0] < len(actions):
+            lines = list(lines)
+            i = label[0] + 1
+            lines[i] = f"0:{label[1]:.6g}:{label[2]:.6g} {lines[i]}"
         return lines
 
     # -- calls into VW ------------------------------------------------------------------------
