@@ -63,6 +63,9 @@ MAX_ABS_REWARD = 1e6
 _MAX_EVENT_ID = 128
 #: Caller-supplied event ids: URL-safe characters only, so an id names one route over HTTP.
 _EVENT_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
+#: Constraint fields that name providers or models.
+_NAMED_FIELDS = ("preferred_providers", "allowed_providers", "excluded_providers",
+                 "allowed_models", "excluded_models")
 
 
 def _finite(value: Any) -> bool:
@@ -161,6 +164,8 @@ class Router(BudgetMethods, ProviderMethods):
 
     def _check_names(self, constraints: Constraints) -> None:
         """Names in constraints must exist: a typo must not silently exclude nothing."""
+        if not any(getattr(constraints, field) for field in _NAMED_FIELDS):
+            return  # nothing named: no need to list the catalog's names
         providers = set(self.catalog.providers())
         models = {s.model for s in self.catalog} | set(self.catalog.model_keys())
         for field in ("preferred_providers", "allowed_providers", "excluded_providers"):
