@@ -47,12 +47,14 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from ._errors import InvalidInputError
 from ._store import Store, _Base
@@ -283,7 +285,7 @@ class Ledger:
                     for r in rows]
 
     # -- spend ---------------------------------------------------------------------------------
-    def add(self, s: Session, scopes: Sequence[str], bucket: int, *, reserved: float = 0.0,
+    def add(self, s: Connection, scopes: Sequence[str], bucket: int, *, reserved: float = 0.0,
             spent: float = 0.0, requests: int = 0) -> None:
         """Add to the hourly spend of each scope, inside the caller's transaction (one
         prepared upsert, executed for all scopes at once)."""
@@ -300,7 +302,7 @@ class Ledger:
                                      spent_usd=SpendRow.spent_usd + spent,
                                      requests=SpendRow.requests + requests))
             if not getattr(done, "rowcount", 0):
-                s.add(SpendRow(**values))
+                s.execute(insert(SpendRow), values)
 
     def usage(self, scopes: Iterable[str], now: float) -> dict[tuple[str, str], float]:
         """Spent plus reserved per ``(scope, window)`` for the current hour, day and month,

@@ -15,6 +15,24 @@ _QUESTION = re.compile(r"^\s*(what|why|how|when|where|who|which|is|are|can|does|
                        re.IGNORECASE)
 _TRANSLATE = re.compile(r"\btranslat", re.IGNORECASE)
 _SUMMARY = re.compile(r"\bsummar|\btl;?dr\b", re.IGNORECASE)
+_MATH_OPERATION = re.compile(r"\d\s*[-+*/^=]\s*\d")  # _MATH's one branch without letters
+#: Strings every match of a pattern contains (lower-case: compared with an ASCII text
+#: lowered). A pattern runs only on texts that hold one of them, with the same result:
+#: Python's regex engine tries every alternative at every position, which is slow.
+_CODE_HINTS = ("```", "def ", "class ", "import ", "#include", "function", "=>", ";", "{")
+_MATH_HINTS = ("\\frac", "\\sum", "solve", "equation", "integral")
+_TRANSLATE_HINTS = ("translat",)
+_SUMMARY_HINTS = ("summar", "tldr", "tl;dr")
+
+
+def _found(pattern: re.Pattern[str], text: str, lowered: str | None,
+           hints: tuple[str, ...]) -> bool:
+    """``pattern.search(text)``, skipped where ``lowered`` (the text in lower case, or
+    ``None`` when it is not ASCII and case folding is not that simple) has none of
+    ``hints``."""
+    if lowered is not None and not any(h in lowered for h in hints):
+        return False
+    return pattern.search(text) is not None
 
 
 def estimate_tokens(text: str) -> int:
@@ -37,14 +55,25 @@ def task_features(text: str) -> dict[str, float]:
     """
     n_chars = len(text)
     lines = text.count("\n") + 1
+    lowered = text.lower() if text.isascii() else None
+    code = _found(_CODE, text, text, _CODE_HINTS)  # case-sensitive: hints hold as they are
+    math_ = (_MATH_OPERATION.search(text) is not None
+             or _found(_MATH, text, lowered, _MATH_HINTS))
     return {
         "chars": math.log1p(n_chars) / 10.0,
         "words": math.log1p(len(text.split())) / 8.0,
         "lines": math.log1p(lines) / 5.0,
-        "code": 1.0 if _CODE.search(text) else 0.0,
-        "math": 1.0 if _MATH.search(text) else 0.0,
+        "code": 1.0 if code else 0.0,
+        "math": 1.0 if math_ else 0.0,
         "question": 1.0 if text.rstrip().endswith("?") or _QUESTION.match(text) else 0.0,
-        "translate": 1.0 if _TRANSLATE.search(text) else 0.0,
-        "summarise": 1.0 if _SUMMARY.search(text) else 0.0,
-        "digits": sum(ch.isdigit() for ch in text) / max(1, n_chars),
+        "translate": 1.0 if _found(_TRANSLATE, text, lowered, _TRANSLATE_HINTS) else 0.0,
+        "summarise": 1.0 if _found(_SUMMARY, text, lowered, _SUMMARY_HINTS) else 0.0,
+        "digits": _count_digits(text) / max(1, n_chars),
     }
+
+
+def _count_digits(text: str) -> int:
+    """How many characters of ``text`` are digits (``str.isdigit``)."""
+    if text.isascii():  # ten counts in C, not a Python loop over the characters
+        return sum(text.count(d) for d in "0123456789")
+    return sum(map(str.isdigit, text))

@@ -63,6 +63,9 @@ MAX_ABS_REWARD = 1e6
 _MAX_EVENT_ID = 128
 #: Caller-supplied event ids: URL-safe characters only, so an id names one route over HTTP.
 _EVENT_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
+#: Constraint fields that name providers or models.
+_NAMED_FIELDS = ("preferred_providers", "allowed_providers", "excluded_providers",
+                 "allowed_models", "excluded_models")
 
 
 def _finite(value: Any) -> bool:
@@ -161,6 +164,8 @@ class Router(BudgetMethods, ProviderMethods):
 
     def _check_names(self, constraints: Constraints) -> None:
         """Names in constraints must exist: a typo must not silently exclude nothing."""
+        if not any(getattr(constraints, field) for field in _NAMED_FIELDS):
+            return  # nothing named: no need to list the catalog's names
         providers = set(self.catalog.providers())
         models = {s.model for s in self.catalog} | set(self.catalog.model_keys())
         for field in ("preferred_providers", "allowed_providers", "excluded_providers"):
@@ -367,10 +372,17 @@ class Router(BudgetMethods, ProviderMethods):
         if (not isinstance(event_id, str) or not event_id or len(event_id) > _MAX_EVENT_ID
                 or "\x00" in event_id):
             raise UnknownEventError(str(event_id)[:_MAX_EVENT_ID])
-        event, existing = self.store.get_event_and_reward(event_id)
-        if event is None:
-            raise UnknownEventError(event_id)
-        self._raise_if_closed(event, existing)
+        # an event this process just logged is at hand; whether it has a reward by now is
+        # decided by the reward table's unique constraint when the reward is written
+        event = self.store.recent_event(event_id)
+        at_hand = (event is not None
+                   and self._clock() - event.created_at <= self.config.reward_wait_s)
+        if not at_hand:
+            event, existing = self.store.get_event_and_reward(event_id)
+            if event is None:
+                raise UnknownEventError(event_id)
+            self._raise_if_closed(event, existing)
+        assert event is not None
         action = event.actions[event.chosen]
         cost_usd = float(cost_usd) if cost_usd is not None else None
         latency_s = float(latency_s) if latency_s is not None else None
@@ -384,6 +396,8 @@ class Router(BudgetMethods, ProviderMethods):
         lat = latency_s if latency_s is not None else float(action["estimate"]["latency_s"])
         value = quality - event.cost_weight * cost_usd - event.latency_weight * lat
         if not abs(value) <= MAX_ABS_REWARD:
+            if at_hand:  # a reward already given is reported first, as when read
+                self._raise_if_closed(event, self.store.get_reward(event_id))
             raise InvalidRewardError(
                 f"the reward quality - cost_weight x cost - latency_weight x latency = "
                 f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
@@ -395,6 +409,8 @@ class Router(BudgetMethods, ProviderMethods):
                 model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
                 cost=float(cost_usd), created_at=event.created_at))
         except RewardConflict:
+            if at_hand and self.store.get_event(event_id) is None:  # deleted meanwhile
+                raise UnknownEventError(event_id) from None
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
         if self._balancer is not None and event.deployment is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from ._budgets import (
     Budget,
@@ -159,21 +159,21 @@ class SpendGuard:
         return cost_weight * math.exp(exponent)
 
     def reserve(self, *, model_key: str, tenant: str | None, amount: float,
-                created_at: float) -> Callable[[Session], None]:
+                created_at: float) -> Callable[[Connection], None]:
         """The write that reserves a decision's estimated cost (run in its transaction)."""
         scopes = event_scopes(model_key, tenant)
 
-        def write(s: Session) -> None:
+        def write(s: Connection) -> None:
             self.ledger.add(s, scopes, bucket_of(created_at), reserved=amount, requests=1)
         return write
 
     def settle(self, *, model_key: str, tenant: str | None, reserved: float | None,
-               cost: float, created_at: float) -> Callable[[Session], None]:
+               cost: float, created_at: float) -> Callable[[Connection], None]:
         """The write that replaces a reservation by the reported cost (in the reward's
         transaction). Spend counts in the hour of the decision."""
         scopes = event_scopes(model_key, tenant)
 
-        def write(s: Session) -> None:
+        def write(s: Connection) -> None:
             self.ledger.add(s, scopes, bucket_of(created_at), reserved=-(reserved or 0.0),
                             spent=cost, requests=0 if reserved is not None else 1)
         return write

@@ -14,7 +14,9 @@ makes commit order equal ``seq`` order.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +31,9 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -40,7 +44,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -54,6 +58,8 @@ _ADDED_COLUMNS = {"br_events": {"tenant": "VARCHAR(128)", "reserved_usd": "DOUBL
                                  "deployment": "VARCHAR(64)"}}
 #: pg_advisory_xact_lock key serialising reward writes (arbitrary, fixed: "bandit-r")
 _REWARD_LOCK = 0x62616E646974
+#: Pending events this process logged, kept so that rewarding one needs no read.
+_RECENT_EVENTS = 1024
 
 
 class _Base(DeclarativeBase):
@@ -153,6 +159,42 @@ class LearnItem:
     event: EventRow
 
 
+def _column_defaults(table: Table) -> list[tuple[str, Any]]:
+    """``(column, default)`` of each column; the default is a value, a zero-argument
+    callable, or ``None``."""
+    out: list[tuple[str, Any]] = []
+    for column in table.columns:
+        default: Any = None
+        if column.default is not None:
+            arg = getattr(column.default, "arg", None)
+            if getattr(column.default, "is_scalar", False):
+                default = arg
+            elif callable(arg):
+                default = _called(arg)
+        out.append((column.key, default))
+    return out
+
+
+def _called(arg: Callable[[Any], Any]) -> Callable[[], Any]:
+    return lambda: arg(None)  # SQLAlchemy wraps a callable default to take a context
+
+
+def _row_values(row: _Base, columns: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The column values of an ORM row for a Core insert. A column the row leaves unset
+    gets its default, on the row too, as the ORM's flush would; autoincrement keys stay
+    out."""
+    state = row.__dict__
+    values: dict[str, Any] = {}
+    for key, default in columns:
+        if key in state:
+            values[key] = state[key]
+        elif default is not None:
+            value = default() if callable(default) else default
+            setattr(row, key, value)
+            values[key] = value
+    return values
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -179,6 +221,18 @@ class Store:
         _Base.metadata.create_all(self.engine)
         self._migrate()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # the hot writes as Core statements built once: the ORM's unit of work and statement
+        # construction cost more than SQLite's work
+        events, rewards = EventRow.__table__, RewardRow.__table__
+        assert isinstance(events, Table) and isinstance(rewards, Table)
+        self._event_columns = _column_defaults(events)
+        self._reward_columns = [(k, d) for k, d in _column_defaults(rewards) if k != "seq"]
+        self._insert_event = insert(events)
+        self._insert_reward = insert(rewards)
+        self._mark_event = (update(events).where(events.c.id == bindparam("event_id_"))
+                            .values(status=bindparam("status_")))
+        self._recent: OrderedDict[str, EventRow] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def _migrate(self) -> None:
         """Add the nullable columns later schema versions introduced to an older database."""
@@ -199,17 +253,30 @@ class Store:
         self.engine.dispose()
 
     # -- events ------------------------------------------------------------------------------
-    def add_event(self, row: EventRow, *, also: Callable[[Session], None] | None = None) -> None:
+    def add_event(self, row: EventRow, *,
+                  also: Callable[[Connection], None] | None = None) -> None:
         """Log a decision (and run ``also`` in the same transaction, e.g. a budget
         reservation); :class:`EventConflict` if its id is taken."""
+        values = _row_values(row, self._event_columns)
         try:
-            with self.session() as s:
-                s.add(row)
-                s.flush()
+            with self.engine.begin() as conn:
+                conn.execute(self._insert_event, values)
                 if also is not None:
-                    also(s)
+                    also(conn)
         except IntegrityError as exc:
             raise EventConflict(row.id) from exc
+        if row.status == "pending":
+            with self._recent_lock:
+                self._recent[row.id] = row
+                if len(self._recent) > _RECENT_EVENTS:
+                    self._recent.popitem(last=False)
+
+    def recent_event(self, event_id: str) -> EventRow | None:
+        """An event this store logged lately and has not seen rewarded, without a read:
+        ``None`` when it is not at hand (then read it). An event never changes but for its
+        status; whether it has a reward by now is left to the reward's unique constraint."""
+        with self._recent_lock:
+            return self._recent.get(event_id)
 
     def get_event(self, event_id: str) -> EventRow | None:
         with self._sessions() as s:
@@ -227,26 +294,30 @@ class Store:
         with self._sessions() as s:
             return s.scalars(select(RewardRow).where(RewardRow.event_id == event_id)).first()
 
-    def _lock_rewards(self, s: Session) -> None:
+    def _lock_rewards(self, s: Session | Connection) -> None:
         if self.dialect == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REWARD_LOCK})
 
     def add_reward(self, row: RewardRow, *, status: str,
-                   also: Callable[[Session], None] | None = None) -> int:
+                   also: Callable[[Connection], None] | None = None) -> int:
         """Write a reward and mark its event (and run ``also`` in the same transaction, e.g.
         settling the budget reservation); returns the reward's ``seq``."""
+        values = _row_values(row, self._reward_columns)
         try:
-            with self.session() as s:
-                self._lock_rewards(s)
-                s.add(row)
-                s.flush()
-                s.execute(update(EventRow).where(EventRow.id == row.event_id)
-                          .values(status=status))
+            with self.engine.begin() as conn:
+                self._lock_rewards(conn)
+                key = conn.execute(self._insert_reward, values).inserted_primary_key
+                conn.execute(self._mark_event, {"event_id_": row.event_id, "status_": status})
                 if also is not None:
-                    also(s)
-                return row.seq
+                    also(conn)
         except IntegrityError as exc:
             raise RewardConflict(row.event_id) from exc
+        finally:
+            with self._recent_lock:
+                self._recent.pop(row.event_id, None)
+        assert key is not None
+        row.seq = int(key[0])
+        return row.seq
 
     def add_history(self, pairs: list[tuple[EventRow, RewardRow]]) -> None:
         """Log decisions and their rewards together, in order, in one transaction."""

@@ -207,3 +207,30 @@ def test_unencodable_text_is_refused(make_router: MakeRouter) -> None:
         router.select("hello", metadata={"k": "\ud800"})
     with pytest.raises(CatalogError):
         router.update_pricing("budget", {"tiny": {"output_price_per_1m": 1e308}})
+
+
+def test_an_event_at_hand_is_still_checked_against_the_database(
+        make_router: MakeRouter) -> None:
+    """reward() takes an event this router just logged from memory; what other routers on
+    the database did to it meanwhile still decides the outcome."""
+    from bandit_router import DuplicateRewardError, RewardWindowClosedError
+
+    mine, other = make_router(config=RouterConfig(cost_weight=1000.0)), make_router()
+    rewarded, defaulted = mine.select("What is 2 + 2?"), mine.select("Name a colour.")
+    bad, deleted = mine.select("Say hi."), mine.select("Say bye.")
+    other.reward(rewarded.event_id, quality=0.5)
+    other.store.add_default_rewards(before=math.inf, now=0.0, reward=0.0)  # e.g. skewed clock
+    with pytest.raises(DuplicateRewardError):
+        mine.reward(rewarded.event_id, quality=1.0)
+    with pytest.raises(RewardWindowClosedError):
+        mine.reward(defaulted.event_id, quality=1.0)
+    with pytest.raises(RewardWindowClosedError):  # reported before the value out of range
+        mine.reward(bad.event_id, quality=0.5, cost_usd=1e4)
+    with other.store.session() as s:
+        from bandit_router._store import EventRow, RewardRow
+
+        s.query(RewardRow).filter_by(event_id=deleted.event_id).delete()
+        s.query(EventRow).filter_by(id=deleted.event_id).delete()
+    with pytest.raises(UnknownEventError):
+        mine.reward(deleted.event_id, quality=1.0)
+    assert mine.get_event(rewarded.event_id).reward["quality"] == 0.5  # type: ignore[index]

@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import pylibvw  # type: ignore[import-not-found]
 import vowpalwabbit
 
 from .._config import PolicyConfig
@@ -23,8 +26,24 @@ _UNSAFE = re.compile(r"[\s:|]")
 _COST_PER_REWARD = -1.0
 
 
+#: Examples kept as text for reuse: a decision formats its context and actions to predict,
+#: and learning its reward formats the same again.
+_EXAMPLE_CACHE_SIZE = 512
+_NAMES_CACHE_SIZE = 4096
+
+_Frozen = tuple[tuple[str, Any], ...]
+
+
 def _name(text: str) -> str:
     return _UNSAFE.sub("_", text)
+
+
+def _frozen(features: Features) -> _Frozen:
+    """A hashable copy of namespaced features, in order: equal copies format to equal text."""
+    return tuple((ns, (values.dtype.str, values.shape, values.tobytes())
+                  if isinstance(values, np.ndarray) else tuple(values.items()))
+                 for ns, values in features.items())
+
 
 
 class VWPolicy(Policy):
@@ -62,6 +81,10 @@ class VWPolicy(Policy):
             self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
         self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
+        self._examples: OrderedDict[tuple[_Frozen, tuple[_Frozen, ...]], list[str]] = (
+            OrderedDict())
+        self._templates: dict[int, list[str]] = {}
+        self._names: dict[str, str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
 
@@ -75,36 +98,92 @@ class VWPolicy(Policy):
             self._vw.set_weight(index, 0, weight)
 
     # -- formatting -------------------------------------------------------------------------
+    def _dense(self, vec: np.ndarray) -> str:
+        """``index:value`` for each nonzero of a vector (projected first when configured),
+        values to 5 significant digits."""
+        if self._projection is not None and vec.shape[-1] == self._projection.shape[0]:
+            vec = vec @ self._projection
+        if vec.ndim != 1:
+            return " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
+        nonzero = np.flatnonzero(vec)  # then one %-format call for the whole vector
+        fields = self._fields(vec.shape[0])
+        template = (" ".join(fields) if len(nonzero) == len(fields)
+                    else " ".join([fields[j] for j in nonzero.tolist()]))
+        return template % tuple(vec[nonzero].tolist())
+
+    def _fields(self, dim: int) -> list[str]:
+        fields = self._templates.get(dim)
+        if fields is None:
+            fields = self._templates[dim] = [f"{j}:%.5g" for j in range(dim)]
+        return fields
+
+    def _escaped(self, name: str) -> str:
+        safe = self._names.get(name)
+        if safe is None:
+            if len(self._names) >= _NAMES_CACHE_SIZE:
+                self._names.clear()
+            safe = self._names[name] = _name(name)
+        return safe
+
     def _namespaces(self, features: Features) -> str:
         parts = []
+        esc = self._escaped
         for ns, values in features.items():
             if isinstance(values, np.ndarray):
-                vec = values
-                if self._projection is not None and vec.shape[-1] == self._projection.shape[0]:
-                    vec = vec @ self._projection
-                body = " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
+                body = self._dense(values)
             elif isinstance(values, Mapping):
-                body = " ".join(f"{_name(k)}:{v:.6g}" if v != 1.0 else _name(k)
-                                for k, v in values.items() if v != 0.0)
+                fields = []
+                for k, v in values.items():
+                    if v != 0.0:
+                        fields.append(esc(k) if v == 1.0 else f"{esc(k)}:{v:.6g}")
+                body = " ".join(fields)
             else:
                 raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
             parts.append(f"|{ns} {body}")
         return " ".join(parts)
 
+    def _lines(self, context: Features, actions: Sequence[Features]) -> list[str]:
+        """The unlabelled example: the shared line, then one line per action."""
+        key = (_frozen(context), tuple(_frozen(a) for a in actions))
+        lines = self._examples.get(key)
+        if lines is not None:
+            self._examples.move_to_end(key)
+            return lines
+        lines = ["shared " + self._namespaces(context)]
+        lines += [self._namespaces(action) for action in actions]
+        self._examples[key] = lines
+        if len(self._examples) > _EXAMPLE_CACHE_SIZE:
+            self._examples.popitem(last=False)
+        return lines
+
     def _example(self, context: Features, actions: Sequence[Features],
                  label: tuple[int, float, float] | None = None) -> list[str]:
-        lines = ["shared " + self._namespaces(context)]
-        for i, action in enumerate(actions):
-            line = self._namespaces(action)
-            if label is not None and i == label[0]:
-                line = f"0:{label[1]:.6g}:{label[2]:.6g} {line}"
-            lines.append(line)
+        lines = self._lines(context, actions)
+        if label is not None and 0 <= label[0] < len(actions):
+            lines = list(lines)
+            i = label[0] + 1
+            lines[i] = f"0:{label[1]:.6g}:{label[2]:.6g} {lines[i]}"
         return lines
+
+    # -- calls into VW ------------------------------------------------------------------------
+    # ``Workspace.predict``/``learn`` on strings parse them and wrap every example in a Python
+    # object; the same native calls without the wrappers cost a fraction of that
+    def _run(self, lines: list[str], *, learn: bool) -> list[float]:
+        examples = self._vw._parse("\n".join(lines).replace("\r", "").strip())
+        try:
+            if learn:
+                pylibvw.vw.learn_multi(self._vw, examples)
+                return []
+            pylibvw.vw.predict_multi(self._vw, examples)
+            return list(examples[0].get_action_scores())
+        finally:
+            pylibvw.vw._finish_example_multi_ex(self._vw, examples)
 
     # -- the policy -------------------------------------------------------------------------
     def pmf(self, context: Features, actions: Sequence[Features]) -> list[float]:
         self._pin()
-        raw = [max(float(p), 0.0) for p in self._vw.predict(self._example(context, actions))]
+        raw = [max(float(p), 0.0)
+               for p in self._run(self._example(context, actions), learn=False)]
         total = sum(raw)
         # regcbopt gives every tied best action probability 1: normalise, so the probability
         # logged is the one the action was drawn with
@@ -114,7 +193,8 @@ class VWPolicy(Policy):
               probability: float) -> None:
         cost = _COST_PER_REWARD * reward
         self._pin()
-        self._vw.learn(self._example(context, actions, (index, cost, max(probability, 1e-6))))
+        self._run(self._example(context, actions, (index, cost, max(probability, 1e-6))),
+                  learn=True)
         self._pin()
 
     def to_bytes(self) -> bytes:

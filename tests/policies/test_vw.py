@@ -77,3 +77,23 @@ def test_pinned_weights_act_exactly_and_never_move() -> None:
     assert policy.pmf({"T": {"x": 1.0}}, dear_b)[0] > 0.99
     cheap_b = [acts[0], {"M": {"b": 1.0}, "A": {"cost": 0.1}}]
     assert policy.pmf({"T": {"x": 1.0}}, cheap_b)[1] > 0.99
+
+
+def test_examples_reused_as_text_match_fresh_formatting() -> None:
+    """A decision's example is formatted once and reused to learn its reward; a changed
+    action (or context) is formatted anew."""
+    policy = VWPolicy()
+    emb = np.linspace(-1, 1, 16, dtype=np.float32)
+    emb[3] = 0.0  # zeros are left out
+    ctx = {"E": emb, "T": {"x": 0.25}}
+    acts = [{"M": {"a": 1.0}, "A": {"cost": 0.125}}, {"M": {"b b": 1.0}, "A": {"cost": 0.0}}]
+    first = policy._example(ctx, acts)
+    again = policy._example({"E": emb.copy(), "T": {"x": 0.25}},
+                            [{ns: dict(v) for ns, v in a.items()} for a in acts], (1, -0.5, 0.5))
+    fresh = VWPolicy()._example(ctx, acts, (1, -0.5, 0.5))
+    assert again == fresh and first == [fresh[0], fresh[1], first[2]]
+    assert fresh[2].startswith("0:-0.5:0.5 |M b_b ")
+    assert " 3:" not in fresh[0] and " 4:" in fresh[0]
+    assert fresh[0].startswith("shared |E 0:-1 1:-0.86667")
+    acts[0]["A"]["cost"] = 0.25
+    assert policy._example(ctx, acts)[1] == "|M a |A cost:0.25"
