@@ -52,15 +52,14 @@ from dataclasses import asdict, dataclass, field, fields
 from itertools import accumulate
 from typing import Any, Literal, TypeVar, get_args
 
-from ._errors import InvalidInputError, UnknownModelError
+from ._errors import ERROR_KINDS, InvalidInputError, UnknownModelError
 
 __all__ = ["FAILURE_KINDS", "Deployment", "DeploymentStatus", "LoadBalancer",
            "LoadBalancingConfig", "Strategy"]
 
 Strategy = Literal["round_robin", "weighted", "least_latency", "least_busy"]
 #: Error kinds that count against a deployment (the others are the request's fault).
-FAILURE_KINDS = frozenset({"rate_limit", "server_error", "timeout"})
-_ERROR_KINDS = FAILURE_KINDS | {"context_length", "content_filter", "invalid_response", "other"}
+FAILURE_KINDS = frozenset({"rate_limit", "server_error", "timeout"})  # a subset of ERROR_KINDS
 _ID = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WINDOW_S = 60.0
@@ -343,8 +342,8 @@ class LoadBalancer:
         """
         if latency_s is not None:
             _number(latency_s, "latency_s", low_open=False)
-        if error is not None and error not in _ERROR_KINDS:
-            raise InvalidInputError(f"error must be one of {sorted(_ERROR_KINDS)}")
+        if error is not None and error not in ERROR_KINDS:
+            raise InvalidInputError(f"error must be one of {sorted(ERROR_KINDS)}")
         if tokens is not None:
             _count(tokens, "tokens", low=0)
         with self._lock:

@@ -48,6 +48,12 @@ __all__ = [
 ]
 
 
+#: Error kinds a reward may report for a failed call; a failed call has quality 0. Kept out
+#: of ``__all__`` (which lists the exception classes); exported by the package.
+ERROR_KINDS = frozenset({"rate_limit", "server_error", "timeout", "context_length",
+                         "content_filter", "invalid_response", "other"})
+
+
 class BanditRouterError(Exception):
     """Base class of every error raised on purpose by bandit-router."""
 

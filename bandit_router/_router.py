@@ -24,6 +24,7 @@ from ._constraints import Constraints, Estimate, filter_eligible
 from ._deployments import LoadBalancer
 from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder, task_hash
 from ._errors import (
+    ERROR_KINDS,
     CatalogError,
     DuplicateEventError,
     DuplicateRewardError,
@@ -50,9 +51,6 @@ __all__ = ["DEFAULT_DATABASE_URL", "ERROR_KINDS", "Router"]
 log = logging.getLogger("bandit_router")
 
 DEFAULT_DATABASE_URL = "sqlite:///bandit_router.db"
-#: Error kinds a reward may report for a failed call; a failed call has quality 0.
-ERROR_KINDS = frozenset({"rate_limit", "server_error", "timeout", "context_length",
-                         "content_filter", "invalid_response", "other"})
 
 
 #: Bounds that keep one absurd value from poisoning the policy (VW's weights are float32).
