@@ -184,8 +184,10 @@ def test_exact_figures_per_day_and_key(traffic: tuple[Router, list[Logged]]) -> 
     assert by_day[DAY1].spend_usd == pytest.approx(0.010 + 0.0002 + e[2].estimate)
     assert by_day[DAY1].reference_cost_usd == pytest.approx(sum(x.reference for x in e[:3]))
     day2 = cost_report(router, group_by=("day", "model")).rows
-    assert [(r.day, r.model) for r in day2 if r.day == DAY2][:2] == [
-        (DAY2, "budget/tiny"), (DAY2, "midtier/generalist")]
+    # rows come sorted by group; the last decision (every model eligible) may pick any model
+    assert [(r.day, r.model) for r in day2 if r.day == DAY2] == [
+        (DAY2, m) for m in sorted({x.model for x in e[3:]})]
+    assert {"budget/tiny", "midtier/generalist", "opencode/coder"} <= {r.model for r in day2}
 
 
 def test_savings_and_quality_against_the_logged_strongest(
