@@ -135,7 +135,7 @@ def test_a_subset_arm_routes_within_its_models(tmp_path) -> None:
     seen = set()
     for i in range(200):
         task = wl.sample_task()
-        d = exp.select(task.text, unit_key=f"user-{i}")
+        d = exp.select(task.text, unit_key=f"user-{i}", event_id=f"sub-{i}")
         seen.add(f"{d.provider}/{d.model}")
         assert {f"{a.provider}/{a.model}" for a in d.alternatives} <= set(cheap.models)
         o = wl.outcome(task, f"{d.provider}/{d.model}")

@@ -220,12 +220,13 @@ def test_price_change_shifts_traffic_without_retraining(make_router: MakeRouter)
     wl = SyntheticWorkload(seed=99)
     tasks = [t for t in wl.tasks(400) if t.topic == "translation"][:40]
 
-    def shares() -> dict[str, float]:
-        picks = [router.select(t.text) for t in tasks]
+    def shares(tag: str) -> dict[str, float]:
+        # named events: the exploration draws, hence the shares, are the same on every run
+        picks = [router.select(t.text, event_id=f"{tag}-{i}") for i, t in enumerate(tasks)]
         return {k: sum(f"{d.provider}/{d.model}" == k for d in picks) / len(picks)
                 for k in router.catalog.model_keys()}
 
-    before = shares()
+    before = shares("before")
     leader = max(before, key=before.__getitem__)
     provider, model = leader.split("/")
     spec = router.catalog.get(leader)
@@ -233,7 +234,7 @@ def test_price_change_shifts_traffic_without_retraining(make_router: MakeRouter)
     router.update_pricing(provider, {model: {
         "input_price_per_1m": 1000 * spec.input_price_per_1m + 1.0,
         "output_price_per_1m": 1000 * spec.output_price_per_1m + 1.0}})
-    after = shares()
+    after = shares("after")
     assert router._learner.learned == learned  # nothing was relearned
     assert before[leader] >= 0.4
     assert after[leader] < before[leader] - 0.3
@@ -243,15 +244,17 @@ def test_cost_weight_per_request_moves_the_decision(make_router: MakeRouter) -> 
     router = make_router()
     rng = np.random.default_rng(0)
     wl = SyntheticWorkload(seed=1)
-    for _ in range(2000):  # train across many cost weights
+    for i in range(2000):  # train across many cost weights (named events: reproducible)
         task = wl.sample_task()
         lam = float(rng.choice([0.0, 10.0, 50.0, 200.0, 1000.0]))
-        d = router.select(task.text, cost_weight=lam)
+        d = router.select(task.text, cost_weight=lam, event_id=f"cw-train-{i}")
         o = wl.outcome(task, f"{d.provider}/{d.model}")
         router.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd)
     maths = [t for t in SyntheticWorkload(seed=7).tasks(300) if t.topic == "maths"][:30]
-    free = [router.select(t.text, cost_weight=0.0) for t in maths]
-    dear = [router.select(t.text, cost_weight=1000.0) for t in maths]
+    free = [router.select(t.text, cost_weight=0.0, event_id=f"free-{i}")
+            for i, t in enumerate(maths)]
+    dear = [router.select(t.text, cost_weight=1000.0, event_id=f"dear-{i}")
+            for i, t in enumerate(maths)]
     mean_cost = lambda ds: float(np.mean([d.estimated_cost_usd for d in ds]))  # noqa: E731
     assert sum(d.model == "large" for d in free) > 0.6 * len(free)
     assert mean_cost(dear) < 0.3 * mean_cost(free)

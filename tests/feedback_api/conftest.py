@@ -36,21 +36,46 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
-    def start(self, timeout: float = 120.0) -> None:
-        port = self.url.rsplit(":", 1)[1]
+    def start(self, timeout: float = 120.0, *, port_tries: int = 3) -> None:
+        """Start the server and wait until it is ready. The port was free when it was picked
+        (free_port), but another process may take it before the server binds it: then the
+        server starts again on a fresh port, and ``url`` changes to it."""
         exe = os.path.join(os.path.dirname(sys.executable), "bandit-router")
         assert self.log is not None
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([exe, "serve", "--port", port, "--log-level",
-                                          "warning"], env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
+        output = ""
+        for attempt in range(port_tries):
+            if attempt:
+                self.url = f"http://127.0.0.1:{free_port()}"
+            port = self.url.rsplit(":", 1)[1]
+            offset = self.log.stat().st_size if self.log.exists() else 0
+            with open(self.log, "ab") as out:
+                self.proc = subprocess.Popen([exe, "serve", "--port", port, "--log-level",
+                                              "warning"], env=self.env, stdout=out,
+                                             stderr=subprocess.STDOUT)
+            if self._wait_ready(deadline):
+                return
+            with open(self.log, "rb") as fh:
+                fh.seek(offset)
+                output = fh.read().decode(errors="replace")
+            self.proc = None
+            if "address already in use" not in output.lower():
+                raise RuntimeError(f"server exited: {output[-3000:]}")
+        raise RuntimeError(f"no free port after {port_tries} tries: {output[-3000:]}")
+
+    def _wait_ready(self, deadline: float) -> bool:
+        """True once this server is ready (/readyz answers 200, and this server's admin key
+        is accepted, so it is not another server on a port taken meanwhile); False if it
+        exited first."""
+        assert self.proc is not None and self.log is not None
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+                return False
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
+                if (httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+                        and httpx.get(f"{self.url}/v1/stats", timeout=10, headers={
+                            "Authorization": f"Bearer {self.admin_key}"}).status_code == 200):
+                    return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)

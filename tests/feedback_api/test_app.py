@@ -7,6 +7,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from bandit_router import InvalidInputError
 from feedback_api import KeyStore, Settings, create_app
 
 
@@ -49,3 +50,28 @@ def test_auth_can_be_switched_off_for_a_trusted_host(tmp_path) -> None:
     with TestClient(create_app(settings)) as http:
         assert http.post("/v1/select", json={"task": "hello"}).status_code == 200
         assert http.get("/v1/stats").status_code == 200
+
+
+def test_policy_and_cluster_settings_reach_the_router(tmp_path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedback_api.app import build_router
+
+    monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[3, 12]")
+    monkeypatch.setenv("BANDIT_ROUTER_EMBEDDING_DIMS", "32")
+    s = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", embedder="hash",
+                 gamma_scale=50.0, cluster_after=40)
+    assert s.task_clusters == (3, 12)
+    router = build_router(s)
+    try:
+        assert router.config.task_clusters == (3, 12) and router.config.cluster_after == 40
+        policy = router.policy.config  # type: ignore[attr-defined]
+        assert policy.gamma_scale == 50.0 and policy.embedding_dims == 32
+    finally:
+        router.close()
+    monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[]")
+    off = build_router(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", embedder="hash"))
+    assert off.config.task_clusters == ()
+    off.close()
+    with pytest.raises(InvalidInputError, match="cluster_after"):
+        build_router(Settings(database_url=f"sqlite:///{tmp_path / 'u.db'}", embedder="hash",
+                              task_clusters=(4, 16), cluster_after=8))

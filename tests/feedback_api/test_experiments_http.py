@@ -38,7 +38,8 @@ def test_experiment_lifecycle_over_http(tmp_path) -> None:
             task = wl.sample_task()
             unit = f"user-{i % 300}"
             d = http.post("/v1/select", json={"task": task.text, "experiment": "explore-less",
-                                              "unit_key": unit}, headers=client).json()
+                                              "unit_key": unit, "event_id": f"life-{i}"},
+                          headers=client).json()  # named events: reproducible draws
             o = wl.outcome(task, f"{d['provider']}/{d['model']}")
             r = http.post(f"/v1/events/{d['event_id']}/reward",
                           json={"quality": o.quality, "cost_usd": o.cost_usd}, headers=client)
@@ -120,8 +121,9 @@ def test_fixed_model_and_subset_arms_over_http_survive_a_restart(tmp_path) -> No
         for i in range(300):
             task = wl.sample_task()
             d = http.post("/v1/select", json={"task": task.text, "experiment": "vs-strongest",
-                                              "unit_key": f"user-{i % 90}"},
-                          headers=client).json()
+                                              "unit_key": f"user-{i % 90}",
+                                              "event_id": f"arms-{i}"},
+                          headers=client).json()  # named events: reproducible draws
             key = f"{d['provider']}/{d['model']}"
             arm = http.get(f"/v1/events/{d['event_id']}", headers=admin).json()["arm"]
             arm_of[f"user-{i % 90}"] = arm

@@ -57,9 +57,10 @@ def test_the_policy_learns_over_http(server: Server) -> None:
     allowed = Constraints(allowed_models=["gpt-4o-mini", "llama-3.1-8b-instant"])
     rounds = 300
     right, prior_right = [], []
-    for _ in range(rounds):
+    for i in range(rounds):
         task = wl.sample_task()
-        d = client.select(task.text, constraints=allowed)
+        # named events: the exploration draws are the same on every run
+        d = client.select(task.text, constraints=allowed, event_id=f"learns-over-http-{i}")
         best = "gpt-4o-mini" if task.topic in ("code", "maths") else "llama-3.1-8b-instant"
         client.reward(d.event_id, quality=0.9 if d.model == best else 0.2,
                       cost_usd=d.estimated_cost_usd)
