@@ -36,8 +36,9 @@ class PolicyConfig:
     or ``regcb`` (optimistic RegCB). VW's ``bag`` and ``cover`` are not offered: they keep
     several sub-models whose weights the router cannot pin (see ``VWPolicy``).
     ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
-    (``E``) and task features (``T``) with the model identity (``M``), so every model gets
-    its own linear quality function of the task.
+    (``E``), task features (``T``) and task clusters (``K``, see
+    :attr:`RouterConfig.task_clusters`) with the model identity (``M``), so every model gets
+    its own quality function of the task.
 
     >>> PolicyConfig(exploration="epsilon", epsilon=0.1).vw_args().split()[:3]
     ['--cb_explore_adf', '--epsilon', '0.1']
@@ -52,7 +53,7 @@ class PolicyConfig:
     power_t: float = 0.5
     l2: float = 0.0
     bits: int = 20
-    interactions: tuple[str, ...] = ("EM", "TM")
+    interactions: tuple[str, ...] = ("EM", "TM", "KM")
     embedding_dims: int | None = None
     seed: int = 0
     extra_args: str = ""
@@ -124,6 +125,10 @@ class RouterConfig:
     - ``pacing_gain``: how hard budgets pace the cost weight: it is multiplied by
       ``exp(pacing_gain * (used share of the budget - elapsed share of its window))``.
     - ``alert_webhook_url``: budget alerts are POSTed here as JSON (and always logged).
+    - ``task_clusters``: sizes of the k-means codebooks of task embeddings whose cluster ids
+      the policy sees (namespace ``K``); ``()`` turns them off. They are fitted once, on the
+      first ``cluster_after`` rewarded tasks, and shared by every process (see
+      ``bandit_router._clusters``).
     - ``maintenance_on_request``: let ``select``/``reward`` sweep expired events and learn
       what is pending. Right for a library used in one process; a server turns it off and
       does both from one background thread, so requests never wait for learning.
@@ -144,6 +149,8 @@ class RouterConfig:
     maintenance_on_request: bool = True
     pacing_gain: float = 50.0
     alert_webhook_url: str | None = None
+    task_clusters: tuple[int, ...] = (4, 16)
+    cluster_after: int = 1000
 
     def __post_init__(self) -> None:
         _check(_finite(self.cost_weight) and 0 <= self.cost_weight <= 1e6,
@@ -169,6 +176,14 @@ class RouterConfig:
                "embedding_cache_size must be >= 0")
         _check(_finite(self.pacing_gain) and 0 <= self.pacing_gain <= 100,
                "pacing_gain must be in [0, 100]")
+        _check(isinstance(self.task_clusters, tuple)
+               and all(isinstance(k, int) and not isinstance(k, bool) and 2 <= k <= 1024
+                       for k in self.task_clusters)
+               and len(set(self.task_clusters)) == len(self.task_clusters),
+               "task_clusters must be a tuple of distinct cluster counts in [2, 1024]")
+        _check(isinstance(self.cluster_after, int) and not isinstance(self.cluster_after, bool)
+               and self.cluster_after >= max(self.task_clusters, default=1),
+               "cluster_after must be an integer >= the largest of task_clusters")
         url = self.alert_webhook_url
         _check(url is None or (isinstance(url, str) and url.startswith(("http://", "https://"))
                                and len(url) <= 2000),

@@ -131,6 +131,9 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
     if not columns:
         raise InvalidTaskError("no model of the history is in the catalog")
     lam, mu = router.config.cost_weight, router.config.latency_weight
+    if history.embeddings is not None:  # the task clusters, from the whole history at once
+        with router._lock:
+            router._learner.fit_clusters(history.embeddings)
     learned = 0
     skip: set[str] = set()  # logged before, or earlier in this dataset (a repeated row)
     for start in range(0, len(history), batch):
@@ -157,6 +160,7 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
                 acts = [action_features(s, e, cost_weight=lam, latency_weight=mu)
                         for s, e in zip(specs, ests, strict=True)]
                 records = _action_records(specs, ests, acts)
+                context = router._learner.task_context(emb, task_features(text))
                 for k, (j, spec) in enumerate(columns):
                     event_id = ids[(i, j)]
                     if event_id in skip:
@@ -171,7 +175,7 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
                         task_hash=task_hash(text), task_text=None,
                         embedder=router.embedder.name,
                         embedding=np.asarray(emb, np.float32).tobytes(),
-                        context={"T": task_features(text)}, actions=records, chosen=k,
+                        context=context, actions=records, chosen=k,
                         model_key=spec.key, probability=1.0,
                         pmf=[1.0 if x == k else 0.0 for x in range(len(columns))],
                         cost_weight=lam, latency_weight=mu, input_tokens=n_in,
@@ -297,7 +301,8 @@ def _warm_start_logged(router: Router, records: Iterable[Any], *, batch: int) ->
                     else now, status="history", task_hash=thash, task_text=None,
                     embedder=router.embedder.name,
                     embedding=np.asarray(emb, np.float32).tobytes(),
-                    context={"T": task_features(rec.task) if rec.task is not None else {}},
+                    context=router._learner.task_context(
+                        emb, task_features(rec.task) if rec.task is not None else {}),
                     actions=_action_records(specs, ests, acts), chosen=c.chosen,
                     model_key=c.keys[c.chosen], probability=p, pmf=pmf, cost_weight=lam,
                     latency_weight=mu, input_tokens=c.input_tokens,

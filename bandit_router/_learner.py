@@ -1,9 +1,10 @@
 """Learning from the reward log: catch-up, checkpoints, restore and expiry.
 
 The reward table is the source of truth. A router's state is "everything learned up to reward
-``seq``": the policy and the FAISS memory. Learning means reading the log after that ``seq``
-in order, so the same code serves a live reward, a restart, a rebuild after a corrupt
-checkpoint, and a replica catching up with rewards another process wrote.
+``seq``": the policy and the FAISS memory (and, once fitted, the task-cluster codebooks, which
+are stored on their own and never change, see ``_clusters``). Learning means reading the log
+after that ``seq`` in order, so the same code serves a live reward, a restart, a rebuild after
+a corrupt checkpoint, and a replica catching up with rewards another process wrote.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from ._catalog import ModelSpec
+from ._clusters import TaskClusters
 from ._config import RouterConfig
 from ._constraints import Estimate
 from ._memory import Memory
 from ._scoring import estimate
-from ._store import CheckpointRow, EventRow, LearnItem, RewardRow, Store
+from ._store import CheckpointRow, ClusterRow, EventRow, LearnItem, RewardRow, Store
 from .policies import Policy, VWPolicy
 
 __all__ = ["Learner", "write_checkpoint"]
@@ -46,6 +48,8 @@ class Learner:
         self.learned = 0
         self._checkpointed_at = 0
         self._stats: dict[str, dict[str, float]] = {}
+        self.clusters: TaskClusters | None = None
+        self._cluster_try_at = config.cluster_after
 
     # -- identity of what a checkpoint holds ---------------------------------------------------
     def config_hash(self) -> str:
@@ -55,8 +59,76 @@ class Learner:
         pinned = repr(sorted(self.policy.pinned.items())) if isinstance(self.policy,
                                                                           VWPolicy) else ""
         text = "|".join([type(self.policy).__name__, settings, pinned, self.embedder_name,
-                         str(self.dim), str(self.config.memory_size)])
+                         str(self.dim), str(self.config.memory_size), self._cluster_key()])
         return hashlib.sha256(text.encode()).hexdigest()
+
+    # -- task clusters -------------------------------------------------------------------------
+    def _cluster_key(self) -> str:
+        """What the codebooks depend on: the embedder, the sizes, the seed."""
+        sizes = ",".join(map(str, self.config.task_clusters))
+        text = f"{self.embedder_name}|{self.dim}|{sizes}|{self.config.cluster_after}|" \
+               f"{self.policy.seed}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def task_context(self, embedding: np.ndarray, features: dict[str, float]) -> dict[str, Any]:
+        """The context an event stores (the embedding is stored on its own): the task
+        features ``T`` and, once the codebooks exist, the task's clusters ``K``."""
+        if self.clusters is None:
+            return {"T": features}
+        return {"T": features, "K": self.clusters.features(embedding)}
+
+    def _use_clusters(self, row: ClusterRow) -> bool:
+        if hashlib.sha256(row.codebooks).hexdigest() != row.sha256:
+            log.warning("task clusters %s are corrupt (checksum mismatch); not used", row.key)
+            return False
+        try:
+            clusters = TaskClusters.from_bytes(row.codebooks)
+        except Exception as exc:  # numpy raises many types on a damaged blob
+            log.warning("task clusters %s do not load (%s); not used", row.key, exc)
+            return False
+        if clusters.dim != self.dim or clusters.sizes != self.config.task_clusters:
+            log.warning("task clusters %s do not fit this router's settings; not used",
+                        row.key)
+            return False
+        self.clusters = clusters
+        return True
+
+    def fit_clusters(self, embeddings: np.ndarray) -> bool:
+        """Fit the codebooks on ``embeddings`` (distinct tasks) and store them, unless another
+        process stored them first (then theirs are used). False when there are too few."""
+        sizes = self.config.task_clusters
+        if self.clusters is not None or not sizes:
+            return self.clusters is not None
+        stored = self.store.clusters(self.arm, self._cluster_key())
+        if stored is not None and self._use_clusters(stored):
+            return True
+        tasks = np.unique(np.asarray(embeddings, np.float32), axis=0)
+        if len(tasks) < self.config.cluster_after:
+            return False
+        clusters = TaskClusters.fit(tasks, sizes=sizes, seed=self.policy.seed)
+        data = clusters.to_bytes()
+        row = self.store.add_clusters(ClusterRow(
+            arm=self.arm, key=self._cluster_key(), created_at=self.clock(), tasks=len(tasks),
+            sha256=hashlib.sha256(data).hexdigest(), codebooks=data))
+        if self._use_clusters(row):
+            log.info("task clusters %s fitted on %d tasks", sizes, len(tasks))
+        return self.clusters is not None
+
+    def _maybe_cluster(self) -> None:
+        """Load the stored codebooks, or fit them once the memory holds enough tasks."""
+        if self.clusters is not None or not self.config.task_clusters:
+            return
+        if (len(self.memory) >= self._cluster_try_at
+                and not self.fit_clusters(self.memory.vectors())):
+            # repeated tasks: try again when the memory has grown by a quarter
+            self._cluster_try_at = int(len(self.memory) * 1.25) + 1
+
+    def load_clusters(self) -> None:
+        """Use the codebooks stored for this router, if any."""
+        if self.clusters is None and self.config.task_clusters:
+            stored = self.store.clusters(self.arm, self._cluster_key())
+            if stored is not None:
+                self._use_clusters(stored)
 
     # -- estimates -----------------------------------------------------------------------------
     def estimates(self, specs: Sequence[ModelSpec], embedding: np.ndarray,
@@ -85,6 +157,8 @@ class Learner:
                         event.embedder, embedding.shape[0])
             return
         context: dict[str, Any] = {"E": embedding, "T": event.context.get("T", {})}
+        if "K" in event.context:
+            context["K"] = event.context["K"]
         actions = [a["features"] for a in event.actions]
         self.policy.learn(context, actions, event.chosen, reward.reward, event.probability)
         if not reward.is_default and reward.error is None:
@@ -103,6 +177,7 @@ class Learner:
             self._learn(LearnItem(reward, event))
             self.seq = seq
             self._stats = self.memory.model_stats()
+            self._maybe_cluster()
         else:
             self.catch_up()
 
@@ -123,6 +198,7 @@ class Learner:
                 break
         if total:
             self._stats = self.memory.model_stats()
+            self._maybe_cluster()
         return total
 
     def expire(self, before: float) -> int:
@@ -175,6 +251,7 @@ class Learner:
 
     def restore(self) -> None:
         """Newest usable checkpoint, then the log after it; else the whole log."""
+        self.load_clusters()
         restored = False
         for row in self.store.checkpoints(self.arm):
             if self._load(row):

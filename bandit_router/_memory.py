@@ -115,6 +115,11 @@ class Memory:
                 totals[name][mid] += value
                 totals[name + "_n"][mid] += 1
 
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """The stored task embeddings, oldest first (one row per remembered outcome)."""
+        return np.asarray(self._index.reconstruct_n(0, self._n), np.float32).reshape(
+            self._n, self.dim)
+
     def recall(self, embedding: npt.NDArray[np.float32], keys: list[str], *, k: int) -> Recall:
         """Statistics per model in ``keys`` over the ``k`` nearest stored tasks."""
         n_keys = len(keys)

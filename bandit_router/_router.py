@@ -231,7 +231,8 @@ class Router(BudgetMethods, ProviderMethods):
             eligible, reasons, lam = plan.eligible, {**reasons, **plan.reasons}, plan.cost_weight
             actions = [action_features(specs[i], estimates[i], cost_weight=lam,
                                        latency_weight=mu) for i in eligible]
-            context = {"E": embedding, "T": features}
+            stored_context = self._learner.task_context(embedding, features)
+            context = {"E": embedding, **stored_context}
             index, probability, pmf = self.policy.decide(
                 context, actions, draw=_draw(self.policy.seed, event_id))
             version = self._learner.learned
@@ -256,7 +257,7 @@ class Router(BudgetMethods, ProviderMethods):
             id=event_id, created_at=now, status="pending", task_hash=task_hash(task),
             task_text=task if self.config.store_task_text else None,
             embedder=self.embedder.name, embedding=embedding.astype(np.float32).tobytes(),
-            context={"T": features}, actions=records, chosen=index, model_key=spec.key,
+            context=stored_context, actions=records, chosen=index, model_key=spec.key,
             probability=probability, pmf=pmf, cost_weight=lam, latency_weight=mu,
             input_tokens=n_in, reference_key=reference.key,
             reference_cost_usd=ref_est.cost_usd, constraints=constraints.to_dict(),

@@ -49,8 +49,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["CheckpointRow", "EventConflict", "EventRow", "PriceRow", "RewardConflict",
-           "RewardRow", "Store"]
+__all__ = ["CheckpointRow", "ClusterRow", "EventConflict", "EventRow", "PriceRow",
+           "RewardConflict", "RewardRow", "Store"]
 
 SCHEMA_VERSION = 2
 #: Columns added after schema 1, added in place to older databases on start-up.
@@ -128,6 +128,20 @@ class CheckpointRow(_Base):
     sha256: Mapped[str] = mapped_column(String(64))
     policy: Mapped[bytes] = mapped_column(LargeBinary)
     memory: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ClusterRow(_Base):
+    """Task-cluster codebooks (``TaskClusters``), written once per arm and settings: the
+    first process to fit them wins, and every other uses its codebooks."""
+
+    __tablename__ = "br_clusters"
+
+    arm: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    tasks: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    codebooks: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PriceRow(_Base):
@@ -378,6 +392,23 @@ class Store:
         with self._sessions() as s:
             return list(s.scalars(select(CheckpointRow).where(CheckpointRow.arm == arm)
                                   .order_by(CheckpointRow.id.desc())))
+
+    # -- task clusters -------------------------------------------------------------------------
+    def clusters(self, arm: str, key: str) -> ClusterRow | None:
+        with self._sessions() as s:
+            return s.get(ClusterRow, (arm, key))
+
+    def add_clusters(self, row: ClusterRow) -> ClusterRow:
+        """Store ``row`` unless another process stored codebooks for its arm and key first;
+        returns the stored one."""
+        try:
+            with self.session() as s:
+                s.add(row)
+        except IntegrityError:
+            pass
+        stored = self.clusters(row.arm, row.key)
+        assert stored is not None
+        return stored
 
     def arm_outcomes(self, arm: str) -> list[tuple[float, float, float | None, float]]:
         """(quality, cost, latency, reward) of an arm's rewarded decisions (no defaults)."""

@@ -145,7 +145,7 @@ def logged_events(router: Any, *, limit: int | None = None) -> list[LoggedEvent]
             if r.is_default:
                 continue
             out.append(LoggedEvent(
-                context={"E": np.frombuffer(e.embedding, np.float32), "T": e.context["T"]},
+                context={"E": np.frombuffer(e.embedding, np.float32), **e.context},
                 actions=[a["features"] for a in e.actions], keys=[a["key"] for a in e.actions],
                 chosen=e.chosen, probability=e.probability, reward=r.reward,
                 quality=r.quality, cost_usd=r.cost_usd, latency_s=r.latency_s,

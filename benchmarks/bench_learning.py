@@ -23,17 +23,20 @@ from bandit_router import SentenceTransformerEmbedder as MiniLM
 from bandit_router.simulation import SyntheticWorkload, demo_catalog
 
 
-def run(seed: int, rounds: int, last: int, lam: float, embedder: CachedEmbedder) -> dict:
+def run(seed: int, rounds: int, last: int, lam: float, embedder: CachedEmbedder,
+        policy: dict, config: dict) -> dict:
     wl = SyntheticWorkload(seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         router = Router(database_url=f"sqlite:///{os.path.join(tmp, 'b.db')}",
                         catalog=demo_catalog(), embedder=embedder,
-                        policy=PolicyConfig(seed=seed), config=RouterConfig(cost_weight=lam))
+                        policy=PolicyConfig(seed=seed, **policy),
+                        config=RouterConfig(cost_weight=lam, **config))
         topics, picks = [], []
         t0 = time.perf_counter()
-        for _ in range(rounds):
+        for k in range(rounds):
             task = wl.sample_task()
-            d = router.select(task.text)
+            # named events: the exploration draws, hence the whole run, repeat for a seed
+            d = router.select(task.text, event_id=f"bench-{seed}-{k}")
             key = f"{d.provider}/{d.model}"
             o = wl.outcome(task, key)
             router.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd,
@@ -73,9 +76,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3000)
     parser.add_argument("--last", type=int, default=1000)
     parser.add_argument("--cost-weight", type=float, default=50.0)
+    parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale)
+    parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims)
+    parser.add_argument("--task-clusters", type=int, nargs="*",
+                        default=list(RouterConfig().task_clusters),
+                        help="k-means codebook sizes; none: no clusters")
     args = parser.parse_args()
     embedder = CachedEmbedder(MiniLM(), size=100_000)
-    results = [run(s, args.rounds, args.last, args.cost_weight, embedder) for s in args.seeds]
+    policy = {"gamma_scale": args.gamma_scale, "embedding_dims": args.embedding_dims}
+    config = {"task_clusters": tuple(args.task_clusters)}
+    print(f"policy {policy}, clusters {config['task_clusters']}")
+    results = [run(s, args.rounds, args.last, args.cost_weight, embedder, policy, config)
+               for s in args.seeds]
     print(f"built-in workload, {args.rounds} rounds, cost weight {args.cost_weight:g}/USD, "
           f"seeds {args.seeds}; expected values of each strategy's choices")
     for part, label in (("last", f"last {args.last} rounds"), ("all", "whole stream")):

@@ -6,7 +6,8 @@ the router's own embedder instead). For each cost weight and seed: quality and c
 last half and over the whole stream, against always-gpt-4o and the zero router's hull.
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_replay_mmlu.py \\
-        [--cost-weights 10 20 50 100] [--seeds 0 1 2] [--limit N] [--gamma-scale 30]
+        [--cost-weights 10 20 50 100] [--seeds 0 1 2] [--limit N] [--gamma-scale 30] \\
+        [--embedding-dims 64] [--task-clusters 4 16]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from bandit_router import PolicyConfig
+from bandit_router import PolicyConfig, RouterConfig
 from bandit_router.baselines import aiq, knn_greedy, supervised
 from bandit_router.datasets import default_data_dir, load_mmlu_pro
 from bandit_router.replay import replay, zero_router_hull
@@ -31,6 +32,11 @@ def main() -> None:
     parser.add_argument("--embed", action="store_true")
     parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
                         help="squareCB's gamma_scale (higher: less exploration)")
+    parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims,
+                        help="random projection of the embedding the policy sees")
+    parser.add_argument("--task-clusters", type=int, nargs="*",
+                        default=list(RouterConfig().task_clusters),
+                        help="k-means codebook sizes (none: no clusters)")
     parser.add_argument("--warm-start", type=float, default=0.0,
                         help="share of questions given with every model's outcome first")
     args = parser.parse_args()
@@ -42,7 +48,8 @@ def main() -> None:
         embedder = SentenceTransformerEmbedder()
     print(f"MMLU-Pro replay: {len(ds)} questions x {len(ds.models)} models, "
           f"seeds {args.seeds}, {'MiniLM' if args.embed else 'precomputed MiniLM vectors'}, "
-          f"squareCB gamma_scale {args.gamma_scale:g}")
+          f"squareCB gamma_scale {args.gamma_scale:g}, embedding dims "
+          f"{args.embedding_dims or 'all'}, task clusters {tuple(args.task_clusters)}")
     print(f"{'λ/USD':>7} | {'last half: quality':>18} {'% gpt-4o $':>10} {'vs hull':>8} | "
           f"{'whole: quality':>14} {'% gpt-4o $':>10} | rounds/s")
     curves: dict[str, list[tuple[float, float]]] = {"router": [], "kNN-greedy": [],
@@ -52,7 +59,9 @@ def main() -> None:
         for seed in args.seeds:
             r = replay(ds, seed=seed, cost_weight=lam, embedder=embedder, limit=args.limit,
                        warm_start=args.warm_start,
-                       policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale))
+                       policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
+                                           embedding_dims=args.embedding_dims),
+                       config=RouterConfig(task_clusters=tuple(args.task_clusters)))
             n = len(r.order)
             half, whole = r.summary(slice(n // 2, None)), r.summary()
             knn_order, knn_chosen = knn_greedy(ds, seed=seed, cost_weight=lam)

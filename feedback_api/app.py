@@ -48,7 +48,9 @@ def build_router(settings: Settings) -> Router:
                                 max_wait_s=settings.embed_wait_ms / 1000)
     return Router(
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
-        policy=PolicyConfig(exploration=settings.exploration, seed=settings.seed),
+        policy=PolicyConfig(exploration=settings.exploration, seed=settings.seed,
+                            gamma_scale=settings.gamma_scale,
+                            embedding_dims=settings.embedding_dims),
         config=RouterConfig(cost_weight=settings.cost_weight,
                             latency_weight=settings.latency_weight,
                             reward_wait_s=settings.reward_wait_s,
@@ -57,6 +59,8 @@ def build_router(settings: Settings) -> Router:
                             checkpoint_every=settings.checkpoint_every,
                             pacing_gain=settings.pacing_gain,
                             alert_webhook_url=settings.alert_webhook_url,
+                            task_clusters=tuple(settings.task_clusters),
+                            cluster_after=settings.cluster_after,
                             maintenance_on_request=False))
 
 

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     store_task_text: bool = False
     exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] = "squarecb"
     seed: int = 0
+    gamma_scale: float = Field(10.0, gt=0, le=1e6, description="squareCB: higher explores less")
+    embedding_dims: int | None = Field(
+        None, ge=1, le=4096, description="random projection of the embedding the policy sees")
+    task_clusters: tuple[int, ...] = Field(
+        (4, 16), description="k-means codebook sizes of task embeddings ([] turns them off), "
+                             "e.g. BANDIT_ROUTER_TASK_CLUSTERS='[4, 16]'")
+    cluster_after: int = Field(1000, ge=2, description="rewarded tasks before they are fitted")
     checkpoint_every: int = Field(1000, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
