@@ -571,7 +571,11 @@ class Router(BudgetMethods, ProviderMethods):
         with self._lock:
             measured = self._learner.memory.model_stats()
             learned = self._learner.learned
-        return routing_stats(self.store, self.catalog, measured, policy_version=learned)
+            clusters = self._learner.clusters
+        out = routing_stats(self.store, self.catalog, measured, policy_version=learned)
+        out["task_clusters"] = (None if clusters is None
+                                else {"sizes": list(clusters.sizes), "tag": clusters.tag})
+        return out
 
     # -- life cycle --------------------------------------------------------------------------
     def checkpoint(self) -> None:

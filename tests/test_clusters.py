@@ -86,7 +86,9 @@ def test_router_fits_once_enough_tasks_are_rewarded_and_uses_them(
         make_router: Callable[..., Router]) -> None:
     ds = synthetic_dataset(40, seed=3)
     router = make_router(config=CONFIG)
-    first = _serve(router, ds.texts[:24])
+    first = _serve(router, ds.texts[:23])
+    assert router.get_routing_stats()["task_clusters"] is None  # not yet: 23 tasks
+    first += _serve(router, ds.texts[23:24], start=23)
     assert router._learner.clusters is not None  # fitted after the 24th reward
     later = _serve(router, ds.texts[24:], start=24)
     with router.store.session() as s:
@@ -98,6 +100,8 @@ def test_router_fits_once_enough_tasks_are_rewarded_and_uses_them(
         emb = router.embedder.embed([f"{text} (request {24 + k})"])[0]
         assert contexts[i]["K"] == clusters.features(emb)  # what the policy saw is logged
     assert len(rows) == 1 and rows[0].tasks == 24 and rows[0].arm == ""
+    assert router.get_routing_stats()["task_clusters"] == {"sizes": [2, 4],
+                                                           "tag": clusters.tag}
     assert TaskClusters.from_bytes(rows[0].codebooks).sizes == (2, 4)
 
 
