@@ -257,6 +257,9 @@ class Store:
                 for name, sql_type in columns.items():
                     if name not in have:
                         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+                # and their indexes (create_all makes them only with a new table)
+                for index in _Base.metadata.tables[table].indexes:
+                    index.create(conn, checkfirst=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

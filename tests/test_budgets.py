@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from bandit_router import (
     Budget,
@@ -303,6 +303,8 @@ def test_older_database_gets_the_new_columns(sqlite_url: str,
         conn.execute(text("ALTER TABLE br_events DROP COLUMN reserved_usd"))
     engine.dispose()
     router = make_router()
+    indexes = {ix["name"] for ix in inspect(router.store.engine).get_indexes("br_events")}
+    assert "ix_br_events_tenant" in indexes  # the migrated column is indexed as a new one is
     router.set_budget(daily_limit=1.0)
     d = router.select("Still works", tenant="t1")
     router.reward(d.event_id, quality=1.0, cost_usd=0.001)
