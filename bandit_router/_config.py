@@ -184,6 +184,8 @@ class RouterConfig:
         _check(isinstance(self.cluster_after, int) and not isinstance(self.cluster_after, bool)
                and self.cluster_after >= max(self.task_clusters, default=1),
                "cluster_after must be an integer >= the largest of task_clusters")
+        _check(not self.task_clusters or self.cluster_after <= self.memory_size,
+               "cluster_after must be <= memory_size: the clusters are fitted on the memory")
         url = self.alert_webhook_url
         _check(url is None or (isinstance(url, str) and url.startswith(("http://", "https://"))
                                and len(url) <= 2000),

@@ -66,7 +66,10 @@ def test_config_rejects_bad_cluster_sizes(bad: object) -> None:
 def test_config_rejects_fitting_before_there_are_enough_tasks() -> None:
     with pytest.raises(InvalidInputError, match="cluster_after"):
         RouterConfig(task_clusters=(4, 16), cluster_after=10)
+    with pytest.raises(InvalidInputError, match="memory_size"):
+        RouterConfig(memory_size=500)  # would never hold the 1,000 tasks to fit on
     assert RouterConfig(task_clusters=(), cluster_after=1).task_clusters == ()
+    assert RouterConfig(task_clusters=(), memory_size=500).memory_size == 500
 
 
 def _serve(router: Router, texts: list[str], start: int = 0) -> list[str]:

@@ -121,7 +121,8 @@ def test_checkpoint_with_other_settings_is_not_loaded(make_router: MakeRouter) -
     first.close()
     second = make_router(policy=PolicyConfig(embedding_dims=32))
     assert second._learner.learned == 60
-    third = make_router(config=RouterConfig(cost_weight=50.0, memory_size=40))
+    third = make_router(config=RouterConfig(cost_weight=50.0, memory_size=40,
+                                            task_clusters=()))
     assert len(third._learner.memory) <= 40
 
 
