@@ -156,9 +156,8 @@ class Learner:
             log.warning("event %s was embedded by %s (dim %d); skipped", event.id,
                         event.embedder, embedding.shape[0])
             return
-        context: dict[str, Any] = {"E": embedding, "T": event.context.get("T", {})}
-        if "K" in event.context:
-            context["K"] = event.context["K"]
+        # what the decision saw: the embedding, and the features its event stored (T, K)
+        context: dict[str, Any] = {"E": embedding, "T": {}, **event.context}
         actions = [a["features"] for a in event.actions]
         self.policy.learn(context, actions, event.chosen, reward.reward, event.probability)
         if not reward.is_default and reward.error is None:
