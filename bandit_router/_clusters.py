@@ -97,15 +97,15 @@ class TaskClusters:
     @classmethod
     def fit(cls, embeddings: F32, *, sizes: Sequence[int], seed: int,
             iterations: int = 25) -> TaskClusters:
-        """Fit a codebook of each size on ``embeddings`` (one row per task)."""
+        """Fit a codebook of each size on ``embeddings``, one row per distinct task (the
+        caller removes repeats: a task rewarded twice must not weigh twice)."""
         x = _unit(np.asarray(embeddings, np.float32))
         if x.ndim != 2 or x.shape[0] < max(sizes):
             raise ValueError(f"need at least {max(sizes)} tasks to fit {max(sizes)} clusters")
-        x = np.unique(x, axis=0)  # a task rewarded more than once counts once
         books = []
         for k in sizes:
             rng = np.random.default_rng([seed, k])
-            books.append(_kmeans(x, min(k, x.shape[0]), rng=rng, iterations=iterations))
+            books.append(_kmeans(x, k, rng=rng, iterations=iterations))
         return cls(books)
 
     def assign(self, embedding: F32) -> list[int]:

@@ -97,11 +97,9 @@ class Learner:
         """Fit the codebooks on ``embeddings`` (distinct tasks) and store them, unless another
         process stored them first (then theirs are used). False when there are too few."""
         sizes = self.config.task_clusters
+        self.load_clusters()
         if self.clusters is not None or not sizes:
             return self.clusters is not None
-        stored = self.store.clusters(self.arm, self._cluster_key())
-        if stored is not None and self._use_clusters(stored):
-            return True
         tasks = np.unique(np.asarray(embeddings, np.float32), axis=0)
         if len(tasks) < self.config.cluster_after:
             return False
