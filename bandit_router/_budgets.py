@@ -52,12 +52,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ._errors import InvalidInputError
-from ._store import Store, _Base
+from ._sql import DriverStatement, Writer
+from ._store import Store, _Base, json_dumps
 
 __all__ = ["WINDOWS", "Budget", "BudgetAlert", "BudgetStatus", "Ledger", "event_scopes",
            "window_bounds"]
@@ -243,11 +243,15 @@ class Ledger:
         if store.dialect in ("sqlite", "postgresql"):
             ins = (sqlite.insert(SpendRow) if store.dialect == "sqlite"
                    else postgresql.insert(SpendRow))
-            self._upsert = ins.on_conflict_do_update(
-                index_elements=["scope", "bucket"],
-                set_={"reserved_usd": SpendRow.reserved_usd + ins.excluded.reserved_usd,
-                      "spent_usd": SpendRow.spent_usd + ins.excluded.spent_usd,
-                      "requests": SpendRow.requests + ins.excluded.requests})
+            self._upsert = DriverStatement(
+                ins.on_conflict_do_update(
+                    index_elements=["scope", "bucket"],
+                    set_={"reserved_usd": SpendRow.reserved_usd + ins.excluded.reserved_usd,
+                          "spent_usd": SpendRow.spent_usd + ins.excluded.spent_usd,
+                          "requests": SpendRow.requests + ins.excluded.requests}),
+                store.engine.dialect,
+                keys=["scope", "bucket", "reserved_usd", "spent_usd", "requests"],
+                dumps=json_dumps)
         used = SpendRow.reserved_usd + SpendRow.spent_usd
         self._usage = (
             select(SpendRow.scope,
@@ -285,14 +289,14 @@ class Ledger:
                     for r in rows]
 
     # -- spend ---------------------------------------------------------------------------------
-    def add(self, s: Connection, scopes: Sequence[str], bucket: int, *, reserved: float = 0.0,
+    def add(self, s: Writer, scopes: Sequence[str], bucket: int, *, reserved: float = 0.0,
             spent: float = 0.0, requests: int = 0) -> None:
         """Add to the hourly spend of each scope, inside the caller's transaction (one
         prepared upsert, executed for all scopes at once)."""
         rows = [{"scope": scope, "bucket": bucket, "reserved_usd": reserved,
                  "spent_usd": spent, "requests": requests} for scope in scopes]
         if self._upsert is not None:
-            s.execute(self._upsert, rows)
+            self._upsert.executemany(s, rows)
             return
         for values in rows:  # portable fallback: update, else insert
             done = s.execute(update(SpendRow)

@@ -115,7 +115,10 @@ class RouterConfig:
     - ``reward_wait_s``: after this long without a reward, an event is learned with
       ``default_reward`` (Azure Personalizer's semantics); later rewards are refused.
     - ``neighbours``: how many similar past tasks the FAISS memory recalls; ``memory_size``
-      caps how many it keeps (the oldest go first).
+      caps how many it keeps (the oldest go first). Up to ``exact_recall_limit`` remembered
+      outcomes the search is exact; from there the memory moves to an IVF index (128 lists,
+      8 probed, fitted then), whose search cost grows ~16x slower than the exact one's;
+      ``None`` keeps it exact (see ``bandit_router._memory.Memory``).
     - ``prior_strength``: pseudo-observations of the catalog's quality prior blended into
       the neighbours' mean quality.
     - ``max_task_chars``: longer tasks are refused (the embedder reads 256 word pieces anyway).
@@ -140,6 +143,7 @@ class RouterConfig:
     default_reward: float = 0.0
     neighbours: int = 32
     memory_size: int = 50_000
+    exact_recall_limit: int | None = 4096
     prior_strength: float = 2.0
     default_output_tokens: int = 300
     max_task_chars: int = 100_000
@@ -164,6 +168,11 @@ class RouterConfig:
                "neighbours must be in [1, 1024]")
         _check(isinstance(self.memory_size, int) and self.memory_size >= self.neighbours,
                "memory_size must be >= neighbours")
+        _check(self.exact_recall_limit is None
+               or (isinstance(self.exact_recall_limit, int)
+                   and not isinstance(self.exact_recall_limit, bool)
+                   and self.exact_recall_limit >= 1024),
+               "exact_recall_limit must be None (always exact) or an integer >= 1024")
         _check(_finite(self.prior_strength) and self.prior_strength > 0,
                "prior_strength must be > 0")
         _check(isinstance(self.default_output_tokens, int) and self.default_output_tokens >= 1,

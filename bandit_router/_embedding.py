@@ -148,6 +148,9 @@ class CachedEmbedder(_Wrapper):
         self.misses = 0
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
+        if self.size == 0:  # caching off: nothing to look up
+            self.misses += len(texts)
+            return _normalise(self.inner.embed(texts))
         keys = [task_hash(t) for t in texts]
         out: list[FloatArray | None] = []
         missing: dict[str, str] = {}

@@ -43,13 +43,20 @@ class Learner:
         self.config = config
         self.embedder_name = embedder_name
         self.clock = clock
-        self.memory = Memory(dim=dim, capacity=config.memory_size)
+        self.memory = self._new_memory()
         self.seq = 0
         self.learned = 0
         self._checkpointed_at = 0
         self._stats: dict[str, dict[str, float]] = {}
         self.clusters: TaskClusters | None = None
         self._cluster_try_at = config.cluster_after
+
+    def _new_memory(self, data: bytes | None = None) -> Memory:
+        dim, capacity, limit = self.dim, self.config.memory_size, self.config.exact_recall_limit
+        if data is None:
+            return Memory(dim=dim, capacity=capacity, exact_limit=limit, seed=self.policy.seed)
+        return Memory.from_bytes(data, dim=dim, capacity=capacity, exact_limit=limit,
+                                 seed=self.policy.seed)
 
     # -- identity of what a checkpoint holds ---------------------------------------------------
     def config_hash(self) -> str:
@@ -157,7 +164,8 @@ class Learner:
         # what the decision saw: the embedding, and the features its event stored (T, K)
         context: dict[str, Any] = {"E": embedding, "T": {}, **event.context}
         actions = [a["features"] for a in event.actions]
-        self.policy.learn(context, actions, event.chosen, reward.reward, event.probability)
+        self.policy.learn(context, actions, event.chosen, reward.reward, event.probability,
+                          key=event.id)
         if not reward.is_default and reward.error is None:
             self.memory.add(embedding, event.model_key, quality=reward.quality,
                             reward=reward.reward, cost_usd=reward.cost_usd,
@@ -235,8 +243,7 @@ class Learner:
             log.warning("checkpoint %d is corrupt (checksum mismatch); not used", row.id)
             return False
         try:
-            memory = Memory.from_bytes(row.memory, dim=self.dim,
-                                       capacity=self.config.memory_size)
+            memory = self._new_memory(row.memory)
             self.policy.load_bytes(row.policy)
         except Exception as exc:  # a damaged blob fails in VW or numpy with many types
             log.warning("checkpoint %d does not load (%s); not used", row.id, exc)

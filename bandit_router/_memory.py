@@ -9,6 +9,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from ._clusters import TaskClusters
+
 __all__ = ["Memory", "Recall"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -33,11 +35,19 @@ class Recall:
 
 
 class Memory:
-    """An exact inner-product FAISS index over unit-norm task embeddings, with outcomes.
+    """A FAISS inner-product index over unit-norm task embeddings, with outcomes.
 
     Each stored row is one rewarded decision: the task's embedding, the model that answered,
     and its quality, reward, cost, latency and output tokens. When ``capacity`` is reached the
     oldest tenth is dropped.
+
+    Up to ``exact_limit`` rows the search is exact (``IndexFlatIP``), and its cost grows with
+    the memory: about 0.7 ms a query at 10,000 rows of 384 dimensions, 3.4 ms at 50,000. When
+    the memory reaches ``exact_limit`` rows it moves to an inverted-file index
+    (``IndexIVFFlat``): ``lists`` centroids, fitted once by seeded spherical k-means on the
+    rows then held (so every process holding the same rows fits the same ones, and a
+    checkpoint keeps them), of which the ``probes`` nearest are searched. A query then scans
+    about ``probes / lists`` of the rows. ``exact_limit=None`` keeps the search exact.
 
     >>> mem = Memory(dim=2, capacity=10)
     >>> mem.add(np.array([1, 0], np.float32), "a/x", quality=1.0, reward=1.0, cost_usd=0.1,
@@ -48,14 +58,50 @@ class Memory:
 
     _COLUMNS = ("model", "quality", "reward", "cost", "latency", "tokens")
 
-    def __init__(self, *, dim: int, capacity: int = 100_000) -> None:
+    def __init__(self, *, dim: int, capacity: int = 100_000, exact_limit: int | None = 4096,
+                 lists: int = 128, probes: int = 8, seed: int = 0) -> None:
+        if exact_limit is not None and exact_limit < lists:
+            raise ValueError("exact_limit must be at least lists (k-means needs a row each)")
         self.dim = dim
         self.capacity = capacity
-        self._index = faiss.IndexFlatIP(dim)
+        self.exact_limit = exact_limit
+        self.lists, self.probes, self.seed = lists, probes, seed
+        self._index: faiss.Index = faiss.IndexFlatIP(dim)
+        #: the IVF's centroids once it replaced the flat index; its ids are ``_base + row``
+        #: (they do not shift when rows are evicted, as a flat index's do)
+        self._centroids: npt.NDArray[np.float32] | None = None
+        self._quantizer: faiss.Index | None = None
+        self._base = 0
         self._model_ids: dict[str, int] = {}
         self._cols = {name: np.zeros(0, np.float64) for name in self._COLUMNS}
         self._n = 0
         self._totals_cache: dict[str, FloatArray] | None = None
+        self._lookup_cache: tuple[tuple[tuple[str, ...], int], npt.NDArray[np.int64]] | None = (
+            None)
+
+    @property
+    def exact(self) -> bool:
+        """Whether a search is exact (the flat index) or approximate (the IVF)."""
+        return self._centroids is None
+
+    def _use_ivf(self, centroids: npt.NDArray[np.float32] | None = None) -> None:
+        """Move the rows to an IVF index on ``centroids`` (fitted on the rows if not given)."""
+        vectors = self.vectors()
+        if centroids is None:
+            centroids = TaskClusters.fit(vectors, sizes=(self.lists,), seed=self.seed,
+                                         iterations=10).codebooks[0]
+        centroids = np.ascontiguousarray(centroids, np.float32)
+        quantizer = faiss.IndexFlatIP(self.dim)
+        quantizer.add(centroids)
+        index = faiss.IndexIVFFlat(quantizer, self.dim, len(centroids),
+                                   faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = min(self.probes, len(centroids))
+        # ids stay put when rows are evicted: reading a row back needs the id -> entry map
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        if self._n:
+            index.add_with_ids(vectors, np.arange(self._n, dtype=np.int64))
+        self._index, self._quantizer, self._centroids, self._base = index, quantizer, \
+            centroids, 0
 
     def __len__(self) -> int:
         return self._n
@@ -79,8 +125,14 @@ class Memory:
             col[:keep] = col[drop : self._n]
         self._n = keep
         self._totals_cache = None
-        # the index is the only copy of the vectors; a flat index shifts the rest down
-        self._index.remove_ids(faiss.IDSelectorRange(0, drop))
+        # the index is the only copy of the vectors; a flat index shifts the rest down, an
+        # IVF keeps the ids it was given
+        if self.exact:
+            self._index.remove_ids(faiss.IDSelectorRange(0, drop))
+        else:
+            ids = np.arange(self._base, self._base + drop, dtype=np.int64)
+            self._index.remove_ids(faiss.IDSelectorArray(drop, faiss.swig_ptr(ids)))
+            self._base += drop
 
     def add(self, embedding: npt.NDArray[np.float32], model_key: str, *, quality: float,
             reward: float, cost_usd: float, latency_s: float | None,
@@ -97,10 +149,15 @@ class Memory:
                   np.nan if output_tokens is None else output_tokens)
         for name, value in zip(self._COLUMNS, values, strict=True):
             self._cols[name][row] = value
-        self._index.add(vec)
+        if self.exact:
+            self._index.add(vec)
+        else:
+            self._index.add_with_ids(vec, np.array([self._base + row], np.int64))
         self._n += 1
         if self._totals_cache is not None:
             self._bump(values)
+        if self.exact and self.exact_limit is not None and self._n >= self.exact_limit:
+            self._use_ivf()
 
     def _bump(self, values: tuple[float, ...]) -> None:
         totals = self._totals_cache
@@ -117,8 +174,14 @@ class Memory:
 
     def vectors(self) -> npt.NDArray[np.float32]:
         """The stored task embeddings, oldest first (one row per remembered outcome)."""
-        return np.asarray(self._index.reconstruct_n(0, self._n), np.float32).reshape(
-            self._n, self.dim)
+        if self._n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if self.exact:
+            vectors = self._index.reconstruct_n(0, self._n)
+        else:
+            vectors = self._index.reconstruct_batch(
+                np.arange(self._base, self._base + self._n, dtype=np.int64))
+        return np.asarray(vectors, np.float32).reshape(self._n, self.dim)
 
     def recall(self, embedding: npt.NDArray[np.float32], keys: list[str], *, k: int) -> Recall:
         """Statistics per model in ``keys`` over the ``k`` nearest stored tasks."""
@@ -128,14 +191,8 @@ class Memory:
             return Recall(zeros, zeros, zeros, zeros, zeros, zeros, 0.0)
         sims, idx = self._index.search(np.asarray(embedding, np.float32).reshape(1, self.dim),
                                        min(k, self._n))
-        rows = idx[0][idx[0] >= 0]
-        # map the memory's model ids to positions in ``keys``; unknown models fall in a bin
-        lookup = np.full(len(self._model_ids) + 1, n_keys, dtype=np.int64)
-        for pos, key in enumerate(keys):
-            mid = self._model_ids.get(key)
-            if mid is not None:
-                lookup[mid] = pos
-        slots = lookup[self._cols["model"][rows].astype(np.int64)]
+        rows = idx[0][idx[0] >= 0] - self._base
+        slots = self._lookup(keys)[self._cols["model"][rows].astype(np.int64)]
 
         def per_model(values: FloatArray) -> FloatArray:
             counts = np.bincount(slots, weights=values, minlength=n_keys + 1)[:n_keys]
@@ -150,8 +207,21 @@ class Memory:
             cost_sum=per_model(self._cols["cost"][rows]),
             tokens_sum=per_model(np.where(known, tokens, 0.0)),
             tokens_count=per_model(known.astype(np.float64)),
-            similarity=float(np.mean(sims[0][: len(rows)])) if len(rows) else 0.0,
+            similarity=float(sims[0][: len(rows)].sum()) / len(rows) if len(rows) else 0.0,
         )
+
+    def _lookup(self, keys: list[str]) -> npt.NDArray[np.int64]:
+        """Position in ``keys`` of each of the memory's model ids (unknown: ``len(keys)``)."""
+        cache_key = (tuple(keys), len(self._model_ids))
+        if self._lookup_cache is not None and self._lookup_cache[0] == cache_key:
+            return self._lookup_cache[1]
+        lookup = np.full(len(self._model_ids) + 1, len(keys), dtype=np.int64)
+        for pos, key in enumerate(keys):
+            mid = self._model_ids.get(key)
+            if mid is not None:
+                lookup[mid] = pos
+        self._lookup_cache = (cache_key, lookup)
+        return lookup
 
     def _totals(self) -> dict[str, FloatArray]:
         """Per model id: count, and sum and count of each column's known values."""
@@ -191,13 +261,19 @@ class Memory:
         keys = np.array(list(self._model_ids), dtype=np.str_)
         arrays: dict[str, npt.NDArray[np.generic]] = {
             name: col[: self._n] for name, col in self._cols.items()}
-        vectors = self._index.reconstruct_n(0, self._n) if self._n else np.zeros((0, self.dim))
-        np.savez(buf, vectors=vectors, keys=keys, **arrays)  # type: ignore[arg-type]
+        if self._centroids is not None:
+            arrays["centroids"] = self._centroids
+        np.savez(buf, vectors=self.vectors(), keys=keys, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, dim: int, capacity: int) -> Memory:
-        mem = cls(dim=dim, capacity=capacity)
+    def from_bytes(cls, data: bytes, *, dim: int, capacity: int,
+                   exact_limit: int | None = 4096, lists: int = 128, probes: int = 8,
+                   seed: int = 0) -> Memory:
+        """A memory written by :meth:`to_bytes`; it keeps its IVF centroids, if it had them,
+        so it searches as the memory it was written from did."""
+        mem = cls(dim=dim, capacity=capacity, exact_limit=exact_limit, lists=lists,
+                  probes=probes, seed=seed)
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             vectors = np.asarray(arrays["vectors"], np.float32)
             if vectors.ndim != 2 or vectors.shape[1] != dim:
@@ -208,4 +284,10 @@ class Memory:
                          for name in cls._COLUMNS}
             if mem._n:
                 mem._index.add(np.ascontiguousarray(vectors))
+            centroids = (np.asarray(arrays["centroids"], np.float32)
+                         if "centroids" in arrays.files else None)
+        if centroids is not None and centroids.ndim == 2 and centroids.shape[1] == dim:
+            mem._use_ivf(centroids)
+        elif exact_limit is not None and mem._n >= exact_limit:
+            mem._use_ivf()
         return mem

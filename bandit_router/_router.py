@@ -42,7 +42,16 @@ from ._router_budgets import BudgetMethods
 from ._router_providers import ProviderMethods
 from ._scoring import PINNED, action_features
 from ._spend import SpendGuard
-from ._store import EventConflict, EventRow, PriceRow, RewardConflict, RewardRow, Store
+from ._store import (
+    EventConflict,
+    EventRow,
+    PriceRow,
+    RewardConflict,
+    RewardRow,
+    Store,
+    json_dumps,
+    new_row,
+)
 from ._types import Alternative, Decision, EventRecord, RewardReceipt
 from .policies import Policy, VWPolicy
 
@@ -213,7 +222,8 @@ class Router(BudgetMethods, ProviderMethods):
             raise InvalidTaskError("event_id must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
         if self.config.maintenance_on_request:
             self._maybe_expire()
-        embedding = self.embedder.embed([task])[0]
+        # float32, as the event stores it: the policy learns from the same numbers
+        embedding = np.asarray(self.embedder.embed([task])[0], np.float32)
         features = task_features(task)
         now = self._clock()
         with self._lock:
@@ -234,7 +244,7 @@ class Router(BudgetMethods, ProviderMethods):
             stored_context = self._learner.task_context(embedding, features)
             context = {"E": embedding, **stored_context}
             index, probability, pmf = self.policy.decide(
-                context, actions, draw=_draw(self.policy.seed, event_id))
+                context, actions, draw=_draw(self.policy.seed, event_id), key=event_id)
             version = self._learner.learned
         reference = max(specs, key=lambda s: (s.quality_score, s.output_price_per_1m))
         ref_est = estimates[specs.index(reference)]
@@ -253,7 +263,8 @@ class Router(BudgetMethods, ProviderMethods):
                                  "latency_s": estimates[i].latency_s,
                                  "output_tokens": estimates[i].output_tokens}}
                    for i, a in zip(eligible, actions, strict=True)]
-        event_row = EventRow(
+        event_row = new_row(
+            EventRow,
             id=event_id, created_at=now, status="pending", task_hash=task_hash(task),
             task_text=task if self.config.store_task_text else None,
             embedder=self.embedder.name, embedding=embedding.astype(np.float32).tobytes(),
@@ -313,8 +324,10 @@ class Router(BudgetMethods, ProviderMethods):
         try:
             text = json.dumps(dict(metadata), allow_nan=False)
             json.dumps(dict(metadata), ensure_ascii=False).encode("utf-8")
+            json_dumps(dict(metadata))  # as the store writes it: no integers over 64 bits
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-            raise InvalidTaskError(f"metadata must be JSON without NaN: {exc}") from None
+            raise InvalidTaskError(f"metadata must be JSON without NaN or integers over 64 bits: "
+                                   f"{exc}") from None
         if "\\u0000" in text:
             raise InvalidTaskError("metadata contains a NUL character")
         return dict(metadata)
@@ -400,9 +413,9 @@ class Router(BudgetMethods, ProviderMethods):
             raise InvalidRewardError(
                 f"the reward quality - cost_weight x cost - latency_weight x latency = "
                 f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
-        row = RewardRow(event_id=event_id, received_at=self._clock(), quality=float(quality),
-                        cost_usd=float(cost_usd), latency_s=latency_s,
-                        output_tokens=output_tokens, error=error, reward=value, is_default=False)
+        row = new_row(RewardRow, event_id=event_id, received_at=self._clock(),
+                      quality=float(quality), cost_usd=float(cost_usd), latency_s=latency_s,
+                      output_tokens=output_tokens, error=error, reward=value, is_default=False)
         try:
             seq = self.store.add_reward(row, status="rewarded", also=self._spend.settle(
                 model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,

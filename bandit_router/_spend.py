@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import Connection
 
 from ._budgets import (
     Budget,
@@ -25,6 +24,7 @@ from ._budgets import (
 from ._catalog import ModelSpec
 from ._constraints import Estimate
 from ._errors import BudgetExceededError
+from ._sql import Writer
 from ._store import Store
 
 __all__ = ["BudgetPlan", "SpendGuard"]
@@ -159,21 +159,21 @@ class SpendGuard:
         return cost_weight * math.exp(exponent)
 
     def reserve(self, *, model_key: str, tenant: str | None, amount: float,
-                created_at: float) -> Callable[[Connection], None]:
+                created_at: float) -> Callable[[Writer], None]:
         """The write that reserves a decision's estimated cost (run in its transaction)."""
         scopes = event_scopes(model_key, tenant)
 
-        def write(s: Connection) -> None:
+        def write(s: Writer) -> None:
             self.ledger.add(s, scopes, bucket_of(created_at), reserved=amount, requests=1)
         return write
 
     def settle(self, *, model_key: str, tenant: str | None, reserved: float | None,
-               cost: float, created_at: float) -> Callable[[Connection], None]:
+               cost: float, created_at: float) -> Callable[[Writer], None]:
         """The write that replaces a reservation by the reported cost (in the reward's
         transaction). Spend counts in the hour of the decision."""
         scopes = event_scopes(model_key, tenant)
 
-        def write(s: Connection) -> None:
+        def write(s: Writer) -> None:
             self.ledger.add(s, scopes, bucket_of(created_at), reserved=-(reserved or 0.0),
                             spent=cost, requests=0 if reserved is not None else 1)
         return write

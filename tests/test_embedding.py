@@ -93,3 +93,17 @@ def test_batching_embedder_passes_errors_to_every_caller() -> None:
     batching.close()
     with pytest.raises(RuntimeError, match="closed"):
         batching.embed(["x"])
+
+
+def test_cache_size_zero_embeds_every_time_and_normalises() -> None:
+    class Counting:
+        dim, name, calls = 4, "counting", 0
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            Counting.calls += len(texts)
+            return np.full((len(texts), 4), 2.0, np.float32)
+
+    cached = CachedEmbedder(Counting(), size=0)
+    out = cached.embed(["a", "a"])
+    assert Counting.calls == 2 and cached.misses == 2 and cached.hits == 0
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0)

@@ -161,9 +161,9 @@ class RecordingVW(VWPolicy):
         self.probabilities: list[float] = []
 
     def learn(self, context: Any, actions: Any, index: int, reward: float,
-              probability: float) -> None:
+              probability: float, *, key: Any = None) -> None:
         self.probabilities.append(probability)
-        super().learn(context, actions, index, reward, probability)
+        super().learn(context, actions, index, reward, probability, key=key)
 
 
 def test_the_logged_probability_is_stored_and_learned_with() -> None:

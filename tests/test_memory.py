@@ -66,3 +66,61 @@ def test_snapshot_round_trip() -> None:
     assert mem.model_stats() == copy.model_stats()
     with pytest.raises(ValueError):
         Memory.from_bytes(mem.to_bytes(), dim=4, capacity=10)
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int = 16, centres: int = 40) -> np.ndarray:
+    """Unit vectors around a few dozen directions, as task embeddings are (by subject)."""
+    c = unit(rng, centres, dim)
+    x = c[rng.integers(centres, size=n)] + 0.35 * rng.normal(size=(n, dim)) / np.sqrt(dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def add_all(mem: Memory, vectors: np.ndarray, start: int = 0) -> None:
+    for k, vec in enumerate(vectors, start):
+        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
+                latency_s=None, output_tokens=None)
+
+
+def test_the_memory_moves_to_an_ivf_at_its_limit_and_finds_nearly_the_same() -> None:
+    rng = np.random.default_rng(2)
+    x = clustered(rng, 3000)
+    ivf = Memory(dim=16, capacity=10_000, exact_limit=1024, lists=32, probes=8)
+    exact = Memory(dim=16, capacity=10_000, exact_limit=None)
+    add_all(ivf, x[:1023])
+    assert ivf.exact
+    add_all(ivf, x[1023:], start=1023)
+    add_all(exact, x)
+    assert not ivf.exact and exact.exact and len(ivf) == len(exact) == 3000
+    assert np.array_equal(ivf.vectors(), exact.vectors())
+    queries = clustered(rng, 200)
+    _, want = exact._index.search(queries, 32)
+    _, got = ivf._index.search(queries, 32)
+    overlap = np.mean([len(set(a) & set(b)) / 32 for a, b in zip(want, got, strict=True)])
+    assert overlap > 0.9  # approximate, and close
+    assert overlap < 1.0 or ivf.probes == ivf.lists  # searched a part, not everything
+    keys = ["p/m0", "p/m1", "p/m2"]
+    assert ivf.recall(queries[0], keys, k=32).count.sum() == 32
+    assert {k: (v["n"], v["quality"]) for k, v in ivf.model_stats().items()} == {
+        k: (v["n"], v["quality"]) for k, v in exact.model_stats().items()}
+
+
+def test_an_ivf_memory_evicts_and_round_trips_with_its_centroids() -> None:
+    rng = np.random.default_rng(3)
+    x = clustered(rng, 1800)
+    mem = Memory(dim=16, capacity=1200, exact_limit=1024, lists=32, probes=4)
+    add_all(mem, x)
+    assert not mem.exact and len(mem) <= 1200
+    kept = x[1800 - len(mem):]
+    assert np.array_equal(mem.vectors(), kept)  # the oldest went first
+    copy = Memory.from_bytes(mem.to_bytes(), dim=16, capacity=1200, exact_limit=1024,
+                             lists=32, probes=4)
+    assert not copy.exact and np.array_equal(copy._centroids, mem._centroids)
+    keys = ["p/m0", "p/m1", "p/m2"]
+    for q in clustered(rng, 20):
+        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
+        assert a.count.tolist() == b.count.tolist()
+        assert np.allclose(a.quality_sum, b.quality_sum)
+    # rows keep matching their outcomes after eviction: a row's own vector finds it
+    r = mem.recall(kept[-1], keys, k=1)
+    assert r.count.tolist() == [1.0 if j == (1799 % 3) else 0.0 for j in range(3)]
+    assert r.quality_sum.sum() == pytest.approx((1799 % 10) / 10)

@@ -395,3 +395,19 @@ def test_event_ids_are_unique(make_router: MakeRouter) -> None:
     for bad in ("", " ", "x" * 200, "a\x00b"):
         with pytest.raises(InvalidTaskError):
             router.select("hello", event_id=bad)
+
+
+def test_a_large_memory_searches_an_ivf_and_a_restart_keeps_it(make_router: MakeRouter) -> None:
+    config = RouterConfig(cost_weight=50.0, exact_recall_limit=1024, checkpoint_every=1000,
+                          task_clusters=())
+    first = make_router(config=config)
+    train(first, 1100)
+    memory = first._learner.memory
+    assert not memory.exact and len(memory) == 1100
+    expected = probe_pmf(first)
+    first.store.close()  # a crash: the checkpoint at 1000 (still exact), the rest in the log
+    second = make_router(config=config)  # relearning passes 1024: the same centroids
+    restored = second._learner.memory
+    assert second._learner.learned == 1100 and not restored.exact
+    assert np.array_equal(restored._centroids, memory._centroids)
+    assert np.allclose(probe_pmf(second), expected, atol=1e-6)

@@ -61,6 +61,7 @@ def test_numpy_numbers_are_accepted(make_router: MakeRouter) -> None:
 @pytest.mark.parametrize("kwargs", [
     {"metadata": ["not", "a", "mapping"]}, {"metadata": {"x": object()}},
     {"metadata": {"x": float("nan")}}, {"metadata": {"x": "a\x00b"}},
+    {"metadata": {"x": 2**64}},  # JSON, but no database column type holds it
     {"input_tokens": True},
 ])
 def test_bad_select_options_are_typed_errors(make_router: MakeRouter, kwargs: dict) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,11 @@ class Policy(ABC):
     :meth:`pmf` with the policy's own seeded generator; ``learn(context, actions, index,
     reward, probability)`` updates it with the reward of the action taken. Rewards are
     "higher is better"; an adapter that needs costs flips the sign itself.
+
+    ``key`` (optional, e.g. the event id) names one context and its actions: a decision and
+    the update of its reward given the same key may share work, such as formatted examples.
+    Features given with a key must be the same each time it is given; without a key nothing
+    is shared.
     """
 
     name: str = "policy"
@@ -30,12 +35,13 @@ class Policy(ABC):
         self._rng = np.random.default_rng(seed)
 
     @abstractmethod
-    def pmf(self, context: Features, actions: Sequence[Features]) -> list[float]:
+    def pmf(self, context: Features, actions: Sequence[Features], *,
+            key: Hashable | None = None) -> list[float]:
         """The probability the policy gives each action, in the order given."""
 
     @abstractmethod
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
-              probability: float) -> None:
+              probability: float, *, key: Hashable | None = None) -> None:
         """Learn that action ``index``, chosen with ``probability``, earned ``reward``."""
 
     def predict(self, context: Features, actions: Sequence[Features]) -> tuple[int, float]:
@@ -43,7 +49,8 @@ class Policy(ABC):
         return index, probability
 
     def decide(self, context: Features, actions: Sequence[Features], *,
-               draw: float | None = None) -> tuple[int, float, list[float]]:
+               draw: float | None = None,
+               key: Hashable | None = None) -> tuple[int, float, list[float]]:
         """Sample an action: its index, its probability and the whole distribution.
 
         ``draw`` in [0, 1) replaces the policy's own generator (inverse-CDF sampling): the
@@ -52,7 +59,7 @@ class Policy(ABC):
         """
         if not actions:
             raise ValueError("a policy needs at least one action")
-        pmf = np.asarray(self.pmf(context, actions), dtype=np.float64)
+        pmf = np.asarray(self.pmf(context, actions, key=key), dtype=np.float64)
         pmf = np.clip(pmf, 0.0, None)
         total = pmf.sum()
         pmf = pmf / total if total > 0 else np.full(len(actions), 1.0 / len(actions))

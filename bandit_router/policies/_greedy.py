@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 from ._base import Features, Policy
 
@@ -40,12 +40,13 @@ class KNNGreedyPolicy(Policy):
         super().__init__(seed=seed)
         self.epsilon = float(epsilon)
 
-    def pmf(self, context: Features, actions: Sequence[Features]) -> list[float]:
+    def pmf(self, context: Features, actions: Sequence[Features], *,
+            key: Hashable | None = None) -> list[float]:
         scores = [_score(a) for a in actions]
         best = max(range(len(actions)), key=lambda i: (scores[i], -i))
         share = self.epsilon / len(actions)
         return [share + (1.0 - self.epsilon if i == best else 0.0) for i in range(len(actions))]
 
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
-              probability: float) -> None:
+              probability: float, *, key: Hashable | None = None) -> None:
         return None

@@ -9,8 +9,7 @@ import os
 import re
 import tempfile
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pylibvw  # type: ignore[import-not-found]
@@ -26,24 +25,14 @@ _UNSAFE = re.compile(r"[\s:|]")
 _COST_PER_REWARD = -1.0
 
 
-#: Examples kept as text for reuse: a decision formats its context and actions to predict,
-#: and learning its reward formats the same again.
-_EXAMPLE_CACHE_SIZE = 512
+#: Examples kept as text by key (see ``Policy``): a decision formats its context and actions
+#: to predict, and learning its reward uses the same text again.
+_EXAMPLE_CACHE_SIZE = 4096
 _NAMES_CACHE_SIZE = 4096
-
-_Frozen = tuple[tuple[str, Any], ...]
 
 
 def _name(text: str) -> str:
     return _UNSAFE.sub("_", text)
-
-
-def _frozen(features: Features) -> _Frozen:
-    """A hashable copy of namespaced features, in order: equal copies format to equal text."""
-    return tuple((ns, (values.dtype.str, values.shape, values.tobytes())
-                  if isinstance(values, np.ndarray) else tuple(values.items()))
-                 for ns, values in features.items())
-
 
 
 class VWPolicy(Policy):
@@ -81,10 +70,10 @@ class VWPolicy(Policy):
             self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
         self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
-        self._examples: OrderedDict[tuple[_Frozen, tuple[_Frozen, ...]], list[str]] = (
-            OrderedDict())
+        self._examples: OrderedDict[Hashable, list[str]] = OrderedDict()
         self._templates: dict[int, list[str]] = {}
         self._names: dict[str, str] = {}
+        self._singles: dict[tuple[str, str, float], str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
 
@@ -127,38 +116,51 @@ class VWPolicy(Policy):
 
     def _namespaces(self, features: Features) -> str:
         parts = []
-        esc = self._escaped
+        singles = self._singles
         for ns, values in features.items():
             if isinstance(values, np.ndarray):
-                body = self._dense(values)
-            elif isinstance(values, Mapping):
-                fields = []
-                for k, v in values.items():
-                    if v != 0.0:
-                        fields.append(esc(k) if v == 1.0 else f"{esc(k)}:{v:.6g}")
-                body = " ".join(fields)
-            else:
+                parts.append(f"|{ns} {self._dense(values)}")
+                continue
+            if not isinstance(values, Mapping):
                 raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
-            parts.append(f"|{ns} {body}")
+            if len(values) == 1:  # a model, a provider, a cluster: formatted once
+                ((name, value),) = values.items()
+                key = (ns, name, value)
+                part = singles.get(key)
+                if part is None:
+                    if len(singles) >= _NAMES_CACHE_SIZE:
+                        singles.clear()
+                    part = singles[key] = f"|{ns} {self._body(values)}"
+                parts.append(part)
+            else:
+                parts.append(f"|{ns} {self._body(values)}")
         return " ".join(parts)
 
-    def _lines(self, context: Features, actions: Sequence[Features]) -> list[str]:
-        """The unlabelled example: the shared line, then one line per action."""
-        key = (_frozen(context), tuple(_frozen(a) for a in actions))
-        lines = self._examples.get(key)
-        if lines is not None:
-            self._examples.move_to_end(key)
-            return lines
+    def _body(self, values: Mapping[str, float]) -> str:
+        esc = self._escaped
+        return " ".join([esc(k) if v == 1.0 else f"{esc(k)}:{v:.6g}"
+                         for k, v in values.items() if v != 0.0])
+
+    def _lines(self, context: Features, actions: Sequence[Features],
+               key: Hashable | None) -> list[str]:
+        """The unlabelled example: the shared line, then one line per action (kept under
+        ``key`` until it is learned)."""
+        if key is not None:
+            lines = self._examples.get(key)
+            if lines is not None and len(lines) == len(actions) + 1:
+                return lines
         lines = ["shared " + self._namespaces(context)]
         lines += [self._namespaces(action) for action in actions]
-        self._examples[key] = lines
-        if len(self._examples) > _EXAMPLE_CACHE_SIZE:
-            self._examples.popitem(last=False)
+        if key is not None:
+            self._examples[key] = lines
+            if len(self._examples) > _EXAMPLE_CACHE_SIZE:
+                self._examples.popitem(last=False)
         return lines
 
     def _example(self, context: Features, actions: Sequence[Features],
-                 label: tuple[int, float, float] | None = None) -> list[str]:
-        lines = self._lines(context, actions)
+                 label: tuple[int, float, float] | None = None,
+                 key: Hashable | None = None) -> list[str]:
+        lines = self._lines(context, actions, key)
         if label is not None and 0 <= label[0] < len(actions):
             lines = list(lines)
             i = label[0] + 1
@@ -180,21 +182,24 @@ class VWPolicy(Policy):
             pylibvw.vw._finish_example_multi_ex(self._vw, examples)
 
     # -- the policy -------------------------------------------------------------------------
-    def pmf(self, context: Features, actions: Sequence[Features]) -> list[float]:
+    def pmf(self, context: Features, actions: Sequence[Features], *,
+            key: Hashable | None = None) -> list[float]:
         self._pin()
         raw = [max(float(p), 0.0)
-               for p in self._run(self._example(context, actions), learn=False)]
+               for p in self._run(self._example(context, actions, key=key), learn=False)]
         total = sum(raw)
         # regcbopt gives every tied best action probability 1: normalise, so the probability
         # logged is the one the action was drawn with
         return [p / total for p in raw] if total > 0 else [1.0 / len(raw)] * len(raw)
 
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
-              probability: float) -> None:
+              probability: float, *, key: Hashable | None = None) -> None:
         cost = _COST_PER_REWARD * reward
         self._pin()
-        self._run(self._example(context, actions, (index, cost, max(probability, 1e-6))),
+        self._run(self._example(context, actions, (index, cost, max(probability, 1e-6)), key),
                   learn=True)
+        if key is not None:
+            self._examples.pop(key, None)  # an event is learned once
         self._pin()
 
     def to_bytes(self) -> bytes:

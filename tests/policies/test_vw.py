@@ -97,3 +97,24 @@ def test_examples_reused_as_text_match_fresh_formatting() -> None:
     assert fresh[0].startswith("shared |E 0:-1 1:-0.86667")
     acts[0]["A"]["cost"] = 0.25
     assert policy._example(ctx, acts)[1] == "|M a |A cost:0.25"
+
+
+def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
+    """The router names each decision (its event id) so that learning its reward reuses the
+    example formatted to decide; the policy learned must equal one formatted twice."""
+    keyed, plain = VWPolicy(PolicyConfig(seed=4)), VWPolicy(PolicyConfig(seed=4))
+    rng = np.random.default_rng(1)
+    acts = [{"M": {"a": 1.0}, "A": {"cost": 0.1}}, {"M": {"b": 1.0}, "A": {"cost": 0.3}}]
+    for k in range(300):
+        ctx = {"E": rng.normal(size=8).astype(np.float32), "T": {f"t{k % 3}": 1.0}}
+        i, p, _ = keyed.decide(ctx, acts, draw=0.5, key=f"e{k}")
+        j, q, _ = plain.decide(ctx, acts, draw=0.5)
+        assert (i, p) == (j, q)
+        keyed.learn(ctx, acts, i, reward=float(i == k % 2), probability=p, key=f"e{k}")
+        plain.learn(ctx, acts, j, reward=float(j == k % 2), probability=q)
+        assert f"e{k}" not in keyed._examples  # learned once, then dropped
+    probe = {"E": np.ones(8, np.float32), "T": {"t1": 1.0}}
+    assert keyed.pmf(probe, acts) == plain.pmf(probe, acts)
+    # a key given again with other actions is formatted anew, not served stale
+    keyed.pmf(probe, acts, key="k")
+    assert len(keyed.pmf(probe, acts[:1], key="k")) == 1
