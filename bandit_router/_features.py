@@ -19,7 +19,14 @@ _MATH_OPERATION = re.compile(r"\d\s*[-+*/^=]\s*\d")  # _MATH's one branch withou
 #: Strings every match of a pattern contains (lower-case: compared with an ASCII text
 #: lowered). A pattern runs only on texts that hold one of them, with the same result:
 #: Python's regex engine tries every alternative at every position, which is slow.
-_CODE_HINTS = ("```", "def ", "class ", "import ", "#include", "function", "=>", ";", "{")
+#: ``_CODE`` split into its alternatives: (literal every match holds, pattern or ``None`` when
+#: the literal is the whole alternative).
+_CODE_PARTS: tuple[tuple[str, re.Pattern[str] | None], ...] = (
+    ("```", None), ("#include", None), ("=>", None),
+    ("def ", re.compile(r"\bdef ")), ("class ", re.compile(r"\bclass ")),
+    ("import ", re.compile(r"\bimport ")), ("function", re.compile(r"\bfunction\b")),
+    (";", re.compile(r";\s*$", re.MULTILINE)), ("{", re.compile(r"\{\s*$", re.MULTILINE)),
+)
 _MATH_HINTS = ("\\frac", "\\sum", "solve", "equation", "integral")
 _TRANSLATE_HINTS = ("translat",)
 _SUMMARY_HINTS = ("summar", "tldr", "tl;dr")
@@ -56,14 +63,13 @@ def task_features(text: str) -> dict[str, float]:
     n_chars = len(text)
     lines = text.count("\n") + 1
     lowered = text.lower() if text.isascii() else None
-    code = _found(_CODE, text, text, _CODE_HINTS)  # case-sensitive: hints hold as they are
     math_ = (_MATH_OPERATION.search(text) is not None
              or _found(_MATH, text, lowered, _MATH_HINTS))
     return {
         "chars": math.log1p(n_chars) / 10.0,
         "words": math.log1p(len(text.split())) / 8.0,
         "lines": math.log1p(lines) / 5.0,
-        "code": 1.0 if code else 0.0,
+        "code": 1.0 if _has_code(text) else 0.0,
         "math": 1.0 if math_ else 0.0,
         "question": 1.0 if text.rstrip().endswith("?") or _QUESTION.match(text) else 0.0,
         "translate": 1.0 if _found(_TRANSLATE, text, lowered, _TRANSLATE_HINTS) else 0.0,
@@ -72,8 +78,20 @@ def task_features(text: str) -> dict[str, float]:
     }
 
 
+def _has_code(text: str) -> bool:
+    """``_CODE.search(text)``, one alternative at a time: each runs only where its literal is
+    in the text, and one that is nothing but its literal needs no regex at all. A search for
+    alternatives matches where one of them does, so this is the same test, several times
+    faster on long texts."""
+    for hint, pattern in _CODE_PARTS:
+        if hint in text and (pattern is None or pattern.search(text) is not None):
+            return True
+    return False
+
+
 def _count_digits(text: str) -> int:
     """How many characters of ``text`` are digits (``str.isdigit``)."""
-    if text.isascii():  # ten counts in C, not a Python loop over the characters
-        return sum(text.count(d) for d in "0123456789")
+    if text.isascii():  # one pass in C: the length the digits take away
+        raw = text.encode("ascii")
+        return len(raw) - len(raw.translate(None, b"0123456789"))
     return sum(map(str.isdigit, text))

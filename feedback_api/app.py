@@ -61,6 +61,7 @@ def build_router(settings: Settings) -> Router:
                             alert_webhook_url=settings.alert_webhook_url,
                             task_clusters=tuple(settings.task_clusters),
                             cluster_after=settings.cluster_after,
+                            exact_recall_limit=settings.exact_recall_limit,
                             maintenance_on_request=False))
 
 

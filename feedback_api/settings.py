@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     ``BANDIT_ROUTER_CONFIG_FILE`` supplies defaults beneath that.
     """
 
-    model_config = SettingsConfigDict(env_prefix="BANDIT_ROUTER_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="BANDIT_ROUTER_", extra="forbid",
+                                      env_parse_none_str="null")
 
     database_url: str = "sqlite:///bandit_router.db"
     catalog_path: str | None = None
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
         (4, 16), description="k-means codebook sizes of task embeddings ([] turns them off), "
                              "e.g. BANDIT_ROUTER_TASK_CLUSTERS='[4, 16]'")
     cluster_after: int = Field(1000, ge=2, description="rewarded tasks before they are fitted")
+    exact_recall_limit: int | None = Field(
+        4096, ge=1024, description="remembered outcomes searched exactly; beyond, an IVF index "
+                                   "(null: always exact)")
     checkpoint_every: int = Field(1000, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

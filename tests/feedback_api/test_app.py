@@ -58,19 +58,23 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
 
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[3, 12]")
     monkeypatch.setenv("BANDIT_ROUTER_EMBEDDING_DIMS", "32")
+    monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "2048")
     s = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", embedder="hash",
                  gamma_scale=50.0, cluster_after=40)
     assert s.task_clusters == (3, 12)
     router = build_router(s)
     try:
         assert router.config.task_clusters == (3, 12) and router.config.cluster_after == 40
+        assert router.config.exact_recall_limit == 2048
+        assert router._learner.memory.exact_limit == 2048
         policy = router.policy.config  # type: ignore[attr-defined]
         assert policy.gamma_scale == 50.0 and policy.embedding_dims == 32
     finally:
         router.close()
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[]")
+    monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "null")
     off = build_router(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", embedder="hash"))
-    assert off.config.task_clusters == ()
+    assert off.config.task_clusters == () and off._learner.memory.exact_limit is None
     off.close()
     with pytest.raises(InvalidInputError, match="cluster_after"):
         build_router(Settings(database_url=f"sqlite:///{tmp_path / 'u.db'}", embedder="hash",
