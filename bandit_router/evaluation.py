@@ -223,8 +223,14 @@ def evaluate_setting(events: Sequence[LoggedEvent], *, policy: PolicyConfig | No
         scale = cost_weight / ev.cost_weight  # the cost feature is weight x estimated cost
         return [{**a, "A": {**a["A"], "cost": a["A"]["cost"] * scale}} for a in ev.actions]
 
-    def learn(ev: LoggedEvent, acts: list[dict[str, dict[str, float]]], value: float) -> None:
-        target.learn(ev.context, acts, ev.chosen, value, ev.probability)
+    # ``evaluate`` asks for an event's distribution and then learns that event, on the same
+    # action list: keyed by that list, the example is formatted once (the key goes at learn)
+    def pmf(context: Features, acts: Sequence[Features]) -> list[float]:
+        return target.pmf(context, acts, key=("evaluate", id(acts)))
 
-    return evaluate(events, target.pmf, reward=objective, actions=reweighted, learn=learn,
+    def learn(ev: LoggedEvent, acts: list[dict[str, dict[str, float]]], value: float) -> None:
+        target.learn(ev.context, acts, ev.chosen, value, ev.probability,
+                     key=("evaluate", id(acts)))
+
+    return evaluate(events, pmf, reward=objective, actions=reweighted, learn=learn,
                     level=level)
