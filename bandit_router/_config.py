@@ -32,8 +32,12 @@ class PolicyConfig:
     """Settings of the Vowpal Wabbit ``cb_explore_adf`` policy.
 
     ``exploration`` picks VW's exploration algorithm: ``squarecb`` (default; ``gamma_scale``,
-    ``gamma_exponent``), ``epsilon`` (``epsilon``-greedy), ``softmax`` (``softmax_lambda``)
-    or ``regcb`` (optimistic RegCB). VW's ``bag`` and ``cover`` are not offered: they keep
+    ``gamma_exponent``; ``elimination`` explores only among the actions whose confidence
+    interval still reaches the best one's), ``epsilon`` (``epsilon``-greedy), ``softmax``
+    (``softmax_lambda``) or ``regcb`` (optimistic RegCB). RegCB and elimination bound the
+    predicted reward by ``reward_range`` (VW's ``--cb_min_cost``/``--cb_max_cost``, negated:
+    VW minimises cost); the router's rewards are a quality in [0, 1] less cost and latency
+    terms, so the default (-1, 1) holds them. VW's ``bag`` and ``cover`` are not offered: they keep
     several sub-models whose weights the router cannot pin (see ``VWPolicy``).
     ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
     (``E``), task features (``T``) and task clusters (``K``, see
@@ -48,6 +52,8 @@ class PolicyConfig:
     epsilon: float = 0.05
     gamma_scale: float = 10.0
     gamma_exponent: float = 0.5
+    elimination: bool = False
+    reward_range: tuple[float, float] = (-1.0, 1.0)
     softmax_lambda: float = 10.0
     learning_rate: float = 0.5
     power_t: float = 0.5
@@ -64,6 +70,13 @@ class PolicyConfig:
         _check(_finite(self.gamma_scale) and self.gamma_scale > 0, "gamma_scale must be > 0")
         _check(_finite(self.gamma_exponent) and self.gamma_exponent >= 0,
                "gamma_exponent must be >= 0")
+        _check(isinstance(self.elimination, bool), "elimination must be a bool")
+        _check(not self.elimination or self.exploration == "squarecb",
+               "elimination is an option of squarecb exploration")
+        low, high = (self.reward_range if isinstance(self.reward_range, tuple)
+                     and len(self.reward_range) == 2 else (math.nan, math.nan))
+        _check(_finite(low) and _finite(high) and low < high,
+               "reward_range must be (low, high) with low < high")
         _check(_finite(self.softmax_lambda) and self.softmax_lambda > 0,
                "softmax_lambda must be > 0")
         _check(_finite(self.learning_rate) and self.learning_rate > 0,
@@ -78,21 +91,30 @@ class PolicyConfig:
                or (isinstance(self.embedding_dims, int) and self.embedding_dims >= 1),
                "embedding_dims must be None (raw embedding) or a positive integer")
         _check(isinstance(self.seed, int), "seed must be an integer")
+        _check(not any(flag in f" {self.extra_args} " for flag in
+                       (" --elim ", " --cb_min_cost ", " --cb_max_cost ")),
+               "extra_args must not set --elim or the cost bounds: use elimination and "
+               "reward_range")
         _check("-i " not in f" {self.extra_args} " and "--initial_regressor" not in self.extra_args,
                "extra_args must not load a model; the router restores its own checkpoints")
 
     def vw_args(self) -> str:
         """The VW command line this configuration stands for."""
         args = ["--cb_explore_adf"]
+        # VW's cost is the negated reward: bounds on the reward are bounds on the cost
+        bounds = ["--cb_min_cost", f"{-self.reward_range[1]:g}",
+                  "--cb_max_cost", f"{-self.reward_range[0]:g}"]
         if self.exploration == "squarecb":
             args += ["--squarecb", "--gamma_scale", f"{self.gamma_scale:g}",
                      "--gamma_exponent", f"{self.gamma_exponent:g}"]
+            if self.elimination:
+                args += ["--elim", *bounds]
         elif self.exploration == "epsilon":
             args += ["--epsilon", f"{self.epsilon:g}"]
         elif self.exploration == "softmax":
             args += ["--softmax", "--lambda", f"{self.softmax_lambda:g}"]
         else:  # regcb
-            args += ["--regcbopt"]
+            args += ["--regcbopt", *bounds]
         args += ["--learning_rate", f"{self.learning_rate:g}", "--power_t", f"{self.power_t:g}",
                  "-b", str(self.bits), "--random_seed", str(self.seed)]
         if self.l2 > 0:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._config import RouterConfig
+from ._config import PolicyConfig, RouterConfig
 from ._router import Router
 from .simulation import HashEmbedder, SyntheticWorkload, Task, demo_catalog
 
@@ -170,7 +170,6 @@ def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from ._config import PolicyConfig
     from .replay import replay
 
     dataset = _load_dataset(args.dataset, args.limit)
@@ -182,8 +181,11 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
           f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
           f"seed {args.seed}; bandit feedback only")
+    policy = PolicyConfig(exploration=args.exploration, seed=args.seed,
+                          gamma_scale=args.gamma_scale, embedding_dims=args.embedding_dims,
+                          elimination=args.elimination)
     result = replay(dataset, seed=args.seed, cost_weight=args.cost_weight, embedder=embedder,
-                    policy=PolicyConfig(exploration=args.exploration, seed=args.seed))
+                    policy=policy)
     n = len(result.order)
     for label, part in (("whole stream", slice(None)), ("last half", slice(n // 2, None))):
         s = result.summary(part)
@@ -278,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--cost-weight", type=float, default=20.0)
     rp.add_argument("--exploration", choices=["squarecb", "epsilon", "softmax", "regcb"],
                     default="squarecb")
+    rp.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
+                    help="squareCB: higher explores less")
+    rp.add_argument("--embedding-dims", type=int, default=None,
+                    help="random projection of the embedding the policy sees")
+    rp.add_argument("--elimination", action="store_true",
+                    help="squareCB explores only the models still in the running")
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--limit", type=int, default=None)
     rp.add_argument("--embed", action="store_true",

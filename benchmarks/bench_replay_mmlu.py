@@ -7,7 +7,7 @@ last half and over the whole stream, against always-gpt-4o and the zero router's
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_replay_mmlu.py \\
         [--cost-weights 10 20 50 100] [--seeds 0 1 2] [--limit N] [--gamma-scale 30] \\
-        [--embedding-dims 64] [--task-clusters 4 16]
+        [--embedding-dims 64] [--task-clusters 4 16] [--elimination]
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--embed", action="store_true")
     parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
                         help="squareCB's gamma_scale (higher: less exploration)")
+    parser.add_argument("--elimination", action="store_true",
+                        help="squareCB explores only the models still in the running")
     parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims,
                         help="random projection of the embedding the policy sees")
     parser.add_argument("--task-clusters", type=int, nargs="*",
@@ -48,7 +50,8 @@ def main() -> None:
         embedder = SentenceTransformerEmbedder()
     print(f"MMLU-Pro replay: {len(ds)} questions x {len(ds.models)} models, "
           f"seeds {args.seeds}, {'MiniLM' if args.embed else 'precomputed MiniLM vectors'}, "
-          f"squareCB gamma_scale {args.gamma_scale:g}, embedding dims "
+          f"squareCB gamma_scale {args.gamma_scale:g}"
+          f"{' with elimination' if args.elimination else ''}, embedding dims "
           f"{args.embedding_dims or 'all'}, task clusters {tuple(args.task_clusters)}")
     print(f"{'λ/USD':>7} | {'last half: quality':>18} {'% gpt-4o $':>10} {'vs hull':>8} | "
           f"{'whole: quality':>14} {'% gpt-4o $':>10} | rounds/s")
@@ -60,7 +63,8 @@ def main() -> None:
             r = replay(ds, seed=seed, cost_weight=lam, embedder=embedder, limit=args.limit,
                        warm_start=args.warm_start,
                        policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
-                                           embedding_dims=args.embedding_dims),
+                                           embedding_dims=args.embedding_dims,
+                                           elimination=args.elimination),
                        config=RouterConfig(task_clusters=tuple(args.task_clusters)))
             n = len(r.order)
             half, whole = r.summary(slice(n // 2, None)), r.summary()

@@ -50,6 +50,7 @@ def build_router(settings: Settings) -> Router:
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
         policy=PolicyConfig(exploration=settings.exploration, seed=settings.seed,
                             gamma_scale=settings.gamma_scale,
+                            elimination=settings.elimination,
                             embedding_dims=settings.embedding_dims),
         config=RouterConfig(cost_weight=settings.cost_weight,
                             latency_weight=settings.latency_weight,

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] = "squarecb"
     seed: int = 0
     gamma_scale: float = Field(10.0, gt=0, le=1e6, description="squareCB: higher explores less")
+    elimination: bool = Field(False, description="squareCB explores only the models whose "
+                                                 "confidence interval reaches the best one's")
     embedding_dims: int | None = Field(
         None, ge=1, le=4096, description="random projection of the embedding the policy sees")
     task_clusters: tuple[int, ...] = Field(

@@ -60,6 +60,7 @@ def test_keys_create_list_revoke(tmp_path, capsys: pytest.CaptureFixture[str]) -
 def test_replay_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "rounds.csv"
     assert main(["replay", "synthetic", "--limit", "400", "--cost-weight", "50",
+                 "--gamma-scale", "30", "--embedding-dims", "16", "--elimination",
                  "--log", str(log)]) == 0
     out = capsys.readouterr().out
     assert "whole stream (400 rounds)" in out and "last half (200 rounds)" in out

@@ -28,7 +28,9 @@ def test_router_config_rejects(kwargs: dict) -> None:
 @pytest.mark.parametrize("kwargs", [
     {"exploration": "ucb"}, {"exploration": "bag"}, {"epsilon": 1.5}, {"gamma_scale": 0},
     {"bits": 40}, {"interactions": ("EMX",)}, {"embedding_dims": 0}, {"learning_rate": 0},
-    {"extra_args": "-i model.vw"},
+    {"extra_args": "-i model.vw"}, {"exploration": "epsilon", "elimination": True},
+    {"reward_range": (1.0, -1.0)}, {"reward_range": (0.0, float("inf"))},
+    {"extra_args": "--elim"}, {"extra_args": "--cb_min_cost -2"},
 ])
 def test_policy_config_rejects(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):

@@ -60,7 +60,7 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
     monkeypatch.setenv("BANDIT_ROUTER_EMBEDDING_DIMS", "32")
     monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "2048")
     s = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", embedder="hash",
-                 gamma_scale=50.0, cluster_after=40)
+                 gamma_scale=50.0, cluster_after=40, elimination=True)
     assert s.task_clusters == (3, 12)
     router = build_router(s)
     try:
@@ -69,6 +69,7 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
         assert router._learner.memory.exact_limit == 2048
         policy = router.policy.config  # type: ignore[attr-defined]
         assert policy.gamma_scale == 50.0 and policy.embedding_dims == 32
+        assert policy.elimination and "--elim" in policy.vw_args()
     finally:
         router.close()
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[]")

@@ -16,6 +16,8 @@ FACTORIES: dict[str, Callable[[int], Policy]] = {
     **{f"vw-{e}": (lambda seed, e=e: VWPolicy(PolicyConfig(exploration=e, seed=seed),
                                               input_dim=16))
        for e in EXPLORATIONS},
+    "vw-squarecb-elimination": lambda seed: VWPolicy(
+        PolicyConfig(elimination=True, seed=seed), input_dim=16),
 }
 
 
@@ -74,3 +76,19 @@ def test_state_round_trips(factory: Callable[[int], Policy]) -> None:
     fresh.load_bytes(policy.to_bytes()) if policy.to_bytes() else None
     probe = context(rng)
     assert np.allclose(policy.pmf(probe, actions(3)), fresh.pmf(probe, actions(3)), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(k for k in FACTORIES if k.startswith("vw-")))
+def test_every_vw_exploration_learns_on_the_routers_reward_scale(name: str) -> None:
+    """Rewards as the router gives them (a quality in [0, 1] less a cost): every exploration
+    must come to prefer the model that pays. RegCB once ignored them all, because VW's
+    default cost bounds [0, 1] clipped every negated reward to 0."""
+    policy, rng = FACTORIES[name](0), np.random.default_rng(5)
+    acts = actions(4)
+    for _ in range(600):
+        ctx = context(rng)
+        i, p = policy.predict(ctx, acts)
+        quality = float(rng.random() < (0.9 if i == 2 else 0.3))
+        policy.learn(ctx, acts, i, reward=quality - 0.1 * i, probability=p)
+    pmf = policy.pmf(context(rng), acts)
+    assert int(np.argmax(pmf)) == 2 and pmf[2] > 0.5
