@@ -37,8 +37,11 @@ class PolicyConfig:
     (``softmax_lambda``) or ``regcb`` (optimistic RegCB). RegCB and elimination bound the
     predicted reward by ``reward_range`` (VW's ``--cb_min_cost``/``--cb_max_cost``, negated:
     VW minimises cost); the router's rewards are a quality in [0, 1] less cost and latency
-    terms, so the default (-1, 1) holds them. VW's ``bag`` and ``cover`` are not offered: they keep
-    several sub-models whose weights the router cannot pin (see ``VWPolicy``).
+    terms, so the default (-1, 1) holds them. ``exploration_floor`` mixes that share of a
+    uniform choice into every distribution (after VW's exploration), so no model is ever
+    dropped for good after a few unlucky outcomes; the logged probability is the mixture's.
+    VW's ``bag`` and ``cover`` are not offered: they keep several sub-models whose weights
+    the router cannot pin (see ``VWPolicy``).
     ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
     (``E``), task features (``T``) and task clusters (``K``, see
     :attr:`RouterConfig.task_clusters`) with the model identity (``M``), so every model gets
@@ -53,6 +56,7 @@ class PolicyConfig:
     gamma_scale: float = 10.0
     gamma_exponent: float = 0.5
     elimination: bool = False
+    exploration_floor: float = 0.0
     reward_range: tuple[float, float] = (-1.0, 1.0)
     softmax_lambda: float = 10.0
     learning_rate: float = 0.5
@@ -71,6 +75,8 @@ class PolicyConfig:
         _check(_finite(self.gamma_exponent) and self.gamma_exponent >= 0,
                "gamma_exponent must be >= 0")
         _check(isinstance(self.elimination, bool), "elimination must be a bool")
+        _check(_finite(self.exploration_floor) and 0.0 <= self.exploration_floor <= 0.5,
+               "exploration_floor must be in [0, 0.5]")
         _check(not self.elimination or self.exploration == "squarecb",
                "elimination is an option of squarecb exploration")
         low, high = (self.reward_range if isinstance(self.reward_range, tuple)

@@ -31,6 +31,7 @@ def test_router_config_rejects(kwargs: dict) -> None:
     {"extra_args": "-i model.vw"}, {"exploration": "epsilon", "elimination": True},
     {"reward_range": (1.0, -1.0)}, {"reward_range": (0.0, float("inf"))},
     {"extra_args": "--elim"}, {"extra_args": "--cb_min_cost -2"},
+    {"exploration_floor": 0.6}, {"exploration_floor": -0.1},
 ])
 def test_policy_config_rejects(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):

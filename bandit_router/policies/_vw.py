@@ -190,7 +190,11 @@ class VWPolicy(Policy):
         total = sum(raw)
         # regcbopt gives every tied best action probability 1: normalise, so the probability
         # logged is the one the action was drawn with
-        return [p / total for p in raw] if total > 0 else [1.0 / len(raw)] * len(raw)
+        pmf = [p / total for p in raw] if total > 0 else [1.0 / len(raw)] * len(raw)
+        floor = self.config.exploration_floor
+        if floor > 0:
+            pmf = [(1.0 - floor) * p + floor / len(pmf) for p in pmf]
+        return pmf
 
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
               probability: float, *, key: Hashable | None = None) -> None:

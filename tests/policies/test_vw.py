@@ -118,3 +118,19 @@ def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
     # a key given again with other actions is formatted anew, not served stale
     keyed.pmf(probe, acts, key="k")
     assert len(keyed.pmf(probe, acts[:1], key="k")) == 1
+
+
+def test_an_exploration_floor_keeps_every_model_in_play() -> None:
+    plain, floored = VWPolicy(PolicyConfig(seed=2)), VWPolicy(
+        PolicyConfig(seed=2, exploration_floor=0.13))
+    acts = [{"M": {m: 1.0}} for m in "abcd"]
+    for policy in (plain, floored):
+        for _ in range(400):
+            i, p = policy.predict({"T": {"x": 1.0}}, acts)
+            policy.learn({"T": {"x": 1.0}}, acts, i, reward=float(i == 3), probability=p)
+    base, pmf = plain.pmf({"T": {"x": 1.0}}, acts), floored.pmf({"T": {"x": 1.0}}, acts)
+    assert min(base) < 0.13 / 4  # without the floor a loser is nearly dropped
+    assert min(pmf) >= 0.13 / 4 - 1e-9 and sum(pmf) == pytest.approx(1.0)
+    assert int(np.argmax(pmf)) == 3
+    i, p, dist = floored.decide({"T": {"x": 1.0}}, acts, draw=0.01)
+    assert p == pytest.approx(dist[i])  # the logged probability is the mixture's
