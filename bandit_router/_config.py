@@ -142,10 +142,14 @@ class RouterConfig:
       It can be overridden per request.
     - ``reward_wait_s``: after this long without a reward, an event is learned with
       ``default_reward`` (Azure Personalizer's semantics); later rewards are refused.
-    - ``neighbours``: how many similar past tasks the FAISS memory recalls; ``memory_size``
-      caps how many it keeps (the oldest go first). Up to ``exact_recall_limit`` remembered
-      outcomes the search is exact; from there the memory moves to an IVF index (128 lists,
-      8 probed, fitted then), whose search cost grows ~16x slower than the exact one's;
+    - ``neighbours``: how many similar past tasks the FAISS memory recalls, and
+      ``per_model_neighbours`` how many of them, nearest first, each model's estimate uses:
+      every model is judged on the tasks most like this one that it answered, not only on
+      those it happens to share the nearest few with (``None`` pools all ``neighbours``: the
+      earlier rule, used with ``neighbours=32``). ``memory_size`` caps how many tasks the
+      memory keeps (the oldest go first). Up to ``exact_recall_limit`` remembered outcomes
+      the search is exact; from there the memory moves to an IVF index (128 lists, 8
+      probed, fitted then), whose search cost grows ~16x slower than the exact one's;
       ``None`` keeps it exact (see ``bandit_router._memory.Memory``).
     - ``prior_strength``: pseudo-observations of the catalog's quality prior blended into
       the neighbours' mean quality.
@@ -169,7 +173,8 @@ class RouterConfig:
     latency_weight: float = 0.0
     reward_wait_s: float = 600.0
     default_reward: float = 0.0
-    neighbours: int = 32
+    neighbours: int = 256
+    per_model_neighbours: int | None = 8
     memory_size: int = 50_000
     exact_recall_limit: int | None = 4096
     prior_strength: float = 2.0
@@ -194,6 +199,11 @@ class RouterConfig:
         _check(_finite(self.default_reward), "default_reward must be a finite number")
         _check(isinstance(self.neighbours, int) and 1 <= self.neighbours <= 1024,
                "neighbours must be in [1, 1024]")
+        _check(self.per_model_neighbours is None
+               or (isinstance(self.per_model_neighbours, int)
+                   and not isinstance(self.per_model_neighbours, bool)
+                   and 1 <= self.per_model_neighbours <= self.neighbours),
+               "per_model_neighbours must be None (pool the neighbours) or in [1, neighbours]")
         _check(isinstance(self.memory_size, int) and self.memory_size >= self.neighbours,
                "memory_size must be >= neighbours")
         _check(self.exact_recall_limit is None

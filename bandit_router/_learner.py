@@ -139,7 +139,8 @@ class Learner:
     def estimates(self, specs: Sequence[ModelSpec], embedding: np.ndarray,
                   input_tokens: int) -> list[Estimate]:
         keys = [s.key for s in specs]
-        recall = self.memory.recall(embedding, keys, k=self.config.neighbours)
+        recall = self.memory.recall(embedding, keys, k=self.config.neighbours,
+                                    per_model=self.config.per_model_neighbours)
         return [estimate(spec, recall, i, input_tokens=input_tokens,
                          global_stats=self._stats.get(spec.key),
                          prior_strength=self.config.prior_strength,

@@ -183,31 +183,46 @@ class Memory:
                 np.arange(self._base, self._base + self._n, dtype=np.int64))
         return np.asarray(vectors, np.float32).reshape(self._n, self.dim)
 
-    def recall(self, embedding: npt.NDArray[np.float32], keys: list[str], *, k: int) -> Recall:
-        """Statistics per model in ``keys`` over the ``k`` nearest stored tasks."""
+    def recall(self, embedding: npt.NDArray[np.float32], keys: list[str], *, k: int,
+               per_model: int | None = None) -> Recall:
+        """Statistics per model in ``keys`` over the ``k`` nearest stored tasks; with
+        ``per_model``, over each model's own ``per_model`` nearest among those ``k``.
+
+        Pooled, a model the router seldom picks has few or no outcomes among the nearest
+        tasks, and its estimate falls back to its overall mean, whatever the task: an early
+        run of bad luck then sticks. Per model, each model's estimate comes from the tasks
+        most like this one that it answered."""
         n_keys = len(keys)
         zeros = np.zeros(n_keys)
         if self._n == 0:
             return Recall(zeros, zeros, zeros, zeros, zeros, zeros, 0.0)
         sims, idx = self._index.search(np.asarray(embedding, np.float32).reshape(1, self.dim),
                                        min(k, self._n))
-        rows = idx[0][idx[0] >= 0] - self._base
+        found = idx[0] >= 0
+        rows, near = idx[0][found] - self._base, sims[0][found]
         slots = self._lookup(keys)[self._cols["model"][rows].astype(np.int64)]
+        if per_model is not None:  # each model's first ``per_model`` (nearest first)
+            order = np.argsort(slots, kind="stable")
+            ranked = slots[order]
+            rank = np.arange(len(order)) - np.searchsorted(ranked, ranked, side="left")
+            keep = np.empty(len(order), bool)
+            keep[order] = rank < per_model
+            rows, near, slots = rows[keep], near[keep], slots[keep]
 
-        def per_model(values: FloatArray) -> FloatArray:
+        def by_model(values: FloatArray) -> FloatArray:
             counts = np.bincount(slots, weights=values, minlength=n_keys + 1)[:n_keys]
             return counts.astype(np.float64)
 
         tokens = self._cols["tokens"][rows]
         known = ~np.isnan(tokens)
         return Recall(
-            count=per_model(np.ones(len(rows))),
-            quality_sum=per_model(self._cols["quality"][rows]),
-            reward_sum=per_model(self._cols["reward"][rows]),
-            cost_sum=per_model(self._cols["cost"][rows]),
-            tokens_sum=per_model(np.where(known, tokens, 0.0)),
-            tokens_count=per_model(known.astype(np.float64)),
-            similarity=float(sims[0][: len(rows)].sum()) / len(rows) if len(rows) else 0.0,
+            count=by_model(np.ones(len(rows))),
+            quality_sum=by_model(self._cols["quality"][rows]),
+            reward_sum=by_model(self._cols["reward"][rows]),
+            cost_sum=by_model(self._cols["cost"][rows]),
+            tokens_sum=by_model(np.where(known, tokens, 0.0)),
+            tokens_count=by_model(known.astype(np.float64)),
+            similarity=float(near.sum()) / len(rows) if len(rows) else 0.0,
         )
 
     def _lookup(self, keys: list[str]) -> npt.NDArray[np.int64]:

@@ -18,6 +18,7 @@ def test_defaults_are_valid_and_frozen() -> None:
     {"reward_wait_s": 0}, {"neighbours": 0}, {"memory_size": 1, "neighbours": 8},
     {"prior_strength": 0}, {"max_task_chars": 0}, {"checkpoint_every": 0},
     {"default_reward": float("inf")}, {"exact_recall_limit": 100},
+    {"per_model_neighbours": 0}, {"per_model_neighbours": 300}, {"per_model_neighbours": True},
     {"exact_recall_limit": True}, {"exact_recall_limit": 4096.0},
 ])
 def test_router_config_rejects(kwargs: dict) -> None:

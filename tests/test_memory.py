@@ -124,3 +124,24 @@ def test_an_ivf_memory_evicts_and_round_trips_with_its_centroids() -> None:
     r = mem.recall(kept[-1], keys, k=1)
     assert r.count.tolist() == [1.0 if j == (1799 % 3) else 0.0 for j in range(3)]
     assert r.quality_sum.sum() == pytest.approx((1799 % 10) / 10)
+
+
+def test_per_model_recall_judges_each_model_on_its_own_nearest_tasks() -> None:
+    mem = Memory(dim=2, capacity=100)
+    near, far = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    for j in range(6):  # "a/x" answered six tasks like the query, "b/y" only unlike ones
+        v = near + 0.01 * j * far
+        mem.add(v / np.linalg.norm(v), "a/x", quality=1.0, reward=1.0, cost_usd=0.0,
+                latency_s=None, output_tokens=None)
+    for j, q in enumerate((0.2, 0.4, 0.9)):  # nearest first: 0.2, then 0.4, then 0.9
+        v = far + 0.5 * near - 0.1 * j * near
+        mem.add(v / np.linalg.norm(v), "b/y", quality=q, reward=q, cost_usd=0.0,
+                latency_s=None, output_tokens=None)
+    keys = ["a/x", "b/y"]
+    pooled = mem.recall(near, keys, k=4)
+    assert pooled.count.tolist() == [4.0, 0.0]  # b/y is not among the nearest four at all
+    own = mem.recall(near, keys, k=9, per_model=2)
+    assert own.count.tolist() == [2.0, 2.0]
+    assert own.quality_sum.tolist() == pytest.approx([2.0, 0.6])  # b/y's two nearest
+    assert mem.recall(near, keys, k=9, per_model=9).count.tolist() == [6.0, 3.0]
+    assert mem.recall(near, keys, k=3, per_model=2).count.tolist() == [2.0, 0.0]
