@@ -142,11 +142,11 @@ class RouterConfig:
       It can be overridden per request.
     - ``reward_wait_s``: after this long without a reward, an event is learned with
       ``default_reward`` (Azure Personalizer's semantics); later rewards are refused.
-    - ``neighbours``: how many similar past tasks the FAISS memory recalls, and
-      ``per_model_neighbours`` how many of them, nearest first, each model's estimate uses:
-      every model is judged on the tasks most like this one that it answered, not only on
-      those it happens to share the nearest few with (``None`` pools all ``neighbours``: the
-      earlier rule, used with ``neighbours=32``). ``memory_size`` caps how many tasks the
+    - ``neighbours``: how many similar past tasks the FAISS memory recalls; each model's
+      estimate pools its outcomes among them. With ``per_model_neighbours`` it uses instead
+      that many of its own nearest outcomes among the ``neighbours`` (e.g. 8 of 256): a model
+      the router seldom picks then still gets an estimate for this kind of task, not its
+      overall mean. ``memory_size`` caps how many tasks the
       memory keeps (the oldest go first). Up to ``exact_recall_limit`` remembered outcomes
       the search is exact; from there the memory moves to an IVF index (128 lists, 8
       probed, fitted then), whose search cost grows ~16x slower than the exact one's;
@@ -173,8 +173,8 @@ class RouterConfig:
     latency_weight: float = 0.0
     reward_wait_s: float = 600.0
     default_reward: float = 0.0
-    neighbours: int = 256
-    per_model_neighbours: int | None = 8
+    neighbours: int = 32
+    per_model_neighbours: int | None = None
     memory_size: int = 50_000
     exact_recall_limit: int | None = 4096
     prior_strength: float = 2.0

@@ -411,3 +411,21 @@ def test_a_large_memory_searches_an_ivf_and_a_restart_keeps_it(make_router: Make
     assert second._learner.learned == 1100 and not restored.exact
     assert np.array_equal(restored._centroids, memory._centroids)
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
+
+
+def test_per_model_neighbours_reach_the_estimates(make_router: MakeRouter) -> None:
+    pooled = make_router(config=RouterConfig(cost_weight=50.0, neighbours=64))
+    train(pooled, 120)
+    own = make_router(config=RouterConfig(cost_weight=50.0, neighbours=64,
+                                          per_model_neighbours=2))
+    assert own._learner.learned == 120  # the same log, relearned
+    emb = own.embedder.embed(["Translate 'good night' to German."])[0]
+    specs = list(own.catalog)
+    strength = own.config.prior_strength
+    with own._lock:
+        mine = [e.evidence for e in own._learner.estimates(specs, emb, 12)]
+    with pooled._lock:
+        theirs = [e.evidence for e in pooled._learner.estimates(specs, emb, 12)]
+    assert max(mine) == pytest.approx(2 / (2 + strength))  # at most two outcomes a model
+    assert max(theirs) > 2 / (2 + strength)  # pooled: one model holds many of the 64
+    assert sum(e > 0 for e in mine) >= sum(e > 0 for e in theirs)
