@@ -56,9 +56,10 @@ from ._errors import (
     UnknownModelError,
 )
 from ._features import estimate_tokens, task_features
-from ._logged import _MAX_ABS_REWARD, LoggedDecision, _located
+from ._logged import LoggedDecision, _located
 from ._scoring import action_features
 from ._store import EventRow, RewardRow, Store
+from ._validation import MAX_ABS_REWARD, check_task
 
 if TYPE_CHECKING:
     from ._router import Router
@@ -225,7 +226,7 @@ def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
             if len(keys) == 1 and rec.probability != 1.0:
                 raise InvalidInputError("with one eligible model, probability must be 1")
             if rec.task is not None:
-                router._check_task(rec.task)
+                check_task(rec.task, max_chars=router.config.max_task_chars)
             if rec.embedding is not None and rec.embedding.shape[0] != router.embedder.dim:
                 raise InvalidInputError(
                     f"embedding has {rec.embedding.shape[0]} dimensions; the router's "
@@ -233,10 +234,10 @@ def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
             spec = catalog.get(chosen)
             lat = rec.latency_s if rec.latency_s is not None else spec.avg_latency
             value = rec.quality - lam * rec.cost_usd - mu * lat
-            if not abs(value) <= _MAX_ABS_REWARD:
+            if not abs(value) <= MAX_ABS_REWARD:
                 raise InvalidRewardError(
                     f"the reward quality - cost_weight x cost - latency_weight x latency = "
-                    f"{value:g} is outside [-{_MAX_ABS_REWARD:g}, {_MAX_ABS_REWARD:g}]")
+                    f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
         except (InvalidInputError, UnknownModelError) as exc:
             raise _located(exc, where) from None
         if rec.event_id is not None:

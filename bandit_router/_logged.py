@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,19 +31,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import InvalidInputError, InvalidRewardError, InvalidTaskError, UnknownModelError
+from ._validation import MAX_COST_USD, MAX_LATENCY_S, finite
 
 __all__ = ["LoggedDecision", "load_logged_decisions"]
 
-#: The same bounds as live rewards (see ``_router``): one absurd value must not poison VW.
-_MAX_COST_USD = 1e4
-_MAX_LATENCY_S = 1e5
-_MAX_ABS_REWARD = 1e6
+#: The live bounds on rewards (``_validation``) apply: one absurd value must not poison VW.
 _MAX_TOKENS = 100_000_000
-
-
-def _finite(value: Any) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
-            and math.isfinite(value))
 
 
 def _count(value: Any) -> bool:
@@ -93,18 +85,18 @@ class LoggedDecision:
         if not isinstance(self.chosen, str) or not self.chosen:
             raise InvalidInputError("chosen must name the model that was called")
         p = self.probability
-        if not _finite(p) or not 0.0 < p <= 1.0:
+        if not finite(p) or not 0.0 < p <= 1.0:
             raise InvalidInputError(f"probability must be a number in (0, 1], got {p!r}")
         object.__setattr__(self, "probability", float(p))
-        if not _finite(self.quality) or not 0.0 <= self.quality <= 1.0:
+        if not finite(self.quality) or not 0.0 <= self.quality <= 1.0:
             raise InvalidRewardError(f"quality must be a number in [0, 1], got "
                                      f"{self.quality!r}")
         object.__setattr__(self, "quality", float(self.quality))
-        for name, top in (("cost_usd", _MAX_COST_USD), ("latency_s", _MAX_LATENCY_S)):
+        for name, top in (("cost_usd", MAX_COST_USD), ("latency_s", MAX_LATENCY_S)):
             value = getattr(self, name)
             if value is None and name == "latency_s":
                 continue
-            if not _finite(value) or not 0 <= value <= top:
+            if not finite(value) or not 0 <= value <= top:
                 raise InvalidRewardError(f"{name} must be a number in [0, {top:g}], "
                                          f"got {value!r}")
             object.__setattr__(self, name, float(value))
@@ -148,7 +140,7 @@ class LoggedDecision:
                                           or not 1 <= len(self.event_id) <= 1000):
             raise InvalidInputError("event_id must be a string of 1 to 1000 characters")
         if self.timestamp is not None:
-            if not _finite(self.timestamp) or self.timestamp < 0:
+            if not finite(self.timestamp) or self.timestamp < 0:
                 raise InvalidInputError("timestamp must be a Unix time (seconds) >= 0")
             object.__setattr__(self, "timestamp", float(self.timestamp))
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
-import math
-import numbers
-import re
 import threading
 import time
 import uuid
@@ -49,10 +45,20 @@ from ._store import (
     RewardConflict,
     RewardRow,
     Store,
-    json_dumps,
     new_row,
 )
 from ._types import Alternative, Decision, EventRecord, RewardReceipt
+from ._validation import (
+    MAX_ABS_REWARD,
+    MAX_EVENT_ID,
+    check_id,
+    check_input_tokens,
+    check_metadata,
+    check_names,
+    check_reward,
+    check_task,
+    check_weight,
+)
 from .policies import Policy, VWPolicy
 
 __all__ = ["DEFAULT_DATABASE_URL", "ERROR_KINDS", "Router"]
@@ -60,24 +66,6 @@ __all__ = ["DEFAULT_DATABASE_URL", "ERROR_KINDS", "Router"]
 log = logging.getLogger("bandit_router")
 
 DEFAULT_DATABASE_URL = "sqlite:///bandit_router.db"
-
-
-#: Bounds that keep one absurd value from poisoning the policy (VW's weights are float32).
-MAX_COST_USD = 1e4
-MAX_LATENCY_S = 1e5
-MAX_WEIGHT = 1e6
-MAX_ABS_REWARD = 1e6
-_MAX_EVENT_ID = 128
-#: Caller-supplied event ids: URL-safe characters only, so an id names one route over HTTP.
-_EVENT_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
-#: Constraint fields that name providers or models.
-_NAMED_FIELDS = ("preferred_providers", "allowed_providers", "excluded_providers",
-                 "allowed_models", "excluded_models")
-
-
-def _finite(value: Any) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
-            and math.isfinite(value))
 
 
 def _draw(seed: int, event_id: str) -> float:
@@ -146,44 +134,6 @@ class Router(BudgetMethods, ProviderMethods):
         self._next_expiry_check = 0.0
 
     # -- select ------------------------------------------------------------------------------
-    def _check_task(self, task: Any) -> str:
-        if not isinstance(task, str):
-            raise InvalidTaskError(f"task must be a string, got {type(task).__name__}")
-        if not task.strip():
-            raise InvalidTaskError("task is empty")
-        if "\x00" in task:
-            raise InvalidTaskError("task contains a NUL character")
-        try:
-            task.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidTaskError("task is not valid Unicode (lone surrogate)") from None
-        if len(task) > self.config.max_task_chars:
-            raise InvalidTaskError(f"task has {len(task)} characters; the limit is "
-                                   f"{self.config.max_task_chars} (RouterConfig.max_task_chars)")
-        return task
-
-    def _weight(self, value: float | None, default: float, name: str) -> float:
-        if value is None:
-            return default
-        if not _finite(value) or not 0 <= value <= MAX_WEIGHT:
-            raise InvalidTaskError(f"{name} must be a number in [0, {MAX_WEIGHT:g}]")
-        return float(value)
-
-    def _check_names(self, constraints: Constraints) -> None:
-        """Names in constraints must exist: a typo must not silently exclude nothing."""
-        if not any(getattr(constraints, field) for field in _NAMED_FIELDS):
-            return  # nothing named: no need to list the catalog's names
-        providers = set(self.catalog.providers())
-        models = {s.model for s in self.catalog} | set(self.catalog.model_keys())
-        for field in ("preferred_providers", "allowed_providers", "excluded_providers"):
-            unknown = sorted((getattr(constraints, field) or frozenset()) - providers)
-            if unknown:
-                raise UnknownModelError(f"{field} names unknown provider(s) {unknown}")
-        for field in ("allowed_models", "excluded_models"):
-            unknown = sorted((getattr(constraints, field) or frozenset()) - models)
-            if unknown:
-                raise UnknownModelError(f"{field} names unknown model(s) {unknown}")
-
     def select(self, task: str, *, constraints: Constraints | None = None,
                cost_weight: float | None = None, latency_weight: float | None = None,
                input_tokens: int | None = None,
@@ -201,25 +151,18 @@ class Router(BudgetMethods, ProviderMethods):
         Budgets (:meth:`set_budget`) exclude models whose estimated cost would break a limit
         and pace the cost weight; :class:`BudgetExceededError` when nothing fits.
         """
-        task = self._check_task(task)
+        task = check_task(task, max_chars=self.config.max_task_chars)
         constraints = constraints or Constraints()
         if not isinstance(constraints, Constraints):
             raise InvalidTaskError("constraints must be a Constraints instance")
-        lam = self._weight(cost_weight, self.config.cost_weight, "cost_weight")
-        mu = self._weight(latency_weight, self.config.latency_weight, "latency_weight")
-        if input_tokens is not None and (isinstance(input_tokens, bool)
-                                         or not isinstance(input_tokens, numbers.Integral)
-                                         or not 1 <= input_tokens <= 100_000_000):
-            raise InvalidTaskError("input_tokens must be an integer in [1, 100,000,000]")
-        n_in = int(input_tokens) if input_tokens is not None else estimate_tokens(task)
-        meta = self._check_metadata(metadata)
-        if tenant is not None and (not isinstance(tenant, str)
-                                   or not _EVENT_ID.fullmatch(tenant)):
-            raise InvalidTaskError("tenant must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
-        if event_id is None:
-            event_id = uuid.uuid4().hex
-        elif not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
-            raise InvalidTaskError("event_id must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
+        lam = check_weight(cost_weight, self.config.cost_weight, "cost_weight")
+        mu = check_weight(latency_weight, self.config.latency_weight, "latency_weight")
+        n_tokens = check_input_tokens(input_tokens)
+        n_in = n_tokens if n_tokens is not None else estimate_tokens(task)
+        meta = check_metadata(metadata)
+        if tenant is not None:
+            tenant = check_id(tenant, "tenant")
+        event_id = uuid.uuid4().hex if event_id is None else check_id(event_id, "event_id")
         if self.config.maintenance_on_request:
             self._maybe_expire()
         # float32, as the event stores it: the policy learns from the same numbers
@@ -227,7 +170,8 @@ class Router(BudgetMethods, ProviderMethods):
         features = task_features(task)
         now = self._clock()
         with self._lock:
-            self._check_names(constraints)
+            check_names(constraints, providers=self.catalog.providers(),
+                        models={s.model for s in self.catalog} | set(self.catalog.model_keys()))
             specs = list(self.catalog)
             estimates = self._learner.estimates(specs, embedding, n_in)
             eligible, reasons, preferred = filter_eligible(specs, estimates, constraints,
@@ -316,23 +260,6 @@ class Router(BudgetMethods, ProviderMethods):
         return kept
 
     @staticmethod
-    def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-        if metadata is None:
-            return {}
-        if not isinstance(metadata, Mapping):
-            raise InvalidTaskError("metadata must be a mapping")
-        try:
-            text = json.dumps(dict(metadata), allow_nan=False)
-            json.dumps(dict(metadata), ensure_ascii=False).encode("utf-8")
-            json_dumps(dict(metadata))  # as the store writes it: no integers over 64 bits
-        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-            raise InvalidTaskError(f"metadata must be JSON without NaN or integers over 64 bits: "
-                                   f"{exc}") from None
-        if "\\u0000" in text:
-            raise InvalidTaskError("metadata contains a NUL character")
-        return dict(metadata)
-
-    @staticmethod
     def _reasoning(spec: ModelSpec, est: Estimate, probability: float, n_eligible: int,
                    reasons: Mapping[str, str], preferred: bool) -> str:
         text = (f"{spec.key} chosen with probability {probability:.2f} among {n_eligible} "
@@ -363,27 +290,11 @@ class Router(BudgetMethods, ProviderMethods):
         next :meth:`sync` (the HTTP service does this from one background learner thread, so
         requests never wait for learning).
         """
-        if error is not None and error not in ERROR_KINDS:
-            raise InvalidRewardError(f"error must be one of {sorted(ERROR_KINDS)}")
-        if quality is None:
-            if error is None:
-                raise InvalidRewardError("quality is required unless error is given")
-            quality = 0.0
-        if not _finite(quality) or not 0.0 <= quality <= 1.0:
-            raise InvalidRewardError(f"quality must be a number in [0, 1], got {quality!r}")
-        quality = float(quality)
-        for name, value, top in (("cost_usd", cost_usd, MAX_COST_USD),
-                                 ("latency_s", latency_s, MAX_LATENCY_S)):
-            if value is not None and (not _finite(value) or not 0 <= value <= top):
-                raise InvalidRewardError(f"{name} must be a number in [0, {top:g}], "
-                                         f"got {value!r}")
-        if output_tokens is not None and (isinstance(output_tokens, bool)
-                                          or not isinstance(output_tokens, numbers.Integral)
-                                          or not 0 <= output_tokens <= 10_000_000):
-            raise InvalidRewardError("output_tokens must be an integer in [0, 10,000,000]")
-        if (not isinstance(event_id, str) or not event_id or len(event_id) > _MAX_EVENT_ID
+        quality, cost_usd, latency_s, output_tokens = check_reward(
+            quality, cost_usd, latency_s, output_tokens, error)
+        if (not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID
                 or "\x00" in event_id):
-            raise UnknownEventError(str(event_id)[:_MAX_EVENT_ID])
+            raise UnknownEventError(str(event_id)[:MAX_EVENT_ID])
         # an event this process just logged is at hand; whether it has a reward by now is
         # decided by the reward table's unique constraint when the reward is written
         event = self.store.recent_event(event_id)
@@ -396,9 +307,6 @@ class Router(BudgetMethods, ProviderMethods):
             self._raise_if_closed(event, existing)
         assert event is not None
         action = event.actions[event.chosen]
-        cost_usd = float(cost_usd) if cost_usd is not None else None
-        latency_s = float(latency_s) if latency_s is not None else None
-        output_tokens = int(output_tokens) if output_tokens is not None else None
         if cost_usd is None:
             if output_tokens is not None:
                 cost_usd = (event.input_tokens * action["input_price_per_1m"]
@@ -443,9 +351,9 @@ class Router(BudgetMethods, ProviderMethods):
 
     def get_event(self, event_id: str) -> EventRecord:
         """The logged decision and its reward, if any."""
-        if not isinstance(event_id, str) or not event_id or len(event_id) > _MAX_EVENT_ID \
+        if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID \
                 or "\x00" in event_id:
-            raise UnknownEventError(str(event_id)[:_MAX_EVENT_ID])
+            raise UnknownEventError(str(event_id)[:MAX_EVENT_ID])
         event, reward = self.store.get_event_and_reward(event_id)
         if event is None:
             raise UnknownEventError(event_id)
