@@ -56,7 +56,10 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
         if isinstance(exc, dbapi.Error) and engine.dialect.is_disconnect(exc, raw, None):
             raw.invalidate(exc)
         else:
-            raw.rollback()
+            try:
+                raw.rollback()
+            except dbapi.Error:  # broke meanwhile: the pool replaces it, and the first
+                raw.invalidate()  # error is the one reported
         raise
     finally:
         raw.close()
