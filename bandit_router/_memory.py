@@ -84,9 +84,12 @@ class Memory:
         """Whether a search is exact (the flat index) or approximate (the IVF)."""
         return self._centroids is None
 
-    def _use_ivf(self, centroids: npt.NDArray[np.float32] | None = None) -> None:
-        """Move the rows to an IVF index on ``centroids`` (fitted on the rows if not given)."""
-        vectors = self.vectors()
+    def _use_ivf(self, centroids: npt.NDArray[np.float32] | None = None,
+                 vectors: npt.NDArray[np.float32] | None = None) -> None:
+        """Move the rows (``vectors`` when the caller has them, else read back from the
+        index) to an IVF index on ``centroids`` (fitted on the rows if not given)."""
+        if vectors is None:
+            vectors = self.vectors()
         if centroids is None:
             centroids = TaskClusters.fit(vectors, sizes=(self.lists,), seed=self.seed,
                                          iterations=10).codebooks[0]
@@ -297,12 +300,13 @@ class Memory:
             mem._n = len(vectors)
             mem._cols = {name: np.asarray(arrays[name], np.float64).copy()
                          for name in cls._COLUMNS}
-            if mem._n:
-                mem._index.add(np.ascontiguousarray(vectors))
             centroids = (np.asarray(arrays["centroids"], np.float32)
                          if "centroids" in arrays.files else None)
+        vectors = np.ascontiguousarray(vectors)
         if centroids is not None and centroids.ndim == 2 and centroids.shape[1] == dim:
-            mem._use_ivf(centroids)
+            mem._use_ivf(centroids, vectors)
         elif exact_limit is not None and mem._n >= exact_limit:
-            mem._use_ivf()
+            mem._use_ivf(vectors=vectors)
+        elif mem._n:
+            mem._index.add(vectors)
         return mem

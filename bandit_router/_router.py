@@ -170,8 +170,7 @@ class Router(BudgetMethods, ProviderMethods):
         features = task_features(task)
         now = self._clock()
         with self._lock:
-            check_names(constraints, providers=self.catalog.providers(),
-                        models={s.model for s in self.catalog} | set(self.catalog.model_keys()))
+            check_names(constraints, self.catalog)
             specs = list(self.catalog)
             estimates = self._learner.estimates(specs, embedding, n_in)
             eligible, reasons, preferred = filter_eligible(specs, estimates, constraints,
@@ -211,7 +210,7 @@ class Router(BudgetMethods, ProviderMethods):
             EventRow,
             id=event_id, created_at=now, status="pending", task_hash=task_hash(task),
             task_text=task if self.config.store_task_text else None,
-            embedder=self.embedder.name, embedding=embedding.astype(np.float32).tobytes(),
+            embedder=self.embedder.name, embedding=embedding.tobytes(),
             context=stored_context, actions=records, chosen=index, model_key=spec.key,
             probability=probability, pmf=pmf, cost_weight=lam, latency_weight=mu,
             input_tokens=n_in, reference_key=reference.key,

@@ -14,9 +14,10 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from ._catalog import Catalog
 from ._constraints import Constraints
 from ._errors import ERROR_KINDS, InvalidRewardError, InvalidTaskError, UnknownModelError
 from ._store import json_dumps
@@ -105,13 +106,14 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(metadata)
 
 
-def check_names(constraints: Constraints, *, providers: Iterable[str],
-                models: Iterable[str]) -> None:
-    """Names in constraints must exist: a typo must not silently exclude nothing."""
+def check_names(constraints: Constraints, catalog: Catalog) -> None:
+    """Names in constraints must exist in ``catalog`` (a model by name or provider/name): a
+    typo must not silently exclude nothing."""
     if not any(getattr(constraints, field) for field in _PROVIDER_FIELDS + _MODEL_FIELDS):
         return  # nothing named: no need to list the catalog's names
-    for fields, known, what in ((_PROVIDER_FIELDS, set(providers), "provider"),
-                                (_MODEL_FIELDS, set(models), "model")):
+    models = {s.model for s in catalog} | set(catalog.model_keys())
+    for fields, known, what in ((_PROVIDER_FIELDS, set(catalog.providers()), "provider"),
+                                (_MODEL_FIELDS, models, "model")):
         for field in fields:
             unknown = sorted((getattr(constraints, field) or frozenset()) - known)
             if unknown:

@@ -14,6 +14,7 @@ from bandit_router._validation import (
     check_reward,
     check_task,
 )
+from bandit_router.simulation import demo_catalog
 
 
 def test_numpy_numbers_are_taken_and_converted() -> None:
@@ -40,7 +41,11 @@ def test_tasks_ids_and_names() -> None:
     assert check_id("user-1:a.b~c_d", "tenant") == "user-1:a.b~c_d"
     with pytest.raises(InvalidTaskError, match="tenant"):
         check_id("a/b", "tenant")
-    names = {"providers": ["openai"], "models": ["gpt-4o", "openai/gpt-4o"]}
-    check_names(Constraints(allowed_models=frozenset({"openai/gpt-4o"})), **names)
+    catalog = demo_catalog()
+    spec = next(iter(catalog))
+    check_names(Constraints(allowed_models=frozenset({spec.key}),
+                            excluded_models=frozenset({spec.model})), catalog)
     with pytest.raises(UnknownModelError, match="excluded_providers"):
-        check_names(Constraints(excluded_providers=frozenset({"opneai"})), **names)
+        check_names(Constraints(excluded_providers=frozenset({"opneai"})), catalog)
+    with pytest.raises(UnknownModelError, match="allowed_models"):
+        check_names(Constraints(allowed_models=frozenset({"gpt-4o-typo"})), catalog)
