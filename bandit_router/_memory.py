@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import ClassVar
 
 import faiss
 import numpy as np
@@ -76,6 +77,8 @@ class Memory:
         self._cols = {name: np.zeros(0, np.float64) for name in self._COLUMNS}
         self._n = 0
         self._totals_cache: dict[str, FloatArray] | None = None
+        #: :meth:`model_stats`, kept up to date by :meth:`add` (one model's entry a row)
+        self._stats_cache: dict[str, dict[str, float]] | None = None
         self._lookup_cache: tuple[tuple[tuple[str, ...], int], npt.NDArray[np.int64]] | None = (
             None)
 
@@ -127,7 +130,7 @@ class Memory:
         for col in self._cols.values():
             col[:keep] = col[drop : self._n]
         self._n = keep
-        self._totals_cache = None
+        self._totals_cache = self._stats_cache = None
         # the index is the only copy of the vectors; a flat index shifts the rest down, an
         # IVF keeps the ids it was given
         if self.exact:
@@ -159,6 +162,9 @@ class Memory:
         self._n += 1
         if self._totals_cache is not None:
             self._bump(values)
+            if self._stats_cache is not None:
+                self._stats_cache[model_key] = self._stats_of(self._totals_cache,
+                                                              int(values[0]))
         if self.exact and self.exact_limit is not None and self._n >= self.exact_limit:
             self._use_ivf()
 
@@ -258,21 +264,30 @@ class Memory:
             self._totals_cache = totals
         return self._totals_cache
 
+    _STAT_NAMES: ClassVar[dict[str, str]] = {
+        "quality": "quality", "reward": "reward", "cost": "cost_usd", "latency": "latency_s",
+        "tokens": "output_tokens"}
+
+    @classmethod
+    def _stats_of(cls, totals: dict[str, FloatArray], mid: int) -> dict[str, float]:
+        stats = {"n": float(totals["n"][mid])}
+        for col, name in cls._STAT_NAMES.items():
+            count = totals[col + "_n"][mid]
+            stats[name] = float(totals[col][mid] / count) if count else float("nan")
+        return stats
+
     def model_stats(self) -> dict[str, dict[str, float]]:
-        """Per model, over everything remembered: n, mean quality, cost, latency, tokens."""
-        totals = self._totals()
-        names = {"quality": "quality", "reward": "reward", "cost": "cost_usd",
-                 "latency": "latency_s", "tokens": "output_tokens"}
-        out: dict[str, dict[str, float]] = {}
-        for key, mid in self._model_ids.items():
-            if mid >= len(totals["n"]) or totals["n"][mid] == 0:
-                continue
-            stats = {"n": float(totals["n"][mid])}
-            for col, name in names.items():
-                count = totals[col + "_n"][mid]
-                stats[name] = float(totals[col][mid] / count) if count else float("nan")
-            out[key] = stats
-        return out
+        """Per model, over everything remembered: n, mean quality, cost, latency, tokens.
+
+        The dictionary is kept and updated in place as rows are added (one model's entry
+        each), so calling this after every reward costs nothing; read it, do not change it.
+        """
+        if self._stats_cache is None:
+            totals = self._totals()
+            self._stats_cache = {
+                key: self._stats_of(totals, mid) for key, mid in self._model_ids.items()
+                if mid < len(totals["n"]) and totals["n"][mid] > 0}
+        return self._stats_cache
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()

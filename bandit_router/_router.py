@@ -489,7 +489,8 @@ class Router(BudgetMethods, ProviderMethods):
         from ._stats import routing_stats
 
         with self._lock:
-            measured = self._learner.memory.model_stats()
+            # a copy: the memory updates its statistics in place as it learns
+            measured = {k: dict(v) for k, v in self._learner.memory.model_stats().items()}
             learned = self._learner.learned
             clusters = self._learner.clusters
         out = routing_stats(self.store, self.catalog, measured, policy_version=learned)

@@ -53,6 +53,20 @@ def test_model_stats_match_brute_force_after_eviction() -> None:
         assert stats[key]["output_tokens"] == pytest.approx(np.mean(toks))
 
 
+def test_model_stats_kept_up_to_date_equal_a_recompute() -> None:
+    """The statistics are updated in place, one model per row added; at every step they
+    equal those of a memory computing them afresh, through evictions too."""
+    rng = np.random.default_rng(3)
+    mem = Memory(dim=8, capacity=40)
+    before = mem.model_stats()
+    assert before == {}
+    for step in range(120):
+        fill(mem, rng, 1)
+        fresh = Memory.from_bytes(mem.to_bytes(), dim=8, capacity=40)
+        np.testing.assert_equal(mem.model_stats(), fresh.model_stats(), err_msg=f"step {step}")
+    assert len(mem) <= 40
+
+
 def test_snapshot_round_trip() -> None:
     rng = np.random.default_rng(1)
     mem = Memory(dim=8, capacity=1000)

@@ -10,6 +10,7 @@ import re
 import tempfile
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pylibvw  # type: ignore[import-not-found]
@@ -29,6 +30,8 @@ _COST_PER_REWARD = -1.0
 #: to predict, and learning its reward uses the same text again.
 _EXAMPLE_CACHE_SIZE = 4096
 _NAMES_CACHE_SIZE = 4096
+#: Parsed examples kept by key from a decision to its reward (each holds VW memory).
+_PARSED_CACHE_SIZE = 256
 
 
 def _name(text: str) -> str:
@@ -71,9 +74,12 @@ class VWPolicy(Policy):
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
         self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
         self._examples: OrderedDict[Hashable, list[str]] = OrderedDict()
+        self._parsed: OrderedDict[Hashable, list[Any]] = OrderedDict()
         self._templates: dict[int, list[str]] = {}
         self._names: dict[str, str] = {}
         self._singles: dict[tuple[str, str, float], str] = {}
+        #: ``|ns name:%.6g ...`` by namespace, names and the position of a zero left out
+        self._templates_by_names: dict[tuple[str, tuple[str, ...], int], str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
 
@@ -81,6 +87,7 @@ class VWPolicy(Policy):
         self._pins = [(self._vw.hash_feature(_name(name), self._vw.hash_space(ns)),
                        _COST_PER_REWARD * value)
                       for ns, values in self.pinned.items() for name, value in values.items()]
+        self._pin()
 
     def _pin(self) -> None:
         for index, weight in self._pins:
@@ -118,11 +125,12 @@ class VWPolicy(Policy):
         parts = []
         singles = self._singles
         for ns, values in features.items():
-            if isinstance(values, np.ndarray):
-                parts.append(f"|{ns} {self._dense(values)}")
-                continue
-            if not isinstance(values, Mapping):
-                raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
+            if type(values) is not dict:  # (the ABC check below is slow for plain dicts)
+                if isinstance(values, np.ndarray):
+                    parts.append(f"|{ns} {self._dense(values)}")
+                    continue
+                if not isinstance(values, Mapping):
+                    raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
             if len(values) == 1:  # a model, a provider, a cluster: formatted once
                 ((name, value),) = values.items()
                 key = (ns, name, value)
@@ -133,8 +141,27 @@ class VWPolicy(Policy):
                     part = singles[key] = f"|{ns} {self._body(values)}"
                 parts.append(part)
             else:
-                parts.append(f"|{ns} {self._body(values)}")
+                parts.append(self._namespace(ns, values))
         return " ".join(parts)
+
+    def _namespace(self, ns: str, values: Mapping[str, float]) -> str:
+        """``|ns name:value ...``: by a template of the namespace's names (one formatting
+        call) when at most one value is 0 (left out) and none is 1 (written bare)."""
+        names, numbers = tuple(values), tuple(values.values())
+        zeros = numbers.count(0.0)
+        if zeros > 1 or 1.0 in numbers:
+            return f"|{ns} {self._body(values)}"
+        skip = numbers.index(0.0) if zeros else -1
+        template = self._templates_by_names.get((ns, names, skip))
+        if template is None:
+            if len(self._templates_by_names) >= _NAMES_CACHE_SIZE:
+                self._templates_by_names.clear()
+            kept = [self._escaped(k) for j, k in enumerate(names) if j != skip]
+            template = self._templates_by_names[(ns, names, skip)] = (
+                f"|{ns} " + " ".join(f"{k}:%.6g" for k in kept))
+        if zeros:
+            numbers = numbers[:skip] + numbers[skip + 1:]
+        return template % numbers
 
     def _body(self, values: Mapping[str, float]) -> str:
         esc = self._escaped
@@ -170,8 +197,14 @@ class VWPolicy(Policy):
     # -- calls into VW ------------------------------------------------------------------------
     # ``Workspace.predict``/``learn`` on strings parse them and wrap every example in a Python
     # object; the same native calls without the wrappers cost a fraction of that
+    def _parse(self, lines: list[str]) -> list[Any]:
+        return self._vw._parse("\n".join(lines).replace("\r", "").strip())  # type: ignore[no-any-return]
+
+    def _finish(self, examples: list[Any]) -> None:
+        pylibvw.vw._finish_example_multi_ex(self._vw, examples)
+
     def _run(self, lines: list[str], *, learn: bool) -> list[float]:
-        examples = self._vw._parse("\n".join(lines).replace("\r", "").strip())
+        examples = self._parse(lines)
         try:
             if learn:
                 pylibvw.vw.learn_multi(self._vw, examples)
@@ -179,14 +212,29 @@ class VWPolicy(Policy):
             pylibvw.vw.predict_multi(self._vw, examples)
             return list(examples[0].get_action_scores())
         finally:
-            pylibvw.vw._finish_example_multi_ex(self._vw, examples)
+            self._finish(examples)
+
+    def _scores(self, context: Features, actions: Sequence[Features],
+                key: Hashable | None) -> list[float]:
+        """VW's scores of each action. With a ``key`` the parsed examples are kept (a few
+        hundred at most) for :meth:`learn` of the same key, which then skips the parse."""
+        if key is None:
+            return self._run(self._example(context, actions), learn=False)
+        examples = self._parse(self._lines(context, actions, key))
+        pylibvw.vw.predict_multi(self._vw, examples)
+        scores = list(examples[0].get_action_scores())
+        stale = self._parsed.pop(key, None)
+        if stale is not None:
+            self._finish(stale)
+        self._parsed[key] = examples
+        if len(self._parsed) > _PARSED_CACHE_SIZE:
+            self._finish(self._parsed.popitem(last=False)[1])
+        return scores
 
     # -- the policy -------------------------------------------------------------------------
     def pmf(self, context: Features, actions: Sequence[Features], *,
             key: Hashable | None = None) -> list[float]:
-        self._pin()
-        raw = [max(float(p), 0.0)
-               for p in self._run(self._example(context, actions, key=key), learn=False)]
+        raw = [max(float(p), 0.0) for p in self._scores(context, actions, key)]
         total = sum(raw)
         # regcbopt gives every tied best action probability 1: normalise, so the probability
         # logged is the one the action was drawn with
@@ -199,12 +247,23 @@ class VWPolicy(Policy):
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
               probability: float, *, key: Hashable | None = None) -> None:
         cost = _COST_PER_REWARD * reward
-        self._pin()
-        self._run(self._example(context, actions, (index, cost, max(probability, 1e-6)), key),
-                  learn=True)
+        label = (index, cost, max(probability, 1e-6))
+        examples = self._parsed.pop(key, None) if key is not None else None
+        if examples is not None and len(examples) == len(actions) + 1 \
+                and 0 <= index < len(actions):
+            try:  # the examples its decision parsed: only the label is new
+                examples[index + 1].set_label_string(
+                    self._vw, f"0:{label[1]:.6g}:{label[2]:.6g}", pylibvw.vw.lContextualBandit)
+                pylibvw.vw.learn_multi(self._vw, examples)
+            finally:
+                self._finish(examples)
+        else:
+            if examples is not None:
+                self._finish(examples)
+            self._run(self._example(context, actions, label, key), learn=True)
         if key is not None:
             self._examples.pop(key, None)  # an event is learned once
-        self._pin()
+        self._pin()  # learning moved the pinned weights: put them back
 
     def to_bytes(self) -> bytes:
         fd, path = tempfile.mkstemp(suffix=".vw")
@@ -227,9 +286,16 @@ class VWPolicy(Policy):
             workspace = vowpalwabbit.Workspace(f"{self.config.vw_args()} --quiet -i {path}")
         finally:
             os.unlink(path)
+        self._drop_parsed()
         self._vw.finish()
         self._vw = workspace
         self._index_pins()
 
+    def _drop_parsed(self) -> None:
+        """Give the kept examples back to the workspace that parsed them."""
+        while self._parsed:
+            self._finish(self._parsed.popitem()[1])
+
     def close(self) -> None:
+        self._drop_parsed()
         self._vw.finish()

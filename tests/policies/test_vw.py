@@ -120,6 +120,57 @@ def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
     assert len(keyed.pmf(probe, acts[:1], key="k")) == 1
 
 
+@pytest.mark.parametrize("config", [
+    PolicyConfig(seed=1), PolicyConfig(seed=1, exploration="epsilon"),
+    PolicyConfig(seed=1, exploration="softmax"), PolicyConfig(seed=1, exploration="regcb"),
+    PolicyConfig(seed=1, elimination=True), PolicyConfig(seed=1, exploration_floor=0.1)],
+    ids=["squarecb", "epsilon", "softmax", "regcb", "elimination", "floor"])
+def test_rewards_learned_late_and_out_of_order_match_the_text_path(
+        config: PolicyConfig) -> None:
+    """A keyed decision keeps VW's parsed examples for its reward, which only sets the label;
+    with rewards arriving late, out of order or never, every distribution equals that of a
+    policy that parses each example afresh."""
+    pins = {"A": {"cost": -1.0}}
+    keyed = VWPolicy(config, input_dim=16, pinned=pins)
+    plain = VWPolicy(config, input_dim=16, pinned=pins)
+    rng = np.random.default_rng(0)
+    pending: list[tuple[str, dict, list, int, float, float]] = []
+    for t in range(600):
+        ctx = {"E": rng.standard_normal(16).astype(np.float32),
+               "T": {"len": float(rng.random()), "code": 1.0}}
+        acts = [{"M": {f"m{j}": 1.0}, "A": {"cost": float(rng.random() * 0.1),
+                                            "quality": float(rng.random()), "latency": 0.0}}
+                for j in range(int(rng.integers(2, 6)))]
+        pmf = keyed.pmf(ctx, acts, key=f"e{t}")
+        assert pmf == plain.pmf(ctx, acts), t
+        i = int(rng.integers(len(acts)))
+        pending.append((f"e{t}", ctx, acts, i, float(rng.random()) - 0.3, pmf[i]))
+        if rng.random() < 0.3:  # some of the pending rewards arrive, in any order
+            order = rng.permutation(len(pending)).tolist()
+            arrived = order[: int(rng.integers(1, len(pending) + 1))]
+            for k in arrived:
+                key, c, a, i, r, p = pending[k]
+                keyed.learn(c, a, i, r, p, key=key)
+                plain.learn(c, a, i, r, p)
+            pending = [item for k, item in enumerate(pending) if k not in set(arrived)]
+    assert 0 < len(keyed._parsed) <= 256  # never-rewarded decisions do not pile up
+    keyed.close()
+    plain.close()
+
+
+def test_templated_namespaces_match_the_plain_formatting() -> None:
+    """Numeric namespaces are written through a template of their names; zeros are left out
+    and a value of 1 is written bare, exactly as feature by feature."""
+    policy = VWPolicy()
+    rng = np.random.default_rng(5)
+    choices = [0.0, -0.0, 1.0, 2, 0.5, float("nan"), np.float32(0.1), 1e-9, -3.25]
+    for _ in range(2000):
+        n = int(rng.integers(0, 5))
+        values = {f"f {j}": choices[int(rng.integers(len(choices)))] if rng.random() < 0.5
+                  else float(rng.normal()) for j in range(n)}
+        assert policy._namespace("A", values) == f"|A {policy._body(values)}", values
+
+
 def test_an_exploration_floor_keeps_every_model_in_play() -> None:
     plain, floored = VWPolicy(PolicyConfig(seed=2)), VWPolicy(
         PolicyConfig(seed=2, exploration_floor=0.13))
