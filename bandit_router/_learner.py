@@ -56,7 +56,8 @@ class Learner:
         if data is None:
             return Memory(dim=dim, capacity=capacity, exact_limit=limit, seed=self.policy.seed)
         return Memory.from_bytes(data, dim=dim, capacity=capacity, exact_limit=limit,
-                                 seed=self.policy.seed)
+                                 seed=self.policy.seed,
+                                 fetch=lambda seqs: self.store.embeddings(seqs, dim=dim))
 
     # -- identity of what a checkpoint holds ---------------------------------------------------
     def config_hash(self) -> str:
@@ -170,7 +171,8 @@ class Learner:
         if not reward.is_default and reward.error is None:
             self.memory.add(embedding, event.model_key, quality=reward.quality,
                             reward=reward.reward, cost_usd=reward.cost_usd,
-                            latency_s=reward.latency_s, output_tokens=reward.output_tokens)
+                            latency_s=reward.latency_s, output_tokens=reward.output_tokens,
+                            seq=reward.seq)
         self.learned += 1
 
     def learn_new(self, seq: int, reward: RewardRow, event: EventRow) -> None:
@@ -224,10 +226,16 @@ class Learner:
 
     def snapshot(self) -> tuple[str, bytes, bytes, int, int, str]:
         """The state to checkpoint (config hash, policy, memory, seq, learned): cheap copies,
-        taken under the router's lock; :func:`write_checkpoint` does the slow part."""
+        taken under the router's lock; :func:`write_checkpoint` does the slow part.
+
+        The memory's vectors are not copied: every row names the reward it was learned from,
+        and the log keeps that event's embedding, so a restore reads them back from there.
+        A checkpoint then grows by a few dozen bytes per remembered task (not 1.5 kB for
+        384 dimensions: 15 MB at 10,000 tasks before)."""
         self._checkpointed_at = self.learned
-        return (self.config_hash(), self.policy.to_bytes(), self.memory.to_bytes(), self.seq,
-                self.learned, self.arm)
+        memory = self.memory.to_bytes(vectors=not self.memory.logged)
+        return (self.config_hash(), self.policy.to_bytes(), memory, self.seq, self.learned,
+                self.arm)
 
     def checkpoint(self) -> None:
         write_checkpoint(self.store, self.snapshot(), self.clock())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -74,7 +75,9 @@ class Memory:
         self._quantizer: faiss.Index | None = None
         self._base = 0
         self._model_ids: dict[str, int] = {}
-        self._cols = {name: np.zeros(0, np.float64) for name in self._COLUMNS}
+        #: the outcome columns, and ``seq``: the reward each row was learned from (NaN if not
+        #: given), by which a snapshot can leave the vectors in the reward log
+        self._cols = {name: np.zeros(0, np.float64) for name in (*self._COLUMNS, "seq")}
         self._n = 0
         self._totals_cache: dict[str, FloatArray] | None = None
         #: :meth:`model_stats`, kept up to date by :meth:`add` (one model's entry a row)
@@ -142,8 +145,8 @@ class Memory:
 
     def add(self, embedding: npt.NDArray[np.float32], model_key: str, *, quality: float,
             reward: float, cost_usd: float, latency_s: float | None,
-            output_tokens: float | None) -> None:
-        """Remember one rewarded decision."""
+            output_tokens: float | None, seq: int | None = None) -> None:
+        """Remember one rewarded decision (``seq``: the reward's position in the log)."""
         if self._n >= self.capacity:
             self._evict()
         if self._n >= len(self._cols["model"]):
@@ -155,6 +158,7 @@ class Memory:
                   np.nan if output_tokens is None else output_tokens)
         for name, value in zip(self._COLUMNS, values, strict=True):
             self._cols[name][row] = value
+        self._cols["seq"][row] = np.nan if seq is None else seq
         if self.exact:
             self._index.add(vec)
         else:
@@ -289,34 +293,66 @@ class Memory:
                 if mid < len(totals["n"]) and totals["n"][mid] > 0}
         return self._stats_cache
 
-    def to_bytes(self) -> bytes:
+    @property
+    def logged(self) -> bool:
+        """Whether every row names its reward (``seq``), so a snapshot may leave the vectors
+        out and read them back from the log (:meth:`to_bytes` with ``vectors=False``)."""
+        return not np.isnan(self._cols["seq"][: self._n]).any()
+
+    def to_bytes(self, *, vectors: bool = True) -> bytes:
+        """A snapshot. With ``vectors=False`` (only when :attr:`logged`) it holds the rows'
+        outcomes and reward ``seq`` but not their embeddings, a few dozen bytes a row instead
+        of four per dimension: :meth:`from_bytes` then asks for the vectors by ``seq``."""
+        if not vectors and not self.logged:
+            raise ValueError("rows without a reward seq: the snapshot needs the vectors")
         buf = io.BytesIO()
         keys = np.array(list(self._model_ids), dtype=np.str_)
         arrays: dict[str, npt.NDArray[np.generic]] = {
             name: col[: self._n] for name, col in self._cols.items()}
         if self._centroids is not None:
             arrays["centroids"] = self._centroids
-        np.savez(buf, vectors=self.vectors(), keys=keys, **arrays)  # type: ignore[arg-type]
+        if vectors:
+            arrays["vectors"] = self.vectors()
+        else:
+            arrays["dim"] = np.array([self.dim])
+        np.savez(buf, keys=keys, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, dim: int, capacity: int,
                    exact_limit: int | None = 4096, lists: int = 128, probes: int = 8,
-                   seed: int = 0) -> Memory:
+                   seed: int = 0,
+                   fetch: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]] | None
+                   = None) -> Memory:
         """A memory written by :meth:`to_bytes`; it keeps its IVF centroids, if it had them,
-        so it searches as the memory it was written from did."""
+        so it searches as the memory it was written from did. A snapshot without vectors
+        needs ``fetch``: given the rows' reward seqs, their embeddings in that order."""
         mem = cls(dim=dim, capacity=capacity, exact_limit=exact_limit, lists=lists,
                   probes=probes, seed=seed)
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            vectors = np.asarray(arrays["vectors"], np.float32)
-            if vectors.ndim != 2 or vectors.shape[1] != dim:
-                raise ValueError(f"memory snapshot has dim {vectors.shape}, expected {dim}")
             mem._model_ids = {str(k): i for i, k in enumerate(arrays["keys"].tolist())}
-            mem._n = len(vectors)
             mem._cols = {name: np.asarray(arrays[name], np.float64).copy()
                          for name in cls._COLUMNS}
+            n = len(mem._cols["model"])
+            mem._cols["seq"] = (np.asarray(arrays["seq"], np.float64).copy()
+                                if "seq" in arrays.files else np.full(n, np.nan))
             centroids = (np.asarray(arrays["centroids"], np.float32)
                          if "centroids" in arrays.files else None)
+            if "vectors" in arrays.files:
+                vectors = np.asarray(arrays["vectors"], np.float32)
+            else:
+                if int(arrays["dim"][0]) != dim:
+                    raise ValueError(f"memory snapshot has dim {int(arrays['dim'][0])}, "
+                                     f"expected {dim}")
+                if fetch is None:
+                    raise ValueError("the snapshot holds no vectors and no fetch was given")
+                vectors = np.asarray(fetch(mem._cols["seq"].astype(np.int64)), np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) != n:
+            raise ValueError(f"memory snapshot has vectors {vectors.shape}, expected "
+                             f"({n}, {dim})")
+        if any(len(col) != n for col in mem._cols.values()):
+            raise ValueError("memory snapshot columns differ in length")
+        mem._n = n
         vectors = np.ascontiguousarray(vectors)
         if centroids is not None and centroids.ndim == 2 and centroids.shape[1] == dim:
             mem._use_ivf(centroids, vectors)

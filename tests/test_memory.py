@@ -159,3 +159,51 @@ def test_per_model_recall_judges_each_model_on_its_own_nearest_tasks() -> None:
     assert own.quality_sum.tolist() == pytest.approx([2.0, 0.6])  # b/y's two nearest
     assert mem.recall(near, keys, k=9, per_model=9).count.tolist() == [6.0, 3.0]
     assert mem.recall(near, keys, k=3, per_model=2).count.tolist() == [2.0, 0.0]
+
+
+@pytest.mark.parametrize("exact_limit", [None, 128])
+def test_a_snapshot_without_vectors_reads_them_back_by_seq(exact_limit: int | None) -> None:
+    """Rows that name their reward (``seq``) are snapshotted without their vectors; the
+    restore asks for them by seq and searches exactly as the memory it was written from,
+    through evictions and the move to the IVF index."""
+    rng = np.random.default_rng(7)
+    log: dict[int, np.ndarray] = {}
+    mem = Memory(dim=8, capacity=300, exact_limit=exact_limit, lists=16, probes=4)
+    for seq, vec in enumerate(unit(rng, 400), start=1):  # 400 > capacity: evictions
+        log[seq] = vec
+        q = float(rng.random())
+        mem.add(vec, f"p/m{seq % 3}", quality=q, reward=q, cost_usd=0.01, latency_s=1.0,
+                output_tokens=None, seq=seq)
+    assert mem.logged and len(mem) < 400
+    asked: list[list[int]] = []
+
+    def fetch(seqs: np.ndarray) -> np.ndarray:
+        asked.append(seqs.tolist())
+        return np.stack([log[int(q)] for q in seqs])
+
+    small, full = mem.to_bytes(vectors=False), mem.to_bytes()
+    assert len(small) < len(full) - len(mem) * 8 * 4 // 2  # the vectors stayed out
+    copy = Memory.from_bytes(small, dim=8, capacity=300, exact_limit=exact_limit, lists=16,
+                             probes=4, fetch=fetch)
+    assert asked == [list(range(400 - len(mem) + 1, 401))]  # the newest rows, oldest first
+    assert copy.exact == mem.exact and np.array_equal(copy.vectors(), mem.vectors())
+    keys = ["p/m0", "p/m1", "p/m2"]
+    for q in unit(rng, 20):
+        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
+        assert a.count.tolist() == b.count.tolist() and a.similarity == b.similarity
+    np.testing.assert_equal(copy.model_stats(), mem.model_stats())
+    with pytest.raises(ValueError, match="no fetch"):
+        Memory.from_bytes(small, dim=8, capacity=300)
+    with pytest.raises(ValueError):  # the log gave back the wrong number of vectors
+        Memory.from_bytes(small, dim=8, capacity=300, fetch=lambda s: fetch(s)[1:])
+
+
+def test_rows_without_a_seq_keep_their_vectors_in_the_snapshot() -> None:
+    rng = np.random.default_rng(8)
+    mem = Memory(dim=8)
+    fill(mem, rng, 5)  # no seq given
+    assert not mem.logged
+    with pytest.raises(ValueError, match="needs the vectors"):
+        mem.to_bytes(vectors=False)
+    copy = Memory.from_bytes(mem.to_bytes(), dim=8, capacity=100)
+    assert np.array_equal(copy.vectors(), mem.vectors()) and not copy.logged

@@ -23,6 +23,7 @@ from bandit_router import (
     UnknownEventError,
     UnknownModelError,
 )
+from bandit_router._memory import Memory
 from bandit_router._store import CheckpointRow, EventRow
 from bandit_router.simulation import SyntheticWorkload
 
@@ -429,3 +430,54 @@ def test_per_model_neighbours_reach_the_estimates(make_router: MakeRouter) -> No
     assert max(mine) == pytest.approx(2 / (2 + strength))  # at most two outcomes a model
     assert max(theirs) > 2 / (2 + strength)  # pooled: one model holds many of the 64
     assert sum(e > 0 for e in mine) >= sum(e > 0 for e in theirs)
+
+
+def test_checkpoints_leave_the_memory_vectors_in_the_log(
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
+    """A checkpoint's memory holds each row's outcome and reward seq, not its embedding (the
+    event keeps it): a restore reads the vectors back and predicts exactly as before. A
+    checkpoint written with the vectors (earlier releases) still loads; one whose rewards
+    are not in the log is passed over for the log itself."""
+    import hashlib
+
+    config = RouterConfig(cost_weight=50.0, checkpoint_every=100)
+    first = make_router(config=config)
+    train(first, 250)
+    expected, memory = probe_pmf(first), first._learner.memory
+    first.store.close()  # a crash: checkpoints at 100 and 200, 50 rewards only in the log
+    with first.store.session() as s:
+        newest = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc())).first()
+        assert newest is not None and newest.learned == 200
+        assert len(newest.memory) < 200 * memory.dim * 4 // 4  # no vectors inside
+        old_memory, policy = newest.memory, newest.policy
+    with caplog.at_level("INFO", logger="bandit_router"):
+        second = make_router(config=config)
+    assert "restored checkpoint" in caplog.text and "rebuilding" not in caplog.text
+    assert second._learner.learned == 250
+    assert np.array_equal(second._learner.memory.vectors(), memory.vectors())
+    assert np.allclose(probe_pmf(second), expected, atol=1e-6)
+    second.store.close()
+
+    def rewrite(blob: bytes) -> None:
+        with first.store.session() as s:
+            s.execute(update(CheckpointRow).values(
+                memory=blob, policy=policy, sha256=hashlib.sha256(policy + blob).hexdigest()))
+
+    restored = Memory.from_bytes(old_memory, dim=memory.dim, capacity=config.memory_size,
+                                 fetch=lambda q: first.store.embeddings(q, dim=memory.dim))
+    rewrite(restored.to_bytes())  # with the vectors, as earlier releases wrote them
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        third = make_router(config=config)
+    assert "restored checkpoint" in caplog.text and "rebuilding" not in caplog.text
+    assert np.allclose(probe_pmf(third), expected, atol=1e-6)
+    third.store.close()
+
+    restored._cols["seq"] += 10_000  # rewards the log does not hold
+    rewrite(restored.to_bytes(vectors=False))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        fourth = make_router(config=config)
+    assert "not in the log" in caplog.text and "rebuilding the policy" in caplog.text
+    assert fourth._learner.learned == 250
+    assert np.allclose(probe_pmf(fourth), expected, atol=1e-6)
