@@ -19,7 +19,7 @@ import json
 import math
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ class ModelSpec:
     quality_score: float = 0.5
     context_window: int = 128_000
     typical_output_tokens: int | None = None
+    #: The action id, ``provider/model`` (set from those two: read on every decision)
+    key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("provider", "model"):
@@ -74,20 +76,20 @@ class ModelSpec:
         t = self.typical_output_tokens
         if t is not None and (not isinstance(t, int) or t < 1):
             raise CatalogError(f"{self.provider}/{self.model}: typical_output_tokens must be >= 1")
-
-    @property
-    def key(self) -> str:
-        """The action id: ``provider/model``."""
-        return f"{self.provider}/{self.model}"
+        object.__setattr__(self, "key", f"{self.provider}/{self.model}")
 
     def cost_usd(self, *, input_tokens: float, output_tokens: float) -> float:
         """What a call with these token counts costs at this model's prices."""
         return (input_tokens * self.input_price_per_1m
                 + output_tokens * self.output_price_per_1m) / 1e6
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields :meth:`from_dict` takes."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = set(data) - known
         if unknown:
             raise CatalogError(f"unknown catalog fields {sorted(unknown)}; known: {sorted(known)}")
@@ -165,7 +167,7 @@ class Catalog:
         return new
 
     def to_dict(self) -> dict[str, Any]:
-        return {"models": [asdict(spec) for spec in self]}
+        return {"models": [spec.to_dict() for spec in self]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Catalog:

@@ -59,6 +59,8 @@ class Memory:
     """
 
     _COLUMNS = ("model", "quality", "reward", "cost", "latency", "tokens")
+    #: each outcome column and the name of its count of known values in the totals
+    _KNOWN = tuple((name, name + "_n") for name in _COLUMNS[1:])
 
     def __init__(self, *, dim: int, capacity: int = 100_000, exact_limit: int | None = 4096,
                  lists: int = 128, probes: int = 8, seed: int = 0) -> None:
@@ -180,10 +182,10 @@ class Memory:
             for name, arr in totals.items():
                 totals[name] = np.concatenate([arr, np.zeros(mid + 1 - len(arr))])
         totals["n"][mid] += 1
-        for name, value in zip(self._COLUMNS[1:], values[1:], strict=True):
-            if not np.isnan(value):
+        for (name, known), value in zip(self._KNOWN, values[1:], strict=True):
+            if value == value:  # not NaN
                 totals[name][mid] += value
-                totals[name + "_n"][mid] += 1
+                totals[known][mid] += 1
 
     def vectors(self) -> npt.NDArray[np.float32]:
         """The stored task embeddings, oldest first (one row per remembered outcome)."""

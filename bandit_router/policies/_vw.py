@@ -78,8 +78,8 @@ class VWPolicy(Policy):
         self._templates: dict[int, list[str]] = {}
         self._names: dict[str, str] = {}
         self._singles: dict[tuple[str, str, float], str] = {}
-        #: ``|ns name:%.6g ...`` by namespace, names and the position of a zero left out
-        self._templates_by_names: dict[tuple[str, tuple[str, ...], int], str] = {}
+        #: ``|ns name:%.6g ...`` by namespace, names and the positions of zeros left out
+        self._templates_by_names: dict[tuple[str, tuple[str, ...], tuple[int, ...]], str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
 
@@ -145,22 +145,22 @@ class VWPolicy(Policy):
         return " ".join(parts)
 
     def _namespace(self, ns: str, values: Mapping[str, float]) -> str:
-        """``|ns name:value ...``: by a template of the namespace's names (one formatting
-        call) when at most one value is 0 (left out) and none is 1 (written bare)."""
+        """``|ns name:value ...`` by a template of the namespace's names (one formatting call)
+        where no value is 1 (written bare); zeros are left out."""
         names, numbers = tuple(values), tuple(values.values())
-        zeros = numbers.count(0.0)
-        if zeros > 1 or 1.0 in numbers:
+        if 1.0 in numbers:
             return f"|{ns} {self._body(values)}"
-        skip = numbers.index(0.0) if zeros else -1
+        skip: tuple[int, ...] = ()
+        if 0.0 in numbers:
+            skip = tuple([j for j, v in enumerate(numbers) if v == 0.0])
+            numbers = tuple([v for v in numbers if v != 0.0])
         template = self._templates_by_names.get((ns, names, skip))
         if template is None:
             if len(self._templates_by_names) >= _NAMES_CACHE_SIZE:
                 self._templates_by_names.clear()
-            kept = [self._escaped(k) for j, k in enumerate(names) if j != skip]
+            kept = [self._escaped(k) for j, k in enumerate(names) if j not in skip]
             template = self._templates_by_names[(ns, names, skip)] = (
                 f"|{ns} " + " ".join(f"{k}:%.6g" for k in kept))
-        if zeros:
-            numbers = numbers[:skip] + numbers[skip + 1:]
         return template % numbers
 
     def _body(self, values: Mapping[str, float]) -> str:
