@@ -15,7 +15,6 @@ _QUESTION = re.compile(r"^\s*(what|why|how|when|where|who|which|is|are|can|does|
                        re.IGNORECASE)
 _TRANSLATE = re.compile(r"\btranslat", re.IGNORECASE)
 _SUMMARY = re.compile(r"\bsummar|\btl;?dr\b", re.IGNORECASE)
-_MATH_OPERATION = re.compile(r"\d\s*[-+*/^=]\s*\d")  # _MATH's one branch without letters
 #: Strings every match of a pattern contains (lower-case: compared with an ASCII text
 #: lowered). A pattern runs only on texts that hold one of them, with the same result:
 #: Python's regex engine tries every alternative at every position, which is slow.
@@ -28,6 +27,20 @@ _CODE_PARTS: tuple[tuple[str, re.Pattern[str] | None], ...] = (
     (";", re.compile(r";\s*$", re.MULTILINE)), ("{", re.compile(r"\{\s*$", re.MULTILINE)),
 )
 _MATH_HINTS = ("\\frac", "\\sum", "solve", "equation", "integral")
+#: ``_MATH`` less its first branch, split as ``_CODE_PARTS`` (for lower-case ASCII text)
+_MATH_WORD_PARTS: tuple[tuple[str, re.Pattern[str] | None], ...] = (
+    ("\\frac", None), ("\\sum", None), ("solve", re.compile(r"\bsolve\b")),
+    ("equation", re.compile(r"\bequation\b")), ("integral", re.compile(r"\bintegral\b")),
+)
+#: For ASCII text, as bytes: the characters ``str.isspace`` (and the regex ``\s``) call
+#: whitespace; a table mapping them to b" " and every other byte to b"x" (words are where
+#: " x" turns up); one mapping digits to b"0", the operators of ``_MATH``'s first branch
+#: (``\d\s*[-+*/^=]\s*\d``) to b"+" and the rest to b"." (with the whitespace deleted, it
+#: holds b"0+0" exactly where that branch matches)
+_SPACE = bytes(c for c in range(128) if chr(c).isspace())
+_WORDS = bytes(32 if chr(c).isspace() else 120 for c in range(256))
+_OPERATIONS = bytes(48 if chr(c).isdigit() and c < 128 else 43 if chr(c) in "-+*/^=" else 46
+                    for c in range(256))
 _TRANSLATE_HINTS = ("translat",)
 _SUMMARY_HINTS = ("summar", "tldr", "tl;dr")
 
@@ -62,36 +75,43 @@ def task_features(text: str) -> dict[str, float]:
     """
     n_chars = len(text)
     lines = text.count("\n") + 1
-    lowered = text.lower() if text.isascii() else None
-    math_ = (_MATH_OPERATION.search(text) is not None
-             or _found(_MATH, text, lowered, _MATH_HINTS))
+    lowered: str | None = None
+    if text.isascii():  # byte-level passes in C, with the results of the plain ones
+        lowered = text.lower()
+        raw = text.encode("ascii")
+        marks = raw.translate(_WORDS)
+        words = marks.count(b" x") + (marks[:1] == b"x")
+        math_ = (b"0+0" in raw.translate(_OPERATIONS, _SPACE)
+                 or _has_any(lowered, _MATH_WORD_PARTS))
+        digits = len(raw) - len(raw.translate(None, b"0123456789"))
+    else:
+        words = len(text.split())
+        math_ = _MATH.search(text) is not None
+        digits = sum(map(str.isdigit, text))
     return {
         "chars": math.log1p(n_chars) / 10.0,
-        "words": math.log1p(len(text.split())) / 8.0,
+        "words": math.log1p(words) / 8.0,
         "lines": math.log1p(lines) / 5.0,
-        "code": 1.0 if _has_code(text) else 0.0,
+        "code": 1.0 if _has_any(text, _CODE_PARTS) else 0.0,
         "math": 1.0 if math_ else 0.0,
         "question": 1.0 if text.rstrip().endswith("?") or _QUESTION.match(text) else 0.0,
         "translate": 1.0 if _found(_TRANSLATE, text, lowered, _TRANSLATE_HINTS) else 0.0,
         "summarise": 1.0 if _found(_SUMMARY, text, lowered, _SUMMARY_HINTS) else 0.0,
-        "digits": _count_digits(text) / max(1, n_chars),
+        "digits": digits / max(1, n_chars),
     }
 
 
-def _has_code(text: str) -> bool:
-    """``_CODE.search(text)``, one alternative at a time: each runs only where its literal is
-    in the text, and one that is nothing but its literal needs no regex at all. A search for
-    alternatives matches where one of them does, so this is the same test, several times
-    faster on long texts."""
-    for hint, pattern in _CODE_PARTS:
+def _has_any(text: str, parts: tuple[tuple[str, re.Pattern[str] | None], ...]) -> bool:
+    """Whether one of ``parts`` (a literal every match holds, and the alternative's
+    pattern, ``None`` when it is the literal alone) is in ``text``: a search for an
+    alternation, one alternative at a time, each only where its literal is. Several times
+    faster on long texts, as Python's regex engine tries every alternative everywhere."""
+    for hint, pattern in parts:
         if hint in text and (pattern is None or pattern.search(text) is not None):
             return True
     return False
 
 
-def _count_digits(text: str) -> int:
-    """How many characters of ``text`` are digits (``str.isdigit``)."""
-    if text.isascii():  # one pass in C: the length the digits take away
-        raw = text.encode("ascii")
-        return len(raw) - len(raw.translate(None, b"0123456789"))
-    return sum(map(str.isdigit, text))
+def _has_code(text: str) -> bool:
+    """``_CODE.search(text)``, by :func:`_has_any` on its alternatives."""
+    return _has_any(text, _CODE_PARTS)
