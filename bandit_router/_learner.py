@@ -21,7 +21,7 @@ from ._clusters import TaskClusters
 from ._config import RouterConfig
 from ._constraints import Estimate
 from ._memory import Memory
-from ._scoring import estimate
+from ._scoring import estimates
 from ._store import CheckpointRow, ClusterRow, EventRow, LearnItem, RewardRow, Store
 from .policies import Policy, VWPolicy
 
@@ -142,11 +142,9 @@ class Learner:
         keys = [s.key for s in specs]
         recall = self.memory.recall(embedding, keys, k=self.config.neighbours,
                                     per_model=self.config.per_model_neighbours)
-        return [estimate(spec, recall, i, input_tokens=input_tokens,
-                         global_stats=self._stats.get(spec.key),
+        return estimates(specs, recall, input_tokens=input_tokens, stats=self._stats,
                          prior_strength=self.config.prior_strength,
                          default_output_tokens=self.config.default_output_tokens)
-                for i, spec in enumerate(specs)]
 
     # -- learning ------------------------------------------------------------------------------
     def _learn(self, item: LearnItem) -> None:

@@ -19,51 +19,57 @@ depends on the model, not on what it costs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ._catalog import ModelSpec
 from ._constraints import Estimate
 from ._memory import Recall
 
-__all__ = ["PINNED", "action_features", "estimate"]
+__all__ = ["PINNED", "action_features", "estimates"]
 
 
 #: Coefficients the policy must not learn, in reward units: see the module docstring.
 PINNED: dict[str, dict[str, float]] = {"A": {"cost": -1.0, "latency": -1.0}}
 
 
-def _blend(total: float, count: float, prior: float, strength: float) -> float:
-    return (total + strength * prior) / (count + strength)
-
-
-def estimate(spec: ModelSpec, recall: Recall, pos: int, *, input_tokens: int,
-             global_stats: Mapping[str, float] | None, prior_strength: float,
-             default_output_tokens: int) -> Estimate:
-    """What ``spec`` should give on this request, from its neighbours, its history, its prior.
+def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
+              stats: Mapping[str, Mapping[str, float]], prior_strength: float,
+              default_output_tokens: int) -> list[Estimate]:
+    """What each of ``specs`` should give on this request (``recall`` is aligned with them),
+    from its neighbours, its history (``stats``, by model key), its prior.
 
     Quality: the neighbours' mean quality for this model, shrunk towards the model's overall
     mean (itself shrunk towards the catalog prior) by ``prior_strength`` pseudo-observations.
     Output tokens: neighbours', else the model's overall mean, else the catalog's typical
     value. Latency: the measured mean once there is one, else the catalog prior.
     """
-    prior = spec.quality_score
-    out_tokens = float(spec.typical_output_tokens or default_output_tokens)
-    latency = spec.avg_latency
-    if global_stats:
-        n = global_stats["n"]
-        if not math.isnan(global_stats["quality"]):
-            prior = _blend(global_stats["quality"] * n, n, prior, prior_strength)
-        if not math.isnan(global_stats["output_tokens"]):
-            out_tokens = global_stats["output_tokens"]
-        if not math.isnan(global_stats["latency_s"]):
-            latency = global_stats["latency_s"]
-    count = float(recall.count[pos])
-    quality = _blend(float(recall.quality_sum[pos]), count, prior, prior_strength)
-    if recall.tokens_count[pos] > 0:
-        out_tokens = float(recall.tokens_sum[pos] / recall.tokens_count[pos])
-    cost = spec.cost_usd(input_tokens=input_tokens, output_tokens=out_tokens)
-    return Estimate(key=spec.key, quality=quality, evidence=count / (count + prior_strength),
-                    cost_usd=cost, latency_s=latency, output_tokens=out_tokens)
+    counts, quality_sums = recall.count.tolist(), recall.quality_sum.tolist()
+    token_sums, token_counts = recall.tokens_sum.tolist(), recall.tokens_count.tolist()
+    isnan = math.isnan
+    out = []
+    for pos, spec in enumerate(specs):
+        prior = spec.quality_score
+        out_tokens = float(spec.typical_output_tokens or default_output_tokens)
+        latency = spec.avg_latency
+        known = stats.get(spec.key)
+        if known:
+            n = known["n"]
+            if not isnan(known["quality"]):
+                prior = (known["quality"] * n + prior_strength * prior) / (n + prior_strength)
+            if not isnan(known["output_tokens"]):
+                out_tokens = known["output_tokens"]
+            if not isnan(known["latency_s"]):
+                latency = known["latency_s"]
+        count = counts[pos]
+        quality = (quality_sums[pos] + prior_strength * prior) / (count + prior_strength)
+        if token_counts[pos] > 0:
+            out_tokens = token_sums[pos] / token_counts[pos]
+        cost = (input_tokens * spec.input_price_per_1m
+                + out_tokens * spec.output_price_per_1m) / 1e6
+        out.append(Estimate(key=spec.key, quality=quality,
+                            evidence=count / (count + prior_strength), cost_usd=cost,
+                            latency_s=latency, output_tokens=out_tokens))
+    return out
 
 
 def action_features(spec: ModelSpec, est: Estimate, *, cost_weight: float,

@@ -99,7 +99,7 @@ class DriverStatement:
                 if values.get(name) is not None:
                     values[name] = self._dumps(values[name])
         if self._positional is not None:
-            return tuple(values.get(name) for name in self._positional)
+            return tuple(map(values.get, self._positional))
         return {name: values.get(name) for name in self._names}
 
     def execute(self, conn: Writer, values: Mapping[str, Any]) -> Any:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._memory import Memory
-from ._scoring import estimate
+from ._scoring import estimates
 from .datasets import RoutingDataset
 from .replay import hull_quality, zero_router_hull
 
@@ -56,12 +56,9 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
     for t, i in enumerate(order):
         recall = memory.recall(emb[i], keys, k=k)
         stats = memory.model_stats()
-        scores = []
-        for j, spec in enumerate(specs):
-            est = estimate(spec, recall, j, input_tokens=int(n_in[i]) if n_in is not None
-                           else 100, global_stats=stats.get(spec.key),
-                           prior_strength=prior_strength, default_output_tokens=300)
-            scores.append(est.quality - cost_weight * est.cost_usd)
+        scores = [est.quality - cost_weight * est.cost_usd for est in estimates(
+            specs, recall, input_tokens=int(n_in[i]) if n_in is not None else 100,
+            stats=stats, prior_strength=prior_strength, default_output_tokens=300)]
         j = (int(explore.integers(len(specs))) if explore.random() < epsilon
              else int(np.argmax(scores)))
         chosen[t] = j
