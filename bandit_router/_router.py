@@ -370,7 +370,8 @@ class Router(BudgetMethods, ProviderMethods):
             input_tokens=event.input_tokens, policy_version=event.policy_version,
             constraints=dict(event.constraints), metadata=dict(event.meta or {}),
             eligible=[a["key"] for a in event.actions],
-            estimates=dict(event.actions[event.chosen]["estimate"]), reward=outcome)
+            estimates=dict(event.actions[event.chosen]["estimate"]), reward=outcome,
+            arm=event.arm or "")
 
     def warm_start(self, history: Any, *, batch: int = 200) -> int:
         """Learn from history before live traffic. ``history`` is either

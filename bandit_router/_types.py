@@ -96,6 +96,8 @@ class EventRecord:
     eligible: list[str]
     estimates: dict[str, float]
     reward: dict[str, Any] | None
+    #: the experiment arm whose router logged it (``Router(arm=...)``; ``""``: none)
+    arm: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -101,7 +101,7 @@ def test_a_fixed_model_arm_routes_only_to_its_model_with_probability_one(tmp_pat
     for event_id in fixed_events[:20]:  # logged as any decision: p = 1, its arm, its reward
         record = strongest.router.get_event(event_id)
         assert record.probability == 1.0 and record.eligible == ["frontier/large"]
-        assert record.metadata["arm"] == "strongest" and record.reward is not None
+        assert record.metadata["arm"] == record.arm == "strongest" and record.reward is not None
         assert record.constraints["allowed_models"] == ["frontier/large"]
     stats = exp.stats()
     assert stats["strongest"].requests == len(fixed_events)
