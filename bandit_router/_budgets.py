@@ -57,7 +57,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ._errors import InvalidInputError
 from ._sql import DriverStatement, Writer
-from ._store import Store, _Base, json_dumps
+from ._store import Store
+from ._tables import _Base, json_dumps
 
 __all__ = ["WINDOWS", "Budget", "BudgetAlert", "BudgetStatus", "Ledger", "event_scopes",
            "window_bounds"]

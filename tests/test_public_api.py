@@ -35,3 +35,18 @@ def test_import_has_no_side_effects(tmp_path) -> None:
             "assert 'sentence_transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
     assert list(tmp_path.iterdir()) == []  # no database or cache file written on import
+
+
+def test_every_private_modules_all_names_what_it_has() -> None:
+    """Each private module's ``__all__`` lists names it defines or re-exports (``_store``
+    re-exports the rows ``_tables`` declares)."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(bandit_router.__path__):
+        module = importlib.import_module(f"bandit_router.{info.name}")
+        for name in getattr(module, "__all__", ()):
+            assert hasattr(module, name), f"{info.name}.__all__ names missing {name}"
+    from bandit_router import _store, _tables
+
+    assert set(_tables.__all__) <= set(_store.__all__)
