@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -36,6 +37,20 @@ _PARSED_CACHE_SIZE = 256
 
 def _name(text: str) -> str:
     return _UNSAFE.sub("_", text)
+
+
+class _Pending:
+    """Examples VW parsed for decisions, kept by key until their rewards (see
+    ``VWPolicy.learn``), with the workspace that parsed them."""
+
+    def __init__(self, vw: vowpalwabbit.Workspace) -> None:
+        self.vw = vw
+        self.examples: OrderedDict[Hashable, list[Any]] = OrderedDict()
+
+    def release(self) -> None:
+        """Give every kept example back to its workspace."""
+        while self.examples:
+            pylibvw.vw._finish_example_multi_ex(self.vw, self.examples.popitem()[1])
 
 
 class VWPolicy(Policy):
@@ -74,7 +89,10 @@ class VWPolicy(Policy):
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
         self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
         self._examples: OrderedDict[Hashable, list[str]] = OrderedDict()
-        self._parsed: OrderedDict[Hashable, list[Any]] = OrderedDict()
+        self._pending = _Pending(self._vw)
+        self._parsed = self._pending.examples
+        # given back when the policy goes, closed or not: held, they keep VW's memory alive
+        weakref.finalize(self, self._pending.release)
         self._templates: dict[int, list[str]] = {}
         self._names: dict[str, str] = {}
         self._singles: dict[tuple[str, str, float], str] = {}
@@ -286,16 +304,11 @@ class VWPolicy(Policy):
             workspace = vowpalwabbit.Workspace(f"{self.config.vw_args()} --quiet -i {path}")
         finally:
             os.unlink(path)
-        self._drop_parsed()
+        self._pending.release()
         self._vw.finish()
-        self._vw = workspace
+        self._vw = self._pending.vw = workspace
         self._index_pins()
 
-    def _drop_parsed(self) -> None:
-        """Give the kept examples back to the workspace that parsed them."""
-        while self._parsed:
-            self._finish(self._parsed.popitem()[1])
-
     def close(self) -> None:
-        self._drop_parsed()
+        self._pending.release()
         self._vw.finish()

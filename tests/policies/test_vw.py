@@ -185,3 +185,24 @@ def test_an_exploration_floor_keeps_every_model_in_play() -> None:
     assert int(np.argmax(pmf)) == 3
     i, p, dist = floored.decide({"T": {"x": 1.0}}, acts, draw=0.01)
     assert p == pytest.approx(dist[i])  # the logged probability is the mixture's
+
+
+def test_examples_kept_for_rewards_are_given_back_when_the_policy_goes() -> None:
+    """Parsed examples held for rewards that never came keep VW's memory alive; they are
+    returned to their workspace on close(), on a model reload, and when the policy is
+    garbage collected without either."""
+    import gc
+
+    acts = [{"M": {"a": 1.0}}, {"M": {"b": 1.0}}]
+    policy = VWPolicy(PolicyConfig(seed=1))
+    for k in range(10):
+        policy.pmf({"T": {f"t{k}": 1.0}}, acts, key=f"e{k}")
+    pending = policy._pending
+    assert len(pending.examples) == 10
+    policy.load_bytes(policy.to_bytes())
+    assert not pending.examples and pending.vw is policy._vw
+    policy.pmf({"T": {"t": 1.0}}, acts, key="again")
+    assert len(pending.examples) == 1
+    del policy
+    gc.collect()
+    assert not pending.examples
