@@ -9,8 +9,9 @@ Prints:
   spend read, pacing and the reservation written with the event;
 - ``reward()`` throughput (validate, commit, learn), one call after another;
 - resident memory after loading and at the end;
-- FAISS recall latency (the part of ``select()`` that grows with history) and the memory's
-  size, at 10k, 50k and 100k remembered tasks (``--memory-sizes``).
+- FAISS recall latency (the part of ``select()`` that grows with history), the memory's
+  size and its checkpoint (outcomes and reward seqs; the vectors stay in the event log), at
+  10k, 50k and 100k remembered tasks (``--memory-sizes``).
 
 Real parts throughout: bundled 15-model catalog, FAISS, VW, a SQLite file (WAL,
 synchronous=FULL). Run:
@@ -151,17 +152,17 @@ def recall_scaling(sizes: Sequence[int], keys: list[str]) -> None:
             mem = Memory(dim=384, capacity=max(sizes), exact_limit=limit)
             for i, v in enumerate(vecs):
                 mem.add(v, keys[i % len(keys)], quality=float(rng.random()), reward=0.5,
-                        cost_usd=1e-4, latency_s=1.0, output_tokens=200)
+                        cost_usd=1e-4, latency_s=1.0, output_tokens=200, seq=i + 1)
             ms = []
             for q in queries:
                 t = time.perf_counter()
                 mem.recall(q, keys, k=32)
                 ms.append(1000 * (time.perf_counter() - t))
             t = time.perf_counter()
-            blob = mem.to_bytes()
+            blob = mem.to_bytes(vectors=False)  # as a checkpoint stores it
             snap_s = time.perf_counter() - t
             print(f"  {n:>7,} tasks, {label:<5}: {percentiles(ms)};  +{rss_mb() - before:5.0f} "
-                  f"MB RSS, snapshot {len(blob) / 2**20:5.0f} MB in {snap_s:.2f}s")
+                  f"MB RSS, checkpoint {len(blob) / 2**20:5.1f} MB in {snap_s:.3f}s")
             del mem, blob
     ivf_on_real_tasks()
 

@@ -31,8 +31,9 @@ _COST_PER_REWARD = -1.0
 #: to predict, and learning its reward uses the same text again.
 _EXAMPLE_CACHE_SIZE = 4096
 _NAMES_CACHE_SIZE = 4096
-#: Parsed examples kept by key from a decision to its reward (each holds VW memory).
-_PARSED_CACHE_SIZE = 256
+#: Parsed examples kept by key from a decision to its reward: a decision's examples take
+#: ~0.5 MB of VW memory (each example has room for 256 namespaces), so only the newest few.
+_PARSED_CACHE_SIZE = 32
 
 
 def _name(text: str) -> str:
