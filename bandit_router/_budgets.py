@@ -254,6 +254,10 @@ class Ledger:
                 keys=["scope", "bucket", "reserved_usd", "spent_usd", "requests"],
                 dumps=json_dumps)
         used = SpendRow.reserved_usd + SpendRow.spent_usd
+        self._used = DriverStatement(
+            select(func.coalesce(func.sum(used), 0.0))
+            .where(SpendRow.scope == bindparam("scope"), SpendRow.bucket >= bindparam("start")),
+            store.engine.dialect, keys=[], dumps=json_dumps)
         self._usage = (
             select(SpendRow.scope,
                    *[func.sum(case((SpendRow.bucket >= bindparam(f"{w}_start"), used),
@@ -324,6 +328,12 @@ class Ledger:
                 out[(scope, "day")] = float(day or 0.0)
                 out[(scope, "month")] = float(month or 0.0)
         return out
+
+    def used(self, s: Writer, scope: str, window: str, now: float) -> float:
+        """Spent plus reserved of one scope in the window holding ``now``, read inside the
+        caller's transaction (so it counts what the transaction itself wrote)."""
+        start = int(window_bounds(window, now)[0] // 3600)
+        return float(self._used.execute(s, {"scope": scope, "start": start}) or 0.0)
 
     def window_totals(self, scope: str, window: str, now: float) -> tuple[float, float, int]:
         """(spent, reserved, requests) of one scope in the current window."""

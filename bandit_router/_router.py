@@ -219,7 +219,8 @@ class Router(BudgetMethods, ProviderMethods):
             reserved_usd=est.cost_usd, deployment=deployment.id if deployment else None)
         try:
             self.store.add_event(event_row, also=self._spend.reserve(
-                model_key=spec.key, tenant=tenant, amount=est.cost_usd, created_at=now))
+                model_key=spec.key, tenant=tenant, amount=est.cost_usd, created_at=now,
+                recheck=self._spend.hard_budgets(spec, tenant)))
         except EventConflict:
             raise DuplicateEventError(event_id) from None
         self._spend.after_decision(spec, tenant, plan, est.cost_usd)

@@ -35,6 +35,8 @@ log = logging.getLogger("bandit_router")
 BUDGET_REFRESH_S = 1.0
 #: The pacing exponent is clipped to this range (a cost weight at most e^8 ~ 3000x its base).
 MAX_PACING_EXPONENT = 8.0
+#: Rounding allowed when a reservation re-reads its budget (sums in another order).
+_SLACK_USD = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +160,32 @@ class SpendGuard:
             return max(cost_weight, 1.0) * math.exp(exponent)
         return cost_weight * math.exp(exponent)
 
+    def hard_budgets(self, spec: ModelSpec, tenant: str | None) -> list[Budget]:
+        """The budgets a decision for ``spec`` must not break (``on_exceed="error"``) whose
+        use depends on other decisions (every window but ``request``)."""
+        return [b for b in self.budgets() if b.on_exceed == "error" and b.window != "request"
+                and _applies(b, spec, tenant)]
+
     def reserve(self, *, model_key: str, tenant: str | None, amount: float,
-                created_at: float) -> Callable[[Writer], None]:
-        """The write that reserves a decision's estimated cost (run in its transaction)."""
+                created_at: float, recheck: Sequence[Budget] = ()) -> Callable[[Writer], None]:
+        """The write that reserves a decision's estimated cost (run in its transaction).
+
+        The plan read the spend before the decision; another decision (another thread,
+        another process) may have reserved since. So after writing its own reservation,
+        which serialises it with every other writer of the same hourly rows (SQLite's write
+        lock, PostgreSQL's row locks), the write reads each of ``recheck`` again and raises
+        :class:`BudgetExceededError` (rolling the decision back) if one is now broken."""
         scopes = event_scopes(model_key, tenant)
 
         def write(s: Writer) -> None:
             self.ledger.add(s, scopes, bucket_of(created_at), reserved=amount, requests=1)
+            for b in recheck:
+                used = self.ledger.used(s, b.scope, b.window, created_at)
+                if used > b.limit_usd + _SLACK_USD:
+                    raise BudgetExceededError(
+                        scope=b.scope, window=b.window, limit_usd=b.limit_usd,
+                        used_usd=used - amount, needed_usd=amount,
+                        resets_at=window_bounds(b.window, created_at)[1])
         return write
 
     def settle(self, *, model_key: str, tenant: str | None, reserved: float | None,
