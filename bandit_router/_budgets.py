@@ -48,6 +48,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -231,6 +232,8 @@ class AlertRow(_Base):
 
 
 _TABLES = [BudgetRow.__table__, SpendRow.__table__, AlertRow.__table__]
+#: First key of the two-key advisory locks on budget scopes ("br", arbitrary and fixed)
+_SCOPE_LOCKS = 0x6272
 
 
 class Ledger:
@@ -253,6 +256,14 @@ class Ledger:
                 store.engine.dialect,
                 keys=["scope", "bucket", "reserved_usd", "spent_usd", "requests"],
                 dumps=json_dumps)
+        # PostgreSQL: decisions that re-check a scope's budget take its lock first (see
+        # SpendGuard.reserve); the hourly rows alone do not serialise two decisions that
+        # write different hours (at an hour's turn, or clocks apart) of one day's budget
+        self._lock_scope = (DriverStatement(
+            select(func.pg_advisory_xact_lock(literal(_SCOPE_LOCKS, Integer),
+                                              func.hashtext(bindparam("scope")))),
+            store.engine.dialect, keys=[], dumps=json_dumps)
+            if store.dialect == "postgresql" else None)
         used = SpendRow.reserved_usd + SpendRow.spent_usd
         self._used = DriverStatement(
             select(func.coalesce(func.sum(used), 0.0))
@@ -328,6 +339,13 @@ class Ledger:
                 out[(scope, "day")] = float(day or 0.0)
                 out[(scope, "month")] = float(month or 0.0)
         return out
+
+    def lock(self, s: Writer, scopes: Iterable[str]) -> None:
+        """Hold each scope's budget lock until the caller's transaction ends (PostgreSQL;
+        elsewhere the first write already serialises writers). Sorted: no deadlocks."""
+        if self._lock_scope is not None:
+            for scope in sorted(set(scopes)):
+                self._lock_scope.execute(s, {"scope": scope})
 
     def used(self, s: Writer, scope: str, window: str, now: float) -> float:
         """Spent plus reserved of one scope in the window holding ``now``, read inside the

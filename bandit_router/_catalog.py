@@ -90,6 +90,10 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
         known = {f.name for f in fields(cls) if f.init}
+        data = dict(data)
+        key = data.pop("key", None)  # as to_dict() leaves it out and asdict() puts it in
+        if key is not None and key != f"{data.get('provider')}/{data.get('model')}":
+            raise CatalogError(f"key {key!r} does not match provider/model")
         unknown = set(data) - known
         if unknown:
             raise CatalogError(f"unknown catalog fields {sorted(unknown)}; known: {sorted(known)}")

@@ -333,6 +333,15 @@ class LoadBalancer:
                 chosen.busy[ref] = use
             return chosen.deployment
 
+    def cancel(self, deployment_id: str, ref: str) -> None:
+        """Give back the booking ``pick(ref=ref)`` made, for a call that will not happen
+        (its decision was refused after the pick)."""
+        with self._lock:
+            state = self._states.get(deployment_id)
+            use = state.busy.pop(ref, None) if state is not None else None
+            if state is not None and use is not None:
+                state.window = deque(u for u in state.window if u is not use)
+
     def report(self, deployment_id: str, *, ref: str | None = None, latency_s: float | None = None,
                error: str | None = None, tokens: int | None = None) -> None:
         """Record the outcome of a call (see the module docstring for the rules).

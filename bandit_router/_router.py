@@ -221,8 +221,12 @@ class Router(BudgetMethods, ProviderMethods):
             self.store.add_event(event_row, also=self._spend.reserve(
                 model_key=spec.key, tenant=tenant, amount=est.cost_usd, created_at=now,
                 recheck=self._spend.hard_budgets(spec, tenant)))
-        except EventConflict:
-            raise DuplicateEventError(event_id) from None
+        except BaseException as exc:
+            if deployment is not None and self._balancer is not None:
+                self._balancer.cancel(deployment.id, event_id)  # no call will follow
+            if isinstance(exc, EventConflict):
+                raise DuplicateEventError(event_id) from None
+            raise
         self._spend.after_decision(spec, tenant, plan, est.cost_usd)
         order = sorted(range(len(eligible)), key=lambda j: -pmf[j])
         alternatives = tuple(

@@ -171,13 +171,16 @@ class SpendGuard:
         """The write that reserves a decision's estimated cost (run in its transaction).
 
         The plan read the spend before the decision; another decision (another thread,
-        another process) may have reserved since. So after writing its own reservation,
-        which serialises it with every other writer of the same hourly rows (SQLite's write
-        lock, PostgreSQL's row locks), the write reads each of ``recheck`` again and raises
+        another process) may have reserved since. So the write serialises itself with every
+        other decision on the same budgets (SQLite: its first write takes the database's
+        write lock; PostgreSQL: an advisory lock per re-checked scope, taken first, in
+        order), writes its reservation, reads each of ``recheck`` again and raises
         :class:`BudgetExceededError` (rolling the decision back) if one is now broken."""
         scopes = event_scopes(model_key, tenant)
 
         def write(s: Writer) -> None:
+            if recheck:
+                self.ledger.lock(s, [b.scope for b in recheck])
             self.ledger.add(s, scopes, bucket_of(created_at), reserved=amount, requests=1)
             for b in recheck:
                 used = self.ledger.used(s, b.scope, b.window, created_at)

@@ -84,6 +84,10 @@ class DriverStatement:
         self._positional = list(positions) if positions is not None else None
         names = self._positional or list(compiled.binds)
         self._names = names
+        #: the values of the statement's own literals (``coalesce(x, 0.0)``'s 0.0), which a
+        #: caller does not pass
+        self._defaults = {name: bind.value for name, bind in compiled.binds.items()
+                          if bind.value is not None and name in names}
         self._json = [name for name in set(json) if name in names]
         self._dumps = dumps
 
@@ -93,6 +97,8 @@ class DriverStatement:
         return [c.key for c in table.columns if isinstance(c.type, JSON)]
 
     def _params(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        if self._defaults:
+            values = {**self._defaults, **values}
         if self._json:
             values = dict(values)
             for name in self._json:

@@ -267,32 +267,28 @@ class Store:
             return [LearnItem(r, e) for r, e in s.execute(query).all()]
 
     def embeddings(self, seqs: npt.NDArray[np.int64], *, dim: int,
-                   window: int = 20_000) -> npt.NDArray[np.float32]:
-        """The task embeddings of the events rewarded as ``seqs`` (ascending), in that order:
-        how a checkpoint's memory gets its vectors back from the log. ``KeyError`` when one
-        is missing or not ``dim`` wide."""
+                   chunk: int = 500) -> npt.NDArray[np.float32]:
+        """The task embeddings of the events rewarded as ``seqs``, in that order: how a
+        checkpoint's memory gets its vectors back from the log (``chunk`` seqs a query).
+        ``KeyError`` when one is missing or not ``dim`` wide."""
         out = np.empty((len(seqs), dim), np.float32)
-        if not len(seqs):
-            return out
         position = {int(q): i for i, q in enumerate(seqs.tolist())}
+        if len(position) != len(seqs):
+            raise KeyError("the memory names a reward twice")
+        wanted = list(position)
         found = 0
-        lo, top = int(seqs.min()), int(seqs.max())
         with self._sessions() as s:
-            while lo <= top:  # a window of the log at a time: bounded memory, few queries
-                hi = min(lo + window - 1, top)
+            for k in range(0, len(wanted), chunk):
                 rows = s.execute(select(RewardRow.seq, EventRow.embedding)
                                  .join(EventRow, RewardRow.event_id == EventRow.id)
-                                 .where(RewardRow.seq.between(lo, hi)))
+                                 .where(RewardRow.seq.in_(wanted[k:k + chunk])))
                 for seq, blob in rows:
-                    i = position.get(seq)
-                    if i is not None:
-                        vec = np.frombuffer(blob, np.float32)
-                        if vec.shape[0] != dim:
-                            raise KeyError(f"reward {seq}: embedding of {vec.shape[0]} floats")
-                        out[i] = vec
-                        found += 1
-                lo = hi + 1
-        if found != len(position) or len(position) != len(seqs):
+                    vec = np.frombuffer(blob, np.float32)
+                    if vec.shape[0] != dim:
+                        raise KeyError(f"reward {seq}: embedding of {vec.shape[0]} floats")
+                    out[position[seq]] = vec
+                    found += 1
+        if found != len(seqs):
             raise KeyError(f"{len(seqs) - found} of the memory's rewards are not in the log")
         return out
 

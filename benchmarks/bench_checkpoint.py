@@ -70,10 +70,9 @@ def main() -> None:
             olds = []
             for _ in range(3):  # the memory with its vectors, as earlier releases wrote it
                 start = time.perf_counter()
-                config_hash, vw, _, seq, learned, arm = learner.snapshot()
-                memory = learner.memory.to_bytes()
-                write_checkpoint(router.store, (config_hash, vw, memory, seq, learned, arm),
-                                 time.time())
+                vw, memory = learner.policy.to_bytes(), learner.memory.to_bytes()
+                write_checkpoint(router.store, (learner.config_hash(), vw, memory, learner.seq,
+                                                learner.learned, learner.arm), time.time())
                 olds.append(time.perf_counter() - start)
                 full = len(vw) + len(memory)
             router.close()

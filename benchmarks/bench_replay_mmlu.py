@@ -1,8 +1,10 @@
 """The MMLU-Pro replay: issue #4's table, on the shared data.
 
 The 13 priced chat models, the 10,225 questions all of them answered, one pass in a seeded
-random order, bandit feedback only, precomputed all-MiniLM-L6-v2 vectors (``--embed`` runs
-the router's own embedder instead). For each cost weight and seed: quality and cost over the
+random order, bandit feedback only, the dataset's all-MiniLM-L6-v2 vectors (stored as float16;
+``--embed`` embeds every question with the router's own embedder first, float32, and
+``--embeddings-cache FILE.npy`` keeps those between runs). For each cost weight and seed:
+quality and cost over the
 last half and over the whole stream, against always-gpt-4o and the zero router's hull.
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_replay_mmlu.py \\
@@ -13,6 +15,8 @@ last half and over the whole stream, against always-gpt-4o and the zero router's
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -24,12 +28,29 @@ from bandit_router.replay import replay, zero_router_hull
 GPT4O = "always gpt-4o-2024-05-13"
 
 
+def router_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
+    """``texts`` embedded by the router's default embedder (all-MiniLM-L6-v2, float32)."""
+    if cache is not None and cache.exists():
+        vectors = np.load(cache)
+        if vectors.shape[0] == len(texts):
+            return np.asarray(vectors, np.float32)
+    from bandit_router import SentenceTransformerEmbedder
+
+    vectors = np.asarray(SentenceTransformerEmbedder().embed(texts), np.float32)
+    if cache is not None:
+        np.save(cache, vectors)
+    return vectors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cost-weights", type=float, nargs="+", default=[10, 20, 50, 100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--embed", action="store_true")
+    parser.add_argument("--embed", action="store_true",
+                        help="embed the questions with the router's own MiniLM embedder first")
+    parser.add_argument("--embeddings-cache", type=Path, default=None,
+                        help="with --embed: a .npy file to read those vectors from, or write")
     parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
                         help="squareCB's gamma_scale (higher: less exploration)")
     parser.add_argument("--elimination", action="store_true",
@@ -43,13 +64,12 @@ def main() -> None:
                         help="share of questions given with every model's outcome first")
     args = parser.parse_args()
     ds = load_mmlu_pro(default_data_dir() / "mmlu_pro")
-    embedder = None
-    if args.embed:
-        from bandit_router import SentenceTransformerEmbedder
-
-        embedder = SentenceTransformerEmbedder()
+    if args.embed:  # once, in batches: what the router's embedder gives each question
+        ds = replace(ds, embeddings=router_vectors(ds.texts, args.embeddings_cache))
+    source = ("MiniLM float32 from the router's embedder" if args.embed
+              else "the dataset's MiniLM vectors (float16)")
     print(f"MMLU-Pro replay: {len(ds)} questions x {len(ds.models)} models, "
-          f"seeds {args.seeds}, {'MiniLM' if args.embed else 'precomputed MiniLM vectors'}, "
+          f"seeds {args.seeds}, {source}, "
           f"squareCB gamma_scale {args.gamma_scale:g}"
           f"{' with elimination' if args.elimination else ''}, embedding dims "
           f"{args.embedding_dims or 'all'}, task clusters {tuple(args.task_clusters)}")
@@ -60,7 +80,7 @@ def main() -> None:
     for lam in args.cost_weights:
         rows = []
         for seed in args.seeds:
-            r = replay(ds, seed=seed, cost_weight=lam, embedder=embedder, limit=args.limit,
+            r = replay(ds, seed=seed, cost_weight=lam, limit=args.limit,
                        warm_start=args.warm_start,
                        policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
                                            embedding_dims=args.embedding_dims,

@@ -306,6 +306,8 @@ def test_a_reservation_rechecks_what_another_decision_spent_meanwhile(
     cost = make_router(database_url="sqlite://").select(
         "Plan the migration", constraints=only).estimated_cost_usd
     first.set_budget(daily_limit=1.5 * cost, pacing="off")  # room for one decision
+    first.set_load_balancing("least_busy", providers=[
+        {"id": "host-a", "model": "frontier/large", "provider": "host-a"}])
     write = first.store.add_event
 
     def meanwhile(row: Any, *, also: Any = None) -> None:
@@ -319,6 +321,8 @@ def test_a_reservation_rechecks_what_another_decision_spent_meanwhile(
     assert refused.value.limit_usd == pytest.approx(1.5 * cost)
     assert first.store.get_event("first") is None and first.store.get_event("second")
     assert _spend(first) == (0.0, pytest.approx(cost))  # one reservation, not two
+    # the deployment booked for the refused decision is free again
+    assert [(d.id, d.in_flight) for d in first.deployment_status()] == [("host-a", 0)]
     first.store.add_event = write  # type: ignore[method-assign]
     with pytest.raises(BudgetExceededError):  # planned on the spend as it is now
         first.select("Plan the migration", constraints=only)

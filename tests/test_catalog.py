@@ -86,3 +86,16 @@ def test_update_price() -> None:
     with pytest.raises(UnknownModelError):
         cat.update_price("p", "other", input_price_per_1m=1.0)
     assert cat.get("p/m").input_price_per_1m == 3.0
+
+
+def test_a_spec_round_trips_through_to_dict_and_asdict() -> None:
+    """``key`` is derived, not given: ``to_dict()`` leaves it out, and ``from_dict`` takes an
+    ``asdict()`` (which has it) as long as it matches provider and model."""
+    from dataclasses import asdict, replace
+
+    spec = ModelSpec(provider="p", model="m", input_price_per_1m=1.0, output_price_per_1m=2.0)
+    assert "key" not in spec.to_dict() and spec.key == "p/m"
+    assert ModelSpec.from_dict(spec.to_dict()) == ModelSpec.from_dict(asdict(spec)) == spec
+    assert replace(spec, model="n").key == "p/n"
+    with pytest.raises(CatalogError, match="does not match"):
+        ModelSpec.from_dict({**spec.to_dict(), "key": "p/other"})

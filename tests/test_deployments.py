@@ -190,6 +190,20 @@ def test_in_flight_expires_after_busy_timeout() -> None:
     assert by_id(lb)["a"].in_flight == 0
 
 
+def test_a_cancelled_pick_frees_its_slot_and_its_rpm() -> None:
+    """A decision refused after its pick (a budget re-check) gives the booking back: it is
+    not in flight, and it does not count against the deployment's requests per minute."""
+    lb = balancer(dep("a", rpm=1), strategy="least_busy")
+    assert pick_id(lb, ref="e1") == "a"
+    assert pick_id(lb, ref="e2") is None  # the one request a minute is taken
+    lb.cancel("a", "e1")
+    assert (by_id(lb)["a"].in_flight, by_id(lb)["a"].rpm_used) == (0, 0)
+    assert pick_id(lb, ref="e3") == "a"
+    lb.cancel("a", "e1")  # twice, or for an unknown id: nothing to give back
+    lb.cancel("nobody", "e3")
+    assert by_id(lb)["a"].in_flight == 1
+
+
 # --- health -------------------------------------------------------------------------------------
 
 def test_failing_deployment_cools_down_and_comes_back() -> None:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from bandit_router import _sql
-from bandit_router._store import EventConflict, EventRow, RewardRow, Store, new_row
+from bandit_router._sql import DriverStatement
+from bandit_router._store import EventConflict, EventRow, RewardRow, Store, json_dumps, new_row
 
 
 def event(i: int) -> EventRow:
@@ -79,3 +80,22 @@ def test_a_failed_write_leaves_nothing_and_the_store_goes_on(store: Store) -> No
     pending = store.get_event("e1")
     assert store.get_reward("e1") is None and pending is not None
     assert pending.status == "pending"
+
+
+def test_a_statements_own_literals_reach_the_driver() -> None:
+    """``coalesce(max(seq), 7.5)`` binds its 7.5 as a parameter the caller does not pass: the
+    raw-cursor path sends the literal's value, as SQLAlchemy would (it once sent NULL)."""
+    from sqlalchemy import column, func, select, table
+
+    store = Store("sqlite://")
+    rewards = table("br_rewards", column("seq"))
+    statement = DriverStatement(select(func.coalesce(func.max(rewards.c.seq), 7.5)),
+                                store.engine.dialect, keys=[], dumps=json_dumps)
+    conn = store.engine.raw_connection()
+    try:
+        assert statement.execute(conn, {}) == 7.5  # no rewards yet
+    finally:
+        conn.close()
+    with store.engine.connect() as core:  # the Core path agrees
+        assert statement.execute(core, {}) == 7.5
+    store.close()

@@ -177,7 +177,8 @@ class VWPolicy(Policy):
         if template is None:
             if len(self._templates_by_names) >= _NAMES_CACHE_SIZE:
                 self._templates_by_names.clear()
-            kept = [self._escaped(k) for j, k in enumerate(names) if j not in skip]
+            kept = [self._escaped(k).replace("%", "%%") for j, k in enumerate(names)
+                    if j not in skip]
             template = self._templates_by_names[(ns, names, skip)] = (
                 f"|{ns} " + " ".join(f"{k}:%.6g" for k in kept))
         return template % numbers
@@ -240,8 +241,12 @@ class VWPolicy(Policy):
         if key is None:
             return self._run(self._example(context, actions), learn=False)
         examples = self._parse(self._lines(context, actions, key))
-        pylibvw.vw.predict_multi(self._vw, examples)
-        scores = list(examples[0].get_action_scores())
+        try:
+            pylibvw.vw.predict_multi(self._vw, examples)
+            scores = list(examples[0].get_action_scores())
+        except BaseException:
+            self._finish(examples)
+            raise
         stale = self._parsed.pop(key, None)
         if stale is not None:
             self._finish(stale)
@@ -268,21 +273,26 @@ class VWPolicy(Policy):
         cost = _COST_PER_REWARD * reward
         label = (index, cost, max(probability, 1e-6))
         examples = self._parsed.pop(key, None) if key is not None else None
-        if examples is not None and len(examples) == len(actions) + 1 \
-                and 0 <= index < len(actions):
-            try:  # the examples its decision parsed: only the label is new
-                examples[index + 1].set_label_string(
-                    self._vw, f"0:{label[1]:.6g}:{label[2]:.6g}", pylibvw.vw.lContextualBandit)
-                pylibvw.vw.learn_multi(self._vw, examples)
-            finally:
-                self._finish(examples)
-        else:
-            if examples is not None:
-                self._finish(examples)
-            self._run(self._example(context, actions, label, key), learn=True)
-        if key is not None:
-            self._examples.pop(key, None)  # an event is learned once
-        self._pin()  # learning moved the pinned weights: put them back
+        try:
+            if examples is not None and len(examples) == len(actions) + 1 \
+                    and 0 <= index < len(actions):
+                try:  # the examples its decision parsed: only the label is new
+                    chosen = examples[index + 1]
+                    chosen.set_label_string(self._vw, f"0:{label[1]:.6g}:{label[2]:.6g}",
+                                            pylibvw.vw.lContextualBandit)
+                    # parsed without a label, VW took it for held-out; labelled text is not
+                    chosen.set_test_only(False)
+                    pylibvw.vw.learn_multi(self._vw, examples)
+                finally:
+                    self._finish(examples)
+            else:
+                if examples is not None:
+                    self._finish(examples)
+                self._run(self._example(context, actions, label, key), learn=True)
+        finally:
+            if key is not None:
+                self._examples.pop(key, None)  # an event is learned once
+            self._pin()  # learning moved the pinned weights (even part way): put them back
 
     def to_bytes(self) -> bytes:
         fd, path = tempfile.mkstemp(suffix=".vw")

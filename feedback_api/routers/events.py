@@ -50,7 +50,7 @@ def get_event(key: ClientKey, lib: RouterDep, event_id: str = EventId) -> EventO
     record = _owned(lib.get_event(event_id), key, event_id)
     data = record.to_dict()
     meta = data.pop("metadata")
-    logged_arm = data.pop("arm") or None
+    data.pop("arm")  # the router's tag; the service reports the experiment's arm name
     if "owner" in meta:  # selected through this service: {"owner", "unit_key", "user"}
         user = meta.get("user") if isinstance(meta.get("user"), dict) else {}
         unit = meta.get("unit_key") if isinstance(meta.get("unit_key"), str) else None
@@ -62,4 +62,4 @@ def get_event(key: ClientKey, lib: RouterDep, event_id: str = EventId) -> EventO
         return value if isinstance(value, str) and "owner" in meta else None
 
     return EventOut(**data, metadata=user, unit_key=unit, experiment=text("experiment"),
-                    arm=text("arm") or logged_arm)
+                    arm=text("arm"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter, Path
 
 from bandit_router import CatalogError, UnknownModelError
@@ -20,7 +18,7 @@ _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": Er
 @router.get("", response_model=list[ModelOut], responses=_ERRORS)  # type: ignore[arg-type]
 def list_models(_: AdminKey, lib: RouterDep) -> list[ModelOut]:
     """Every model the router may pick, with its current prices."""
-    return [ModelOut(**asdict(spec)) for spec in lib.catalog]
+    return [ModelOut(**spec.to_dict()) for spec in lib.catalog]
 
 
 @router.put("/{model:path}/pricing", response_model=ModelOut,
@@ -43,4 +41,4 @@ def update_pricing(body: PricingIn, _: AdminKey, lib: RouterDep,
         provider = matches[0].provider
     change = body.model_dump(exclude_none=True, exclude={"provider"})
     lib.update_pricing(provider, {name: change})
-    return ModelOut(**asdict(lib.catalog.find(provider, name)))
+    return ModelOut(**lib.catalog.find(provider, name).to_dict())

@@ -123,8 +123,9 @@ def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
 @pytest.mark.parametrize("config", [
     PolicyConfig(seed=1), PolicyConfig(seed=1, exploration="epsilon"),
     PolicyConfig(seed=1, exploration="softmax"), PolicyConfig(seed=1, exploration="regcb"),
-    PolicyConfig(seed=1, elimination=True), PolicyConfig(seed=1, exploration_floor=0.1)],
-    ids=["squarecb", "epsilon", "softmax", "regcb", "elimination", "floor"])
+    PolicyConfig(seed=1, elimination=True), PolicyConfig(seed=1, exploration_floor=0.1),
+    PolicyConfig(seed=1, extra_args="--sgd")],
+    ids=["squarecb", "epsilon", "softmax", "regcb", "elimination", "floor", "sgd"])
 def test_rewards_learned_late_and_out_of_order_match_the_text_path(
         config: PolicyConfig) -> None:
     """A keyed decision keeps VW's parsed examples for its reward, which only sets the label;
@@ -166,7 +167,9 @@ def test_templated_namespaces_match_the_plain_formatting() -> None:
     choices = [0.0, -0.0, 1.0, 2, 0.5, float("nan"), np.float32(0.1), 1e-9, -3.25]
     for _ in range(2000):
         n = int(rng.integers(0, 5))
-        values = {f"f {j}": choices[int(rng.integers(len(choices)))] if rng.random() < 0.5
+        names = ["f", "g h", "50%", "a%sb", "%%", "x:y"]
+        values = {f"{names[int(rng.integers(len(names)))]}{j}":
+                  choices[int(rng.integers(len(choices)))] if rng.random() < 0.5
                   else float(rng.normal()) for j in range(n)}
         assert policy._namespace("A", values) == f"|A {policy._body(values)}", values
 
