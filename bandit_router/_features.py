@@ -26,7 +26,6 @@ _CODE_PARTS: tuple[tuple[str, re.Pattern[str] | None], ...] = (
     ("import ", re.compile(r"\bimport ")), ("function", re.compile(r"\bfunction\b")),
     (";", re.compile(r";\s*$", re.MULTILINE)), ("{", re.compile(r"\{\s*$", re.MULTILINE)),
 )
-_MATH_HINTS = ("\\frac", "\\sum", "solve", "equation", "integral")
 #: ``_MATH`` less its first branch, split as ``_CODE_PARTS`` (for lower-case ASCII text)
 _MATH_WORD_PARTS: tuple[tuple[str, re.Pattern[str] | None], ...] = (
     ("\\frac", None), ("\\sum", None), ("solve", re.compile(r"\bsolve\b")),
@@ -92,7 +91,7 @@ def task_features(text: str) -> dict[str, float]:
         "chars": math.log1p(n_chars) / 10.0,
         "words": math.log1p(words) / 8.0,
         "lines": math.log1p(lines) / 5.0,
-        "code": 1.0 if _has_any(text, _CODE_PARTS) else 0.0,
+        "code": 1.0 if _has_code(text) else 0.0,
         "math": 1.0 if math_ else 0.0,
         "question": 1.0 if text.rstrip().endswith("?") or _QUESTION.match(text) else 0.0,
         "translate": 1.0 if _found(_TRANSLATE, text, lowered, _TRANSLATE_HINTS) else 0.0,
