@@ -330,7 +330,7 @@ class Ledger:
         names = sorted(set(scopes))
         if not names:
             return {}
-        starts = {f"{w}_start": int(window_bounds(w, now)[0] // 3600)
+        starts = {f"{w}_start": bucket_of(window_bounds(w, now)[0])
                   for w in ("hour", "day", "month")}
         out: dict[tuple[str, str], float] = {}
         with self.store.session() as s:
@@ -350,12 +350,12 @@ class Ledger:
     def used(self, s: Writer, scope: str, window: str, now: float) -> float:
         """Spent plus reserved of one scope in the window holding ``now``, read inside the
         caller's transaction (so it counts what the transaction itself wrote)."""
-        start = int(window_bounds(window, now)[0] // 3600)
+        start = bucket_of(window_bounds(window, now)[0])
         return float(self._used.execute(s, {"scope": scope, "start": start}) or 0.0)
 
     def window_totals(self, scope: str, window: str, now: float) -> tuple[float, float, int]:
         """(spent, reserved, requests) of one scope in the current window."""
-        start = int(window_bounds(window, now)[0] // 3600)
+        start = bucket_of(window_bounds(window, now)[0])
         with self.store.session() as s:
             row = s.execute(select(func.sum(SpendRow.spent_usd), func.sum(SpendRow.reserved_usd),
                                    func.sum(SpendRow.requests))

@@ -92,15 +92,16 @@ class ModelSpec:
         known = {f.name for f in fields(cls) if f.init}
         data = dict(data)
         key = data.pop("key", None)  # as to_dict() leaves it out and asdict() puts it in
-        if key is not None and key != f"{data.get('provider')}/{data.get('model')}":
-            raise CatalogError(f"key {key!r} does not match provider/model")
         unknown = set(data) - known
         if unknown:
             raise CatalogError(f"unknown catalog fields {sorted(unknown)}; known: {sorted(known)}")
         try:
-            return cls(**dict(data))
+            spec = cls(**data)
         except TypeError as exc:  # a required field is missing
-            raise CatalogError(f"bad catalog entry {dict(data)!r}: {exc}") from exc
+            raise CatalogError(f"bad catalog entry {data!r}: {exc}") from exc
+        if key is not None and key != spec.key:
+            raise CatalogError(f"key {key!r} does not match provider/model")
+        return spec
 
 
 class Catalog:

@@ -64,8 +64,7 @@ def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
         quality = (quality_sums[pos] + prior_strength * prior) / (count + prior_strength)
         if token_counts[pos] > 0:
             out_tokens = token_sums[pos] / token_counts[pos]
-        cost = (input_tokens * spec.input_price_per_1m
-                + out_tokens * spec.output_price_per_1m) / 1e6
+        cost = spec.cost_usd(input_tokens=input_tokens, output_tokens=out_tokens)
         out.append(Estimate(key=spec.key, quality=quality,
                             evidence=count / (count + prior_strength), cost_usd=cost,
                             latency_s=latency, output_tokens=out_tokens))

@@ -40,6 +40,12 @@ def _name(text: str) -> str:
     return _UNSAFE.sub("_", text)
 
 
+def _label_text(label: tuple[int, float, float]) -> str:
+    """VW's text for a CB label ``(action, cost, probability)``: the same whether it is parsed
+    with its example or set on examples parsed before."""
+    return f"0:{label[1]:.6g}:{label[2]:.6g}"
+
+
 class _Pending:
     """Examples VW parsed for decisions, kept by key until their rewards (see
     ``VWPolicy.learn``), with the workspace that parsed them."""
@@ -211,7 +217,7 @@ class VWPolicy(Policy):
         if label is not None and 0 <= label[0] < len(actions):
             lines = list(lines)
             i = label[0] + 1
-            lines[i] = f"0:{label[1]:.6g}:{label[2]:.6g} {lines[i]}"
+            lines[i] = f"{_label_text(label)} {lines[i]}"
         return lines
 
     # -- calls into VW ------------------------------------------------------------------------
@@ -236,8 +242,9 @@ class VWPolicy(Policy):
 
     def _scores(self, context: Features, actions: Sequence[Features],
                 key: Hashable | None) -> list[float]:
-        """VW's scores of each action. With a ``key`` the parsed examples are kept (a few
-        hundred at most) for :meth:`learn` of the same key, which then skips the parse."""
+        """VW's scores of each action. With a ``key`` the parsed examples are kept (for the
+        newest ``_PARSED_CACHE_SIZE`` keys) for :meth:`learn` of the same key, which then
+        skips the parse."""
         if key is None:
             return self._run(self._example(context, actions), learn=False)
         examples = self._parse(self._lines(context, actions, key))
@@ -278,7 +285,7 @@ class VWPolicy(Policy):
                     and 0 <= index < len(actions):
                 try:  # the examples its decision parsed: only the label is new
                     chosen = examples[index + 1]
-                    chosen.set_label_string(self._vw, f"0:{label[1]:.6g}:{label[2]:.6g}",
+                    chosen.set_label_string(self._vw, _label_text(label),
                                             pylibvw.vw.lContextualBandit)
                     # parsed without a label, VW took it for held-out; labelled text is not
                     chosen.set_test_only(False)
