@@ -40,6 +40,13 @@ class PolicyConfig:
     terms, so the default (-1, 1) holds them. ``exploration_floor`` mixes that share of a
     uniform choice into every distribution (after VW's exploration), so no model is ever
     dropped for good after a few unlucky outcomes; the logged probability is the mixture's.
+    ``optimism`` (squareCB without elimination) raises each action's predicted reward, when
+    deciding only, by ``optimism * sqrt(ln(N + 2) / (n + 1))`` where ``n`` counts the rewards
+    learned for that model (its ``M`` features) and ``N`` those of every eligible model: a
+    model whose estimate fell low early keeps being re-tested, less as it is tried (see
+    ``policies._squarecb``). VW then runs its squareCB regressor (``--cb_adf --cb_type mtr``,
+    trained as ``--squarecb`` trains it) and the adapter applies the squareCB rule itself;
+    with ``optimism=0`` VW's own ``--squarecb`` runs.
     VW's ``bag`` and ``cover`` are not offered: they keep several sub-models whose weights
     the router cannot pin (see ``VWPolicy``).
     ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
@@ -57,6 +64,7 @@ class PolicyConfig:
     gamma_exponent: float = 0.5
     elimination: bool = False
     exploration_floor: float = 0.0
+    optimism: float = 0.0
     reward_range: tuple[float, float] = (-1.0, 1.0)
     softmax_lambda: float = 10.0
     learning_rate: float = 0.5
@@ -79,6 +87,10 @@ class PolicyConfig:
                "exploration_floor must be in [0, 0.5]")
         _check(not self.elimination or self.exploration == "squarecb",
                "elimination is an option of squarecb exploration")
+        _check(_finite(self.optimism) and 0.0 <= self.optimism <= 10.0,
+               "optimism must be in [0, 10]")
+        _check(self.optimism == 0 or (self.exploration == "squarecb" and not self.elimination),
+               "optimism is an option of squarecb exploration without elimination")
         low, high = (self.reward_range if isinstance(self.reward_range, tuple)
                      and len(self.reward_range) == 2 else (math.nan, math.nan))
         _check(_finite(low) and _finite(high) and low < high,
@@ -104,23 +116,26 @@ class PolicyConfig:
         _check("-i " not in f" {self.extra_args} " and "--initial_regressor" not in self.extra_args,
                "extra_args must not load a model; the router restores its own checkpoints")
 
-    def vw_args(self) -> str:
-        """The VW command line this configuration stands for."""
-        args = ["--cb_explore_adf"]
+    def _exploration_args(self) -> list[str]:
         # VW's cost is the negated reward: bounds on the reward are bounds on the cost
         bounds = ["--cb_min_cost", f"{-self.reward_range[1]:g}",
                   "--cb_max_cost", f"{-self.reward_range[0]:g}"]
         if self.exploration == "squarecb":
-            args += ["--squarecb", "--gamma_scale", f"{self.gamma_scale:g}",
-                     "--gamma_exponent", f"{self.gamma_exponent:g}"]
-            if self.elimination:
-                args += ["--elim", *bounds]
-        elif self.exploration == "epsilon":
-            args += ["--epsilon", f"{self.epsilon:g}"]
-        elif self.exploration == "softmax":
-            args += ["--softmax", "--lambda", f"{self.softmax_lambda:g}"]
-        else:  # regcb
-            args += ["--regcbopt", *bounds]
+            args = ["--squarecb", "--gamma_scale", f"{self.gamma_scale:g}",
+                    "--gamma_exponent", f"{self.gamma_exponent:g}"]
+            return [*args, "--elim", *bounds] if self.elimination else args
+        if self.exploration == "epsilon":
+            return ["--epsilon", f"{self.epsilon:g}"]
+        if self.exploration == "softmax":
+            return ["--softmax", "--lambda", f"{self.softmax_lambda:g}"]
+        return ["--regcbopt", *bounds]
+
+    def vw_args(self) -> str:
+        """The VW command line this configuration stands for."""
+        if self.optimism > 0:  # squareCB's regressor; the adapter explores (policies._squarecb)
+            args = ["--cb_adf", "--cb_type", "mtr"]
+        else:
+            args = ["--cb_explore_adf", *self._exploration_args()]
         args += ["--learning_rate", f"{self.learning_rate:g}", "--power_t", f"{self.power_t:g}",
                  "-b", str(self.bits), "--random_seed", str(self.seed)]
         if self.l2 > 0:

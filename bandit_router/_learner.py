@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
 from ._catalog import ModelSpec
 from ._clusters import TaskClusters
-from ._config import RouterConfig
+from ._config import PolicyConfig, RouterConfig
 from ._constraints import Estimate
 from ._memory import Memory
 from ._scoring import estimates
@@ -28,6 +29,19 @@ from .policies import Policy, VWPolicy
 __all__ = ["Learner", "write_checkpoint"]
 
 log = logging.getLogger("bandit_router")
+
+
+#: Settings added after checkpoints were first written, with the value that behaves as before:
+#: left out of a checkpoint's identity at that value, so an upgrade keeps its checkpoints.
+_LATER_SETTINGS = {"optimism": 0.0}
+
+
+def _settings(config: PolicyConfig) -> str:
+    """``repr(config)`` without the later settings at their old behaviour."""
+    items = [f"{f.name}={getattr(config, f.name)!r}" for f in fields(config)
+             if not (f.name in _LATER_SETTINGS
+                     and getattr(config, f.name) == _LATER_SETTINGS[f.name])]
+    return f"{type(config).__name__}({', '.join(items)})"
 
 
 class Learner:
@@ -63,7 +77,7 @@ class Learner:
     def config_hash(self) -> str:
         """What a checkpoint must have been written with to be loaded: the policy and its
         settings, pinned weights, the embedder and the memory's size."""
-        settings = repr(self.policy.config) if isinstance(self.policy, VWPolicy) else ""
+        settings = _settings(self.policy.config) if isinstance(self.policy, VWPolicy) else ""
         pinned = repr(sorted(self.policy.pinned.items())) if isinstance(self.policy,
                                                                           VWPolicy) else ""
         text = "|".join([type(self.policy).__name__, settings, pinned, self.embedder_name,

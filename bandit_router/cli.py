@@ -170,8 +170,16 @@ def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from ._errors import InvalidInputError
     from .replay import replay
 
+    try:
+        policy = PolicyConfig(exploration=args.exploration, seed=args.seed,
+                              gamma_scale=args.gamma_scale, embedding_dims=args.embedding_dims,
+                              elimination=args.elimination, optimism=args.optimism)
+    except InvalidInputError as exc:
+        print(f"bandit-router replay: {exc}", file=sys.stderr)
+        return 2
     dataset = _load_dataset(args.dataset, args.limit)
     embedder = None
     if args.embed:  # the router's own MiniLM instead of the dataset's precomputed vectors
@@ -181,9 +189,6 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
           f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
           f"seed {args.seed}; bandit feedback only")
-    policy = PolicyConfig(exploration=args.exploration, seed=args.seed,
-                          gamma_scale=args.gamma_scale, embedding_dims=args.embedding_dims,
-                          elimination=args.elimination)
     result = replay(dataset, seed=args.seed, cost_weight=args.cost_weight, embedder=embedder,
                     policy=policy)
     n = len(result.order)
@@ -286,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="random projection of the embedding the policy sees")
     rp.add_argument("--elimination", action="store_true",
                     help="squareCB explores only the models still in the running")
+    rp.add_argument("--optimism", type=float, default=PolicyConfig().optimism,
+                    help="squareCB: decision-time bonus for models tried less (e.g. 0.2)")
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--limit", type=int, default=None)
     rp.add_argument("--embed", action="store_true",

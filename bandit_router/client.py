@@ -56,6 +56,7 @@ class ArmSpec(TypedDict, total=False):
     exploration: Exploration
     epsilon: float
     gamma_scale: float
+    optimism: float
     cost_weight: float
     models: Sequence[str]
     fixed_model: str

@@ -9,12 +9,14 @@ last half and over the whole stream, against always-gpt-4o and the zero router's
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_replay_mmlu.py \\
         [--cost-weights 10 20 50 100] [--seeds 0 1 2] [--limit N] [--gamma-scale 30] \\
-        [--embedding-dims 64] [--task-clusters 4 16] [--elimination]
+        [--embedding-dims 64] [--task-clusters 4 16] [--elimination] [--optimism 0.2] \\
+        [--jobs 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from bandit_router import PolicyConfig, RouterConfig
 from bandit_router.baselines import aiq, knn_greedy, supervised
-from bandit_router.datasets import default_data_dir, load_mmlu_pro
+from bandit_router.datasets import RoutingDataset, default_data_dir, load_mmlu_pro
 from bandit_router.replay import replay, zero_router_hull
 
 GPT4O = "always gpt-4o-2024-05-13"
@@ -42,6 +44,34 @@ def router_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
     return vectors
 
 
+def one_replay(job: tuple[RoutingDataset, argparse.Namespace, float, int]
+               ) -> tuple[tuple[float, ...], dict[str, tuple[float, float]]]:
+    """One seed at one cost weight: the router's row of the table, and each curve's point."""
+    ds, args, lam, seed = job
+    r = replay(ds, seed=seed, cost_weight=lam, limit=args.limit, warm_start=args.warm_start,
+               policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
+                                   embedding_dims=args.embedding_dims,
+                                   elimination=args.elimination, optimism=args.optimism),
+               config=RouterConfig(task_clusters=tuple(args.task_clusters)))
+    n = len(r.order)
+    half, whole = r.summary(slice(n // 2, None)), r.summary()
+    knn_order, knn_chosen = knn_greedy(ds, seed=seed, cost_weight=lam)
+    tail = slice(len(knn_order) // 2, None)
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    train, test = perm[: int(0.8 * len(ds))], perm[int(0.8 * len(ds)):]
+    picks = supervised(ds, train, test, cost_weight=lam)
+    points = {
+        "router": (half["router"]["cost"], half["router"]["quality"]),
+        "kNN-greedy": (float(ds.cost[knn_order, knn_chosen][tail].mean()),
+                       float(ds.quality[knn_order, knn_chosen][tail].mean())),
+        "supervised (80% full info)": (float(ds.cost[test, picks].mean()),
+                                       float(ds.quality[test, picks].mean()))}
+    row = (half["router"]["quality"], half["router"]["cost"] / half[GPT4O]["cost"],
+           half["metrics"]["above_zero_router"], whole["router"]["quality"],
+           whole["router"]["cost"] / whole[GPT4O]["cost"], r.rounds_per_s)
+    return row, points
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cost-weights", type=float, nargs="+", default=[10, 20, 50, 100])
@@ -53,6 +83,8 @@ def main() -> None:
                         help="with --embed: a .npy file to read those vectors from, or write")
     parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
                         help="squareCB's gamma_scale (higher: less exploration)")
+    parser.add_argument("--optimism", type=float, default=PolicyConfig().optimism,
+                        help="squareCB's decision-time bonus for models tried less")
     parser.add_argument("--elimination", action="store_true",
                         help="squareCB explores only the models still in the running")
     parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims,
@@ -62,6 +94,9 @@ def main() -> None:
                         help="k-means codebook sizes (none: no clusters)")
     parser.add_argument("--warm-start", type=float, default=0.0,
                         help="share of questions given with every model's outcome first")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="replays run at once, in worker processes (rounds/s is then "
+                             "per process, on a shared machine)")
     args = parser.parse_args()
     ds = load_mmlu_pro(default_data_dir() / "mmlu_pro")
     if args.embed:  # once, in batches: what the router's embedder gives each question
@@ -71,42 +106,30 @@ def main() -> None:
     print(f"MMLU-Pro replay: {len(ds)} questions x {len(ds.models)} models, "
           f"seeds {args.seeds}, {source}, "
           f"squareCB gamma_scale {args.gamma_scale:g}"
-          f"{' with elimination' if args.elimination else ''}, embedding dims "
+          f"{' with elimination' if args.elimination else ''}"
+          f"{f', optimism {args.optimism:g}' if args.optimism else ''}, embedding dims "
           f"{args.embedding_dims or 'all'}, task clusters {tuple(args.task_clusters)}")
     print(f"{'λ/USD':>7} | {'last half: quality':>18} {'% gpt-4o $':>10} {'vs hull':>8} | "
-          f"{'whole: quality':>14} {'% gpt-4o $':>10} | rounds/s")
+          f"{'whole: quality':>14} {'% gpt-4o $':>10} | rounds/s | "
+          "per seed: last half quality@cost (vs hull)")
     curves: dict[str, list[tuple[float, float]]] = {"router": [], "kNN-greedy": [],
                                                      "supervised (80% full info)": []}
+    jobs = [(ds, args, lam, seed) for lam in args.cost_weights for seed in args.seeds]
+    if args.jobs > 1:
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            results = pool.map(one_replay, jobs, chunksize=1)
+    else:
+        results = [one_replay(job) for job in jobs]
     for lam in args.cost_weights:
-        rows = []
-        for seed in args.seeds:
-            r = replay(ds, seed=seed, cost_weight=lam, limit=args.limit,
-                       warm_start=args.warm_start,
-                       policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
-                                           embedding_dims=args.embedding_dims,
-                                           elimination=args.elimination),
-                       config=RouterConfig(task_clusters=tuple(args.task_clusters)))
-            n = len(r.order)
-            half, whole = r.summary(slice(n // 2, None)), r.summary()
-            knn_order, knn_chosen = knn_greedy(ds, seed=seed, cost_weight=lam)
-            tail = slice(len(knn_order) // 2, None)
-            curves["kNN-greedy"].append(
-                (float(ds.cost[knn_order, knn_chosen][tail].mean()),
-                 float(ds.quality[knn_order, knn_chosen][tail].mean())))
-            perm = np.random.default_rng(seed).permutation(len(ds))
-            train, test = perm[: int(0.8 * len(ds))], perm[int(0.8 * len(ds)):]
-            picks = supervised(ds, train, test, cost_weight=lam)
-            curves["supervised (80% full info)"].append(
-                (float(ds.cost[test, picks].mean()), float(ds.quality[test, picks].mean())))
-            curves["router"].append((half["router"]["cost"], half["router"]["quality"]))
-            rows.append((half["router"]["quality"],
-                         half["router"]["cost"] / half[GPT4O]["cost"],
-                         half["metrics"]["above_zero_router"],
-                         whole["router"]["quality"],
-                         whole["router"]["cost"] / whole[GPT4O]["cost"], r.rounds_per_s))
-        m = np.mean(rows, axis=0)
+        mine = [r for (_, _, weight, _), r in zip(jobs, results, strict=True) if weight == lam]
+        for _row, points in mine:
+            for name, point in points.items():
+                curves[name].append(point)
+        m = np.mean([row for row, _ in mine], axis=0)
+        per_seed = " ".join(f"{row[0]:.3f}@{100 * row[1]:.1f}%({row[2]:+.3f})"
+                            for row, _ in mine)
         print(f"{lam:>7g} | {m[0]:>18.3f} {100 * m[1]:>9.1f}% {m[2]:>+8.3f} | "
-              f"{m[3]:>14.3f} {100 * m[4]:>9.1f}% | {m[5]:>8.0f}")
+              f"{m[3]:>14.3f} {100 * m[4]:>9.1f}% | {m[5]:>8.0f} | {per_seed}")
     print("\nreference: always gpt-4o 0.731 at 100%; gemini-1.5-pro alone 0.717 at 9.6%; "
           "oracle 0.923 at 2.4%")
     singles = list(zip(ds.cost.mean(axis=0), ds.quality.mean(axis=0), strict=True))

@@ -51,6 +51,7 @@ def build_router(settings: Settings) -> Router:
         policy=PolicyConfig(exploration=settings.exploration, seed=settings.seed,
                             gamma_scale=settings.gamma_scale,
                             elimination=settings.elimination,
+                            optimism=settings.optimism,
                             embedding_dims=settings.embedding_dims),
         config=RouterConfig(cost_weight=settings.cost_weight,
                             latency_weight=settings.latency_weight,

@@ -158,6 +158,8 @@ class ArmIn(_In):
     exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] | None = None
     epsilon: float | None = Field(None, ge=0, le=1)
     gamma_scale: float | None = Field(None, gt=0, le=1e6)
+    optimism: float | None = Field(None, ge=0, le=10, description="squareCB's decision-time "
+                                                                  "bonus for models tried less")
     cost_weight: float | None = Field(None, ge=0, le=1e6)
     models: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
         None, min_length=1, max_length=200,

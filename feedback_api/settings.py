@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     gamma_scale: float = Field(10.0, gt=0, le=1e6, description="squareCB: higher explores less")
     elimination: bool = Field(False, description="squareCB explores only the models whose "
                                                  "confidence interval reaches the best one's")
+    optimism: float = Field(0.0, ge=0, le=10, description="squareCB: decision-time bonus "
+                                                          "for models tried less (e.g. 0.2)")
     embedding_dims: int | None = Field(
         None, ge=1, le=4096, description="random projection of the embedding the policy sees")
     task_clusters: tuple[int, ...] = Field(

@@ -70,6 +70,15 @@ def test_replay_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(log.read_text().splitlines()) == 401
 
 
+def test_replay_command_with_optimism(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "synthetic", "--limit", "300", "--gamma-scale", "200",
+                 "--optimism", "0.2"]) == 0
+    assert "last half (150 rounds)" in capsys.readouterr().out
+    assert main(["replay", "synthetic", "--limit", "10", "--optimism", "0.2",
+                 "--elimination"]) == 2
+    assert "optimism is an option of squarecb" in capsys.readouterr().err
+
+
 def test_replay_command_on_a_user_log(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

@@ -33,10 +33,19 @@ def test_router_config_rejects(kwargs: dict) -> None:
     {"reward_range": (1.0, -1.0)}, {"reward_range": (0.0, float("inf"))},
     {"extra_args": "--elim"}, {"extra_args": "--cb_min_cost -2"},
     {"exploration_floor": 0.6}, {"exploration_floor": -0.1},
+    {"optimism": -0.1}, {"optimism": 11.0}, {"optimism": float("nan")},
+    {"optimism": 0.2, "elimination": True}, {"optimism": 0.2, "exploration": "epsilon"},
 ])
 def test_policy_config_rejects(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):
         PolicyConfig(**kwargs)
+
+
+def test_optimism_runs_squarecb_s_regressor_and_explores_in_the_adapter() -> None:
+    args = PolicyConfig(optimism=0.2, gamma_scale=200).vw_args().split()
+    assert args[:3] == ["--cb_adf", "--cb_type", "mtr"]
+    assert "--squarecb" not in args and "--cb_explore_adf" not in args
+    assert PolicyConfig().vw_args().split()[:2] == ["--cb_explore_adf", "--squarecb"]
 
 
 @pytest.mark.parametrize("exploration", EXPLORATIONS)

@@ -281,6 +281,26 @@ def test_restart_restores_the_policy_exactly(make_router: MakeRouter) -> None:
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
 
 
+def test_restart_restores_an_optimistic_policy_exactly(make_router: MakeRouter) -> None:
+    """With ``optimism`` the policy's counts and squareCB's ``t`` are in the checkpoint, and a
+    rebuild from the log (no checkpoint) counts them again the same."""
+    policy = PolicyConfig(seed=3, gamma_scale=100, optimism=0.3)
+    first = make_router(policy=policy, config=RouterConfig(cost_weight=50.0,
+                                                          checkpoint_every=10_000))
+    train(first, 120)
+    expected = probe_pmf(first)
+    first.close()  # writes its checkpoint
+    second = make_router(policy=policy)
+    assert second._learner.learned == 120
+    assert np.allclose(probe_pmf(second), expected, atol=1e-6)
+    second.close()
+    with second.store.session() as s:
+        for row in s.scalars(select(CheckpointRow)):
+            s.delete(row)
+    third = make_router(policy=policy)
+    assert np.allclose(probe_pmf(third), expected, atol=1e-6)
+
+
 def test_crash_without_checkpoint_replays_the_log(make_router: MakeRouter) -> None:
     first = make_router(config=RouterConfig(cost_weight=50.0, checkpoint_every=80))
     train(first, 200)  # checkpoints at 80 and 160; 40 rewards only in the log

@@ -127,6 +127,25 @@ def test_checkpoint_with_other_settings_is_not_loaded(make_router: MakeRouter) -
     assert len(third._learner.memory) <= 40
 
 
+def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
+        make_router: MakeRouter) -> None:
+    """A checkpoint's identity is the policy settings' repr: a setting added since (such as
+    ``optimism``) is left out of it at the value that behaves as before, so upgrading keeps
+    the checkpoints; any other value is other settings, and the log is relearned."""
+    from bandit_router._learner import _settings
+
+    plain = PolicyConfig(seed=5)
+    assert _settings(plain) == repr(plain).replace(", optimism=0.0", "")
+    assert "optimism=0.2" in _settings(PolicyConfig(seed=5, optimism=0.2))
+    first = make_router(policy=plain)
+    train(first, 40)
+    first.close()
+    again = make_router(policy=plain)
+    other = make_router(policy=PolicyConfig(seed=5, optimism=0.2))
+    assert again._learner.config_hash() != other._learner.config_hash()
+    assert again._learner.learned == other._learner.learned == 40
+
+
 def test_in_memory_sqlite_is_shared_across_threads() -> None:
     router = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
     d = router.select("hello")

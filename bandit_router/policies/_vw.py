@@ -14,11 +14,13 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pylibvw  # type: ignore[import-not-found]
 import vowpalwabbit
 
 from .._config import PolicyConfig
 from ._base import Features, Policy
+from ._squarecb import Optimism, squarecb_pmf
 
 __all__ = ["VWPolicy"]
 
@@ -26,6 +28,9 @@ _UNSAFE = re.compile(r"[\s:|]")
 #: VW minimises cost, the router maximises reward: the one place the sign flips.
 _COST_PER_REWARD = -1.0
 
+
+#: Marks a model file that starts with the adapter's own squareCB state (``optimism``).
+_STATE_MAGIC = b"bandit-router squarecb state\n"
 
 #: Examples kept as text by key (see ``Policy``): a decision formats its context and actions
 #: to predict, and learning its reward uses the same text again.
@@ -107,6 +112,11 @@ class VWPolicy(Policy):
         self._templates_by_names: dict[tuple[str, tuple[str, ...], tuple[int, ...]], str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
+        #: with ``optimism``: the counts behind the bonus, and the examples learned (the
+        #: ``t`` of squareCB's gamma, which VW's ``--squarecb`` would count itself)
+        self._optimism = (Optimism(scale=self.config.optimism) if self.config.optimism > 0
+                          else None)
+        self._learned = 0
 
     def _index_pins(self) -> None:
         self._pins = [(self._vw.hash_feature(_name(name), self._vw.hash_space(ns)),
@@ -263,9 +273,27 @@ class VWPolicy(Policy):
         return scores
 
     # -- the policy -------------------------------------------------------------------------
+    @staticmethod
+    def _identity(action: Features) -> tuple[str, ...]:
+        """What the optimism counts are kept by: the names of the action's model (``M``)
+        features."""
+        names = action.get("M")
+        return tuple(names) if isinstance(names, Mapping) else ()
+
+    def _optimistic_pmf(self, costs: list[float], actions: Sequence[Features]) -> list[float]:
+        assert self._optimism is not None
+        bonus = self._optimism.bonus([self._identity(a) for a in actions])
+        # the one sign flip again: a bonus on the reward lowers VW's cost
+        adjusted = [c + _COST_PER_REWARD * b for c, b in zip(costs, bonus, strict=True)]
+        gamma = self.config.gamma_scale * self._learned ** self.config.gamma_exponent
+        return squarecb_pmf(adjusted, gamma=gamma)
+
     def pmf(self, context: Features, actions: Sequence[Features], *,
             key: Hashable | None = None) -> list[float]:
-        raw = [max(float(p), 0.0) for p in self._scores(context, actions, key)]
+        scores = self._scores(context, actions, key)
+        if self._optimism is not None:  # VW predicted costs; squareCB is applied here
+            scores = self._optimistic_pmf([float(s) for s in scores], actions)
+        raw = [max(float(p), 0.0) for p in scores]
         total = sum(raw)
         # regcbopt gives every tied best action probability 1: normalise, so the probability
         # logged is the one the action was drawn with
@@ -278,6 +306,8 @@ class VWPolicy(Policy):
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
               probability: float, *, key: Hashable | None = None) -> None:
         cost = _COST_PER_REWARD * reward
+        if self._optimism is not None:
+            probability = 1.0  # squareCB's regression is not importance-weighted (as VW's)
         label = (index, cost, max(probability, 1e-6))
         examples = self._parsed.pop(key, None) if key is not None else None
         try:
@@ -296,6 +326,10 @@ class VWPolicy(Policy):
                 if examples is not None:
                     self._finish(examples)
                 self._run(self._example(context, actions, label, key), learn=True)
+            if self._optimism is not None:
+                self._learned += 1
+                if 0 <= index < len(actions):
+                    self._optimism.record(self._identity(actions[index]))
         finally:
             if key is not None:
                 self._examples.pop(key, None)  # an event is learned once
@@ -307,13 +341,23 @@ class VWPolicy(Policy):
         try:
             self._vw.save(path)
             with open(path, "rb") as fh:
-                return fh.read()
+                model = fh.read()
         finally:
             os.unlink(path)
+        if self._optimism is None:
+            return model
+        state = orjson.dumps({"learned": self._learned, "counts": self._optimism.to_state()})
+        return _STATE_MAGIC + state + b"\n" + model
 
     def load_bytes(self, data: bytes) -> None:
         if not data:
             raise ValueError("empty VW model")
+        state = None
+        if data.startswith(_STATE_MAGIC):
+            head, _, data = data[len(_STATE_MAGIC):].partition(b"\n")
+            state = orjson.loads(head)
+        if (state is None) != (self._optimism is None):
+            raise ValueError("the model was saved with other exploration settings")
         fd, path = tempfile.mkstemp(suffix=".vw")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -326,6 +370,9 @@ class VWPolicy(Policy):
         self._vw.finish()
         self._vw = self._pending.vw = workspace
         self._index_pins()
+        if state is not None and self._optimism is not None:
+            self._learned = int(state["learned"])
+            self._optimism.load_state(state["counts"])
 
     def close(self) -> None:
         self._pending.release()

@@ -72,6 +72,16 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
         assert policy.elimination and "--elim" in policy.vw_args()
     finally:
         router.close()
+    monkeypatch.setenv("BANDIT_ROUTER_OPTIMISM", "0.2")
+    hopeful = build_router(Settings(database_url=f"sqlite:///{tmp_path / 'o.db'}",
+                                    embedder="hash", gamma_scale=200.0))
+    assert hopeful.policy.config.optimism == 0.2  # type: ignore[attr-defined]
+    assert "--cb_adf" in hopeful.policy.config.vw_args()  # type: ignore[attr-defined]
+    hopeful.close()
+    with pytest.raises(InvalidInputError, match="optimism"):  # not with elimination
+        build_router(Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", embedder="hash",
+                              elimination=True))
+    monkeypatch.delenv("BANDIT_ROUTER_OPTIMISM")
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[]")
     monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "null")
     off = build_router(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", embedder="hash"))

@@ -93,7 +93,7 @@ def test_fixed_model_and_subset_arms_over_http_survive_a_restart(tmp_path) -> No
             "arms": {"large": {"fixed_model": "frontier/large"},
                      "cheap": {"models": ["tiny", "opencode/coder"], "exploration": "epsilon",
                                "epsilon": 0.3},
-                     "bandit": {}}}
+                     "bandit": {"gamma_scale": 100, "optimism": 0.2}}}
     with TestClient(create_app(settings)) as http:
         for arms, name in (({"a": {}, "b": {"fixed_model": "gpt-5"}}, "gpt-5"),
                            ({"a": {}, "b": {"models": ["tiny", "nope"]}}, "nope")):
@@ -103,7 +103,8 @@ def test_fixed_model_and_subset_arms_over_http_survive_a_restart(tmp_path) -> No
             assert r.json()["error"]["type"] == "UnknownModelError"
             assert name in r.json()["error"]["message"]
         for arm in ({"fixed_model": "tiny", "models": ["tiny"]}, {"models": []},
-                    {"fixed_model": ""}, {"models": "tiny"}):
+                    {"fixed_model": ""}, {"models": "tiny"}, {"optimism": -1},
+                    {"optimism": 0.2, "exploration": "epsilon"}):
             r = http.post("/v1/experiments", json={"name": "bad", "arms": {"a": {}, "b": arm}},
                           headers=admin)
             assert r.status_code == 422, (arm, r.text)
@@ -162,6 +163,12 @@ def test_fixed_model_and_subset_arms_over_http_survive_a_restart(tmp_path) -> No
         assert report["arms"]["large"]["fixed_model"] == "frontier/large"
         assert report["arms"]["cheap"]["models"] == ["opencode/coder", "budget/tiny"]
         assert sum(a["requests"] for a in report["arms"].values()) == 300
+        # the optimistic arm's counts came back with its checkpoint
+        bandit = next(r for r in http.app.state.experiments.routers()
+                      if r.arm == "vs-strongest:bandit")
+        assert bandit.policy.config.optimism == 0.2
+        assert bandit.policy._learned == bandit._learner.learned \
+            == report["arms"]["bandit"]["requests"]
         r = http.post("/v1/experiments/vs-strongest/promote", json={"arm": "large"},
                       headers=admin)
         assert r.json()["status"] == "promoted"

@@ -18,6 +18,8 @@ FACTORIES: dict[str, Callable[[int], Policy]] = {
        for e in EXPLORATIONS},
     "vw-squarecb-elimination": lambda seed: VWPolicy(
         PolicyConfig(elimination=True, seed=seed), input_dim=16),
+    "vw-squarecb-optimism": lambda seed: VWPolicy(
+        PolicyConfig(optimism=0.2, seed=seed), input_dim=16),
 }
 
 

@@ -124,8 +124,8 @@ def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
     PolicyConfig(seed=1), PolicyConfig(seed=1, exploration="epsilon"),
     PolicyConfig(seed=1, exploration="softmax"), PolicyConfig(seed=1, exploration="regcb"),
     PolicyConfig(seed=1, elimination=True), PolicyConfig(seed=1, exploration_floor=0.1),
-    PolicyConfig(seed=1, extra_args="--sgd")],
-    ids=["squarecb", "epsilon", "softmax", "regcb", "elimination", "floor", "sgd"])
+    PolicyConfig(seed=1, extra_args="--sgd"), PolicyConfig(seed=1, optimism=0.3)],
+    ids=["squarecb", "epsilon", "softmax", "regcb", "elimination", "floor", "sgd", "optimism"])
 def test_rewards_learned_late_and_out_of_order_match_the_text_path(
         config: PolicyConfig) -> None:
     """A keyed decision keeps VW's parsed examples for its reward, which only sets the label;
@@ -209,3 +209,80 @@ def test_examples_kept_for_rewards_are_given_back_when_the_policy_goes() -> None
     del policy
     gc.collect()
     assert not pending.examples
+
+
+def _stream(seed: int, n: int) -> list[tuple[dict, list[dict]]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        ctx = {"E": rng.standard_normal(16).astype(np.float32), "T": {"x": float(rng.random())}}
+        acts = [{"M": {f"m{j}": 1.0}, "A": {"cost": 0.05 * j, "quality": float(rng.random())}}
+                for j in range(int(rng.integers(2, 6)))]
+        out.append((ctx, acts))
+    return out
+
+
+def test_the_adapter_s_squarecb_is_vw_s_when_the_bonus_is_negligible() -> None:
+    """With ``optimism`` VW runs squareCB's regressor (``--cb_adf``) and the adapter applies
+    the squareCB rule; with a vanishing bonus that is VW's own ``--squarecb``, decision for
+    decision (float32 in VW, float64 here: equal to 1e-5)."""
+    pins = {"A": {"cost": -1.0}}
+    own = VWPolicy(PolicyConfig(seed=4, gamma_scale=30, optimism=1e-9), input_dim=16,
+                   pinned=pins)
+    vw = VWPolicy(PolicyConfig(seed=4, gamma_scale=30), input_dim=16, pinned=pins)
+    assert "--squarecb" not in own._vw.get_arguments()
+    rng = np.random.default_rng(9)
+    for t, (ctx, acts) in enumerate(_stream(3, 400)):
+        draw = float(rng.random())
+        i, p, pmf = own.decide(ctx, acts, draw=draw, key=t)
+        j, q, expected = vw.decide(ctx, acts, draw=draw, key=t)
+        assert pmf == pytest.approx(expected, abs=1e-5), t
+        assert (i, p) == (j, pytest.approx(q, abs=1e-5))
+        reward = float(acts[i]["A"]["quality"] > 0.5) - acts[i]["A"]["cost"]
+        own.learn(ctx, acts, i, reward, p, key=t)
+        # VW's --squarecb drops the importance weight of every action but the last one's
+        # (its loop stops one short); the adapter drops them all, so give VW weight 1 here
+        vw.learn(ctx, acts, j, reward, 1.0, key=t)
+    assert own._learned == 400
+    own.close()
+    vw.close()
+
+
+def test_optimism_retries_an_action_that_was_never_tried() -> None:
+    """An action never tried keeps a large bonus: with a high gamma plain squareCB all but
+    drops it, while with optimism it becomes the action to try; and the bonus is only used to
+    decide: the regressor's predictions are the same either way."""
+    ctx = {"T": {"x": 1.0}}
+    acts = [{"M": {"tried": 1.0}}, {"M": {"never": 1.0}}]
+    plain = VWPolicy(PolicyConfig(seed=0, gamma_scale=200))
+    hopeful = VWPolicy(PolicyConfig(seed=0, gamma_scale=200, optimism=0.5))
+    neutral = VWPolicy(PolicyConfig(seed=0, gamma_scale=200, optimism=1e-9))
+    for policy in (plain, hopeful, neutral):
+        for _ in range(60):
+            policy.learn(ctx, acts, 0, reward=0.6, probability=1.0)
+    assert plain.pmf(ctx, acts)[1] < 0.01
+    assert neutral.pmf(ctx, acts)[1] < 0.01
+    assert hopeful.pmf(ctx, acts)[1] > 0.5
+    # VW's predicted costs: the bonus never reached the regressor
+    assert hopeful._scores(ctx, acts, None) == neutral._scores(ctx, acts, None)
+    assert hopeful._optimism is not None and hopeful._optimism.counts == {("tried",): 60}
+
+
+def test_optimism_state_travels_with_the_model() -> None:
+    config = PolicyConfig(seed=2, gamma_scale=50, optimism=0.2)
+    first = VWPolicy(config, input_dim=16)
+    for t, (ctx, acts) in enumerate(_stream(1, 150)):
+        i, p, _ = first.decide(ctx, acts, key=t)
+        first.learn(ctx, acts, i, acts[i]["A"]["quality"], p, key=t)
+    data = first.to_bytes()
+    second = VWPolicy(config, input_dim=16)
+    second.load_bytes(data)
+    assert second._learned == 150
+    assert second._optimism is not None and first._optimism is not None
+    assert second._optimism.counts == first._optimism.counts
+    for ctx, acts in _stream(7, 20):
+        assert second.pmf(ctx, acts) == pytest.approx(first.pmf(ctx, acts), abs=1e-9)
+    with pytest.raises(ValueError, match="other exploration"):
+        VWPolicy(PolicyConfig(seed=2), input_dim=16).load_bytes(data)
+    with pytest.raises(ValueError, match="other exploration"):
+        second.load_bytes(VWPolicy(PolicyConfig(seed=2), input_dim=16).to_bytes())

@@ -1,0 +1,44 @@
+"""The adapter's own squareCB rule and the optimism counts behind its bonus."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bandit_router.policies._squarecb import Optimism, squarecb_pmf
+
+
+def test_squarecb_gives_every_other_action_one_over_k_plus_gamma_gap() -> None:
+    costs = [0.3, -0.2, 0.1, -0.2]  # the first of the tied lowest costs is the best
+    pmf = squarecb_pmf(costs, gamma=40.0)
+    assert pmf[0] == pytest.approx(1 / (4 + 40 * 0.5))
+    assert pmf[2] == pytest.approx(1 / (4 + 40 * 0.3))
+    assert pmf[3] == pytest.approx(1 / 4)  # no gap: as likely as under uniform
+    assert pmf[1] == pytest.approx(1 - pmf[0] - pmf[2] - pmf[3])
+    assert squarecb_pmf(costs, gamma=0.0) == pytest.approx([0.25] * 4)
+    assert squarecb_pmf([0.5], gamma=1e9) == [1.0]
+
+
+def test_the_bonus_shrinks_with_each_identity_s_count() -> None:
+    opt = Optimism(scale=0.2)
+    assert opt.bonus(["a", "b"]) == pytest.approx([0.2 * math.sqrt(math.log(2))] * 2)
+    for _ in range(30):
+        opt.record("a")
+    opt.record("b")
+    a, b, never = opt.bonus(["a", "b", "c"])
+    total = math.log(31 + 2)
+    assert a == pytest.approx(0.2 * math.sqrt(total / 31))
+    assert never == pytest.approx(0.2 * math.sqrt(total))
+    assert never > b > a > 0
+
+
+def test_the_counts_survive_their_json_state() -> None:
+    opt = Optimism(scale=0.5)
+    for identity in [("m1",), ("m1",), ("m2", "x")]:
+        opt.record(identity)
+    again = Optimism(scale=0.5)
+    again.load_state(opt.to_state())
+    assert again.counts == {("m1",): 2, ("m2", "x"): 1}
+    assert again.bonus([("m1",), ("m2", "x"), ("m3",)]) == opt.bonus(
+        [("m1",), ("m2", "x"), ("m3",)])
