@@ -18,6 +18,12 @@ Exploration = Literal["squarecb", "epsilon", "softmax", "regcb"]
 EXPLORATIONS: tuple[str, ...] = ("squarecb", "epsilon", "softmax", "regcb")
 
 
+#: VW flags that pick an exploration (or the explore reduction itself).
+_EXPLORATION_FLAGS = ("--cb_explore_adf", "--cb_explore", "--squarecb", "--epsilon", "--first",
+                      "--bag", "--cover", "--softmax", "--regcb", "--regcbopt", "--rnd",
+                      "--synthcover", "--large_action_space")
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise InvalidInputError(message)
@@ -44,9 +50,11 @@ class PolicyConfig:
     deciding only, by ``optimism * sqrt(ln(N + 2) / (n + 1))`` where ``n`` counts the rewards
     learned for that model (its ``M`` features) and ``N`` those of every eligible model: a
     model whose estimate fell low early keeps being re-tested, less as it is tried (see
-    ``policies._squarecb``). VW then runs its squareCB regressor (``--cb_adf --cb_type mtr``,
-    trained as ``--squarecb`` trains it) and the adapter applies the squareCB rule itself;
-    with ``optimism=0`` VW's own ``--squarecb`` runs.
+    ``policies._squarecb``). VW then runs its squareCB regressor (``--cb_adf --cb_type mtr``)
+    and the adapter applies the squareCB rule itself, training the regressor without
+    importance weights as squareCB prescribes (VW's own ``--squarecb`` leaves the weight on
+    when the last action in the list was chosen: its loop stops one short); with
+    ``optimism=0`` VW's own ``--squarecb`` runs.
     VW's ``bag`` and ``cover`` are not offered: they keep several sub-models whose weights
     the router cannot pin (see ``VWPolicy``).
     ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
@@ -91,6 +99,10 @@ class PolicyConfig:
                "optimism must be in [0, 10]")
         _check(self.optimism == 0 or (self.exploration == "squarecb" and not self.elimination),
                "optimism is an option of squarecb exploration without elimination")
+        _check(self.optimism == 0 or not any(
+            f" {flag} " in f" {self.extra_args} " for flag in _EXPLORATION_FLAGS),
+               "with optimism the adapter explores: extra_args must not choose VW's "
+               "exploration")
         low, high = (self.reward_range if isinstance(self.reward_range, tuple)
                      and len(self.reward_range) == 2 else (math.nan, math.nan))
         _check(_finite(low) and _finite(high) and low < high,

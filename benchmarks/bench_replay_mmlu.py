@@ -44,10 +44,16 @@ def router_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
     return vectors
 
 
-def one_replay(job: tuple[RoutingDataset, argparse.Namespace, float, int]
+#: The dataset, set before worker processes fork (so they inherit it instead of receiving a
+#: copy per job).
+_DATASET: list[RoutingDataset] = []
+
+
+def one_replay(job: tuple[argparse.Namespace, float, int]
                ) -> tuple[tuple[float, ...], dict[str, tuple[float, float]]]:
     """One seed at one cost weight: the router's row of the table, and each curve's point."""
-    ds, args, lam, seed = job
+    args, lam, seed = job
+    ds = _DATASET[0]
     r = replay(ds, seed=seed, cost_weight=lam, limit=args.limit, warm_start=args.warm_start,
                policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
                                    embedding_dims=args.embedding_dims,
@@ -95,8 +101,10 @@ def main() -> None:
     parser.add_argument("--warm-start", type=float, default=0.0,
                         help="share of questions given with every model's outcome first")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="replays run at once, in worker processes (rounds/s is then "
-                             "per process, on a shared machine)")
+                        help="replays run at once, in forked worker processes (rounds/s is "
+                             "then per process, on a shared machine; run with "
+                             "OMP_NUM_THREADS=1, and with --embed embed once first with "
+                             "--embeddings-cache)")
     args = parser.parse_args()
     ds = load_mmlu_pro(default_data_dir() / "mmlu_pro")
     if args.embed:  # once, in batches: what the router's embedder gives each question
@@ -114,14 +122,15 @@ def main() -> None:
           "per seed: last half quality@cost (vs hull)")
     curves: dict[str, list[tuple[float, float]]] = {"router": [], "kNN-greedy": [],
                                                      "supervised (80% full info)": []}
-    jobs = [(ds, args, lam, seed) for lam in args.cost_weights for seed in args.seeds]
+    _DATASET[:] = [ds]
+    jobs = [(args, lam, seed) for lam in args.cost_weights for seed in args.seeds]
     if args.jobs > 1:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             results = pool.map(one_replay, jobs, chunksize=1)
     else:
         results = [one_replay(job) for job in jobs]
     for lam in args.cost_weights:
-        mine = [r for (_, _, weight, _), r in zip(jobs, results, strict=True) if weight == lam]
+        mine = [r for (_, weight, _), r in zip(jobs, results, strict=True) if weight == lam]
         for _row, points in mine:
             for name, point in points.items():
                 curves[name].append(point)

@@ -102,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if spec.pop("strategy", "vw") == "knn_greedy":
                 policy = KNNGreedyPolicy(epsilon=spec.get("epsilon", 0.05), seed=base.seed)
             else:
+                if "optimism" not in spec and spec.get("exploration", "squarecb") != "squarecb":
+                    spec["optimism"] = 0.0  # the service's optimism is for squareCB arms only
                 policy = replace(base, **{k: v for k, v in spec.items() if k != "cost_weight"})
             config = replace(router.config, cost_weight=spec.get("cost_weight",
                                                                  router.config.cost_weight))

@@ -35,6 +35,7 @@ def test_router_config_rejects(kwargs: dict) -> None:
     {"exploration_floor": 0.6}, {"exploration_floor": -0.1},
     {"optimism": -0.1}, {"optimism": 11.0}, {"optimism": float("nan")},
     {"optimism": 0.2, "elimination": True}, {"optimism": 0.2, "exploration": "epsilon"},
+    {"optimism": 0.2, "extra_args": "--epsilon 0.1"}, {"optimism": 0.2, "extra_args": "--bag 3"},
 ])
 def test_policy_config_rejects(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):

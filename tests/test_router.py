@@ -281,7 +281,8 @@ def test_restart_restores_the_policy_exactly(make_router: MakeRouter) -> None:
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
 
 
-def test_restart_restores_an_optimistic_policy_exactly(make_router: MakeRouter) -> None:
+def test_restart_restores_an_optimistic_policy_exactly(
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
     """With ``optimism`` the policy's counts and squareCB's ``t`` are in the checkpoint, and a
     rebuild from the log (no checkpoint) counts them again the same."""
     policy = PolicyConfig(seed=3, gamma_scale=100, optimism=0.3)
@@ -290,7 +291,9 @@ def test_restart_restores_an_optimistic_policy_exactly(make_router: MakeRouter) 
     train(first, 120)
     expected = probe_pmf(first)
     first.close()  # writes its checkpoint
-    second = make_router(policy=policy)
+    with caplog.at_level("INFO", logger="bandit_router"):
+        second = make_router(policy=policy)
+    assert "restored checkpoint" in caplog.text  # not relearned from the log
     assert second._learner.learned == 120
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
     second.close()

@@ -128,7 +128,7 @@ def test_checkpoint_with_other_settings_is_not_loaded(make_router: MakeRouter) -
 
 
 def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
-        make_router: MakeRouter) -> None:
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
     """A checkpoint's identity is the policy settings' repr: a setting added since (such as
     ``optimism``) is left out of it at the value that behaves as before, so upgrading keeps
     the checkpoints; any other value is other settings, and the log is relearned."""
@@ -140,8 +140,12 @@ def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
     first = make_router(policy=plain)
     train(first, 40)
     first.close()
-    again = make_router(policy=plain)
-    other = make_router(policy=PolicyConfig(seed=5, optimism=0.2))
+    with caplog.at_level("INFO", logger="bandit_router"):
+        again = make_router(policy=plain)
+        assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
+        caplog.clear()
+        other = make_router(policy=PolicyConfig(seed=5, optimism=0.2))
+        assert "other settings" in caplog.text and "restored checkpoint" not in caplog.text
     assert again._learner.config_hash() != other._learner.config_hash()
     assert again._learner.learned == other._learner.learned == 40
 

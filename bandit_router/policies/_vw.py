@@ -51,6 +51,22 @@ def _label_text(label: tuple[int, float, float]) -> str:
     return f"0:{label[1]:.6g}:{label[2]:.6g}"
 
 
+def _squarecb_state(head: bytes) -> tuple[int, dict[Hashable, int]]:
+    """The adapter's squareCB state saved before a model: examples learned, and the optimism
+    counts; ValueError unless it is whole (checked before the model is loaded)."""
+    try:
+        state = orjson.loads(head)
+        learned, pairs = state["learned"], state["counts"]
+        counts = {tuple(names): n for names, n in pairs}
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"damaged squareCB state: {exc!r}") from None
+    if (type(learned) is not int or learned < 0
+            or any(type(n) is not int or n < 0 for n in counts.values())
+            or any(not isinstance(name, str) for key in counts for name in key)):
+        raise ValueError("damaged squareCB state: not whole counts of named models")
+    return learned, dict(counts)
+
+
 class _Pending:
     """Examples VW parsed for decisions, kept by key until their rewards (see
     ``VWPolicy.learn``), with the workspace that parsed them."""
@@ -276,9 +292,12 @@ class VWPolicy(Policy):
     @staticmethod
     def _identity(action: Features) -> tuple[str, ...]:
         """What the optimism counts are kept by: the names of the action's model (``M``)
-        features."""
+        features; for an action without them, every ``namespace:name`` it has."""
         names = action.get("M")
-        return tuple(names) if isinstance(names, Mapping) else ()
+        if isinstance(names, Mapping):
+            return tuple(names)
+        return tuple(sorted(f"{ns}:{name}" for ns, values in action.items()
+                            if isinstance(values, Mapping) for name in values))
 
     def _optimistic_pmf(self, costs: list[float], actions: Sequence[Features]) -> list[float]:
         assert self._optimism is not None
@@ -326,10 +345,9 @@ class VWPolicy(Policy):
                 if examples is not None:
                     self._finish(examples)
                 self._run(self._example(context, actions, label, key), learn=True)
-            if self._optimism is not None:
-                self._learned += 1
-                if 0 <= index < len(actions):
-                    self._optimism.record(self._identity(actions[index]))
+            if self._optimism is not None and 0 <= index < len(actions):
+                self._learned += 1  # squareCB's t: examples learned with a label
+                self._optimism.record(self._identity(actions[index]))
         finally:
             if key is not None:
                 self._examples.pop(key, None)  # an event is learned once
@@ -355,7 +373,7 @@ class VWPolicy(Policy):
         state = None
         if data.startswith(_STATE_MAGIC):
             head, _, data = data[len(_STATE_MAGIC):].partition(b"\n")
-            state = orjson.loads(head)
+            state = _squarecb_state(head)
         if (state is None) != (self._optimism is None):
             raise ValueError("the model was saved with other exploration settings")
         fd, path = tempfile.mkstemp(suffix=".vw")
@@ -371,8 +389,7 @@ class VWPolicy(Policy):
         self._vw = self._pending.vw = workspace
         self._index_pins()
         if state is not None and self._optimism is not None:
-            self._learned = int(state["learned"])
-            self._optimism.load_state(state["counts"])
+            self._learned, self._optimism.counts = state
 
     def close(self) -> None:
         self._pending.release()

@@ -267,3 +267,23 @@ def test_knn_greedy_arm_over_http(tmp_path) -> None:
         # epsilon 0: the kNN-greedy arm decides deterministically; VW's squareCB explores
         assert seen["knn"] and all(p == 1.0 for p in seen["knn"])
         assert seen["vw"] and any(p < 1.0 for p in seen["vw"])
+
+
+def test_the_service_s_optimism_reaches_squarecb_arms_only(tmp_path) -> None:
+    """With ``optimism`` set for the service, an arm that explores otherwise is built without
+    it (instead of failing as an invalid setting), and a squareCB arm keeps it."""
+    settings, admin, _ = _settings(tmp_path)
+    settings = settings.model_copy(update={"optimism": 0.2, "gamma_scale": 200.0})
+    with TestClient(create_app(settings)) as http:
+        r = http.post("/v1/experiments", json={"name": "explore", "arms": {
+            "eps": {"exploration": "epsilon", "epsilon": 0.1}, "square": {},
+            "calm": {"optimism": 0.0}}}, headers=admin)
+        assert r.status_code == 201, r.text
+        policies = {r.arm.split(":")[1]: r.policy.config
+                    for r in http.app.state.experiments.routers()}
+        assert policies["eps"].exploration == "epsilon" and policies["eps"].optimism == 0.0
+        assert policies["square"].optimism == 0.2 and policies["square"].gamma_scale == 200.0
+        assert policies["calm"].optimism == 0.0
+        r = http.post("/v1/experiments", json={"name": "bad", "arms": {
+            "a": {}, "b": {"exploration": "epsilon", "optimism": 0.2}}}, headers=admin)
+        assert r.status_code == 422 and "optimism" in r.json()["error"]["message"]

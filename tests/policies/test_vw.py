@@ -286,3 +286,30 @@ def test_optimism_state_travels_with_the_model() -> None:
         VWPolicy(PolicyConfig(seed=2), input_dim=16).load_bytes(data)
     with pytest.raises(ValueError, match="other exploration"):
         second.load_bytes(VWPolicy(PolicyConfig(seed=2), input_dim=16).to_bytes())
+
+
+@pytest.mark.parametrize("head", [b"{}", b'{"learned": 7}', b'{"learned": -1, "counts": []}',
+                                  b'{"learned": 3, "counts": [[["m"], 1.5]]}', b"not json",
+                                  b'{"learned": 3, "counts": [[[1], 2]]}'])
+def test_a_damaged_squarecb_state_is_refused_before_anything_changes(head: bytes) -> None:
+    config = PolicyConfig(seed=2, optimism=0.2)
+    policy = VWPolicy(config)
+    ctx, acts = {"T": {"x": 1.0}}, [{"M": {"a": 1.0}}, {"M": {"b": 1.0}}]
+    for _ in range(5):
+        policy.learn(ctx, acts, 1, 1.0, 0.5)
+    before = policy.pmf(ctx, acts), policy._learned
+    model = VWPolicy(config).to_bytes().split(b"\n", 2)[2]  # an untrained VW model
+    with pytest.raises(ValueError, match="damaged squareCB state"):
+        policy.load_bytes(b"bandit-router squarecb state\n" + head + b"\n" + model)
+    assert (policy.pmf(ctx, acts), policy._learned) == before
+
+
+def test_optimism_counts_actions_without_a_model_namespace_apart() -> None:
+    policy = VWPolicy(PolicyConfig(seed=0, optimism=0.2))
+    ctx, acts = {"T": {"x": 1.0}}, [{"P": {"openai": 1.0}}, {"P": {"google": 1.0}}]
+    policy.learn(ctx, acts, 0, 0.5, 1.0)
+    policy.learn(ctx, acts, 1, 0.5, 1.0)
+    policy.learn(ctx, acts, 5, 0.5, 1.0)  # no such action: not counted as learned
+    assert policy._optimism is not None
+    assert policy._optimism.counts == {("P:openai",): 1, ("P:google",): 1}
+    assert policy._learned == 2
