@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["Optimism", "squarecb_pmf"]
@@ -43,26 +43,42 @@ def squarecb_pmf(costs: Sequence[float], *, gamma: float) -> list[float]:
     return pmf
 
 
+#: An action's identity: the names of its model features.
+Identity = tuple[str, ...]
+
+
 class Optimism:
     """Counts of learned rewards per action identity, and the decision-time bonus they give
     (see the module docstring). ``scale`` is in reward units."""
 
     def __init__(self, *, scale: float) -> None:
         self.scale = scale
-        self.counts: dict[Hashable, int] = {}
+        self.counts: dict[Identity, int] = {}
 
-    def bonus(self, identities: Sequence[Hashable]) -> list[float]:
+    def bonus(self, identities: Sequence[Identity]) -> list[float]:
         counts = [self.counts.get(i, 0) for i in identities]
         log_total = math.log(sum(counts) + 2)
         return [self.scale * math.sqrt(log_total / (n + 1)) for n in counts]
 
-    def record(self, identity: Hashable) -> None:
+    def record(self, identity: Identity) -> None:
         self.counts[identity] = self.counts.get(identity, 0) + 1
 
     def to_state(self) -> list[list[Any]]:
-        """The counts as JSON-ready ``[[*identity], count]`` pairs (identities are tuples
-        of feature names)."""
-        return [[list(i) if isinstance(i, tuple) else [i], n] for i, n in self.counts.items()]
+        """The counts as JSON-ready ``[[*identity], count]`` pairs."""
+        return [[list(i), n] for i, n in self.counts.items()]
 
-    def load_state(self, state: list[list[Any]]) -> None:
-        self.counts = {tuple(names): int(n) for names, n in state}
+    @classmethod
+    def from_state(cls, state: Any, *, scale: float) -> Optimism:
+        """Counts written by :meth:`to_state`; ValueError unless they are whole counts of
+        named identities."""
+        try:
+            pairs = [(names, n) for names, n in state]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not [[names...], count] pairs: {exc}") from None
+        if not all(isinstance(names, list) and all(isinstance(x, str) for x in names)
+                   and type(n) is int and n >= 0 for names, n in pairs):
+            raise ValueError("not whole counts of named models")
+        counts = {tuple(names): n for names, n in pairs}
+        made = cls(scale=scale)
+        made.counts = counts
+        return made

@@ -51,20 +51,17 @@ def _label_text(label: tuple[int, float, float]) -> str:
     return f"0:{label[1]:.6g}:{label[2]:.6g}"
 
 
-def _squarecb_state(head: bytes) -> tuple[int, dict[Hashable, int]]:
+def _squarecb_state(head: bytes, *, scale: float) -> tuple[int, Optimism]:
     """The adapter's squareCB state saved before a model: examples learned, and the optimism
     counts; ValueError unless it is whole (checked before the model is loaded)."""
     try:
         state = orjson.loads(head)
-        learned, pairs = state["learned"], state["counts"]
-        counts = {tuple(names): n for names, n in pairs}
+        learned = state["learned"]
+        if type(learned) is not int or learned < 0:
+            raise ValueError("examples learned must be a whole number")
+        return learned, Optimism.from_state(state["counts"], scale=scale)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"damaged squareCB state: {exc!r}") from None
-    if (type(learned) is not int or learned < 0
-            or any(type(n) is not int or n < 0 for n in counts.values())
-            or any(not isinstance(name, str) for key in counts for name in key)):
-        raise ValueError("damaged squareCB state: not whole counts of named models")
-    return learned, dict(counts)
+        raise ValueError(f"damaged squareCB state: {exc}") from None
 
 
 class _Pending:
@@ -326,7 +323,7 @@ class VWPolicy(Policy):
               probability: float, *, key: Hashable | None = None) -> None:
         cost = _COST_PER_REWARD * reward
         if self._optimism is not None:
-            probability = 1.0  # squareCB's regression is not importance-weighted (as VW's)
+            probability = 1.0  # squareCB's regression is not importance-weighted
         label = (index, cost, max(probability, 1e-6))
         examples = self._parsed.pop(key, None) if key is not None else None
         try:
@@ -373,7 +370,7 @@ class VWPolicy(Policy):
         state = None
         if data.startswith(_STATE_MAGIC):
             head, _, data = data[len(_STATE_MAGIC):].partition(b"\n")
-            state = _squarecb_state(head)
+            state = _squarecb_state(head, scale=self.config.optimism)
         if (state is None) != (self._optimism is None):
             raise ValueError("the model was saved with other exploration settings")
         fd, path = tempfile.mkstemp(suffix=".vw")
@@ -388,8 +385,8 @@ class VWPolicy(Policy):
         self._vw.finish()
         self._vw = self._pending.vw = workspace
         self._index_pins()
-        if state is not None and self._optimism is not None:
-            self._learned, self._optimism.counts = state
+        if state is not None:
+            self._learned, self._optimism = state
 
     def close(self) -> None:
         self._pending.release()

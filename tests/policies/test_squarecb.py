@@ -22,11 +22,11 @@ def test_squarecb_gives_every_other_action_one_over_k_plus_gamma_gap() -> None:
 
 def test_the_bonus_shrinks_with_each_identity_s_count() -> None:
     opt = Optimism(scale=0.2)
-    assert opt.bonus(["a", "b"]) == pytest.approx([0.2 * math.sqrt(math.log(2))] * 2)
+    assert opt.bonus([("a",), ("b",)]) == pytest.approx([0.2 * math.sqrt(math.log(2))] * 2)
     for _ in range(30):
-        opt.record("a")
-    opt.record("b")
-    a, b, never = opt.bonus(["a", "b", "c"])
+        opt.record(("a",))
+    opt.record(("b",))
+    a, b, never = opt.bonus([("a",), ("b",), ("c",)])
     total = math.log(31 + 2)
     assert a == pytest.approx(0.2 * math.sqrt(total / 31))
     assert never == pytest.approx(0.2 * math.sqrt(total))
@@ -37,8 +37,14 @@ def test_the_counts_survive_their_json_state() -> None:
     opt = Optimism(scale=0.5)
     for identity in [("m1",), ("m1",), ("m2", "x")]:
         opt.record(identity)
-    again = Optimism(scale=0.5)
-    again.load_state(opt.to_state())
+    again = Optimism.from_state(opt.to_state(), scale=0.5)
     assert again.counts == {("m1",): 2, ("m2", "x"): 1}
     assert again.bonus([("m1",), ("m2", "x"), ("m3",)]) == opt.bonus(
         [("m1",), ("m2", "x"), ("m3",)])
+
+
+@pytest.mark.parametrize("state", [None, 3, [["m", 1]], [[["m"], 1.5]], [[["m"], -1]],
+                                   [[[1], 2]], [[["m"]]]])
+def test_counts_that_are_not_whole_are_refused(state: object) -> None:
+    with pytest.raises(ValueError):
+        Optimism.from_state(state, scale=0.2)
