@@ -99,8 +99,7 @@ class PolicyConfig:
                "optimism must be in [0, 10]")
         _check(self.optimism == 0 or (self.exploration == "squarecb" and not self.elimination),
                "optimism is an option of squarecb exploration without elimination")
-        _check(self.optimism == 0 or not any(
-            f" {flag} " in f" {self.extra_args} " for flag in _EXPLORATION_FLAGS),
+        _check(self.optimism == 0 or not self._extra_sets(*_EXPLORATION_FLAGS),
                "with optimism the adapter explores: extra_args must not choose VW's "
                "exploration")
         low, high = (self.reward_range if isinstance(self.reward_range, tuple)
@@ -121,12 +120,16 @@ class PolicyConfig:
                or (isinstance(self.embedding_dims, int) and self.embedding_dims >= 1),
                "embedding_dims must be None (raw embedding) or a positive integer")
         _check(isinstance(self.seed, int), "seed must be an integer")
-        _check(not any(flag in f" {self.extra_args} " for flag in
-                       (" --elim ", " --cb_min_cost ", " --cb_max_cost ")),
+        _check(not self._extra_sets("--elim", "--cb_min_cost", "--cb_max_cost"),
                "extra_args must not set --elim or the cost bounds: use elimination and "
                "reward_range")
         _check("-i " not in f" {self.extra_args} " and "--initial_regressor" not in self.extra_args,
                "extra_args must not load a model; the router restores its own checkpoints")
+
+    def _extra_sets(self, *flags: str) -> bool:
+        """Whether ``extra_args`` names any of ``flags`` (as whole words)."""
+        padded = f" {self.extra_args} "
+        return any(f" {flag} " in padded for flag in flags)
 
     def _exploration_args(self) -> list[str]:
         # VW's cost is the negated reward: bounds on the reward are bounds on the cost

@@ -308,7 +308,7 @@ class VWPolicy(Policy):
             key: Hashable | None = None) -> list[float]:
         scores = self._scores(context, actions, key)
         if self._optimism is not None:  # VW predicted costs; squareCB is applied here
-            scores = self._optimistic_pmf([float(s) for s in scores], actions)
+            scores = self._optimistic_pmf(scores, actions)
         raw = [max(float(p), 0.0) for p in scores]
         total = sum(raw)
         # regcbopt gives every tied best action probability 1: normalise, so the probability
