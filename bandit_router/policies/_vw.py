@@ -130,6 +130,9 @@ class VWPolicy(Policy):
         self._optimism = (Optimism(scale=self.config.optimism) if self.config.optimism > 0
                           else None)
         self._learned = 0
+        #: with ``optimism``: examples without features, set up once per workspace (see
+        #: ``_padded``)
+        self._blanks: list[Any] = []
 
     def _index_pins(self) -> None:
         self._pins = [(self._vw.hash_feature(_name(name), self._vw.hash_space(ns)),
@@ -252,6 +255,21 @@ class VWPolicy(Policy):
     def _finish(self, examples: list[Any]) -> None:
         pylibvw.vw._finish_example_multi_ex(self._vw, examples)
 
+    def _padded(self, shared: Any, chosen: Any, index: int, n_actions: int) -> list[Any]:
+        """What squareCB's regressor learns a reward from (``optimism``): the shared example,
+        the chosen action's at its place, and examples without features for the others.
+
+        ``--cb_adf --cb_type mtr`` trains on the chosen action alone, but first predicts
+        every action in the list and counts them (its importance weight is the events
+        learned over the actions seen); stand-ins without features keep that count and make
+        the prediction nearly free. The update is the same as with the whole list (a test
+        checks it against VW's own ``--squarecb``)."""
+        while len(self._blanks) < n_actions - 1:
+            blank = pylibvw.example(self._vw, pylibvw.vw.lContextualBandit)
+            pylibvw.vw.setup_example(self._vw, blank)
+            self._blanks.append(blank)
+        return [shared, *self._blanks[:index], chosen, *self._blanks[index:n_actions - 1]]
+
     def _run(self, lines: list[str], *, learn: bool) -> list[float]:
         examples = self._parse(lines)
         try:
@@ -326,22 +344,33 @@ class VWPolicy(Policy):
             probability = 1.0  # squareCB's regression is not importance-weighted
         label = (index, cost, max(probability, 1e-6))
         examples = self._parsed.pop(key, None) if key is not None else None
+        labelled = 0 <= index < len(actions)
         try:
-            if examples is not None and len(examples) == len(actions) + 1 \
-                    and 0 <= index < len(actions):
+            if examples is not None and len(examples) == len(actions) + 1 and labelled:
                 try:  # the examples its decision parsed: only the label is new
                     chosen = examples[index + 1]
                     chosen.set_label_string(self._vw, _label_text(label),
                                             pylibvw.vw.lContextualBandit)
                     # parsed without a label, VW took it for held-out; labelled text is not
                     chosen.set_test_only(False)
-                    pylibvw.vw.learn_multi(self._vw, examples)
+                    pylibvw.vw.learn_multi(self._vw, examples if self._optimism is None else
+                                           self._padded(examples[0], chosen, index,
+                                                        len(actions)))
                 finally:
                     self._finish(examples)
             else:
                 if examples is not None:
                     self._finish(examples)
-                self._run(self._example(context, actions, label, key), learn=True)
+                lines = self._example(context, actions, label, key)
+                if self._optimism is not None and labelled:
+                    parsed = self._parse([lines[0], lines[index + 1]])
+                    try:
+                        pylibvw.vw.learn_multi(self._vw, self._padded(
+                            parsed[0], parsed[1], index, len(actions)))
+                    finally:
+                        self._finish(parsed)
+                else:
+                    self._run(lines, learn=True)
             if self._optimism is not None and 0 <= index < len(actions):
                 self._learned += 1  # squareCB's t: examples learned with a label
                 self._optimism.record(self._identity(actions[index]))
@@ -384,6 +413,7 @@ class VWPolicy(Policy):
         self._pending.release()
         self._vw.finish()
         self._vw = self._pending.vw = workspace
+        self._blanks = []  # set up by the old workspace
         self._index_pins()
         if state is not None:
             self._learned, self._optimism = state

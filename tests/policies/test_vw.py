@@ -313,3 +313,31 @@ def test_optimism_counts_actions_without_a_model_namespace_apart() -> None:
     assert policy._optimism is not None
     assert policy._optimism.counts == {("P:openai",): 1, ("P:google",): 1}
     assert policy._learned == 2
+
+
+def test_squarecb_s_regressor_learns_from_stand_ins_as_from_every_action() -> None:
+    """With ``optimism`` a reward is learned from the shared example, the chosen action's and
+    featureless stand-ins for the others (VW predicts every action in the list before it
+    trains on the chosen one): the model equals one that learned from every action's text,
+    on both paths (a decision's kept examples, and text built anew)."""
+    import vowpalwabbit
+
+    config = PolicyConfig(seed=4, optimism=0.2)
+    policy = VWPolicy(config, input_dim=16)
+    reference = vowpalwabbit.Workspace(config.vw_args() + " --quiet")
+    stream = _stream(5, 300)
+    for t, (ctx, acts) in enumerate(stream):
+        i = t % len(acts)
+        reward = float(acts[i]["A"]["quality"]) - acts[i]["A"]["cost"]
+        if t % 2:
+            policy.pmf(ctx, acts, key=t)
+            policy.learn(ctx, acts, i, reward, 0.3, key=t)
+        else:
+            policy.learn(ctx, acts, i, reward, 0.3)
+        reference.learn(policy._example(ctx, acts, (i, -reward, 1.0)))
+    assert len(policy._blanks) == 4  # stand-ins for up to five actions, made once
+    for ctx, acts in _stream(6, 30):
+        expected = reference.predict(policy._example(ctx, acts))
+        assert policy._scores(ctx, acts, None) == list(expected)
+    reference.finish()
+    policy.close()
