@@ -20,4 +20,5 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q
+# Two workers (pytest-xdist): this machine's two cores; PYTEST_WORKERS=0 runs in one process.
+.venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-2}"
