@@ -1,0 +1,72 @@
+"""The policy alone: VW's decision and learning per request, by embedding size.
+
+13 actions shaped like the router's (model, provider and the cost-aware numbers), a
+random unit vector as the task embedding, task features and two cluster ids; each round
+decides with a key (as the router does) and learns the reward of the action drawn.
+Prints microseconds per decision (``pmf``: formatting, parsing and VW's prediction) and per
+reward (``learn``), medians of ``--repeats`` runs.
+
+    .venv/bin/python benchmarks/bench_policy.py [--rounds 3000] [--dims 32 384] \\
+        [--optimism 0.2] [--gamma-scale 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from bandit_router import PolicyConfig
+from bandit_router.policies import VWPolicy
+
+
+def one_run(dims: int | None, args: argparse.Namespace, seed: int) -> tuple[float, float]:
+    policy = VWPolicy(PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
+                                   optimism=args.optimism, embedding_dims=dims),
+                      input_dim=384)
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((args.rounds, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    actions = [{"M": {f"model-{j}": 1.0}, "P": {f"provider-{j % 4}": 1.0},
+                "A": {"cost": 0.01 * j, "latency": 0.0, "quality": 0.5, "evidence": 0.3}}
+               for j in range(13)]
+    task = {"chars": 0.5, "words": 0.4, "lines": 0.2, "code": 0.0, "math": 1.0,
+            "question": 1.0, "translate": 0.0, "summarise": 0.0, "digits": 0.01}
+    decide = learn = 0.0
+    for k in range(args.rounds):
+        context = {"E": vectors[k], "T": task, "K": {f"c4_{k % 4}": 1.0, f"c16_{k % 16}": 1.0}}
+        start = time.perf_counter()
+        pmf = policy.pmf(context, actions, key=k)
+        middle = time.perf_counter()
+        i = int(rng.choice(len(pmf), p=np.asarray(pmf) / sum(pmf)))
+        before = time.perf_counter()
+        policy.learn(context, actions, i, float(rng.random()), pmf[i], key=k)
+        learn += time.perf_counter() - before
+        decide += middle - start
+    policy.close()
+    return decide / args.rounds * 1e6, learn / args.rounds * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dims", type=int, nargs="+", default=[32, 384],
+                        help="embedding dimensions the policy sees (384: no projection)")
+    parser.add_argument("--optimism", type=float, default=0.2)
+    parser.add_argument("--gamma-scale", type=float, default=400.0)
+    args = parser.parse_args()
+    print(f"VWPolicy, 13 actions, {args.rounds} rounds, optimism {args.optimism}, "
+          f"gamma_scale {args.gamma_scale:g}; median of {args.repeats} runs")
+    print("   dims | pmf µs/decision | learn µs/reward")
+    for dims in args.dims:
+        runs = [one_run(None if dims == 384 else dims, args, seed)
+                for seed in range(args.repeats)]
+        print(f"{dims:>7} | {statistics.median(r[0] for r in runs):>15.0f} | "
+              f"{statistics.median(r[1] for r in runs):>15.0f}")
+
+
+if __name__ == "__main__":
+    main()
