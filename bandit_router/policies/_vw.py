@@ -371,7 +371,7 @@ class VWPolicy(Policy):
                         self._finish(parsed)
                 else:
                     self._run(lines, learn=True)
-            if self._optimism is not None and 0 <= index < len(actions):
+            if self._optimism is not None and labelled:
                 self._learned += 1  # squareCB's t: examples learned with a label
                 self._optimism.record(self._identity(actions[index]))
         finally:
