@@ -250,6 +250,9 @@ for i in range(int(sys.argv[2])):
         continue
     router.reward(d.event_id, quality=0.8, cost_usd=d.estimated_cost_usd)
     served += 1
+    if served == 1:  # one request each before they race, however the two are scheduled
+        print("first", flush=True)
+        sys.stdin.readline()
 print(served)
 """
 
@@ -270,14 +273,18 @@ def test_two_processes_share_one_budget(backend: str, sqlite_url: str,
     assert child.stdout.readline().strip() == "ready"
     child.stdin.write("go\n")
     child.stdin.flush()
+    assert child.stdout.readline().strip() == "first"  # the child was served once
     biggest = 0.0
     for i in range(150):
         try:
             d = router.select(f"parent task {i} about networks")
+            router.reward(d.event_id, quality=0.8, cost_usd=d.estimated_cost_usd)
+            biggest = max(biggest, d.estimated_cost_usd)
         except BudgetExceededError:
-            continue
-        router.reward(d.event_id, quality=0.8, cost_usd=d.estimated_cost_usd)
-        biggest = max(biggest, d.estimated_cost_usd)
+            pass
+        if i == 0:  # and the parent once: now they race for the rest of the budget
+            child.stdin.write("go\n")
+            child.stdin.flush()
     out, _ = child.communicate(timeout=300)
     assert child.returncode == 0 and int(out.strip()) > 0
     engine = create_engine(url)
