@@ -131,7 +131,7 @@ class VWPolicy(Policy):
                           else None)
         self._learned = 0
         #: with ``optimism``: examples without features, set up once per workspace (see
-        #: ``_padded``)
+        #: ``_learn_padded``)
         self._blanks: list[Any] = []
 
     def _index_pins(self) -> None:
@@ -255,20 +255,27 @@ class VWPolicy(Policy):
     def _finish(self, examples: list[Any]) -> None:
         pylibvw.vw._finish_example_multi_ex(self._vw, examples)
 
-    def _padded(self, shared: Any, chosen: Any, index: int, n_actions: int) -> list[Any]:
-        """What squareCB's regressor learns a reward from (``optimism``): the shared example,
-        the chosen action's at its place, and examples without features for the others.
+    def _learn_padded(self, shared: Any, chosen: Any, index: int, n_actions: int) -> None:
+        """Learn a labelled ``chosen`` example as squareCB's regressor (``optimism``): from
+        the shared example, the chosen action's at its place, and examples without features
+        for the others.
 
         ``--cb_adf --cb_type mtr`` trains on the chosen action alone, but first predicts
         every action in the list and counts them (its importance weight is the events
-        learned over the actions seen); stand-ins without features keep that count and make
-        the prediction nearly free. The update is the same as with the whole list (a test
-        checks it against VW's own ``--squarecb``)."""
+        learned over the actions seen); stand-ins without features keep that count at a
+        fraction of the prediction's cost. The weights learned are the same as with the
+        whole list (a test compares them with a workspace that learned every action's text);
+        VW's own loss statistics, which nothing here reads, are not."""
         while len(self._blanks) < n_actions - 1:
             blank = pylibvw.example(self._vw, pylibvw.vw.lContextualBandit)
             pylibvw.vw.setup_example(self._vw, blank)
             self._blanks.append(blank)
-        return [shared, *self._blanks[:index], chosen, *self._blanks[index:n_actions - 1]]
+        try:
+            pylibvw.vw.learn_multi(self._vw, [shared, *self._blanks[:index], chosen,
+                                              *self._blanks[index:n_actions - 1]])
+        except BaseException:
+            self._blanks = []  # VW may have stopped part way, with the stand-ins changed
+            raise
 
     def _run(self, lines: list[str], *, learn: bool) -> list[float]:
         examples = self._parse(lines)
@@ -353,9 +360,10 @@ class VWPolicy(Policy):
                                             pylibvw.vw.lContextualBandit)
                     # parsed without a label, VW took it for held-out; labelled text is not
                     chosen.set_test_only(False)
-                    pylibvw.vw.learn_multi(self._vw, examples if self._optimism is None else
-                                           self._padded(examples[0], chosen, index,
-                                                        len(actions)))
+                    if self._optimism is None:
+                        pylibvw.vw.learn_multi(self._vw, examples)
+                    else:
+                        self._learn_padded(examples[0], chosen, index, len(actions))
                 finally:
                     self._finish(examples)
             else:
@@ -365,8 +373,7 @@ class VWPolicy(Policy):
                 if self._optimism is not None and labelled:
                     parsed = self._parse([lines[0], lines[index + 1]])
                     try:
-                        pylibvw.vw.learn_multi(self._vw, self._padded(
-                            parsed[0], parsed[1], index, len(actions)))
+                        self._learn_padded(parsed[0], parsed[1], index, len(actions))
                     finally:
                         self._finish(parsed)
                 else:
