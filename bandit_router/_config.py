@@ -60,7 +60,9 @@ class PolicyConfig:
     ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
     (``E``), task features (``T``) and task clusters (``K``, see
     :attr:`RouterConfig.task_clusters`) with the model identity (``M``), so every model gets
-    its own quality function of the task.
+    its own quality function of the task, and the neighbours' estimate of the model's quality
+    (``Q``) with it, so every model learns how far to trust that estimate (``Q`` has no
+    linear terms of its own; see ``bandit_router._scoring``).
 
     >>> PolicyConfig(exploration="epsilon", epsilon=0.1).vw_args().split()[:3]
     ['--cb_explore_adf', '--epsilon', '0.1']
@@ -79,7 +81,7 @@ class PolicyConfig:
     power_t: float = 0.5
     l2: float = 0.0
     bits: int = 20
-    interactions: tuple[str, ...] = ("EM", "TM", "KM")
+    interactions: tuple[str, ...] = ("EM", "TM", "KM", "QM")
     embedding_dims: int | None = None
     seed: int = 0
     extra_args: str = ""

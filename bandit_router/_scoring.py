@@ -14,6 +14,15 @@ one once made a model *more* attractive as its price rose). The policy pins it (
 enters every prediction exactly. Price is deliberately not a feature of its own: quality
 depends on the model, not on what it costs.
 
+How far to trust the neighbours' estimate is learned per model: ``Q`` repeats ``A``'s
+``quality`` and ``evidence`` so that an interaction ``QM`` (see
+:attr:`PolicyConfig.interactions`) can give each model its own coefficients on them (the
+estimate of a model the router seldom picks is mostly its prior; a model whose quality varies
+with the task gains more from its neighbours). ``Q`` adds no linear terms of its own
+(``VWPolicy(crossed_only=...)``): ``A``'s stay the only ones, so without ``QM`` the policy
+learns exactly what it learned before ``Q`` existed, and events logged before then still
+train it.
+
 """
 
 from __future__ import annotations
@@ -25,11 +34,13 @@ from ._catalog import ModelSpec
 from ._constraints import Estimate
 from ._memory import Recall
 
-__all__ = ["PINNED", "action_features", "estimates"]
+__all__ = ["CROSSED_ONLY", "PINNED", "action_features", "estimates"]
 
 
 #: Coefficients the policy must not learn, in reward units: see the module docstring.
 PINNED: dict[str, dict[str, float]] = {"A": {"cost": -1.0, "latency": -1.0}}
+#: Namespaces that only enter the policy through its interactions: see the module docstring.
+CROSSED_ONLY: tuple[str, ...] = ("Q",)
 
 
 def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
@@ -74,7 +85,8 @@ def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
 def action_features(spec: ModelSpec, est: Estimate, *, cost_weight: float,
                     latency_weight: float) -> dict[str, dict[str, float]]:
     """The namespaces of one action: ``M`` model identity (crossed with the task by the
-    policy's interactions), ``P`` provider, ``A`` the cost-aware numeric features."""
+    policy's interactions), ``P`` provider, ``A`` the cost-aware numeric features, ``Q`` the
+    neighbours' estimate again, for crossing with ``M`` only."""
     return {
         "M": {spec.key: 1.0},
         "P": {spec.provider: 1.0},
@@ -84,4 +96,5 @@ def action_features(spec: ModelSpec, est: Estimate, *, cost_weight: float,
             "quality": est.quality,
             "evidence": est.evidence,
         },
+        "Q": {"quality": est.quality, "evidence": est.evidence},
     }

@@ -176,7 +176,8 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         policy = PolicyConfig(exploration=args.exploration, seed=args.seed,
                               gamma_scale=args.gamma_scale, embedding_dims=args.embedding_dims,
-                              elimination=args.elimination, optimism=args.optimism)
+                              elimination=args.elimination, optimism=args.optimism,
+                              interactions=tuple(args.interactions))
     except InvalidInputError as exc:
         print(f"bandit-router replay: {exc}", file=sys.stderr)
         return 2
@@ -293,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="squareCB explores only the models still in the running")
     rp.add_argument("--optimism", type=float, default=PolicyConfig().optimism,
                     help="squareCB: decision-time bonus for models tried less (e.g. 0.2)")
+    rp.add_argument("--interactions", nargs="+", default=list(PolicyConfig().interactions),
+                    help="VW's namespace pairs (QM: each model learns how "
+                         "far to trust its neighbours' estimate)")
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--limit", type=int, default=None)
     rp.add_argument("--embed", action="store_true",

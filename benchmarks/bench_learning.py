@@ -78,12 +78,15 @@ def main() -> None:
     parser.add_argument("--cost-weight", type=float, default=50.0)
     parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale)
     parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims)
+    parser.add_argument("--optimism", type=float, default=PolicyConfig().optimism)
+    parser.add_argument("--interactions", nargs="+", default=list(PolicyConfig().interactions))
     parser.add_argument("--task-clusters", type=int, nargs="*",
                         default=list(RouterConfig().task_clusters),
                         help="k-means codebook sizes; none: no clusters")
     args = parser.parse_args()
     embedder = CachedEmbedder(MiniLM(), size=100_000)
-    policy = {"gamma_scale": args.gamma_scale, "embedding_dims": args.embedding_dims}
+    policy = {"gamma_scale": args.gamma_scale, "embedding_dims": args.embedding_dims,
+              "optimism": args.optimism, "interactions": tuple(args.interactions)}
     config = {"task_clusters": tuple(args.task_clusters)}
     print(f"policy {policy}, clusters {config['task_clusters']}")
     results = [run(s, args.rounds, args.last, args.cost_weight, embedder, policy, config)

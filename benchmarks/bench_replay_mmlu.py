@@ -57,7 +57,8 @@ def one_replay(job: tuple[argparse.Namespace, float, int]
     r = replay(ds, seed=seed, cost_weight=lam, limit=args.limit, warm_start=args.warm_start,
                policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
                                    embedding_dims=args.embedding_dims,
-                                   elimination=args.elimination, optimism=args.optimism),
+                                   elimination=args.elimination, optimism=args.optimism,
+                                   interactions=tuple(args.interactions)),
                config=RouterConfig(task_clusters=tuple(args.task_clusters)))
     n = len(r.order)
     half, whole = r.summary(slice(n // 2, None)), r.summary()
@@ -95,6 +96,9 @@ def main() -> None:
                         help="squareCB explores only the models still in the running")
     parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims,
                         help="random projection of the embedding the policy sees")
+    parser.add_argument("--interactions", nargs="+", default=list(PolicyConfig().interactions),
+                        help="VW's namespace pairs (QM: each model's own trust in its "
+                             "neighbours' estimate)")
     parser.add_argument("--task-clusters", type=int, nargs="*",
                         default=list(RouterConfig().task_clusters),
                         help="k-means codebook sizes (none: no clusters)")
@@ -116,7 +120,8 @@ def main() -> None:
           f"squareCB gamma_scale {args.gamma_scale:g}"
           f"{' with elimination' if args.elimination else ''}"
           f"{f', optimism {args.optimism:g}' if args.optimism else ''}, embedding dims "
-          f"{args.embedding_dims or 'all'}, task clusters {tuple(args.task_clusters)}")
+          f"{args.embedding_dims or 'all'}, interactions {' '.join(args.interactions)}, "
+          f"task clusters {tuple(args.task_clusters)}")
     print(f"{'λ/USD':>7} | {'last half: quality':>18} {'% gpt-4o $':>10} {'vs hull':>8} | "
           f"{'whole: quality':>14} {'% gpt-4o $':>10} | rounds/s | "
           "per seed: last half quality@cost (vs hull)")

@@ -130,12 +130,13 @@ def test_scopes_apply_only_where_they_should(make_router: Callable[..., Router])
 def _stream(router: Router, clock: FakeClock, work: SyntheticWorkload, n: int,
             seconds: float) -> dict[str, Any]:
     """Route n tasks spread evenly over ``seconds``, reward each at once."""
-    spent, quality, refused, biggest = 0.0, [], 0, 0.0
+    spent, quality, refused, biggest, first_refused = 0.0, [], 0, 0.0, None
     for i, task in enumerate(work.tasks(n)):
         try:
             d = router.select(task.text, event_id=f"s{clock.now:.0f}-{i}")
         except BudgetExceededError:
             refused += 1
+            first_refused = i if first_refused is None else first_refused
         else:
             out = work.outcome(task, f"{d.provider}/{d.model}")
             router.reward(d.event_id, quality=out.quality, cost_usd=out.cost_usd)
@@ -144,7 +145,8 @@ def _stream(router: Router, clock: FakeClock, work: SyntheticWorkload, n: int,
             quality.append(out.quality)
         clock.advance(seconds / n)
     return {"spent": spent, "quality": sum(quality) / max(1, len(quality)),
-            "refused": refused, "biggest": biggest, "served": len(quality)}
+            "refused": refused, "biggest": biggest, "served": len(quality),
+            "first_refused": first_refused}
 
 
 def test_daily_budget_holds_on_a_stream_three_times_too_dear(
@@ -160,7 +162,11 @@ def test_daily_budget_holds_on_a_stream_three_times_too_dear(
     assert day["spent"] <= strongest_spend / 3 + day["biggest"]
     assert day["spent"] >= 0.5 * strongest_spend / 3  # pacing spends the budget, not nothing
     assert day["quality"] >= cheapest_quality + 0.1
-    assert day["refused"] <= 5  # pacing, not a cliff: few requests find nothing affordable
+    # pacing, not a cliff: the budget lasts most of the day, and the requests it refuses (when
+    # what is left affords nothing) are few and at the end (at a base weight this low, seeds
+    # refuse 0 to 36 of 400, from request 364 on)
+    assert day["refused"] <= 0.1 * 400
+    assert day["first_refused"] is None or day["first_refused"] >= 0.85 * 400
     # the window resets at midnight: the next day starts with an empty budget
     assert day_clock.now >= MIDNIGHT + 86_400
     assert _spend(router) == (0.0, 0.0)

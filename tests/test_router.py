@@ -304,6 +304,30 @@ def test_restart_restores_an_optimistic_policy_exactly(
     assert np.allclose(probe_pmf(third), expected, atol=1e-6)
 
 
+def test_a_policy_crossing_the_neighbours_estimate_restarts_exactly(
+        make_router: MakeRouter) -> None:
+    """``Q`` (the neighbours' estimate, for ``QM``) carries ``A``'s quality and evidence, and a
+    policy that crosses it comes back the same from its checkpoint and from the log."""
+    from bandit_router._scoring import action_features
+
+    policy = PolicyConfig(seed=2, optimism=0.2, gamma_scale=100, interactions=("EM", "QM"))
+    first = make_router(policy=policy, config=RouterConfig(cost_weight=50.0,
+                                                          checkpoint_every=10_000))
+    train(first, 150)
+    spec = next(iter(first.catalog))
+    est = first._learner.estimates([spec], first.embedder.embed(["x"])[0], 12)[0]
+    action = action_features(spec, est, cost_weight=50.0, latency_weight=0.0)
+    assert action["Q"] == {"quality": action["A"]["quality"],
+                           "evidence": action["A"]["evidence"]}
+    expected = probe_pmf(first)
+    first.close()
+    assert np.allclose(probe_pmf(make_router(policy=policy)), expected, atol=1e-6)
+    with first.store.session() as s:
+        for row in s.scalars(select(CheckpointRow)):
+            s.delete(row)
+    assert np.allclose(probe_pmf(make_router(policy=policy)), expected, atol=1e-6)
+
+
 def test_crash_without_checkpoint_replays_the_log(make_router: MakeRouter) -> None:
     first = make_router(config=RouterConfig(cost_weight=50.0, checkpoint_every=80))
     train(first, 200)  # checkpoints at 80 and 160; 40 rewards only in the log

@@ -88,7 +88,9 @@ class VWPolicy(Policy):
     ``pinned`` fixes the coefficients of some features, in reward units: ``{"A": {"cost":
     -1.0}}`` makes the feature ``A:cost`` lower the predicted reward by exactly its value.
     VW learns everything else; the pinned weights are written into the model before every
-    prediction and update, so learning never moves them.
+    prediction and update, so learning never moves them. ``crossed_only`` names namespaces
+    whose features enter only through :attr:`PolicyConfig.interactions`, without linear terms
+    of their own (VW's ``--ignore_linear``).
 
     >>> policy = VWPolicy(PolicyConfig(seed=3))
     >>> ctx = {"T": {"code": 1.0}}
@@ -103,16 +105,24 @@ class VWPolicy(Policy):
     name = "vw"
 
     def __init__(self, config: PolicyConfig | None = None, *, input_dim: int | None = None,
-                 pinned: Mapping[str, Mapping[str, float]] | None = None) -> None:
+                 pinned: Mapping[str, Mapping[str, float]] | None = None,
+                 crossed_only: Sequence[str] = ()) -> None:
         self.config = config or PolicyConfig()
         self.pinned = {ns: dict(values) for ns, values in (pinned or {}).items()}
+        for ns in crossed_only:
+            if not (isinstance(ns, str) and len(ns) == 1 and ns.isalpha()):
+                raise ValueError(f"crossed_only namespace {ns!r} must be one letter")
+        self.crossed_only = tuple(crossed_only)
+        #: the workspace's command line: the configuration's, and the linear terms left out
+        self._args = " ".join([self.config.vw_args(),
+                               *(f"--ignore_linear {ns}" for ns in self.crossed_only)])
         super().__init__(seed=self.config.seed)
         self._projection: np.ndarray | None = None
         if self.config.embedding_dims is not None and input_dim is not None:
             rng = np.random.default_rng(self.config.seed + 7919)
             self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
-        self._vw = vowpalwabbit.Workspace(self.config.vw_args() + " --quiet")
+        self._vw = vowpalwabbit.Workspace(self._args + " --quiet")
         self._examples: OrderedDict[Hashable, list[str]] = OrderedDict()
         self._pending = _Pending(self._vw)
         self._parsed = self._pending.examples
@@ -414,7 +424,7 @@ class VWPolicy(Policy):
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             # the full arguments again: VW's model file does not keep all of them (--l2)
-            workspace = vowpalwabbit.Workspace(f"{self.config.vw_args()} --quiet -i {path}")
+            workspace = vowpalwabbit.Workspace(f"{self._args} --quiet -i {path}")
         finally:
             os.unlink(path)
         self._pending.release()

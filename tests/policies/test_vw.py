@@ -341,3 +341,69 @@ def test_squarecb_s_regressor_learns_from_stand_ins_as_from_every_action() -> No
         assert policy._scores(ctx, acts, None) == list(expected)
     reference.finish()
     policy.close()
+
+
+def _neighbour_rounds(n: int) -> list[tuple[dict, list[dict], int, float]]:
+    """Rounds whose best model depends on the neighbours' estimate ``Q:quality``: model ``a``
+    pays it, model ``b`` pays its complement (one coefficient for both cannot say which)."""
+    rng = np.random.default_rng(0)
+    rounds = []
+    for _ in range(n):
+        q = float(rng.random())
+        acts = [{"M": {m: 1.0}, "A": {"cost": 0.0, "quality": q},
+                 "Q": {"quality": q, "evidence": 0.5}} for m in ("a", "b")]
+        i = int(rng.integers(2))
+        rounds.append(({"T": {"x": 1.0}}, acts, i, q if i == 0 else 1.0 - q))
+    return rounds
+
+
+def test_a_crossed_only_namespace_adds_nothing_without_its_interaction() -> None:
+    rounds = _neighbour_rounds(300)
+    # VW's regressor (its scores are predicted costs), and nothing crossed with Q
+    config = PolicyConfig(optimism=1e-6, interactions=("TM",))
+    crossed = VWPolicy(config, crossed_only=("Q",))
+    linear = VWPolicy(config)  # Q's features as plain linear terms
+    without = VWPolicy(config)
+    for ctx, acts, i, r in rounds:
+        crossed.learn(ctx, acts, i, reward=r, probability=0.5)
+        linear.learn(ctx, acts, i, reward=r, probability=0.5)
+        without.learn(ctx, [{k: v for k, v in a.items() if k != "Q"} for a in acts], i,
+                      reward=r, probability=0.5)
+    probe = rounds[0][1]
+    bare = [{k: v for k, v in a.items() if k != "Q"} for a in probe]
+    ctx = {"T": {"x": 1.0}}
+    assert crossed._scores(ctx, probe, None) == without._scores(ctx, bare, None)
+    assert linear._scores(ctx, probe, None) != without._scores(ctx, bare, None)
+
+
+def test_a_crossed_only_namespace_is_learned_per_model_and_kept_by_a_reload() -> None:
+    config = PolicyConfig(optimism=1e-6, interactions=("TM", "QM"))
+    rounds = _neighbour_rounds(2000)
+    policy = VWPolicy(config, crossed_only=("Q",))
+    half = VWPolicy(config, crossed_only=("Q",))
+    for n, (ctx, acts, i, r) in enumerate(rounds):
+        policy.learn(ctx, acts, i, reward=r, probability=0.5)
+        if n < 1000:
+            half.learn(ctx, acts, i, reward=r, probability=0.5)
+    reloaded = VWPolicy(config, crossed_only=("Q",))
+    reloaded.load_bytes(half.to_bytes())
+    for ctx, acts, i, r in rounds[1000:]:  # learning goes on after the reload as before it
+        reloaded.learn(ctx, acts, i, reward=r, probability=0.5)
+
+    def acts(q: float) -> list[dict]:
+        return [{"M": {m: 1.0}, "A": {"cost": 0.0, "quality": q},
+                 "Q": {"quality": q, "evidence": 0.5}} for m in ("a", "b")]
+
+    ctx = {"T": {"x": 1.0}}
+    high, low = policy._scores(ctx, acts(0.9), None), policy._scores(ctx, acts(0.1), None)
+    assert high[0] < high[1] - 0.5  # VW's costs: a where the neighbours rate it high,
+    assert low[1] < low[0] - 0.5  # b where they rate it low
+    for q in (0.1, 0.4, 0.9):
+        assert np.allclose(reloaded._scores(ctx, acts(q), None),
+                           policy._scores(ctx, acts(q), None), atol=1e-6)
+
+
+@pytest.mark.parametrize("namespace", ["QM", "", "1", 7])
+def test_crossed_only_names_single_namespace_letters(namespace: object) -> None:
+    with pytest.raises(ValueError, match="one letter"):
+        VWPolicy(crossed_only=(namespace,))  # type: ignore[arg-type]
