@@ -61,8 +61,9 @@ class PolicyConfig:
     (``E``), task features (``T``) and task clusters (``K``, see
     :attr:`RouterConfig.task_clusters`) with the model identity (``M``), so every model gets
     its own quality function of the task, and the neighbours' estimate of the model's quality
-    (``Q``) with it, so every model learns how far to trust that estimate (``Q`` has no
-    linear terms of its own; see ``bandit_router._scoring``).
+    and its evidence (``Q``) with it, so every model learns how far to trust that estimate
+    (the router gives ``Q`` no linear terms of its own: ``VWPolicy(crossed_only=...)``, see
+    ``bandit_router._scoring``).
 
     >>> PolicyConfig(exploration="epsilon", epsilon=0.1).vw_args().split()[:3]
     ['--cb_explore_adf', '--epsilon', '0.1']

@@ -22,7 +22,7 @@ from ._clusters import TaskClusters
 from ._config import PolicyConfig, RouterConfig
 from ._constraints import Estimate
 from ._memory import Memory
-from ._scoring import estimates
+from ._scoring import estimates, logged_action
 from ._store import CheckpointRow, ClusterRow, EventRow, LearnItem, RewardRow, Store
 from .policies import Policy, VWPolicy
 
@@ -177,7 +177,7 @@ class Learner:
             return
         # what the decision saw: the embedding, and the features its event stored (T, K)
         context: dict[str, Any] = {"E": embedding, "T": {}, **event.context}
-        actions = [a["features"] for a in event.actions]
+        actions = [logged_action(a["features"]) for a in event.actions]
         self.policy.learn(context, actions, event.chosen, reward.reward, event.probability,
                           key=event.id)
         if not reward.is_default and reward.error is None:

@@ -20,8 +20,9 @@ How far to trust the neighbours' estimate is learned per model: ``Q`` repeats ``
 estimate of a model the router seldom picks is mostly its prior; a model whose quality varies
 with the task gains more from its neighbours). ``Q`` adds no linear terms of its own
 (``VWPolicy(crossed_only=...)``): ``A``'s stay the only ones, so without ``QM`` the policy
-learns exactly what it learned before ``Q`` existed, and events logged before then still
-train it.
+learns exactly what it learned before ``Q`` existed. Events logged before then have no ``Q``;
+:func:`logged_action` fills it from their ``A``, so a rebuild from the log teaches ``QM``
+from them too.
 
 """
 
@@ -34,7 +35,7 @@ from ._catalog import ModelSpec
 from ._constraints import Estimate
 from ._memory import Recall
 
-__all__ = ["CROSSED_ONLY", "PINNED", "action_features", "estimates"]
+__all__ = ["CROSSED_ONLY", "PINNED", "action_features", "estimates", "logged_action"]
 
 
 #: Coefficients the policy must not learn, in reward units: see the module docstring.
@@ -98,3 +99,16 @@ def action_features(spec: ModelSpec, est: Estimate, *, cost_weight: float,
         },
         "Q": {"quality": est.quality, "evidence": est.evidence},
     }
+
+
+def logged_action(features: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """An action's features as its event stored them, with ``Q`` filled from ``A`` where the
+    event was logged before ``Q`` existed (see the module docstring).
+
+    >>> logged_action({"M": {"m": 1.0}, "A": {"cost": 0.1, "quality": 0.7, "evidence": 0.5}})["Q"]
+    {'quality': 0.7, 'evidence': 0.5}
+    """
+    out = {ns: dict(values) for ns, values in features.items()}
+    if "Q" not in out and "A" in out:
+        out["Q"] = {k: out["A"][k] for k in ("quality", "evidence") if k in out["A"]}
+    return out

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._config import PolicyConfig
-from ._scoring import CROSSED_ONLY, PINNED
+from ._scoring import CROSSED_ONLY, PINNED, logged_action
 from .policies import Features, Policy, VWPolicy
 
 __all__ = [
@@ -146,7 +146,8 @@ def logged_events(router: Any, *, limit: int | None = None) -> list[LoggedEvent]
                 continue
             out.append(LoggedEvent(
                 context={"E": np.frombuffer(e.embedding, np.float32), **e.context},
-                actions=[a["features"] for a in e.actions], keys=[a["key"] for a in e.actions],
+                actions=[logged_action(a["features"]) for a in e.actions],
+                keys=[a["key"] for a in e.actions],
                 chosen=e.chosen, probability=e.probability, reward=r.reward,
                 quality=r.quality, cost_usd=r.cost_usd, latency_s=r.latency_s,
                 cost_weight=e.cost_weight, latency_weight=e.latency_weight))

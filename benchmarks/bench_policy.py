@@ -19,18 +19,20 @@ import time
 import numpy as np
 
 from bandit_router import PolicyConfig
+from bandit_router._scoring import CROSSED_ONLY, PINNED
 from bandit_router.policies import VWPolicy
 
 
 def one_run(dims: int | None, args: argparse.Namespace, seed: int) -> tuple[float, float]:
     policy = VWPolicy(PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
                                    optimism=args.optimism, embedding_dims=dims),
-                      input_dim=384)
+                      input_dim=384, pinned=PINNED, crossed_only=CROSSED_ONLY)
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((args.rounds, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     actions = [{"M": {f"model-{j}": 1.0}, "P": {f"provider-{j % 4}": 1.0},
-                "A": {"cost": 0.01 * j, "latency": 0.0, "quality": 0.5, "evidence": 0.3}}
+                "A": {"cost": 0.01 * j, "latency": 0.0, "quality": 0.5, "evidence": 0.3},
+                "Q": {"quality": 0.5, "evidence": 0.3}}
                for j in range(13)]
     task = {"chars": 0.5, "words": 0.4, "lines": 0.2, "code": 0.0, "math": 1.0,
             "question": 1.0, "translate": 0.0, "summarise": 0.0, "digits": 0.01}

@@ -23,7 +23,7 @@ from bandit_router import (
     UnknownModelError,
     load_logged_decisions,
 )
-from bandit_router._scoring import PINNED
+from bandit_router._scoring import CROSSED_ONLY, PINNED
 from bandit_router._store import EventRow
 from bandit_router.datasets import synthetic_dataset
 from bandit_router.policies import VWPolicy
@@ -157,7 +157,8 @@ class RecordingVW(VWPolicy):
     """The real VW policy, noting the probability every update is made with."""
 
     def __init__(self) -> None:
-        super().__init__(PolicyConfig(), input_dim=HashEmbedder().dim, pinned=PINNED)
+        super().__init__(PolicyConfig(), input_dim=HashEmbedder().dim, pinned=PINNED,
+                         crossed_only=CROSSED_ONLY)
         self.probabilities: list[float] = []
 
     def learn(self, context: Any, actions: Any, index: int, reward: float,

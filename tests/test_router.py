@@ -305,9 +305,10 @@ def test_restart_restores_an_optimistic_policy_exactly(
 
 
 def test_a_policy_crossing_the_neighbours_estimate_restarts_exactly(
-        make_router: MakeRouter) -> None:
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
     """``Q`` (the neighbours' estimate, for ``QM``) carries ``A``'s quality and evidence, and a
-    policy that crosses it comes back the same from its checkpoint and from the log."""
+    policy that crosses it comes back the same from its checkpoint and from the log, also
+    from events logged before ``Q`` existed (their ``Q`` is filled from ``A``)."""
     from bandit_router._scoring import action_features
 
     policy = PolicyConfig(seed=2, optimism=0.2, gamma_scale=100, interactions=("EM", "QM"))
@@ -321,10 +322,26 @@ def test_a_policy_crossing_the_neighbours_estimate_restarts_exactly(
                            "evidence": action["A"]["evidence"]}
     expected = probe_pmf(first)
     first.close()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        restored = make_router(policy=policy)
+    assert "restored checkpoint" in caplog.text
+    assert np.allclose(probe_pmf(restored), expected, atol=1e-6)
+
+    def without_checkpoints(*, strip_q: bool = False) -> None:
+        with first.store.session() as s:
+            for row in s.scalars(select(CheckpointRow)):
+                s.delete(row)
+            if strip_q:  # as an event logged before Q existed
+                for event in s.scalars(select(EventRow)):
+                    event.actions = [{**a, "features": {ns: v for ns, v in a["features"].items()
+                                                        if ns != "Q"}} for a in event.actions]
+
+    without_checkpoints()
     assert np.allclose(probe_pmf(make_router(policy=policy)), expected, atol=1e-6)
+    without_checkpoints(strip_q=True)
     with first.store.session() as s:
-        for row in s.scalars(select(CheckpointRow)):
-            s.delete(row)
+        assert all("Q" not in a["features"] for e in s.scalars(select(EventRow))
+                   for a in e.actions)
     assert np.allclose(probe_pmf(make_router(policy=policy)), expected, atol=1e-6)
 
 

@@ -109,6 +109,8 @@ class VWPolicy(Policy):
                  crossed_only: Sequence[str] = ()) -> None:
         self.config = config or PolicyConfig()
         self.pinned = {ns: dict(values) for ns, values in (pinned or {}).items()}
+        if isinstance(crossed_only, str):
+            raise ValueError("crossed_only must be a sequence of namespace letters, not a str")
         for ns in crossed_only:
             if not (isinstance(ns, str) and len(ns) == 1 and ns.isalpha()):
                 raise ValueError(f"crossed_only namespace {ns!r} must be one letter")

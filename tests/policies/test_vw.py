@@ -407,3 +407,5 @@ def test_a_crossed_only_namespace_is_learned_per_model_and_kept_by_a_reload() ->
 def test_crossed_only_names_single_namespace_letters(namespace: object) -> None:
     with pytest.raises(ValueError, match="one letter"):
         VWPolicy(crossed_only=(namespace,))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a str"):
+        VWPolicy(crossed_only="QM")  # a str is a sequence of letters: refused all the same
