@@ -101,14 +101,14 @@ def action_features(spec: ModelSpec, est: Estimate, *, cost_weight: float,
     }
 
 
-def logged_action(features: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+def logged_action(features: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """An action's features as its event stored them, with ``Q`` filled from ``A`` where the
-    event was logged before ``Q`` existed (see the module docstring).
+    event was logged before ``Q`` existed (see the module docstring); others as they are.
 
     >>> logged_action({"M": {"m": 1.0}, "A": {"cost": 0.1, "quality": 0.7, "evidence": 0.5}})["Q"]
     {'quality': 0.7, 'evidence': 0.5}
     """
-    out = {ns: dict(values) for ns, values in features.items()}
-    if "Q" not in out and "A" in out:
-        out["Q"] = {k: out["A"][k] for k in ("quality", "evidence") if k in out["A"]}
-    return out
+    if "Q" in features or "A" not in features:
+        return features
+    known = features["A"]
+    return {**features, "Q": {k: known[k] for k in ("quality", "evidence") if k in known}}
