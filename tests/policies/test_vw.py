@@ -357,6 +357,10 @@ def _neighbour_rounds(n: int) -> list[tuple[dict, list[dict], int, float]]:
     return rounds
 
 
+def _without_q(actions: list[dict]) -> list[dict]:
+    return [{ns: values for ns, values in a.items() if ns != "Q"} for a in actions]
+
+
 def test_a_crossed_only_namespace_adds_nothing_without_its_interaction() -> None:
     rounds = _neighbour_rounds(300)
     # VW's regressor (its scores are predicted costs), and nothing crossed with Q
@@ -367,10 +371,9 @@ def test_a_crossed_only_namespace_adds_nothing_without_its_interaction() -> None
     for ctx, acts, i, r in rounds:
         crossed.learn(ctx, acts, i, reward=r, probability=0.5)
         linear.learn(ctx, acts, i, reward=r, probability=0.5)
-        without.learn(ctx, [{k: v for k, v in a.items() if k != "Q"} for a in acts], i,
-                      reward=r, probability=0.5)
+        without.learn(ctx, _without_q(acts), i, reward=r, probability=0.5)
     probe = rounds[0][1]
-    bare = [{k: v for k, v in a.items() if k != "Q"} for a in probe]
+    bare = _without_q(probe)
     ctx = {"T": {"x": 1.0}}
     assert crossed._scores(ctx, probe, None) == without._scores(ctx, bare, None)
     assert linear._scores(ctx, probe, None) != without._scores(ctx, bare, None)
@@ -407,5 +410,8 @@ def test_a_crossed_only_namespace_is_learned_per_model_and_kept_by_a_reload() ->
 def test_crossed_only_names_single_namespace_letters(namespace: object) -> None:
     with pytest.raises(ValueError, match="one letter"):
         VWPolicy(crossed_only=(namespace,))  # type: ignore[arg-type]
+
+
+def test_crossed_only_is_not_a_bare_str() -> None:
     with pytest.raises(ValueError, match="not a str"):
         VWPolicy(crossed_only="QM")  # a str is a sequence of letters: refused all the same
