@@ -55,6 +55,12 @@ class PolicyConfig:
     importance weights as squareCB prescribes (VW's own ``--squarecb`` leaves the weight on
     when the last action in the list was chosen: its loop stops one short); with
     ``optimism=0`` VW's own ``--squarecb`` runs.
+    ``baseline_strength`` (with ``optimism``) starts each model's predicted reward, when
+    deciding, at its baseline (the router's: the neighbours' estimate of its quality less its
+    cost and latency terms) and hands it over to VW's prediction as the model's rewards come:
+    after ``n`` rewards the two weigh ``n`` to ``baseline_strength``. A model VW has seldom
+    learned from is otherwise predicted from the features every model shares, and squareCB
+    may stop trying it however good its neighbours say it is (see ``policies._squarecb``).
     VW's ``bag`` and ``cover`` are not offered: they keep several sub-models whose weights
     the router cannot pin (see ``VWPolicy``).
     ``interactions`` are VW's quadratic namespace pairs; the defaults cross the task embedding
@@ -76,6 +82,7 @@ class PolicyConfig:
     elimination: bool = False
     exploration_floor: float = 0.0
     optimism: float = 0.0
+    baseline_strength: float = 0.0
     reward_range: tuple[float, float] = (-1.0, 1.0)
     softmax_lambda: float = 10.0
     learning_rate: float = 0.5
@@ -105,6 +112,10 @@ class PolicyConfig:
         _check(self.optimism == 0 or not self._extra_sets(*_EXPLORATION_FLAGS),
                "with optimism the adapter explores: extra_args must not choose VW's "
                "exploration")
+        _check(_finite(self.baseline_strength) and self.baseline_strength >= 0,
+               "baseline_strength must be >= 0")
+        _check(self.baseline_strength == 0 or self.optimism > 0,
+               "baseline_strength is an option of optimism (the adapter's squareCB)")
         low, high = (self.reward_range if isinstance(self.reward_range, tuple)
                      and len(self.reward_range) == 2 else (math.nan, math.nan))
         _check(_finite(low) and _finite(high) and low < high,

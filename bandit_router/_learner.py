@@ -33,7 +33,7 @@ log = logging.getLogger("bandit_router")
 
 #: Settings added after checkpoints were first written, with the value that behaves as before:
 #: left out of a checkpoint's identity at that value, so an upgrade keeps its checkpoints.
-_LATER_SETTINGS = {"optimism": 0.0}
+_LATER_SETTINGS = {"optimism": 0.0, "baseline_strength": 0.0}
 
 
 def _settings(config: PolicyConfig) -> str:

@@ -35,13 +35,16 @@ from ._catalog import ModelSpec
 from ._constraints import Estimate
 from ._memory import Recall
 
-__all__ = ["CROSSED_ONLY", "PINNED", "action_features", "estimates", "logged_action"]
+__all__ = ["BASELINE", "CROSSED_ONLY", "PINNED", "action_features", "estimates", "logged_action"]
 
 
 #: Coefficients the policy must not learn, in reward units: see the module docstring.
 PINNED: dict[str, dict[str, float]] = {"A": {"cost": -1.0, "latency": -1.0}}
 #: Namespaces that only enter the policy through its interactions: see the module docstring.
 CROSSED_ONLY: tuple[str, ...] = ("Q",)
+#: An action's reward before the policy has learned from it: the neighbours' estimate of its
+#: quality, less its cost and latency terms.
+BASELINE: dict[str, dict[str, float]] = {"A": {"quality": 1.0, "cost": -1.0, "latency": -1.0}}
 
 
 def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,

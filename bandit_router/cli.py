@@ -177,6 +177,7 @@ def _replay(args: argparse.Namespace) -> int:
         policy = PolicyConfig(exploration=args.exploration, seed=args.seed,
                               gamma_scale=args.gamma_scale, embedding_dims=args.embedding_dims,
                               elimination=args.elimination, optimism=args.optimism,
+                              baseline_strength=args.baseline_strength,
                               interactions=tuple(args.interactions))
     except InvalidInputError as exc:
         print(f"bandit-router replay: {exc}", file=sys.stderr)
@@ -294,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="squareCB explores only the models still in the running")
     rp.add_argument("--optimism", type=float, default=PolicyConfig().optimism,
                     help="squareCB: decision-time bonus for models tried less (e.g. 0.2)")
+    rp.add_argument("--baseline-strength", type=float,
+                    default=PolicyConfig().baseline_strength,
+                    help="with --optimism: rewards of a model after which VW's prediction and "
+                         "its neighbours' estimate weigh the same (e.g. 10)")
     rp.add_argument("--interactions", nargs="+", default=list(PolicyConfig().interactions),
                     help="VW's namespace pairs (QM: each model learns how "
                          "far to trust its neighbours' estimate)")

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._config import PolicyConfig
-from ._scoring import CROSSED_ONLY, PINNED, logged_action
+from ._scoring import BASELINE, CROSSED_ONLY, PINNED, logged_action
 from .policies import Features, Policy, VWPolicy
 
 __all__ = [
@@ -211,7 +211,7 @@ def evaluate_setting(events: Sequence[LoggedEvent], *, policy: PolicyConfig | No
     with ``policy``'s settings (default: the router's defaults), judged by ``cost_weight``
     (default: each event's own), learning from the log as it goes."""
     target: Policy = VWPolicy(policy or PolicyConfig(), input_dim=input_dim, pinned=PINNED,
-                              crossed_only=CROSSED_ONLY)
+                              crossed_only=CROSSED_ONLY, baseline=BASELINE)
 
     def objective(ev: LoggedEvent) -> float:
         if cost_weight is None:

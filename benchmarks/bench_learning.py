@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale)
     parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims)
     parser.add_argument("--optimism", type=float, default=PolicyConfig().optimism)
+    parser.add_argument("--baseline-strength", type=float,
+                        default=PolicyConfig().baseline_strength)
     parser.add_argument("--interactions", nargs="+", default=list(PolicyConfig().interactions))
     parser.add_argument("--task-clusters", type=int, nargs="*",
                         default=list(RouterConfig().task_clusters),
@@ -86,7 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     embedder = CachedEmbedder(MiniLM(), size=100_000)
     policy = {"gamma_scale": args.gamma_scale, "embedding_dims": args.embedding_dims,
-              "optimism": args.optimism, "interactions": tuple(args.interactions)}
+              "optimism": args.optimism, "baseline_strength": args.baseline_strength,
+              "interactions": tuple(args.interactions)}
     config = {"task_clusters": tuple(args.task_clusters)}
     print(f"policy {policy}, clusters {config['task_clusters']}")
     results = [run(s, args.rounds, args.last, args.cost_weight, embedder, policy, config)

@@ -10,7 +10,7 @@ last half and over the whole stream, against always-gpt-4o and the zero router's
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_replay_mmlu.py \\
         [--cost-weights 10 20 50 100] [--seeds 0 1 2] [--limit N] [--gamma-scale 30] \\
         [--embedding-dims 64] [--task-clusters 4 16] [--elimination] [--optimism 0.2] \\
-        [--jobs 2]
+        [--baseline-strength 10] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def one_replay(job: tuple[argparse.Namespace, float, int]
                policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
                                    embedding_dims=args.embedding_dims,
                                    elimination=args.elimination, optimism=args.optimism,
+                                   baseline_strength=args.baseline_strength,
                                    interactions=tuple(args.interactions)),
                config=RouterConfig(task_clusters=tuple(args.task_clusters)))
     n = len(r.order)
@@ -90,6 +91,10 @@ def main() -> None:
                         help="with --embed: a .npy file to read those vectors from, or write")
     parser.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
                         help="squareCB's gamma_scale (higher: less exploration)")
+    parser.add_argument("--baseline-strength", type=float,
+                        default=PolicyConfig().baseline_strength,
+                        help="with --optimism: rewards of a model after which VW's prediction "
+                             "and the neighbours' estimate weigh the same (e.g. 10)")
     parser.add_argument("--optimism", type=float, default=PolicyConfig().optimism,
                         help="squareCB's decision-time bonus for models tried less")
     parser.add_argument("--elimination", action="store_true",
@@ -119,7 +124,9 @@ def main() -> None:
           f"seeds {args.seeds}, {source}, "
           f"squareCB gamma_scale {args.gamma_scale:g}"
           f"{' with elimination' if args.elimination else ''}"
-          f"{f', optimism {args.optimism:g}' if args.optimism else ''}, embedding dims "
+          f"{f', optimism {args.optimism:g}' if args.optimism else ''}"
+          f"{f', baseline strength {args.baseline_strength:g}' if args.baseline_strength else ''}"
+          f", embedding dims "
           f"{args.embedding_dims or 'all'}, interactions {' '.join(args.interactions)}, "
           f"task clusters {tuple(args.task_clusters)}")
     print(f"{'λ/USD':>7} | {'last half: quality':>18} {'% gpt-4o $':>10} {'vs hull':>8} | "

@@ -36,6 +36,8 @@ def test_router_config_rejects(kwargs: dict) -> None:
     {"optimism": -0.1}, {"optimism": 11.0}, {"optimism": float("nan")},
     {"optimism": 0.2, "elimination": True}, {"optimism": 0.2, "exploration": "epsilon"},
     {"optimism": 0.2, "extra_args": "--epsilon 0.1"}, {"optimism": 0.2, "extra_args": "--bag 3"},
+    {"baseline_strength": 10.0}, {"optimism": 0.2, "baseline_strength": -1.0},
+    {"optimism": 0.2, "baseline_strength": float("inf")},
 ])
 def test_policy_config_rejects(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):

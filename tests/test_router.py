@@ -25,6 +25,7 @@ from bandit_router import (
 )
 from bandit_router._memory import Memory
 from bandit_router._store import CheckpointRow, EventRow
+from bandit_router.policies import VWPolicy
 from bandit_router.simulation import SyntheticWorkload
 
 from .conftest import FakeClock
@@ -281,13 +282,19 @@ def test_restart_restores_the_policy_exactly(make_router: MakeRouter) -> None:
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("strength", [0.0, 10.0])
 def test_restart_restores_an_optimistic_policy_exactly(
-        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture, strength: float) -> None:
     """With ``optimism`` the policy's counts and squareCB's ``t`` are in the checkpoint, and a
-    rebuild from the log (no checkpoint) counts them again the same."""
-    policy = PolicyConfig(seed=3, gamma_scale=100, optimism=0.3)
+    rebuild from the log (no checkpoint) counts them again the same; with
+    ``baseline_strength`` too, the counts weighing each model's baseline."""
+    policy = PolicyConfig(seed=3, gamma_scale=100, optimism=0.3, baseline_strength=strength)
     first = make_router(policy=policy, config=RouterConfig(cost_weight=50.0,
                                                           checkpoint_every=10_000))
+    # the baseline is the neighbours' estimate less the cost and latency terms
+    assert isinstance(first.policy, VWPolicy)
+    assert sorted(first.policy.baseline) == [("A", "cost", -1.0), ("A", "latency", -1.0),
+                                             ("A", "quality", 1.0)]
     train(first, 120)
     expected = probe_pmf(first)
     first.close()  # writes its checkpoint

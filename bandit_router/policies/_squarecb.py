@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Optimism", "squarecb_pmf"]
+__all__ = ["Optimism", "squarecb_pmf", "toward_baseline"]
 
 
 def squarecb_pmf(costs: Sequence[float], *, gamma: float) -> list[float]:
@@ -41,6 +41,23 @@ def squarecb_pmf(costs: Sequence[float], *, gamma: float) -> list[float]:
     pmf = [1.0 / (k + gamma * (c - low)) if a != best else 0.0 for a, c in enumerate(costs)]
     pmf[best] = 1.0 - sum(pmf)
     return pmf
+
+
+def toward_baseline(costs: Sequence[float], baselines: Sequence[float], counts: Sequence[int],
+                    *, strength: float) -> list[float]:
+    """Each predicted cost weighed against its baseline as ``counts`` rewards against
+    ``strength``: ``(n * cost + strength * baseline) / (n + strength)``. A model never learned
+    is predicted at its baseline; VW's prediction takes over as its rewards come.
+
+    >>> toward_baseline([0.2, -0.1], [-0.5, -0.5], [0, 10], strength=10.0)
+    [-0.5, -0.3]
+    """
+    if not len(costs) == len(baselines) == len(counts):
+        raise ValueError("costs, baselines and counts must be aligned")
+    if strength <= 0:
+        return list(costs)
+    return [(n * c + strength * b) / (n + strength)
+            for c, b, n in zip(costs, baselines, counts, strict=True)]
 
 
 #: An action's identity: the names of its model features.
@@ -56,9 +73,13 @@ class Optimism:
         self.counts: dict[Identity, int] = {}
 
     def bonus(self, identities: Sequence[Identity]) -> list[float]:
-        counts = [self.counts.get(i, 0) for i in identities]
+        counts = self.counts_of(identities)
         log_total = math.log(sum(counts) + 2)
         return [self.scale * math.sqrt(log_total / (n + 1)) for n in counts]
+
+    def counts_of(self, identities: Sequence[Identity]) -> list[int]:
+        """The rewards learned for each of ``identities``."""
+        return [self.counts.get(i, 0) for i in identities]
 
     def record(self, identity: Identity) -> None:
         self.counts[identity] = self.counts.get(identity, 0) + 1

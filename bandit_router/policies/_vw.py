@@ -5,6 +5,7 @@ Every call into VW lives here: example formatting, predict, learn, save and load
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -20,7 +21,7 @@ import vowpalwabbit
 
 from .._config import PolicyConfig
 from ._base import Features, Policy
-from ._squarecb import Optimism, squarecb_pmf
+from ._squarecb import Optimism, squarecb_pmf, toward_baseline
 
 __all__ = ["VWPolicy"]
 
@@ -90,7 +91,11 @@ class VWPolicy(Policy):
     VW learns everything else; the pinned weights are written into the model before every
     prediction and update, so learning never moves them. ``crossed_only`` names namespaces
     whose features enter only through :attr:`PolicyConfig.interactions`, without linear terms
-    of their own (VW's ``--ignore_linear``).
+    of their own (VW's ``--ignore_linear``). ``baseline`` is what an action's reward is
+    taken to be before VW has learned from it, as coefficients of its features (the router's:
+    ``{"A": {"quality": 1, "cost": -1, "latency": -1}}``); with
+    :attr:`PolicyConfig.baseline_strength` a decision weighs it against VW's prediction by the
+    rewards learned for the action's model.
 
     >>> policy = VWPolicy(PolicyConfig(seed=3))
     >>> ctx = {"T": {"code": 1.0}}
@@ -106,7 +111,8 @@ class VWPolicy(Policy):
 
     def __init__(self, config: PolicyConfig | None = None, *, input_dim: int | None = None,
                  pinned: Mapping[str, Mapping[str, float]] | None = None,
-                 crossed_only: Sequence[str] = ()) -> None:
+                 crossed_only: Sequence[str] = (),
+                 baseline: Mapping[str, Mapping[str, float]] | None = None) -> None:
         self.config = config or PolicyConfig()
         self.pinned = {ns: dict(values) for ns, values in (pinned or {}).items()}
         if isinstance(crossed_only, str):
@@ -115,6 +121,11 @@ class VWPolicy(Policy):
             if not (isinstance(ns, str) and len(ns) == 1 and ns.isalpha()):
                 raise ValueError(f"crossed_only namespace {ns!r} must be one letter")
         self.crossed_only = tuple(crossed_only)
+        #: ``(namespace, feature, coefficient)``: an action's reward before it is learned
+        self.baseline = [(ns, name, float(coef)) for ns, values in (baseline or {}).items()
+                         for name, coef in values.items()]
+        if not all(math.isfinite(coef) for *_, coef in self.baseline):
+            raise ValueError("baseline coefficients must be finite numbers")
         #: the workspace's command line: the configuration's, and the linear terms left out
         self._args = " ".join([self.config.vw_args(),
                                *(f"--ignore_linear {ns}" for ns in self.crossed_only)])
@@ -333,9 +344,27 @@ class VWPolicy(Policy):
         return tuple(sorted(f"{ns}:{name}" for ns, values in action.items()
                             if isinstance(values, Mapping) for name in values))
 
+    def _baseline_costs(self, actions: Sequence[Features]) -> list[float]:
+        """Each action's baseline (see ``baseline``) as a VW cost: a feature an action lacks
+        counts as 0."""
+        out = []
+        for action in actions:
+            reward = 0.0
+            for ns, name, coef in self.baseline:
+                values = action.get(ns)
+                if type(values) is dict or isinstance(values, Mapping):
+                    reward += coef * float(values.get(name, 0.0))
+            out.append(_COST_PER_REWARD * reward)
+        return out
+
     def _optimistic_pmf(self, costs: list[float], actions: Sequence[Features]) -> list[float]:
         assert self._optimism is not None
-        bonus = self._optimism.bonus([self._identity(a) for a in actions])
+        identities = [self._identity(a) for a in actions]
+        bonus = self._optimism.bonus(identities)
+        if self.config.baseline_strength > 0 and self.baseline:
+            costs = toward_baseline(costs, self._baseline_costs(actions),
+                                    self._optimism.counts_of(identities),
+                                    strength=self.config.baseline_strength)
         # the one sign flip again: a bonus on the reward lowers VW's cost
         adjusted = [c + _COST_PER_REWARD * b for c, b in zip(costs, bonus, strict=True)]
         gamma = self.config.gamma_scale * self._learned ** self.config.gamma_exponent

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bandit_router.policies._squarecb import Optimism, squarecb_pmf
+from bandit_router.policies._squarecb import Optimism, squarecb_pmf, toward_baseline
 
 
 def test_squarecb_gives_every_other_action_one_over_k_plus_gamma_gap() -> None:
@@ -48,3 +48,17 @@ def test_the_counts_survive_their_json_state() -> None:
 def test_counts_that_are_not_whole_are_refused(state: object) -> None:
     with pytest.raises(ValueError):
         Optimism.from_state(state, scale=0.2)
+
+
+def test_a_prediction_moves_from_its_baseline_to_the_regressor_s_as_rewards_come() -> None:
+    """``strength`` pseudo-rewards of the baseline: a model never learned is predicted at its
+    baseline, one learned ``n`` times at ``(n * regressor + strength * baseline) / (n +
+    strength)``, and with no strength the regressor's prediction is left as it is."""
+    costs, baselines, counts = [0.2, -0.1, 0.4], [-0.5, -0.5, 0.0], [0, 10, 1000]
+    out = toward_baseline(costs, baselines, counts, strength=10.0)
+    assert out[0] == -0.5
+    assert out[1] == pytest.approx((10 * -0.1 + 10 * -0.5) / 20)
+    assert out[2] == pytest.approx(1000 * 0.4 / 1010)
+    assert toward_baseline(costs, baselines, counts, strength=0.0) == costs
+    with pytest.raises(ValueError):
+        toward_baseline(costs, baselines[:2], counts, strength=1.0)

@@ -268,14 +268,18 @@ def test_optimism_retries_an_action_that_was_never_tried() -> None:
     assert hopeful._optimism is not None and hopeful._optimism.counts == {("tried",): 60}
 
 
-def test_optimism_state_travels_with_the_model() -> None:
-    config = PolicyConfig(seed=2, gamma_scale=50, optimism=0.2)
-    first = VWPolicy(config, input_dim=16)
+@pytest.mark.parametrize("strength", [0.0, 10.0])
+def test_optimism_state_travels_with_the_model(strength: float) -> None:
+    """The counts behind the bonus (and behind ``baseline_strength``) come back with the
+    model: the reloaded policy decides the same."""
+    config = PolicyConfig(seed=2, gamma_scale=50, optimism=0.2, baseline_strength=strength)
+    baseline = {"A": {"quality": 1.0, "cost": -1.0}}
+    first = VWPolicy(config, input_dim=16, baseline=baseline)
     for t, (ctx, acts) in enumerate(_stream(1, 150)):
         i, p, _ = first.decide(ctx, acts, key=t)
         first.learn(ctx, acts, i, acts[i]["A"]["quality"], p, key=t)
     data = first.to_bytes()
-    second = VWPolicy(config, input_dim=16)
+    second = VWPolicy(config, input_dim=16, baseline=baseline)
     second.load_bytes(data)
     assert second._learned == 150
     assert second._optimism is not None and first._optimism is not None
@@ -415,3 +419,45 @@ def test_crossed_only_names_single_namespace_letters(namespace: object) -> None:
 def test_crossed_only_is_not_a_bare_str() -> None:
     with pytest.raises(ValueError, match="not a str"):
         VWPolicy(crossed_only="QM")  # a str is a sequence of letters: refused all the same
+
+
+def test_a_model_seldom_learned_is_judged_by_its_baseline_until_it_is_learned() -> None:
+    """With ``baseline_strength`` a model without rewards is predicted at its baseline (here
+    ``B:prior``, which VW itself never sees), so a promising one is tried where plain
+    squareCB leaves it at VW's shared-features guess, and an unpromising one is not; as its
+    rewards come, VW's prediction takes over."""
+    ctx = {"T": {"x": 1.0}}
+
+    def acts(prior: float) -> list[dict]:
+        return [{"M": {"tried": 1.0}, "B": {"prior": 0.5}},
+                {"M": {"new": 1.0}, "B": {"prior": prior}}]
+
+    def policy(strength: float) -> VWPolicy:
+        made = VWPolicy(PolicyConfig(seed=0, gamma_scale=200, optimism=1e-9,
+                                     baseline_strength=strength),
+                        crossed_only=("B",), baseline={"B": {"prior": 1.0}})
+        for _ in range(60):
+            made.learn(ctx, acts(0.9), 0, reward=0.5, probability=1.0)
+        return made
+
+    trusting, plain = policy(10.0), policy(0.0)
+    assert plain.pmf(ctx, acts(0.9))[1] < 0.01
+    assert trusting.pmf(ctx, acts(0.9))[1] > 0.5
+    assert trusting.pmf(ctx, acts(0.1))[1] < 0.01
+    # the regressor is the same: the baseline only enters the decision
+    assert trusting._scores(ctx, acts(0.9), None) == plain._scores(ctx, acts(0.9), None)
+    for _ in range(300):  # the new model turns out poor: VW's prediction wins
+        trusting.learn(ctx, acts(0.9), 1, reward=0.2, probability=1.0)
+    assert trusting.pmf(ctx, acts(0.9))[1] < 0.05
+
+
+def test_the_baseline_is_read_from_the_action_s_features() -> None:
+    """The baseline is the linear function of the action's features that ``baseline`` names:
+    a feature an action lacks counts as 0, and with a baseline of its own a new model's
+    predicted cost is exactly minus it."""
+    policy = VWPolicy(PolicyConfig(seed=0, optimism=1e-9, baseline_strength=5.0),
+                      baseline={"A": {"quality": 1.0, "cost": -1.0}})
+    acts = [{"M": {"a": 1.0}, "A": {"quality": 0.8, "cost": 0.3}}, {"M": {"b": 1.0}}]
+    assert policy._baseline_costs(acts) == pytest.approx([-0.5, 0.0])
+    with pytest.raises(ValueError, match="baseline"):
+        VWPolicy(PolicyConfig(seed=0), baseline={"A": {"quality": float("nan")}})
