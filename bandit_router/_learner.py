@@ -33,14 +33,19 @@ log = logging.getLogger("bandit_router")
 
 #: Settings added after checkpoints were first written, with the value that behaves as before:
 #: left out of a checkpoint's identity at that value, so an upgrade keeps its checkpoints.
-_LATER_SETTINGS = {"optimism": 0.0, "baseline_strength": 0.0}
+_LATER_SETTINGS = {"optimism": 0.0}
+#: Settings that change decisions only, never what is learned or saved: a checkpoint serves
+#: any value of them.
+_DECISION_ONLY = frozenset({"baseline_strength"})
 
 
 def _settings(config: PolicyConfig) -> str:
-    """``repr(config)`` without the later settings at their old behaviour."""
+    """``repr(config)`` without the later settings at their old behaviour and without the
+    settings that only change decisions."""
     items = [f"{f.name}={getattr(config, f.name)!r}" for f in fields(config)
-             if not (f.name in _LATER_SETTINGS
-                     and getattr(config, f.name) == _LATER_SETTINGS[f.name])]
+             if f.name not in _DECISION_ONLY
+             and not (f.name in _LATER_SETTINGS
+                      and getattr(config, f.name) == _LATER_SETTINGS[f.name])]
     return f"{type(config).__name__}({', '.join(items)})"
 
 

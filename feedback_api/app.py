@@ -52,6 +52,7 @@ def build_router(settings: Settings) -> Router:
                             gamma_scale=settings.gamma_scale,
                             elimination=settings.elimination,
                             optimism=settings.optimism,
+                            baseline_strength=settings.baseline_strength,
                             embedding_dims=settings.embedding_dims),
         config=RouterConfig(cost_weight=settings.cost_weight,
                             latency_weight=settings.latency_weight,
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 if "optimism" not in spec and spec.get("exploration", "squarecb") != "squarecb":
                     spec["optimism"] = 0.0  # the service's optimism is for squareCB arms only
+                if "baseline_strength" not in spec and spec.get("optimism", base.optimism) == 0:
+                    spec["baseline_strength"] = 0.0  # an option of optimism: off with it
                 policy = replace(base, **{k: v for k, v in spec.items() if k != "cost_weight"})
             config = replace(router.config, cost_weight=spec.get("cost_weight",
                                                                  router.config.cost_weight))

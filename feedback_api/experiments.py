@@ -1,10 +1,11 @@
 """Experiments the service runs: definitions in the database, one router per arm.
 
 An arm's stored definition is the JSON the admin posted: policy settings (``exploration``,
-``epsilon``, ``gamma_scale``, ``optimism``, ``cost_weight``), which ``make_router`` turns into
-the arm's router, and optionally a model restriction (``models`` or ``fixed_model``), which
-wraps that router in a :class:`~bandit_router.experiments.Arm`. Both are rebuilt from the stored
-definition on start-up, so a restart keeps every experiment, its arms and its promotion.
+``epsilon``, ``gamma_scale``, ``optimism``, ``baseline_strength``, ``cost_weight``), which
+``make_router`` turns into the arm's router, and optionally a model restriction (``models``
+or ``fixed_model``), which wraps that router in a :class:`~bandit_router.experiments.Arm`.
+Both are rebuilt from the stored definition on start-up, so a restart keeps every
+experiment, its arms and its promotion.
 """
 
 from __future__ import annotations

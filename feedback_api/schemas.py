@@ -160,6 +160,9 @@ class ArmIn(_In):
     gamma_scale: float | None = Field(None, gt=0, le=1e6)
     optimism: float | None = Field(None, ge=0, le=10, description="squareCB's decision-time "
                                                                   "bonus for models tried less")
+    baseline_strength: float | None = Field(
+        None, ge=0, le=1e6, description="with optimism: rewards of a model after which VW's "
+                                        "prediction and its neighbours' estimate weigh the same")
     cost_weight: float | None = Field(None, ge=0, le=1e6)
     models: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
         None, min_length=1, max_length=200,

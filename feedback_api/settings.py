@@ -43,6 +43,10 @@ class Settings(BaseSettings):
                                                  "confidence interval reaches the best one's")
     optimism: float = Field(0.0, ge=0, le=10, description="squareCB: decision-time bonus "
                                                           "for models tried less (e.g. 0.2)")
+    baseline_strength: float = Field(
+        0.0, ge=0, le=1e6, description="with optimism: rewards of a model after which VW's "
+                                       "prediction and its neighbours' estimate weigh the same "
+                                       "(e.g. 10)")
     embedding_dims: int | None = Field(
         None, ge=1, le=4096, description="random projection of the embedding the policy sees")
     task_clusters: tuple[int, ...] = Field(

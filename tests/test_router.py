@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -309,6 +310,23 @@ def test_restart_restores_an_optimistic_policy_exactly(
             s.delete(row)
     third = make_router(policy=policy)
     assert np.allclose(probe_pmf(third), expected, atol=1e-6)
+
+
+def test_a_checkpoint_serves_any_baseline_strength(
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
+    """``baseline_strength`` changes decisions only: a checkpoint written without it is
+    loaded with it (nothing is relearned), and the restored policy weighs its baselines."""
+    plain = PolicyConfig(seed=3, gamma_scale=100, optimism=0.3)
+    first = make_router(policy=plain, config=RouterConfig(cost_weight=50.0,
+                                                         checkpoint_every=10_000))
+    train(first, 120)
+    unweighed = probe_pmf(first)
+    first.close()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        second = make_router(policy=replace(plain, baseline_strength=10.0))
+    assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
+    assert second._learner.learned == 120
+    assert not np.allclose(probe_pmf(second), unweighed, atol=1e-3)
 
 
 def test_a_policy_crossing_the_neighbours_estimate_restarts_exactly(

@@ -73,15 +73,20 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
     finally:
         router.close()
     monkeypatch.setenv("BANDIT_ROUTER_OPTIMISM", "0.2")
+    monkeypatch.setenv("BANDIT_ROUTER_BASELINE_STRENGTH", "10")
     hopeful = build_router(Settings(database_url=f"sqlite:///{tmp_path / 'o.db'}",
                                     embedder="hash", gamma_scale=200.0))
     assert hopeful.policy.config.optimism == 0.2  # type: ignore[attr-defined]
+    assert hopeful.policy.config.baseline_strength == 10.0  # type: ignore[attr-defined]
     assert "--cb_adf" in hopeful.policy.config.vw_args()  # type: ignore[attr-defined]
     hopeful.close()
     with pytest.raises(InvalidInputError, match="optimism"):  # not with elimination
         build_router(Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", embedder="hash",
                               elimination=True))
     monkeypatch.delenv("BANDIT_ROUTER_OPTIMISM")
+    with pytest.raises(InvalidInputError, match="baseline_strength"):  # not without optimism
+        build_router(Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}", embedder="hash"))
+    monkeypatch.delenv("BANDIT_ROUTER_BASELINE_STRENGTH")
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[]")
     monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "null")
     off = build_router(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", embedder="hash"))

@@ -270,10 +270,12 @@ def test_knn_greedy_arm_over_http(tmp_path) -> None:
 
 
 def test_the_service_s_optimism_reaches_squarecb_arms_only(tmp_path) -> None:
-    """With ``optimism`` set for the service, an arm that explores otherwise is built without
-    it (instead of failing as an invalid setting), and a squareCB arm keeps it."""
+    """With ``optimism`` (and ``baseline_strength``) set for the service, an arm that explores
+    otherwise or turns optimism off is built without them (instead of failing as an invalid
+    setting), and a squareCB arm keeps them."""
     settings, admin, _ = _settings(tmp_path)
-    settings = settings.model_copy(update={"optimism": 0.2, "gamma_scale": 200.0})
+    settings = settings.model_copy(update={"optimism": 0.2, "gamma_scale": 200.0,
+                                           "baseline_strength": 10.0})
     with TestClient(create_app(settings)) as http:
         r = http.post("/v1/experiments", json={"name": "explore", "arms": {
             "eps": {"exploration": "epsilon", "epsilon": 0.1}, "square": {},
@@ -283,7 +285,12 @@ def test_the_service_s_optimism_reaches_squarecb_arms_only(tmp_path) -> None:
                     for r in http.app.state.experiments.routers()}
         assert policies["eps"].exploration == "epsilon" and policies["eps"].optimism == 0.0
         assert policies["square"].optimism == 0.2 and policies["square"].gamma_scale == 200.0
+        assert policies["square"].baseline_strength == 10.0
         assert policies["calm"].optimism == 0.0
+        assert policies["eps"].baseline_strength == policies["calm"].baseline_strength == 0.0
         r = http.post("/v1/experiments", json={"name": "bad", "arms": {
             "a": {}, "b": {"exploration": "epsilon", "optimism": 0.2}}}, headers=admin)
         assert r.status_code == 422 and "optimism" in r.json()["error"]["message"]
+        r = http.post("/v1/experiments", json={"name": "worse", "arms": {
+            "a": {}, "b": {"optimism": 0.0, "baseline_strength": 5.0}}}, headers=admin)
+        assert r.status_code == 422 and "baseline_strength" in r.json()["error"]["message"]
