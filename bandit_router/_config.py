@@ -112,8 +112,8 @@ class PolicyConfig:
         _check(self.optimism == 0 or not self._extra_sets(*_EXPLORATION_FLAGS),
                "with optimism the adapter explores: extra_args must not choose VW's "
                "exploration")
-        _check(_finite(self.baseline_strength) and self.baseline_strength >= 0,
-               "baseline_strength must be >= 0")
+        _check(_finite(self.baseline_strength) and 0 <= self.baseline_strength <= 1e6,
+               "baseline_strength must be in [0, 1e6]")
         _check(self.baseline_strength == 0 or self.optimism > 0,
                "baseline_strength is an option of optimism (the adapter's squareCB)")
         low, high = (self.reward_range if isinstance(self.reward_range, tuple)

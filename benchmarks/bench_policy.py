@@ -7,7 +7,7 @@ Prints microseconds per decision (``pmf``: formatting, parsing and VW's predicti
 reward (``learn``), medians of ``--repeats`` runs.
 
     .venv/bin/python benchmarks/bench_policy.py [--rounds 3000] [--dims 32 384] \\
-        [--optimism 0.2] [--gamma-scale 400]
+        [--optimism 0.2] [--gamma-scale 400] [--baseline-strength 10]
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ import time
 import numpy as np
 
 from bandit_router import PolicyConfig
-from bandit_router._scoring import CROSSED_ONLY, PINNED
+from bandit_router._scoring import BASELINE, CROSSED_ONLY, PINNED
 from bandit_router.policies import VWPolicy
 
 
 def one_run(dims: int | None, args: argparse.Namespace, seed: int) -> tuple[float, float]:
     policy = VWPolicy(PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
-                                   optimism=args.optimism, embedding_dims=dims),
-                      input_dim=384, pinned=PINNED, crossed_only=CROSSED_ONLY)
+                                   optimism=args.optimism, embedding_dims=dims,
+                                   baseline_strength=args.baseline_strength),
+                      input_dim=384, pinned=PINNED, crossed_only=CROSSED_ONLY, baseline=BASELINE)
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((args.rounds, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -59,8 +60,10 @@ def main() -> None:
                         help="embedding dimensions the policy sees (384: no projection)")
     parser.add_argument("--optimism", type=float, default=0.2)
     parser.add_argument("--gamma-scale", type=float, default=400.0)
+    parser.add_argument("--baseline-strength", type=float, default=10.0)
     args = parser.parse_args()
     print(f"VWPolicy, 13 actions, {args.rounds} rounds, optimism {args.optimism}, "
+          f"baseline strength {args.baseline_strength:g}, "
           f"gamma_scale {args.gamma_scale:g}; median of {args.repeats} runs")
     print("   dims | pmf µs/decision | learn µs/reward")
     for dims in args.dims:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -90,4 +92,10 @@ def test_evaluate_settings_on_a_routers_own_log(tmp_path) -> None:
     assert greedier.snips.value > same.logged.value + 0.03  # squareCB beats 50% exploration
     dearer = evaluate_setting(events, policy=PolicyConfig(), cost_weight=500.0, input_dim=384)
     assert dearer.snips.value < greedier.snips.value  # every reward pays 10x for cost
+    # a setting that changes decisions only is evaluated too: the target weighs baselines
+    hopeful = PolicyConfig(optimism=0.2, gamma_scale=400)
+    plain = evaluate_setting(events, policy=hopeful, input_dim=384)
+    trusting = evaluate_setting(events, policy=replace(hopeful, baseline_strength=10.0),
+                                input_dim=384)
+    assert trusting.snips.value != pytest.approx(plain.snips.value, abs=1e-6)
     router.close()

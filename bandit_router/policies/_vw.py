@@ -65,6 +65,25 @@ def _squarecb_state(head: bytes, *, scale: float) -> tuple[int, Optimism]:
         raise ValueError(f"damaged squareCB state: {exc}") from None
 
 
+def _baseline_terms(baseline: Mapping[str, Mapping[str, float]]
+                    ) -> list[tuple[str, str, float]]:
+    """``(namespace, feature, coefficient)`` of a ``baseline`` mapping; ValueError unless
+    namespaces are single letters and coefficients finite numbers."""
+    if not isinstance(baseline, Mapping):
+        raise ValueError("baseline must map namespace letters to {feature: coefficient}")
+    terms = []
+    for ns, values in baseline.items():
+        if not (isinstance(ns, str) and len(ns) == 1 and ns.isalpha()):
+            raise ValueError(f"baseline namespace {ns!r} must be one letter")
+        if not isinstance(values, Mapping):
+            raise ValueError(f"baseline namespace {ns!r} must map features to coefficients")
+        for name, coef in values.items():
+            if not (isinstance(coef, int | float) and math.isfinite(coef)):
+                raise ValueError(f"baseline coefficient of {ns}:{name} must be a finite number")
+            terms.append((ns, str(name), float(coef)))
+    return terms
+
+
 class _Pending:
     """Examples VW parsed for decisions, kept by key until their rewards (see
     ``VWPolicy.learn``), with the workspace that parsed them."""
@@ -122,10 +141,10 @@ class VWPolicy(Policy):
                 raise ValueError(f"crossed_only namespace {ns!r} must be one letter")
         self.crossed_only = tuple(crossed_only)
         #: ``(namespace, feature, coefficient)``: an action's reward before it is learned
-        self.baseline = [(ns, name, float(coef)) for ns, values in (baseline or {}).items()
-                         for name, coef in values.items()]
-        if not all(math.isfinite(coef) for *_, coef in self.baseline):
-            raise ValueError("baseline coefficients must be finite numbers")
+        self.baseline = _baseline_terms(baseline or {})
+        if self.config.baseline_strength > 0 and not self.baseline:
+            raise ValueError("baseline_strength weighs each action against its baseline: "
+                             "give the policy one (VWPolicy(baseline=...))")
         #: the workspace's command line: the configuration's, and the linear terms left out
         self._args = " ".join([self.config.vw_args(),
                                *(f"--ignore_linear {ns}" for ns in self.crossed_only)])
@@ -352,6 +371,7 @@ class VWPolicy(Policy):
             reward = 0.0
             for ns, name, coef in self.baseline:
                 values = action.get(ns)
+                # (a plain dict first: the ABC check is slow, and this runs per decision)
                 if type(values) is dict or isinstance(values, Mapping):
                     reward += coef * float(values.get(name, 0.0))
             out.append(_COST_PER_REWARD * reward)

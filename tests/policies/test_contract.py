@@ -20,6 +20,9 @@ FACTORIES: dict[str, Callable[[int], Policy]] = {
         PolicyConfig(elimination=True, seed=seed), input_dim=16),
     "vw-squarecb-optimism": lambda seed: VWPolicy(
         PolicyConfig(optimism=0.2, seed=seed), input_dim=16),
+    "vw-squarecb-optimism-baseline": lambda seed: VWPolicy(
+        PolicyConfig(optimism=0.2, baseline_strength=10.0, seed=seed), input_dim=16,
+        baseline={"A": {"cost": -1.0}}),
 }
 
 

@@ -459,5 +459,17 @@ def test_the_baseline_is_read_from_the_action_s_features() -> None:
                       baseline={"A": {"quality": 1.0, "cost": -1.0}})
     acts = [{"M": {"a": 1.0}, "A": {"quality": 0.8, "cost": 0.3}}, {"M": {"b": 1.0}}]
     assert policy._baseline_costs(acts) == pytest.approx([-0.5, 0.0])
+
+
+@pytest.mark.parametrize("baseline", [{"A": {"quality": float("nan")}}, {"A": {"q": "1"}},
+                                      {"AB": {"quality": 1.0}}, {"A": 5}, [("A", 1.0)]])
+def test_a_baseline_that_is_not_coefficients_of_features_is_refused(baseline: object) -> None:
     with pytest.raises(ValueError, match="baseline"):
-        VWPolicy(PolicyConfig(seed=0), baseline={"A": {"quality": float("nan")}})
+        VWPolicy(PolicyConfig(seed=0), baseline=baseline)  # type: ignore[arg-type]
+
+
+def test_baseline_strength_without_a_baseline_is_refused() -> None:
+    """It would weigh nothing: refused rather than silently ignored."""
+    with pytest.raises(ValueError, match="baseline"):
+        VWPolicy(PolicyConfig(seed=0, optimism=0.2, baseline_strength=10.0))
+    VWPolicy(PolicyConfig(seed=0, optimism=0.2))  # without the strength, none is needed
