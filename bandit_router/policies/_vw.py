@@ -65,6 +65,11 @@ def _squarecb_state(head: bytes, *, scale: float) -> tuple[int, Optimism]:
         raise ValueError(f"damaged squareCB state: {exc}") from None
 
 
+def _is_namespace(ns: object) -> bool:
+    """Whether ``ns`` names a VW namespace as the adapter writes them: one letter."""
+    return isinstance(ns, str) and len(ns) == 1 and ns.isalpha()
+
+
 def _baseline_terms(baseline: Mapping[str, Mapping[str, float]]
                     ) -> list[tuple[str, str, float]]:
     """``(namespace, feature, coefficient)`` of a ``baseline`` mapping; ValueError unless
@@ -73,7 +78,7 @@ def _baseline_terms(baseline: Mapping[str, Mapping[str, float]]
         raise ValueError("baseline must map namespace letters to {feature: coefficient}")
     terms = []
     for ns, values in baseline.items():
-        if not (isinstance(ns, str) and len(ns) == 1 and ns.isalpha()):
+        if not _is_namespace(ns):
             raise ValueError(f"baseline namespace {ns!r} must be one letter")
         if not isinstance(values, Mapping):
             raise ValueError(f"baseline namespace {ns!r} must map features to coefficients")
@@ -137,7 +142,7 @@ class VWPolicy(Policy):
         if isinstance(crossed_only, str):
             raise ValueError("crossed_only must be a sequence of namespace letters, not a str")
         for ns in crossed_only:
-            if not (isinstance(ns, str) and len(ns) == 1 and ns.isalpha()):
+            if not _is_namespace(ns):
                 raise ValueError(f"crossed_only namespace {ns!r} must be one letter")
         self.crossed_only = tuple(crossed_only)
         #: ``(namespace, feature, coefficient)``: an action's reward before it is learned
