@@ -386,7 +386,7 @@ class VWPolicy(Policy):
         assert self._optimism is not None
         identities = [self._identity(a) for a in actions]
         bonus = self._optimism.bonus(identities)
-        if self.config.baseline_strength > 0 and self.baseline:
+        if self.config.baseline_strength > 0:  # (the constructor refused it without one)
             costs = toward_baseline(costs, self._baseline_costs(actions),
                                     self._optimism.counts_of(identities),
                                     strength=self.config.baseline_strength)
