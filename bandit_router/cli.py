@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,12 @@ def _demo(args: argparse.Namespace) -> int:
           f"{'hash (fast)' if args.fast else 'all-MiniLM-L6-v2'}, database {url}")
     print("loading the embedder and the policy ...", flush=True)
     router = Router(database_url=url, catalog=demo_catalog(), embedder=embedder,
+                    policy=PolicyConfig(seed=args.seed),
                     config=RouterConfig(cost_weight=args.cost_weight))
+    # named events: every exploration draw follows from the seed and the round, so one seed
+    # gives one result (a database given by the user gets a fresh run id, so reruns do not
+    # collide with its earlier events)
+    run = f"s{args.seed}" if tmp is not None else f"s{args.seed}-{uuid.uuid4().hex[:8]}"
     lam = args.cost_weight
     strongest, cheapest = workload.strongest, workload.cheapest
     print(f"strongest model: {strongest}; cheapest: {cheapest}\n")
@@ -70,7 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         for i in range(1, args.rounds + 1):
             task: Task = workload.sample_task()
-            decision = router.select(task.text)
+            decision = router.select(task.text, event_id=f"demo-{run}-{i}")
             key = f"{decision.provider}/{decision.model}"
             out = workload.outcome(task, key)
             router.reward(decision.event_id, quality=out.quality, cost_usd=out.cost_usd,
@@ -182,7 +188,11 @@ def _replay(args: argparse.Namespace) -> int:
     except InvalidInputError as exc:
         print(f"bandit-router replay: {exc}", file=sys.stderr)
         return 2
-    dataset = _load_dataset(args.dataset, args.limit)
+    # --limit is a seeded random sample of the tasks (replay's order), not the file's first
+    # rows: files are often sorted by task family
+    dataset = _load_dataset(args.dataset, args.limit if args.dataset == "synthetic" else None)
+    if dataset.dropped:
+        print(f"{dataset.dropped} task(s) dropped: some model has no score or cost on them")
     embedder = None
     if args.embed:  # the router's own MiniLM instead of the dataset's precomputed vectors
         from ._embedding import SentenceTransformerEmbedder
@@ -192,7 +202,7 @@ def _replay(args: argparse.Namespace) -> int:
           f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
           f"seed {args.seed}; bandit feedback only")
     result = replay(dataset, seed=args.seed, cost_weight=args.cost_weight, embedder=embedder,
-                    policy=policy)
+                    policy=policy, limit=args.limit)
     n = len(result.order)
     for label, part in (("whole stream", slice(None)), ("last half", slice(n // 2, None))):
         s = result.summary(part)
@@ -256,6 +266,59 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+README_START = "<!-- quality-table:start (bandit-router bench quality --readme) -->"
+README_END = "<!-- quality-table:end -->"
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import protocol
+    from ._errors import InvalidInputError
+
+    if args.from_json is not None:
+        result = protocol.load_json(args.from_json)
+    else:
+        try:
+            policy, router = protocol.settings_from(args.set)
+            weights = {}
+            for item in args.cost_weights:
+                name, _, values = item.partition("=")
+                weights[name] = [float(v) for v in values.split(",") if v]
+        except (InvalidInputError, ValueError) as exc:
+            print(f"bandit-router bench: {exc}", file=sys.stderr)
+            return 2
+        found = protocol.workloads(data_dir=args.data)
+        names = [w.name for w in found]
+        unknown = [n for n in args.workloads or [] if n not in names]
+        if unknown:
+            print(f"bandit-router bench: no workload {unknown} here (found: {names})",
+                  file=sys.stderr)
+            return 2
+        chosen = [w for w in found if not args.workloads or w.name in args.workloads]
+        seeds = args.seeds or list(protocol.DEV_SEEDS if args.dev else protocol.REPORT_SEEDS)
+        result = protocol.run_protocol(
+            chosen, seeds=seeds, policy=policy, router=router, cost_weights=weights,
+            jobs=args.jobs, progress=lambda msg: print(msg, flush=True))
+        if args.out:
+            protocol.write_json(result, args.out)
+            print(f"results written to {args.out}")
+    print(protocol.format_table(result))
+    if args.readme:
+        path = Path(args.readme)
+        text = path.read_text()
+        if README_START not in text or README_END not in text:
+            print(f"bandit-router bench: {path} has no {README_START} ... {README_END} block",
+                  file=sys.stderr)
+            return 2
+        head, rest = text.split(README_START, 1)
+        tail = rest.split(README_END, 1)[1]
+        path.write_text(f"{head}{README_START}\n{protocol.render_markdown(result)}"
+                        f"{README_END}{tail}")
+        print(f"table written into {path}")
+    return 0 if all(c["met"] for c in result["targets"]) or not args.strict else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bandit-router",
                                      description="Self-hosted LLM router that learns online.")
@@ -303,12 +366,43 @@ def build_parser() -> argparse.ArgumentParser:
                     help="VW's namespace pairs (QM: each model learns how "
                          "far to trust its neighbours' estimate)")
     rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--limit", type=int, default=None)
+    rp.add_argument("--limit", type=int, default=None,
+                    help="replay a seeded random sample of this many tasks")
     rp.add_argument("--embed", action="store_true",
                     help="embed with the router's MiniLM, not the dataset's vectors")
     rp.add_argument("--all-models", action="store_true", help="print every single model")
     rp.add_argument("--log", default=None, help="write the per-round log (CSV) here")
     rp.set_defaults(func=_replay)
+
+    bench = sub.add_parser("bench", help="benchmarks: 'quality' replays every workload it "
+                                         "finds x cost weights x seeds")
+    bsub = bench.add_subparsers(dest="which", required=True)
+    quality = bsub.add_parser(
+        "quality", help="the quality protocol: one table, JSON, each workload's targets")
+    quality.add_argument("--workloads", nargs="+", default=None,
+                         help="run only these (default: every one whose data is present)")
+    quality.add_argument("--seeds", type=int, nargs="+", default=None,
+                         help="default: the report seeds 100 101 102")
+    quality.add_argument("--dev", action="store_true",
+                         help="the development seeds 0-5 (choose settings on these)")
+    quality.add_argument("--set", action="append", default=[], metavar="policy.F=V",
+                         help="override a PolicyConfig or RouterConfig field, e.g. "
+                              "policy.gamma_scale=400 or router.neighbours=64 (repeatable)")
+    quality.add_argument("--cost-weights", action="append", default=[],
+                         metavar="WORKLOAD=W1,W2", help="another grid for one workload")
+    quality.add_argument("--data", default=None,
+                         help="data folder (default: $BANDIT_ROUTER_DATA or ../shared/data)")
+    quality.add_argument("--jobs", type=int, default=1,
+                         help="replays at once, in forked processes (rounds/s is then per "
+                              "process on a shared machine)")
+    quality.add_argument("--out", default=None, metavar="FILE.json", help="write the JSON here")
+    quality.add_argument("--from-json", default=None, metavar="FILE.json",
+                         help="print (and with --readme, render) an earlier result instead")
+    quality.add_argument("--readme", default=None, metavar="README.md",
+                         help="rewrite the quality table between its markers in this file")
+    quality.add_argument("--strict", action="store_true",
+                         help="exit 1 when a target is missed")
+    bench.set_defaults(func=_bench)
 
     keys = sub.add_parser("keys", help="create, revoke and list API keys")
     keys.add_argument("--database-url", default=None,

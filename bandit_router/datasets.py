@@ -4,13 +4,20 @@ Loaders:
 - :func:`load_mmlu_pro` — the MMLU-Pro files of ``shared/data/mmlu_pro`` (12,032 questions ×
   31 models; by default the 13 priced chat models on the questions all of them answered);
 - :func:`load_routerbench` — RouterBench's published table (``prompt``, one quality column
-  per model, ``<model>|total_cost``, ``<model>|model_response``), as CSV or pickle;
+  per model, ``<model>|total_cost``, ``<model>|model_response``), as CSV (``.csv.gz`` too)
+  or pickle; rows where a model has no score or no cost are dropped and counted;
 - :func:`load_log` — your own logs, JSONL or CSV, one row per (task, model)::
 
       {"task_id": "q1", "task": "text", "model": "gpt-4o", "quality": 1.0,
        "cost_usd": 0.0042, "output_tokens": 310, "latency_s": 2.1}
 
-  (``output_tokens`` and ``latency_s`` optional; tasks missing a model are dropped).
+  (``output_tokens`` and ``latency_s`` optional; tasks missing a model are dropped and
+  counted).
+
+A dataset without published prices gets a catalog whose per-model input and output prices are
+fitted to its costs (``cost ≈ input price × input tokens + output price × output tokens``,
+tokens estimated from the text where not given), so that the router's per-request cost
+estimate follows the data's costs, long prompts included.
 
 Latency is not in these data, so it is modelled per model as
 ``base_latency_s + output_tokens / tokens_per_s`` (defaults 0.4 s and 80 tokens/s), unless a
@@ -22,6 +29,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import logging
 import math
 import os
 from collections import defaultdict
@@ -35,13 +43,16 @@ import numpy.typing as npt
 
 from ._catalog import Catalog, ModelSpec
 from ._errors import InvalidInputError
+from ._features import estimate_tokens
 
 __all__ = [
     "MMLU_PRO_CANDIDATES", "PrecomputedEmbedder", "RoutingDataset", "default_data_dir",
-    "load_log", "load_mmlu_pro", "load_routerbench", "synthetic_dataset",
+    "fit_prices", "load_log", "load_mmlu_pro", "load_routerbench", "synthetic_dataset",
 ]
 
 Array = npt.NDArray[np.float64]
+
+log = logging.getLogger("bandit_router")
 
 MMLU_PRO_CANDIDATES: tuple[str, ...] = (
     "gpt-4o-2024-05-13", "gemini-1.5-pro-002", "gemini-1.5-flash-002", "deepseek-chat-v2",
@@ -58,7 +69,10 @@ def default_data_dir() -> Path:
 
 @dataclass(frozen=True)
 class RoutingDataset:
-    """``quality[i, j]``, ``cost[i, j]`` and ``latency[i, j]``: model ``j`` on task ``i``."""
+    """``quality[i, j]``, ``cost[i, j]`` and ``latency[i, j]``: model ``j`` on task ``i``.
+
+    ``dropped`` counts the tasks the loader left out because some model had no outcome on
+    them (a missing score or cost)."""
 
     name: str
     task_ids: list[str]
@@ -72,6 +86,7 @@ class RoutingDataset:
     embeddings: npt.NDArray[np.float32] | None = None
     groups: list[str] | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    dropped: int = 0
 
     def __post_init__(self) -> None:
         n, m = len(self.texts), len(self.models)
@@ -102,20 +117,22 @@ class RoutingDataset:
             output_tokens=pick(self.output_tokens), input_tokens=pick(self.input_tokens),
             embeddings=pick(self.embeddings),
             groups=None if self.groups is None else [self.groups[i] for i in idx],
-            prices=dict(self.prices))
+            prices=dict(self.prices), dropped=self.dropped)
 
     def catalog(self, *, quality_prior: float = 0.5) -> Catalog:
         """A catalog of the dataset's models. Every model gets the same quality prior (a cold
-        start: the router must learn who is good); prices are the dataset's, or derived from
-        the mean cost; latency priors are the dataset's means."""
+        start: the router must learn who is good); prices are the dataset's, or else fitted
+        to its costs (:func:`fit_prices`); latency priors are the dataset's means."""
         specs = []
         out_tokens = self.output_tokens
+        in_tokens = (self.input_tokens if self.input_tokens is not None
+                     else np.array([estimate_tokens(t) for t in self.texts]))
         for j, name in enumerate(self.models):
             if name in self.prices:
                 pin, pout = self.prices[name]
-            else:  # a flat price per token that reproduces the mean cost
-                tokens = float(np.mean(out_tokens[:, j])) if out_tokens is not None else 500.0
-                pin = pout = 1e6 * float(np.mean(self.cost[:, j])) / max(tokens, 1.0)
+            else:
+                out = out_tokens[:, j] if out_tokens is not None else np.full(len(self), 300.0)
+                pin, pout = fit_prices(self.cost[:, j], in_tokens, out)
             provider, _, model = name.rpartition("/")
             specs.append(ModelSpec(
                 provider=provider or "dataset", model=model, input_price_per_1m=pin,
@@ -127,6 +144,48 @@ class RoutingDataset:
 
     def model_keys(self) -> list[str]:
         return [s.key for s in self.catalog()]
+
+
+def fit_prices(cost: npt.ArrayLike, input_tokens: npt.ArrayLike,
+               output_tokens: npt.ArrayLike) -> tuple[float, float]:
+    """Per-million-token input and output prices, both >= 0, that best reproduce ``cost``
+    (least squares on ``input price × input tokens + output price × output tokens``).
+
+    >>> n_in, n_out = np.array([100, 400, 50]), np.array([300, 20, 80])
+    >>> pin, pout = fit_prices((2.0 * n_in + 6.0 * n_out) / 1e6, n_in, n_out)
+    >>> round(pin, 6), round(pout, 6)
+    (2.0, 6.0)
+    """
+    c = np.asarray(cost, np.float64)
+    x = np.stack([np.asarray(input_tokens, np.float64), np.asarray(output_tokens, np.float64)],
+                 axis=1) / 1e6
+    fits = []
+    solution = np.linalg.lstsq(x, c, rcond=None)[0]
+    if np.all(solution >= 0):
+        fits.append((float(solution[0]), float(solution[1])))
+    for col in (0, 1):  # one price alone, the other zero
+        denom = float(x[:, col] @ x[:, col])
+        if denom > 0:
+            price = max(0.0, float(x[:, col] @ c) / denom)
+            fits.append((price, 0.0) if col == 0 else (0.0, price))
+    if not fits:
+        return 0.0, 0.0
+    return min(fits, key=lambda f: float(np.sum((x @ np.array(f) - c) ** 2)))
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for a missing cell ('', None, NaN, text that is no number)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _open_text(path: Path) -> Any:
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
 
 
 def _latency(output_tokens: Array, base_s: float = 0.4, tokens_per_s: float = 80.0) -> Array:
@@ -188,36 +247,67 @@ def load_mmlu_pro(path: str | Path | None = None, *,
 
 def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
     """RouterBench's table: ``prompt``, a quality column per model, ``<model>|total_cost``
-    (``.csv`` or a pandas ``.pkl``)."""
+    and optionally ``<model>|model_response`` (``.csv``, ``.csv.gz`` or a pandas pickle).
+
+    A row where any model has no score or no cost (an empty cell, NaN, text) is dropped:
+    ``dataset.dropped`` says how many, and a warning is logged. Input tokens are estimated
+    from the prompt, output tokens from each model's response where the table has one
+    (else 300), at about four characters a token."""
     path = Path(path)
-    if path.suffix in (".pkl", ".pickle"):
+    if ".pkl" in path.suffixes or ".pickle" in path.suffixes:
         import pandas as pd  # RouterBench ships pickles of pandas frames
 
         rows = pd.read_pickle(path).to_dict("records")
     else:
-        with open(path, newline="") as fh:
+        with _open_text(path) as fh:
             rows = list(csv.DictReader(fh))
     if not rows:
         raise InvalidInputError(f"{path} has no rows")
     models = [c[: -len("|total_cost")] for c in rows[0] if str(c).endswith("|total_cost")]
     if not models:
         raise InvalidInputError(f"{path} has no '<model>|total_cost' columns")
-    rows = rows[:limit] if limit is not None else rows
-    quality = np.array([[float(r[m]) for m in models] for r in rows])
-    cost = np.array([[float(r[f"{m}|total_cost"]) for m in models] for r in rows])
-    tokens = np.full(quality.shape, 300.0)  # not published: a typical answer length
-    ids = [str(r.get("sample_id", i)) for i, r in enumerate(rows)]
-    return RoutingDataset(name=path.stem, task_ids=ids, texts=[str(r["prompt"]) for r in rows],
+    missing = [m for m in models if m not in rows[0]]
+    if missing:
+        raise InvalidInputError(f"{path} has costs but no score column for {missing}")
+    kept: list[tuple[dict[str, Any], list[float], list[float]]] = []
+    dropped = 0
+    for r in rows:
+        scores = [_number(r[m]) for m in models]
+        costs = [_number(r[f"{m}|total_cost"]) for m in models]
+        if any(v is None for v in scores) or any(v is None or v < 0 for v in costs):
+            dropped += 1
+            continue
+        kept.append((r, scores, costs))  # type: ignore[arg-type]
+    if dropped:
+        log.warning("%s: %d of %d rows dropped (a model without a score or a cost)", path,
+                    dropped, len(rows))
+    if not kept:
+        raise InvalidInputError(f"{path}: every row lacks some model's score or cost")
+    kept = kept[:limit] if limit is not None else kept
+    quality = np.array([s for _, s, _ in kept])
+    cost = np.array([c for _, _, c in kept])
+    texts = [str(r["prompt"]) for r, _, _ in kept]
+
+    def out_tokens(r: dict[str, Any], m: str) -> float:
+        response = r.get(f"{m}|model_response")
+        if isinstance(response, str) and response:
+            return float(estimate_tokens(response))
+        return 300.0  # not published: a typical answer length
+
+    tokens = np.array([[out_tokens(r, m) for m in models] for r, _, _ in kept])
+    ids = [str(r.get("sample_id", i)) for i, (r, _, _) in enumerate(kept)]
+    return RoutingDataset(name=path.name.split(".")[0], task_ids=ids, texts=texts,
                           models=models, quality=np.clip(quality, 0, 1), cost=cost,
                           latency=_latency(tokens), output_tokens=tokens,
-                          groups=[str(r.get("eval_name", "")) for r in rows])
+                          input_tokens=np.array([estimate_tokens(t) for t in texts]),
+                          groups=[str(r.get("eval_name", "")) for r, _, _ in kept],
+                          dropped=dropped)
 
 
 def load_log(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
     """Your own logs: JSONL or CSV, one row per (task, model); see the module docstring."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
+    with _open_text(path) as fh:
         if ".jsonl" in path.name or ".json" in path.name:
             records = [json.loads(line) for line in fh if line.strip()]
         else:
@@ -229,28 +319,38 @@ def load_log(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
         try:
             tid, model = str(r["task_id"]), str(r["model"])
             tasks.setdefault(tid, str(r["task"]))
-            cells[(tid, model)] = r
             if model not in models:
                 models.append(model)
+            score, usd = _number(r["quality"]), _number(r["cost_usd"])
         except KeyError as exc:
             raise InvalidInputError(f"{path}: every row needs task_id, task, model, quality, "
                                     f"cost_usd (missing {exc})") from None
+        if score is not None and usd is not None and usd >= 0:  # else: no outcome
+            cells[(tid, model)] = {**r, "quality": score, "cost_usd": usd}
     ids = [t for t in tasks if all((t, m) in cells for m in models)]
+    if not ids:
+        raise InvalidInputError(f"{path}: no task has an outcome for every model")
+    dropped = len(tasks) - len(ids)
+    if dropped:
+        log.warning("%s: %d of %d tasks dropped (some model has no outcome on them)", path,
+                    dropped, len(tasks))
     ids = ids[:limit] if limit is not None else ids
     shape = (len(ids), len(models))
     quality, cost, tokens, latency = (np.zeros(shape) for _ in range(4))
     for i, t in enumerate(ids):
         for j, m in enumerate(models):
             r = cells[(t, m)]
-            quality[i, j], cost[i, j] = float(r["quality"]), float(r["cost_usd"])
-            tok = r.get("output_tokens")
-            tokens[i, j] = float(tok) if tok not in (None, "") else 300.0
-            lat = r.get("latency_s")
-            latency[i, j] = float(lat) if lat not in (None, "") and math.isfinite(
-                float(lat)) else float(_latency(np.array(tokens[i, j])))
-    return RoutingDataset(name=path.stem.split(".")[0], task_ids=ids,
-                          texts=[tasks[t] for t in ids], models=models, quality=quality,
-                          cost=cost, latency=latency, output_tokens=tokens)
+            quality[i, j], cost[i, j] = r["quality"], r["cost_usd"]
+            tok, lat = _number(r.get("output_tokens")), _number(r.get("latency_s"))
+            tokens[i, j] = tok if tok is not None and tok >= 0 else 300.0
+            latency[i, j] = (lat if lat is not None and lat >= 0
+                             else float(_latency(np.array(tokens[i, j]))))
+    texts = [tasks[t] for t in ids]
+    return RoutingDataset(name=path.name.split(".")[0], task_ids=ids, texts=texts,
+                          models=models, quality=quality, cost=cost, latency=latency,
+                          output_tokens=tokens,
+                          input_tokens=np.array([estimate_tokens(t) for t in texts]),
+                          dropped=dropped)
 
 
 def synthetic_dataset(n: int = 3000, *, seed: int = 0) -> RoutingDataset:

@@ -32,7 +32,7 @@ from ._embedding import Embedder
 from ._router import Router
 from .datasets import PrecomputedEmbedder, RoutingDataset
 
-__all__ = ["ReplayResult", "baselines", "hull_quality", "replay", "zero_router_hull"]
+__all__ = ["Drift", "ReplayResult", "baselines", "hull_quality", "replay", "zero_router_hull"]
 
 Array = npt.NDArray[np.float64]
 
@@ -90,8 +90,37 @@ def baselines(dataset: RoutingDataset, rows: npt.NDArray[np.int64],
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class Drift:
+    """A change in the middle of a replay: from round ``at`` on (an index, or a share of the
+    rounds when below 1), ``model``'s quality moves by ``quality_delta`` (clipped to [0, 1])
+    and its cost is multiplied by ``price_factor``. With ``announce`` the new price is given
+    to :meth:`Router.update_pricing` at that round, as a live price update would; otherwise
+    the router sees it only in the costs its rewards report."""
+
+    model: str
+    at: float = 0.5
+    quality_delta: float = 0.0
+    price_factor: float = 1.0
+    announce: bool = True
+
+    def start(self, rounds: int) -> int:
+        """The first round the change applies to."""
+        return int(self.at) if self.at >= 1 else round(self.at * rounds)
+
+    def apply(self, quality: Array, cost: Array, column: int) -> tuple[Array, Array]:
+        """The outcome matrices after the change (rows: tasks, columns: models)."""
+        q, c = quality.copy(), cost.copy()
+        q[:, column] = np.clip(q[:, column] + self.quality_delta, 0.0, 1.0)
+        c[:, column] = c[:, column] * self.price_factor
+        return q, c
+
+
 @dataclass
 class ReplayResult:
+    """What a replay chose. ``quality`` and ``cost`` are what each round revealed (after a
+    :class:`Drift`, the changed outcomes)."""
+
     dataset: RoutingDataset
     seed: int
     cost_weight: float
@@ -99,14 +128,31 @@ class ReplayResult:
     chosen: npt.NDArray[np.int64]
     probability: Array
     seconds: float
+    drift: Drift | None = None
 
     @property
     def quality(self) -> Array:
-        return self.dataset.quality[self.order, self.chosen]
+        return self._revealed(self.dataset.quality, 0)
 
     @property
     def cost(self) -> Array:
-        return self.dataset.cost[self.order, self.chosen]
+        return self._revealed(self.dataset.cost, 1)
+
+    def _revealed(self, matrix: Array, which: int) -> Array:
+        values = matrix[self.order, self.chosen]
+        if self.drift is None:
+            return values
+        k0 = self.drift.start(len(self.order))
+        changed = self.drift.apply(self.dataset.quality[self.order[k0:]],
+                                   self.dataset.cost[self.order[k0:]],
+                                   self.dataset.models.index(self.drift.model))[which]
+        return np.concatenate([values[:k0],
+                               changed[np.arange(len(changed)), self.chosen[k0:]]])
+
+    def share(self, model: str, part: slice = slice(None)) -> float:
+        """The share of the rounds in ``part`` routed to ``model``."""
+        picks = self.chosen[part]
+        return float(np.mean(picks == self.dataset.models.index(model))) if len(picks) else 0.0
 
     @property
     def rounds_per_s(self) -> float:
@@ -153,12 +199,13 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
            policy: PolicyConfig | None = None, config: RouterConfig | None = None,
            embedder: Embedder | None = None, database_url: str = "sqlite://",
            limit: int | None = None, quality_prior: float = 0.5,
-           warm_start: float = 0.0) -> ReplayResult:
+           warm_start: float = 0.0, drift: Drift | None = None) -> ReplayResult:
     """Stream ``dataset`` in a seeded random order through a fresh router, bandit feedback
     only. Uses the dataset's precomputed embeddings when it has them and no ``embedder`` is
     given; otherwise the router's own (MiniLM by default). ``warm_start`` in [0, 1): that
     share of the tasks (drawn by the seed) is given to :meth:`Router.warm_start` with every
-    model's outcome, and the rest is replayed with bandit feedback."""
+    model's outcome, and the rest is replayed with bandit feedback. ``drift`` changes one
+    model's outcomes (and price) part way through the replayed rounds."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(dataset))
     n_warm = round(warm_start * len(order))
@@ -174,18 +221,26 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
                     policy=policy or PolicyConfig(seed=seed), config=cfg)
     chosen = np.empty(len(order), np.int64)
     probability = np.empty(len(order))
-    tokens_in = dataset.input_tokens
+    tokens_in, out_tokens = dataset.input_tokens, dataset.output_tokens
+    quality, cost = dataset.quality, dataset.cost
+    k0 = drift.start(len(order)) if drift is not None else len(order)
     try:
         if n_warm:
             router.warm_start(dataset.subset(history))
         start = time.perf_counter()
         for k, i in enumerate(order):
+            if k == k0 and drift is not None:
+                quality, cost = drift.apply(dataset.quality, dataset.cost,
+                                            dataset.models.index(drift.model))
+                if drift.announce and drift.price_factor != 1.0:
+                    spec = catalog.get(catalog.model_keys()[dataset.models.index(drift.model)])
+                    router.update_pricing(spec.provider, {spec.model: {
+                        "input_price_per_1m": spec.input_price_per_1m * drift.price_factor,
+                        "output_price_per_1m": spec.output_price_per_1m * drift.price_factor}})
             d = router.select(dataset.texts[i], event_id=f"{dataset.name}-{seed}-{k}",
                               input_tokens=int(tokens_in[i]) if tokens_in is not None else None)
             j = column[f"{d.provider}/{d.model}"]
-            out_tokens = dataset.output_tokens
-            router.reward(d.event_id, quality=float(dataset.quality[i, j]),
-                          cost_usd=float(dataset.cost[i, j]),
+            router.reward(d.event_id, quality=float(quality[i, j]), cost_usd=float(cost[i, j]),
                           latency_s=float(dataset.latency[i, j]),
                           output_tokens=int(out_tokens[i, j]) if out_tokens is not None
                           else None)
@@ -194,4 +249,4 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     finally:
         router.close()
     return ReplayResult(dataset=dataset, seed=seed, cost_weight=cost_weight, order=order,
-                        chosen=chosen, probability=probability, seconds=seconds)
+                        chosen=chosen, probability=probability, seconds=seconds, drift=drift)

@@ -158,3 +158,88 @@ def test_report_command_errors(tmp_path, sqlite_url: str, make_router,
         assert "bandit-router report:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", "--database-url", sqlite_url, "--format", "xml"])
+
+
+def _demo_lines(capsys: pytest.CaptureFixture[str], seed: int) -> list[str]:
+    assert main(["demo", "--rounds", "240", "--report-every", "80", "--fast",
+                 "--seed", str(seed)]) == 0
+    # the first line names the temporary database, which differs per run
+    return capsys.readouterr().out.splitlines()[1:]
+
+
+def test_demo_gives_one_result_per_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    first = _demo_lines(capsys, 5)
+    assert _demo_lines(capsys, 5) == first
+    assert any("% saved" in line for line in first)
+    assert _demo_lines(capsys, 6) != first
+
+
+def test_replay_limit_is_a_seeded_random_sample(tmp_path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    path = tmp_path / "sorted.jsonl"  # sorted by task family, as published tables often are
+    path.write_text("\n".join(json.dumps({"task_id": f"t{i:03d}", "task": f"ask {i}",
+                                          "model": m, "quality": q, "cost_usd": c})
+                              for i in range(200)
+                              for m, q, c in (("x/big", 1.0, 0.01), ("y/small", 0.5, 1e-4))))
+    log = tmp_path / "rounds.csv"
+    assert main(["replay", str(path), "--limit", "20", "--seed", "3", "--log", str(log)]) == 0
+    assert "whole stream (20 rounds)" in capsys.readouterr().out
+    ids = [line.split(",")[1] for line in log.read_text().splitlines()[1:]]
+    assert len(set(ids)) == 20 and max(ids) > "t100"  # not the file's first 20 tasks
+    assert main(["replay", str(path), "--limit", "20", "--seed", "3",
+                 "--log", str(tmp_path / "again.csv")]) == 0
+    again = [line.split(",")[1] for line in (tmp_path / "again.csv").read_text()
+             .splitlines()[1:]]
+    assert again == ids
+
+
+def test_replay_reports_dropped_rows(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rb.csv"
+    path.write_text("prompt,a/x,a/x|total_cost,b/y,b/y|total_cost\n"
+                    + "".join(f"q{i},1,0.01,{'' if i == 3 else 0},0.001\n" for i in range(12)))
+    assert main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 task(s) dropped" in out and "11 rounds" in out
+
+
+def test_bench_quality_from_json_and_readme(tmp_path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    from bandit_router import protocol
+    from bandit_router.cli import README_END, README_START
+    from bandit_router.datasets import synthetic_dataset
+    from bandit_router.simulation import HashEmbedder
+
+    tiny = protocol.Workload(
+        name="tiny", description="tiny", cost_weights=(50,),
+        load=lambda: replace(synthetic_dataset(200, seed=1), name="tiny",
+                             embeddings=HashEmbedder().embed(synthetic_dataset(200,
+                                                                               seed=1).texts)),
+        targets=(protocol.Target(kind="quality", quality=0.99),))
+    result = protocol.run_protocol([tiny], seeds=[0])
+    path = tmp_path / "q.json"
+    protocol.write_json(result, path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold table\n{README_END}\noutro\n")
+    assert main(["bench", "quality", "--from-json", str(path), "--readme", str(readme)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "MISS tiny" in out
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert protocol.render_markdown(result) in text
+    # --strict fails on a missed target
+    assert main(["bench", "quality", "--from-json", str(path), "--strict"]) == 1
+    bad = tmp_path / "no-markers.md"
+    bad.write_text("nothing here")
+    assert main(["bench", "quality", "--from-json", str(path), "--readme", str(bad)]) == 2
+
+
+def test_bench_quality_argument_errors(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "quality", "--set", "policy.gamma_scale=-1"]) == 2
+    assert "gamma_scale" in capsys.readouterr().err
+    assert main(["bench", "quality", "--data", str(tmp_path), "--workloads", "mmlu_pro"]) == 2
+    assert "no workload ['mmlu_pro']" in capsys.readouterr().err
+    assert main(["bench", "quality", "--cost-weights", "synthetic=a,b"]) == 2

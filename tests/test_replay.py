@@ -104,3 +104,49 @@ def test_baselines_and_aiq() -> None:
     line = [(0.0, 0.5), (1.0, 0.9)]
     assert aiq(line, low=0.0, high=1.0) == pytest.approx(0.7, abs=1e-3)
     assert aiq([(0.0, 0.6), (1.0, 0.9)], low=0.0, high=1.0) > aiq(line, low=0.0, high=1.0)
+
+
+def test_drift_changes_outcomes_and_announces_the_price() -> None:
+    from bandit_router.replay import Drift
+
+    ds = synthetic_dataset(600, seed=4)
+    drift = Drift(model="frontier/large", at=300, quality_delta=-0.5, price_factor=3.0)
+    result = replay(ds, seed=0, cost_weight=30.0, embedder=HashEmbedder(), drift=drift)
+    j = ds.models.index("frontier/large")
+    static_q = ds.quality[result.order, result.chosen]
+    static_c = ds.cost[result.order, result.chosen]
+    picked = result.chosen == j
+    before, after = np.arange(600) < 300, np.arange(600) >= 300
+    assert picked[before].any() and picked[after].any()
+    assert np.allclose(result.quality[before], static_q[before])
+    assert np.allclose(result.cost[after & picked], 3.0 * static_c[after & picked])
+    assert np.allclose(result.quality[after & picked],
+                       np.clip(static_q[after & picked] - 0.5, 0, 1))
+    assert np.allclose(result.quality[after & ~picked], static_q[after & ~picked])
+    assert result.share("frontier/large") == pytest.approx(picked.mean())
+    assert Drift(model="m", at=0.25).start(1000) == 250
+
+
+def test_announced_price_drift_reaches_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bandit_router import Router
+    from bandit_router.replay import Drift
+
+    updates: list[tuple[str, dict[str, dict[str, float]]]] = []
+    original = Router.update_pricing
+
+    def spy(self: Router, provider: str, prices: dict[str, dict[str, float]]) -> None:
+        updates.append((provider, prices))
+        original(self, provider, prices)
+
+    monkeypatch.setattr(Router, "update_pricing", spy)
+    ds = synthetic_dataset(100, seed=4)
+    spec = ds.catalog().get("frontier/large")
+    replay(ds, seed=0, embedder=HashEmbedder(),
+           drift=Drift(model="frontier/large", at=50, price_factor=3.0))
+    assert updates == [("frontier", {"large": {
+        "input_price_per_1m": 3 * spec.input_price_per_1m,
+        "output_price_per_1m": 3 * spec.output_price_per_1m}})]
+    updates.clear()
+    replay(ds, seed=0, embedder=HashEmbedder(),
+           drift=Drift(model="frontier/large", at=50, price_factor=3.0, announce=False))
+    assert updates == []
