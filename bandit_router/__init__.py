@@ -9,7 +9,7 @@ learning online from feedback.
 
 from ._budgets import Budget, BudgetAlert, BudgetStatus
 from ._catalog import Catalog, ModelSpec
-from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig
+from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig, implied_exploration
 from ._constraints import Constraints
 from ._deployments import Deployment, DeploymentStatus, LoadBalancingConfig
 from ._embedding import (
@@ -100,6 +100,7 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "cost_report",
+    "implied_exploration",
     "load_logged_decisions",
     "read_litellm_prices",
 ]

@@ -12,16 +12,34 @@ from typing import Literal
 
 from ._errors import InvalidInputError
 
-__all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig"]
+__all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig", "implied_exploration"]
 
-Exploration = Literal["squarecb", "epsilon", "softmax", "regcb"]
-EXPLORATIONS: tuple[str, ...] = ("squarecb", "epsilon", "softmax", "regcb")
+Exploration = Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"]
+EXPLORATIONS: tuple[str, ...] = ("thompson", "squarecb", "epsilon", "softmax", "regcb")
 
 
 #: VW flags that pick an exploration (or the explore reduction itself).
 _EXPLORATION_FLAGS = ("--cb_explore_adf", "--cb_explore", "--squarecb", "--epsilon", "--first",
                       "--bag", "--cover", "--softmax", "--regcb", "--regcbopt", "--rnd",
                       "--synthcover", "--large_action_space")
+
+
+def implied_exploration(named: Exploration | None, *, optimism: float = 0.0,
+                        elimination: bool = False, baseline_strength: float = 0.0) -> Exploration:
+    """The exploration a setting means: the one ``named``, else ``squarecb`` when one of
+    squareCB's own options is set (as configurations written before Thompson sampling became
+    the default set them), else the default.
+
+    >>> implied_exploration(None), implied_exploration(None, optimism=0.2)
+    ('thompson', 'squarecb')
+    >>> implied_exploration("epsilon", optimism=0.2)
+    'epsilon'
+    """
+    if named is not None:
+        return named
+    if optimism or elimination or baseline_strength:
+        return "squarecb"
+    return "thompson"
 
 
 def _check(condition: bool, message: str) -> None:
@@ -37,7 +55,15 @@ def _finite(value: float) -> bool:
 class PolicyConfig:
     """Settings of the Vowpal Wabbit ``cb_explore_adf`` policy.
 
-    ``exploration`` picks VW's exploration algorithm: ``squarecb`` (default; ``gamma_scale``,
+    ``exploration`` picks how the policy explores. ``thompson`` (default) is Thompson
+    sampling over VW's regressor (``--cb_adf --cb_type mtr``), run by the adapter: a posterior
+    of each model's quality per task cluster, from its neighbours' estimate down the cluster
+    codebooks, with VW's prediction weighed in by how well it has predicted outcomes
+    (``thompson_scale`` widens or narrows the posterior's spread; ``thompson_prior`` is how
+    many outcomes a cluster's parent weighs as until that is estimated from the data;
+    ``thompson_memory`` is about how many of its latest outcomes a cell remembers;
+    ``thompson_draws`` how many posterior draws estimate the probability logged; see
+    ``policies._thompson``). The others are VW's: ``squarecb`` (``gamma_scale``,
     ``gamma_exponent``; ``elimination`` explores only among the actions whose confidence
     interval still reaches the best one's), ``epsilon`` (``epsilon``-greedy), ``softmax``
     (``softmax_lambda``) or ``regcb`` (optimistic RegCB). RegCB and elimination bound the
@@ -75,7 +101,11 @@ class PolicyConfig:
     ['--cb_explore_adf', '--epsilon', '0.1']
     """
 
-    exploration: Exploration = "squarecb"
+    exploration: Exploration = "thompson"
+    thompson_scale: float = 0.5
+    thompson_prior: float = 20.0
+    thompson_memory: float = 1000.0
+    thompson_draws: int = 256
     epsilon: float = 0.05
     gamma_scale: float = 10.0
     gamma_exponent: float = 0.5
@@ -97,6 +127,14 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         _check(self.exploration in EXPLORATIONS, f"exploration must be one of {EXPLORATIONS}")
         _check(_finite(self.epsilon) and 0.0 <= self.epsilon <= 1.0, "epsilon must be in [0, 1]")
+        _check(_finite(self.thompson_scale) and 0 < self.thompson_scale <= 10,
+               "thompson_scale must be in (0, 10]")
+        _check(_finite(self.thompson_prior) and 0 < self.thompson_prior <= 1e6,
+               "thompson_prior must be in (0, 1e6]")
+        _check(_finite(self.thompson_memory) and 1 <= self.thompson_memory <= 1e9,
+               "thompson_memory must be in [1, 1e9]")
+        _check(isinstance(self.thompson_draws, int) and not isinstance(self.thompson_draws, bool)
+               and 16 <= self.thompson_draws <= 100_000, "thompson_draws must be in [16, 1e5]")
         _check(_finite(self.gamma_scale) and self.gamma_scale > 0, "gamma_scale must be > 0")
         _check(_finite(self.gamma_exponent) and self.gamma_exponent >= 0,
                "gamma_exponent must be >= 0")
@@ -104,14 +142,16 @@ class PolicyConfig:
         _check(_finite(self.exploration_floor) and 0.0 <= self.exploration_floor <= 0.5,
                "exploration_floor must be in [0, 0.5]")
         _check(not self.elimination or self.exploration == "squarecb",
-               "elimination is an option of squarecb exploration")
+               "elimination is an option of squarecb exploration (set exploration='squarecb')")
         _check(_finite(self.optimism) and 0.0 <= self.optimism <= 10.0,
                "optimism must be in [0, 10]")
         _check(self.optimism == 0 or (self.exploration == "squarecb" and not self.elimination),
-               "optimism is an option of squarecb exploration without elimination")
-        _check(self.optimism == 0 or not self._extra_sets(*_EXPLORATION_FLAGS),
-               "with optimism the adapter explores: extra_args must not choose VW's "
-               "exploration")
+               "optimism is an option of squarecb exploration without elimination (set "
+               "exploration='squarecb')")
+        _check((self.optimism == 0 and self.exploration != "thompson")
+               or not self._extra_sets(*_EXPLORATION_FLAGS),
+               "with optimism or Thompson sampling the adapter explores: extra_args must not "
+               "choose VW's exploration")
         _check(_finite(self.baseline_strength) and 0 <= self.baseline_strength <= 1e6,
                "baseline_strength must be in [0, 1e6]")
         _check(self.baseline_strength == 0 or self.optimism > 0,
@@ -161,7 +201,8 @@ class PolicyConfig:
 
     def vw_args(self) -> str:
         """The VW command line this configuration stands for."""
-        if self.optimism > 0:  # squareCB's regressor; the adapter explores (policies._squarecb)
+        if self.optimism > 0 or self.exploration == "thompson":
+            # squareCB's regressor; the adapter explores (policies._squarecb, ._thompson)
             args = ["--cb_adf", "--cb_type", "mtr"]
         else:
             args = ["--cb_explore_adf", *self._exploration_args()]

@@ -33,10 +33,10 @@ log = logging.getLogger("bandit_router")
 
 #: Settings added after checkpoints were first written, with the value that behaves as before:
 #: left out of a checkpoint's identity at that value, so an upgrade keeps its checkpoints.
-_LATER_SETTINGS = {"optimism": 0.0}
+_LATER_SETTINGS = {"optimism": 0.0, "thompson_prior": 20.0, "thompson_memory": 1000.0}
 #: Settings that change decisions only, never what is learned or saved: a checkpoint serves
 #: any value of them.
-_DECISION_ONLY = frozenset({"baseline_strength"})
+_DECISION_ONLY = frozenset({"baseline_strength", "thompson_scale", "thompson_draws"})
 
 
 def _settings(config: PolicyConfig) -> str:

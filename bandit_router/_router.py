@@ -36,7 +36,15 @@ from ._learner import Learner, write_checkpoint
 from ._prices import PriceFileWatcher
 from ._router_budgets import BudgetMethods
 from ._router_providers import ProviderMethods
-from ._scoring import BASELINE, CROSSED_ONLY, PINNED, action_features
+from ._scoring import (
+    BASELINE,
+    CROSSED_ONLY,
+    EVIDENCE,
+    GROUPS,
+    LEARNED_RANGE,
+    PINNED,
+    action_features,
+)
 from ._spend import SpendGuard
 from ._store import (
     EventConflict,
@@ -127,7 +135,9 @@ class Router(BudgetMethods, ProviderMethods):
             self.policy: Policy = policy
         else:
             self.policy = VWPolicy(policy or PolicyConfig(), input_dim=dim, pinned=PINNED,
-                                   crossed_only=CROSSED_ONLY, baseline=BASELINE)
+                                   crossed_only=CROSSED_ONLY, baseline=BASELINE,
+                                   groups=GROUPS, learned_range=LEARNED_RANGE,
+                                   evidence=(*EVIDENCE, self.config.prior_strength))
         self._learner = Learner(store=self.store, policy=self.policy, dim=dim,
                                 config=self.config, embedder_name=self.embedder.name,
                                 clock=clock, arm=arm)

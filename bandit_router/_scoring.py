@@ -35,7 +35,8 @@ from ._catalog import ModelSpec
 from ._constraints import Estimate
 from ._memory import Recall
 
-__all__ = ["BASELINE", "CROSSED_ONLY", "PINNED", "action_features", "estimates", "logged_action"]
+__all__ = ["BASELINE", "CROSSED_ONLY", "EVIDENCE", "GROUPS", "LEARNED_RANGE", "PINNED",
+           "action_features", "estimates", "logged_action"]
 
 
 #: Coefficients the policy must not learn, in reward units: see the module docstring.
@@ -45,6 +46,14 @@ CROSSED_ONLY: tuple[str, ...] = ("Q",)
 #: An action's reward before the policy has learned from it: the neighbours' estimate of its
 #: quality, less its cost and latency terms.
 BASELINE: dict[str, dict[str, float]] = {"A": {"quality": 1.0, "cost": -1.0, "latency": -1.0}}
+#: Context namespaces whose features group tasks for Thompson sampling's posterior: the task
+#: clusters, coarse codebook first (see ``policies._thompson``).
+GROUPS: tuple[str, ...] = ("K",)
+#: Where the learned part of the reward (the reward less its pinned terms) lies: a quality.
+LEARNED_RANGE: tuple[float, float] = (0.0, 1.0)
+#: The action feature that says how many outcomes stand behind its quality estimate: the
+#: neighbours' count ``n`` as ``n / (n + prior_strength)`` (see :func:`estimates`).
+EVIDENCE: tuple[str, str] = ("A", "evidence")
 
 
 def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,

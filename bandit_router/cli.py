@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._config import PolicyConfig, RouterConfig
+from ._config import EXPLORATIONS, PolicyConfig, RouterConfig, implied_exploration
 from ._router import Router
 from .simulation import HashEmbedder, SyntheticWorkload, Task, demo_catalog
 
@@ -179,8 +179,12 @@ def _replay(args: argparse.Namespace) -> int:
     from ._errors import InvalidInputError
     from .replay import replay
 
+    # squareCB's own options mean squareCB unless another exploration is named
+    exploration = implied_exploration(args.exploration, optimism=args.optimism,
+                                      elimination=args.elimination,
+                                      baseline_strength=args.baseline_strength)
     try:
-        policy = PolicyConfig(exploration=args.exploration, seed=args.seed,
+        policy = PolicyConfig(exploration=exploration, seed=args.seed,
                               gamma_scale=args.gamma_scale, embedding_dims=args.embedding_dims,
                               elimination=args.elimination, optimism=args.optimism,
                               baseline_strength=args.baseline_strength,
@@ -348,8 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "../shared/data), 'synthetic', or a JSONL/CSV log or "
                                     "RouterBench table")
     rp.add_argument("--cost-weight", type=float, default=20.0)
-    rp.add_argument("--exploration", choices=["squarecb", "epsilon", "softmax", "regcb"],
-                    default="squarecb")
+    rp.add_argument("--exploration", choices=list(EXPLORATIONS), default=None,
+                    help=f"default: {PolicyConfig().exploration}; squarecb when one of its "
+                         "options (--optimism, --elimination, --baseline-strength) is given")
     rp.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
                     help="squareCB: higher explores less")
     rp.add_argument("--embedding-dims", type=int, default=None,

@@ -15,6 +15,7 @@ import argparse
 import os
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -23,13 +24,20 @@ from bandit_router import SentenceTransformerEmbedder as MiniLM
 from bandit_router.simulation import SyntheticWorkload, demo_catalog
 
 
+def _squarecb_if_asked(policy: dict[str, Any]) -> dict[str, Any]:
+    """squareCB when one of its options is set, else the default exploration."""
+    if policy.get("optimism") or policy.get("baseline_strength"):
+        return {"exploration": "squarecb", **policy}
+    return policy
+
+
 def run(seed: int, rounds: int, last: int, lam: float, embedder: CachedEmbedder,
         policy: dict, config: dict) -> dict:
     wl = SyntheticWorkload(seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         router = Router(database_url=f"sqlite:///{os.path.join(tmp, 'b.db')}",
                         catalog=demo_catalog(), embedder=embedder,
-                        policy=PolicyConfig(seed=seed, **policy),
+                        policy=PolicyConfig(seed=seed, **_squarecb_if_asked(policy)),
                         config=RouterConfig(cost_weight=lam, **config))
         topics, picks = [], []
         t0 = time.perf_counter()

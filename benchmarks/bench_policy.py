@@ -23,8 +23,16 @@ from bandit_router._scoring import BASELINE, CROSSED_ONLY, PINNED
 from bandit_router.policies import VWPolicy
 
 
+def _exploration(args: argparse.Namespace) -> str:
+    """squareCB when one of its options is set (this benchmark's history), else the
+    default."""
+    squarecb = args.optimism or getattr(args, "elimination", False) or args.baseline_strength
+    return "squarecb" if squarecb else PolicyConfig().exploration
+
+
 def one_run(dims: int | None, args: argparse.Namespace, seed: int) -> tuple[float, float]:
-    policy = VWPolicy(PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
+    policy = VWPolicy(PolicyConfig(seed=seed, exploration=_exploration(args),
+                                   gamma_scale=args.gamma_scale,
                                    optimism=args.optimism, embedding_dims=dims,
                                    baseline_strength=args.baseline_strength),
                       input_dim=384, pinned=PINNED, crossed_only=CROSSED_ONLY, baseline=BASELINE)

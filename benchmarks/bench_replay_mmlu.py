@@ -30,6 +30,13 @@ from bandit_router.replay import replay, zero_router_hull
 GPT4O = "always gpt-4o-2024-05-13"
 
 
+def _exploration(args: argparse.Namespace) -> str:
+    """squareCB when one of its options is set (this benchmark's history), else the
+    default."""
+    squarecb = args.optimism or getattr(args, "elimination", False) or args.baseline_strength
+    return "squarecb" if squarecb else PolicyConfig().exploration
+
+
 def router_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
     """``texts`` embedded by the router's default embedder (all-MiniLM-L6-v2, float32)."""
     if cache is not None and cache.exists():
@@ -55,7 +62,8 @@ def one_replay(job: tuple[argparse.Namespace, float, int]
     args, lam, seed = job
     ds = _DATASET[0]
     r = replay(ds, seed=seed, cost_weight=lam, limit=args.limit, warm_start=args.warm_start,
-               policy=PolicyConfig(seed=seed, gamma_scale=args.gamma_scale,
+               policy=PolicyConfig(seed=seed, exploration=_exploration(args),
+                                   gamma_scale=args.gamma_scale,
                                    embedding_dims=args.embedding_dims,
                                    elimination=args.elimination, optimism=args.optimism,
                                    baseline_strength=args.baseline_strength,

@@ -21,6 +21,7 @@ from bandit_router import (
     RouterConfig,
     SentenceTransformerEmbedder,
     __version__,
+    implied_exploration,
 )
 from bandit_router.policies import KNNGreedyPolicy, Policy, VWPolicy
 from bandit_router.simulation import HashEmbedder
@@ -48,10 +49,15 @@ def build_router(settings: Settings) -> Router:
                                 max_wait_s=settings.embed_wait_ms / 1000)
     return Router(
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
-        policy=PolicyConfig(exploration=settings.exploration, seed=settings.seed,
+        policy=PolicyConfig(exploration=implied_exploration(
+                                settings.exploration, optimism=settings.optimism,
+                                elimination=settings.elimination,
+                                baseline_strength=settings.baseline_strength),
+                            seed=settings.seed,
                             gamma_scale=settings.gamma_scale,
                             elimination=settings.elimination,
                             optimism=settings.optimism,
+                            thompson_scale=settings.thompson_scale,
                             baseline_strength=settings.baseline_strength,
                             embedding_dims=settings.embedding_dims),
         config=RouterConfig(cost_weight=settings.cost_weight,
@@ -103,7 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if spec.pop("strategy", "vw") == "knn_greedy":
                 policy = KNNGreedyPolicy(epsilon=spec.get("epsilon", 0.05), seed=base.seed)
             else:
-                if "optimism" not in spec and spec.get("exploration", "squarecb") != "squarecb":
+                if "exploration" not in spec and (spec.get("optimism") or spec.get(
+                        "elimination") or spec.get("baseline_strength")):
+                    spec["exploration"] = "squarecb"  # squareCB's options mean squareCB
+                if "optimism" not in spec and spec.get("exploration",
+                                                       base.exploration) != "squarecb":
                     spec["optimism"] = 0.0  # the service's optimism is for squareCB arms only
                 if "baseline_strength" not in spec and spec.get("optimism", base.optimism) == 0:
                     spec["baseline_strength"] = 0.0  # an option of optimism: off with it

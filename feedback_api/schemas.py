@@ -155,7 +155,9 @@ class ArmIn(_In):
     strategy: Literal["vw", "knn_greedy"] = Field(
         "vw", description="'vw': the Vowpal Wabbit policy (default); 'knn_greedy': greedy on "
                           "the nearest-neighbour estimates, no VW (exploration: epsilon)")
-    exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] | None = None
+    exploration: Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"] | None = None
+    thompson_scale: float | None = Field(None, gt=0, le=10, description="Thompson sampling: "
+                                         "the posterior's spread (higher explores more)")
     epsilon: float | None = Field(None, ge=0, le=1)
     gamma_scale: float | None = Field(None, gt=0, le=1e6)
     optimism: float | None = Field(None, ge=0, le=10, description="squareCB's decision-time "

@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     reward_wait_s: float = Field(600.0, gt=0)
     default_reward: float = 0.0
     store_task_text: bool = False
-    exploration: Literal["squarecb", "epsilon", "softmax", "regcb"] = "squarecb"
+    exploration: Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"] | None = Field(
+        None, description="thompson (the default): Thompson sampling per task cluster over "
+                          "VW's regressor; or one of VW's explorations. Unset, squarecb when "
+                          "one of its options (optimism, elimination, baseline_strength) is")
+    thompson_scale: float = Field(0.5, gt=0, le=10, description="Thompson sampling: the "
+                                  "posterior's spread (higher explores more)")
     seed: int = 0
     gamma_scale: float = Field(10.0, gt=0, le=1e6, description="squareCB: higher explores less")
     elimination: bool = Field(False, description="squareCB explores only the models whose "

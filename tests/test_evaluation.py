@@ -93,7 +93,7 @@ def test_evaluate_settings_on_a_routers_own_log(tmp_path) -> None:
     dearer = evaluate_setting(events, policy=PolicyConfig(), cost_weight=500.0, input_dim=384)
     assert dearer.snips.value < greedier.snips.value  # every reward pays 10x for cost
     # a setting that changes decisions only is evaluated too: the target weighs baselines
-    hopeful = PolicyConfig(optimism=0.2, gamma_scale=400)
+    hopeful = PolicyConfig(exploration="squarecb", optimism=0.2, gamma_scale=400)
     plain = evaluate_setting(events, policy=hopeful, input_dim=384)
     trusting = evaluate_setting(events, policy=replace(hopeful, baseline_strength=10.0),
                                 input_dim=384)

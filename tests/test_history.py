@@ -189,9 +189,11 @@ def test_the_logged_probability_is_stored_and_learned_with() -> None:
     router.warm_start(synthetic_dataset(4, seed=1))
     assert policy.probabilities[201:] == [1.0] * 20
 
-    # the same decisions logged with probability 1 (a deterministic policy) teach VW
-    # something else: the importance weight 1/p scales each update
-    weighted, unweighted = make(), make()
+    # the same decisions logged with probability 1 (a deterministic policy) teach VW's
+    # squareCB something else: the importance weight 1/p scales each update (Thompson
+    # sampling's regressor, like squareCB's own, is fitted without it)
+    squarecb = PolicyConfig(exploration="squarecb")
+    weighted, unweighted = make(policy=squarecb), make(policy=squarecb)
     weighted.warm_start(records)
     unweighted.warm_start([replace(r, probability=1.0) for r in records])
     assert weighted.policy.to_bytes() != unweighted.policy.to_bytes()

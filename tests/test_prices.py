@@ -288,7 +288,7 @@ def test_apply_price_file_with_aliases(tmp_path: Path,
 
 def test_a_price_change_in_the_file_shifts_traffic_at_the_next_decisions(
         tmp_path: Path) -> None:
-    """Two models of the same quality at the same price: whichever the router settles on,
+    """Two models at the same price, one a little better: once the router has settled on it,
     making it 100x dearer in the file moves the next decisions to the other one, without a
     reward in between (the price is a decision feature)."""
     catalog = Catalog([spec("alpha", "one", 3.0, 12.0, avg_latency=2.0, quality_score=0.8),
@@ -306,9 +306,10 @@ def test_a_price_change_in_the_file_shifts_traffic_at_the_next_decisions(
     watcher = PriceFileWatcher(path, lambda: apply_price_file(router, path), fire_initial=True)
     assert watcher.check()  # the file matches the catalog: applied, nothing changed
     workload = SyntheticWorkload(seed=5)
-    for i in range(200):  # equal quality for both: settles on one of them
+    for i in range(300):  # alpha a little better: settles on it
         d = router.select(workload.sample_task().text, event_id=f"train-{i}")
-        router.reward(d.event_id, quality=0.8, output_tokens=300)
+        router.reward(d.event_id, quality=0.9 if d.provider == "alpha" else 0.7,
+                      output_tokens=300)
     tasks = [t.text for t in SyntheticWorkload(seed=3).tasks(60)]
 
     def shares(tag: str) -> dict[str, float]:
@@ -317,8 +318,7 @@ def test_a_price_change_in_the_file_shifts_traffic_at_the_next_decisions(
                 for key in catalog.model_keys()}
 
     before = shares("before")
-    leader = max(before, key=before.__getitem__)
-    other = next(key for key in before if key != leader)
+    leader, other = "alpha/one", "beta/two"
     assert before[leader] >= 0.7
     learned = router._learner.learned
 

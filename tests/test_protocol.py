@@ -103,3 +103,22 @@ def test_targets_are_checked_against_the_figures() -> None:
                                                                                        True]
     with pytest.raises(InvalidInputError):
         protocol.Target(kind="nope")  # type: ignore[arg-type]
+
+
+def test_the_readme_table_is_the_committed_json() -> None:
+    """The README's quality figures come from the JSON the protocol wrote, not by hand."""
+    from bandit_router.cli import README_END, README_START
+
+    root = Path(__file__).resolve().parents[1]
+    result = protocol.load_json(root / "benchmarks" / "results" / "quality.json")
+    readme = (root / "README.md").read_text()
+    block = readme.split(README_START, 1)[1].split(README_END, 1)[0]
+    assert block == "\n" + protocol.render_markdown(result)
+    assert result["seed_set"] == "report" and result["seeds"] == list(protocol.REPORT_SEEDS)
+    # measured with the defaults as they are now: change one, and the table must be re-run
+    from bandit_router import PolicyConfig, RouterConfig
+
+    assert result["settings"]["overrides"] == {"policy": {}, "router": {}}
+    assert result["settings"]["policy"] == protocol._jsonable(PolicyConfig())
+    assert result["settings"]["router"] == protocol._jsonable(RouterConfig())
+    assert protocol.check_targets(result) == result["targets"]

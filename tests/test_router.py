@@ -289,7 +289,8 @@ def test_restart_restores_an_optimistic_policy_exactly(
     """With ``optimism`` the policy's counts and squareCB's ``t`` are in the checkpoint, and a
     rebuild from the log (no checkpoint) counts them again the same; with
     ``baseline_strength`` too, the counts weighing each model's baseline."""
-    policy = PolicyConfig(seed=3, gamma_scale=100, optimism=0.3, baseline_strength=strength)
+    policy = PolicyConfig(exploration="squarecb",
+                          seed=3, gamma_scale=100, optimism=0.3, baseline_strength=strength)
     first = make_router(policy=policy, config=RouterConfig(cost_weight=50.0,
                                                           checkpoint_every=10_000))
     # the baseline is the neighbours' estimate less the cost and latency terms
@@ -316,7 +317,7 @@ def test_a_checkpoint_serves_any_baseline_strength(
         make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
     """``baseline_strength`` changes decisions only: a checkpoint written without it is
     loaded with it (nothing is relearned), and the restored policy weighs its baselines."""
-    plain = PolicyConfig(seed=3, gamma_scale=100, optimism=0.3)
+    plain = PolicyConfig(exploration="squarecb", seed=3, gamma_scale=100, optimism=0.3)
     first = make_router(policy=plain, config=RouterConfig(cost_weight=50.0,
                                                          checkpoint_every=10_000))
     train(first, 120)
@@ -336,7 +337,8 @@ def test_a_policy_crossing_the_neighbours_estimate_restarts_exactly(
     from events logged before ``Q`` existed (their ``Q`` is filled from ``A``)."""
     from bandit_router._scoring import action_features
 
-    policy = PolicyConfig(seed=2, optimism=0.2, gamma_scale=100, interactions=("EM", "QM"))
+    policy = PolicyConfig(exploration="squarecb",
+                          seed=2, optimism=0.2, gamma_scale=100, interactions=("EM", "QM"))
     first = make_router(policy=policy, config=RouterConfig(cost_weight=50.0,
                                                           checkpoint_every=10_000))
     train(first, 150)
@@ -570,3 +572,53 @@ def test_checkpoints_leave_the_memory_vectors_in_the_log(
     assert "not in the log" in caplog.text and "rebuilding the policy" in caplog.text
     assert fourth._learner.learned == 250
     assert np.allclose(probe_pmf(fourth), expected, atol=1e-6)
+
+
+def test_restart_restores_thompson_sampling_exactly(
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
+    """Thompson sampling's posterior per cluster and model, and its stacker, are in the
+    checkpoint; a rebuild from the log (no checkpoint) learns them again the same."""
+    policy = PolicyConfig(seed=3, exploration="thompson")
+    config = RouterConfig(cost_weight=50.0, checkpoint_every=10_000, task_clusters=(4,),
+                          cluster_after=60)
+    first = make_router(policy=policy, config=config)
+    assert isinstance(first.policy, VWPolicy)
+    assert first.policy.groups == ("K",) and first.policy.learned_range == (0.0, 1.0)
+    assert first.policy.evidence == ("A", "evidence", config.prior_strength)
+    train(first, 200)
+    assert first._learner.clusters is not None  # the posterior has cluster levels
+
+    def probe(router: Router) -> list[float]:
+        emb = router.embedder.embed(["Translate 'good night' to German."])[0]
+        specs = list(router.catalog)
+        with router._lock:
+            ests = router._learner.estimates(specs, emb, 12)
+            context = {"E": emb, **router._learner.task_context(emb, {"translate": 1.0})}
+        from bandit_router._scoring import action_features
+
+        acts = [action_features(s, e, cost_weight=50.0, latency_weight=0.0)
+                for s, e in zip(specs, ests, strict=True)]
+        assert "K" in context
+        return router.policy.pmf(context, acts, key="probe")
+
+    expected = probe(first)
+    first.close()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        second = make_router(policy=policy, config=config)
+    assert "restored checkpoint" in caplog.text
+    assert second._learner.learned == 200
+    assert probe(second) == expected
+    second.close()
+    with second.store.session() as s:
+        for row in s.scalars(select(CheckpointRow)):
+            s.delete(row)
+    third = make_router(policy=policy, config=config)
+    assert third._learner.learned == 200
+    assert probe(third) == expected
+    # the spread is a decision-only setting: a checkpoint serves another one
+    caplog.clear()
+    third.close()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        wider = make_router(policy=replace(policy, thompson_scale=2.0), config=config)
+    assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
+    assert probe(wider) != expected

@@ -136,8 +136,10 @@ def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
 
     plain = PolicyConfig(seed=5)
     assert _settings(plain) == repr(plain).replace(", optimism=0.0", "").replace(
-        ", baseline_strength=0.0", "")
-    assert "optimism=0.2" in _settings(PolicyConfig(seed=5, optimism=0.2))
+        ", baseline_strength=0.0", "").replace(", thompson_scale=0.5", "").replace(
+        ", thompson_prior=20.0", "").replace(", thompson_memory=1000.0", "").replace(
+        ", thompson_draws=256", "")
+    assert "optimism=0.2" in _settings(PolicyConfig(exploration="squarecb", seed=5, optimism=0.2))
     first = make_router(policy=plain)
     train(first, 40)
     first.close()
@@ -145,7 +147,7 @@ def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
         again = make_router(policy=plain)
         assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
         caplog.clear()
-        other = make_router(policy=PolicyConfig(seed=5, optimism=0.2))
+        other = make_router(policy=PolicyConfig(exploration="squarecb", seed=5, optimism=0.2))
         assert "other settings" in caplog.text and "restored checkpoint" not in caplog.text
     assert again._learner.config_hash() != other._learner.config_hash()
     assert again._learner.learned == other._learner.learned == 40

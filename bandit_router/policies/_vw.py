@@ -5,6 +5,7 @@ Every call into VW lives here: example formatting, predict, learn, save and load
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -22,6 +23,7 @@ import vowpalwabbit
 from .._config import PolicyConfig
 from ._base import Features, Policy
 from ._squarecb import Optimism, squarecb_pmf, toward_baseline
+from ._thompson import ClusterPosterior, Stacker, thompson_pmf
 
 __all__ = ["VWPolicy"]
 
@@ -32,6 +34,8 @@ _COST_PER_REWARD = -1.0
 
 #: Marks a model file that starts with the adapter's own squareCB state (``optimism``).
 _STATE_MAGIC = b"bandit-router squarecb state\n"
+#: Marks a model file that starts with the adapter's Thompson sampling state.
+_THOMPSON_MAGIC = b"bandit-router thompson state\n"
 
 #: Examples kept as text by key (see ``Policy``): a decision formats its context and actions
 #: to predict, and learning its reward uses the same text again.
@@ -136,7 +140,10 @@ class VWPolicy(Policy):
     def __init__(self, config: PolicyConfig | None = None, *, input_dim: int | None = None,
                  pinned: Mapping[str, Mapping[str, float]] | None = None,
                  crossed_only: Sequence[str] = (),
-                 baseline: Mapping[str, Mapping[str, float]] | None = None) -> None:
+                 baseline: Mapping[str, Mapping[str, float]] | None = None,
+                 groups: Sequence[str] = (),
+                 learned_range: tuple[float, float] | None = None,
+                 evidence: tuple[str, str, float] | None = None) -> None:
         self.config = config or PolicyConfig()
         self.pinned = {ns: dict(values) for ns, values in (pinned or {}).items()}
         if isinstance(crossed_only, str):
@@ -150,6 +157,23 @@ class VWPolicy(Policy):
         if self.config.baseline_strength > 0 and not self.baseline:
             raise ValueError("baseline_strength weighs each action against its baseline: "
                              "give the policy one (VWPolicy(baseline=...))")
+        if isinstance(groups, str) or not all(_is_namespace(ns) for ns in groups):
+            raise ValueError("groups must be a sequence of context namespace letters")
+        #: context namespaces whose features are the levels of the Thompson posterior
+        self.groups = tuple(groups)
+        if learned_range is not None and not (
+                len(learned_range) == 2 and all(math.isfinite(x) for x in learned_range)
+                and learned_range[0] < learned_range[1]):
+            raise ValueError("learned_range must be (low, high) with low < high")
+        #: where the learned part of a reward lies (the router's: a quality in [0, 1])
+        self.learned_range = learned_range
+        if evidence is not None and not (
+                len(evidence) == 3 and _is_namespace(evidence[0])
+                and isinstance(evidence[1], str) and isinstance(evidence[2], int | float)
+                and math.isfinite(evidence[2]) and evidence[2] > 0):
+            raise ValueError("evidence must be (namespace letter, feature, pseudo-count > 0)")
+        #: the action feature saying how much stands behind its baseline (``_precision``)
+        self.evidence = evidence
         #: the workspace's command line: the configuration's, and the linear terms left out
         self._args = " ".join([self.config.vw_args(),
                                *(f"--ignore_linear {ns}" for ns in self.crossed_only)])
@@ -176,6 +200,14 @@ class VWPolicy(Policy):
         #: ``t`` of squareCB's gamma, which VW's ``--squarecb`` would count itself)
         self._optimism = (Optimism(scale=self.config.optimism) if self.config.optimism > 0
                           else None)
+        #: with Thompson sampling: the posterior per cluster and model (``_thompson``)
+        self._posterior = (self._new_posterior() if self.config.exploration == "thompson"
+                           else None)
+        self._stacker = Stacker(memory=self.config.thompson_memory)
+        #: VW's scores of each decision, by key, to score its prediction on the outcome
+        self._decided: OrderedDict[Hashable, list[float]] = OrderedDict()
+        #: VW runs a regressor and the adapter explores (optimism, Thompson sampling)
+        self._regressor = self._optimism is not None or self._posterior is not None
         self._learned = 0
         #: with ``optimism``: examples without features, set up once per workspace (see
         #: ``_learn_padded``)
@@ -395,10 +427,80 @@ class VWPolicy(Policy):
         gamma = self.config.gamma_scale * self._learned ** self.config.gamma_exponent
         return squarecb_pmf(adjusted, gamma=gamma)
 
+    def _new_posterior(self) -> ClusterPosterior:
+        return ClusterPosterior(prior_strength=self.config.thompson_prior,
+                                memory=self.config.thompson_memory)
+
+    def _known(self, action: Features) -> float:
+        """The pinned part of an action's reward: what its features fix without learning."""
+        known = 0.0
+        for ns, values in self.pinned.items():
+            features = action.get(ns)
+            if type(features) is dict or isinstance(features, Mapping):
+                for name, coef in values.items():
+                    known += coef * float(features.get(name, 0.0))
+        return known
+
+    def _cells(self, context: Features, action: Features) -> list[tuple[str, ...]]:
+        """The posterior's cells for an action in a context: the model overall, then the
+        model in each feature of the context's group namespaces, in order."""
+        identity = self._identity(action)
+        cells = [identity]
+        for ns in self.groups:
+            values = context.get(ns)
+            if type(values) is dict or isinstance(values, Mapping):
+                cells += [(f"{ns}:{name}", *identity) for name in values]
+        return cells
+
+    def _thompson(self, costs: list[float], context: Features, actions: Sequence[Features],
+                  key: Hashable | None) -> list[float]:
+        """Thompson sampling's distribution over ``actions`` (see ``policies._thompson``)."""
+        assert self._posterior is not None
+        cfg = self.config
+        known = [self._known(a) for a in actions]
+        # the baseline's learned part (the router's: the neighbours' quality estimate)
+        priors = [_COST_PER_REWARD * b - k for b, k in
+                  zip(self._baseline_costs(actions), known, strict=True)]
+        w = self._stacker.weight()
+        means, sds = [], []
+        for action, cost, prior, fixed in zip(actions, costs, priors, known, strict=True):
+            mean, precision, variance = self._posterior.estimate(
+                prior, self._cells(context, action), prior_precision=self._precision(action))
+            means.append(mean + w * (_COST_PER_REWARD * cost - fixed - mean))
+            sds.append(cfg.thompson_scale * math.sqrt(variance / precision))
+        low, high = self.learned_range or (-math.inf, math.inf)
+        return thompson_pmf(means, sds, rng=self._draw_rng(key), draws=cfg.thompson_draws,
+                            offsets=known, low=low, high=high)
+
+    def _precision(self, action: Features) -> float:
+        """How many outcomes the action's own estimate (its baseline) weighs as: with
+        ``evidence`` ``(ns, feature, pseudo)``, whose value is ``n / (n + pseudo)`` for ``n``
+        outcomes behind the estimate, ``n + pseudo``; else one."""
+        if self.evidence is None:
+            return 1.0
+        ns, name, pseudo = self.evidence
+        values = action.get(ns)
+        share = (float(values.get(name, 0.0))
+                 if type(values) is dict or isinstance(values, Mapping) else 0.0)
+        return pseudo / (1.0 - min(max(share, 0.0), 0.999))
+
+    def _draw_rng(self, key: Hashable | None) -> np.random.Generator:
+        """The generator of a decision's posterior draws: fixed by the policy seed and the
+        decision's key (or the seed alone), so the same decision in the same state gives the
+        same distribution again."""
+        digest = hashlib.sha256(f"{self.seed}:{key!r}".encode()).digest()
+        return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
     def pmf(self, context: Features, actions: Sequence[Features], *,
             key: Hashable | None = None) -> list[float]:
         scores = self._scores(context, actions, key)
-        if self._optimism is not None:  # VW predicted costs; squareCB is applied here
+        if self._posterior is not None:  # VW predicted costs; Thompson sampling here
+            if key is not None:
+                self._decided[key] = scores
+                if len(self._decided) > _EXAMPLE_CACHE_SIZE:
+                    self._decided.popitem(last=False)
+            scores = self._thompson(scores, context, actions, key)
+        elif self._optimism is not None:  # VW predicted costs; squareCB is applied here
             scores = self._optimistic_pmf(scores, actions)
         raw = [max(float(p), 0.0) for p in scores]
         total = sum(raw)
@@ -413,11 +515,19 @@ class VWPolicy(Policy):
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
               probability: float, *, key: Hashable | None = None) -> None:
         cost = _COST_PER_REWARD * reward
-        if self._optimism is not None:
+        if self._regressor:
             probability = 1.0  # squareCB's regression is not importance-weighted
         label = (index, cost, max(probability, 1e-6))
         examples = self._parsed.pop(key, None) if key is not None else None
         labelled = 0 <= index < len(actions)
+        # VW's prediction for the chosen action before this update (Thompson's stacker)
+        vw_cost: float | None = None
+        if self._posterior is not None and labelled:
+            decided = self._decided.pop(key, None) if key is not None else None
+            if decided is not None and len(decided) == len(actions):
+                vw_cost = decided[index]
+            else:  # a rebuild from the log: predict the chosen action alone
+                vw_cost = self._run(self._example(context, [actions[index]]), learn=False)[0]
         try:
             if examples is not None and len(examples) == len(actions) + 1 and labelled:
                 try:  # the examples its decision parsed: only the label is new
@@ -426,7 +536,7 @@ class VWPolicy(Policy):
                                             pylibvw.vw.lContextualBandit)
                     # parsed without a label, VW took it for held-out; labelled text is not
                     chosen.set_test_only(False)
-                    if self._optimism is None:
+                    if not self._regressor:
                         pylibvw.vw.learn_multi(self._vw, examples)
                     else:
                         self._learn_padded(examples[0], chosen, index, len(actions))
@@ -436,7 +546,7 @@ class VWPolicy(Policy):
                 if examples is not None:
                     self._finish(examples)
                 lines = self._example(context, actions, label, key)
-                if self._optimism is not None and labelled:
+                if self._regressor and labelled:
                     parsed = self._parse([lines[0], lines[index + 1]])
                     try:
                         self._learn_padded(parsed[0], parsed[1], index, len(actions))
@@ -447,6 +557,18 @@ class VWPolicy(Policy):
             if self._optimism is not None and labelled:
                 self._learned += 1  # squareCB's t: examples learned with a label
                 self._optimism.record(self._identity(actions[index]))
+            if self._posterior is not None and labelled:
+                self._learned += 1
+                action = actions[index]
+                fixed = self._known(action)
+                cells = self._cells(context, action)
+                if vw_cost is not None:
+                    prior = _COST_PER_REWARD * self._baseline_costs([action])[0] - fixed
+                    self._stacker.update(reward - fixed, _COST_PER_REWARD * vw_cost - fixed,
+                                         self._posterior.estimate(
+                                             prior, cells,
+                                             prior_precision=self._precision(action))[0])
+                self._posterior.update(cells, reward - fixed)
         finally:
             if key is not None:
                 self._examples.pop(key, None)  # an event is learned once
@@ -461,6 +583,11 @@ class VWPolicy(Policy):
                 model = fh.read()
         finally:
             os.unlink(path)
+        if self._posterior is not None:
+            state = orjson.dumps({"learned": self._learned,
+                                  "cells": self._posterior.to_state(),
+                                  "stacker": self._stacker.to_state()})
+            return _THOMPSON_MAGIC + state + b"\n" + model
         if self._optimism is None:
             return model
         state = orjson.dumps({"learned": self._learned, "counts": self._optimism.to_state()})
@@ -470,10 +597,15 @@ class VWPolicy(Policy):
         if not data:
             raise ValueError("empty VW model")
         state = None
+        posterior = None
         if data.startswith(_STATE_MAGIC):
             head, _, data = data[len(_STATE_MAGIC):].partition(b"\n")
             state = _squarecb_state(head, scale=self.config.optimism)
-        if (state is None) != (self._optimism is None):
+        elif data.startswith(_THOMPSON_MAGIC):
+            head, _, data = data[len(_THOMPSON_MAGIC):].partition(b"\n")
+            posterior = self._thompson_state(head)
+        if (state is None) != (self._optimism is None) or (
+                (posterior is None) != (self._posterior is None)):
             raise ValueError("the model was saved with other exploration settings")
         fd, path = tempfile.mkstemp(suffix=".vw")
         try:
@@ -490,6 +622,23 @@ class VWPolicy(Policy):
         self._index_pins()
         if state is not None:
             self._learned, self._optimism = state
+        if posterior is not None:
+            self._learned, self._posterior, self._stacker = posterior
+
+    def _thompson_state(self, head: bytes) -> tuple[int, ClusterPosterior, Stacker]:
+        """The Thompson state saved before a model; ValueError unless it is whole."""
+        try:
+            state = orjson.loads(head)
+            learned = state["learned"]
+            if type(learned) is not int or learned < 0:
+                raise ValueError("examples learned must be a whole number")
+            stacker = Stacker(memory=self.config.thompson_memory)
+            stacker.load_state(state["stacker"])
+            return learned, ClusterPosterior.from_state(
+                state["cells"], prior_strength=self.config.thompson_prior,
+                memory=self.config.thompson_memory), stacker
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"damaged Thompson state: {exc}") from None
 
     def close(self) -> None:
         self._pending.release()

@@ -17,11 +17,16 @@ FACTORIES: dict[str, Callable[[int], Policy]] = {
                                               input_dim=16))
        for e in EXPLORATIONS},
     "vw-squarecb-elimination": lambda seed: VWPolicy(
-        PolicyConfig(elimination=True, seed=seed), input_dim=16),
+        PolicyConfig(exploration="squarecb", elimination=True, seed=seed), input_dim=16),
     "vw-squarecb-optimism": lambda seed: VWPolicy(
-        PolicyConfig(optimism=0.2, seed=seed), input_dim=16),
+        PolicyConfig(exploration="squarecb", optimism=0.2, seed=seed), input_dim=16),
+    "vw-thompson-as-the-router-runs-it": lambda seed: VWPolicy(
+        PolicyConfig(exploration="thompson", seed=seed), input_dim=16,
+        pinned={"A": {"cost": -1.0}}, baseline={"A": {"cost": -1.0}}, groups=("K",),
+        learned_range=(0.0, 1.0), evidence=("A", "evidence", 2.0)),
     "vw-squarecb-optimism-baseline": lambda seed: VWPolicy(
-        PolicyConfig(optimism=0.2, baseline_strength=10.0, seed=seed), input_dim=16,
+        PolicyConfig(exploration="squarecb",
+                     optimism=0.2, baseline_strength=10.0, seed=seed), input_dim=16,
         baseline={"A": {"cost": -1.0}}),
 }
 

@@ -32,9 +32,11 @@ def test_feature_names_are_escaped() -> None:
 
 
 def test_corrupt_model_bytes_raise() -> None:
-    policy = VWPolicy()
+    policy = VWPolicy(PolicyConfig(exploration="squarecb"))
     with pytest.raises(RuntimeError):
         policy.load_bytes(b"not a model" * 10)
+    with pytest.raises(ValueError):  # Thompson sampling expects its state first
+        VWPolicy().load_bytes(b"not a model" * 10)
     with pytest.raises(ValueError):
         policy.load_bytes(b"")
     assert len(policy.pmf({"T": {"x": 1.0}}, [{"M": {"a": 1.0}}])) == 1  # still usable
@@ -102,7 +104,8 @@ def test_examples_reused_as_text_match_fresh_formatting() -> None:
 def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
     """The router names each decision (its event id) so that learning its reward reuses the
     example formatted to decide; the policy learned must equal one formatted twice."""
-    keyed, plain = VWPolicy(PolicyConfig(seed=4)), VWPolicy(PolicyConfig(seed=4))
+    config = PolicyConfig(exploration="squarecb", seed=4)
+    keyed, plain = VWPolicy(config), VWPolicy(config)
     rng = np.random.default_rng(1)
     acts = [{"M": {"a": 1.0}, "A": {"cost": 0.1}}, {"M": {"b": 1.0}, "A": {"cost": 0.3}}]
     for k in range(300):
@@ -121,10 +124,13 @@ def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
 
 
 @pytest.mark.parametrize("config", [
-    PolicyConfig(seed=1), PolicyConfig(seed=1, exploration="epsilon"),
+    PolicyConfig(exploration="squarecb", seed=1), PolicyConfig(seed=1, exploration="epsilon"),
     PolicyConfig(seed=1, exploration="softmax"), PolicyConfig(seed=1, exploration="regcb"),
-    PolicyConfig(seed=1, elimination=True), PolicyConfig(seed=1, exploration_floor=0.1),
-    PolicyConfig(seed=1, extra_args="--sgd"), PolicyConfig(seed=1, optimism=0.3)],
+    PolicyConfig(exploration="squarecb",
+                 seed=1, elimination=True),
+    PolicyConfig(exploration="squarecb", seed=1, exploration_floor=0.1),
+    PolicyConfig(exploration="squarecb", seed=1, extra_args="--sgd"),
+    PolicyConfig(exploration="squarecb", seed=1, optimism=0.3)],
     ids=["squarecb", "epsilon", "softmax", "regcb", "elimination", "floor", "sgd", "optimism"])
 def test_rewards_learned_late_and_out_of_order_match_the_text_path(
         config: PolicyConfig) -> None:
@@ -227,9 +233,11 @@ def test_the_adapter_s_squarecb_is_vw_s_when_the_bonus_is_negligible() -> None:
     the squareCB rule; with a vanishing bonus that is VW's own ``--squarecb``, decision for
     decision (float32 in VW, float64 here: equal to 1e-5)."""
     pins = {"A": {"cost": -1.0}}
-    own = VWPolicy(PolicyConfig(seed=4, gamma_scale=30, optimism=1e-9), input_dim=16,
+    own = VWPolicy(PolicyConfig(exploration="squarecb",
+                                seed=4, gamma_scale=30, optimism=1e-9), input_dim=16,
                    pinned=pins)
-    vw = VWPolicy(PolicyConfig(seed=4, gamma_scale=30), input_dim=16, pinned=pins)
+    vw = VWPolicy(PolicyConfig(exploration="squarecb", seed=4, gamma_scale=30), input_dim=16,
+                  pinned=pins)
     assert "--squarecb" not in own._vw.get_arguments()
     rng = np.random.default_rng(9)
     for t, (ctx, acts) in enumerate(_stream(3, 400)):
@@ -254,9 +262,9 @@ def test_optimism_retries_an_action_that_was_never_tried() -> None:
     decide: the regressor's predictions are the same either way."""
     ctx = {"T": {"x": 1.0}}
     acts = [{"M": {"tried": 1.0}}, {"M": {"never": 1.0}}]
-    plain = VWPolicy(PolicyConfig(seed=0, gamma_scale=200))
-    hopeful = VWPolicy(PolicyConfig(seed=0, gamma_scale=200, optimism=0.5))
-    neutral = VWPolicy(PolicyConfig(seed=0, gamma_scale=200, optimism=1e-9))
+    plain = VWPolicy(PolicyConfig(exploration="squarecb", seed=0, gamma_scale=200))
+    hopeful = VWPolicy(PolicyConfig(exploration="squarecb", seed=0, gamma_scale=200, optimism=0.5))
+    neutral = VWPolicy(PolicyConfig(exploration="squarecb", seed=0, gamma_scale=200, optimism=1e-9))
     for policy in (plain, hopeful, neutral):
         for _ in range(60):
             policy.learn(ctx, acts, 0, reward=0.6, probability=1.0)
@@ -272,7 +280,8 @@ def test_optimism_retries_an_action_that_was_never_tried() -> None:
 def test_optimism_state_travels_with_the_model(strength: float) -> None:
     """The counts behind the bonus (and behind ``baseline_strength``) come back with the
     model: the reloaded policy decides the same."""
-    config = PolicyConfig(seed=2, gamma_scale=50, optimism=0.2, baseline_strength=strength)
+    config = PolicyConfig(exploration="squarecb",
+                          seed=2, gamma_scale=50, optimism=0.2, baseline_strength=strength)
     baseline = {"A": {"quality": 1.0, "cost": -1.0}}
     first = VWPolicy(config, input_dim=16, baseline=baseline)
     for t, (ctx, acts) in enumerate(_stream(1, 150)):
@@ -296,7 +305,7 @@ def test_optimism_state_travels_with_the_model(strength: float) -> None:
                                   b'{"learned": 3, "counts": [[["m"], 1.5]]}', b"not json",
                                   b'{"learned": 3, "counts": [[[1], 2]]}'])
 def test_a_damaged_squarecb_state_is_refused_before_anything_changes(head: bytes) -> None:
-    config = PolicyConfig(seed=2, optimism=0.2)
+    config = PolicyConfig(exploration="squarecb", seed=2, optimism=0.2)
     policy = VWPolicy(config)
     ctx, acts = {"T": {"x": 1.0}}, [{"M": {"a": 1.0}}, {"M": {"b": 1.0}}]
     for _ in range(5):
@@ -309,7 +318,7 @@ def test_a_damaged_squarecb_state_is_refused_before_anything_changes(head: bytes
 
 
 def test_optimism_counts_actions_without_a_model_namespace_apart() -> None:
-    policy = VWPolicy(PolicyConfig(seed=0, optimism=0.2))
+    policy = VWPolicy(PolicyConfig(exploration="squarecb", seed=0, optimism=0.2))
     ctx, acts = {"T": {"x": 1.0}}, [{"P": {"openai": 1.0}}, {"P": {"google": 1.0}}]
     policy.learn(ctx, acts, 0, 0.5, 1.0)
     policy.learn(ctx, acts, 1, 0.5, 1.0)
@@ -326,7 +335,7 @@ def test_squarecb_s_regressor_learns_from_stand_ins_as_from_every_action() -> No
     on both paths (a decision's kept examples, and text built anew)."""
     import vowpalwabbit
 
-    config = PolicyConfig(seed=4, optimism=0.2)
+    config = PolicyConfig(exploration="squarecb", seed=4, optimism=0.2)
     policy = VWPolicy(config, input_dim=16)
     reference = vowpalwabbit.Workspace(config.vw_args() + " --quiet")
     stream = _stream(5, 300)
@@ -368,7 +377,7 @@ def _without_q(actions: list[dict]) -> list[dict]:
 def test_a_crossed_only_namespace_adds_nothing_without_its_interaction() -> None:
     rounds = _neighbour_rounds(300)
     # VW's regressor (its scores are predicted costs), and nothing crossed with Q
-    config = PolicyConfig(optimism=1e-6, interactions=("TM",))
+    config = PolicyConfig(exploration="squarecb", optimism=1e-6, interactions=("TM",))
     crossed = VWPolicy(config, crossed_only=("Q",))
     linear = VWPolicy(config)  # Q's features as plain linear terms
     without = VWPolicy(config)
@@ -384,7 +393,7 @@ def test_a_crossed_only_namespace_adds_nothing_without_its_interaction() -> None
 
 
 def test_a_crossed_only_namespace_is_learned_per_model_and_kept_by_a_reload() -> None:
-    config = PolicyConfig(optimism=1e-6, interactions=("TM", "QM"))
+    config = PolicyConfig(exploration="squarecb", optimism=1e-6, interactions=("TM", "QM"))
     rounds = _neighbour_rounds(2000)
     policy = VWPolicy(config, crossed_only=("Q",))
     half = VWPolicy(config, crossed_only=("Q",))
@@ -433,7 +442,7 @@ def test_a_model_seldom_learned_is_judged_by_its_baseline_until_it_is_learned() 
                 {"M": {"new": 1.0}, "B": {"prior": prior}}]
 
     def policy(strength: float) -> VWPolicy:
-        made = VWPolicy(PolicyConfig(seed=0, gamma_scale=200, optimism=1e-9,
+        made = VWPolicy(PolicyConfig(exploration="squarecb", seed=0, gamma_scale=200, optimism=1e-9,
                                      baseline_strength=strength),
                         crossed_only=("B",), baseline={"B": {"prior": 1.0}})
         for _ in range(60):
@@ -455,7 +464,8 @@ def test_the_baseline_is_read_from_the_action_s_features() -> None:
     """The baseline is the linear function of the action's features that ``baseline`` names:
     a feature an action lacks counts as 0, and with a baseline of its own a new model's
     predicted cost is exactly minus it."""
-    policy = VWPolicy(PolicyConfig(seed=0, optimism=1e-9, baseline_strength=5.0),
+    policy = VWPolicy(PolicyConfig(exploration="squarecb",
+                                   seed=0, optimism=1e-9, baseline_strength=5.0),
                       baseline={"A": {"quality": 1.0, "cost": -1.0}})
     acts = [{"M": {"a": 1.0}, "A": {"quality": 0.8, "cost": 0.3}}, {"M": {"b": 1.0}}]
     assert policy._baseline_costs(acts) == pytest.approx([-0.5, 0.0])
@@ -471,5 +481,6 @@ def test_a_baseline_that_is_not_coefficients_of_features_is_refused(baseline: ob
 def test_baseline_strength_without_a_baseline_is_refused() -> None:
     """It would weigh nothing: refused rather than silently ignored."""
     with pytest.raises(ValueError, match="baseline"):
-        VWPolicy(PolicyConfig(seed=0, optimism=0.2, baseline_strength=10.0))
-    VWPolicy(PolicyConfig(seed=0, optimism=0.2))  # without the strength, none is needed
+        VWPolicy(PolicyConfig(exploration="squarecb", seed=0, optimism=0.2, baseline_strength=10.0))
+    VWPolicy(PolicyConfig(exploration="squarecb",
+                          seed=0, optimism=0.2))  # without the strength, none is needed
