@@ -58,7 +58,7 @@ from ._errors import (
 from ._features import estimate_tokens, task_features
 from ._logged import LoggedDecision, _located
 from ._scoring import action_features
-from ._store import EventRow, RewardRow, Store
+from ._store import EventRow, LearnItem, RewardRow, Store
 from ._validation import MAX_ABS_REWARD, check_task
 
 if TYPE_CHECKING:
@@ -102,14 +102,21 @@ def _existing(store: Store, ids: Sequence[str]) -> set[str]:
 def _write(router: Router, pairs: list[tuple[EventRow, RewardRow]]) -> int:
     """Log a batch of history (skipping events already there), learn it; returns how many
     rewards were learned."""
+    written: list[tuple[EventRow, RewardRow]] = []
+    seqs: list[int] = []
     if pairs:
         try:
-            router.store.add_history(pairs)
+            seqs = router.store.add_history(pairs)
+            written = pairs
         except IntegrityError:  # another process wrote some of them meanwhile: skip those
             seen = _existing(router.store, [e.id for e, _ in pairs])
-            router.store.add_history([(e, r) for e, r in pairs if e.id not in seen])
+            written = [(e, r) for e, r in pairs if e.id not in seen]
+            seqs = router.store.add_history(written)
+    for (_, reward), seq in zip(written, seqs, strict=True):
+        reward.seq = seq
     with router._lock:
-        learned = router._learner.catch_up()
+        # the rows in hand, when they follow what was learned (else the log is read)
+        learned = router._learner.learn_written([LearnItem(r, e) for e, r in written])
     router._checkpoint_if_due()
     return learned
 

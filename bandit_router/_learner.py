@@ -206,6 +206,21 @@ class Learner:
         else:
             self.catch_up()
 
+    def learn_written(self, items: list[LearnItem]) -> int:
+        """Learn rows this process just wrote (with their seqs) without reading them back,
+        when they are the next ones in the log for this arm; otherwise tail the log, which
+        learns them in their place. Returns how many rewards were learned."""
+        seqs = [item.reward.seq for item in items]
+        if (not items or any(item.event.arm != self.arm for item in items)
+                or seqs != list(range(self.seq + 1, self.seq + 1 + len(items)))):
+            return self.catch_up()
+        for item in items:
+            self._learn(item)
+            self.seq = item.reward.seq
+        self._stats = self.memory.model_stats()
+        self._maybe_cluster()
+        return len(items) + self.catch_up()
+
     def catch_up(self, *, limit: int | None = None) -> int:
         """Learn the rewards logged after the last one learned (at most ``limit``);
         returns how many."""

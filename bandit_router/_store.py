@@ -83,6 +83,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _columns(row: Any) -> dict[str, Any]:
+    """A mapped row's column values by attribute name, leaving out the ones not set (an
+    autoincrement key), as an executemany of ``insert()`` takes them."""
+    state = row.__dict__
+    return {attr.key: state[attr.key] for attr in type(row).__mapper__.column_attrs
+            if attr.key in state}
+
+
 class Store:
     """The router's database. Any SQLAlchemy URL; SQLite gets WAL and full fsync."""
 
@@ -222,15 +230,19 @@ class Store:
         row.seq = int(key)
         return row.seq
 
-    def add_history(self, pairs: list[tuple[EventRow, RewardRow]]) -> None:
-        """Log decisions and their rewards together, in order, in one transaction."""
+    def add_history(self, pairs: list[tuple[EventRow, RewardRow]]) -> list[int]:
+        """Log decisions and their rewards together, in order, in one transaction: the events
+        in one executemany, then the rewards in another, one row after the other, so that
+        ``seq`` follows the given order. Returns the rewards' seqs, in that order."""
+        if not pairs:
+            return []
         with self.session() as s:
             self._lock_rewards(s)
-            s.add_all([e for e, _ in pairs])
-            s.flush()
-            for _, r in pairs:
-                s.add(r)
-                s.flush()  # one at a time: seq follows the given order
+            s.execute(insert(EventRow), [_columns(e) for e, _ in pairs])
+            seqs = s.execute(insert(RewardRow).returning(RewardRow.seq,
+                                                         sort_by_parameter_order=True),
+                             [_columns(r) for _, r in pairs]).scalars().all()
+        return list(seqs)
 
     def add_default_rewards(self, *, before: float, now: float, reward: float,
                             limit: int = 5000) -> int:

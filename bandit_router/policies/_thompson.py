@@ -13,7 +13,9 @@ the reward less its pinned cost and latency terms) is built up a hierarchy:
 1. the prior is the action's own estimate (the router's: its neighbours' mean quality,
    shrunk to the model's overall mean and the catalog's prior), weighed as the outcomes
    behind it (``evidence``): a model never tried near this task is as uncertain as one or two
-   outcomes, however often it was tried elsewhere;
+   outcomes, however often it was tried elsewhere, until the clusters show how much a model's
+   quality elsewhere tells of it here (the first level's strength, below), which it is then
+   worth at least;
 2. each of the context's cluster features (coarse codebook, then fine) pools the model's
    outcomes in that cluster, starting from the mean above it weighed as at most the level's
    strength in outcomes. The strength is estimated from the cells themselves (empirical
@@ -41,7 +43,7 @@ outcomes, not after everything it did before.
 >>> mean, precision, variance = post.estimate(0.5, [("m", "good"), ("k1", "m", "good")])
 >>> round(mean, 2), round(precision, 1), round(variance, 3)
 (0.99, 49.5, 0.01)
->>> pmf = thompson_pmf([0.9, 0.1], [0.05, 0.05], rng=np.random.default_rng(0))
+>>> pmf = thompson_pmf([0.9, 0.1], [0.05, 0.05], normals=np.zeros((8, 2)) + 1.0)
 >>> pmf
 [1.0, 0.0]
 """
@@ -53,8 +55,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["ClusterPosterior", "Stacker", "thompson_pmf"]
+__all__ = ["ClusterPosterior", "NormalTable", "Stacker", "thompson_pmf"]
 
 #: A cell of the posterior: a tuple of names (the level's features, then the model's).
 Cell = tuple[str, ...]
@@ -168,6 +171,10 @@ class ClusterPosterior:
         mean, precision = prior, prior_precision
         variance = 0.25
         strengths = self.strengths
+        if len(cells) > 1 and 1 in strengths:
+            # what the clusters say a model's quality elsewhere tells of it here: no less
+            # than its first level's strength, however little was seen near this task
+            precision = max(precision, strengths[1])
         for depth, cell in enumerate(cells):
             stats = self.cells.get(cell)
             if not depth:
@@ -261,17 +268,54 @@ class Stacker:
         self.sxy, self.sxx = float(state[0]), float(state[1])
 
 
-def thompson_pmf(means: Sequence[float], sds: Sequence[float], *, rng: np.random.Generator,
-                 draws: int = 256, offsets: Sequence[float] | None = None,
+def thompson_pmf(means: Sequence[float], sds: Sequence[float], *,
+                 normals: npt.NDArray[np.float64], offsets: Sequence[float] | None = None,
                  low: float = -math.inf, high: float = math.inf) -> list[float]:
-    """Each action's chance of the best draw: ``draws`` samples of ``mean + sd * z``,
-    clipped to ``[low, high]``, plus ``offset`` (a known part of the reward, e.g. minus the
-    cost), by action; ties go to the first."""
+    """Each action's chance of the best draw, over the rows of ``normals`` (standard normal
+    draws, one column per action): ``mean + sd * z`` clipped to ``[low, high]``, plus
+    ``offset`` (a known part of the reward, e.g. minus the cost); ties go to the first."""
     mu = np.asarray(means, np.float64)
-    samples = mu + np.asarray(sds, np.float64) * rng.standard_normal((draws, len(mu)))
+    samples = mu + np.asarray(sds, np.float64) * normals[:, : len(mu)]
     if low > -math.inf or high < math.inf:
         np.clip(samples, low, high, out=samples)
     if offsets is not None:
         samples += np.asarray(offsets, np.float64)
     wins = np.bincount(np.argmax(samples, axis=1), minlength=len(mu))
+    draws = normals.shape[0]
     return [float(w) / draws for w in wins]
+
+
+class NormalTable:
+    """Standard normal draws for Thompson sampling, fixed by a seed and picked per decision
+    by its key: a prime number of rows, of which a decision takes ``draws`` along an
+    arithmetic progression whose start and stride come from the key's hash (distinct rows,
+    a different set for every key). Drawing afresh for every decision cost more than the
+    rest of the rule.
+
+    >>> table = NormalTable(seed=0)
+    >>> a, b = table.rows(12345, draws=256, width=3), table.rows(67890, draws=256, width=3)
+    >>> a.shape, bool((a != b).any()), bool((table.rows(12345, draws=256, width=3) == a).all())
+    ((256, 3), True, True)
+    """
+
+    ROWS = 4099  # a prime: any stride visits distinct rows
+
+    BLOCK = 16  # columns are made in blocks, each from its own seed: the same whatever the
+    # widths asked for before
+
+    def __init__(self, *, seed: int) -> None:
+        self._seed = seed
+        self._table = self._block(0)
+
+    def _block(self, k: int) -> npt.NDArray[np.float64]:
+        return np.random.default_rng([self._seed, 7741, k]).standard_normal(
+            (self.ROWS, self.BLOCK))
+
+    def rows(self, digest: int, *, draws: int, width: int) -> npt.NDArray[np.float64]:
+        while width > self._table.shape[1]:  # more actions than columns: widen
+            self._table = np.hstack([self._table,
+                                     self._block(self._table.shape[1] // self.BLOCK)])
+        start = digest % self.ROWS
+        stride = 1 + (digest >> 24) % (self.ROWS - 1)
+        index = (start + stride * np.arange(draws)) % self.ROWS
+        return self._table[index, :width]

@@ -23,7 +23,7 @@ import vowpalwabbit
 from .._config import PolicyConfig
 from ._base import Features, Policy
 from ._squarecb import Optimism, squarecb_pmf, toward_baseline
-from ._thompson import ClusterPosterior, Stacker, thompson_pmf
+from ._thompson import ClusterPosterior, NormalTable, Stacker, thompson_pmf
 
 __all__ = ["VWPolicy"]
 
@@ -190,6 +190,7 @@ class VWPolicy(Policy):
         # given back when the policy goes, closed or not: held, they keep VW's memory alive
         weakref.finalize(self, self._pending.release)
         self._templates: dict[int, list[str]] = {}
+        self._last_shared: tuple[tuple[Any, ...], str] | None = None
         self._names: dict[str, str] = {}
         self._singles: dict[tuple[str, str, float], str] = {}
         #: ``|ns name:%.6g ...`` by namespace, names and the positions of zeros left out
@@ -204,6 +205,7 @@ class VWPolicy(Policy):
         self._posterior = (self._new_posterior() if self.config.exploration == "thompson"
                            else None)
         self._stacker = Stacker(memory=self.config.thompson_memory)
+        self._normals = NormalTable(seed=self.config.seed)
         #: VW's scores of each decision, by key, to score its prediction on the outcome
         self._decided: OrderedDict[Hashable, list[float]] = OrderedDict()
         #: VW runs a regressor and the adapter explores (optimism, Thompson sampling)
@@ -299,6 +301,18 @@ class VWPolicy(Policy):
         return " ".join([esc(k) if v == 1.0 else f"{esc(k)}:{v:.6g}"
                          for k, v in values.items() if v != 0.0])
 
+    def _shared(self, context: Features) -> str:
+        """The shared line of a context; the last one is kept, since a log often holds the
+        same task several times in a row (labelled history: one event per model)."""
+        mark = tuple((ns, values.tobytes() if isinstance(values, np.ndarray)
+                      else tuple(values.items())) for ns, values in context.items())
+        last = self._last_shared
+        if last is not None and last[0] == mark:
+            return last[1]
+        line = "shared " + self._namespaces(context)
+        self._last_shared = (mark, line)
+        return line
+
     def _lines(self, context: Features, actions: Sequence[Features],
                key: Hashable | None) -> list[str]:
         """The unlabelled example: the shared line, then one line per action (kept under
@@ -307,7 +321,7 @@ class VWPolicy(Policy):
             lines = self._examples.get(key)
             if lines is not None and len(lines) == len(actions) + 1:
                 return lines
-        lines = ["shared " + self._namespaces(context)]
+        lines = [self._shared(context)]
         lines += [self._namespaces(action) for action in actions]
         if key is not None:
             self._examples[key] = lines
@@ -469,8 +483,9 @@ class VWPolicy(Policy):
             means.append(mean + w * (_COST_PER_REWARD * cost - fixed - mean))
             sds.append(cfg.thompson_scale * math.sqrt(variance / precision))
         low, high = self.learned_range or (-math.inf, math.inf)
-        return thompson_pmf(means, sds, rng=self._draw_rng(key), draws=cfg.thompson_draws,
-                            offsets=known, low=low, high=high)
+        normals = self._normals.rows(self._digest(key), draws=cfg.thompson_draws,
+                                     width=len(actions))
+        return thompson_pmf(means, sds, normals=normals, offsets=known, low=low, high=high)
 
     def _precision(self, action: Features) -> float:
         """How many outcomes the action's own estimate (its baseline) weighs as: with
@@ -484,12 +499,12 @@ class VWPolicy(Policy):
                  if type(values) is dict or isinstance(values, Mapping) else 0.0)
         return pseudo / (1.0 - min(max(share, 0.0), 0.999))
 
-    def _draw_rng(self, key: Hashable | None) -> np.random.Generator:
-        """The generator of a decision's posterior draws: fixed by the policy seed and the
-        decision's key (or the seed alone), so the same decision in the same state gives the
-        same distribution again."""
-        digest = hashlib.sha256(f"{self.seed}:{key!r}".encode()).digest()
-        return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    def _digest(self, key: Hashable | None) -> int:
+        """Which posterior draws a decision takes: fixed by the policy seed and the decision's
+        key (or the seed alone), so the same decision in the same state gives the same
+        distribution again."""
+        digest = hashlib.blake2b(f"{self.seed}:{key!r}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
 
     def pmf(self, context: Features, actions: Sequence[Features], *,
             key: Hashable | None = None) -> list[float]:
@@ -522,12 +537,13 @@ class VWPolicy(Policy):
         labelled = 0 <= index < len(actions)
         # VW's prediction for the chosen action before this update (Thompson's stacker)
         vw_cost: float | None = None
+        predict = False  # a rebuild from the log: predict the chosen action before learning
         if self._posterior is not None and labelled:
             decided = self._decided.pop(key, None) if key is not None else None
             if decided is not None and len(decided) == len(actions):
                 vw_cost = decided[index]
-            else:  # a rebuild from the log: predict the chosen action alone
-                vw_cost = self._run(self._example(context, [actions[index]]), learn=False)[0]
+            else:
+                predict = True
         try:
             if examples is not None and len(examples) == len(actions) + 1 and labelled:
                 try:  # the examples its decision parsed: only the label is new
@@ -536,6 +552,8 @@ class VWPolicy(Policy):
                                             pylibvw.vw.lContextualBandit)
                     # parsed without a label, VW took it for held-out; labelled text is not
                     chosen.set_test_only(False)
+                    if predict:  # its decision predicted every action
+                        vw_cost = float(examples[0].get_action_scores()[index])
                     if not self._regressor:
                         pylibvw.vw.learn_multi(self._vw, examples)
                     else:
@@ -545,15 +563,25 @@ class VWPolicy(Policy):
             else:
                 if examples is not None:
                     self._finish(examples)
-                lines = self._example(context, actions, label, key)
                 if self._regressor and labelled:
-                    parsed = self._parse([lines[0], lines[index + 1]])
+                    # the regressor learns the shared line and the chosen action's alone:
+                    # format only those (a rebuild or a warm start formats nothing else)
+                    cached = self._examples.get(key) if key is not None else None
+                    if cached is not None and len(cached) == len(actions) + 1:
+                        shared, chosen_line = cached[0], cached[index + 1]
+                    else:
+                        shared, chosen_line = (self._shared(context),
+                                               self._namespaces(actions[index]))
+                    parsed = self._parse([shared, f"{_label_text(label)} {chosen_line}"])
                     try:
+                        if predict:  # the same parse serves the prediction and the update
+                            pylibvw.vw.predict_multi(self._vw, parsed)
+                            vw_cost = float(parsed[0].get_action_scores()[0])
                         self._learn_padded(parsed[0], parsed[1], index, len(actions))
                     finally:
                         self._finish(parsed)
                 else:
-                    self._run(lines, learn=True)
+                    self._run(self._example(context, actions, label, key), learn=True)
             if self._optimism is not None and labelled:
                 self._learned += 1  # squareCB's t: examples learned with a label
                 self._optimism.record(self._identity(actions[index]))

@@ -7,7 +7,12 @@ import pytest
 
 from bandit_router import PolicyConfig
 from bandit_router.policies import VWPolicy
-from bandit_router.policies._thompson import ClusterPosterior, Stacker, thompson_pmf
+from bandit_router.policies._thompson import (
+    ClusterPosterior,
+    NormalTable,
+    Stacker,
+    thompson_pmf,
+)
 
 
 def test_each_level_pools_its_outcomes_from_the_level_above() -> None:
@@ -88,11 +93,11 @@ def test_the_stacker_trusts_whichever_predicted_the_outcomes() -> None:
 
 
 def test_a_model_that_cannot_pay_for_itself_is_never_drawn() -> None:
-    rng = np.random.default_rng(2)
+    normals = np.random.default_rng(2).standard_normal((256, 2))
     means, sds, offsets = [0.6, 0.95], [0.01, 0.5], [0.0, -0.45]
-    clipped = thompson_pmf(means, sds, rng=rng, offsets=offsets, low=0.0, high=1.0)
+    clipped = thompson_pmf(means, sds, normals=normals, offsets=offsets, low=0.0, high=1.0)
     assert clipped == [1.0, 0.0]  # even a perfect answer leaves it at 0.55 < 0.6
-    unclipped = thompson_pmf(means, sds, rng=rng, offsets=offsets)
+    unclipped = thompson_pmf(means, sds, normals=normals, offsets=offsets)
     assert unclipped[1] > 0.1
 
 
@@ -158,3 +163,34 @@ def test_policy_arguments_are_checked() -> None:
                    {"evidence": ("A", "evidence", 0.0)}, {"evidence": ("AA", "e", 1.0)}):
         with pytest.raises(ValueError):
             VWPolicy(PolicyConfig(exploration="thompson"), **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_prior_is_worth_at_least_what_the_clusters_say_it_is() -> None:
+    """Once the first cluster level has a strength, a model seldom seen near a task is not
+    less certain there than the clusters say its quality elsewhere makes it."""
+    post = ClusterPosterior(prior_strength=4.0, memory=1e9)
+    cells = [("m",), ("K:a", "m")]
+    assert post.estimate(0.5, cells, prior_precision=2.0)[1] == pytest.approx(
+        1 / (1 / 2.0 + 1 / 4.0))
+    post.strengths = {1: 30.0}
+    assert post.estimate(0.5, cells, prior_precision=2.0)[1] == pytest.approx(15.0)
+    assert post.estimate(0.5, cells, prior_precision=90.0)[1] == pytest.approx(
+        1 / (1 / 90.0 + 1 / 30.0))
+    assert post.estimate(0.5, cells[:1], prior_precision=2.0)[1] == 2.0  # no cluster: as is
+
+
+def test_the_normal_table_gives_each_key_its_own_distinct_rows() -> None:
+    table = NormalTable(seed=3)
+    rows = table.rows(2**40 + 17, draws=256, width=20)  # wider than the table: grows once
+    assert rows.shape == (256, 20)
+    assert len({tuple(r) for r in rows.round(12).tolist()}) == 256  # no row twice
+    assert abs(float(rows.mean())) < 0.05 and abs(float(rows.std()) - 1) < 0.05
+    assert not np.array_equal(rows, table.rows(2**40 + 18, draws=256, width=20))
+    assert np.array_equal(NormalTable(seed=3).rows(5, draws=64, width=4),
+                          NormalTable(seed=3).rows(5, draws=64, width=4))
+
+
+def test_the_normal_table_is_the_same_whatever_was_asked_before() -> None:
+    grown, direct = NormalTable(seed=1), NormalTable(seed=1)
+    grown.rows(9, draws=32, width=20)
+    assert np.array_equal(grown.rows(9, draws=32, width=40), direct.rows(9, draws=32, width=40))
