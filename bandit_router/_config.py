@@ -62,8 +62,12 @@ class PolicyConfig:
     (``thompson_scale`` widens or narrows the posterior's spread; ``thompson_prior`` is how
     many outcomes a cluster's parent weighs as until that is estimated from the data;
     ``thompson_memory`` is about how many of its latest outcomes a cell remembers;
-    ``thompson_draws`` how many posterior draws estimate the probability logged; see
-    ``policies._thompson``). The others are VW's: ``squarecb`` (``gamma_scale``,
+    ``thompson_draws`` how many posterior draws estimate the probability logged;
+    ``thompson_tries`` gives each model that could still be the best a share of 5% of a
+    decision until it has had that many outcomes in the task's finest cluster, since a
+    specialist looks weak on average; ``thompson_floor`` mixes that share, decaying as
+    ``1/sqrt(1 + learned/100)``, over every model that could be the best with a perfect
+    answer; see ``policies._thompson``). The others are VW's: ``squarecb`` (``gamma_scale``,
     ``gamma_exponent``; ``elimination`` explores only among the actions whose confidence
     interval still reaches the best one's), ``epsilon`` (``epsilon``-greedy), ``softmax``
     (``softmax_lambda``) or ``regcb`` (optimistic RegCB). RegCB and elimination bound the
@@ -106,6 +110,8 @@ class PolicyConfig:
     thompson_prior: float = 20.0
     thompson_memory: float = 1000.0
     thompson_draws: int = 256
+    thompson_floor: float = 0.0
+    thompson_tries: int = 1
     epsilon: float = 0.05
     gamma_scale: float = 10.0
     gamma_exponent: float = 0.5
@@ -133,6 +139,10 @@ class PolicyConfig:
                "thompson_prior must be in (0, 1e6]")
         _check(_finite(self.thompson_memory) and 1 <= self.thompson_memory <= 1e9,
                "thompson_memory must be in [1, 1e9]")
+        _check(_finite(self.thompson_floor) and 0 <= self.thompson_floor <= 0.5,
+               "thompson_floor must be in [0, 0.5]")
+        _check(isinstance(self.thompson_tries, int) and not isinstance(self.thompson_tries, bool)
+               and 0 <= self.thompson_tries <= 1000, "thompson_tries must be in [0, 1000]")
         _check(isinstance(self.thompson_draws, int) and not isinstance(self.thompson_draws, bool)
                and 16 <= self.thompson_draws <= 100_000, "thompson_draws must be in [16, 1e5]")
         _check(_finite(self.gamma_scale) and self.gamma_scale > 0, "gamma_scale must be > 0")

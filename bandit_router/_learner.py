@@ -34,9 +34,14 @@ log = logging.getLogger("bandit_router")
 #: Settings added after checkpoints were first written, with the value that behaves as before:
 #: left out of a checkpoint's identity at that value, so an upgrade keeps its checkpoints.
 _LATER_SETTINGS = {"optimism": 0.0, "thompson_prior": 20.0, "thompson_memory": 1000.0}
+#: Distinct tasks per cluster of the largest codebook that are enough to fit the codebooks
+#: once the memory holds ``cluster_after`` tasks: templated traffic repeats its tasks, and
+#: waiting for ``cluster_after`` distinct ones left it without clusters for thousands of rounds.
+_TASKS_PER_CLUSTER = 20
 #: Settings that change decisions only, never what is learned or saved: a checkpoint serves
 #: any value of them.
-_DECISION_ONLY = frozenset({"baseline_strength", "thompson_scale", "thompson_draws"})
+_DECISION_ONLY = frozenset({"baseline_strength", "thompson_scale", "thompson_draws",
+                            "thompson_floor", "thompson_tries"})
 
 
 def _settings(config: PolicyConfig) -> str:
@@ -121,14 +126,16 @@ class Learner:
         return True
 
     def fit_clusters(self, embeddings: np.ndarray) -> bool:
-        """Fit the codebooks on ``embeddings`` (distinct tasks) and store them, unless another
-        process stored them first (then theirs are used). False when there are too few."""
+        """Fit the codebooks on the distinct tasks of ``embeddings`` and store them, unless
+        another process stored them first (then theirs are used). False when there are too few
+        distinct tasks: fewer than ``cluster_after`` and than 20 per cluster of the largest
+        codebook."""
         sizes = self.config.task_clusters
         self.load_clusters()
         if self.clusters is not None or not sizes:
             return self.clusters is not None
         tasks = np.unique(np.asarray(embeddings, np.float32), axis=0)
-        if len(tasks) < self.config.cluster_after:
+        if len(tasks) < min(self.config.cluster_after, _TASKS_PER_CLUSTER * max(sizes)):
             return False
         clusters = TaskClusters.fit(tasks, sizes=sizes, seed=self.policy.seed)
         data = clusters.to_bytes()

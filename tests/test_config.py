@@ -38,6 +38,8 @@ def test_router_config_rejects(kwargs: dict) -> None:
     {"optimism": 0.2}, {"elimination": True},  # squareCB's options: the default is thompson
     {"thompson_scale": 0}, {"thompson_scale": 11}, {"thompson_prior": 0},
     {"thompson_memory": 0.5}, {"thompson_draws": 8}, {"thompson_draws": True},
+    {"thompson_floor": -0.1}, {"thompson_floor": 0.6}, {"thompson_tries": -1},
+    {"thompson_tries": 1.5}, {"thompson_tries": True},
     {"extra_args": "--epsilon 0.1"},
     {"optimism": 0.2, "extra_args": "--epsilon 0.1"}, {"optimism": 0.2, "extra_args": "--bag 3"},
     {"baseline_strength": 10.0}, {"optimism": 0.2, "baseline_strength": -1.0},

@@ -138,7 +138,8 @@ def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
     assert _settings(plain) == repr(plain).replace(", optimism=0.0", "").replace(
         ", baseline_strength=0.0", "").replace(", thompson_scale=0.5", "").replace(
         ", thompson_prior=20.0", "").replace(", thompson_memory=1000.0", "").replace(
-        ", thompson_draws=256", "")
+        ", thompson_draws=256", "").replace(", thompson_floor=0.0", "").replace(
+        ", thompson_tries=1", "")
     assert "optimism=0.2" in _settings(PolicyConfig(exploration="squarecb", seed=5, optimism=0.2))
     first = make_router(policy=plain)
     train(first, 40)

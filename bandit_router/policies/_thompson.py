@@ -33,8 +33,10 @@ the probability of each model is estimated from ``draws`` such draws, seeded by 
 decision's key: the probability logged is the one the model was sampled with.
 
 Outcomes are discounted (each cell keeps an exponentially weighted sum over about its last
-``memory`` outcomes), so a model whose quality drops is found out in a few hundred of its own
-outcomes, not after everything it did before.
+``memory`` outcomes), and each cluster cell also keeps its latest ``recent`` (20): when those
+differ from the whole by more than ``alarm`` (4) standard errors, the cell forgets what came
+before them. A model whose quality drops at a kind of task is found out in tens of its own
+outcomes there, not after the hundreds it did well before.
 
 >>> post = ClusterPosterior(prior_strength=2.0, memory=1000)
 >>> for _ in range(50):
@@ -77,39 +79,62 @@ class ClusterPosterior:
     """
 
     def __init__(self, *, prior_strength: float, memory: float,
-                 refit_every: int = 100) -> None:
-        if prior_strength <= 0 or memory < 1:
-            raise ValueError("prior_strength must be > 0 and memory >= 1")
+                 refit_every: int = 100, recent: float = 20.0, alarm: float = 4.0) -> None:
+        if prior_strength <= 0 or memory < 1 or recent < 1:
+            raise ValueError("prior_strength must be > 0, memory and recent >= 1")
+        recent = min(recent, memory)
         self.prior_strength = prior_strength
         self.memory = memory
         self.refit_every = refit_every
+        self.recent, self.alarm = recent, alarm
         self._keep = 1.0 - 1.0 / memory
-        #: cell -> [discounted sum of outcomes, of their squares, discounted count]
+        self._keep_recent = 1.0 - 1.0 / recent
+        #: cell -> [discounted sum of outcomes, of their squares, discounted count], then the
+        #: same over about its latest ``recent`` outcomes (the change detector's window)
         self.cells: dict[Cell, list[float]] = {}
         #: cell -> the cell one level above it (the same model at the coarser level)
         self.parents: dict[Cell, Cell] = {}
         self.depths: dict[Cell, int] = {}
         #: how many outcomes a cell's parent mean weighs as, per depth (1, 2, ...)
         self.strengths: dict[int, float] = {}
+        #: model-level cell -> its outcomes in first-level cells (as of the last refit)
+        self.clustered: dict[Cell, float] = {}
         self._since_refit = 0
 
     def update(self, cells: Sequence[Cell], value: float) -> None:
         """One outcome of ``value`` seen in each of ``cells`` (coarse to fine)."""
-        keep = self._keep
+        keep, short = self._keep, self._keep_recent
+        square = value * value
         for depth, cell in enumerate(cells):
             stats = self.cells.get(cell)
             if stats is None:
-                self.cells[cell] = [value, value * value, 1.0]
+                self.cells[cell] = [value, square, 1.0, value, square, 1.0]
                 self.depths[cell] = depth
                 if depth:
                     self.parents[cell] = cells[depth - 1]
-            else:
-                stats[0] = keep * stats[0] + value
-                stats[1] = keep * stats[1] + value * value
-                stats[2] = keep * stats[2] + 1.0
+                continue
+            stats[0] = keep * stats[0] + value
+            stats[1] = keep * stats[1] + square
+            stats[2] = keep * stats[2] + 1.0
+            stats[3] = short * stats[3] + value
+            stats[4] = short * stats[4] + square
+            stats[5] = short * stats[5] + 1.0
+            if depth and stats[5] >= self.recent / 2 and stats[2] >= 2 * stats[5]:
+                self._detect(stats)
         self._since_refit += 1
         if self._since_refit >= self.refit_every:
             self.refit()
+
+    def _detect(self, stats: list[float]) -> None:
+        """A cell whose latest outcomes differ from its whole memory by more than ``alarm``
+        standard errors has changed (a model got worse, or better, at this kind of task):
+        it forgets what came before its window, instead of outvoting the change for about
+        ``memory`` outcomes."""
+        total, squares, n, r_total, r_squares, r_n = stats
+        mean, recent = total / n, r_total / r_n
+        variance = max(squares / n - mean * mean, 0.0) + 0.01  # (0/1 grades: at most 0.26)
+        if (recent - mean) ** 2 > self.alarm ** 2 * variance * (1.0 / r_n + 1.0 / n):
+            stats[0], stats[1], stats[2] = r_total, r_squares, r_n
 
     def refit(self) -> None:
         """Estimate each level's strength from the cells (method of moments): the noise is
@@ -118,7 +143,11 @@ class ClusterPosterior:
         model used everywhere does not speak for the models tried in few places."""
         self._since_refit = 0
         by_depth: dict[int, dict[Cell, list[Cell]]] = {}
+        clustered: dict[Cell, float] = {}
         for cell, depth in self.depths.items():
+            if depth == 1:
+                clustered[self.parents[cell]] = (clustered.get(self.parents[cell], 0.0)
+                                                 + self.cells[cell][2])
             if depth:
                 by_depth.setdefault(depth, {}).setdefault(self._root(cell), []).append(cell)
         strengths = {}
@@ -128,7 +157,7 @@ class ClusterPosterior:
             for cells in models.values():
                 spread, weight, used = 0.0, 0.0, 0
                 for cell in cells:
-                    total, squares, n = self.cells[cell]
+                    total, squares, n = self.cells[cell][:3]
                     parent = self.cells.get(self.parents.get(cell, ()))
                     if n < 1.0 or parent is None or parent[2] <= 0:
                         continue
@@ -148,6 +177,7 @@ class ClusterPosterior:
             strengths[depth] = (1000.0 if between <= noise / 1000.0
                                 else min(max(noise / between, 1.0), 1000.0))
         self.strengths = strengths
+        self.clustered = clustered
 
     def _root(self, cell: Cell) -> Cell:
         """The model-level cell a cell descends from."""
@@ -174,18 +204,20 @@ class ClusterPosterior:
         if len(cells) > 1 and 1 in strengths:
             # what the clusters say a model's quality elsewhere tells of it here: no less
             # than its first level's strength, however little was seen near this task
-            precision = max(precision, strengths[1])
+            # that the model itself was seen in clusters stands behind (it may have been tried
+            # only before the clusters existed, or in one of them)
+            precision = max(precision, min(strengths[1], self.clustered.get(cells[0], 0.0)))
         for depth, cell in enumerate(cells):
             stats = self.cells.get(cell)
             if not depth:
                 if stats is not None:
-                    total, squares, n = stats
+                    total, squares, n = stats[:3]
                     variance = (max(squares - total * total / n, 0.0) + 0.5) / (n + 1.0)
                 continue
             strength = strengths.get(depth, self.prior_strength)
             precision = 1.0 / (1.0 / precision + 1.0 / strength)
             if stats is not None:
-                total, _, n = stats
+                total, _, n = stats[:3]
                 mean = (precision * mean + total) / (precision + n)
                 precision += n
         return mean, precision, variance
@@ -206,15 +238,16 @@ class ClusterPosterior:
             return isinstance(value, list) and all(isinstance(x, str) for x in value)
 
         try:
-            for cell, parent, depth, total, squares, count in state:
-                numbers = (total, squares, count)
-                if not (names(cell) and (parent is None or names(parent))
+            for cell, parent, depth, *numbers in state:
+                if len(numbers) == 3:  # written before the change detector: no window yet
+                    numbers += [0.0, 0.0, 0.0]
+                if not (len(numbers) == 6 and names(cell) and (parent is None or names(parent))
                         and type(depth) is int and depth >= 0
                         and all(isinstance(v, int | float) and math.isfinite(v)
-                                for v in numbers) and count >= 0):
+                                for v in numbers) and numbers[2] >= 0 and numbers[5] >= 0):
                     raise ValueError("not a named cell with finite sums")
                 key = tuple(cell)
-                made.cells[key] = [float(total), float(squares), float(count)]
+                made.cells[key] = [float(v) for v in numbers]
                 made.depths[key] = depth
                 if parent is not None:
                     made.parents[key] = tuple(parent)

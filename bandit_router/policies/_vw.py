@@ -107,6 +107,10 @@ class _Pending:
             pylibvw.vw._finish_example_multi_ex(self.vw, self.examples.popitem()[1])
 
 
+#: The share of a decision each model still owed tries in the task's cluster gets.
+_TRY_SHARE = 0.05
+
+
 class VWPolicy(Policy):
     """Vowpal Wabbit ``--cb_explore_adf``: one ADF example per eligible action.
 
@@ -476,16 +480,41 @@ class VWPolicy(Policy):
         priors = [_COST_PER_REWARD * b - k for b, k in
                   zip(self._baseline_costs(actions), known, strict=True)]
         w = self._stacker.weight()
-        means, sds = [], []
+        means, sds, untried = [], [], []
         for action, cost, prior, fixed in zip(actions, costs, priors, known, strict=True):
+            cells = self._cells(context, action)
             mean, precision, variance = self._posterior.estimate(
-                prior, self._cells(context, action), prior_precision=self._precision(action))
+                prior, cells, prior_precision=self._precision(action))
+            finest = self._posterior.cells.get(cells[-1]) if len(cells) > 1 else None
+            untried.append(cfg.thompson_tries > 0 and len(cells) > 1
+                           and (finest is None or finest[2] < cfg.thompson_tries))
             means.append(mean + w * (_COST_PER_REWARD * cost - fixed - mean))
             sds.append(cfg.thompson_scale * math.sqrt(variance / precision))
         low, high = self.learned_range or (-math.inf, math.inf)
         normals = self._normals.rows(self._digest(key), draws=cfg.thompson_draws,
                                      width=len(actions))
-        return thompson_pmf(means, sds, normals=normals, offsets=known, low=low, high=high)
+        pmf = thompson_pmf(means, sds, normals=normals, offsets=known, low=low, high=high)
+        if any(untried):
+            # a model not yet tried ``thompson_tries`` times in this task's finest cluster gets
+            # a share here if it could still be the best (its posterior there is a guess from
+            # elsewhere: a specialist looks weak on average)
+            best = max(min(max(m, low), high) + k for m, k in zip(means, known, strict=True))
+            boost = [u and high + k >= best for u, k in zip(untried, known, strict=True)]
+            if any(boost):
+                share = min(_TRY_SHARE * sum(boost), 0.5)
+                pmf = [(1.0 - share) * p + (share / sum(boost) if b else 0.0)
+                       for p, b in zip(pmf, boost, strict=True)]
+        floor = cfg.thompson_floor / math.sqrt(1.0 + self._learned / 100.0)
+        if floor > 0:
+            # a decaying share for every model that could still be the best here, even if
+            # the posterior says otherwise (it may have learned the model's quality on other
+            # kinds of task): one that could not pay for itself with a perfect answer is not
+            best = max(min(max(m, low), high) + k for m, k in zip(means, known, strict=True))
+            plausible = [high + k >= best for k in known]  # (the best's own is, always)
+            share = floor / sum(plausible)
+            pmf = [(1.0 - floor) * p + (share if ok else 0.0)
+                   for p, ok in zip(pmf, plausible, strict=True)]
+        return pmf
 
     def _precision(self, action: Features) -> float:
         """How many outcomes the action's own estimate (its baseline) weighs as: with

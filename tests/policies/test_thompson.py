@@ -42,6 +42,27 @@ def test_outcomes_are_discounted() -> None:
     assert mean < 0.2 and precision < 60
 
 
+def test_a_cell_whose_latest_outcomes_changed_forgets_what_came_before() -> None:
+    """The change detector: a model that was good at a kind of task for hundreds of outcomes
+    and got worse is found out within its window, not after about ``memory`` outcomes; a
+    steady noisy model is left alone."""
+    def after(drop: float, rng: np.random.Generator) -> tuple[float, float]:
+        post = ClusterPosterior(prior_strength=4.0, memory=1000, recent=20)
+        cells = [("m",), ("K:a", "m")]
+        for _ in range(400):
+            post.update(cells, float(rng.random() < 0.9))
+        for _ in range(30):
+            post.update(cells, float(rng.random() < 0.9 - drop))
+        mean, precision, _ = post.estimate(0.5, cells)
+        return mean, precision
+
+    rng = np.random.default_rng(5)
+    mean, precision = after(0.5, rng)
+    assert mean < 0.6 and precision < 40  # plain discounting: still ~0.87 from ~400
+    mean, precision = after(0.0, rng)
+    assert mean > 0.8 and precision > 300
+
+
 def test_the_strength_of_a_level_is_estimated_from_its_cells() -> None:
     rng = np.random.default_rng(0)
 
@@ -153,6 +174,15 @@ def test_a_thompson_state_is_not_loaded_by_another_exploration() -> None:
         other.load_bytes(data)
     with pytest.raises(ValueError, match="other exploration settings"):
         _policy(("K",)).load_bytes(other.to_bytes())
+    # a state written before the change detector (three sums per cell) still loads
+    post = ClusterPosterior(prior_strength=4.0, memory=100)
+    post.update([("m",), ("K:a", "m")], 1.0)
+    old = [row[:6] for row in post.to_state()]
+    again = ClusterPosterior.from_state(old, prior_strength=4.0, memory=100)
+    assert again.cells[("K:a", "m")][:3] == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="damaged Thompson state"):
+        ClusterPosterior.from_state([row[:5] for row in post.to_state()], prior_strength=4.0,
+                                    memory=100)
     damaged = data.replace(b'"stacker":[', b'"stacker":["x",', 1)
     with pytest.raises(ValueError, match="damaged Thompson state"):
         _policy(("K",)).load_bytes(damaged)
@@ -173,10 +203,26 @@ def test_the_prior_is_worth_at_least_what_the_clusters_say_it_is() -> None:
     assert post.estimate(0.5, cells, prior_precision=2.0)[1] == pytest.approx(
         1 / (1 / 2.0 + 1 / 4.0))
     post.strengths = {1: 30.0}
+    # ... as far as the model's own outcomes in the clusters stand behind it
+    assert post.estimate(0.5, cells, prior_precision=2.0)[1] == pytest.approx(
+        1 / (1 / 2.0 + 1 / 30.0))  # tried only before the clusters existed: no floor
+    post.clustered = {("m",): 6.0}
+    assert post.estimate(0.5, cells, prior_precision=2.0)[1] == pytest.approx(
+        1 / (1 / 6.0 + 1 / 30.0))
+    post.clustered = {("m",): 100.0}
     assert post.estimate(0.5, cells, prior_precision=2.0)[1] == pytest.approx(15.0)
     assert post.estimate(0.5, cells, prior_precision=90.0)[1] == pytest.approx(
         1 / (1 / 90.0 + 1 / 30.0))
     assert post.estimate(0.5, cells[:1], prior_precision=2.0)[1] == 2.0  # no cluster: as is
+
+
+def test_refit_counts_each_models_outcomes_in_the_first_level() -> None:
+    post = ClusterPosterior(prior_strength=4.0, memory=1e9)
+    for k in range(30):
+        post.update([("m",), (f"K:{k % 3}", "m"), (f"K:f{k % 6}", "m")], 1.0)
+    post.update([("n",)], 0.0)  # before the clusters existed
+    post.refit()
+    assert post.clustered == {("m",): pytest.approx(30.0)}
 
 
 def test_the_normal_table_gives_each_key_its_own_distinct_rows() -> None:
@@ -194,3 +240,56 @@ def test_the_normal_table_is_the_same_whatever_was_asked_before() -> None:
     grown, direct = NormalTable(seed=1), NormalTable(seed=1)
     grown.rows(9, draws=32, width=20)
     assert np.array_equal(grown.rows(9, draws=32, width=40), direct.rows(9, draws=32, width=40))
+
+
+def test_the_floor_tries_every_model_that_could_still_pay() -> None:
+    """``thompson_floor``: a share, decaying with what was learned, for every model that
+    could be the best with a perfect answer; none for one whose cost no answer repays."""
+    def trained(floor: float) -> list[float]:
+        policy = VWPolicy(PolicyConfig(exploration="thompson", thompson_floor=floor, seed=1,
+                                       interactions=()), input_dim=8,
+                          pinned={"A": {"cost": -1.0}}, learned_range=(0.0, 1.0))
+        acts = [{"M": {"good": 1.0}, "A": {"cost": 0.0}},
+                {"M": {"worse": 1.0}, "A": {"cost": 0.0}},
+                {"M": {"dear": 1.0}, "A": {"cost": 0.5}}]
+        ctx = {"T": {"x": 1.0}}
+        for k in range(300):
+            i = k % 3
+            policy.learn(ctx, acts, i, reward=[0.8, 0.3, 1.0 - 0.5][i], probability=1 / 3,
+                         key=f"e{k}")
+        return policy.pmf(ctx, acts, key="probe")
+
+    plain, floored = trained(0.0), trained(0.2)
+    share = 0.2 / (1 + 300 / 100) ** 0.5 / 2  # two models could pay: good and worse
+    assert plain[1] < 0.01 and floored[1] == pytest.approx(share, abs=0.01)
+    assert floored[2] == 0.0 and plain[2] == 0.0  # 1.0 - 0.5 < 0.8: never worth a try
+    assert sum(floored) == pytest.approx(1.0)
+
+
+def test_a_model_owed_tries_in_a_cluster_gets_a_share_if_it_could_be_the_best() -> None:
+    """``thompson_tries``: a model seen too seldom in the task's finest cluster (a specialist
+    looks weak on average) gets a share there, unless no answer could repay its cost."""
+    def trained(tries: int) -> tuple[list[float], list[float]]:
+        policy = VWPolicy(PolicyConfig(exploration="thompson", thompson_tries=tries, seed=1,
+                                       interactions=()), input_dim=8,
+                          pinned={"A": {"cost": -1.0}}, learned_range=(0.0, 1.0),
+                          baseline={"A": {"quality": 1.0, "cost": -1.0}}, groups=("K",),
+                          evidence=("A", "evidence", 2.0))
+        # the neighbours' estimates, each from many outcomes
+        acts = [{"M": {"good": 1.0}, "A": {"cost": 0.0, "quality": 0.8, "evidence": 0.95}},
+                {"M": {"worse": 1.0}, "A": {"cost": 0.0, "quality": 0.3, "evidence": 0.95}},
+                {"M": {"dear": 1.0}, "A": {"cost": 0.5, "quality": 0.9, "evidence": 0.95}}]
+        seen = {"T": {"x": 1.0}, "K": {"old": 1.0}}
+        for k in range(300):  # every model tried in the old cluster
+            i = k % 3
+            policy.learn(seen, acts, i, reward=[0.8, 0.3, 0.5][i], probability=1 / 3,
+                         key=f"e{k}")
+        new = {"T": {"x": 1.0}, "K": {"new": 1.0}}
+        return policy.pmf(seen, acts, key="probe"), policy.pmf(new, acts, key="probe")
+
+    (old0, new0), (old1, new1) = trained(0), trained(1)
+    assert new0[1] < 0.01 and old1 == old0  # tried there already: nothing owed
+    assert new1[1] >= 0.05 - 1e-9  # the weak model is owed a try in the new cluster
+    assert new1[0] > 0.9
+    assert new1[2] == 0.0  # 1.0 - 0.5 < 0.8: never worth a try
+    assert sum(new1) == pytest.approx(1.0)
