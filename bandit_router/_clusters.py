@@ -6,7 +6,7 @@ best usually depends on what *kind* of task it is (a subject, a language, code o
 a cluster id captures that with a handful of weights per model that each see many outcomes.
 The policy gets one indicator per codebook (namespace ``K``, crossed with the model identity
 ``M``), beside the raw embedding, so it learns a per-cluster quality for every model first
-and refines within a cluster from the embedding. Coarse and fine codebooks together (4 and 16
+and refines within a cluster from the embedding. Coarse and fine codebooks together (4 and 8
 clusters by default) learn fast and still separate what the coarse one lumps together: the
 same idea as routing on prompt clusters (UniRoute) or tile coding.
 

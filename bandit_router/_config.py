@@ -281,7 +281,7 @@ class RouterConfig:
     maintenance_on_request: bool = True
     pacing_gain: float = 50.0
     alert_webhook_url: str | None = None
-    task_clusters: tuple[int, ...] = (4, 16)
+    task_clusters: tuple[int, ...] = (4, 8)
     cluster_after: int = 1000
 
     def __post_init__(self) -> None:

@@ -139,9 +139,18 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
     if not columns:
         raise InvalidTaskError("no model of the history is in the catalog")
     lam, mu = router.config.cost_weight, router.config.latency_weight
+    head: dict[int, np.ndarray] = {}  # vectors embedded ahead, for the clusters
     if history.embeddings is not None:  # the task clusters, from the whole history at once
         with router._lock:
             router._learner.fit_clusters(history.embeddings)
+    elif router.config.task_clusters and router._learner.clusters is None:
+        # ... or from its first cluster_after tasks, embedded ahead: history learned before
+        # the clusters exist would leave the policy without a view of them, per cluster
+        first = range(min(len(history), router.config.cluster_after))
+        head = dict(zip(first, router.embedder.embed([history.texts[i] for i in first]),
+                        strict=True))
+        with router._lock:
+            router._learner.fit_clusters(np.stack(list(head.values())))
     learned = 0
     skip: set[str] = set()  # logged before, or earlier in this dataset (a repeated row)
     for start in range(0, len(history), batch):
@@ -156,8 +165,13 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
         if not todo:
             continue
         texts = [history.texts[i] for i in todo]
-        vectors = (history.embeddings[todo] if history.embeddings is not None
-                   else router.embedder.embed(texts))
+        if history.embeddings is not None:
+            vectors = history.embeddings[todo]
+        else:
+            rest = [i for i in todo if i not in head]
+            fresh = (dict(zip(rest, router.embedder.embed([history.texts[i] for i in rest]),
+                              strict=True)) if rest else {})
+            vectors = np.stack([head.pop(i) if i in head else fresh[i] for i in todo])
         pairs = []
         with router._lock:
             for i, text, emb in zip(todo, texts, vectors, strict=True):

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     embedding_dims: int | None = Field(
         None, ge=1, le=4096, description="random projection of the embedding the policy sees")
     task_clusters: tuple[int, ...] = Field(
-        (4, 16), description="k-means codebook sizes of task embeddings ([] turns them off), "
+        (4, 8), description="k-means codebook sizes of task embeddings ([] turns them off), "
                              "e.g. BANDIT_ROUTER_TASK_CLUSTERS='[4, 16]'")
     cluster_after: int = Field(1000, ge=2, description="rewarded tasks before they are fitted")
     exact_recall_limit: int | None = Field(

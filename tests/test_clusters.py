@@ -171,8 +171,23 @@ def test_labelled_warm_start_gets_clusters(make_router: Callable[..., Router],
     assert len(k) == 40 * 5
     if precomputed:
         assert stored.tasks == distinct and all(x is not None for x in k)
-    else:  # from the memory, once it holds 24 distinct tasks (5 outcomes each)
+    else:  # the first 24 tasks repeat some (21 distinct): from the memory, once it holds
+        # 24 distinct tasks (5 outcomes each)
         assert 24 <= stored.tasks < distinct and k[0] is None and k[-1] is not None
+
+
+def test_labelled_warm_start_fits_its_clusters_ahead(
+        make_router: Callable[..., Router]) -> None:
+    """Without precomputed vectors, the first ``cluster_after`` tasks are embedded ahead and
+    the codebooks fitted on them, so every history row is learned with its clusters."""
+    history = synthetic_dataset(40, seed=4)  # its first 16 tasks are distinct
+    router = make_router(config=RouterConfig(cost_weight=50.0, task_clusters=(2,),
+                                             cluster_after=16))
+    router.warm_start(history, batch=5)
+    with router.store.session() as s:
+        stored = s.query(ClusterRow).one()
+        k = [e.context.get("K") for e in s.query(EventRow).filter(EventRow.status == "history")]
+    assert stored.tasks == 16 and len(k) == 40 * 5 and all(x is not None for x in k)
 
 
 def test_policy_learns_per_cluster_outcomes(make_router: Callable[..., Router]) -> None:

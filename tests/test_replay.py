@@ -72,7 +72,7 @@ def test_warm_start_from_labelled_history(tmp_path) -> None:
             for i in range(300, 600)]
     picks = [router.select(t, event_id=f"p{i}") for i, t in enumerate(probe.texts)]
     hit = np.mean([f"{d.provider}/{d.model}" == b for d, b in zip(picks, best, strict=True)])
-    assert hit > 0.5  # chance is 0.2: it knows before any live reward
+    assert hit > 0.4  # chance is 0.2: it knows before any live reward
     router.close()
     again = Router(database_url=url, catalog=demo_catalog(), embedder=HashEmbedder(),
                    config=RouterConfig(cost_weight=50.0))
