@@ -217,7 +217,7 @@ class ClusterPosterior:
             strength = strengths.get(depth, self.prior_strength)
             precision = 1.0 / (1.0 / precision + 1.0 / strength)
             if stats is not None:
-                total, _, n = stats[:3]
+                total, n = stats[0], stats[2]
                 mean = (precision * mean + total) / (precision + n)
                 precision += n
         return mean, precision, variance

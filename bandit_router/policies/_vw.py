@@ -111,6 +111,12 @@ class _Pending:
 _TRY_SHARE = 0.05
 
 
+def _mixed(pmf: list[float], chosen: list[bool], share: float) -> list[float]:
+    """``pmf`` with ``share`` of it spread evenly over the ``chosen`` actions."""
+    each = share / sum(chosen)
+    return [(1.0 - share) * p + (each if c else 0.0) for p, c in zip(pmf, chosen, strict=True)]
+
+
 class VWPolicy(Policy):
     """Vowpal Wabbit ``--cb_explore_adf``: one ADF example per eligible action.
 
@@ -494,26 +500,21 @@ class VWPolicy(Policy):
         normals = self._normals.rows(self._digest(key), draws=cfg.thompson_draws,
                                      width=len(actions))
         pmf = thompson_pmf(means, sds, normals=normals, offsets=known, low=low, high=high)
-        if any(untried):
-            # a model not yet tried ``thompson_tries`` times in this task's finest cluster gets
-            # a share here if it could still be the best (its posterior there is a guess from
-            # elsewhere: a specialist looks weak on average)
-            best = max(min(max(m, low), high) + k for m, k in zip(means, known, strict=True))
-            boost = [u and high + k >= best for u, k in zip(untried, known, strict=True)]
-            if any(boost):
-                share = min(_TRY_SHARE * sum(boost), 0.5)
-                pmf = [(1.0 - share) * p + (share / sum(boost) if b else 0.0)
-                       for p, b in zip(pmf, boost, strict=True)]
         floor = cfg.thompson_floor / math.sqrt(1.0 + self._learned / 100.0)
-        if floor > 0:
-            # a decaying share for every model that could still be the best here, even if
-            # the posterior says otherwise (it may have learned the model's quality on other
-            # kinds of task): one that could not pay for itself with a perfect answer is not
-            best = max(min(max(m, low), high) + k for m, k in zip(means, known, strict=True))
-            plausible = [high + k >= best for k in known]  # (the best's own is, always)
-            share = floor / sum(plausible)
-            pmf = [(1.0 - floor) * p + (share if ok else 0.0)
-                   for p, ok in zip(pmf, plausible, strict=True)]
+        if not (any(untried) or floor > 0):
+            return pmf
+        # the models that could still be the best here, whatever the posterior says (one that
+        # could not pay for itself with a perfect answer cannot; the best's own always can)
+        best = max(min(max(m, low), high) + k for m, k in zip(means, known, strict=True))
+        plausible = [high + k >= best for k in known]
+        # a model not yet tried ``thompson_tries`` times in this task's finest cluster gets a
+        # share (its posterior there is a guess from elsewhere: a specialist looks weak on
+        # average)
+        owed = [u and ok for u, ok in zip(untried, plausible, strict=True)]
+        if any(owed):
+            pmf = _mixed(pmf, owed, min(_TRY_SHARE * sum(owed), 0.5))
+        if floor > 0:  # a decaying share for every plausible model
+            pmf = _mixed(pmf, plausible, floor)
         return pmf
 
     def _precision(self, action: Features) -> float:
