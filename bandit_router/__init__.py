@@ -10,7 +10,7 @@ learning online from feedback.
 from ._budgets import Budget, BudgetAlert, BudgetStatus
 from ._catalog import Catalog, ModelSpec
 from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig, implied_exploration
-from ._constraints import Constraints
+from ._constraints import Constraints, RoutingConstraints
 from ._deployments import Deployment, DeploymentStatus, LoadBalancingConfig
 from ._embedding import (
     BatchingEmbedder,
@@ -49,6 +49,9 @@ from ._types import Alternative, Decision, EventRecord, RewardReceipt
 from .reports import CostReport, CostRow, cost_report
 
 __version__ = "0.1.0"
+
+#: :class:`Router` under the original design's name
+SmartRouter = Router
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -94,8 +97,10 @@ __all__ = [
     "RewardWindowClosedError",
     "Router",
     "RouterConfig",
+    "RoutingConstraints",
     "SentenceTransformerEmbedder",
     "ServiceError",
+    "SmartRouter",
     "UnknownEventError",
     "UnknownModelError",
     "__version__",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from ._catalog import ModelSpec
 from ._errors import InvalidConstraintsError
 
-__all__ = ["Constraints", "Estimate", "filter_eligible"]
+__all__ = ["Constraints", "Eligibility", "Estimate", "RoutingConstraints", "filter_eligible"]
 
 
 def _names(values: Iterable[str] | None, field: str) -> frozenset[str] | None:
@@ -42,7 +43,10 @@ class Constraints:
       plus predicted output tokens x output price).
     - ``max_latency_s``: on the model's estimated latency (measured once it has rewards).
     - ``min_quality``: on the estimated quality for this task (the neighbours' measured
-      quality blended with the catalog prior).
+      quality blended with the catalog prior). When no model that the other constraints
+      allow is estimated to reach it, the router does not refuse: it routes to the model with
+      the highest estimate and says so in the decision's ``reasoning``. With
+      ``min_quality_strict`` it refuses instead (:class:`~bandit_router.NoEligibleModelError`).
     - ``preferred_providers``: a soft preference; if any eligible model is served by one of
       them, only those are considered, otherwise all eligible models are.
     - ``allowed_providers`` / ``excluded_providers`` / ``allowed_models`` /
@@ -60,8 +64,11 @@ class Constraints:
     excluded_providers: frozenset[str] | None = None
     allowed_models: frozenset[str] | None = None
     excluded_models: frozenset[str] | None = None
+    min_quality_strict: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.min_quality_strict, bool):
+            raise InvalidConstraintsError("min_quality_strict must be true or false")
         _limit(self.max_cost_usd, "max_cost_usd")
         _limit(self.max_latency_s, "max_latency_s")
         _limit(self.min_quality, "min_quality", upper=1.0)
@@ -77,11 +84,39 @@ class Constraints:
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {}
-        for field in self.__slots__:
+        for field in (f.name for f in fields(self)):
             value = getattr(self, field)
-            if value is not None:
+            if value is not None and value is not False:
                 out[field] = sorted(value) if isinstance(value, frozenset) else value
         return out
+
+
+_FIELDS = fields(Constraints)
+
+
+class RoutingConstraints(Constraints):
+    """:class:`Constraints` under the original design's name, which also takes its short
+    field names: ``max_cost`` (US dollars, for ``max_cost_usd``) and ``max_latency``
+    (seconds, for ``max_latency_s``).
+
+    >>> RoutingConstraints(max_cost=0.01, min_quality=0.8).to_dict()
+    {'max_cost_usd': 0.01, 'min_quality': 0.8}
+    """
+
+    __slots__ = ()
+
+    def __init__(self, *, max_cost: float | None = None, max_latency: float | None = None,
+                 **fields: Any) -> None:
+        for short, name, value in (("max_cost", "max_cost_usd", max_cost),
+                                   ("max_latency", "max_latency_s", max_latency)):
+            if value is not None:
+                if fields.get(name) is not None:
+                    raise InvalidConstraintsError(f"give {short} or {name}, not both")
+                fields[name] = value
+        unknown = sorted(set(fields) - {f.name for f in _FIELDS})
+        if unknown:
+            raise InvalidConstraintsError(f"unknown constraints {unknown}")
+        super().__init__(**fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +135,30 @@ def _named(spec: ModelSpec, names: frozenset[str]) -> bool:
     return spec.model in names or spec.key in names
 
 
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    """What the constraints leave: the indices of the eligible models, why each other one
+    was excluded, whether the provider preference narrowed the choice, and whether no model
+    reached ``min_quality`` (so the highest estimate was kept instead)."""
+
+    eligible: list[int]
+    reasons: dict[str, str]
+    preferred: bool = False
+    quality_fallback: bool = False
+
+
 def filter_eligible(
     specs: Sequence[ModelSpec],
     estimates: Sequence[Estimate],
     constraints: Constraints,
     *,
     input_tokens: int,
-) -> tuple[list[int], dict[str, str], bool]:
-    """Indices of the eligible models, why each other one was excluded, and whether the
-    provider preference narrowed the choice."""
+) -> Eligibility:
+    """Which models ``constraints`` leave for a request of ``input_tokens``: first the hard
+    filters (providers, models, context window, cost, latency), then the quality floor, then
+    the provider preference."""
     reasons: dict[str, str] = {}
-    eligible: list[int] = []
+    allowed: list[int] = []
     c = constraints
     for i, (spec, est) in enumerate(zip(specs, estimates, strict=True)):
         why = None
@@ -129,16 +177,25 @@ def filter_eligible(
             why = f"estimated cost ${est.cost_usd:.6f} > max_cost_usd ${c.max_cost_usd:g}"
         elif c.max_latency_s is not None and est.latency_s > c.max_latency_s:
             why = f"estimated latency {est.latency_s:.2f}s > max_latency_s {c.max_latency_s:g}s"
-        elif c.min_quality is not None and est.quality < c.min_quality:
-            why = f"estimated quality {est.quality:.3f} < min_quality {c.min_quality:g}"
         if why is None:
-            eligible.append(i)
+            allowed.append(i)
         else:
             reasons[spec.key] = why
+    eligible, fallback = allowed, False
+    if c.min_quality is not None and allowed:
+        eligible = [i for i in allowed if estimates[i].quality >= c.min_quality]
+        if not eligible and not c.min_quality_strict:
+            # nothing is expected to reach the floor: the closest to it, rather than nothing
+            best = max(estimates[i].quality for i in allowed)
+            eligible, fallback = [i for i in allowed if estimates[i].quality == best], True
+        for i in allowed:
+            if i not in eligible:
+                reasons[specs[i].key] = (f"estimated quality {estimates[i].quality:.3f} < "
+                                         f"min_quality {c.min_quality:g}")
     preferred = False
     if c.preferred_providers and eligible:
         narrowed = [i for i in eligible if specs[i].provider in c.preferred_providers]
         if narrowed:
             preferred = len(narrowed) < len(eligible)
             eligible = narrowed
-    return eligible, reasons, preferred
+    return Eligibility(eligible, reasons, preferred, fallback)

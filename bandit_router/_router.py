@@ -16,7 +16,7 @@ import numpy as np
 
 from ._catalog import Catalog, ModelSpec
 from ._config import PolicyConfig, RouterConfig
-from ._constraints import Constraints, Estimate, filter_eligible
+from ._constraints import Constraints, Estimate, RoutingConstraints, filter_eligible
 from ._deployments import LoadBalancer
 from ._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder, task_hash
 from ._errors import (
@@ -184,8 +184,8 @@ class Router(BudgetMethods, ProviderMethods):
             check_names(constraints, self.catalog)
             specs = list(self.catalog)
             estimates = self._learner.estimates(specs, embedding, n_in)
-            eligible, reasons, preferred = filter_eligible(specs, estimates, constraints,
-                                                           input_tokens=n_in)
+            allowed = filter_eligible(specs, estimates, constraints, input_tokens=n_in)
+            eligible, reasons = allowed.eligible, allowed.reasons
             if self._balancer is not None:
                 eligible = self._drop_unavailable(specs, estimates, eligible, reasons, n_in)
             if not eligible:
@@ -252,7 +252,10 @@ class Router(BudgetMethods, ProviderMethods):
             probability=probability, estimated_cost_usd=est.cost_usd,
             estimated_latency_s=est.latency_s, estimated_quality=est.quality,
             confidence=est.evidence,
-            reasoning=self._reasoning(spec, est, probability, len(eligible), reasons, preferred)
+            reasoning=self._reasoning(spec, est, probability, len(eligible), reasons,
+                                      allowed.preferred)
+            + (f"; no model is estimated to reach min_quality {constraints.min_quality:g}: "
+               "the highest estimate was chosen" if allowed.quality_fallback else "")
             + (f"; cost weight paced from {base_lam:.3g} to {lam:.3g} by budgets"
                if lam != base_lam else "")
             + ("; every model broke a budget: cheapest chosen" if plan.forced else ""),
@@ -495,9 +498,20 @@ class Router(BudgetMethods, ProviderMethods):
             self._apply_stored_prices()
 
     # -- the original design's names ---------------------------------------------------------
-    def route(self, task: str, constraints: Constraints | None = None) -> tuple[str, str]:
-        """``select()`` returning only ``(provider, model)``; reward it via :meth:`select`'s
-        event id if you can, else it gets the default reward after ``reward_wait_s``."""
+    def route(self, task: str, constraints: Constraints | None = None,
+              **fields: Any) -> tuple[str, str]:
+        """``select()`` returning only ``(provider, model)``, with constraints given as an
+        object, as keywords (``route(task, min_quality=0.95)``, the names of
+        :class:`RoutingConstraints`), or both (the keywords win). Reward it through
+        :meth:`select`'s event id if you can; unrewarded, it gets the default reward after
+        ``reward_wait_s``."""
+        if fields:
+            base = (constraints or Constraints()).to_dict()
+            if "max_cost" in fields:
+                base.pop("max_cost_usd", None)
+            if "max_latency" in fields:
+                base.pop("max_latency_s", None)
+            constraints = RoutingConstraints(**{**base, **fields})
         d = self.select(task, constraints=constraints)
         return d.provider, d.model
 

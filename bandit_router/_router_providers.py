@@ -4,6 +4,7 @@ and prices from a LiteLLM price file (kept apart to keep modules small)."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,12 @@ from ._prices import PriceFileWatcher, PriceImport, apply_price_file
 __all__ = ["ProviderMethods"]
 
 
+def _deployment_id(key: str) -> str:
+    """A deployment id for a catalog key (``provider/model`` -> ``provider.model``, other
+    characters outside the id alphabet as ``_``, at most 64)."""
+    return re.sub(r"[^A-Za-z0-9._~-]", "_", key.replace("/", ".", 1))[:64]
+
+
 class ProviderMethods:
     """``set_load_balancing``, ``deployment_status``, ``load_prices`` and ``watch_prices``."""
 
@@ -34,7 +41,7 @@ class ProviderMethods:
                            prices: Mapping[str, Mapping[str, float]]) -> None: ...
 
     def set_load_balancing(self, strategy: Strategy = "round_robin",
-                           providers: Sequence[Deployment | Mapping[str, Any]] = (), *,
+                           providers: Sequence[str | Deployment | Mapping[str, Any]] = (), *,
                            allowed_fails: int = 3, fail_window_s: float = 60.0,
                            cooldown_s: float = 60.0) -> list[DeploymentStatus]:
         """Serve catalog models through several deployments (provider + endpoint + key
@@ -49,6 +56,15 @@ class ProviderMethods:
         process (each replica learns it from the rewards it receives). Called again, it
         re-configures in place: deployments that remain keep their health.
 
+        An entry of ``providers`` is a :class:`Deployment` (or its mapping) or a provider's
+        name: ``providers=["openai", "anthropic", "gemini"]`` (the original design's call)
+        gives each catalog model of those providers one deployment, ``provider.model``. With
+        one deployment a model, the strategy has nothing to choose between; what it buys is
+        failover across providers: a provider's model that keeps failing cools down and the
+        policy routes among the others meanwhile. The router never sends a request to a model
+        it thinks worse only to even out load across providers; to spread one model's calls,
+        list its deployments.
+
         >>> from bandit_router import Constraints, Router
         >>> from bandit_router.simulation import HashEmbedder, demo_catalog
         >>> r = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
@@ -60,8 +76,10 @@ class ProviderMethods:
         'a'
         >>> r.close()
         """
-        deployments = [p if isinstance(p, Deployment) else Deployment.from_dict(p)
-                       for p in providers]
+        if isinstance(providers, str):
+            raise InvalidInputError("providers must be a list (of provider names or "
+                                    "deployments), not a string")
+        deployments = [d for p in providers for d in self._deployments_of(p)]
         if not deployments:
             raise InvalidInputError("set_load_balancing needs at least one deployment")
         unknown = sorted({d.model for d in deployments} - set(self.catalog.model_keys()))
@@ -74,6 +92,24 @@ class ProviderMethods:
         else:
             self._balancer.set_deployments(deployments, config=config)
         return self._balancer.status()
+
+    def _deployments_of(self, entry: str | Deployment | Mapping[str, Any]) -> list[Deployment]:
+        """A deployment, or for a provider's name one deployment of each catalog model it
+        serves (id ``provider.model``)."""
+        if isinstance(entry, Deployment):
+            return [entry]
+        if isinstance(entry, str):
+            specs = [s for s in self.catalog if s.provider == entry]
+            if not specs:
+                providers = sorted({s.provider for s in self.catalog})
+                raise UnknownModelError(f"no catalog model is served by provider {entry!r} "
+                                        f"(providers: {providers})")
+            return [Deployment(id=_deployment_id(s.key), model=s.key, provider=s.provider)
+                    for s in specs]
+        if not isinstance(entry, Mapping):
+            raise InvalidInputError("each entry of providers must be a provider's name, a "
+                                    f"Deployment or a mapping, not {type(entry).__name__}")
+        return [Deployment.from_dict(entry)]
 
     def deployment_status(self) -> list[DeploymentStatus]:
         """Each deployment's health: cooldown, recent failures, in-flight calls, latency,

@@ -38,6 +38,9 @@ class ConstraintsIn(_In):
     max_cost_usd: float | None = Field(None, ge=0, examples=[0.0001])
     max_latency_s: float | None = Field(None, ge=0, examples=[5])
     min_quality: float | None = Field(None, ge=0, le=1)
+    min_quality_strict: bool = Field(
+        False, description="refuse (422) when no model is estimated to reach min_quality, "
+                           "instead of routing to the highest estimate")
     preferred_providers: list[str] | None = None
     allowed_providers: list[str] | None = None
     excluded_providers: list[str] | None = None

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 # A CPU build of torch first; otherwise sentence-transformers pulls a multi-GB CUDA build.
-.venv/bin/pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+# shellcheck disable=SC2086  # TORCH_SPEC may carry pip options (--index-url ...)
+.venv/bin/pip install -q ${TORCH_SPEC:-torch==2.13.0}
 .venv/bin/pip install -q -e '.[dev]'
 
 # The PostgreSQL tests need a server at BANDIT_ROUTER_TEST_POSTGRES_URL

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bandit_router import Constraints, InvalidConstraintsError, ModelSpec
+from bandit_router import Constraints, InvalidConstraintsError, ModelSpec, RoutingConstraints
 from bandit_router._constraints import Estimate, filter_eligible
 
 SPECS = [
@@ -24,8 +24,8 @@ ESTIMATES = [
 
 
 def keys(c: Constraints, input_tokens: int = 100) -> tuple[set[str], dict[str, str], bool]:
-    idx, reasons, preferred = filter_eligible(SPECS, ESTIMATES, c, input_tokens=input_tokens)
-    return {SPECS[i].key for i in idx}, reasons, preferred
+    got = filter_eligible(SPECS, ESTIMATES, c, input_tokens=input_tokens)
+    return {SPECS[i].key for i in got.eligible}, got.reasons, got.preferred
 
 
 @pytest.mark.parametrize("constraints, eligible, reason", [
@@ -75,3 +75,45 @@ def test_invalid_constraints(kwargs: dict) -> None:
 def test_to_dict_is_json_ready() -> None:
     d = Constraints(max_cost_usd=0.1, preferred_providers=["b", "a"]).to_dict()
     assert d == {"max_cost_usd": 0.1, "preferred_providers": ["a", "b"]}
+
+
+def test_min_quality_nobody_reaches_routes_to_the_highest_estimate() -> None:
+    got = filter_eligible(SPECS, ESTIMATES, Constraints(min_quality=0.95), input_tokens=100)
+    assert [SPECS[i].key for i in got.eligible] == ["openai/big"] and got.quality_fallback
+    assert set(got.reasons) == {"openai/small", "groq/fast"}
+    # the hard constraints still hold: the best of what they leave
+    got = filter_eligible(SPECS, ESTIMATES, Constraints(min_quality=0.95, max_cost_usd=0.005),
+                          input_tokens=100)
+    assert [SPECS[i].key for i in got.eligible] == ["groq/fast"] and got.quality_fallback
+    assert "max_cost_usd" in got.reasons["openai/big"]
+    assert "min_quality" in got.reasons["openai/small"]
+
+
+def test_min_quality_strict_refuses() -> None:
+    got = filter_eligible(SPECS, ESTIMATES, Constraints(min_quality=0.95,
+                                                        min_quality_strict=True),
+                          input_tokens=100)
+    assert got.eligible == [] and not got.quality_fallback
+    assert all("min_quality" in why for why in got.reasons.values())
+    with pytest.raises(InvalidConstraintsError):
+        Constraints(min_quality_strict="yes")  # type: ignore[arg-type]
+
+
+def test_min_quality_reached_is_no_fallback() -> None:
+    got = filter_eligible(SPECS, ESTIMATES, Constraints(min_quality=0.7), input_tokens=100)
+    assert not got.quality_fallback and len(got.eligible) == 2
+
+
+def test_routing_constraints_take_the_design_names() -> None:
+    c = RoutingConstraints(max_cost=0.005, max_latency=2.0, min_quality=0.5,
+                           preferred_providers=["groq"])
+    assert isinstance(c, Constraints)
+    assert (c.max_cost_usd, c.max_latency_s) == (0.005, 2.0)
+    assert keys(c)[0] == {"groq/fast"}
+    assert c.to_dict()["preferred_providers"] == ["groq"]
+    with pytest.raises(InvalidConstraintsError, match="not both"):
+        RoutingConstraints(max_cost=1.0, max_cost_usd=2.0)
+    with pytest.raises(InvalidConstraintsError, match="unknown"):
+        RoutingConstraints(max_tokens=5)
+    with pytest.raises(InvalidConstraintsError):
+        RoutingConstraints(max_cost=-1)

@@ -103,6 +103,9 @@ def test_error_statuses_and_one_shape(server: Server) -> None:
             "excluded_models": ["no-such-model"]}}, key), 422, "UnknownModelError"),
         (call(server, "POST", "/v1/select", {"task": "hi", "constraints": {
             "max_cost_usd": -1}}, key), 422, "InvalidConstraintsError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "constraints": {
+            "min_quality": 0.999, "min_quality_strict": True}}, key), 422,
+         "NoEligibleModelError"),
         (call(server, "POST", "/v1/select", {"task": "hi", "event_id": "a/b"}, key), 422,
          "InvalidTaskError"),
         (call(server, "POST", "/v1/select", {"task": "hi", "input_tokens": 10**40}, key), 422,
@@ -157,6 +160,11 @@ def test_client_raises_the_library_errors(server: Server) -> None:
     with pytest.raises(NoEligibleModelError) as none:
         client.select("hi", constraints=Constraints(max_cost_usd=1e-12))
     assert len(none.value.reasons) >= 10
+    with pytest.raises(NoEligibleModelError):
+        client.select("hi", constraints=Constraints(min_quality=0.999, min_quality_strict=True))
+    # not strict: the highest estimate answers, and says why
+    best = client.select("hi", constraints=Constraints(min_quality=0.999))
+    assert "min_quality 0.999" in best.reasoning and best.alternatives == ()
     with pytest.raises(InvalidInputError):
         client.reward(client.select("hi").event_id, quality=2.0)
     with pytest.raises(AuthenticationError):
