@@ -22,4 +22,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 # Two workers (pytest-xdist): this machine's two cores; PYTEST_WORKERS=0 runs in one process.
-.venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-2}"
+# -m "slow or not slow": everything (a bare pytest runs the fast tier, see pyproject.toml).
+.venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-2}" -m "slow or not slow"

@@ -57,6 +57,7 @@ def test_keys_create_list_revoke(tmp_path, capsys: pytest.CaptureFixture[str]) -
     store.close()
 
 
+@pytest.mark.slow  # the real MiniLM on every round
 def test_replay_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "rounds.csv"
     assert main(["replay", "synthetic", "--limit", "400", "--cost-weight", "50",
@@ -70,6 +71,7 @@ def test_replay_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(log.read_text().splitlines()) == 401
 
 
+@pytest.mark.slow  # the real MiniLM on every round
 def test_replay_command_with_optimism(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "synthetic", "--limit", "300", "--gamma-scale", "200",
                  "--optimism", "0.2"]) == 0

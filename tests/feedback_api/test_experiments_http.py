@@ -16,6 +16,7 @@ from feedback_api import KeyStore, Settings, create_app
 from .conftest import Server
 
 
+@pytest.mark.slow  # hundreds of rounds over HTTP
 def test_experiment_lifecycle_over_http(tmp_path) -> None:
     settings, admin, client = _settings(tmp_path)
     spec = {"name": "explore-less",
@@ -87,6 +88,7 @@ def _settings(tmp_path) -> tuple[Settings, dict[str, str], dict[str, str]]:
                      catalog_path=str(catalog)), admin, client)
 
 
+@pytest.mark.slow  # hundreds of rounds over HTTP
 def test_fixed_model_and_subset_arms_over_http_survive_a_restart(tmp_path) -> None:
     settings, admin, client = _settings(tmp_path)
     spec = {"name": "vs-strongest",
