@@ -9,7 +9,9 @@ float32 rows can replace it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BatchingEmbedder", "CachedEmbedder", "Embedder", "SentenceTransformerEmbedder",
+__all__ = ["BatchingEmbedder", "CachedEmbedder", "Embedder", "HashEmbedder",
+           "SentenceTransformerEmbedder",
            "task_hash"]
 
 FloatArray = npt.NDArray[np.float32]
@@ -256,3 +259,36 @@ class BatchingEmbedder(_Wrapper):
             self._closed = True
             self._cv.notify_all()
         self._worker.join(timeout=10)
+
+
+class HashEmbedder:
+    """A fast, dependency-free stand-in embedder: hashed word and word-pair counts, unit norm.
+
+    For unit tests, quick experiments and the service's ``embedder="hash"`` setting; the
+    router's default is the real MiniLM.
+
+    >>> e = HashEmbedder(dim=64)
+    >>> v = e.embed(["hello world", "hello world"])
+    >>> bool(np.allclose(v[0], v[1])) and abs(float(np.linalg.norm(v[0])) - 1) < 1e-5
+    True
+    """
+
+    name = "hash-embedder"
+
+    def __init__(self, *, dim: int = 384) -> None:
+        self.dim = dim
+
+    def _bucket(self, token: str) -> tuple[int, float]:
+        digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        return value % self.dim, 1.0 if (value >> 63) & 1 else -1.0
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            words = re.findall(r"\w+", text.lower())
+            for token in words + [a + " " + b for a, b in itertools.pairwise(words)]:
+                j, sign = self._bucket(token)
+                out[row, j] += sign
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -48,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ._catalog import Catalog, ModelSpec
 from ._constraints import Estimate
+from ._dataset import RoutingDataset
 from ._embedding import task_hash
 from ._errors import (
     InvalidInputError,
@@ -63,7 +64,6 @@ from ._validation import MAX_ABS_REWARD, check_task
 
 if TYPE_CHECKING:
     from ._router import Router
-    from .datasets import RoutingDataset
 
 __all__ = ["warm_start"]
 
@@ -343,8 +343,6 @@ def warm_start(router: Router, history: Any, *, batch: int = 200) -> int:
     """Log ``history`` (a :class:`~bandit_router.datasets.RoutingDataset`, or an iterable of
     :class:`LoggedDecision`) with its rewards, in batches, and learn each batch in log
     order; returns how many rewards were learned (0 when everything was logged before)."""
-    from .datasets import RoutingDataset
-
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InvalidInputError("batch must be a positive integer")
     if isinstance(history, RoutingDataset):

@@ -35,9 +35,8 @@ import httpx
 from . import _errors
 from ._config import Exploration
 from ._constraints import Constraints
+from ._results import ArmStats, Comparison, Estimate, ExperimentReport
 from ._types import Decision, EventRecord, RewardReceipt
-from .evaluation import Estimate
-from .experiments import ArmStats, Comparison, ExperimentReport
 
 __all__ = ["ArmSpec", "AsyncRouterClient", "RouterClient"]
 

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._config import PolicyConfig
+from ._results import Estimate
 from ._scoring import BASELINE, CROSSED_ONLY, PINNED, logged_action
 from .policies import Features, Policy, VWPolicy
 
@@ -57,19 +58,6 @@ __all__ = [
 Array = npt.NDArray[np.float64]
 #: Two-sided normal quantiles of the confidence levels offered.
 Z = {0.90: 1.6449, 0.95: 1.96, 0.99: 2.5758}
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """A value with its confidence interval."""
-
-    value: float
-    low: float
-    high: float
-    n: int
-
-    def __str__(self) -> str:
-        return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}] (n={self.n})"
 
 
 def _interval(terms: Array, value: float, level: float) -> Estimate:

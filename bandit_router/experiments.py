@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -39,9 +39,10 @@ from ._errors import (
     UnknownEventError,
     UnknownModelError,
 )
+from ._results import ArmStats, Comparison, ExperimentReport
 from ._router import Router
 from ._types import Decision, RewardReceipt
-from .evaluation import Estimate, Z, mean_estimate
+from .evaluation import Z, mean_estimate
 
 __all__ = ["Arm", "ArmStats", "Comparison", "Experiment", "ExperimentReport", "compare_means"]
 
@@ -150,51 +151,6 @@ class Arm:
                     else f"not a model of experiment arm {self.router.arm!r}")
                 for k in catalog.model_keys()})
         return replace(c, allowed_models=frozenset(keys))
-
-
-@dataclass(frozen=True, slots=True)
-class ArmStats:
-    """An arm's live statistics: rewarded requests (default rewards left out) and the mean
-    quality, cost, latency and reward with intervals; ``fixed_model`` / ``models`` repeat
-    the arm's restriction, if any."""
-
-    arm: str
-    share: float
-    requests: int
-    quality: Estimate
-    cost_usd: Estimate
-    latency_s: Estimate | None
-    reward: Estimate
-    fixed_model: str | None = None
-    models: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """``b - a`` on a metric: the difference, its interval, a two-sided p-value (Welch's
-    test, normal approximation) and whether it is significant at the experiment's level."""
-
-    metric: str
-    a: str
-    b: str
-    difference: float
-    low: float
-    high: float
-    p_value: float
-    significant: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExperimentReport:
-    """An experiment's state: its status, every arm's statistics, and each arm against the
-    control (the first arm) on reward, where both have at least two rewarded requests."""
-
-    name: str
-    status: Literal["running", "promoted", "stopped"]
-    promoted: str | None
-    control: str
-    arms: dict[str, ArmStats]
-    comparisons: tuple[Comparison, ...] = field(default=())
 
 
 def compare_means(a: np.ndarray, b: np.ndarray, *, level: float = 0.95, metric: str = "",

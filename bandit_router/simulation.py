@@ -15,16 +15,14 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from ._catalog import Catalog, ModelSpec
+from ._embedding import HashEmbedder
 
 __all__ = ["TOPICS", "HashEmbedder", "Outcome", "SyntheticWorkload", "Task", "demo_catalog"]
 
@@ -185,33 +183,3 @@ class SyntheticWorkload:
                        latency_s=latency, output_tokens=tokens)
 
 
-class HashEmbedder:
-    """A fast, dependency-free stand-in embedder: hashed word and word-pair counts, unit norm.
-
-    For unit tests and quick experiments only; the router's default is the real MiniLM.
-
-    >>> e = HashEmbedder(dim=64)
-    >>> v = e.embed(["hello world", "hello world"])
-    >>> bool(np.allclose(v[0], v[1])) and abs(float(np.linalg.norm(v[0])) - 1) < 1e-5
-    True
-    """
-
-    name = "hash-embedder"
-
-    def __init__(self, *, dim: int = 384) -> None:
-        self.dim = dim
-
-    def _bucket(self, token: str) -> tuple[int, float]:
-        digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
-        value = int.from_bytes(digest, "little")
-        return value % self.dim, 1.0 if (value >> 63) & 1 else -1.0
-
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for row, text in enumerate(texts):
-            words = re.findall(r"\w+", text.lower())
-            for token in words + [a + " " + b for a, b in itertools.pairwise(words)]:
-                j, sign = self._bucket(token)
-                out[row, j] += sign
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from bandit_router import (
     BatchingEmbedder,
     Catalog,
+    HashEmbedder,
     InvalidInputError,
     PolicyConfig,
     Router,
@@ -24,7 +25,6 @@ from bandit_router import (
     implied_exploration,
 )
 from bandit_router.policies import KNNGreedyPolicy, Policy, VWPolicy
-from bandit_router.simulation import HashEmbedder
 
 from . import errors
 from .experiments import ExperimentRegistry

@@ -1,0 +1,142 @@
+"""The ``bandit-router`` command: the library's commands (:mod:`bandit_router.cli`: demo,
+replay, bench) and the service's: ``serve`` (the HTTP service), ``keys`` (API keys) and
+``report`` (cost report from the service's database)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bandit_router import cli as library_cli
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from . import Settings, create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=args.log_level)
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from . import KeyStore, Settings
+
+    store = KeyStore(args.database_url or Settings().database_url)
+    try:
+        if args.action == "create":
+            key, secret = store.create(name=args.name, scope=args.scope)
+            print(f"created key {key.id} ({key.scope}, '{key.name}'); it is shown only once:")
+            print(secret)
+        elif args.action == "revoke":
+            if not store.revoke(args.id):
+                print(f"no live key with id {args.id}", file=sys.stderr)
+                return 1
+            print(f"revoked key {args.id}")
+        else:
+            for k in store.list():
+                state = "revoked" if k.revoked_at else "live"
+                print(f"{k.id:>4}  {k.scope:<6}  {k.prefix}…  {state:<7}  {k.name}")
+    finally:
+        store.close()
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bandit_router import InvalidInputError
+    from bandit_router._store import Store
+    from bandit_router.reports import cost_report, parse_time
+
+    url = args.database_url
+    if url is None:
+        from . import Settings
+
+        url = Settings().database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = url[len("sqlite:///"):].split("?", 1)[0]
+        if path and not os.path.exists(path):  # do not create an empty database by mistake
+            print(f"no database at {path}", file=sys.stderr)
+            return 1
+    try:
+        since = parse_time(args.since) if args.since is not None else None
+        until = parse_time(args.until, end=True) if args.until is not None else None
+        store = Store(url)
+        try:
+            report = cost_report(store, since=since, until=until, group_by=args.by,
+                                 reference=args.reference)
+        finally:
+            store.close()
+    except InvalidInputError as exc:
+        print(f"bandit-router report: {exc}", file=sys.stderr)
+        return 2
+    text = {"table": report.to_table, "csv": report.to_csv, "json": report.to_json}[
+        args.format]()
+    if not text.endswith("\n"):
+        text += "\n"
+    if args.output:
+        with open(args.output, "w", newline="") as fh:
+            fh.write(text)
+        print(f"cost report ({len(report.rows)} row(s)) written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``serve``, ``keys`` and ``report`` to the library parser's subparsers."""
+    serve = sub.add_parser("serve", help="run the HTTP service (settings: BANDIT_ROUTER_* "
+                                         "environment variables or BANDIT_ROUTER_CONFIG_FILE)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+
+    keys = sub.add_parser("keys", help="create, revoke and list API keys")
+    keys.add_argument("--database-url", default=None,
+                      help="default: BANDIT_ROUTER_DATABASE_URL or the service's default")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    create = ksub.add_parser("create")
+    create.add_argument("--scope", choices=["client", "admin"], default="client")
+    create.add_argument("--name", default="")
+    revoke = ksub.add_parser("revoke")
+    revoke.add_argument("id", type=int)
+    ksub.add_parser("list")
+    keys.set_defaults(func=_keys)
+
+
+    report = sub.add_parser("report", help="cost report: spend and requests by day, model, "
+                                           "provider and key; savings against a reference")
+    report.add_argument("--database-url", default=None,
+                        help="default: BANDIT_ROUTER_DATABASE_URL or the service's default")
+    report.add_argument("--since", default=None,
+                        help="first UTC day YYYY-MM-DD (or ISO 8601 time, Unix seconds)")
+    report.add_argument("--until", default=None,
+                        help="last UTC day YYYY-MM-DD, included (or an ISO 8601 time, Unix "
+                             "seconds: excluded)")
+    report.add_argument("--by", default="day,model",
+                        help="comma-separated groups among day, model, provider, key "
+                             "(default: day,model; empty for totals only)")
+    report.add_argument("--reference", default=None, metavar="PROVIDER/MODEL",
+                        help="measure savings against this model (default: the catalog's "
+                             "strongest, as logged with each decision)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--output", default=None, metavar="FILE",
+                        help="write the report here instead of to standard output")
+    report.set_defaults(func=_report)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return library_cli.main(argv, extend=add_commands)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

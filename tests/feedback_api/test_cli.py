@@ -1,0 +1,105 @@
+"""The service's commands of ``bandit-router``: ``keys`` and ``report`` (``serve`` is
+exercised by the service tests through uvicorn), and the library's commands through the same
+entry point."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedback_api.cli import main
+
+
+def test_the_entry_point_has_the_library_and_the_service_commands(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("demo", "replay", "bench", "serve", "keys", "report"):
+        assert command in out
+    assert main(["demo", "--rounds", "0"]) == 2  # a library command, dispatched from here
+
+
+def test_keys_create_list_revoke(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from feedback_api import KeyStore
+
+    db = f"sqlite:///{tmp_path / 'keys.db'}"
+    assert main(["keys", "--database-url", db, "create", "--scope", "admin",
+                 "--name", "ops"]) == 0
+    secret = capsys.readouterr().out.strip().splitlines()[-1]
+    store = KeyStore(db)
+    key = store.verify(secret)
+    assert key is not None and key.scope == "admin" and key.name == "ops"
+    assert main(["keys", "--database-url", db, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "admin" in listing and "live" in listing and secret not in listing
+    assert main(["keys", "--database-url", db, "revoke", str(key.id)]) == 0
+    assert store.verify(secret) is None
+    assert main(["keys", "--database-url", db, "revoke", str(key.id)]) == 1
+    with store._sessions() as s:  # only the hash is stored
+        from sqlalchemy import text
+
+        stored = s.execute(text("SELECT key_hash FROM br_api_keys")).scalar_one()
+    assert secret not in stored and len(stored) == 64
+    store.close()
+
+
+def test_report_command(make_router, clock, sqlite_url: str, tmp_path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import io
+
+    from bandit_router.reports import CostReport, cost_report, parse_time
+    from tests.test_reports import DAY2, build_traffic
+
+    router = make_router(clock=clock)
+    build_traffic(router, clock)
+    # a human table by default
+    assert main(["report", "--database-url", sqlite_url, "--by", "day,key"]) == 0
+    out = capsys.readouterr().out
+    assert "reference: frontier/large" in out and "(total)" in out and "team-b" in out
+    # CSV to a file: the library's report
+    path = tmp_path / "cost.csv"
+    assert main(["report", "--database-url", sqlite_url, "--since", DAY2, "--until", DAY2,
+                 "--by", "model,provider", "--format", "csv", "--output", str(path)]) == 0
+    assert str(path) in capsys.readouterr().out
+    want = cost_report(router, since=parse_time(DAY2), until=parse_time(DAY2, end=True),
+                       group_by=("model", "provider"))
+    assert path.read_text() == want.to_csv()
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert rows[-1]["model"] == "(total)" and int(rows[-1]["requests"]) == 4
+    # JSON on stdout, with the reference named
+    assert main(["report", "--database-url", sqlite_url, "--format", "json",
+                 "--reference", "budget/tiny"]) == 0
+    got = CostReport.from_json(capsys.readouterr().out)
+    assert got == cost_report(router, reference="budget/tiny")
+    assert got.reference_fallbacks == 4
+
+
+def test_report_command_reads_the_service_setting(make_router, clock, sqlite_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tests.test_reports import build_traffic
+
+    build_traffic(make_router(clock=clock), clock, history=False)
+    monkeypatch.setenv("BANDIT_ROUTER_DATABASE_URL", sqlite_url)
+    monkeypatch.delenv("BANDIT_ROUTER_CONFIG_FILE", raising=False)
+    assert main(["report", "--by", "", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rows"] == [] and data["total"]["requests"] == 7
+
+
+def test_report_command_errors(tmp_path, sqlite_url: str, make_router,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    missing = f"sqlite:///{tmp_path / 'nope.db'}"
+    assert main(["report", "--database-url", missing]) == 1
+    assert "no database" in capsys.readouterr().err
+    assert not (tmp_path / "nope.db").exists()  # not created by mistake
+    make_router()  # creates the database
+    for args in (["--by", "day,week"], ["--since", "2027-02-01", "--until", "2027-01-01"],
+                 ["--since", "yesterday"], ["--reference", "tiny"]):
+        assert main(["report", "--database-url", sqlite_url, *args]) == 2
+        assert "bandit-router report:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", "--database-url", sqlite_url, "--format", "xml"])
