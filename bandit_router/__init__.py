@@ -45,6 +45,7 @@ if _typing.TYPE_CHECKING:
         UnknownModelError,
     )
     from ._logged import LoggedDecision, load_logged_decisions
+    from ._objective import Objective
     from ._prices import (
         LiteLLMPrice,
         PriceFileWatcher,
@@ -94,6 +95,7 @@ _LAZY: dict[str, str] = {
     "LoggedDecision": "._logged",
     "ModelSpec": "._catalog",
     "NoEligibleModelError": "._errors",
+    "Objective": "._objective",
     "PayloadTooLargeError": "._errors",
     "PermissionDeniedError": "._errors",
     "PolicyConfig": "._config",
@@ -155,6 +157,7 @@ __all__ = [
     "LoggedDecision",
     "ModelSpec",
     "NoEligibleModelError",
+    "Objective",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PolicyConfig",

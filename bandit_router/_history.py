@@ -58,6 +58,7 @@ from ._errors import (
 )
 from ._features import estimate_tokens, task_features
 from ._logged import LoggedDecision, _located
+from ._objective import Objective
 from ._scoring import action_features
 from ._store import EventRow, LearnItem, RewardRow, Store
 from ._validation import MAX_ABS_REWARD, check_task
@@ -139,6 +140,7 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
     if not columns:
         raise InvalidTaskError("no model of the history is in the catalog")
     lam, mu = router.config.cost_weight, router.config.latency_weight
+    objective = Objective(lam, mu)
     head: dict[int, np.ndarray] = {}  # vectors embedded ahead, for the clusters
     if history.embeddings is not None:  # the task clusters, from the whole history at once
         with router._lock:
@@ -208,7 +210,7 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
                                   cost_usd=c, latency_s=lat,
                                   output_tokens=int(tok[i, j]) if tok is not None
                                   else None, error=None,
-                                  reward=q - lam * c - mu * lat, is_default=False)))
+                                  reward=objective.reward(q, c, lat), is_default=False)))
         learned += _write(router, pairs)
     return learned
 
@@ -254,10 +256,10 @@ def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
                     f"embedder ({router.embedder.name}) gives {router.embedder.dim}")
             spec = catalog.get(chosen)
             lat = rec.latency_s if rec.latency_s is not None else spec.avg_latency
-            value = rec.quality - lam * rec.cost_usd - mu * lat
+            value = Objective(lam, mu).reward(rec.quality, rec.cost_usd, lat)
             if not abs(value) <= MAX_ABS_REWARD:
                 raise InvalidRewardError(
-                    f"the reward quality - cost_weight x cost - latency_weight x latency = "
+                    f"the reward {Objective.FORMULA} = "
                     f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
         except (InvalidInputError, UnknownModelError) as exc:
             raise _located(exc, where) from None
@@ -333,7 +335,8 @@ def _warm_start_logged(router: Router, records: Iterable[Any], *, batch: int) ->
                     RewardRow(event_id=c.event_id, received_at=now, quality=rec.quality,
                               cost_usd=rec.cost_usd, latency_s=rec.latency_s,
                               output_tokens=rec.output_tokens, error=None,
-                              reward=rec.quality - lam * rec.cost_usd - mu * lat,
+                              reward=Objective(lam, mu).reward(rec.quality, rec.cost_usd,
+                                                               lat),
                               is_default=False)))
         learned += _write(router, pairs)
     return learned

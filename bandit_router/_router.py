@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._features import estimate_tokens, task_features
 from ._learner import Learner, write_checkpoint
+from ._objective import Objective
 from ._prices import PriceFileWatcher
 from ._router_budgets import BudgetMethods
 from ._router_providers import ProviderMethods
@@ -332,12 +333,12 @@ class Router(BudgetMethods, ProviderMethods):
             else:
                 cost_usd = float(action["estimate"]["cost_usd"])
         lat = latency_s if latency_s is not None else float(action["estimate"]["latency_s"])
-        value = quality - event.cost_weight * cost_usd - event.latency_weight * lat
+        value = Objective(event.cost_weight, event.latency_weight).reward(quality, cost_usd, lat)
         if not abs(value) <= MAX_ABS_REWARD:
             if at_hand:  # a reward already given is reported first, as when read
                 self._raise_if_closed(event, self.store.get_reward(event_id))
             raise InvalidRewardError(
-                f"the reward quality - cost_weight x cost - latency_weight x latency = "
+                f"the reward {Objective.FORMULA} = "
                 f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
         row = new_row(RewardRow, event_id=event_id, received_at=self._clock(),
                       quality=float(quality), cost_usd=float(cost_usd), latency_s=latency_s,

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._memory import Memory
+from ._objective import Objective
 from ._scoring import estimates
 from .datasets import RoutingDataset
 from .replay import hull_quality, zero_router_hull
@@ -51,12 +52,13 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
     specs = list(dataset.catalog(quality_prior=quality_prior))
     keys = [s.key for s in specs]
     memory = Memory(dim=emb.shape[1], capacity=max(len(dataset), k))
+    objective = Objective(cost_weight)
     chosen = np.empty(len(order), np.int64)
     n_in = dataset.input_tokens
     for t, i in enumerate(order):
         recall = memory.recall(emb[i], keys, k=k)
         stats = memory.model_stats()
-        scores = [est.quality - cost_weight * est.cost_usd for est in estimates(
+        scores = [objective.reward(est.quality, est.cost_usd) for est in estimates(
             specs, recall, input_tokens=int(n_in[i]) if n_in is not None else 100,
             stats=stats, prior_strength=prior_strength, default_output_tokens=300)]
         j = (int(explore.integers(len(specs))) if explore.random() < epsilon
@@ -64,7 +66,7 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
         chosen[t] = j
         tokens = dataset.output_tokens
         memory.add(emb[i], keys[j], quality=float(dataset.quality[i, j]),
-                   reward=float(dataset.quality[i, j] - cost_weight * dataset.cost[i, j]),
+                   reward=float(objective.reward(dataset.quality[i, j], dataset.cost[i, j])),
                    cost_usd=float(dataset.cost[i, j]), latency_s=None,
                    output_tokens=float(tokens[i, j]) if tokens is not None else None)
     return order, chosen
@@ -80,7 +82,7 @@ def supervised(dataset: RoutingDataset, train: Sequence[int], test: Sequence[int
     _, nn = index.search(np.ascontiguousarray(emb[te]), k)
     q = dataset.quality[tr][nn].mean(axis=1)  # (test, models)
     c = dataset.cost[tr][nn].mean(axis=1)
-    return np.asarray(np.argmax(q - cost_weight * c, axis=1), dtype=np.int64)
+    return np.asarray(np.argmax(Objective(cost_weight).reward(q, c), axis=1), dtype=np.int64)
 
 
 def aiq(points: Sequence[tuple[float, float]], *, low: float, high: float,

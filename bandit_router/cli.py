@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._config import EXPLORATIONS, PolicyConfig, RouterConfig, implied_exploration
+from ._objective import Objective
 from ._router import Router
 from .simulation import HashEmbedder, SyntheticWorkload, Task, demo_catalog
 
@@ -33,7 +34,7 @@ class _Tally:
     def add(self, quality: float, cost: float, cost_weight: float, key: str) -> None:
         self.quality += quality
         self.cost += cost
-        self.reward += quality - cost_weight * cost
+        self.reward += Objective(cost_weight).reward(quality, cost)
         self.n += 1
         self.picks[key] += 1
 

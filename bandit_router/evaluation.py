@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._config import PolicyConfig
+from ._objective import Objective
 from ._results import Estimate
 from ._scoring import BASELINE, CROSSED_ONLY, PINNED, logged_action
 from .policies import Features, Policy, VWPolicy
@@ -204,8 +205,8 @@ def evaluate_setting(events: Sequence[LoggedEvent], *, policy: PolicyConfig | No
     def objective(ev: LoggedEvent) -> float:
         if cost_weight is None:
             return ev.reward
-        lat = ev.latency_s or 0.0
-        return ev.quality - cost_weight * ev.cost_usd - ev.latency_weight * lat
+        return Objective(cost_weight, ev.latency_weight).reward(ev.quality, ev.cost_usd,
+                                                               ev.latency_s or 0.0)
 
     def reweighted(ev: LoggedEvent) -> list[dict[str, dict[str, float]]]:
         if cost_weight is None or ev.cost_weight == 0:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ._objective import Objective
 from .replay import ReplayResult, zero_router_hull
 
 __all__ = ["cost_quality_plane", "learning_curve"]
@@ -57,7 +58,7 @@ def learning_curve(result: ReplayResult, path: str | Path, *, window: int = 500)
     per-task oracle on the same tasks."""
     plt = _pyplot()
     ds, lam = result.dataset, result.cost_weight
-    reward = ds.quality - lam * ds.cost
+    reward = Objective(lam).reward(ds.quality, ds.cost)
     rows = result.order
     router = reward[rows, result.chosen]
     strongest = reward[rows, int(np.argmax(ds.quality.mean(axis=0)))]

@@ -46,6 +46,7 @@ import numpy as np
 
 from ._config import PolicyConfig, RouterConfig
 from ._errors import InvalidInputError
+from ._objective import Objective
 from .baselines import aiq
 from .datasets import (
     RoutingDataset,
@@ -263,7 +264,8 @@ def _row(result: ReplayResult, workload: Workload, lam: float) -> dict[str, Any]
     strongest = _strongest(ds)
     rows = result.order[half]
     strongest_cost = float(ds.cost[rows, strongest].mean())
-    fixed = {m: float(ds.quality[rows, j].mean() - lam * ds.cost[rows, j].mean())
+    fixed = {m: float(Objective(lam).reward(ds.quality[rows, j].mean(),
+                                            ds.cost[rows, j].mean()))
              for j, m in enumerate(ds.models)}
     best_fixed = max(fixed, key=fixed.__getitem__)
     whole = result.summary()

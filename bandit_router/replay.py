@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from ._config import PolicyConfig, RouterConfig
 from ._embedding import Embedder
+from ._objective import Objective
 from ._router import Router
 from .datasets import PrecomputedEmbedder, RoutingDataset
 
@@ -70,10 +71,11 @@ def baselines(dataset: RoutingDataset, rows: npt.NDArray[np.int64],
               cost_weight: float) -> dict[str, dict[str, float]]:
     """Mean quality, cost and reward of fixed strategies on ``rows``."""
     q, c = dataset.quality[rows], dataset.cost[rows]
-    r = q - cost_weight * c
+    objective = Objective(cost_weight)
+    r = objective.reward(q, c)
 
     def row(quality: float, cost: float) -> dict[str, float]:
-        return {"quality": quality, "cost": cost, "reward": quality - cost_weight * cost}
+        return {"quality": quality, "cost": cost, "reward": objective.reward(quality, cost)}
 
     out = {"random": row(float(q.mean()), float(c.mean()))}
     means_q, means_c = q.mean(axis=0), c.mean(axis=0)
@@ -163,12 +165,14 @@ class ReplayResult:
         rows = self.order[part]
         q, c = float(self.quality[part].mean()), float(self.cost[part].mean())
         lam = self.cost_weight
-        out: dict[str, Any] = {"router": {"quality": q, "cost": c, "reward": q - lam * c}}
+        objective = Objective(lam)
+        out: dict[str, Any] = {"router": {"quality": q, "cost": c,
+                                          "reward": objective.reward(q, c)}}
         out.update(baselines(self.dataset, rows, lam))
         strongest = out["strongest"]
-        oracle_reward = self.dataset.quality[rows] - lam * self.dataset.cost[rows]
+        oracle_reward = objective.reward(self.dataset.quality[rows], self.dataset.cost[rows])
         oracle_per_round = oracle_reward.max(axis=1)
-        router_per_round = self.quality[part] - lam * self.cost[part]
+        router_per_round = objective.reward(self.quality[part], self.cost[part])
         hull = zero_router_hull([v["cost"] for k, v in out.items() if k.startswith("always ")],
                                 [v["quality"] for k, v in out.items()
                                  if k.startswith("always ")])

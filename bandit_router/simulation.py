@@ -23,6 +23,7 @@ import numpy as np
 
 from ._catalog import Catalog, ModelSpec
 from ._embedding import HashEmbedder
+from ._objective import Objective
 
 __all__ = ["TOPICS", "HashEmbedder", "Outcome", "SyntheticWorkload", "Task", "demo_catalog"]
 
@@ -154,7 +155,8 @@ class SyntheticWorkload:
         return spec.cost_usd(input_tokens=input_tokens, output_tokens=_OUTPUT_TOKENS[topic])
 
     def expected_reward(self, topic: str, key: str, cost_weight: float) -> float:
-        return self.mean_quality(topic, key) - cost_weight * self.expected_cost(topic, key)
+        return Objective(cost_weight).reward(self.mean_quality(topic, key),
+                                             self.expected_cost(topic, key))
 
     def best_model(self, topic: str, cost_weight: float) -> str:
         """The model with the highest expected reward on ``topic``."""

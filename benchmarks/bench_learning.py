@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit_router import CachedEmbedder, PolicyConfig, Router, RouterConfig
+from bandit_router import CachedEmbedder, Objective, PolicyConfig, Router, RouterConfig
 from bandit_router import SentenceTransformerEmbedder as MiniLM
 from bandit_router.simulation import SyntheticWorkload, demo_catalog
 
@@ -66,10 +66,12 @@ def run(seed: int, rounds: int, last: int, lam: float, embedder: CachedEmbedder,
             "strongest": lambda t, p: wl.strongest,
             "oracle": lambda t, p: wl.best_model(t, lam),
         }
-        out = {name: (q(f), c(f), q(f) - lam * c(f)) for name, f in strategies.items()}
+        objective = Objective(lam)
+        out = {name: (q(f), c(f), objective.reward(q(f), c(f)))
+               for name, f in strategies.items()}
         rq = np.mean([[wl.mean_quality(t, k) for k in wl.keys] for t in ts])
         rc = np.mean([[wl.expected_cost(t, k) for k in wl.keys] for t in ts])
-        out["random"] = (rq, rc, rq - lam * rc)
+        out["random"] = (rq, rc, objective.reward(rq, rc))
         out["best_rate"] = np.mean([p == wl.best_model(t, lam)
                                     for t, p in zip(ts, ps, strict=True)])
         return out
