@@ -19,10 +19,8 @@ from bandit_router import (
     InvalidInputError,
     PolicyConfig,
     Router,
-    RouterConfig,
     SentenceTransformerEmbedder,
     __version__,
-    implied_exploration,
 )
 from bandit_router.policies import KNNGreedyPolicy, Policy, VWPolicy
 
@@ -49,29 +47,7 @@ def build_router(settings: Settings) -> Router:
                                 max_wait_s=settings.embed_wait_ms / 1000)
     return Router(
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
-        policy=PolicyConfig(exploration=implied_exploration(
-                                settings.exploration, optimism=settings.optimism,
-                                elimination=settings.elimination,
-                                baseline_strength=settings.baseline_strength),
-                            seed=settings.seed,
-                            gamma_scale=settings.gamma_scale,
-                            elimination=settings.elimination,
-                            optimism=settings.optimism,
-                            thompson_scale=settings.thompson_scale,
-                            baseline_strength=settings.baseline_strength,
-                            embedding_dims=settings.embedding_dims),
-        config=RouterConfig(cost_weight=settings.cost_weight,
-                            latency_weight=settings.latency_weight,
-                            reward_wait_s=settings.reward_wait_s,
-                            default_reward=settings.default_reward,
-                            store_task_text=settings.store_task_text,
-                            checkpoint_every=settings.checkpoint_every,
-                            pacing_gain=settings.pacing_gain,
-                            alert_webhook_url=settings.alert_webhook_url,
-                            task_clusters=tuple(settings.task_clusters),
-                            cluster_after=settings.cluster_after,
-                            exact_recall_limit=settings.exact_recall_limit,
-                            maintenance_on_request=False))
+        policy=settings.policy_config(), config=settings.router_config())
 
 
 def _configure_providers(router: Router, settings: Settings) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,7 +14,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "get_settings"]
+from bandit_router import InvalidInputError, PolicyConfig, RouterConfig, implied_exploration
+
+__all__ = ["POLICY_SETTINGS", "ROUTER_SETTINGS", "Settings", "get_settings"]
+
+#: The RouterConfig and PolicyConfig fields that the service's settings expose, by the same
+#: names.
+ROUTER_SETTINGS = ("cost_weight", "latency_weight", "reward_wait_s", "default_reward",
+                   "store_task_text", "checkpoint_every", "pacing_gain", "alert_webhook_url",
+                   "task_clusters", "cluster_after", "exact_recall_limit")
+POLICY_SETTINGS = ("exploration", "thompson_scale", "seed", "gamma_scale", "elimination",
+                   "optimism", "baseline_strength", "embedding_dims")
 
 
 class Settings(BaseSettings):
@@ -31,37 +41,43 @@ class Settings(BaseSettings):
     catalog_path: str | None = None
     embedder: Literal["minilm", "hash"] = Field(
         "minilm", description="'hash' is a fast stand-in for development, not for production")
-    cost_weight: float = Field(20.0, ge=0, le=1e6)
-    latency_weight: float = Field(0.0, ge=0, le=1e6)
-    reward_wait_s: float = Field(600.0, gt=0)
-    default_reward: float = 0.0
-    store_task_text: bool = False
+    # -- the router's and the policy's settings: their defaults and bounds live once, in
+    # RouterConfig and PolicyConfig; a setting left unset takes the library's default, and
+    # a bad one is refused when the settings are read (router_config / policy_config)
+    cost_weight: float | None = Field(None, description="quality points per US dollar")
+    latency_weight: float | None = Field(None, description="quality points per second")
+    reward_wait_s: float | None = Field(
+        None, description="after this long without a reward, an event gets default_reward")
+    default_reward: float | None = None
+    store_task_text: bool | None = None
+    checkpoint_every: int | None = Field(None, description="rewards between checkpoints")
+    pacing_gain: float | None = Field(None, description="how hard budgets pace spend")
+    alert_webhook_url: str | None = Field(None, description="budget alerts are POSTed here")
+    task_clusters: tuple[int, ...] | None = Field(
+        None, description="k-means codebook sizes of task embeddings ([] turns them off), "
+                          "e.g. BANDIT_ROUTER_TASK_CLUSTERS='[4, 16]'")
+    cluster_after: int | None = Field(None, description="rewarded tasks before they are fitted")
+    exact_recall_limit: int | None = Field(
+        None, description="remembered outcomes searched exactly; beyond, an IVF index "
+                          "(null: always exact)")
     exploration: Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"] | None = Field(
         None, description="thompson (the default): Thompson sampling per task cluster over "
                           "VW's regressor; or one of VW's explorations. Unset, squarecb when "
                           "one of its options (optimism, elimination, baseline_strength) is")
-    thompson_scale: float = Field(0.5, gt=0, le=10, description="Thompson sampling: the "
-                                  "posterior's spread (higher explores more)")
-    seed: int = 0
-    gamma_scale: float = Field(10.0, gt=0, le=1e6, description="squareCB: higher explores less")
-    elimination: bool = Field(False, description="squareCB explores only the models whose "
-                                                 "confidence interval reaches the best one's")
-    optimism: float = Field(0.0, ge=0, le=10, description="squareCB: decision-time bonus "
-                                                          "for models tried less (e.g. 0.2)")
-    baseline_strength: float = Field(
-        0.0, ge=0, le=1e6, description="with optimism: rewards of a model after which VW's "
-                                       "prediction and its neighbours' estimate weigh the same "
-                                       "(e.g. 10)")
+    thompson_scale: float | None = Field(
+        None, description="Thompson sampling: the posterior's spread (higher explores more)")
+    seed: int | None = None
+    gamma_scale: float | None = Field(None, description="squareCB: higher explores less")
+    elimination: bool | None = Field(None, description="squareCB explores only the models "
+                                                       "whose confidence interval reaches "
+                                                       "the best one's")
+    optimism: float | None = Field(None, description="squareCB: decision-time bonus for "
+                                                     "models tried less (e.g. 0.2)")
+    baseline_strength: float | None = Field(
+        None, description="with optimism: rewards of a model after which VW's prediction and "
+                          "its neighbours' estimate weigh the same (e.g. 10)")
     embedding_dims: int | None = Field(
-        None, ge=1, le=4096, description="random projection of the embedding the policy sees")
-    task_clusters: tuple[int, ...] = Field(
-        (4, 8), description="k-means codebook sizes of task embeddings ([] turns them off), "
-                             "e.g. BANDIT_ROUTER_TASK_CLUSTERS='[4, 16]'")
-    cluster_after: int = Field(1000, ge=2, description="rewarded tasks before they are fitted")
-    exact_recall_limit: int | None = Field(
-        4096, ge=1024, description="remembered outcomes searched exactly; beyond, an IVF index "
-                                   "(null: always exact)")
-    checkpoint_every: int = Field(1000, ge=1)
+        None, description="random projection of the embedding the policy sees")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(1_000_000, ge=1024)
@@ -69,8 +85,6 @@ class Settings(BaseSettings):
     learn_interval_s: float = Field(1.0, gt=0, description="learner wake-up at the latest")
     embed_batch: int = Field(64, ge=1, description="most texts embedded in one batch")
     embed_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
-    pacing_gain: float = Field(50.0, ge=0, le=100, description="how hard budgets pace spend")
-    alert_webhook_url: str | None = Field(None, description="budget alerts are POSTed here")
     price_file: str | None = Field(
         None, description="a LiteLLM model_prices_and_context_window.json (or .gz) applied at "
                           "start-up and again whenever it changes")
@@ -92,6 +106,37 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+    @model_validator(mode="after")
+    def _library_checks(self) -> Settings:
+        try:
+            self.router_config()
+            self.policy_config()
+        except InvalidInputError as exc:  # a ValueError: pydantic reports it with the field
+            raise ValueError(str(exc)) from None
+        return self
+
+    def _given(self, names: tuple[str, ...]) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in names if name in self.model_fields_set}
+
+    def router_config(self) -> RouterConfig:
+        """The library router's configuration: the settings given, the library's defaults
+        for the rest; the service learns in its background thread, not on requests."""
+        given = self._given(ROUTER_SETTINGS)
+        if given.get("task_clusters") is not None:
+            given["task_clusters"] = tuple(given["task_clusters"])
+        return RouterConfig(**given, maintenance_on_request=False)
+
+    def policy_config(self) -> PolicyConfig:
+        """The policy's configuration: the settings given, the library's defaults for the
+        rest, and the exploration they imply (see :func:`bandit_router.implied_exploration`)."""
+        given = self._given(POLICY_SETTINGS)
+        exploration = implied_exploration(
+            given.pop("exploration", None), optimism=given.get("optimism") or 0.0,
+            elimination=bool(given.get("elimination")),
+            baseline_strength=given.get("baseline_strength") or 0.0)
+        return PolicyConfig(exploration=exploration, **given)
 
 
 @lru_cache

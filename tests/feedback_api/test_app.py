@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
-from bandit_router import InvalidInputError
+from bandit_router import PolicyConfig, RouterConfig
 from feedback_api import KeyStore, Settings, create_app
+from feedback_api.settings import POLICY_SETTINGS, ROUTER_SETTINGS
 
 
 def test_settings_from_env_over_toml(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,18 +83,33 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
     assert hopeful.policy.config.baseline_strength == 10.0  # type: ignore[attr-defined]
     assert "--cb_adf" in hopeful.policy.config.vw_args()  # type: ignore[attr-defined]
     hopeful.close()
-    with pytest.raises(InvalidInputError, match="optimism"):  # not with elimination
-        build_router(Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", embedder="hash",
-                              elimination=True))
+    # the library's own checks refuse bad combinations when the settings are read
+    with pytest.raises(ValidationError, match="optimism"):  # not with elimination
+        Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", embedder="hash",
+                 elimination=True)
     monkeypatch.delenv("BANDIT_ROUTER_OPTIMISM")
-    with pytest.raises(InvalidInputError, match="baseline_strength"):  # not without optimism
-        build_router(Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}", embedder="hash"))
+    with pytest.raises(ValidationError, match="baseline_strength"):  # not without optimism
+        Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}", embedder="hash")
     monkeypatch.delenv("BANDIT_ROUTER_BASELINE_STRENGTH")
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[]")
     monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "null")
     off = build_router(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", embedder="hash"))
     assert off.config.task_clusters == () and off._learner.memory.exact_limit is None
     off.close()
-    with pytest.raises(InvalidInputError, match="cluster_after"):
-        build_router(Settings(database_url=f"sqlite:///{tmp_path / 'u.db'}", embedder="hash",
-                              task_clusters=(4, 16), cluster_after=8))
+    with pytest.raises(ValidationError, match="cluster_after"):
+        Settings(database_url=f"sqlite:///{tmp_path / 'u.db'}", embedder="hash",
+                 task_clusters=(4, 16), cluster_after=8)
+
+
+def test_the_services_defaults_are_the_librarys() -> None:
+    s = Settings(embedder="hash")
+    assert s.router_config() == RouterConfig(maintenance_on_request=False)
+    assert s.policy_config() == PolicyConfig()
+    # every exposed name is a field of the library's configuration, of the same name
+    assert set(ROUTER_SETTINGS) <= {f.name for f in dataclasses.fields(RouterConfig)}
+    assert set(POLICY_SETTINGS) <= {f.name for f in dataclasses.fields(PolicyConfig)}
+    assert Settings(cost_weight=5.0).router_config().cost_weight == 5.0
+    with pytest.raises(ValidationError, match="cost_weight must be in"):
+        Settings(cost_weight=2e6)
+    with pytest.raises(ValidationError, match="thompson_scale"):
+        Settings(thompson_scale=0.0)
