@@ -36,7 +36,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,9 +65,29 @@ from ._store import EventRow, LearnItem, RewardRow, Store
 from ._validation import MAX_ABS_REWARD, check_task
 
 if TYPE_CHECKING:
-    from ._router import Router
+    from ._config import RouterConfig
+    from ._embedding import Embedder
+    from ._learner import Learner
 
-__all__ = ["warm_start"]
+__all__ = ["HistoryTarget", "warm_start"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryTarget:
+    """What a warm start writes to and learns with: the router's log, learner and settings
+    (``Router.warm_start`` hands its own over; nothing here knows the router). ``lock``
+    guards the learner; ``after_batch`` runs after each batch is learned (a checkpoint when
+    one is due)."""
+
+    store: Store
+    learner: Learner
+    catalog: Catalog
+    config: RouterConfig
+    embedder: Embedder
+    lock: AbstractContextManager[Any]
+    clock: Callable[[], float]
+    arm: str
+    after_batch: Callable[[], None]
 
 log = logging.getLogger("bandit_router")
 
@@ -100,25 +121,25 @@ def _existing(store: Store, ids: Sequence[str]) -> set[str]:
     return found
 
 
-def _write(router: Router, pairs: list[tuple[EventRow, RewardRow]]) -> int:
+def _write(target: HistoryTarget, pairs: list[tuple[EventRow, RewardRow]]) -> int:
     """Log a batch of history (skipping events already there), learn it; returns how many
     rewards were learned."""
     written: list[tuple[EventRow, RewardRow]] = []
     seqs: list[int] = []
     if pairs:
         try:
-            seqs = router.store.add_history(pairs)
+            seqs = target.store.add_history(pairs)
             written = pairs
         except IntegrityError:  # another process wrote some of them meanwhile: skip those
-            seen = _existing(router.store, [e.id for e, _ in pairs])
+            seen = _existing(target.store, [e.id for e, _ in pairs])
             written = [(e, r) for e, r in pairs if e.id not in seen]
-            seqs = router.store.add_history(written)
+            seqs = target.store.add_history(written)
     for (_, reward), seq in zip(written, seqs, strict=True):
         reward.seq = seq
-    with router._lock:
+    with target.lock:
         # the rows in hand, when they follow what was learned (else the log is read)
-        learned = router._learner.learn_written([LearnItem(r, e) for e, r in written])
-    router._checkpoint_if_due()
+        learned = target.learner.learn_written([LearnItem(r, e) for e, r in written])
+    target.after_batch()
     return learned
 
 
@@ -133,36 +154,36 @@ def _action_records(specs: Sequence[ModelSpec], ests: Sequence[Estimate],
 
 
 # -- labelled history -------------------------------------------------------------------------
-def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int) -> int:
-    by_name = {s.model: s for s in router.catalog} | {s.key: s for s in router.catalog}
+def _warm_start_labelled(target: HistoryTarget, history: RoutingDataset, *, batch: int) -> int:
+    by_name = {s.model: s for s in target.catalog} | {s.key: s for s in target.catalog}
     columns = [(j, spec) for j, m in enumerate(history.models)
                if (spec := by_name.get(m) or by_name.get(m.rpartition("/")[2]))]
     if not columns:
         raise InvalidTaskError("no model of the history is in the catalog")
-    lam, mu = router.config.cost_weight, router.config.latency_weight
+    lam, mu = target.config.cost_weight, target.config.latency_weight
     objective = Objective(lam, mu)
     head: dict[int, np.ndarray] = {}  # vectors embedded ahead, for the clusters
     if history.embeddings is not None:  # the task clusters, from the whole history at once
-        with router._lock:
-            router._learner.fit_clusters(history.embeddings)
-    elif router.config.task_clusters and router._learner.clusters is None:
+        with target.lock:
+            target.learner.fit_clusters(history.embeddings)
+    elif target.config.task_clusters and target.learner.clusters is None:
         # ... or from its first cluster_after tasks, embedded ahead: history learned before
         # the clusters exist would leave the policy without a view of them, per cluster
-        first = range(min(len(history), router.config.cluster_after))
-        head = dict(zip(first, router.embedder.embed([history.texts[i] for i in first]),
+        first = range(min(len(history), target.config.cluster_after))
+        head = dict(zip(first, target.embedder.embed([history.texts[i] for i in first]),
                         strict=True))
-        with router._lock:
-            router._learner.fit_clusters(np.stack(list(head.values())))
+        with target.lock:
+            target.learner.fit_clusters(np.stack(list(head.values())))
     learned = 0
     skip: set[str] = set()  # logged before, or earlier in this dataset (a repeated row)
     for start in range(0, len(history), batch):
         rows = range(start, min(start + batch, len(history)))
         ids = {(i, j): "history-" + _digest(
-            router.arm, "labelled", history.name, history.task_ids[i],
+            target.arm, "labelled", history.name, history.task_ids[i],
             task_hash(history.texts[i]), spec.key, float(history.quality[i, j]),
             float(history.cost[i, j]), float(history.latency[i, j]))
             for i in rows for j, spec in columns}
-        skip |= _existing(router.store, list(ids.values()))
+        skip |= _existing(target.store, list(ids.values()))
         todo = [i for i in rows if any(ids[(i, j)] not in skip for j, _ in columns)]
         if not todo:
             continue
@@ -171,20 +192,20 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
             vectors = history.embeddings[todo]
         else:
             rest = [i for i in todo if i not in head]
-            fresh = (dict(zip(rest, router.embedder.embed([history.texts[i] for i in rest]),
+            fresh = (dict(zip(rest, target.embedder.embed([history.texts[i] for i in rest]),
                               strict=True)) if rest else {})
             vectors = np.stack([head.pop(i) if i in head else fresh[i] for i in todo])
         pairs = []
-        with router._lock:
+        with target.lock:
             for i, text, emb in zip(todo, texts, vectors, strict=True):
                 n_in = (int(history.input_tokens[i]) if history.input_tokens is not None
                         else estimate_tokens(text))
                 specs = [spec for _, spec in columns]
-                ests = router._learner.estimates(specs, emb, n_in)
+                ests = target.learner.estimates(specs, emb, n_in)
                 acts = [action_features(s, e, cost_weight=lam, latency_weight=mu)
                         for s, e in zip(specs, ests, strict=True)]
                 records = _action_records(specs, ests, acts)
-                context = router._learner.task_context(emb, task_features(text))
+                context = target.learner.task_context(emb, task_features(text))
                 for k, (j, spec) in enumerate(columns):
                     event_id = ids[(i, j)]
                     if event_id in skip:
@@ -195,23 +216,23 @@ def _warm_start_labelled(router: Router, history: RoutingDataset, *, batch: int)
                     lat = float(history.latency[i, j])
                     tok = history.output_tokens
                     pairs.append((EventRow(
-                        id=event_id, created_at=router._clock(), status="history",
+                        id=event_id, created_at=target.clock(), status="history",
                         task_hash=task_hash(text), task_text=None,
-                        embedder=router.embedder.name,
+                        embedder=target.embedder.name,
                         embedding=np.asarray(emb, np.float32).tobytes(),
                         context=context, actions=records, chosen=k,
                         model_key=spec.key, probability=1.0,
                         pmf=[1.0 if x == k else 0.0 for x in range(len(columns))],
                         cost_weight=lam, latency_weight=mu, input_tokens=n_in,
                         reference_key=spec.key, reference_cost_usd=0.0, constraints={},
-                        policy_version=router._learner.learned,
-                        meta={"history": history.name}, arm=router.arm),
-                        RewardRow(event_id=event_id, received_at=router._clock(), quality=q,
+                        policy_version=target.learner.learned,
+                        meta={"history": history.name}, arm=target.arm),
+                        RewardRow(event_id=event_id, received_at=target.clock(), quality=q,
                                   cost_usd=c, latency_s=lat,
                                   output_tokens=int(tok[i, j]) if tok is not None
                                   else None, error=None,
                                   reward=objective.reward(q, c, lat), is_default=False)))
-        learned += _write(router, pairs)
+        learned += _write(target, pairs)
     return learned
 
 
@@ -225,12 +246,12 @@ class _Checked:
     input_tokens: int
 
 
-def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
+def _check(target: HistoryTarget, records: Sequence[Any]) -> list[_Checked]:
     """Every record validated against the router (catalog, task limits, embedding size,
     reward bounds) and given its event id; raises on the first bad one."""
-    catalog = router.catalog
+    catalog = target.catalog
     all_keys = tuple(catalog.model_keys())
-    lam, mu = router.config.cost_weight, router.config.latency_weight
+    lam, mu = target.config.cost_weight, target.config.latency_weight
     out: list[_Checked] = []
     first: dict[str, int] = {}
     for i, rec in enumerate(records):
@@ -249,11 +270,11 @@ def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
             if len(keys) == 1 and rec.probability != 1.0:
                 raise InvalidInputError("with one eligible model, probability must be 1")
             if rec.task is not None:
-                check_task(rec.task, max_chars=router.config.max_task_chars)
-            if rec.embedding is not None and rec.embedding.shape[0] != router.embedder.dim:
+                check_task(rec.task, max_chars=target.config.max_task_chars)
+            if rec.embedding is not None and rec.embedding.shape[0] != target.embedder.dim:
                 raise InvalidInputError(
                     f"embedding has {rec.embedding.shape[0]} dimensions; the router's "
-                    f"embedder ({router.embedder.name}) gives {router.embedder.dim}")
+                    f"embedder ({target.embedder.name}) gives {target.embedder.dim}")
             spec = catalog.get(chosen)
             lat = rec.latency_s if rec.latency_s is not None else spec.avg_latency
             value = Objective(lam, mu).reward(rec.quality, rec.cost_usd, lat)
@@ -271,7 +292,7 @@ def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
             identity = ("content", rec.task, vector, chosen, sorted(keys), rec.probability,
                         rec.quality, rec.cost_usd, rec.latency_s, rec.output_tokens,
                         rec.input_tokens, rec.timestamp)
-        event_id = "logged-" + _digest(router.arm, *identity)
+        event_id = "logged-" + _digest(target.arm, *identity)
         if event_id in first:
             raise InvalidInputError(
                 f"logged decisions {first[event_id]} and {i} are the same decision "
@@ -285,28 +306,28 @@ def _check(router: Router, records: Sequence[Any]) -> list[_Checked]:
     return out
 
 
-def _warm_start_logged(router: Router, records: Iterable[Any], *, batch: int) -> int:
-    checked = _check(router, list(records))  # everything, before anything is written
-    seen = _existing(router.store, [c.event_id for c in checked])
+def _warm_start_logged(target: HistoryTarget, records: Iterable[Any], *, batch: int) -> int:
+    checked = _check(target, list(records))  # everything, before anything is written
+    seen = _existing(target.store, [c.event_id for c in checked])
     todo = [c for c in checked if c.event_id not in seen]
     if seen:
         log.info("warm start: %d of %d logged decisions are already in the log; skipped",
                  len(checked) - len(todo), len(checked))
-    lam, mu = router.config.cost_weight, router.config.latency_weight
+    lam, mu = target.config.cost_weight, target.config.latency_weight
     learned = 0
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
         texts = [c.record.task for c in chunk if c.record.embedding is None]
         embedded: Iterator[npt.NDArray[np.float32]] = iter(
-            router.embedder.embed([t for t in texts if t is not None]) if texts else [])
+            target.embedder.embed([t for t in texts if t is not None]) if texts else [])
         vectors = [c.record.embedding if c.record.embedding is not None else next(embedded)
                    for c in chunk]
         pairs = []
-        with router._lock:
+        with target.lock:
             for c, emb in zip(chunk, vectors, strict=True):
                 rec = c.record
-                specs = [router.catalog.get(k) for k in c.keys]
-                ests = router._learner.estimates(specs, emb, c.input_tokens)
+                specs = [target.catalog.get(k) for k in c.keys]
+                ests = target.learner.estimates(specs, emb, c.input_tokens)
                 acts = [action_features(s, e, cost_weight=lam, latency_weight=mu)
                         for s, e in zip(specs, ests, strict=True)]
                 n, p = len(specs), rec.probability
@@ -314,7 +335,7 @@ def _warm_start_logged(router: Router, records: Iterable[Any], *, batch: int) ->
                 pmf = [p if x == c.chosen else (1.0 - p) / (n - 1) for x in range(n)]
                 lat = (rec.latency_s if rec.latency_s is not None
                        else ests[c.chosen].latency_s)  # as a live reward without latency
-                now = router._clock()
+                now = target.clock()
                 meta: dict[str, Any] = {"history": "logged"}
                 if rec.event_id is not None:
                     meta["source_event_id"] = rec.event_id
@@ -323,38 +344,38 @@ def _warm_start_logged(router: Router, records: Iterable[Any], *, batch: int) ->
                 pairs.append((EventRow(
                     id=c.event_id, created_at=rec.timestamp if rec.timestamp is not None
                     else now, status="history", task_hash=thash, task_text=None,
-                    embedder=router.embedder.name,
+                    embedder=target.embedder.name,
                     embedding=np.asarray(emb, np.float32).tobytes(),
-                    context=router._learner.task_context(
+                    context=target.learner.task_context(
                         emb, task_features(rec.task) if rec.task is not None else {}),
                     actions=_action_records(specs, ests, acts), chosen=c.chosen,
                     model_key=c.keys[c.chosen], probability=p, pmf=pmf, cost_weight=lam,
                     latency_weight=mu, input_tokens=c.input_tokens,
                     reference_key=c.keys[c.chosen], reference_cost_usd=0.0, constraints={},
-                    policy_version=router._learner.learned, meta=meta, arm=router.arm),
+                    policy_version=target.learner.learned, meta=meta, arm=target.arm),
                     RewardRow(event_id=c.event_id, received_at=now, quality=rec.quality,
                               cost_usd=rec.cost_usd, latency_s=rec.latency_s,
                               output_tokens=rec.output_tokens, error=None,
                               reward=Objective(lam, mu).reward(rec.quality, rec.cost_usd,
                                                                lat),
                               is_default=False)))
-        learned += _write(router, pairs)
+        learned += _write(target, pairs)
     return learned
 
 
-def warm_start(router: Router, history: Any, *, batch: int = 200) -> int:
+def warm_start(target: HistoryTarget, history: Any, *, batch: int = 200) -> int:
     """Log ``history`` (a :class:`~bandit_router.datasets.RoutingDataset`, or an iterable of
     :class:`LoggedDecision`) with its rewards, in batches, and learn each batch in log
     order; returns how many rewards were learned (0 when everything was logged before)."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InvalidInputError("batch must be a positive integer")
     if isinstance(history, RoutingDataset):
-        return _warm_start_labelled(router, history, batch=batch)
+        return _warm_start_labelled(target, history, batch=batch)
     if isinstance(history, str | bytes | Path) or not isinstance(history, Iterable):
         raise InvalidInputError(
             "warm_start takes a RoutingDataset or an iterable of LoggedDecision (read a file "
             "with load_logged_decisions)")
-    return _warm_start_logged(router, history, batch=batch)
+    return _warm_start_logged(target, history, batch=batch)
 
 
 # -- the file format --------------------------------------------------------------------------

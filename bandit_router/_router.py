@@ -409,9 +409,12 @@ class Router(BudgetMethods, ProviderMethods):
         before anything is written. Idempotent: a record already logged (by its
         ``event_id``, else by its content) is skipped. Returns how many rewards were
         learned."""
-        from ._history import warm_start
+        from ._history import HistoryTarget, warm_start
 
-        return warm_start(self, history, batch=batch)
+        return warm_start(HistoryTarget(
+            store=self.store, learner=self._learner, catalog=self.catalog, config=self.config,
+            embedder=self.embedder, lock=self._lock, clock=self._clock, arm=self.arm,
+            after_batch=self._checkpoint_if_due), history, batch=batch)
 
     def _raise_if_closed(self, event: EventRow, existing: RewardRow | None, *,
                          check_time: bool = True) -> None:

@@ -20,9 +20,9 @@ CLIENT_ALLOWED = {"_catalog", "_config", "_constraints", "_deployments", "_error
                   "_types"}
 
 
-def _runtime_imports(path: Path) -> set[str]:
+def _runtime_imports(path: Path, *, typing_too: bool = False) -> set[str]:
     """Absolute names of the modules ``path`` imports at run time (``TYPE_CHECKING``
-    blocks left out), relative imports resolved against the package."""
+    blocks left out unless ``typing_too``), relative imports resolved against the package."""
     tree = ast.parse(path.read_text())
     here = path.relative_to(PACKAGE.parent).with_suffix("").parts
     package = here[:-1]
@@ -30,7 +30,8 @@ def _runtime_imports(path: Path) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            if (isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test)
+                    and not typing_too):
                 for other in child.orelse:
                     visit(other)
                 continue
@@ -99,3 +100,27 @@ def test_importing_the_client_loads_no_router_dependency() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_no_module_imports_itself_round_a_circle() -> None:
+    """Not even for type annotations: a circle means two modules that know each other."""
+    modules = _modules()
+    graph = {mod: {i for i in _runtime_imports(path, typing_too=True) if i in modules}
+             for mod, path in modules.items()}
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(mod: str) -> None:
+        state[mod] = 1
+        path.append(mod)
+        for nxt in sorted(graph[mod]):
+            if state.get(nxt) == 1:
+                raise AssertionError(" -> ".join([*path[path.index(nxt):], nxt]))
+            if nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod)
