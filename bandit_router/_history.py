@@ -47,8 +47,7 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ._catalog import Catalog, ModelSpec
-from ._constraints import Estimate
+from ._catalog import Catalog
 from ._dataset import RoutingDataset
 from ._embedding import task_hash
 from ._errors import (
@@ -57,6 +56,7 @@ from ._errors import (
     InvalidTaskError,
     UnknownModelError,
 )
+from ._events import action_records, event_row
 from ._features import estimate_tokens, task_features
 from ._logged import LoggedDecision, _located
 from ._objective import Objective
@@ -143,16 +143,6 @@ def _write(target: HistoryTarget, pairs: list[tuple[EventRow, RewardRow]]) -> in
     return learned
 
 
-def _action_records(specs: Sequence[ModelSpec], ests: Sequence[Estimate],
-                    acts: Sequence[dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
-    return [{"key": s.key, "features": a,
-             "input_price_per_1m": s.input_price_per_1m,
-             "output_price_per_1m": s.output_price_per_1m,
-             "estimate": {"quality": e.quality, "cost_usd": e.cost_usd,
-                          "latency_s": e.latency_s, "output_tokens": e.output_tokens}}
-            for s, e, a in zip(specs, ests, acts, strict=True)]
-
-
 # -- labelled history -------------------------------------------------------------------------
 def _warm_start_labelled(target: HistoryTarget, history: RoutingDataset, *, batch: int) -> int:
     by_name = {s.model: s for s in target.catalog} | {s.key: s for s in target.catalog}
@@ -204,7 +194,7 @@ def _warm_start_labelled(target: HistoryTarget, history: RoutingDataset, *, batc
                 ests = target.learner.estimates(specs, emb, n_in)
                 acts = [action_features(s, e, cost_weight=lam, latency_weight=mu)
                         for s, e in zip(specs, ests, strict=True)]
-                records = _action_records(specs, ests, acts)
+                records = action_records(specs, ests, acts)
                 context = target.learner.task_context(emb, task_features(text))
                 for k, (j, spec) in enumerate(columns):
                     event_id = ids[(i, j)]
@@ -215,13 +205,11 @@ def _warm_start_labelled(target: HistoryTarget, history: RoutingDataset, *, batc
                     c = float(history.cost[i, j])
                     lat = float(history.latency[i, j])
                     tok = history.output_tokens
-                    pairs.append((EventRow(
+                    pairs.append((event_row(
                         id=event_id, created_at=target.clock(), status="history",
-                        task_hash=task_hash(text), task_text=None,
-                        embedder=target.embedder.name,
-                        embedding=np.asarray(emb, np.float32).tobytes(),
-                        context=context, actions=records, chosen=k,
-                        model_key=spec.key, probability=1.0,
+                        task_hash=task_hash(text), embedder=target.embedder.name,
+                        embedding=emb, context=context, actions=records, chosen=k,
+                        probability=1.0,
                         pmf=[1.0 if x == k else 0.0 for x in range(len(columns))],
                         cost_weight=lam, latency_weight=mu, input_tokens=n_in,
                         reference_key=spec.key, reference_cost_usd=0.0, constraints={},
@@ -341,17 +329,16 @@ def _warm_start_logged(target: HistoryTarget, records: Iterable[Any], *, batch: 
                     meta["source_event_id"] = rec.event_id
                 thash = (task_hash(rec.task) if rec.task is not None
                          else hashlib.sha256(np.asarray(emb, np.float32).tobytes()).hexdigest())
-                pairs.append((EventRow(
+                pairs.append((event_row(
                     id=c.event_id, created_at=rec.timestamp if rec.timestamp is not None
-                    else now, status="history", task_hash=thash, task_text=None,
-                    embedder=target.embedder.name,
-                    embedding=np.asarray(emb, np.float32).tobytes(),
+                    else now, status="history", task_hash=thash,
+                    embedder=target.embedder.name, embedding=emb,
                     context=target.learner.task_context(
                         emb, task_features(rec.task) if rec.task is not None else {}),
-                    actions=_action_records(specs, ests, acts), chosen=c.chosen,
-                    model_key=c.keys[c.chosen], probability=p, pmf=pmf, cost_weight=lam,
-                    latency_weight=mu, input_tokens=c.input_tokens,
-                    reference_key=c.keys[c.chosen], reference_cost_usd=0.0, constraints={},
+                    actions=action_records(specs, ests, acts), chosen=c.chosen,
+                    probability=p, pmf=pmf, cost_weight=lam, latency_weight=mu,
+                    input_tokens=c.input_tokens, reference_key=c.keys[c.chosen],
+                    reference_cost_usd=0.0, constraints={},
                     policy_version=target.learner.learned, meta=meta, arm=target.arm),
                     RewardRow(event_id=c.event_id, received_at=now, quality=rec.quality,
                               cost_usd=rec.cost_usd, latency_s=rec.latency_s,

@@ -31,6 +31,7 @@ from ._errors import (
     UnknownEventError,
     UnknownModelError,
 )
+from ._events import action_records, event_row
 from ._features import estimate_tokens, task_features
 from ._learner import Learner, write_checkpoint
 from ._objective import Objective
@@ -210,27 +211,19 @@ class Router(BudgetMethods, ProviderMethods):
             deployment = self._balancer.pick(
                 spec.key, draw=_draw(self.policy.seed + 1, event_id), ref=event_id,
                 tokens=int(n_in + est.output_tokens))
-        records = [{"key": specs[i].key, "features": a,
-                    "input_price_per_1m": specs[i].input_price_per_1m,
-                    "output_price_per_1m": specs[i].output_price_per_1m,
-                    "estimate": {"quality": estimates[i].quality,
-                                 "cost_usd": estimates[i].cost_usd,
-                                 "latency_s": estimates[i].latency_s,
-                                 "output_tokens": estimates[i].output_tokens}}
-                   for i, a in zip(eligible, actions, strict=True)]
-        event_row = new_row(
-            EventRow,
+        event = event_row(
             id=event_id, created_at=now, status="pending", task_hash=task_hash(task),
             task_text=task if self.config.store_task_text else None,
-            embedder=self.embedder.name, embedding=embedding.tobytes(),
-            context=stored_context, actions=records, chosen=index, model_key=spec.key,
-            probability=probability, pmf=pmf, cost_weight=lam, latency_weight=mu,
-            input_tokens=n_in, reference_key=reference.key,
+            embedder=self.embedder.name, embedding=embedding, context=stored_context,
+            actions=action_records([specs[i] for i in eligible],
+                                   [estimates[i] for i in eligible], actions),
+            chosen=index, probability=probability, pmf=pmf, cost_weight=lam,
+            latency_weight=mu, input_tokens=n_in, reference_key=reference.key,
             reference_cost_usd=ref_est.cost_usd, constraints=constraints.to_dict(),
             policy_version=version, meta=meta, arm=self.arm, tenant=tenant,
             reserved_usd=est.cost_usd, deployment=deployment.id if deployment else None)
         try:
-            self.store.add_event(event_row, also=self._spend.reserve(
+            self.store.add_event(event, also=self._spend.reserve(
                 model_key=spec.key, tenant=tenant, amount=est.cost_usd, created_at=now,
                 recheck=self._spend.hard_budgets(spec, tenant)))
         except BaseException as exc:
