@@ -39,11 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
-    JSON,
-    Double,
     Integer,
-    String,
-    UniqueConstraint,
     bindparam,
     case,
     func,
@@ -54,12 +50,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from ._errors import InvalidInputError
 from ._sql import DriverStatement, Writer
 from ._store import Store
-from ._tables import _Base, json_dumps
+from ._tables import AlertRow, BudgetRow, SpendRow, json_dumps
 
 __all__ = ["WINDOWS", "Budget", "BudgetAlert", "BudgetStatus", "Ledger", "event_scopes",
            "window_bounds"]
@@ -198,40 +193,6 @@ def event_scopes(model_key: str, tenant: str | None) -> list[str]:
     return scopes
 
 
-class BudgetRow(_Base):
-    __tablename__ = "br_budgets"
-
-    id: Mapped[str] = mapped_column(String(320), primary_key=True)
-    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[float] = mapped_column(Double)
-
-
-class SpendRow(_Base):
-    """Spend of one scope in one UTC hour: reservations of pending decisions and costs
-    reported by rewards."""
-
-    __tablename__ = "br_spend"
-
-    scope: Mapped[str] = mapped_column(String(320), primary_key=True)
-    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)  # floor(unix time / 3600)
-    reserved_usd: Mapped[float] = mapped_column(Double, default=0.0)
-    spent_usd: Mapped[float] = mapped_column(Double, default=0.0)
-    requests: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class AlertRow(_Base):
-    __tablename__ = "br_budget_alerts"
-    __table_args__ = (UniqueConstraint("budget_id", "window_start", "threshold"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    budget_id: Mapped[str] = mapped_column(String(320))
-    window_start: Mapped[float] = mapped_column(Double)
-    threshold: Mapped[float] = mapped_column(Double)
-    created_at: Mapped[float] = mapped_column(Double, index=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
-_TABLES = [BudgetRow.__table__, SpendRow.__table__, AlertRow.__table__]
 #: First key of the two-key advisory locks on budget scopes ("br", arbitrary and fixed)
 _SCOPE_LOCKS = 0x6272
 
@@ -241,7 +202,6 @@ class Ledger:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        _Base.metadata.create_all(store.engine, tables=_TABLES)  # type: ignore[arg-type]
         # statements built once: building SQLAlchemy expressions per call costs milliseconds
         self._upsert: Any = None
         if store.dialect in ("sqlite", "postgresql"):

@@ -32,7 +32,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     literal,
     select,
     text,
@@ -43,8 +42,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ._schema import migrate
 from ._sql import DriverStatement, Writer, driver_ok, write
 from ._tables import (
+    AlertRow,
+    BudgetRow,
     CheckpointRow,
     ClusterRow,
     EventConflict,
@@ -53,7 +55,7 @@ from ._tables import (
     PriceRow,
     RewardConflict,
     RewardRow,
-    _Base,
+    SpendRow,
     _column_defaults,
     _row_values,
     json_dumps,
@@ -61,13 +63,10 @@ from ._tables import (
 )
 
 # the table rows are defined in ``_tables`` and re-exported here, where callers use them
-__all__ = ["CheckpointRow", "ClusterRow", "EventConflict", "EventRow", "LearnItem", "PriceRow",
-           "RewardConflict", "RewardRow", "Store", "json_dumps", "new_row"]
+__all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "EventConflict", "EventRow",
+           "LearnItem", "PriceRow", "RewardConflict", "RewardRow", "SpendRow", "Store",
+           "json_dumps", "new_row"]
 
-SCHEMA_VERSION = 2
-#: Columns added after schema 1, added in place to older databases on start-up.
-_ADDED_COLUMNS = {"br_events": {"tenant": "VARCHAR(128)", "reserved_usd": "DOUBLE PRECISION",
-                                 "deployment": "VARCHAR(64)"}}
 #: pg_advisory_xact_lock key serialising reward writes (arbitrary, fixed: "bandit-r")
 _REWARD_LOCK = 0x62616E646974
 #: Pending events this process logged, kept so that rewarding one needs no read.
@@ -106,8 +105,7 @@ class Store:
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self.engine)
-        self._migrate()
+        migrate(self.engine)  # the newest schema, by Alembic (see ``_schema``)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # the hot writes, compiled once and run on the driver's cursor (see ``_sql``)
         events, rewards = EventRow.__table__, RewardRow.__table__
@@ -134,19 +132,6 @@ class Store:
             .values(status=bindparam("status_")), dialect, keys=[], dumps=json_dumps)
         self._recent: OrderedDict[str, EventRow] = OrderedDict()
         self._recent_lock = threading.Lock()
-
-    def _migrate(self) -> None:
-        """Add the nullable columns later schema versions introduced to an older database."""
-        inspector = inspect(self.engine)
-        for table, columns in _ADDED_COLUMNS.items():
-            have = {c["name"] for c in inspector.get_columns(table)}
-            with self.engine.begin() as conn:
-                for name, sql_type in columns.items():
-                    if name not in have:
-                        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
-                # and their indexes (create_all makes them only with a new table)
-                for index in _Base.metadata.tables[table].indexes:
-                    index.create(conn, checkfirst=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,7 +1,7 @@
 """The router's tables (SQLAlchemy ORM rows) and how the store turns rows into values.
 
-Every table of the library's schema is declared on :class:`_Base` (here, and the budget
-tables in ``_budgets``), so ``Store`` creates them all.
+Every table of the library's schema is declared here, on :class:`_Base`; the migrations in
+``bandit_router/migrations`` create and change them (see ``_schema``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column
 
-__all__ = ["CheckpointRow", "ClusterRow", "EventConflict", "EventRow", "LearnItem",
-           "PriceRow", "RewardConflict", "RewardRow", "json_dumps", "new_row"]
+__all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "EventConflict", "EventRow",
+           "LearnItem", "PriceRow", "RewardConflict", "RewardRow", "SpendRow", "json_dumps",
+           "new_row"]
 
 
 class _Base(DeclarativeBase):
@@ -124,6 +126,40 @@ class PriceRow(_Base):
     model: Mapped[str] = mapped_column(String(200))
     input_price_per_1m: Mapped[float | None] = mapped_column(Float, nullable=True)
     output_price_per_1m: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# -- budgets (their logic is in ``_budgets``) -----------------------------------------------
+class BudgetRow(_Base):
+    __tablename__ = "br_budgets"
+
+    id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class SpendRow(_Base):
+    """Spend of one scope in one UTC hour: reservations of pending decisions and costs
+    reported by rewards."""
+
+    __tablename__ = "br_spend"
+
+    scope: Mapped[str] = mapped_column(String(320), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)  # floor(unix time / 3600)
+    reserved_usd: Mapped[float] = mapped_column(Double, default=0.0)
+    spent_usd: Mapped[float] = mapped_column(Double, default=0.0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AlertRow(_Base):
+    __tablename__ = "br_budget_alerts"
+    __table_args__ = (UniqueConstraint("budget_id", "window_start", "threshold"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    budget_id: Mapped[str] = mapped_column(String(320))
+    window_start: Mapped[float] = mapped_column(Double)
+    threshold: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[float] = mapped_column(Double, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class EventConflict(Exception):

@@ -345,7 +345,8 @@ def test_older_database_gets_the_new_columns(sqlite_url: str,
                                              make_router: Callable[..., Router]) -> None:
     make_router().close()
     engine = create_engine(sqlite_url)
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # as a database of schema 1, before migrations, looked
+        conn.execute(text("DROP TABLE br_alembic_version"))
         conn.execute(text("DROP INDEX IF EXISTS ix_br_events_tenant"))
         conn.execute(text("ALTER TABLE br_events DROP COLUMN tenant"))
         conn.execute(text("ALTER TABLE br_events DROP COLUMN reserved_usd"))

@@ -1,0 +1,126 @@
+"""Schema migrations of the library's tables, by Alembic (``bandit_router/migrations``).
+
+Every :class:`~bandit_router._store.Store` brings its database to the newest schema when it
+opens it, under a lock, so that several processes starting at once on one database (replicas
+on PostgreSQL, workers on one SQLite file) migrate it once:
+
+- a new database gets every table from the migrations;
+- a database made before migrations existed (bandit-router 0.1.0 and earlier: tables, no
+  ``br_alembic_version``) gets the columns schema 2 added, if it lacks them, and is stamped at
+  the baseline revision, then upgraded like any other;
+- a database at an older revision is upgraded; one at a revision this release does not know
+  (written by a newer release) is refused rather than guessed at.
+
+The command line works too, for whoever migrates ahead of a deployment:
+``alembic -c <path to bandit_router/migrations/alembic.ini> -x url=<SQLAlchemy URL> upgrade head``
+(or :func:`migrate` from Python).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, inspect, text
+from sqlalchemy.engine import Connection, Engine
+
+from ._errors import BanditRouterError
+
+__all__ = ["BASELINE", "VERSION_TABLE", "SchemaError", "head", "library_metadata", "migrate",
+           "revision"]
+
+#: Alembic's version table for the library's tables (the service keeps its own)
+VERSION_TABLE = "br_alembic_version"
+#: the revision of bandit-router 0.1.0's schema
+BASELINE = "0001"
+#: columns added to 0.1.0's first schema in place, before migrations existed
+_LEGACY_COLUMNS = {"br_events": ("tenant", "reserved_usd", "deployment")}
+_LEGACY_INDEXES = {"br_events": {"ix_br_events_tenant": "tenant"}}
+#: pg_advisory_xact_lock key serialising migrations ("br-schem")
+_MIGRATION_LOCK = 0x62722D736368656D
+_HERE = Path(__file__).parent / "migrations"
+
+
+class SchemaError(BanditRouterError):
+    """The database's schema is one this release cannot use (written by a newer release)."""
+
+
+def library_metadata() -> MetaData:
+    """The MetaData of every library table."""
+    from ._tables import _Base
+
+    return _Base.metadata
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_HERE))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str:
+    """The newest revision this release knows."""
+    found = ScriptDirectory.from_config(_config()).get_current_head()
+    assert found is not None
+    return found
+
+
+def revision(engine: Engine) -> str | None:
+    """The database's revision (``None``: not under migrations yet, or empty)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def _lock(conn: Connection) -> None:
+    """Serialise migrations across processes, until the transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, taken now, not at the DDL
+
+
+def _legacy(conn: Connection) -> None:
+    """Bring a database made before migrations existed to the baseline, then stamp it."""
+    inspector = inspect(conn)
+    tables = library_metadata().tables
+    for table, columns in _LEGACY_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table)}
+        for name in columns:
+            if name not in have:  # nullable, as the models declare them
+                sql_type = tables[table].c[name].type.compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+    for table, indexes in _LEGACY_INDEXES.items():
+        named = {i["name"] for i in inspector.get_indexes(table)}
+        for name, column in indexes.items():
+            if name not in named:
+                conn.execute(text(f"CREATE INDEX {name} ON {table} ({column})"))
+    # tables later versions of 0.1.0 added (the budget tables) come from create_all then
+    library_metadata().create_all(conn, checkfirst=True)
+    command.stamp(_config(conn), BASELINE)
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the database to the newest schema (see the module's notes); returns the
+    revision it is at. :class:`SchemaError` when a newer release wrote it."""
+    script = ScriptDirectory.from_config(_config())
+    with engine.connect() as conn:
+        _lock(conn)
+        current = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        known = {str(s.revision) for s in script.walk_revisions()}
+        if current is not None and current not in known:
+            conn.rollback()
+            raise SchemaError(f"the database is at schema revision {current!r}, which this "
+                              f"release does not know (it knows up to {head()!r}): it was "
+                              "written by a newer bandit-router; upgrade this one")
+        if current is None and inspect(conn).has_table("br_events"):
+            _legacy(conn)
+        command.upgrade(_config(conn), "head")
+        conn.commit()
+    return head()
