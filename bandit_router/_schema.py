@@ -1,4 +1,5 @@
-"""Schema migrations of the library's tables, by Alembic (``bandit_router/migrations``).
+"""Schema migrations, by Alembic: the library's tables (``bandit_router/migrations``) and,
+with the same machinery, the service's (``feedback_api/migrations``).
 
 Every :class:`~bandit_router._store.Store` brings its database to the newest schema when it
 opens it, under a lock, so that several processes starting at once on one database (replicas
@@ -6,8 +7,8 @@ on PostgreSQL, workers on one SQLite file) migrate it once:
 
 - a new database gets every table from the migrations;
 - a database made before migrations existed (bandit-router 0.1.0 and earlier: tables, no
-  ``br_alembic_version``) gets the columns schema 2 added, if it lacks them, and is stamped at
-  the baseline revision, then upgraded like any other;
+  version table) is brought to the baseline revision (the columns schema 2 added, if it lacks
+  them) and stamped there, then upgraded like any other;
 - a database at an older revision is upgraded; one at a revision this release does not know
   (written by a newer release) is refused rather than guessed at.
 
@@ -18,6 +19,8 @@ The command line works too, for whoever migrates ahead of a deployment:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -29,8 +32,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from ._errors import BanditRouterError
 
-__all__ = ["BASELINE", "VERSION_TABLE", "SchemaError", "head", "library_metadata", "migrate",
-           "revision"]
+__all__ = ["BASELINE", "LIBRARY", "VERSION_TABLE", "Migrations", "SchemaError", "head",
+           "library_metadata", "migrate", "revision"]
 
 #: Alembic's version table for the library's tables (the service keeps its own)
 VERSION_TABLE = "br_alembic_version"
@@ -41,7 +44,6 @@ _LEGACY_COLUMNS = {"br_events": ("tenant", "reserved_usd", "deployment")}
 _LEGACY_INDEXES = {"br_events": {"ix_br_events_tenant": "tenant"}}
 #: pg_advisory_xact_lock key serialising migrations ("br-schem")
 _MIGRATION_LOCK = 0x62722D736368656D
-_HERE = Path(__file__).parent / "migrations"
 
 
 class SchemaError(BanditRouterError):
@@ -55,38 +57,28 @@ def library_metadata() -> MetaData:
     return _Base.metadata
 
 
-def _config(connection: Connection | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_HERE))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migrations:
+    """One set of tables under migrations: where its scripts are, its version table, its
+    baseline revision, its MetaData, and what brings a database made before migrations (some
+    of the tables, no version table) to the baseline, beyond creating the tables it lacks."""
+
+    location: Path
+    version_table: str
+    baseline: str
+    metadata: Callable[[], MetaData]
+    legacy: Callable[[Connection], None] | None = None
+
+    def config(self, connection: Connection | None = None) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(self.location))
+        if connection is not None:
+            cfg.attributes["connection"] = connection
+        return cfg
 
 
-def head() -> str:
-    """The newest revision this release knows."""
-    found = ScriptDirectory.from_config(_config()).get_current_head()
-    assert found is not None
-    return found
-
-
-def revision(engine: Engine) -> str | None:
-    """The database's revision (``None``: not under migrations yet, or empty)."""
-    with engine.connect() as conn:
-        return MigrationContext.configure(
-            conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
-
-
-def _lock(conn: Connection) -> None:
-    """Serialise migrations across processes, until the transaction ends."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-    elif conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, taken now, not at the DDL
-
-
-def _legacy(conn: Connection) -> None:
-    """Bring a database made before migrations existed to the baseline, then stamp it."""
+def _legacy_columns(conn: Connection) -> None:
+    """The columns and index schema 2 added to 0.1.0's first schema, where missing."""
     inspector = inspect(conn)
     tables = library_metadata().tables
     for table, columns in _LEGACY_COLUMNS.items():
@@ -100,27 +92,58 @@ def _legacy(conn: Connection) -> None:
         for name, column in indexes.items():
             if name not in named:
                 conn.execute(text(f"CREATE INDEX {name} ON {table} ({column})"))
-    # tables later versions of 0.1.0 added (the budget tables) come from create_all then
-    library_metadata().create_all(conn, checkfirst=True)
-    command.stamp(_config(conn), BASELINE)
 
 
-def migrate(engine: Engine) -> str:
-    """Bring the database to the newest schema (see the module's notes); returns the
-    revision it is at. :class:`SchemaError` when a newer release wrote it."""
-    script = ScriptDirectory.from_config(_config())
+#: the library's tables
+LIBRARY = Migrations(location=Path(__file__).parent / "migrations",
+                     version_table=VERSION_TABLE, baseline=BASELINE,
+                     metadata=library_metadata, legacy=_legacy_columns)
+
+
+def head(migrations: Migrations = LIBRARY) -> str:
+    """The newest revision this release knows."""
+    found = ScriptDirectory.from_config(migrations.config()).get_current_head()
+    assert found is not None
+    return found
+
+
+def revision(engine: Engine, migrations: Migrations = LIBRARY) -> str | None:
+    """The database's revision (``None``: not under migrations yet, or empty)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(
+            conn, opts={"version_table": migrations.version_table}).get_current_revision()
+
+
+def _lock(conn: Connection) -> None:
+    """Serialise migrations across processes, until the transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, taken now, not at the DDL
+
+
+def migrate(engine: Engine, migrations: Migrations = LIBRARY) -> str:
+    """Bring the database to the newest schema of ``migrations`` (see the module's notes);
+    returns the revision it is at. :class:`SchemaError` when a newer release wrote it."""
+    script = ScriptDirectory.from_config(migrations.config())
     with engine.connect() as conn:
         _lock(conn)
         current = MigrationContext.configure(
-            conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+            conn, opts={"version_table": migrations.version_table}).get_current_revision()
         known = {str(s.revision) for s in script.walk_revisions()}
         if current is not None and current not in known:
             conn.rollback()
-            raise SchemaError(f"the database is at schema revision {current!r}, which this "
-                              f"release does not know (it knows up to {head()!r}): it was "
-                              "written by a newer bandit-router; upgrade this one")
-        if current is None and inspect(conn).has_table("br_events"):
-            _legacy(conn)
-        command.upgrade(_config(conn), "head")
+            raise SchemaError(f"the database is at schema revision {current!r} of "
+                              f"{migrations.version_table}, which this release does not know "
+                              f"(it knows up to {head(migrations)!r}): it was written by a "
+                              "newer bandit-router; upgrade this one")
+        ours = set(migrations.metadata().tables)
+        if current is None and ours & set(inspect(conn).get_table_names()):
+            # made before migrations: to the baseline (the tables it lacks, then the rest)
+            if migrations.legacy is not None:
+                migrations.legacy(conn)
+            migrations.metadata().create_all(conn, checkfirst=True)
+            command.stamp(migrations.config(conn), migrations.baseline)
+        command.upgrade(migrations.config(conn), "head")
         conn.commit()
-    return head()
+    return head(migrations)

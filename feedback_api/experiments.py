@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import JSON, Double, String, create_engine, select, update
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from bandit_router import (
     BanditRouterError,
@@ -27,6 +27,8 @@ from bandit_router import (
     UnknownModelError,
 )
 from bandit_router.experiments import Arm, Experiment
+
+from .tables import ExperimentRow, migrate_service
 
 __all__ = ["RESTRICTIONS", "ExperimentRegistry", "UnknownExperimentError"]
 
@@ -45,21 +47,6 @@ class _UnknownArmModel(UnknownModelError, InvalidInputError):
     clients, answered 422 (a bad definition) rather than 404 (a missing resource)."""
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class _ExperimentRow(_Base):
-    __tablename__ = "br_experiments"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    arms: Mapped[dict[str, Any]] = mapped_column(JSON)
-    shares: Mapped[dict[str, float]] = mapped_column(JSON)
-    promoted: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    stopped: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[float] = mapped_column(Double)
-
-
 def _close(routers: list[Router]) -> None:
     for router in routers:
         try:
@@ -76,19 +63,19 @@ class ExperimentRegistry:
     def __init__(self, database_url: str,
                  make_router: Callable[[str, dict[str, Any]], Router]) -> None:
         self.engine = create_engine(database_url)
-        _Base.metadata.create_all(self.engine)
+        migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._make = make_router
         self._lock = threading.Lock()
-        self._experiments: dict[str, tuple[Experiment, _ExperimentRow]] = {}
+        self._experiments: dict[str, tuple[Experiment, ExperimentRow]] = {}
         with self._sessions() as s:
-            for row in s.scalars(select(_ExperimentRow)):
+            for row in s.scalars(select(ExperimentRow)):
                 try:
                     self._experiments[row.name] = (self._build(row), row)
                 except BanditRouterError as exc:  # e.g. a model since dropped from the catalog
                     log.error("experiment %r is not loaded: %s", row.name, exc)
 
-    def _build(self, row: _ExperimentRow) -> Experiment:
+    def _build(self, row: ExperimentRow) -> Experiment:
         built: list[Router] = []
         try:
             arms = {}
@@ -115,7 +102,7 @@ class ExperimentRegistry:
 
     def create(self, name: str, arms: dict[str, dict[str, Any]],
                shares: dict[str, float] | None) -> Experiment:
-        row = _ExperimentRow(name=name, arms=arms, shares=shares or {a: 1.0 for a in arms},
+        row = ExperimentRow(name=name, arms=arms, shares=shares or {a: 1.0 for a in arms},
                              promoted=None, stopped=False, created_at=time.time())
         experiment = self._build(row)  # validates arms and shares before anything is stored
         with self._lock:
@@ -149,7 +136,7 @@ class ExperimentRegistry:
         else:
             experiment.promote(arm)
         with self._lock, self._sessions() as s, s.begin():
-            s.execute(update(_ExperimentRow).where(_ExperimentRow.name == name)
+            s.execute(update(ExperimentRow).where(ExperimentRow.name == name)
                       .values(promoted=experiment.promoted, stopped=stop))
             self._experiments[name][1].promoted = experiment.promoted
             self._experiments[name][1].stopped = stop

@@ -12,29 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Double, Integer, String, create_engine, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.orm import sessionmaker
+
+from .tables import KeyRow, migrate_service
 
 __all__ = ["ApiKey", "KeyStore", "Scope"]
 
 Scope = Literal["client", "admin"]
 SCOPES: tuple[str, ...] = ("client", "admin")
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class _KeyRow(_Base):
-    __tablename__ = "br_api_keys"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200))
-    scope: Mapped[str] = mapped_column(String(16))
-    prefix: Mapped[str] = mapped_column(String(16))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    created_at: Mapped[float] = mapped_column(Double)
-    revoked_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +37,7 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _public(row: _KeyRow) -> ApiKey:
+def _public(row: KeyRow) -> ApiKey:
     return ApiKey(id=row.id, name=row.name, scope=row.scope, prefix=row.prefix,
                   created_at=row.created_at, revoked_at=row.revoked_at)
 
@@ -61,7 +47,7 @@ class KeyStore:
 
     def __init__(self, database_url: str) -> None:
         self.engine = create_engine(database_url)
-        _Base.metadata.create_all(self.engine)
+        migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create(self, *, name: str, scope: str) -> tuple[ApiKey, str]:
@@ -69,7 +55,7 @@ class KeyStore:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}")
         secret = "br-" + secrets.token_urlsafe(32)
-        row = _KeyRow(name=name, scope=scope, prefix=secret[:8], key_hash=_hash(secret),
+        row = KeyRow(name=name, scope=scope, prefix=secret[:8], key_hash=_hash(secret),
                       created_at=time.time(), revoked_at=None)
         with self._sessions() as s, s.begin():
             s.add(row)
@@ -77,22 +63,22 @@ class KeyStore:
 
     def revoke(self, key_id: int) -> bool:
         with self._sessions() as s, s.begin():
-            result = s.execute(update(_KeyRow).where(_KeyRow.id == key_id,
-                                                     _KeyRow.revoked_at.is_(None))
-                               .values(revoked_at=time.time()).returning(_KeyRow.id))
+            result = s.execute(update(KeyRow).where(KeyRow.id == key_id,
+                                                     KeyRow.revoked_at.is_(None))
+                               .values(revoked_at=time.time()).returning(KeyRow.id))
             return result.first() is not None
 
     def list(self) -> list[ApiKey]:
         with self._sessions() as s:
-            return [_public(r) for r in s.scalars(select(_KeyRow).order_by(_KeyRow.id))]
+            return [_public(r) for r in s.scalars(select(KeyRow).order_by(KeyRow.id))]
 
     def verify(self, secret: str) -> ApiKey | None:
         """The live key with this secret, or None."""
         if not secret or len(secret) > 200:
             return None
         with self._sessions() as s:
-            row = s.scalars(select(_KeyRow).where(_KeyRow.key_hash == _hash(secret),
-                                                  _KeyRow.revoked_at.is_(None))).first()
+            row = s.scalars(select(KeyRow).where(KeyRow.key_hash == _hash(secret),
+                                                  KeyRow.revoked_at.is_(None))).first()
             return _public(row) if row is not None else None
 
     def close(self) -> None:

@@ -142,3 +142,33 @@ def test_many_processes_open_one_new_database_at_once(url: str) -> None:
         store.close()
     assert errors == [] and len(stores) == 4
     assert _diff(url) == []
+
+
+def test_the_services_tables_are_migrated_too(url: str) -> None:
+    from feedback_api import KeyStore
+    from feedback_api.tables import SERVICE, migrate_service, service_metadata
+
+    keys = KeyStore(url)
+    key, secret = keys.create(name="ops", scope="admin")
+    keys.close()
+    engine = create_engine(url)
+    try:
+        assert revision(engine, SERVICE) == head(SERVICE)
+        with engine.begin() as conn:  # as 0.1.0 made them: the tables, no version table
+            conn.execute(text(f"DROP TABLE {SERVICE.version_table}"))
+        assert migrate_service(engine) == head(SERVICE)  # stamped, its keys kept
+        assert migrate(engine) == head()  # and the library's beside them, each on its own
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "version_table": SERVICE.version_table,
+                            "include_object": lambda o, n, t, r, c: not (
+                                t == "table" and r and c is None)})
+            assert list(compare_metadata(ctx, service_metadata())) == []
+    finally:
+        engine.dispose()
+    keys = KeyStore(url)
+    try:
+        assert keys.verify(secret) is not None
+        assert [k.id for k in keys.list()] == [key.id]
+    finally:
+        keys.close()

@@ -7,10 +7,10 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from bandit_router._schema import VERSION_TABLE, library_metadata
+from bandit_router._schema import LIBRARY
 
 config = context.config
-target_metadata = library_metadata()
+target_metadata = LIBRARY.metadata()
 
 
 def _ours(obj: object, name: str | None, type_: str, reflected: bool,
@@ -22,7 +22,7 @@ def _ours(obj: object, name: str | None, type_: str, reflected: bool,
 
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
-                      version_table=VERSION_TABLE, render_as_batch=True,
+                      version_table=LIBRARY.version_table, render_as_batch=True,
                       compare_type=True, include_object=_ours)
     with context.begin_transaction():
         context.run_migrations()
