@@ -7,7 +7,7 @@ not thousands of requests later.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ._errors import InvalidInputError
@@ -40,6 +40,17 @@ def implied_exploration(named: Exploration | None, *, optimism: float = 0.0,
     if optimism or elimination or baseline_strength:
         return "squarecb"
     return "thompson"
+
+
+#: A :class:`PolicyConfig` field that changes decisions only, never what is learned or
+#: saved: a checkpoint serves any value of it.
+_DECIDES = {"decision_only": True}
+
+
+def _since(before: object) -> dict[str, object]:
+    """A :class:`PolicyConfig` field added after checkpoints existed: a checkpoint written
+    before it was written with ``before`` (the value that behaves as the release before)."""
+    return {"before": before}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -106,19 +117,19 @@ class PolicyConfig:
     """
 
     exploration: Exploration = "thompson"
-    thompson_scale: float = 0.5
-    thompson_prior: float = 20.0
-    thompson_memory: float = 1000.0
-    thompson_draws: int = 256
-    thompson_floor: float = 0.0
-    thompson_tries: int = 1
+    thompson_scale: float = field(default=0.5, metadata=_DECIDES)
+    thompson_prior: float = field(default=20.0, metadata=_since(20.0))
+    thompson_memory: float = field(default=1000.0, metadata=_since(1000.0))
+    thompson_draws: int = field(default=256, metadata=_DECIDES)
+    thompson_floor: float = field(default=0.0, metadata=_DECIDES)
+    thompson_tries: int = field(default=1, metadata=_DECIDES)
     epsilon: float = 0.05
     gamma_scale: float = 10.0
     gamma_exponent: float = 0.5
     elimination: bool = False
     exploration_floor: float = 0.0
-    optimism: float = 0.0
-    baseline_strength: float = 0.0
+    optimism: float = field(default=0.0, metadata=_since(0.0))
+    baseline_strength: float = field(default=0.0, metadata=_DECIDES)
     reward_range: tuple[float, float] = (-1.0, 1.0)
     softmax_lambda: float = 10.0
     learning_rate: float = 0.5

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import Field, dataclass, fields
 from typing import Any
 
 import numpy as np
+import orjson
 
 from ._catalog import ModelSpec
 from ._clusters import TaskClusters
@@ -31,27 +32,52 @@ __all__ = ["Learner", "write_checkpoint"]
 log = logging.getLogger("bandit_router")
 
 
-#: Settings added after checkpoints were first written, with the value that behaves as before:
-#: left out of a checkpoint's identity at that value, so an upgrade keeps its checkpoints.
-_LATER_SETTINGS = {"optimism": 0.0, "thompson_prior": 20.0, "thompson_memory": 1000.0}
 #: Distinct tasks per cluster of the largest codebook that are enough to fit the codebooks
 #: once the memory holds ``cluster_after`` tasks: templated traffic repeats its tasks, and
 #: waiting for ``cluster_after`` distinct ones left it without clusters for thousands of rounds.
 _TASKS_PER_CLUSTER = 20
-#: Settings that change decisions only, never what is learned or saved: a checkpoint serves
-#: any value of them.
-_DECISION_ONLY = frozenset({"baseline_strength", "thompson_scale", "thompson_draws",
-                            "thompson_floor", "thompson_tries"})
+#: The checkpoint format: 2 writes a manifest of what the checkpoint was written with (format
+#: 1 had only the hash of it, which :func:`_legacy_settings` still computes for old rows).
+CHECKPOINT_FORMAT = 2
 
 
-def _settings(config: PolicyConfig) -> str:
-    """``repr(config)`` without the later settings at their old behaviour and without the
-    settings that only change decisions."""
+def _decision_only(f: Field[Any]) -> bool:
+    return bool(f.metadata.get("decision_only"))
+
+
+def _legacy_settings(config: PolicyConfig) -> str:
+    """Format 1's identity of the settings: ``repr(config)`` without the settings added later
+    at their old behaviour and without the settings that only change decisions."""
     items = [f"{f.name}={getattr(config, f.name)!r}" for f in fields(config)
-             if f.name not in _DECISION_ONLY
-             and not (f.name in _LATER_SETTINGS
-                      and getattr(config, f.name) == _LATER_SETTINGS[f.name])]
+             if not _decision_only(f)
+             and not ("before" in f.metadata and getattr(config, f.name) == f.metadata["before"])]
     return f"{type(config).__name__}({', '.join(items)})"
+
+
+def _learning_settings(config: PolicyConfig) -> dict[str, Any]:
+    """The settings a checkpoint depends on (every field but the decision-only ones), as JSON
+    values."""
+    settings = {f.name: getattr(config, f.name) for f in fields(config) if not _decision_only(f)}
+    return dict(orjson.loads(orjson.dumps(settings)))
+
+
+def _differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """How a checkpoint's manifest differs from what this router would write, field by
+    field; a setting the manifest lacks (added since) counts at its value from before."""
+    out = []
+    for key in sorted(set(stored) | set(current)):
+        if key == "settings":
+            continue
+        if stored.get(key) != current.get(key):
+            out.append(f"{key} {stored.get(key)!r} then, {current.get(key)!r} now")
+    befores = {f.name: f.metadata["before"] for f in fields(PolicyConfig)
+               if "before" in f.metadata}
+    old, new = stored.get("settings") or {}, current.get("settings") or {}
+    for name in sorted(set(old) | set(new)):
+        then = old.get(name, befores.get(name, "(unset)"))
+        if then != new.get(name, befores.get(name, "(unset)")):
+            out.append(f"{name} {then!r} then, {new.get(name)!r} now")
+    return out
 
 
 class Learner:
@@ -84,10 +110,26 @@ class Learner:
                                  fetch=lambda seqs: self.store.embeddings(seqs, dim=dim))
 
     # -- identity of what a checkpoint holds ---------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        """What a checkpoint is written with, and must match to be loaded: the policy, its
+        learning settings and pinned weights, the embedder, the memory's size, the task
+        clusters' key."""
+        policy = self.policy
+        settings: dict[str, Any] = {}
+        pinned: Any = []
+        if isinstance(policy, VWPolicy):
+            settings = _learning_settings(policy.config)
+            pinned = orjson.loads(orjson.dumps(sorted(policy.pinned.items())))
+        return {"format": CHECKPOINT_FORMAT, "policy": type(policy).__name__,
+                "settings": settings, "pinned": pinned,
+                "embedder": self.embedder_name, "dim": self.dim,
+                "memory_size": self.config.memory_size, "clusters": self._cluster_key()}
+
     def config_hash(self) -> str:
-        """What a checkpoint must have been written with to be loaded: the policy and its
-        settings, pinned weights, the embedder and the memory's size."""
-        settings = _settings(self.policy.config) if isinstance(self.policy, VWPolicy) else ""
+        """Format 1's identity of what a checkpoint was written with (a hash), still written
+        beside the manifest, so that a release before format 2 can load the checkpoint."""
+        settings = _legacy_settings(self.policy.config) if isinstance(self.policy,
+                                                                       VWPolicy) else ""
         pinned = repr(sorted(self.policy.pinned.items())) if isinstance(self.policy,
                                                                           VWPolicy) else ""
         text = "|".join([type(self.policy).__name__, settings, pinned, self.embedder_name,
@@ -263,8 +305,8 @@ class Learner:
     def checkpoint_due(self) -> bool:
         return self.learned - self._checkpointed_at >= self.config.checkpoint_every
 
-    def snapshot(self) -> tuple[str, bytes, bytes, int, int, str]:
-        """The state to checkpoint (config hash, policy, memory, seq, learned): cheap copies,
+    def snapshot(self) -> Snapshot:
+        """The state to checkpoint (manifest, policy, memory, seq, learned): cheap copies,
         taken under the router's lock; :func:`write_checkpoint` does the slow part.
 
         The memory's vectors are not copied: every row names the reward it was learned from,
@@ -273,8 +315,9 @@ class Learner:
         384 dimensions: 15 MB at 10,000 tasks before)."""
         self._checkpointed_at = self.learned
         memory = self.memory.to_bytes(vectors=not self.memory.logged)
-        return (self.config_hash(), self.policy.to_bytes(), memory, self.seq, self.learned,
-                self.arm)
+        return Snapshot(manifest=self.manifest(), config_hash=self.config_hash(),
+                        policy=self.policy.to_bytes(), memory=memory, seq=self.seq,
+                        learned=self.learned, arm=self.arm)
 
     def checkpoint(self) -> None:
         write_checkpoint(self.store, self.snapshot(), self.clock())
@@ -284,7 +327,13 @@ class Learner:
             self.checkpoint()
 
     def _load(self, row: CheckpointRow) -> bool:
-        if row.config_hash != self.config_hash():
+        if row.manifest is not None:
+            differences = _differences(row.manifest, self.manifest())
+            if differences:
+                log.info("checkpoint %d was written with other settings (%s); not used",
+                         row.id, "; ".join(differences))
+                return False
+        elif row.config_hash != self.config_hash():  # format 1: the hash alone
             log.info("checkpoint %d was written with other settings; not used", row.id)
             return False
         if hashlib.sha256(row.policy + row.memory).hexdigest() != row.sha256:
@@ -318,11 +367,24 @@ class Learner:
             self.checkpoint()
 
 
-def write_checkpoint(store: Store, snap: tuple[str, bytes, bytes, int, int, str],
-                     now: float) -> None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """What :meth:`Learner.snapshot` copies under the lock, for :func:`write_checkpoint`."""
+
+    manifest: dict[str, Any]
+    config_hash: str
+    policy: bytes
+    memory: bytes
+    seq: int
+    learned: int
+    arm: str
+
+
+def write_checkpoint(store: Store, snap: Snapshot, now: float) -> None:
     """Hash and store a :meth:`Learner.snapshot` (outside the router's lock)."""
-    config_hash, policy, memory, seq, learned, arm = snap
     store.add_checkpoint(CheckpointRow(
-        created_at=now, arm=arm, reward_seq=seq, learned=learned, config_hash=config_hash,
-        sha256=hashlib.sha256(policy + memory).hexdigest(), policy=policy, memory=memory))
+        created_at=now, arm=snap.arm, reward_seq=snap.seq, learned=snap.learned,
+        config_hash=snap.config_hash, manifest=snap.manifest,
+        sha256=hashlib.sha256(snap.policy + snap.memory).hexdigest(), policy=snap.policy,
+        memory=snap.memory))
 

@@ -60,8 +60,9 @@ def library_metadata() -> MetaData:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Migrations:
     """One set of tables under migrations: where its scripts are, its version table, its
-    baseline revision, its MetaData, and what brings a database made before migrations (some
-    of the tables, no version table) to the baseline, beyond creating the tables it lacks."""
+    baseline revision (whose module defines ``baseline_metadata()``, the tables as they were
+    then), its MetaData, and what brings a database made before migrations (some of the
+    tables, no version table) to the baseline, beyond creating the baseline tables it lacks."""
 
     location: Path
     version_table: str
@@ -142,7 +143,9 @@ def migrate(engine: Engine, migrations: Migrations = LIBRARY) -> str:
             # made before migrations: to the baseline (the tables it lacks, then the rest)
             if migrations.legacy is not None:
                 migrations.legacy(conn)
-            migrations.metadata().create_all(conn, checkfirst=True)
+            baseline = script.get_revision(migrations.baseline)
+            assert baseline is not None and baseline.module is not None
+            baseline.module.baseline_metadata().create_all(conn, checkfirst=True)
             command.stamp(migrations.config(conn), migrations.baseline)
         command.upgrade(migrations.config(conn), "head")
         conn.commit()

@@ -96,6 +96,9 @@ class CheckpointRow(_Base):
     reward_seq: Mapped[int] = mapped_column(Integer)
     learned: Mapped[int] = mapped_column(Integer)
     config_hash: Mapped[str] = mapped_column(String(64))
+    #: what it was written with (format 2; NULL on checkpoints of format 1, which have only
+    #: the hash); revision 0002
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     sha256: Mapped[str] = mapped_column(String(64))
     policy: Mapped[bytes] = mapped_column(LargeBinary)
     memory: Mapped[bytes] = mapped_column(LargeBinary)

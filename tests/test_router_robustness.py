@@ -132,7 +132,7 @@ def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
     """A checkpoint's identity is the policy settings' repr: a setting added since (such as
     ``optimism``) is left out of it at the value that behaves as before, so upgrading keeps
     the checkpoints; any other value is other settings, and the log is relearned."""
-    from bandit_router._learner import _settings
+    from bandit_router._learner import _legacy_settings as _settings
 
     plain = PolicyConfig(seed=5)
     assert _settings(plain) == repr(plain).replace(", optimism=0.0", "").replace(
@@ -263,3 +263,36 @@ def test_an_event_at_hand_is_still_checked_against_the_database(
     with pytest.raises(UnknownEventError):
         mine.reward(deleted.event_id, quality=1.0)
     assert mine.get_event(rewarded.event_id).reward["quality"] == 0.5  # type: ignore[index]
+
+
+def test_a_checkpoint_says_what_it_was_written_with(
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
+    """Format 2: a manifest beside the hash. A setting that changes decisions only loads it;
+    one that changes what is learned does not, and the log names the setting."""
+    from sqlalchemy import update
+
+    from bandit_router._learner import CHECKPOINT_FORMAT
+    from bandit_router._store import CheckpointRow
+
+    first = make_router(policy=PolicyConfig(seed=3))
+    train(first, 40)
+    first.close()
+    with first.store.session() as s:
+        row = s.query(CheckpointRow).order_by(CheckpointRow.id.desc()).first()
+        assert row is not None and row.manifest is not None
+        assert row.manifest["format"] == CHECKPOINT_FORMAT == 2
+        assert row.manifest["settings"]["thompson_prior"] == 20.0
+        assert "thompson_scale" not in row.manifest["settings"]  # decides only
+    with caplog.at_level("INFO", logger="bandit_router"):
+        wider = make_router(policy=PolicyConfig(seed=3, thompson_scale=0.9))
+        assert "restored checkpoint" in caplog.text and wider._learner.learned == 40
+        caplog.clear()
+        make_router(policy=PolicyConfig(seed=3, thompson_prior=5.0))
+        assert "thompson_prior 20.0 then, 5.0 now" in caplog.text
+        caplog.clear()
+        # a checkpoint of format 1 (no manifest, the hash alone) still loads
+        with first.store.session() as s:
+            s.execute(update(CheckpointRow).values(manifest=None))
+        old = make_router(policy=PolicyConfig(seed=3))
+        assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
+        assert old._learner.learned == 40

@@ -18,8 +18,11 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.create_table('br_budget_alerts',
+def baseline_metadata() -> sa.MetaData:
+    """The tables of this revision, frozen here (the models may change later): a database
+    made before migrations gets those it lacks, then is stamped at this revision."""
+    metadata = sa.MetaData()
+    sa.Table('br_budget_alerts', metadata,
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('budget_id', sa.String(length=320), nullable=False),
     sa.Column('window_start', sa.Double(), nullable=False),
@@ -29,14 +32,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('budget_id', 'window_start', 'threshold')
     )
-    op.create_index(op.f('ix_br_budget_alerts_created_at'), 'br_budget_alerts', ['created_at'], unique=False)
-    op.create_table('br_budgets',
+    sa.Index('ix_br_budget_alerts_created_at', metadata.tables['br_budget_alerts'].c['created_at'], unique=False)
+    sa.Table('br_budgets', metadata,
     sa.Column('id', sa.String(length=320), nullable=False),
     sa.Column('definition', sa.JSON(), nullable=False),
     sa.Column('updated_at', sa.Double(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_table('br_checkpoints',
+    sa.Table('br_checkpoints', metadata,
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('created_at', sa.Double(), nullable=False),
     sa.Column('arm', sa.String(length=64), nullable=False),
@@ -48,7 +51,7 @@ def upgrade() -> None:
     sa.Column('memory', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_table('br_clusters',
+    sa.Table('br_clusters', metadata,
     sa.Column('arm', sa.String(length=64), nullable=False),
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.Double(), nullable=False),
@@ -57,7 +60,7 @@ def upgrade() -> None:
     sa.Column('codebooks', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('arm', 'key')
     )
-    op.create_table('br_events',
+    sa.Table('br_events', metadata,
     sa.Column('id', sa.String(length=128), nullable=False),
     sa.Column('created_at', sa.Double(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
@@ -85,13 +88,13 @@ def upgrade() -> None:
     sa.Column('deployment', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index(op.f('ix_br_events_arm'), 'br_events', ['arm'], unique=False)
-    op.create_index(op.f('ix_br_events_created_at'), 'br_events', ['created_at'], unique=False)
-    op.create_index(op.f('ix_br_events_model_key'), 'br_events', ['model_key'], unique=False)
-    op.create_index(op.f('ix_br_events_status'), 'br_events', ['status'], unique=False)
-    op.create_index(op.f('ix_br_events_task_hash'), 'br_events', ['task_hash'], unique=False)
-    op.create_index(op.f('ix_br_events_tenant'), 'br_events', ['tenant'], unique=False)
-    op.create_table('br_prices',
+    sa.Index('ix_br_events_arm', metadata.tables['br_events'].c['arm'], unique=False)
+    sa.Index('ix_br_events_created_at', metadata.tables['br_events'].c['created_at'], unique=False)
+    sa.Index('ix_br_events_model_key', metadata.tables['br_events'].c['model_key'], unique=False)
+    sa.Index('ix_br_events_status', metadata.tables['br_events'].c['status'], unique=False)
+    sa.Index('ix_br_events_task_hash', metadata.tables['br_events'].c['task_hash'], unique=False)
+    sa.Index('ix_br_events_tenant', metadata.tables['br_events'].c['tenant'], unique=False)
+    sa.Table('br_prices', metadata,
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('updated_at', sa.Double(), nullable=False),
     sa.Column('provider', sa.String(length=100), nullable=False),
@@ -100,7 +103,7 @@ def upgrade() -> None:
     sa.Column('output_price_per_1m', sa.Float(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_table('br_spend',
+    sa.Table('br_spend', metadata,
     sa.Column('scope', sa.String(length=320), nullable=False),
     sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('reserved_usd', sa.Double(), nullable=False),
@@ -108,7 +111,7 @@ def upgrade() -> None:
     sa.Column('requests', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('scope', 'bucket')
     )
-    op.create_table('br_rewards',
+    sa.Table('br_rewards', metadata,
     sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=128), nullable=False),
     sa.Column('received_at', sa.Double(), nullable=False),
@@ -123,6 +126,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('seq'),
     sa.UniqueConstraint('event_id')
     )
+    return metadata
+
+
+def upgrade() -> None:
+    baseline_metadata().create_all(op.get_bind())
 
 
 def downgrade() -> None:

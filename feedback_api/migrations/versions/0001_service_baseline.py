@@ -16,8 +16,11 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.create_table('br_api_keys',
+def baseline_metadata() -> sa.MetaData:
+    """The tables of this revision, frozen here (the models may change later): a database
+    made before migrations gets those it lacks, then is stamped at this revision."""
+    metadata = sa.MetaData()
+    sa.Table('br_api_keys', metadata,
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('scope', sa.String(length=16), nullable=False),
@@ -27,8 +30,8 @@ def upgrade() -> None:
     sa.Column('revoked_at', sa.Double(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index(op.f('ix_br_api_keys_key_hash'), 'br_api_keys', ['key_hash'], unique=True)
-    op.create_table('br_experiments',
+    sa.Index('ix_br_api_keys_key_hash', metadata.tables['br_api_keys'].c['key_hash'], unique=True)
+    sa.Table('br_experiments', metadata,
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('arms', sa.JSON(), nullable=False),
     sa.Column('shares', sa.JSON(), nullable=False),
@@ -37,6 +40,11 @@ def upgrade() -> None:
     sa.Column('created_at', sa.Double(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    return metadata
+
+
+def upgrade() -> None:
+    baseline_metadata().create_all(op.get_bind())
 
 
 def downgrade() -> None:
