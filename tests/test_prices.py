@@ -320,13 +320,13 @@ def test_a_price_change_in_the_file_shifts_traffic_at_the_next_decisions(
     before = shares("before")
     leader, other = "alpha/one", "beta/two"
     assert before[leader] >= 0.7
-    learned = router._learner.learned
+    learned = router.policy_version
 
     write(leader)
     assert watcher.check() is True
     assert router.catalog.get(leader).input_price_per_1m == 300.0
     after = shares("after")
-    assert router._learner.learned == learned  # no reward, nothing relearned
+    assert router.policy_version == learned  # no reward, nothing relearned
     assert after[other] >= 0.9 and after[other] > before[other] + 0.5
     router.close()
 

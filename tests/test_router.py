@@ -36,7 +36,7 @@ MakeRouter = Callable[..., Router]
 
 def train(router: Router, n: int, *, seed: int = 0, cost_weight: float | None = None) -> None:
     wl = SyntheticWorkload(seed=seed)
-    start = router._learner.learned
+    start = router.policy_version
     for i in range(n):
         task = wl.sample_task()
         d = router.select(task.text, cost_weight=cost_weight, event_id=f"train-{start + i}")
@@ -110,7 +110,7 @@ def test_cost_from_tokens_and_error_rewards(make_router: MakeRouter) -> None:
     r = router.reward(d.event_id, error="rate_limit")
     assert r.quality == 0.0 and r.cost_usd == pytest.approx(d.estimated_cost_usd)
     assert len(router._learner.memory) == 1  # failures teach the policy, not the memory
-    assert router._learner.learned == 2
+    assert router.policy_version == 2
 
 
 @pytest.mark.parametrize("task", ["", "   \n", None, 42, "x" * 101])
@@ -153,7 +153,7 @@ def test_unknown_and_duplicate_rewards(make_router: MakeRouter) -> None:
     with pytest.raises(DuplicateRewardError):
         router.reward(d.event_id, quality=0.0)
     assert router.store.get_reward(d.event_id).quality == 1.0  # type: ignore[union-attr]
-    assert router._learner.learned == 1
+    assert router.policy_version == 1
 
 
 def test_reward_wait_time_learns_the_default(make_router: MakeRouter, clock: FakeClock) -> None:
@@ -168,7 +168,7 @@ def test_reward_wait_time_learns_the_default(make_router: MakeRouter, clock: Fak
     with pytest.raises(RewardWindowClosedError):
         router.reward(late.event_id, quality=1.0)
     router.reward(on_time.event_id, quality=1.0)
-    assert router._learner.learned == 2
+    assert router.policy_version == 2
     assert len(router._learner.memory) == 1  # a default reward is not a measurement
     clock.advance(1000)
     unseen = router.select("Tell me a fun fact about dolphins.")
@@ -233,12 +233,12 @@ def test_price_change_shifts_traffic_without_retraining(make_router: MakeRouter)
     leader = max(before, key=before.__getitem__)
     provider, model = leader.split("/")
     spec = router.catalog.get(leader)
-    learned = router._learner.learned
+    learned = router.policy_version
     router.update_pricing(provider, {model: {
         "input_price_per_1m": 1000 * spec.input_price_per_1m + 1.0,
         "output_price_per_1m": 1000 * spec.output_price_per_1m + 1.0}})
     after = shares("after")
-    assert router._learner.learned == learned  # nothing was relearned
+    assert router.policy_version == learned  # nothing was relearned
     assert before[leader] >= 0.4
     assert after[leader] < before[leader] - 0.3
 
@@ -269,7 +269,7 @@ def test_restart_accepts_rewards_for_old_events(make_router: MakeRouter) -> None
     pending = first.select("Explain the difference between a lease and a licence.")
     first.close()
     second = make_router()
-    assert second._learner.learned == 50
+    assert second.policy_version == 50
     receipt = second.reward(pending.event_id, quality=0.8, cost_usd=0.002)
     assert receipt.policy_version == 51
 
@@ -303,7 +303,7 @@ def test_restart_restores_an_optimistic_policy_exactly(
     with caplog.at_level("INFO", logger="bandit_router"):
         second = make_router(policy=policy)
     assert "restored checkpoint" in caplog.text  # not relearned from the log
-    assert second._learner.learned == 120
+    assert second.policy_version == 120
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
     second.close()
     with second.store.session() as s:
@@ -326,7 +326,7 @@ def test_a_checkpoint_serves_any_baseline_strength(
     with caplog.at_level("INFO", logger="bandit_router"):
         second = make_router(policy=replace(plain, baseline_strength=10.0))
     assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
-    assert second._learner.learned == 120
+    assert second.policy_version == 120
     assert not np.allclose(probe_pmf(second), unweighed, atol=1e-3)
 
 
@@ -378,7 +378,7 @@ def test_crash_without_checkpoint_replays_the_log(make_router: MakeRouter) -> No
     expected = probe_pmf(first)
     first.store.close()  # a crash: no close(), no final checkpoint
     second = make_router(config=RouterConfig(cost_weight=50.0, checkpoint_every=80))
-    assert second._learner.learned == 200
+    assert second.policy_version == 200
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
 
 
@@ -404,7 +404,7 @@ def test_corrupt_or_missing_checkpoint_is_rebuilt_from_the_log(
     with caplog.at_level("WARNING", logger="bandit_router"):
         second = make_router()
     assert "rebuilding the policy from the event log" in caplog.text
-    assert second._learner.learned == 150
+    assert second.policy_version == 150
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
     d = second.select("Translate 'yes' to Italian.")
     second.reward(d.event_id, quality=1.0)
@@ -415,7 +415,7 @@ def test_changed_policy_settings_relearn_from_the_log(make_router: MakeRouter) -
     train(first, 100)
     first.close()
     second = make_router(policy=PolicyConfig(exploration="epsilon", epsilon=0.1))
-    assert second._learner.learned == 100
+    assert second.policy_version == 100
     assert len(second._learner.memory) == 100
 
 
@@ -425,7 +425,7 @@ def test_two_routers_on_one_database_share_the_log(make_router: MakeRouter) -> N
     b.reward(d.event_id, quality=0.7)
     with pytest.raises(DuplicateRewardError):
         a.reward(d.event_id, quality=0.1)
-    assert a.sync() == 1 and a._learner.learned == 1
+    assert a.sync() == 1 and a.policy_version == 1
     assert np.allclose(probe_pmf(a), probe_pmf(b), atol=1e-6)
 
 
@@ -500,7 +500,7 @@ def test_a_large_memory_searches_an_ivf_and_a_restart_keeps_it(make_router: Make
     first.store.close()  # a crash: the checkpoint at 1000 (still exact), the rest in the log
     second = make_router(config=config)  # relearning passes 1024: the same centroids
     restored = second._learner.memory
-    assert second._learner.learned == 1100 and not restored.exact
+    assert second.policy_version == 1100 and not restored.exact
     assert np.array_equal(restored._centroids, memory._centroids)
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
 
@@ -510,7 +510,7 @@ def test_per_model_neighbours_reach_the_estimates(make_router: MakeRouter) -> No
     train(pooled, 120)
     own = make_router(config=RouterConfig(cost_weight=50.0, neighbours=64,
                                           per_model_neighbours=2))
-    assert own._learner.learned == 120  # the same log, relearned
+    assert own.policy_version == 120  # the same log, relearned
     emb = own.embedder.embed(["Translate 'good night' to German."])[0]
     specs = list(own.catalog)
     strength = own.config.prior_strength
@@ -544,7 +544,7 @@ def test_checkpoints_leave_the_memory_vectors_in_the_log(
     with caplog.at_level("INFO", logger="bandit_router"):
         second = make_router(config=config)
     assert "restored checkpoint" in caplog.text and "rebuilding" not in caplog.text
-    assert second._learner.learned == 250
+    assert second.policy_version == 250
     assert np.array_equal(second._learner.memory.vectors(), memory.vectors())
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
     second.store.close()
@@ -570,7 +570,7 @@ def test_checkpoints_leave_the_memory_vectors_in_the_log(
     with caplog.at_level("INFO", logger="bandit_router"):
         fourth = make_router(config=config)
     assert "not in the log" in caplog.text and "rebuilding the policy" in caplog.text
-    assert fourth._learner.learned == 250
+    assert fourth.policy_version == 250
     assert np.allclose(probe_pmf(fourth), expected, atol=1e-6)
 
 
@@ -606,14 +606,14 @@ def test_restart_restores_thompson_sampling_exactly(
     with caplog.at_level("INFO", logger="bandit_router"):
         second = make_router(policy=policy, config=config)
     assert "restored checkpoint" in caplog.text
-    assert second._learner.learned == 200
+    assert second.policy_version == 200
     assert probe(second) == expected
     second.close()
     with second.store.session() as s:
         for row in s.scalars(select(CheckpointRow)):
             s.delete(row)
     third = make_router(policy=policy, config=config)
-    assert third._learner.learned == 200
+    assert third.policy_version == 200
     assert probe(third) == expected
     # the spread is a decision-only setting: a checkpoint serves another one
     caplog.clear()

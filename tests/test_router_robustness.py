@@ -121,7 +121,7 @@ def test_checkpoint_with_other_settings_is_not_loaded(make_router: MakeRouter) -
     train(first, 60)
     first.close()
     second = make_router(policy=PolicyConfig(embedding_dims=32))
-    assert second._learner.learned == 60
+    assert second.policy_version == 60
     third = make_router(config=RouterConfig(cost_weight=50.0, memory_size=40,
                                             task_clusters=()))
     assert len(third._learner.memory) <= 40
@@ -151,7 +151,7 @@ def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
         other = make_router(policy=PolicyConfig(exploration="squarecb", seed=5, optimism=0.2))
         assert "other settings" in caplog.text and "restored checkpoint" not in caplog.text
     assert again._learner.config_hash() != other._learner.config_hash()
-    assert again._learner.learned == other._learner.learned == 40
+    assert again.policy_version == other.policy_version == 40
 
 
 def test_in_memory_sqlite_is_shared_across_threads() -> None:
@@ -168,7 +168,7 @@ def test_in_memory_sqlite_is_shared_across_threads() -> None:
     t = threading.Thread(target=reward)
     t.start()
     t.join()
-    assert errors == [] and router._learner.learned == 1
+    assert errors == [] and router.policy_version == 1
 
 
 def test_concurrent_selects_and_rewards_lose_nothing(make_router: MakeRouter) -> None:
@@ -191,7 +191,7 @@ def test_concurrent_selects_and_rewards_lose_nothing(make_router: MakeRouter) ->
     for t in threads:
         t.join()
     assert errors == []
-    assert router._learner.learned == 80
+    assert router.policy_version == 80
     stats = router.get_routing_stats()
     assert stats["rewarded"] == 80 and stats["decisions"] == 160
 
@@ -285,7 +285,7 @@ def test_a_checkpoint_says_what_it_was_written_with(
         assert "thompson_scale" not in row.manifest["settings"]  # decides only
     with caplog.at_level("INFO", logger="bandit_router"):
         wider = make_router(policy=PolicyConfig(seed=3, thompson_scale=0.9))
-        assert "restored checkpoint" in caplog.text and wider._learner.learned == 40
+        assert "restored checkpoint" in caplog.text and wider.policy_version == 40
         caplog.clear()
         make_router(policy=PolicyConfig(seed=3, thompson_prior=5.0))
         assert "thompson_prior 20.0 then, 5.0 now" in caplog.text
@@ -295,4 +295,4 @@ def test_a_checkpoint_says_what_it_was_written_with(
             s.execute(update(CheckpointRow).values(manifest=None))
         old = make_router(policy=PolicyConfig(seed=3))
         assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
-        assert old._learner.learned == 40
+        assert old.policy_version == 40

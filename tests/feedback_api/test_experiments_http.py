@@ -169,7 +169,7 @@ def test_fixed_model_and_subset_arms_over_http_survive_a_restart(tmp_path) -> No
         bandit = next(r for r in http.app.state.experiments.routers()
                       if r.arm == "vs-strongest:bandit")
         assert bandit.policy.config.optimism == 0.2
-        assert bandit.policy._learned == bandit._learner.learned \
+        assert bandit.policy._learned == bandit.policy_version \
             == report["arms"]["bandit"]["requests"]
         r = http.post("/v1/experiments/vs-strongest/promote", json={"arm": "large"},
                       headers=admin)
