@@ -26,8 +26,9 @@ through an experiment with ``select(task, experiment=name, unit_key=user_id)``::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +40,8 @@ from ._results import ArmStats, Comparison, Estimate, ExperimentReport
 from ._types import Decision, EventRecord, RewardReceipt
 
 __all__ = ["ArmSpec", "AsyncRouterClient", "RouterClient"]
+
+_T = TypeVar("_T")
 
 _BY_NAME: dict[str, type[_errors.BanditRouterError]] = {
     name: getattr(_errors, name) for name in _errors.__all__}
@@ -195,6 +198,83 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[_T]):
+    """One request of the API, and how its answer is read: each is described once, here, and
+    sent by either client."""
+
+    method: str
+    path: str
+    read: Callable[[Any], _T]
+    json: Any = None
+
+
+def _none(_: Any) -> None:
+    """The answer is not read (an update that returns nothing the caller needs)."""
+    return None
+
+
+def _as_dict(data: Any) -> dict[str, Any]:
+    return dict(data)
+
+
+class _Calls:
+    """The API's requests, by method name (the clients' methods send these)."""
+
+    @staticmethod
+    def select(task: str, constraints: Constraints | None, cost_weight: float | None,
+               latency_weight: float | None, input_tokens: int | None,
+               metadata: Mapping[str, Any] | None, event_id: str | None,
+               unit_key: str | None, experiment: str | None) -> _Call[Decision]:
+        return _Call("POST", "/v1/select", _decision, _select_body(
+            task, constraints, cost_weight, latency_weight, input_tokens, metadata, event_id,
+            unit_key, experiment))
+
+    @staticmethod
+    def reward(event_id: str, quality: float | None, cost_usd: float | None,
+               latency_s: float | None, output_tokens: int | None,
+               error: str | None) -> _Call[RewardReceipt]:
+        return _Call("POST", f"/v1/events/{_q(event_id)}/reward", _receipt, _reward_body(
+            quality=quality, cost_usd=cost_usd, latency_s=latency_s,
+            output_tokens=output_tokens, error=error))
+
+    @staticmethod
+    def get_event(event_id: str) -> _Call[EventRecord]:
+        return _Call("GET", f"/v1/events/{_q(event_id)}", _record)
+
+    @staticmethod
+    def get_routing_stats() -> _Call[dict[str, Any]]:
+        return _Call("GET", "/v1/stats", _as_dict)
+
+    @staticmethod
+    def update_pricing(provider: str,
+                       prices: Mapping[str, Mapping[str, float]]) -> list[_Call[None]]:
+        return [_Call("PUT", f"/v1/models/{_q(provider)}/{_q(model)}/pricing", _none,
+                      dict(change)) for model, change in prices.items()]
+
+    @staticmethod
+    def create_experiment(name: str, arms: Mapping[str, ArmSpec],
+                          shares: Mapping[str, float] | None) -> _Call[ExperimentReport]:
+        return _Call("POST", "/v1/experiments", _experiment,
+                     _experiment_body(name, arms, shares))
+
+    @staticmethod
+    def list_experiments() -> _Call[list[str]]:
+        return _Call("GET", "/v1/experiments", _names)
+
+    @staticmethod
+    def get_experiment(name: str) -> _Call[ExperimentReport]:
+        return _Call("GET", f"/v1/experiments/{_q(name)}", _experiment)
+
+    @staticmethod
+    def promote_experiment(name: str, arm: str) -> _Call[ExperimentReport]:
+        return _Call("POST", f"/v1/experiments/{_q(name)}/promote", _experiment, {"arm": arm})
+
+    @staticmethod
+    def stop_experiment(name: str) -> _Call[ExperimentReport]:
+        return _Call("POST", f"/v1/experiments/{_q(name)}/stop", _experiment)
+
+
 class RouterClient:
     """Synchronous client of ``bandit-router serve``."""
 
@@ -203,6 +283,11 @@ class RouterClient:
         self._http = httpx.Client(base_url=base_url, headers=_headers(api_key),
                                   timeout=timeout, transport=transport)
 
+    def _send(self, call: _Call[_T]) -> _T:
+        r = self._http.request(call.method, call.path, json=call.json)
+        _raise_for(r)
+        return call.read(None if call.read is _none else r.json())
+
     def select(self, task: str, *, constraints: Constraints | None = None,
                cost_weight: float | None = None, latency_weight: float | None = None,
                input_tokens: int | None = None, metadata: Mapping[str, Any] | None = None,
@@ -210,36 +295,29 @@ class RouterClient:
                experiment: str | None = None) -> Decision:
         """As :meth:`Router.select`; with ``experiment`` (and ``unit_key``, a user or
         session id), the experiment's arm for the unit decides."""
-        r = self._http.post("/v1/select", json=_select_body(
-            task, constraints, cost_weight, latency_weight, input_tokens, metadata, event_id,
-            unit_key, experiment))
-        _raise_for(r)
-        return _decision(r.json())
+        return self._send(_Calls.select(task, constraints, cost_weight, latency_weight,
+                                        input_tokens, metadata, event_id, unit_key,
+                                        experiment))
 
     def reward(self, event_id: str, *, quality: float | None = None,
                cost_usd: float | None = None, latency_s: float | None = None,
                output_tokens: int | None = None, error: str | None = None) -> RewardReceipt:
-        r = self._http.post(f"/v1/events/{_q(event_id)}/reward", json=_reward_body(
-            quality=quality, cost_usd=cost_usd, latency_s=latency_s,
-            output_tokens=output_tokens, error=error))
-        _raise_for(r)
-        return _receipt(r.json())
+        """As :meth:`Router.reward`."""
+        return self._send(_Calls.reward(event_id, quality, cost_usd, latency_s,
+                                        output_tokens, error))
 
     def get_event(self, event_id: str) -> EventRecord:
-        r = self._http.get(f"/v1/events/{_q(event_id)}")
-        _raise_for(r)
-        return _record(r.json())
+        """The logged decision and its reward, if any."""
+        return self._send(_Calls.get_event(event_id))
 
     def get_routing_stats(self) -> dict[str, Any]:
-        r = self._http.get("/v1/stats")
-        _raise_for(r)
-        result: dict[str, Any] = r.json()
-        return result
+        """As :meth:`Router.get_routing_stats` (admin)."""
+        return self._send(_Calls.get_routing_stats())
 
     def update_pricing(self, provider: str, prices: Mapping[str, Mapping[str, float]]) -> None:
-        for model, change in prices.items():
-            r = self._http.put(f"/v1/models/{_q(provider)}/{_q(model)}/pricing", json=dict(change))
-            _raise_for(r)
+        """As :meth:`Router.update_pricing` (admin), one request a model."""
+        for call in _Calls.update_pricing(provider, prices):
+            self._send(call)
 
     # -- experiments (admin) -------------------------------------------------------------------
     def create_experiment(self, name: str, arms: Mapping[str, ArmSpec], *,
@@ -247,34 +325,24 @@ class RouterClient:
         """Start an A/B experiment; the first arm is the control. A model name the catalog
         lacks raises :class:`UnknownModelError`, an existing name or bad settings
         :class:`InvalidInputError`."""
-        r = self._http.post("/v1/experiments", json=_experiment_body(name, arms, shares))
-        _raise_for(r)
-        return _experiment(r.json())
+        return self._send(_Calls.create_experiment(name, arms, shares))
 
     def list_experiments(self) -> list[str]:
         """The names of the service's experiments."""
-        r = self._http.get("/v1/experiments")
-        _raise_for(r)
-        return _names(r.json())
+        return self._send(_Calls.list_experiments())
 
     def get_experiment(self, name: str) -> ExperimentReport:
         """Live per-arm statistics and each arm against the control; an unknown name raises
         :class:`UnknownModelError` (the service's ``UnknownExperimentError``)."""
-        r = self._http.get(f"/v1/experiments/{_q(name)}")
-        _raise_for(r)
-        return _experiment(r.json())
+        return self._send(_Calls.get_experiment(name))
 
     def promote_experiment(self, name: str, arm: str) -> ExperimentReport:
         """Send all of the experiment's new traffic to ``arm``."""
-        r = self._http.post(f"/v1/experiments/{_q(name)}/promote", json={"arm": arm})
-        _raise_for(r)
-        return _experiment(r.json())
+        return self._send(_Calls.promote_experiment(name, arm))
 
     def stop_experiment(self, name: str) -> ExperimentReport:
         """End the experiment: all its new traffic to the control."""
-        r = self._http.post(f"/v1/experiments/{_q(name)}/stop")
-        _raise_for(r)
-        return _experiment(r.json())
+        return self._send(_Calls.stop_experiment(name))
 
     def close(self) -> None:
         self._http.close()
@@ -287,80 +355,63 @@ class RouterClient:
 
 
 class AsyncRouterClient:
-    """The asynchronous twin of :class:`RouterClient`."""
+    """The asynchronous twin of :class:`RouterClient`: the same requests (``_Calls``), sent
+    with ``await``."""
 
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 30.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = httpx.AsyncClient(base_url=base_url, headers=_headers(api_key),
                                        timeout=timeout, transport=transport)
 
+    async def _send(self, call: _Call[_T]) -> _T:
+        r = await self._http.request(call.method, call.path, json=call.json)
+        _raise_for(r)
+        return call.read(None if call.read is _none else r.json())
+
     async def select(self, task: str, *, constraints: Constraints | None = None,
                      cost_weight: float | None = None, latency_weight: float | None = None,
                      input_tokens: int | None = None,
                      metadata: Mapping[str, Any] | None = None, event_id: str | None = None,
                      unit_key: str | None = None, experiment: str | None = None) -> Decision:
-        r = await self._http.post("/v1/select", json=_select_body(
-            task, constraints, cost_weight, latency_weight, input_tokens, metadata, event_id,
-            unit_key, experiment))
-        _raise_for(r)
-        return _decision(r.json())
+        return await self._send(_Calls.select(task, constraints, cost_weight, latency_weight,
+                                              input_tokens, metadata, event_id, unit_key,
+                                              experiment))
 
     async def reward(self, event_id: str, *, quality: float | None = None,
                      cost_usd: float | None = None, latency_s: float | None = None,
                      output_tokens: int | None = None,
                      error: str | None = None) -> RewardReceipt:
-        r = await self._http.post(f"/v1/events/{_q(event_id)}/reward", json=_reward_body(
-            quality=quality, cost_usd=cost_usd, latency_s=latency_s,
-            output_tokens=output_tokens, error=error))
-        _raise_for(r)
-        return _receipt(r.json())
+        return await self._send(_Calls.reward(event_id, quality, cost_usd, latency_s,
+                                              output_tokens, error))
 
     async def get_event(self, event_id: str) -> EventRecord:
-        r = await self._http.get(f"/v1/events/{_q(event_id)}")
-        _raise_for(r)
-        return _record(r.json())
+        return await self._send(_Calls.get_event(event_id))
 
     async def get_routing_stats(self) -> dict[str, Any]:
-        r = await self._http.get("/v1/stats")
-        _raise_for(r)
-        result: dict[str, Any] = r.json()
-        return result
+        return await self._send(_Calls.get_routing_stats())
 
     async def update_pricing(self, provider: str,
                              prices: Mapping[str, Mapping[str, float]]) -> None:
-        for model, change in prices.items():
-            r = await self._http.put(f"/v1/models/{_q(provider)}/{_q(model)}/pricing",
-                                     json=dict(change))
-            _raise_for(r)
+        for call in _Calls.update_pricing(provider, prices):
+            await self._send(call)
 
     # -- experiments (admin) -------------------------------------------------------------------
     async def create_experiment(self, name: str, arms: Mapping[str, ArmSpec], *,
                                 shares: Mapping[str, float] | None = None
                                 ) -> ExperimentReport:
-        r = await self._http.post("/v1/experiments",
-                                  json=_experiment_body(name, arms, shares))
-        _raise_for(r)
-        return _experiment(r.json())
+        return await self._send(_Calls.create_experiment(name, arms, shares))
 
     async def list_experiments(self) -> list[str]:
-        r = await self._http.get("/v1/experiments")
-        _raise_for(r)
-        return _names(r.json())
+        return await self._send(_Calls.list_experiments())
 
     async def get_experiment(self, name: str) -> ExperimentReport:
-        r = await self._http.get(f"/v1/experiments/{_q(name)}")
-        _raise_for(r)
-        return _experiment(r.json())
+        return await self._send(_Calls.get_experiment(name))
 
     async def promote_experiment(self, name: str, arm: str) -> ExperimentReport:
-        r = await self._http.post(f"/v1/experiments/{_q(name)}/promote", json={"arm": arm})
-        _raise_for(r)
-        return _experiment(r.json())
+        return await self._send(_Calls.promote_experiment(name, arm))
 
     async def stop_experiment(self, name: str) -> ExperimentReport:
-        r = await self._http.post(f"/v1/experiments/{_q(name)}/stop")
-        _raise_for(r)
-        return _experiment(r.json())
+        return await self._send(_Calls.stop_experiment(name))
 
     async def aclose(self) -> None:
         await self._http.aclose()
