@@ -2,8 +2,9 @@
 with the same machinery, the service's (``feedback_api/migrations``).
 
 Every :class:`~bandit_router._store.Store` brings its database to the newest schema when it
-opens it, under a lock, so that several processes starting at once on one database (replicas
-on PostgreSQL, workers on one SQLite file) migrate it once:
+opens it. A database already there is only read (no lock, no write: a read-only copy opens);
+otherwise the migration runs under a lock, so that several processes starting at once on one
+database (replicas on PostgreSQL, workers on one SQLite file) migrate it once:
 
 - a new database gets every table from the migrations;
 - a database made before migrations existed (bandit-router 0.1.0 and earlier: tables, no
@@ -127,8 +128,12 @@ def migrate(engine: Engine, migrations: Migrations = LIBRARY) -> str:
     """Bring the database to the newest schema of ``migrations`` (see the module's notes);
     returns the revision it is at. :class:`SchemaError` when a newer release wrote it."""
     script = ScriptDirectory.from_config(migrations.config())
+    newest = script.get_current_head()
+    assert newest is not None
+    if revision(engine, migrations) == newest:  # the usual case: no lock, no write
+        return newest
     with engine.connect() as conn:
-        _lock(conn)
+        _lock(conn)  # then look again: another process may have migrated meanwhile
         current = MigrationContext.configure(
             conn, opts={"version_table": migrations.version_table}).get_current_revision()
         known = {str(s.revision) for s in script.walk_revisions()}
@@ -149,4 +154,4 @@ def migrate(engine: Engine, migrations: Migrations = LIBRARY) -> str:
             command.stamp(migrations.config(conn), migrations.baseline)
         command.upgrade(migrations.config(conn), "head")
         conn.commit()
-    return head(migrations)
+    return newest

@@ -173,3 +173,38 @@ def test_the_services_tables_are_migrated_too(url: str) -> None:
         assert [k.id for k in keys.list()] == [key.id]
     finally:
         keys.close()
+
+
+def test_a_database_at_the_newest_schema_opens_read_only(tmp_path: Path) -> None:
+    """No lock and no write when there is nothing to migrate: a read-only connection (a
+    report on a replica's copy, say) opens it; before migrations existed it did too."""
+    path = tmp_path / "ro.db"
+    Store(f"sqlite:///{path}").close()
+    store = Store(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        assert revision(store.engine) == head() and store.count_events() == {}
+    finally:
+        store.close()
+
+
+def test_opening_a_migrated_database_does_not_wait_for_its_writers(tmp_path: Path) -> None:
+    """A writer holding SQLite's write lock (a long reward batch, another process's
+    migration) does not hold up a process that only opens the database: nothing to migrate,
+    no lock taken."""
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    Store(f"sqlite:///{path}").close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, held
+    opened: list[Store] = []
+    thread = threading.Thread(target=lambda: opened.append(Store(f"sqlite:///{path}")))
+    thread.start()
+    thread.join(timeout=10)  # a liveness check: the lock would hold it for the 30 s timeout
+    blocked = thread.is_alive()
+    writer.execute("ROLLBACK")
+    writer.close()
+    thread.join()
+    for store in opened:
+        store.close()
+    assert not blocked and len(opened) == 1
