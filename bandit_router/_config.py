@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from . import _namespaces as ns
 from ._errors import InvalidInputError
 
 __all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig", "implied_exploration"]
@@ -136,7 +137,9 @@ class PolicyConfig:
     power_t: float = 0.5
     l2: float = 0.0
     bits: int = 20
-    interactions: tuple[str, ...] = ("EM", "TM", "KM", "QM")
+    interactions: tuple[str, ...] = tuple(  # "EM", "TM", "KM", "QM"
+        context + ns.MODEL for context in (ns.EMBEDDING, ns.TASK, ns.CLUSTERS,
+                                           ns.CROSSED_ESTIMATE))
     embedding_dims: int | None = None
     seed: int = 0
     extra_args: str = ""

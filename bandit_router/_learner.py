@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from . import _namespaces as ns
 from ._catalog import ModelSpec
 from ._clusters import TaskClusters
 from ._config import PolicyConfig, RouterConfig
@@ -148,8 +149,8 @@ class Learner:
         """The context an event stores (the embedding is stored on its own): the task
         features ``T`` and, once the codebooks exist, the task's clusters ``K``."""
         if self.clusters is None:
-            return {"T": features}
-        return {"T": features, "K": self.clusters.features(embedding)}
+            return {ns.TASK: features}
+        return {ns.TASK: features, ns.CLUSTERS: self.clusters.features(embedding)}
 
     def _use_clusters(self, row: ClusterRow) -> bool:
         if hashlib.sha256(row.codebooks).hexdigest() != row.sha256:
@@ -230,7 +231,7 @@ class Learner:
                         event.embedder, embedding.shape[0])
             return
         # what the decision saw: the embedding, and the features its event stored (T, K)
-        context: dict[str, Any] = {"E": embedding, "T": {}, **event.context}
+        context: dict[str, Any] = {ns.EMBEDDING: embedding, ns.TASK: {}, **event.context}
         actions = [logged_action(a["features"]) for a in event.actions]
         self.policy.learn(context, actions, event.chosen, reward.reward, event.probability,
                           key=event.id)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _namespaces as ns
 from ._catalog import Catalog, ModelSpec
 from ._config import PolicyConfig, RouterConfig
 from ._constraints import Constraints, Estimate, RoutingConstraints, filter_eligible
@@ -198,7 +199,7 @@ class Router(BudgetMethods, ProviderMethods):
             actions = [action_features(specs[i], estimates[i], cost_weight=lam,
                                        latency_weight=mu) for i in eligible]
             stored_context = self._learner.task_context(embedding, features)
-            context = {"E": embedding, **stored_context}
+            context = {ns.EMBEDDING: embedding, **stored_context}
             index, probability, pmf = self.policy.decide(
                 context, actions, draw=_draw(self.policy.seed, event_id), key=event_id)
             version = self._learner.learned

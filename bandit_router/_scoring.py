@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from . import _namespaces as ns
 from ._catalog import ModelSpec
 from ._constraints import Estimate
 from ._memory import Recall
@@ -40,20 +41,21 @@ __all__ = ["BASELINE", "CROSSED_ONLY", "EVIDENCE", "GROUPS", "LEARNED_RANGE", "P
 
 
 #: Coefficients the policy must not learn, in reward units: see the module docstring.
-PINNED: dict[str, dict[str, float]] = {"A": {"cost": -1.0, "latency": -1.0}}
+PINNED: dict[str, dict[str, float]] = {ns.ESTIMATE: {"cost": -1.0, "latency": -1.0}}
 #: Namespaces that only enter the policy through its interactions: see the module docstring.
-CROSSED_ONLY: tuple[str, ...] = ("Q",)
+CROSSED_ONLY: tuple[str, ...] = (ns.CROSSED_ESTIMATE,)
 #: An action's reward before the policy has learned from it: the neighbours' estimate of its
 #: quality, less its cost and latency terms.
-BASELINE: dict[str, dict[str, float]] = {"A": {"quality": 1.0, "cost": -1.0, "latency": -1.0}}
+BASELINE: dict[str, dict[str, float]] = {
+    ns.ESTIMATE: {"quality": 1.0, "cost": -1.0, "latency": -1.0}}
 #: Context namespaces whose features group tasks for Thompson sampling's posterior: the task
 #: clusters, coarse codebook first (see ``policies._thompson``).
-GROUPS: tuple[str, ...] = ("K",)
+GROUPS: tuple[str, ...] = (ns.CLUSTERS,)
 #: Where the learned part of the reward (the reward less its pinned terms) lies: a quality.
 LEARNED_RANGE: tuple[float, float] = (0.0, 1.0)
 #: The action feature that says how many outcomes stand behind its quality estimate: the
 #: neighbours' count ``n`` as ``n / (n + prior_strength)`` (see :func:`estimates`).
-EVIDENCE: tuple[str, str] = ("A", "evidence")
+EVIDENCE: tuple[str, str] = (ns.ESTIMATE, "evidence")
 
 
 def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
@@ -101,15 +103,15 @@ def action_features(spec: ModelSpec, est: Estimate, *, cost_weight: float,
     policy's interactions), ``P`` provider, ``A`` the cost-aware numeric features, ``Q`` the
     neighbours' estimate again, for crossing with ``M`` only."""
     return {
-        "M": {spec.key: 1.0},
-        "P": {spec.provider: 1.0},
-        "A": {
+        ns.MODEL: {spec.key: 1.0},
+        ns.PROVIDER: {spec.provider: 1.0},
+        ns.ESTIMATE: {
             "cost": cost_weight * est.cost_usd,
             "latency": latency_weight * est.latency_s,
             "quality": est.quality,
             "evidence": est.evidence,
         },
-        "Q": {"quality": est.quality, "evidence": est.evidence},
+        ns.CROSSED_ESTIMATE: {"quality": est.quality, "evidence": est.evidence},
     }
 
 
@@ -120,7 +122,8 @@ def logged_action(features: dict[str, dict[str, float]]) -> dict[str, dict[str, 
     >>> logged_action({"M": {"m": 1.0}, "A": {"cost": 0.1, "quality": 0.7, "evidence": 0.5}})["Q"]
     {'quality': 0.7, 'evidence': 0.5}
     """
-    if "Q" in features or "A" not in features:
+    if ns.CROSSED_ESTIMATE in features or ns.ESTIMATE not in features:
         return features
-    known = features["A"]
-    return {**features, "Q": {k: known[k] for k in ("quality", "evidence") if k in known}}
+    known = features[ns.ESTIMATE]
+    return {**features, ns.CROSSED_ESTIMATE: {k: known[k] for k in ("quality", "evidence")
+                                              if k in known}}

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _namespaces as ns
 from ._config import PolicyConfig
 from ._objective import Objective
 from ._results import Estimate
@@ -134,7 +135,7 @@ def logged_events(router: Any, *, limit: int | None = None) -> list[LoggedEvent]
             if r.is_default:
                 continue
             out.append(LoggedEvent(
-                context={"E": np.frombuffer(e.embedding, np.float32), **e.context},
+                context={ns.EMBEDDING: np.frombuffer(e.embedding, np.float32), **e.context},
                 actions=[logged_action(a["features"]) for a in e.actions],
                 keys=[a["key"] for a in e.actions],
                 chosen=e.chosen, probability=e.probability, reward=r.reward,
@@ -212,7 +213,8 @@ def evaluate_setting(events: Sequence[LoggedEvent], *, policy: PolicyConfig | No
         if cost_weight is None or ev.cost_weight == 0:
             return ev.actions
         scale = cost_weight / ev.cost_weight  # the cost feature is weight x estimated cost
-        return [{**a, "A": {**a["A"], "cost": a["A"]["cost"] * scale}} for a in ev.actions]
+        return [{**a, ns.ESTIMATE: {**a[ns.ESTIMATE], "cost": a[ns.ESTIMATE]["cost"] * scale}}
+                for a in ev.actions]
 
     # ``evaluate`` asks for an event's distribution and then learns that event, on the same
     # action list: keyed by that list, the example is formatted once (the key goes at learn)

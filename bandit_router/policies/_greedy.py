@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 
+from .. import _namespaces as ns
 from ._base import Features, Policy
 
 __all__ = ["KNNGreedyPolicy"]
 
 
 def _score(action: Features) -> float:
-    a = action.get("A")
+    a = action.get(ns.ESTIMATE)
     if not isinstance(a, Mapping):
         return 0.0
     return float(a.get("quality", 0.0)) - float(a.get("cost", 0.0)) \

@@ -21,6 +21,7 @@ import pylibvw  # type: ignore[import-not-found]
 import vowpalwabbit
 
 from .._config import PolicyConfig
+from .._namespaces import MODEL
 from ._base import Features, Policy
 from ._squarecb import Optimism, squarecb_pmf, toward_baseline
 from ._thompson import ClusterPosterior, NormalTable, Stacker, thompson_pmf
@@ -418,7 +419,7 @@ class VWPolicy(Policy):
     def _identity(action: Features) -> tuple[str, ...]:
         """What the optimism counts are kept by: the names of the action's model (``M``)
         features; for an action without them, every ``namespace:name`` it has."""
-        names = action.get("M")
+        names = action.get(MODEL)
         if isinstance(names, Mapping):
             return tuple(names)
         return tuple(sorted(f"{ns}:{name}" for ns, values in action.items()
