@@ -239,7 +239,8 @@ def _check(target: HistoryTarget, records: Sequence[Any]) -> list[_Checked]:
     reward bounds) and given its event id; raises on the first bad one."""
     catalog = target.catalog
     all_keys = tuple(catalog.model_keys())
-    lam, mu = target.config.cost_weight, target.config.latency_weight
+    lam = target.config.cost_weight
+    objective = Objective(lam, target.config.latency_weight)
     out: list[_Checked] = []
     first: dict[str, int] = {}
     for i, rec in enumerate(records):
@@ -265,7 +266,7 @@ def _check(target: HistoryTarget, records: Sequence[Any]) -> list[_Checked]:
                     f"embedder ({target.embedder.name}) gives {target.embedder.dim}")
             spec = catalog.get(chosen)
             lat = rec.latency_s if rec.latency_s is not None else spec.avg_latency
-            value = Objective(lam, mu).reward(rec.quality, rec.cost_usd, lat)
+            value = objective.reward(rec.quality, rec.cost_usd, lat)
             if not abs(value) <= MAX_ABS_REWARD:
                 raise InvalidRewardError(
                     f"the reward {Objective.FORMULA} = "
@@ -302,6 +303,7 @@ def _warm_start_logged(target: HistoryTarget, records: Iterable[Any], *, batch: 
         log.info("warm start: %d of %d logged decisions are already in the log; skipped",
                  len(checked) - len(todo), len(checked))
     lam, mu = target.config.cost_weight, target.config.latency_weight
+    objective = Objective(lam, mu)
     learned = 0
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
@@ -343,8 +345,7 @@ def _warm_start_logged(target: HistoryTarget, records: Iterable[Any], *, batch: 
                     RewardRow(event_id=c.event_id, received_at=now, quality=rec.quality,
                               cost_usd=rec.cost_usd, latency_s=rec.latency_s,
                               output_tokens=rec.output_tokens, error=None,
-                              reward=Objective(lam, mu).reward(rec.quality, rec.cost_usd,
-                                                               lat),
+                              reward=objective.reward(rec.quality, rec.cost_usd, lat),
                               is_default=False)))
         learned += _write(target, pairs)
     return learned

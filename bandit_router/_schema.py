@@ -28,13 +28,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from ._errors import BanditRouterError
 
 __all__ = ["BASELINE", "LIBRARY", "VERSION_TABLE", "Migrations", "SchemaError", "head",
-           "library_metadata", "migrate", "revision"]
+           "library_metadata", "migrate", "revision", "run_env"]
 
 #: Alembic's version table for the library's tables (the service keeps its own)
 VERSION_TABLE = "br_alembic_version"
@@ -100,6 +100,41 @@ def _legacy_columns(conn: Connection) -> None:
 LIBRARY = Migrations(location=Path(__file__).parent / "migrations",
                      version_table=VERSION_TABLE, baseline=BASELINE,
                      metadata=library_metadata, legacy=_legacy_columns)
+
+
+def _ours(obj: object, name: str | None, type_: str, reflected: bool,
+          compare_to: object | None) -> bool:
+    """Autogenerate compares one set's tables only: the other set's share the database but
+    are not this one's to drop."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
+def run_env(migrations: Migrations) -> None:
+    """The body of a set's Alembic ``env.py``: on the connection :func:`migrate` hands over,
+    or, from the ``alembic`` command line, on ``-x url=<SQLAlchemy URL>``."""
+    from alembic import context
+
+    def run(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=migrations.metadata(),
+                          version_table=migrations.version_table, render_as_batch=True,
+                          compare_type=True, include_object=_ours)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+        return
+    url = (context.get_x_argument(as_dictionary=True).get("url")
+           or context.config.get_main_option("sqlalchemy.url"))
+    if not url:
+        raise SystemExit("give the database: alembic -x url=<SQLAlchemy URL> ...")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            run(conn)
+    finally:
+        engine.dispose()
 
 
 def head(migrations: Migrations = LIBRARY) -> str:
