@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -137,9 +138,16 @@ def run_env(migrations: Migrations) -> None:
         engine.dispose()
 
 
+@cache
+def _scripts(migrations: Migrations) -> ScriptDirectory:
+    """A set's migration scripts, read once per process (they do not change while it runs;
+    reading them costs milliseconds, and every store opened would pay it)."""
+    return ScriptDirectory.from_config(migrations.config())
+
+
 def head(migrations: Migrations = LIBRARY) -> str:
     """The newest revision this release knows."""
-    found = ScriptDirectory.from_config(migrations.config()).get_current_head()
+    found = _scripts(migrations).get_current_head()
     assert found is not None
     return found
 
@@ -162,7 +170,7 @@ def _lock(conn: Connection) -> None:
 def migrate(engine: Engine, migrations: Migrations = LIBRARY) -> str:
     """Bring the database to the newest schema of ``migrations`` (see the module's notes);
     returns the revision it is at. :class:`SchemaError` when a newer release wrote it."""
-    script = ScriptDirectory.from_config(migrations.config())
+    script = _scripts(migrations)
     newest = script.get_current_head()
     assert newest is not None
     if revision(engine, migrations) == newest:  # the usual case: no lock, no write
