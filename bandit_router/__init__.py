@@ -17,7 +17,7 @@ if _typing.TYPE_CHECKING:
     from ._catalog import Catalog, ModelSpec
     from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig, implied_exploration
     from ._constraints import Constraints, RoutingConstraints
-    from ._deployments import Deployment, DeploymentStatus, LoadBalancingConfig
+    from ._deployment import Deployment, DeploymentStatus, LoadBalancingConfig
     from ._embedding import (
         BatchingEmbedder,
         CachedEmbedder,
@@ -76,8 +76,8 @@ _LAZY: dict[str, str] = {
     "CostRow": ".reports",
     "DEFAULT_DATABASE_URL": "._router",
     "Decision": "._types",
-    "Deployment": "._deployments",
-    "DeploymentStatus": "._deployments",
+    "Deployment": "._deployment",
+    "DeploymentStatus": "._deployment",
     "DuplicateEventError": "._errors",
     "DuplicateRewardError": "._errors",
     "ERROR_KINDS": "._router",
@@ -91,7 +91,7 @@ _LAZY: dict[str, str] = {
     "InvalidRewardError": "._errors",
     "InvalidTaskError": "._errors",
     "LiteLLMPrice": "._prices",
-    "LoadBalancingConfig": "._deployments",
+    "LoadBalancingConfig": "._deployment",
     "LoggedDecision": "._logged",
     "ModelSpec": "._catalog",
     "NoEligibleModelError": "._errors",

@@ -9,13 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._catalog import Catalog
-from ._deployments import (
-    Deployment,
-    DeploymentStatus,
-    LoadBalancer,
-    LoadBalancingConfig,
-    Strategy,
-)
+from ._deployment import Deployment, DeploymentStatus, LoadBalancingConfig, Strategy
+from ._deployments import LoadBalancer
 from ._errors import InvalidInputError, UnknownModelError
 from ._prices import PriceFileWatcher, PriceImport, apply_price_file
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._deployments import Deployment
+from ._deployment import Deployment
 
 __all__ = ["Alternative", "Decision", "EventRecord", "RewardReceipt"]
 

@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 
 from bandit_router import _deployments
-from bandit_router._deployments import (
-    Deployment,
-    DeploymentStatus,
-    LoadBalancer,
-    LoadBalancingConfig,
-)
+from bandit_router._deployment import Deployment, DeploymentStatus, LoadBalancingConfig
+from bandit_router._deployments import LoadBalancer
 from bandit_router._errors import InvalidInputError, UnknownModelError
 
 MODEL = "meta/llama-3.1-70b"

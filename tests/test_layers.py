@@ -16,7 +16,7 @@ PACKAGE = Path(bandit_router.__file__).parent
 EVALUATION = {"baselines", "cli", "datasets", "evaluation", "experiments", "plots", "protocol",
               "replay", "simulation"}
 #: what the client may import of the library (each of them light)
-CLIENT_ALLOWED = {"_catalog", "_config", "_constraints", "_deployments", "_errors", "_namespaces",
+CLIENT_ALLOWED = {"_catalog", "_config", "_constraints", "_deployment", "_errors", "_namespaces",
                   "_results", "_types"}
 
 
