@@ -13,19 +13,24 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from ._budgets import Budget, BudgetAlert, BudgetStatus
-    from ._catalog import Catalog, ModelSpec
-    from ._config import EXPLORATIONS, Exploration, PolicyConfig, RouterConfig, implied_exploration
-    from ._constraints import Constraints, RoutingConstraints
-    from ._deployment import Deployment, DeploymentStatus, LoadBalancingConfig
-    from ._embedding import (
+    from .core._catalog import Catalog, ModelSpec
+    from .core._config import (
+        EXPLORATIONS,
+        Exploration,
+        PolicyConfig,
+        RouterConfig,
+        implied_exploration,
+    )
+    from .core._constraints import Constraints, RoutingConstraints
+    from .core._deployment import Deployment, DeploymentStatus, LoadBalancingConfig
+    from .core._embedding import (
         BatchingEmbedder,
         CachedEmbedder,
         Embedder,
         HashEmbedder,
         SentenceTransformerEmbedder,
     )
-    from ._errors import (
+    from .core._errors import (
         AuthenticationError,
         BanditRouterError,
         BudgetExceededError,
@@ -44,76 +49,77 @@ if _typing.TYPE_CHECKING:
         UnknownEventError,
         UnknownModelError,
     )
-    from ._logged import LoggedDecision, load_logged_decisions
-    from ._objective import Objective
-    from ._prices import (
+    from .core._logged import LoggedDecision, load_logged_decisions
+    from .core._objective import Objective
+    from .core._types import Alternative, Decision, EventRecord, RewardReceipt
+    from .eval.reports import CostReport, CostRow, cost_report
+    from .router._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
+    from .spend._budgets import Budget, BudgetAlert, BudgetStatus
+    from .spend._prices import (
         LiteLLMPrice,
         PriceFileWatcher,
         PriceImport,
         read_litellm_prices,
     )
-    from ._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
-    from ._types import Alternative, Decision, EventRecord, RewardReceipt
-    from .reports import CostReport, CostRow, cost_report
 
     SmartRouter = Router
 
 #: where each public name lives
 _LAZY: dict[str, str] = {
-    "Alternative": "._types",
-    "AuthenticationError": "._errors",
-    "BanditRouterError": "._errors",
-    "BatchingEmbedder": "._embedding",
-    "Budget": "._budgets",
-    "BudgetAlert": "._budgets",
-    "BudgetExceededError": "._errors",
-    "BudgetStatus": "._budgets",
-    "CachedEmbedder": "._embedding",
-    "Catalog": "._catalog",
-    "CatalogError": "._errors",
-    "Constraints": "._constraints",
-    "CostReport": ".reports",
-    "CostRow": ".reports",
-    "DEFAULT_DATABASE_URL": "._router",
-    "Decision": "._types",
-    "Deployment": "._deployment",
-    "DeploymentStatus": "._deployment",
-    "DuplicateEventError": "._errors",
-    "DuplicateRewardError": "._errors",
-    "ERROR_KINDS": "._router",
-    "EXPLORATIONS": "._config",
-    "Embedder": "._embedding",
-    "EventRecord": "._types",
-    "Exploration": "._config",
-    "HashEmbedder": "._embedding",
-    "InvalidConstraintsError": "._errors",
-    "InvalidInputError": "._errors",
-    "InvalidRewardError": "._errors",
-    "InvalidTaskError": "._errors",
-    "LiteLLMPrice": "._prices",
-    "LoadBalancingConfig": "._deployment",
-    "LoggedDecision": "._logged",
-    "ModelSpec": "._catalog",
-    "NoEligibleModelError": "._errors",
-    "Objective": "._objective",
-    "PayloadTooLargeError": "._errors",
-    "PermissionDeniedError": "._errors",
-    "PolicyConfig": "._config",
-    "PriceFileWatcher": "._prices",
-    "PriceImport": "._prices",
-    "RewardReceipt": "._types",
-    "RewardWindowClosedError": "._errors",
-    "Router": "._router",
-    "RouterConfig": "._config",
-    "RoutingConstraints": "._constraints",
-    "SentenceTransformerEmbedder": "._embedding",
-    "ServiceError": "._errors",
-    "UnknownEventError": "._errors",
-    "UnknownModelError": "._errors",
-    "cost_report": ".reports",
-    "implied_exploration": "._config",
-    "load_logged_decisions": "._logged",
-    "read_litellm_prices": "._prices",
+    "Alternative": ".core._types",
+    "AuthenticationError": ".core._errors",
+    "BanditRouterError": ".core._errors",
+    "BatchingEmbedder": ".core._embedding",
+    "Budget": ".spend._budgets",
+    "BudgetAlert": ".spend._budgets",
+    "BudgetExceededError": ".core._errors",
+    "BudgetStatus": ".spend._budgets",
+    "CachedEmbedder": ".core._embedding",
+    "Catalog": ".core._catalog",
+    "CatalogError": ".core._errors",
+    "Constraints": ".core._constraints",
+    "CostReport": ".eval.reports",
+    "CostRow": ".eval.reports",
+    "DEFAULT_DATABASE_URL": ".router._router",
+    "Decision": ".core._types",
+    "Deployment": ".core._deployment",
+    "DeploymentStatus": ".core._deployment",
+    "DuplicateEventError": ".core._errors",
+    "DuplicateRewardError": ".core._errors",
+    "ERROR_KINDS": ".router._router",
+    "EXPLORATIONS": ".core._config",
+    "Embedder": ".core._embedding",
+    "EventRecord": ".core._types",
+    "Exploration": ".core._config",
+    "HashEmbedder": ".core._embedding",
+    "InvalidConstraintsError": ".core._errors",
+    "InvalidInputError": ".core._errors",
+    "InvalidRewardError": ".core._errors",
+    "InvalidTaskError": ".core._errors",
+    "LiteLLMPrice": ".spend._prices",
+    "LoadBalancingConfig": ".core._deployment",
+    "LoggedDecision": ".core._logged",
+    "ModelSpec": ".core._catalog",
+    "NoEligibleModelError": ".core._errors",
+    "Objective": ".core._objective",
+    "PayloadTooLargeError": ".core._errors",
+    "PermissionDeniedError": ".core._errors",
+    "PolicyConfig": ".core._config",
+    "PriceFileWatcher": ".spend._prices",
+    "PriceImport": ".spend._prices",
+    "RewardReceipt": ".core._types",
+    "RewardWindowClosedError": ".core._errors",
+    "Router": ".router._router",
+    "RouterConfig": ".core._config",
+    "RoutingConstraints": ".core._constraints",
+    "SentenceTransformerEmbedder": ".core._embedding",
+    "ServiceError": ".core._errors",
+    "UnknownEventError": ".core._errors",
+    "UnknownModelError": ".core._errors",
+    "cost_report": ".eval.reports",
+    "implied_exploration": ".core._config",
+    "load_logged_decisions": ".core._logged",
+    "read_litellm_prices": ".spend._prices",
 }
 #: the original design's names
 _ALIASES = {"SmartRouter": "Router"}

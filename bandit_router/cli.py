@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._config import EXPLORATIONS, PolicyConfig, RouterConfig, implied_exploration
-from ._objective import Objective
-from ._router import Router
-from .simulation import HashEmbedder, SyntheticWorkload, Task, demo_catalog
+from .core._config import EXPLORATIONS, PolicyConfig, RouterConfig, implied_exploration
+from .core._objective import Objective
+from .eval.simulation import HashEmbedder, SyntheticWorkload, Task, demo_catalog
+from .router._router import Router
 
 if TYPE_CHECKING:
-    from .datasets import RoutingDataset
+    from .eval.datasets import RoutingDataset
 
 __all__ = ["main"]
 
@@ -122,13 +122,13 @@ def _demo(args: argparse.Namespace) -> int:
 def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
     from pathlib import Path
 
-    from .datasets import default_data_dir, load_log, load_mmlu_pro, load_routerbench
+    from .eval.datasets import default_data_dir, load_log, load_mmlu_pro, load_routerbench
 
     if spec == "mmlu_pro" or Path(spec).name == "mmlu_pro":
         path = default_data_dir() / "mmlu_pro" if spec == "mmlu_pro" else Path(spec)
         return load_mmlu_pro(path, limit=limit)
     if spec == "synthetic":
-        from .datasets import synthetic_dataset
+        from .eval.datasets import synthetic_dataset
 
         return synthetic_dataset(limit or 3000)
     path = Path(spec)
@@ -142,8 +142,8 @@ def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from ._errors import InvalidInputError
-    from .replay import replay
+    from .core._errors import InvalidInputError
+    from .eval.replay import replay
 
     # squareCB's own options mean squareCB unless another exploration is named
     exploration = implied_exploration(args.exploration, optimism=args.optimism,
@@ -165,7 +165,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"{dataset.dropped} task(s) dropped: some model has no score or cost on them")
     embedder = None
     if args.embed:  # the router's own MiniLM instead of the dataset's precomputed vectors
-        from ._embedding import SentenceTransformerEmbedder
+        from .core._embedding import SentenceTransformerEmbedder
 
         embedder = SentenceTransformerEmbedder()
     print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
@@ -203,8 +203,8 @@ README_END = "<!-- quality-table:end -->"
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import protocol
-    from ._errors import InvalidInputError
+    from .core._errors import InvalidInputError
+    from .eval import protocol
 
     if args.from_json is not None:
         result = protocol.load_json(args.from_json)

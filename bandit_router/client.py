@@ -14,7 +14,7 @@ An admin key also drives A/B experiments (the ``/v1/experiments`` endpoints):
 :meth:`RouterClient.create_experiment`, :meth:`~RouterClient.list_experiments`,
 :meth:`~RouterClient.get_experiment` (live per-arm statistics and each arm against the
 control), :meth:`~RouterClient.promote_experiment` and :meth:`~RouterClient.stop_experiment`
-return the library's :class:`~bandit_router.experiments.ExperimentReport`; apps route
+return the library's :class:`~bandit_router.eval.experiments.ExperimentReport`; apps route
 through an experiment with ``select(task, experiment=name, unit_key=user_id)``::
 
     admin.create_experiment("vs-gpt-4o", {"bandit": {},
@@ -33,11 +33,11 @@ from urllib.parse import quote
 
 import httpx
 
-from . import _errors
-from ._config import Exploration
-from ._constraints import Constraints
-from ._results import ArmStats, Comparison, Estimate, ExperimentReport
-from ._types import Decision, EventRecord, RewardReceipt
+from .core import _errors
+from .core._config import Exploration
+from .core._constraints import Constraints
+from .core._results import ArmStats, Comparison, Estimate, ExperimentReport
+from .core._types import Decision, EventRecord, RewardReceipt
 
 __all__ = ["ArmSpec", "AsyncRouterClient", "RouterClient"]
 

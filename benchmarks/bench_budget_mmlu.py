@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from bandit_router import BudgetExceededError, PolicyConfig, Router, RouterConfig
-from bandit_router.datasets import PrecomputedEmbedder, default_data_dir, load_mmlu_pro
-from bandit_router.replay import hull_quality, zero_router_hull
+from bandit_router.eval.datasets import PrecomputedEmbedder, default_data_dir, load_mmlu_pro
+from bandit_router.eval.replay import hull_quality, zero_router_hull
 
 GPT4O = "gpt-4o-2024-05-13"
 

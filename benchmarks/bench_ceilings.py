@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit_router import protocol
-from bandit_router.baselines import supervised
-from bandit_router.datasets import RoutingDataset
+from bandit_router.eval import protocol
+from bandit_router.eval.baselines import supervised
+from bandit_router.eval.datasets import RoutingDataset
 
 
 def ceilings(ds: RoutingDataset, seed: int) -> dict[str, float]:
@@ -38,7 +38,7 @@ def ceilings(ds: RoutingDataset, seed: int) -> dict[str, float]:
     fitted on the first ``1/models`` of it (``[as many outcomes]``): as many outcomes as
     bandit feedback reveals over the first half, one per round, but every model's on each
     task instead of the one chosen."""
-    from bandit_router._clusters import TaskClusters
+    from bandit_router.core._clusters import TaskClusters
 
     assert ds.embeddings is not None
     perm = np.random.default_rng(seed).permutation(len(ds))

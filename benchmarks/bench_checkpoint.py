@@ -19,15 +19,15 @@ import tempfile
 import time
 
 from bandit_router import PolicyConfig, Router, RouterConfig
-from bandit_router._learner import write_checkpoint
-from bandit_router.datasets import (
+from bandit_router.core._learner import write_checkpoint
+from bandit_router.eval.datasets import (
     PrecomputedEmbedder,
     RoutingDataset,
     default_data_dir,
     load_mmlu_pro,
     synthetic_dataset,
 )
-from bandit_router.replay import replay
+from bandit_router.eval.replay import replay
 
 
 def dataset() -> RoutingDataset:

@@ -22,7 +22,7 @@ import time
 import httpx
 import numpy as np
 
-from bandit_router.simulation import SyntheticWorkload
+from bandit_router.eval.simulation import SyntheticWorkload
 from feedback_api import KeyStore
 
 

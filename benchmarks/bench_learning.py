@@ -21,7 +21,7 @@ import numpy as np
 
 from bandit_router import CachedEmbedder, Objective, PolicyConfig, Router, RouterConfig
 from bandit_router import SentenceTransformerEmbedder as MiniLM
-from bandit_router.simulation import SyntheticWorkload, demo_catalog
+from bandit_router.eval.simulation import SyntheticWorkload, demo_catalog
 
 
 def _squarecb_if_asked(policy: dict[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from bandit_router import PolicyConfig
-from bandit_router._scoring import BASELINE, CROSSED_ONLY, PINNED
-from bandit_router.policies import VWPolicy
+from bandit_router.core._scoring import BASELINE, CROSSED_ONLY, PINNED
+from bandit_router.core.policies import VWPolicy
 
 
 def _exploration(args: argparse.Namespace) -> str:

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from bandit_router import PolicyConfig, RouterConfig
-from bandit_router.baselines import aiq, knn_greedy, supervised
-from bandit_router.datasets import RoutingDataset, default_data_dir, load_mmlu_pro
-from bandit_router.replay import replay, zero_router_hull
+from bandit_router.eval.baselines import aiq, knn_greedy, supervised
+from bandit_router.eval.datasets import RoutingDataset, default_data_dir, load_mmlu_pro
+from bandit_router.eval.replay import replay, zero_router_hull
 
 GPT4O = "always gpt-4o-2024-05-13"
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
-from bandit_router.simulation import SyntheticWorkload
+from bandit_router.eval.simulation import SyntheticWorkload
 
 
 class LookupEmbedder:
@@ -138,7 +138,7 @@ def main() -> None:
 def recall_scaling(sizes: Sequence[int], keys: list[str]) -> None:
     """Recall cost at larger histories, on the memory component itself (filling it through
     select/reward would take minutes per 100k): exact, and with the default IVF."""
-    from bandit_router._memory import Memory
+    from bandit_router.core._memory import Memory
 
     rng = np.random.default_rng(0)
     print("\nrecall of the 32 nearest past tasks (FAISS inner product, 384-d, random unit "
@@ -172,8 +172,8 @@ def ivf_on_real_tasks() -> None:
     questions (the MMLU-Pro data, when it is there): 10,000 remembered, 500 new."""
     import faiss
 
-    from bandit_router._memory import Memory
-    from bandit_router.datasets import default_data_dir, load_mmlu_pro
+    from bandit_router.core._memory import Memory
+    from bandit_router.eval.datasets import default_data_dir, load_mmlu_pro
 
     try:
         ds = load_mmlu_pro(default_data_dir() / "mmlu_pro")

@@ -22,7 +22,7 @@ from bandit_router import (
     SentenceTransformerEmbedder,
     __version__,
 )
-from bandit_router.policies import KNNGreedyPolicy, Policy, VWPolicy
+from bandit_router.core.policies import KNNGreedyPolicy, Policy, VWPolicy
 
 from . import errors
 from .experiments import ExperimentRegistry

@@ -52,8 +52,8 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from bandit_router import InvalidInputError
-    from bandit_router._store import Store
-    from bandit_router.reports import cost_report, parse_time
+    from bandit_router.core._store import Store
+    from bandit_router.eval.reports import cost_report, parse_time
 
     url = args.database_url
     if url is None:

@@ -3,7 +3,7 @@
 An arm's stored definition is the JSON the admin posted: policy settings (``exploration``,
 ``epsilon``, ``gamma_scale``, ``optimism``, ``baseline_strength``, ``cost_weight``), which
 ``make_router`` turns into the arm's router, and optionally a model restriction (``models``
-or ``fixed_model``), which wraps that router in a :class:`~bandit_router.experiments.Arm`.
+or ``fixed_model``), which wraps that router in a :class:`~bandit_router.eval.experiments.Arm`.
 Both are rebuilt from the stored definition on start-up, so a restart keeps every
 experiment, its arms and its promotion.
 """
@@ -26,7 +26,7 @@ from bandit_router import (
     Router,
     UnknownModelError,
 )
-from bandit_router.experiments import Arm, Experiment
+from bandit_router.eval.experiments import Arm, Experiment
 
 from .tables import ExperimentRow, migrate_service
 

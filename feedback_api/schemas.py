@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bandit_router.experiments import Comparison
+from bandit_router.eval.experiments import Comparison
 
 __all__ = [
     "ArmIn",

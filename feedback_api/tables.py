@@ -1,6 +1,6 @@
 """The service's tables (API keys, experiments) on one MetaData, and their migrations
 (``feedback_api/migrations``, version table ``br_service_alembic_version``), run by the same
-machinery as the library's (:mod:`bandit_router._schema`)."""
+machinery as the library's (:mod:`bandit_router.core._schema`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Double, Integer, MetaData, String
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bandit_router._schema import Migrations, migrate
+from bandit_router.core._schema import Migrations, migrate
 
 __all__ = ["SERVICE", "ExperimentRow", "KeyRow", "migrate_service"]
 
@@ -55,5 +55,5 @@ SERVICE = Migrations(location=Path(__file__).parent / "migrations",
 
 def migrate_service(engine: Engine) -> str:
     """Bring the service's tables to the newest schema (as
-    :func:`bandit_router._schema.migrate` does the library's)."""
+    :func:`bandit_router.core._schema.migrate` does the library's)."""
     return migrate(engine, SERVICE)

@@ -5,7 +5,7 @@ settings with their environment variables.
     python scripts/config_doc.py           # print the tables
     python scripts/config_doc.py --write   # rewrite them in docs/configuration.md
 
-tests/test_config_doc.py fails when the document is not what this renders.
+tests/feedback_api/test_config_doc.py fails when the document is not what this renders.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
-from bandit_router.simulation import HashEmbedder, demo_catalog
+from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 
 PG_ADMIN_URL = os.environ.get("BANDIT_ROUTER_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")

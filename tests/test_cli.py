@@ -123,10 +123,10 @@ def test_bench_quality_from_json_and_readme(tmp_path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import replace
 
-    from bandit_router import protocol
     from bandit_router.cli import README_END, README_START
-    from bandit_router.datasets import synthetic_dataset
-    from bandit_router.simulation import HashEmbedder
+    from bandit_router.eval import protocol
+    from bandit_router.eval.datasets import synthetic_dataset
+    from bandit_router.eval.simulation import HashEmbedder
 
     tiny = protocol.Workload(
         name="tiny", description="tiny", cost_weights=(50,),

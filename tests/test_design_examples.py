@@ -17,7 +17,7 @@ from bandit_router import (
     SmartRouter,
     UnknownModelError,
 )
-from bandit_router.simulation import HashEmbedder, demo_catalog
+from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 
 DESIGN_TASK = "Design a distributed cache system with CAP theorem considerations"
 

@@ -1,6 +1,10 @@
-"""The dependency rule: the library never imports the service; the core (router, policies,
-memory, store, spend) never imports the evaluation modules; the HTTP client imports httpx and
-the shared types only, never the router's heavy dependencies."""
+"""The dependency rule, layer by layer (``docs/architecture.md``):
+
+    core  <-  spend  <-  router  <-  eval, cli  <-  feedback_api (the service)
+    core's light types  <-  client
+
+Each layer imports only the layers below it; the library never imports the service; the HTTP
+client imports httpx and the core's light types only, never the router's heavy dependencies."""
 
 from __future__ import annotations
 
@@ -9,13 +13,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import bandit_router
 
 PACKAGE = Path(bandit_router.__file__).parent
-#: evaluation and tooling: built on the core, never imported by it
-EVALUATION = {"baselines", "cli", "datasets", "evaluation", "experiments", "plots", "protocol",
-              "replay", "simulation"}
-#: what the client may import of the library (each of them light)
+#: what each layer of the library may import of the library (besides itself)
+LAYERS: dict[str, set[str]] = {
+    "core": set(),
+    "spend": {"core"},
+    "router": {"core", "spend"},
+    "eval": {"core", "spend", "router"},
+    "cli": {"core", "spend", "router", "eval"},
+    "client": {"core"},
+    "__init__": {"core", "spend", "router", "eval"},  # re-exports, on first use
+}
+#: the core modules the client may import (each of them light)
 CLIENT_ALLOWED = {"_catalog", "_config", "_constraints", "_deployment", "_errors", "_namespaces",
                   "_results", "_types"}
 
@@ -58,10 +71,16 @@ def _modules() -> dict[str, Path]:
             for p in PACKAGE.rglob("*.py")}
 
 
-def _own(name: str) -> str | None:
-    """The first-level module of bandit_router that ``name`` is, or is in."""
+def _layer(name: str) -> str | None:
+    """The layer of bandit_router that the module ``name`` is in (None: not the library)."""
     parts = name.split(".")
-    return parts[1] if parts[0] == "bandit_router" and len(parts) > 1 else None
+    if parts[0] != "bandit_router":
+        return None
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_every_module_is_in_a_layer() -> None:
+    assert {_layer(mod) for mod in _modules()} == set(LAYERS)
 
 
 def test_the_library_never_imports_the_service() -> None:
@@ -71,25 +90,33 @@ def test_the_library_never_imports_the_service() -> None:
     assert {m: i for m, i in offenders.items() if i} == {}
 
 
-def test_the_core_never_imports_evaluation() -> None:
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
     offenders = {}
     for mod, path in _modules().items():
-        if _own(mod) in EVALUATION or _own(mod) == "client" or mod == "bandit_router":
+        if _layer(mod) != layer:
             continue
-        bad = sorted(i for i in _runtime_imports(path)
-                     if _own(i) in EVALUATION or _own(i) == "client")
+        bad = sorted(i for i in _runtime_imports(path, typing_too=True)
+                     if _layer(i) not in (None, layer, *LAYERS[layer]))
         if bad:
             offenders[mod] = bad
     assert offenders == {}
 
 
 def test_the_client_imports_only_light_modules() -> None:
-    imports = _runtime_imports(PACKAGE / "client.py")
-    own = {_own(i) for i in imports if i.startswith("bandit_router")}
+    def light(path: Path) -> set[str]:
+        found = set()
+        for i in _runtime_imports(path):
+            if i.startswith("bandit_router.core."):
+                found.add(i.split(".")[2])
+            elif i.startswith("bandit_router") and i not in ("bandit_router", "bandit_router.core"):
+                raise AssertionError(f"{path.name} imports {i}")
+        return found
+
+    own = light(PACKAGE / "client.py")
     assert own <= CLIENT_ALLOWED, own - CLIENT_ALLOWED
     for name in own:  # and those import nothing heavier
-        nested = {_own(i) for i in _runtime_imports(PACKAGE / f"{name}.py")
-                  if i.startswith("bandit_router")}
+        nested = light(PACKAGE / "core" / f"{name}.py")
         assert nested <= CLIENT_ALLOWED, (name, nested - CLIENT_ALLOWED)
 
 

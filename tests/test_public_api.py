@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import bandit_router
-from bandit_router import _catalog, _config, _constraints, _errors, _types
+from bandit_router.core import _catalog, _config, _constraints, _errors, _types
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -29,7 +29,7 @@ def test_private_modules_reexport_their_public_classes() -> None:
 
 
 def test_import_has_no_side_effects(tmp_path) -> None:
-    code = ("import sys, bandit_router, bandit_router.simulation, bandit_router.cli;"
+    code = ("import sys, bandit_router, bandit_router.eval.simulation, bandit_router.cli;"
             "assert 'fastapi' not in sys.modules, 'the library imports FastAPI';"
             "assert 'torch' not in sys.modules, 'importing loads torch';"
             "assert 'sentence_transformers' not in sys.modules")
@@ -47,6 +47,6 @@ def test_every_private_modules_all_names_what_it_has() -> None:
         module = importlib.import_module(f"bandit_router.{info.name}")
         for name in getattr(module, "__all__", ()):
             assert hasattr(module, name), f"{info.name}.__all__ names missing {name}"
-    from bandit_router import _store, _tables
+    from bandit_router.core import _store, _tables
 
     assert set(_tables.__all__) <= set(_store.__all__)

@@ -2,7 +2,7 @@
 :func:`feedback_api.tables.migrate_service` (which hands over the connection) or by the
 ``alembic`` command with ``-x url=...``."""
 
-from bandit_router._schema import run_env
+from bandit_router.core._schema import run_env
 from feedback_api.tables import SERVICE
 
 run_env(SERVICE)

@@ -7,8 +7,8 @@ import math
 from fastapi import APIRouter, Path
 
 from bandit_router import InvalidInputError
-from bandit_router.evaluation import Estimate
-from bandit_router.experiments import Experiment
+from bandit_router.eval.experiments import Experiment
+from bandit_router.eval.offpolicy import Estimate
 
 from ..deps import AdminKey, ExperimentsDep
 from ..schemas import (

@@ -1,5 +1,5 @@
 """Cost reports (admin): spend and requests by day, model, provider and API key, and the
-savings against a reference model, as JSON or CSV (:mod:`bandit_router.reports`)."""
+savings against a reference model, as JSON or CSV (:mod:`bandit_router.eval.reports`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
-from bandit_router.reports import cost_report, parse_time
+from bandit_router.eval.reports import cost_report, parse_time
 
 from ..deps import AdminKey, RouterDep
 from ..schemas import ErrorOut
@@ -51,7 +51,7 @@ class PeriodOut(BaseModel):
 
 
 class CostReportOut(BaseModel):
-    """:meth:`bandit_router.reports.CostReport.to_dict`."""
+    """:meth:`bandit_router.eval.reports.CostReport.to_dict`."""
 
     group_by: list[str]
     since: float | None

@@ -48,8 +48,8 @@ def test_report_command(make_router, clock, sqlite_url: str, tmp_path,
     import csv
     import io
 
-    from bandit_router.reports import CostReport, cost_report, parse_time
-    from tests.test_reports import DAY2, build_traffic
+    from bandit_router.eval.reports import CostReport, cost_report, parse_time
+    from tests.eval.test_reports import DAY2, build_traffic
 
     router = make_router(clock=clock)
     build_traffic(router, clock)
@@ -80,7 +80,7 @@ def test_report_command_reads_the_service_setting(make_router, clock, sqlite_url
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from tests.test_reports import build_traffic
+    from tests.eval.test_reports import build_traffic
 
     build_traffic(make_router(clock=clock), clock, history=False)
     monkeypatch.setenv("BANDIT_ROUTER_DATABASE_URL", sqlite_url)

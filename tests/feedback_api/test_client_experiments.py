@@ -15,9 +15,9 @@ from bandit_router import (
     UnknownModelError,
 )
 from bandit_router.client import AsyncRouterClient, RouterClient
-from bandit_router.evaluation import Estimate
-from bandit_router.experiments import ArmStats, Comparison, ExperimentReport
-from bandit_router.simulation import SyntheticWorkload
+from bandit_router.eval.experiments import ArmStats, Comparison, ExperimentReport
+from bandit_router.eval.offpolicy import Estimate
+from bandit_router.eval.simulation import SyntheticWorkload
 
 from .conftest import Server
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bandit_router.simulation import SyntheticWorkload, demo_catalog
+from bandit_router.eval.simulation import SyntheticWorkload, demo_catalog
 from feedback_api import KeyStore, Settings, create_app
 
 from .conftest import Server

@@ -16,14 +16,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bandit_router import Router, RouterConfig
-from bandit_router._store import Store
-from bandit_router.reports import CostReport, cost_report, parse_time
-from bandit_router.simulation import HashEmbedder, demo_catalog
+from bandit_router.core._store import Store
+from bandit_router.eval.reports import CostReport, cost_report, parse_time
+from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 from feedback_api import KeyStore, Settings, create_app
 from feedback_api.routers import reports
+from tests.eval.test_reports import DAY1, DAY2, build_traffic
 
 from ..conftest import FakeClock
-from ..test_reports import DAY1, DAY2, build_traffic
 from .conftest import make_server
 
 PATH = "/v1/admin/reports/cost"
@@ -44,7 +44,7 @@ def _app(settings: Settings) -> FastAPI:
 
 
 def _seed(tmp: Path) -> tuple[str, str, dict[str, str], dict[str, str]]:
-    """A database with keys and the traffic of tests/test_reports.py; a demo catalog file."""
+    """A database with keys and the traffic of tests/eval/test_reports.py; a demo catalog file."""
     db = f"sqlite:///{tmp / 'service.db'}"
     keys = KeyStore(db)
     admin = {"Authorization": f"Bearer {keys.create(name='ops', scope='admin')[1]}"}

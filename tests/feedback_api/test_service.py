@@ -10,7 +10,7 @@ import pytest
 
 from bandit_router import Constraints, Decision, RewardReceipt
 from bandit_router.client import AsyncRouterClient, RouterClient
-from bandit_router.simulation import SyntheticWorkload
+from bandit_router.eval.simulation import SyntheticWorkload
 
 from .conftest import Server, make_server
 

@@ -20,7 +20,7 @@ MODEL = "openai/gpt-4o-mini"
 
 
 def _prices(path: Path, factor: float) -> None:
-    source = Path(__file__).resolve().parents[2] / "bandit_router/data/default_catalog.json"
+    source = Path(__file__).resolve().parents[2] / "bandit_router/core/data/default_catalog.json"
     table = {}
     for m in json.loads(source.read_text())["models"]:
         scale = factor if f"{m['provider']}/{m['model']}" == MODEL else 1.0

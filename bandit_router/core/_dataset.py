@@ -1,0 +1,126 @@
+"""A routing data set: tasks, the models that could answer them, and each model's outcome
+on each task. The history a router can warm-start from (:meth:`Router.warm_start`), and what
+:mod:`bandit_router.eval.datasets` loads and :mod:`bandit_router.eval.replay` replays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._catalog import Catalog, ModelSpec
+from ._errors import InvalidInputError
+from ._features import estimate_tokens
+
+__all__ = ["RoutingDataset", "fit_prices"]
+
+Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RoutingDataset:
+    """``quality[i, j]``, ``cost[i, j]`` and ``latency[i, j]``: model ``j`` on task ``i``.
+
+    ``dropped`` counts the tasks the loader left out because some model had no outcome on
+    them (a missing score or cost)."""
+
+    name: str
+    task_ids: list[str]
+    texts: list[str]
+    models: list[str]
+    quality: Array
+    cost: Array
+    latency: Array
+    output_tokens: Array | None = None
+    input_tokens: npt.NDArray[np.int64] | None = None
+    embeddings: npt.NDArray[np.float32] | None = None
+    groups: list[str] | None = None
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        n, m = len(self.texts), len(self.models)
+        if n == 0 or m == 0:
+            raise InvalidInputError("a dataset needs at least one task and one model")
+        for name in ("quality", "cost", "latency"):
+            arr = getattr(self, name)
+            if arr.shape != (n, m) or not np.all(np.isfinite(arr)):
+                raise InvalidInputError(f"{name} must be a finite {n}x{m} matrix")
+        if np.any((self.quality < 0) | (self.quality > 1)) or np.any(self.cost < 0):
+            raise InvalidInputError("quality must be in [0, 1] and cost >= 0")
+        if self.embeddings is not None and len(self.embeddings) != n:
+            raise InvalidInputError("one embedding per task")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> RoutingDataset:
+        idx = np.asarray(rows, dtype=np.int64)
+
+        def pick(a: Any) -> Any:
+            return None if a is None else a[idx]
+
+        return RoutingDataset(
+            name=self.name, task_ids=[self.task_ids[i] for i in idx],
+            texts=[self.texts[i] for i in idx], models=list(self.models),
+            quality=self.quality[idx], cost=self.cost[idx], latency=self.latency[idx],
+            output_tokens=pick(self.output_tokens), input_tokens=pick(self.input_tokens),
+            embeddings=pick(self.embeddings),
+            groups=None if self.groups is None else [self.groups[i] for i in idx],
+            prices=dict(self.prices), dropped=self.dropped)
+
+    def catalog(self, *, quality_prior: float = 0.5) -> Catalog:
+        """A catalog of the dataset's models. Every model gets the same quality prior (a cold
+        start: the router must learn who is good); prices are the dataset's, or else fitted
+        to its costs (:func:`fit_prices`); latency priors are the dataset's means."""
+        specs = []
+        out_tokens = self.output_tokens
+        in_tokens = (self.input_tokens if self.input_tokens is not None
+                     else np.array([estimate_tokens(t) for t in self.texts]))
+        for j, name in enumerate(self.models):
+            if name in self.prices:
+                pin, pout = self.prices[name]
+            else:
+                out = out_tokens[:, j] if out_tokens is not None else np.full(len(self), 300.0)
+                pin, pout = fit_prices(self.cost[:, j], in_tokens, out)
+            provider, _, model = name.rpartition("/")
+            specs.append(ModelSpec(
+                provider=provider or "dataset", model=model, input_price_per_1m=pin,
+                output_price_per_1m=pout, avg_latency=float(np.mean(self.latency[:, j])),
+                quality_score=quality_prior, context_window=10_000_000,
+                typical_output_tokens=max(1, int(np.mean(out_tokens[:, j])))
+                if out_tokens is not None else None))
+        return Catalog(specs)
+
+    def model_keys(self) -> list[str]:
+        return [s.key for s in self.catalog()]
+
+
+def fit_prices(cost: npt.ArrayLike, input_tokens: npt.ArrayLike,
+               output_tokens: npt.ArrayLike) -> tuple[float, float]:
+    """Per-million-token input and output prices, both >= 0, that best reproduce ``cost``
+    (least squares on ``input price × input tokens + output price × output tokens``).
+
+    >>> n_in, n_out = np.array([100, 400, 50]), np.array([300, 20, 80])
+    >>> pin, pout = fit_prices((2.0 * n_in + 6.0 * n_out) / 1e6, n_in, n_out)
+    >>> round(pin, 6), round(pout, 6)
+    (2.0, 6.0)
+    """
+    c = np.asarray(cost, np.float64)
+    x = np.stack([np.asarray(input_tokens, np.float64), np.asarray(output_tokens, np.float64)],
+                 axis=1) / 1e6
+    fits = []
+    solution = np.linalg.lstsq(x, c, rcond=None)[0]
+    if np.all(solution >= 0):
+        fits.append((float(solution[0]), float(solution[1])))
+    for col in (0, 1):  # one price alone, the other zero
+        denom = float(x[:, col] @ x[:, col])
+        if denom > 0:
+            price = max(0.0, float(x[:, col] @ c) / denom)
+            fits.append((price, 0.0) if col == 0 else (0.0, price))
+    if not fits:
+        return 0.0, 0.0
+    return min(fits, key=lambda f: float(np.sum((x @ np.array(f) - c) ** 2)))

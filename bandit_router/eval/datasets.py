@@ -1,0 +1,291 @@
+"""Routing datasets: tasks, and for every model the outcome it had on each.
+
+Loaders:
+- :func:`load_mmlu_pro` — the MMLU-Pro files of ``shared/data/mmlu_pro`` (12,032 questions ×
+  31 models; by default the 13 priced chat models on the questions all of them answered);
+- :func:`load_routerbench` — RouterBench's published table (``prompt``, one quality column
+  per model, ``<model>|total_cost``, ``<model>|model_response``), as CSV (``.csv.gz`` too)
+  or pickle; rows where a model has no score or no cost are dropped and counted;
+- :func:`load_log` — your own logs, JSONL or CSV, one row per (task, model)::
+
+      {"task_id": "q1", "task": "text", "model": "gpt-4o", "quality": 1.0,
+       "cost_usd": 0.0042, "output_tokens": 310, "latency_s": 2.1}
+
+  (``output_tokens`` and ``latency_s`` optional; tasks missing a model are dropped and
+  counted).
+
+A dataset without published prices gets a catalog whose per-model input and output prices are
+fitted to its costs (``cost ≈ input price × input tokens + output price × output tokens``,
+tokens estimated from the text where not given), so that the router's per-request cost
+estimate follows the data's costs, long prompts included.
+
+Latency is not in these data, so it is modelled per model as
+``base_latency_s + output_tokens / tokens_per_s`` (defaults 0.4 s and 80 tokens/s), unless a
+log gives ``latency_s``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..core._dataset import RoutingDataset, fit_prices
+from ..core._errors import InvalidInputError
+from ..core._features import estimate_tokens
+
+__all__ = [
+    "MMLU_PRO_CANDIDATES", "PrecomputedEmbedder", "RoutingDataset", "default_data_dir",
+    "fit_prices", "load_log", "load_mmlu_pro", "load_routerbench", "synthetic_dataset",
+]
+
+Array = npt.NDArray[np.float64]
+
+log = logging.getLogger("bandit_router")
+
+MMLU_PRO_CANDIDATES: tuple[str, ...] = (
+    "gpt-4o-2024-05-13", "gemini-1.5-pro-002", "gemini-1.5-flash-002", "deepseek-chat-v2",
+    "DeepSeek-Coder-V2", "Meta-Llama-3.1-70B-Instruct", "Meta-Llama-3.1-8B-Instruct",
+    "Mixtral-8x7B-Instruct-v0.1", "Mistral-7B-Instruct-v0.2", "Mistral-7B-Instruct-v0.1",
+    "Phi-3-mini-4k-instruct", "c4ai-command-r-v01", "jamba-1.5-large",
+)
+
+
+def default_data_dir() -> Path:
+    """``$BANDIT_ROUTER_DATA`` or ``../shared/data`` from the working directory."""
+    return Path(os.environ.get("BANDIT_ROUTER_DATA", "../shared/data"))
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for a missing cell ('', None, NaN, text that is no number)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _open_text(path: Path) -> Any:
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
+
+
+def _latency(output_tokens: Array, base_s: float = 0.4, tokens_per_s: float = 80.0) -> Array:
+    return base_s + output_tokens / tokens_per_s
+
+
+def load_mmlu_pro(path: str | Path | None = None, *,
+                  models: Sequence[str] = MMLU_PRO_CANDIDATES,
+                  with_embeddings: bool = True, limit: int | None = None) -> RoutingDataset:
+    """The MMLU-Pro routing outcomes. Questions that any of ``models`` did not answer are
+    dropped (not treated as that model being unavailable), leaving 10,225 for the default
+    13 models. The task text is ``prompt_zero_shot``; quality is 1/0 correctness."""
+    root = Path(path) if path is not None else default_data_dir() / "mmlu_pro"
+    if not (root / "prompts.jsonl.gz").exists():
+        raise FileNotFoundError(f"no MMLU-Pro data at {root} (set BANDIT_ROUTER_DATA)")
+    with open(root / "models.csv", newline="") as fh:
+        prices = {r["model"]: (float(r["input_usd_per_mtok"]), float(r["output_usd_per_mtok"]))
+                  for r in csv.DictReader(fh) if r["model"] in models
+                  and r["input_usd_per_mtok"]}
+    prompts: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    with gzip.open(root / "prompts.jsonl.gz", "rt") as fh:
+        for line in fh:
+            row = json.loads(line)
+            qid = str(row["question_id"])
+            prompts[qid] = row
+            order.append(qid)
+    col = {m: j for j, m in enumerate(models)}
+    outcome: dict[str, dict[int, tuple[float, float, float]]] = defaultdict(dict)
+    with gzip.open(root / "outcomes_long.csv.gz", "rt", newline="") as fh:
+        for r in csv.DictReader(fh):
+            j = col.get(r["model"])
+            if j is None or not r["cost_usd_est"]:
+                continue
+            outcome[r["question_id"]][j] = (float(r["correct"]), float(r["cost_usd_est"]),
+                                            float(r["output_tokens_cl100k"]))
+    keep = [q for q in order if len(outcome.get(q, {})) == len(models)]
+    if limit is not None:
+        keep = keep[:limit]
+    m = len(models)
+    quality, cost, tokens = (np.zeros((len(keep), m)) for _ in range(3))
+    for i, q in enumerate(keep):
+        for j, (c, usd, tok) in outcome[q].items():
+            quality[i, j], cost[i, j], tokens[i, j] = c, usd, tok
+    embeddings = None
+    if with_embeddings and (root / "embeddings_all-MiniLM-L6-v2.f16.npy").exists():
+        all_emb = np.load(root / "embeddings_all-MiniLM-L6-v2.f16.npy")
+        ids = (root / "embeddings_question_ids.txt").read_text().split()
+        row_of = {q: i for i, q in enumerate(ids)}
+        embeddings = all_emb[[row_of[q] for q in keep]].astype(np.float32)
+        embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    return RoutingDataset(
+        name="mmlu_pro", task_ids=keep, texts=[prompts[q]["prompt_zero_shot"] for q in keep],
+        models=list(models), quality=quality, cost=cost, latency=_latency(tokens),
+        output_tokens=tokens,
+        input_tokens=np.array([int(prompts[q]["input_tokens_cl100k"]) for q in keep]),
+        embeddings=embeddings, groups=[prompts[q]["category"] for q in keep], prices=prices)
+
+
+def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
+    """RouterBench's table: ``prompt``, a quality column per model, ``<model>|total_cost``
+    and optionally ``<model>|model_response`` (``.csv``, ``.csv.gz`` or a pandas pickle).
+
+    A row where any model has no score or no cost (an empty cell, NaN, text) is dropped:
+    ``dataset.dropped`` says how many, and a warning is logged. Input tokens are estimated
+    from the prompt, output tokens from each model's response where the table has one
+    (else 300), at about four characters a token."""
+    path = Path(path)
+    if ".pkl" in path.suffixes or ".pickle" in path.suffixes:
+        import pandas as pd  # RouterBench ships pickles of pandas frames
+
+        rows = pd.read_pickle(path).to_dict("records")
+    else:
+        with _open_text(path) as fh:
+            rows = list(csv.DictReader(fh))
+    if not rows:
+        raise InvalidInputError(f"{path} has no rows")
+    models = [c[: -len("|total_cost")] for c in rows[0] if str(c).endswith("|total_cost")]
+    if not models:
+        raise InvalidInputError(f"{path} has no '<model>|total_cost' columns")
+    missing = [m for m in models if m not in rows[0]]
+    if missing:
+        raise InvalidInputError(f"{path} has costs but no score column for {missing}")
+    kept: list[tuple[dict[str, Any], list[float], list[float]]] = []
+    dropped = 0
+    for r in rows:
+        scores = [_number(r[m]) for m in models]
+        costs = [_number(r[f"{m}|total_cost"]) for m in models]
+        if any(v is None for v in scores) or any(v is None or v < 0 for v in costs):
+            dropped += 1
+            continue
+        kept.append((r, scores, costs))  # type: ignore[arg-type]
+    if dropped:
+        log.warning("%s: %d of %d rows dropped (a model without a score or a cost)", path,
+                    dropped, len(rows))
+    if not kept:
+        raise InvalidInputError(f"{path}: every row lacks some model's score or cost")
+    kept = kept[:limit] if limit is not None else kept
+    quality = np.array([s for _, s, _ in kept])
+    cost = np.array([c for _, _, c in kept])
+    texts = [str(r["prompt"]) for r, _, _ in kept]
+
+    def out_tokens(r: dict[str, Any], m: str) -> float:
+        response = r.get(f"{m}|model_response")
+        if isinstance(response, str) and response:
+            return float(estimate_tokens(response))
+        return 300.0  # not published: a typical answer length
+
+    tokens = np.array([[out_tokens(r, m) for m in models] for r, _, _ in kept])
+    ids = [str(r.get("sample_id", i)) for i, (r, _, _) in enumerate(kept)]
+    return RoutingDataset(name=path.name.split(".")[0], task_ids=ids, texts=texts,
+                          models=models, quality=np.clip(quality, 0, 1), cost=cost,
+                          latency=_latency(tokens), output_tokens=tokens,
+                          input_tokens=np.array([estimate_tokens(t) for t in texts]),
+                          groups=[str(r.get("eval_name", "")) for r, _, _ in kept],
+                          dropped=dropped)
+
+
+def load_log(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
+    """Your own logs: JSONL or CSV, one row per (task, model); see the module docstring."""
+    path = Path(path)
+    with _open_text(path) as fh:
+        if ".jsonl" in path.name or ".json" in path.name:
+            records = [json.loads(line) for line in fh if line.strip()]
+        else:
+            records = list(csv.DictReader(fh))
+    tasks: dict[str, str] = {}
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    models: list[str] = []
+    for r in records:
+        try:
+            tid, model = str(r["task_id"]), str(r["model"])
+            tasks.setdefault(tid, str(r["task"]))
+            if model not in models:
+                models.append(model)
+            score, usd = _number(r["quality"]), _number(r["cost_usd"])
+        except KeyError as exc:
+            raise InvalidInputError(f"{path}: every row needs task_id, task, model, quality, "
+                                    f"cost_usd (missing {exc})") from None
+        if score is not None and usd is not None and usd >= 0:  # else: no outcome
+            cells[(tid, model)] = {**r, "quality": score, "cost_usd": usd}
+    ids = [t for t in tasks if all((t, m) in cells for m in models)]
+    if not ids:
+        raise InvalidInputError(f"{path}: no task has an outcome for every model")
+    dropped = len(tasks) - len(ids)
+    if dropped:
+        log.warning("%s: %d of %d tasks dropped (some model has no outcome on them)", path,
+                    dropped, len(tasks))
+    ids = ids[:limit] if limit is not None else ids
+    shape = (len(ids), len(models))
+    quality, cost, tokens, latency = (np.zeros(shape) for _ in range(4))
+    for i, t in enumerate(ids):
+        for j, m in enumerate(models):
+            r = cells[(t, m)]
+            quality[i, j], cost[i, j] = r["quality"], r["cost_usd"]
+            tok, lat = _number(r.get("output_tokens")), _number(r.get("latency_s"))
+            tokens[i, j] = tok if tok is not None and tok >= 0 else 300.0
+            latency[i, j] = (lat if lat is not None and lat >= 0
+                             else float(_latency(np.array(tokens[i, j]))))
+    texts = [tasks[t] for t in ids]
+    return RoutingDataset(name=path.name.split(".")[0], task_ids=ids, texts=texts,
+                          models=models, quality=quality, cost=cost, latency=latency,
+                          output_tokens=tokens,
+                          input_tokens=np.array([estimate_tokens(t) for t in texts]),
+                          dropped=dropped)
+
+
+def synthetic_dataset(n: int = 3000, *, seed: int = 0) -> RoutingDataset:
+    """The built-in simulated workload as a dataset: every model's outcome on every task."""
+    from .simulation import SyntheticWorkload
+
+    wl = SyntheticWorkload(seed=seed)
+    tasks = wl.tasks(n)
+    outcomes = [[wl.outcome(t, k) for k in wl.keys] for t in tasks]
+    return RoutingDataset(
+        name="synthetic", task_ids=[str(i) for i in range(n)], texts=[t.text for t in tasks],
+        models=list(wl.keys),
+        quality=np.array([[o.quality for o in row] for row in outcomes]),
+        cost=np.array([[o.cost_usd for o in row] for row in outcomes]),
+        latency=np.array([[o.latency_s for o in row] for row in outcomes]),
+        output_tokens=np.array([[float(o.output_tokens) for o in row] for row in outcomes]),
+        groups=[t.topic for t in tasks],
+        prices={k: (wl.catalog.get(k).input_price_per_1m, wl.catalog.get(k).output_price_per_1m)
+                for k in wl.keys})
+
+
+class PrecomputedEmbedder:
+    """Serves a dataset's precomputed embeddings by task text; other texts go to ``fallback``
+    (or raise). Keeps replays fast; the figures must also be reproduced once with the
+    router's own embedder."""
+
+    def __init__(self, texts: Sequence[str], vectors: npt.NDArray[np.float32], *,
+                 name: str = "all-MiniLM-L6-v2", fallback: Any = None) -> None:
+        self._rows = {t: i for i, t in enumerate(texts)}
+        self._vectors = np.asarray(vectors, np.float32)
+        self.dim = int(self._vectors.shape[1])
+        self.name = name
+        self.fallback = fallback
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        out = np.empty((len(texts), self.dim), np.float32)
+        for k, text in enumerate(texts):
+            row = self._rows.get(text)
+            if row is not None:
+                out[k] = self._vectors[row]
+            elif self.fallback is not None:
+                out[k] = self.fallback.embed([text])[0]
+            else:
+                raise KeyError("text without a precomputed embedding")
+        return out

@@ -1,0 +1,515 @@
+"""The quality protocol: every workload it can find × a grid of cost weights × seeds.
+
+One command (``bandit-router bench quality``) replays each workload through the real router
+with the settings it ships (or the ones given), cold start and bandit feedback only, and
+prints one table and writes JSON: for each workload and cost weight, the last half of the
+stream's quality, its cost as a share of the strongest model's, its distance to the zero
+router's hull (RouterBench's convex hull of the single models), the worst seed beside the
+mean, the best fixed model's reward, rounds per second, and per workload the AIQ. Each
+workload states its targets; the table says which are met.
+
+Settings are chosen on the development seeds (:data:`DEV_SEEDS`) and reported on seeds fixed
+in advance (:data:`REPORT_SEEDS`): a setting tuned on the seeds it is reported on proves
+nothing.
+
+The workloads:
+
+- ``mmlu_pro`` — 10,225 MMLU-Pro questions × 13 priced chat models (shared data; the
+  dataset's MiniLM vectors);
+- ``routerdc7`` — a fixed sample of 6,000 RouterDC questions × 7 open 7–8B models across 10
+  task families, read through :func:`~bandit_router.eval.datasets.load_routerbench` as a user's
+  RouterBench-format table would be (shared data; embedded once by the router's embedder
+  and cached);
+- ``synthetic`` — the built-in simulated workload (no data needed);
+- ``drift-quality`` and ``drift-price`` — the synthetic workload in which, halfway through,
+  a model's quality drops or its price triples (announced as a live price update): it must
+  lose its traffic within 1,000 rounds.
+
+>>> [w.name for w in workloads(data_dir="/nonexistent")]
+['synthetic', 'drift-quality', 'drift-price']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..core._config import PolicyConfig, RouterConfig
+from ..core._errors import InvalidInputError
+from ..core._objective import Objective
+from .baselines import aiq
+from .datasets import (
+    RoutingDataset,
+    default_data_dir,
+    load_mmlu_pro,
+    load_routerbench,
+    synthetic_dataset,
+)
+from .replay import Drift, ReplayResult, replay, zero_router_hull
+
+__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "Target", "Workload", "cache_dir", "check_targets",
+           "format_table", "load_json", "render_markdown", "run_protocol", "settings_from",
+           "with_embeddings", "workloads", "write_json"]
+
+#: Seeds settings are chosen on.
+DEV_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+#: Seeds results are reported on, fixed before any setting was chosen.
+REPORT_SEEDS: tuple[int, ...] = (100, 101, 102)
+
+#: How many RouterDC-7 questions the protocol replays (a fixed sample: the full 20,565 take
+#: three times as long and tell the same story).
+ROUTERDC7_SAMPLE = 6000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """A bar one workload must clear. ``kind``:
+
+    - ``hull`` — at every cost weight, the mean distance above the zero router's hull is at
+      least ``mean`` and the worst seed's at least ``worst``;
+    - ``point`` — at some cost weight, the mean quality is at least ``quality`` at a mean
+      cost of at most ``cost_share`` of the strongest model's;
+    - ``quality`` — the mean quality at every weight is at least ``quality``;
+    - ``drift`` — 1,000 to 1,500 rounds after the change, the changed model's traffic is at
+      most ``share`` of what it was in the 1,000 rounds before it (mean and worst seed).
+    """
+
+    kind: Literal["hull", "point", "quality", "drift"]
+    mean: float = 0.0
+    worst: float = 0.0
+    quality: float = 0.0
+    cost_share: float = 1.0
+    share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("hull", "point", "quality", "drift"):
+            raise InvalidInputError(f"unknown target kind {self.kind!r}")
+
+    def describe(self) -> str:
+        if self.kind == "hull":
+            return f"vs hull >= {self.mean:+.3f} mean, >= {self.worst:+.3f} worst seed"
+        if self.kind == "point":
+            return f"quality >= {self.quality:.3f} at <= {100 * self.cost_share:.0f}% cost"
+        if self.kind == "quality":
+            return f"quality >= {self.quality:.3f}"
+        return f"traffic after drift <= {100 * self.share:.0f}% of before"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    """A data set to replay, the cost weights to replay it at, what it must reach."""
+
+    name: str
+    description: str
+    load: Callable[[], RoutingDataset]
+    cost_weights: tuple[float, ...]
+    targets: tuple[Target, ...] = ()
+    drift: Drift | None = None
+    needs_embedding: bool = False
+
+
+def _synthetic(n: int) -> Callable[[], RoutingDataset]:
+    def load() -> RoutingDataset:
+        return replace(synthetic_dataset(n, seed=7), name="synthetic")
+    return load
+
+
+def _routerdc7(path: Path) -> Callable[[], RoutingDataset]:
+    def load() -> RoutingDataset:
+        ds = load_routerbench(path)
+        rows = np.sort(np.random.default_rng(0).permutation(len(ds))[:ROUTERDC7_SAMPLE])
+        return ds.subset(rows)
+    return load
+
+
+def workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
+    """Every workload whose data is present (the synthetic ones always are)."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    found: list[Workload] = []
+    mmlu = root / "mmlu_pro"
+    if (mmlu / "prompts.jsonl.gz").exists():
+        found.append(Workload(
+            name="mmlu_pro", cost_weights=(5, 10, 20, 30, 50),
+            description="MMLU-Pro, 10,225 questions x 13 priced chat models",
+            load=lambda: load_mmlu_pro(mmlu),
+            targets=(Target(kind="hull", mean=0.005, worst=-0.005),
+                     Target(kind="point", quality=0.717, cost_share=0.10))))
+    rdc = root / "routerdc7" / "routerdc7.csv.gz"
+    if rdc.exists():
+        found.append(Workload(
+            name="routerdc7", cost_weights=(20,), needs_embedding=True,
+            description=f"RouterDC, {ROUTERDC7_SAMPLE:,} questions x 7 open models, "
+                        "10 task families",
+            load=_routerdc7(rdc),
+            targets=(Target(kind="quality", quality=0.515),
+                     Target(kind="hull", mean=0.0, worst=0.0))))
+    found.append(Workload(
+        name="synthetic", cost_weights=(20, 50), needs_embedding=True,
+        description="built-in simulated workload, 3,000 tasks x 5 models",
+        load=_synthetic(3000), targets=(Target(kind="hull", mean=0.005, worst=-0.005),)))
+    found.append(Workload(
+        name="drift-quality", cost_weights=(30,), needs_embedding=True,
+        description="synthetic, 4,000 tasks; at round 2,000 opencode/coder's quality "
+                    "drops by 0.4",
+        load=_synthetic(4000),
+        drift=Drift(model="opencode/coder", at=2000, quality_delta=-0.4),
+        targets=(Target(kind="drift", share=0.25),)))
+    found.append(Workload(
+        name="drift-price", cost_weights=(30,), needs_embedding=True,
+        description="synthetic, 4,000 tasks; at round 2,000 frontier/large's price "
+                    "triples (a live price update)",
+        load=_synthetic(4000),
+        drift=Drift(model="frontier/large", at=2000, price_factor=3.0),
+        targets=(Target(kind="drift", share=0.25),)))
+    return found
+
+
+# -- settings ----------------------------------------------------------------------------------
+def settings_from(assignments: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``["policy.gamma_scale=400", "router.neighbours=64"]`` → the overrides of
+    :class:`PolicyConfig` and :class:`RouterConfig` fields (values parsed as JSON, else kept
+    as text).
+
+    >>> settings_from(["policy.gamma_scale=400", "router.task_clusters=[4, 16]"])
+    ({'gamma_scale': 400}, {'task_clusters': (4, 16)})
+    """
+    policy: dict[str, Any] = {}
+    router: dict[str, Any] = {}
+    names = {"policy": {f.name for f in fields(PolicyConfig)},
+             "router": {f.name for f in fields(RouterConfig)}}
+    for item in assignments:
+        target, _, rest = item.partition(".")
+        name, eq, text = rest.partition("=")
+        if target not in names or not eq or name not in names[target]:
+            raise InvalidInputError(
+                f"{item!r}: expected policy.<field>=<value> or router.<field>=<value> with a "
+                f"field of PolicyConfig or RouterConfig")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if isinstance(value, list):
+            value = tuple(value)
+        (policy if target == "policy" else router)[name] = value
+    PolicyConfig(**policy)  # validate now, not in a worker
+    RouterConfig(**router)
+    return policy, router
+
+
+# -- embeddings --------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """``$BANDIT_ROUTER_CACHE`` or ``~/.cache/bandit-router``: embeddings of data sets."""
+    return Path(os.environ.get("BANDIT_ROUTER_CACHE",
+                               Path.home() / ".cache" / "bandit-router"))
+
+
+def with_embeddings(dataset: RoutingDataset, *, embedder: Any = None,
+                    cache: Path | None = None) -> RoutingDataset:
+    """``dataset`` with its tasks embedded by the router's embedder (MiniLM by default), in
+    batches, kept in ``cache`` under a hash of the texts and the embedder's name."""
+    if embedder is None:
+        from ..core._embedding import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder()
+    digest = hashlib.sha256()
+    digest.update(embedder.name.encode())
+    for text in dataset.texts:
+        digest.update(hashlib.sha256(text.encode()).digest())
+    path = (cache or cache_dir()) / f"{dataset.name}-{digest.hexdigest()[:16]}.npy"
+    if path.exists():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(dataset):
+            return replace(dataset, embeddings=np.asarray(vectors, np.float32))
+    vectors = np.asarray(embedder.embed(dataset.texts), np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)
+    return replace(dataset, embeddings=vectors)
+
+
+# -- one replay --------------------------------------------------------------------------------
+#: The loaded data sets by workload name, set before worker processes fork so that they
+#: inherit them instead of receiving a copy per job.
+_LOADED: dict[str, tuple[Workload, RoutingDataset]] = {}
+
+
+def _strongest(ds: RoutingDataset) -> int:
+    return int(np.argmax(ds.quality.mean(axis=0)))
+
+
+def _one(job: tuple[str, float, int, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
+    name, lam, seed, policy_kw, router_kw = job
+    workload, ds = _LOADED[name]
+    result = replay(ds, seed=seed, cost_weight=lam, drift=workload.drift,
+                    policy=PolicyConfig(**{"seed": seed, **policy_kw}),
+                    config=RouterConfig(**router_kw))
+    return _row(result, workload, lam)
+
+
+def _row(result: ReplayResult, workload: Workload, lam: float) -> dict[str, Any]:
+    ds, n = result.dataset, len(result.order)
+    half = slice(n // 2, None)
+    s = result.summary(half)
+    strongest = _strongest(ds)
+    rows = result.order[half]
+    strongest_cost = float(ds.cost[rows, strongest].mean())
+    fixed = {m: float(Objective(lam).reward(ds.quality[rows, j].mean(),
+                                            ds.cost[rows, j].mean()))
+             for j, m in enumerate(ds.models)}
+    best_fixed = max(fixed, key=fixed.__getitem__)
+    whole = result.summary()
+    out: dict[str, Any] = {
+        "workload": workload.name, "cost_weight": lam, "seed": result.seed, "rounds": n,
+        "quality": s["router"]["quality"], "cost_usd": s["router"]["cost"],
+        "cost_share": s["router"]["cost"] / strongest_cost if strongest_cost else None,
+        "reward": s["router"]["reward"],
+        "vs_hull": s["metrics"]["above_zero_router"],
+        "best_fixed_model": best_fixed, "best_fixed_reward": fixed[best_fixed],
+        "vs_best_fixed": s["router"]["reward"] - fixed[best_fixed],
+        "whole_quality": whole["router"]["quality"],
+        "whole_cost_share": whole["router"]["cost"] / float(ds.cost[:, strongest].mean()),
+        "whole_vs_hull": whole["metrics"]["above_zero_router"],
+        "rounds_per_s": result.rounds_per_s,
+        "traffic": {m: result.share(m, half) for m in ds.models},
+    }
+    if workload.drift is not None:
+        k0 = workload.drift.start(n)
+        before = result.share(workload.drift.model, slice(max(0, k0 - 1000), k0))
+        after = result.share(workload.drift.model, slice(k0 + 1000, k0 + 1500))
+        out["drift"] = {"model": workload.drift.model, "share_before": before,
+                        "share_after": after,
+                        "ratio": after / before if before > 0 else None}
+    return out
+
+
+# -- the protocol ------------------------------------------------------------------------------
+def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SEEDS,
+                 policy: Mapping[str, Any] | None = None,
+                 router: Mapping[str, Any] | None = None,
+                 cost_weights: Mapping[str, Sequence[float]] | None = None, jobs: int = 1,
+                 embedder: Any = None,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Replay every workload at its cost weights (or ``cost_weights[name]``) and seeds with
+    ``policy``/``router`` overrides of the shipped defaults; ``jobs`` replays at once in
+    forked processes. Returns the JSON-ready result: every run, a summary per workload and
+    weight, and each target checked."""
+    if not chosen:
+        raise InvalidInputError("no workload to run")
+    if not seeds:
+        raise InvalidInputError("no seed to run")
+    policy_kw, router_kw = dict(policy or {}), dict(router or {})
+    say = progress or (lambda _msg: None)
+    grids = {w.name: tuple(float(x) for x in (cost_weights or {}).get(w.name, w.cost_weights))
+             for w in chosen}
+    for w in chosen:
+        start = time.perf_counter()
+        ds = w.load()
+        if w.needs_embedding and ds.embeddings is None:
+            ds = with_embeddings(ds, embedder=embedder)
+        _LOADED[w.name] = (w, ds)
+        say(f"loaded {w.name}: {len(ds):,} tasks x {len(ds.models)} models "
+            f"({time.perf_counter() - start:.1f} s)")
+    work = [(w.name, lam, seed, policy_kw, router_kw) for w in chosen for lam in grids[w.name]
+            for seed in seeds]
+    say(f"{len(work)} replays, {jobs} at a time")
+    start = time.perf_counter()
+    try:
+        if jobs > 1:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                runs = pool.map(_one, work, chunksize=1)
+        else:
+            runs = [_one(job) for job in work]
+        summaries = {w.name: _summarise(w, _LOADED[w.name][1],
+                                        [r for r in runs if r["workload"] == w.name])
+                     for w in chosen}
+    finally:
+        _LOADED.clear()
+    result = {
+        "protocol": "bandit-router bench quality", "version": 1,
+        "seeds": list(seeds),
+        "seed_set": ("report" if tuple(seeds) == REPORT_SEEDS
+                     else "development" if set(seeds) <= set(DEV_SEEDS) else "other"),
+        "settings": {"policy": _jsonable(PolicyConfig(**policy_kw)),
+                     "router": _jsonable(RouterConfig(**router_kw)),
+                     "overrides": {"policy": _jsonable(policy_kw),
+                                   "router": _jsonable(router_kw)}},
+        "seconds": time.perf_counter() - start,
+        "workloads": summaries, "runs": runs,
+    }
+    result["targets"] = check_targets(result)
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _summarise(w: Workload, ds: RoutingDataset, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    strongest = _strongest(ds)
+    singles = list(zip(ds.cost.mean(axis=0).tolist(), ds.quality.mean(axis=0).tolist(),
+                       strict=True))
+    low, high = min(c for c, _ in singles), max(c for c, _ in singles)
+    weights = sorted({r["cost_weight"] for r in runs})
+    rows = []
+    for lam in weights:
+        mine = [r for r in runs if r["cost_weight"] == lam]
+
+        def stat(key: str, rs: list[dict[str, Any]] = mine) -> tuple[float, float]:
+            values = [r[key] for r in rs if r[key] is not None]
+            return (float(np.mean(values)), float(np.min(values))) if values else (math.nan,
+                                                                                     math.nan)
+
+        row: dict[str, Any] = {"cost_weight": lam, "seeds": len(mine)}
+        for key in ("quality", "cost_share", "vs_hull", "vs_best_fixed", "whole_quality",
+                    "whole_cost_share", "whole_vs_hull", "rounds_per_s"):
+            row[key], row[f"{key}_worst"] = stat(key)
+        row["quality_worst"] = float(min(r["quality"] for r in mine))
+        row["cost_share_worst"] = float(max(r["cost_share"] or 0.0 for r in mine))
+        row["best_fixed_model"] = max({r["best_fixed_model"] for r in mine},
+                                      key=[r["best_fixed_model"] for r in mine].count)
+        row["per_seed"] = [{"seed": r["seed"], "quality": r["quality"],
+                            "cost_share": r["cost_share"], "vs_hull": r["vs_hull"]}
+                           for r in mine]
+        if w.drift is not None:
+            before = [r["drift"]["share_before"] for r in mine]
+            after = [r["drift"]["share_after"] for r in mine]
+            ratios = [r["drift"]["ratio"] if r["drift"]["ratio"] is not None else 0.0
+                      for r in mine]
+            row["drift"] = {"model": w.drift.model, "share_before": float(np.mean(before)),
+                            "share_after": float(np.mean(after)),
+                            "ratio": float(np.mean(ratios)), "ratio_worst": float(max(ratios))}
+        rows.append(row)
+    points = [(float(np.mean([r["cost_usd"] for r in runs if r["cost_weight"] == lam])),
+               r_["quality"]) for lam, r_ in zip(weights, rows, strict=True)]
+    zero = aiq(zero_router_hull(*zip(*singles, strict=True)), low=low, high=high)
+    return {
+        "description": w.description, "tasks": len(ds), "models": list(ds.models),
+        "strongest": ds.models[strongest],
+        "strongest_quality": float(ds.quality[:, strongest].mean()),
+        "dropped_rows": ds.dropped,
+        "targets": [{**_jsonable(t), "text": t.describe()} for t in w.targets],
+        "rows": rows,
+        "aiq": aiq(points, low=low, high=high) if len(points) > 1 else None,
+        "aiq_zero_router": zero,
+    }
+
+
+def check_targets(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each workload's targets against its summary: what was asked, the figure, met or not."""
+    checks: list[dict[str, Any]] = []
+    names = {f.name for f in fields(Target)}
+    for name, summary in result["workloads"].items():
+        for spec in summary["targets"]:
+            target = Target(**{k: v for k, v in spec.items() if k in names})
+            rows = summary["rows"]
+            if target.kind == "hull":
+                mean = min(r["vs_hull"] for r in rows)
+                worst = min(r["vs_hull_worst"] for r in rows)
+                met = mean >= target.mean and worst >= target.worst
+                figure = f"lowest mean {mean:+.4f}, worst seed {worst:+.4f}"
+            elif target.kind == "point":
+                fits = [r for r in rows if r["cost_share"] <= target.cost_share]
+                best = max(fits, key=lambda r: r["quality"]) if fits else None
+                met = best is not None and best["quality"] >= target.quality
+                figure = (f"{best['quality']:.4f} at {100 * best['cost_share']:.1f}% "
+                          f"(weight {best['cost_weight']:g})" if best is not None
+                          else "no weight under the cost")
+            elif target.kind == "quality":
+                low = min(r["quality"] for r in rows)
+                met = low >= target.quality
+                figure = f"{low:.4f}"
+            else:
+                worst_ratio = max(r["drift"]["ratio_worst"] for r in rows)
+                met = worst_ratio <= target.share
+                figure = (f"worst seed keeps {100 * worst_ratio:.0f}% of its traffic "
+                          f"(mean {100 * max(r['drift']['ratio'] for r in rows):.0f}%)")
+            checks.append({"workload": name, "target": target.describe(), "figure": figure,
+                           "met": bool(met)})
+    return checks
+
+
+# -- output ------------------------------------------------------------------------------------
+def format_table(result: Mapping[str, Any]) -> str:
+    """The plain-text table printed by ``bandit-router bench quality``."""
+    lines = [f"seeds {result['seeds']} ({result['seed_set']}); "
+             f"overrides {result['settings']['overrides']}"]
+    head = (f"{'workload':<14} {'λ/USD':>6} | {'quality':>7} {'worst':>6} {'% top $':>7} "
+            f"{'vs hull':>8} {'worst':>7} {'vs fixed':>8} | {'whole q':>7} {'% top $':>7} "
+            f"| {'rounds/s':>8}")
+    lines += [head, "-" * len(head)]
+    for name, s in result["workloads"].items():
+        for r in s["rows"]:
+            lines.append(
+                f"{name:<14} {r['cost_weight']:>6g} | {r['quality']:>7.3f} "
+                f"{r['quality_worst']:>6.3f} {100 * r['cost_share']:>6.1f}% "
+                f"{r['vs_hull']:>+8.4f} {r['vs_hull_worst']:>+7.4f} "
+                f"{r['vs_best_fixed']:>+8.4f} | {r['whole_quality']:>7.3f} "
+                f"{100 * r['whole_cost_share']:>6.1f}% | {r['rounds_per_s']:>8.0f}"
+                + (f"  drift: {r['drift']['model']} {100 * r['drift']['share_before']:.0f}% "
+                   f"-> {100 * r['drift']['share_after']:.1f}%" if "drift" in r else ""))
+        if s["aiq"] is not None:
+            lines.append(f"{'':<14} AIQ {s['aiq']:.4f} (zero router {s['aiq_zero_router']:.4f}, "
+                         f"{s['aiq'] - s['aiq_zero_router']:+.4f})")
+    lines.append("")
+    for c in result["targets"]:
+        lines.append(f"{'met ' if c['met'] else 'MISS'} {c['workload']:<14} {c['target']}: "
+                     f"{c['figure']}")
+    return "\n".join(lines)
+
+
+def render_markdown(result: Mapping[str, Any]) -> str:
+    """The README's table, made from the JSON the protocol wrote."""
+    out = [f"Seeds {', '.join(map(str, result['seeds']))} ({result['seed_set']} seeds), "
+           "last half of each stream, cold start, bandit feedback only.",
+           "",
+           "| workload | cost weight | quality (worst seed) | % of strongest's cost | "
+           "vs hull (worst seed) | vs best fixed model (drift: traffic moved) | "
+           "AIQ (zero router) | rounds/s |",
+           "|---|---|---|---|---|---|---|---|"]
+    for name, s in result["workloads"].items():
+        for k, r in enumerate(s["rows"]):
+            aiq_cell = (f"{s['aiq']:.4f} ({s['aiq_zero_router']:.4f})"
+                        if k == 0 and s["aiq"] is not None else "")
+            # after a drift, no fixed model is the one to beat: the traffic moved is the figure
+            fixed = (f"{r['drift']['model']}: {100 * r['drift']['share_before']:.0f}% of "
+                     f"traffic before, {100 * r['drift']['share_after']:.1f}% 1,000 rounds "
+                     "after" if "drift" in r else f"{r['vs_best_fixed']:+.4f}")
+            out.append(
+                f"| {name if k == 0 else ''} | {r['cost_weight']:g} | {r['quality']:.3f} "
+                f"({r['quality_worst']:.3f}) | {100 * r['cost_share']:.1f}% | "
+                f"{r['vs_hull']:+.4f} ({r['vs_hull_worst']:+.4f}) | "
+                f"{fixed} | {aiq_cell} | {r['rounds_per_s']:.0f} |")
+    out += ["", "| workload | target | figure | met |", "|---|---|---|---|"]
+    for c in result["targets"]:
+        out.append(f"| {c['workload']} | {c['target']} | {c['figure']} | "
+                   f"{'yes' if c['met'] else '**no**'} |")
+    return "\n".join(out) + "\n"
+
+
+def write_json(result: Mapping[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, sort_keys=False) + "\n")
+
+
+def load_json(path: str | Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(path).read_text())
+    return data
+

@@ -1,6 +1,0 @@
-"""Alembic's environment for the library's tables: run by :func:`bandit_router._schema.migrate`
-(which hands over the connection) or by the ``alembic`` command with ``-x url=...``."""
-
-from bandit_router._schema import LIBRARY, run_env
-
-run_env(LIBRARY)

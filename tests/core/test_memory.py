@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit_router.core._memory import Memory
+
+
+def unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def fill(mem: Memory, rng: np.random.Generator, n: int) -> list[tuple]:
+    rows = []
+    for vec in unit(rng, n, mem.dim):
+        key = f"p/m{rng.integers(3)}"
+        q = float(rng.random())
+        tokens = None if rng.random() < 0.2 else float(rng.integers(10, 100))
+        mem.add(vec, key, quality=q, reward=q - 0.1, cost_usd=0.01, latency_s=1.0,
+                output_tokens=tokens)
+        rows.append((vec, key, q, tokens))
+    return rows
+
+
+def test_recall_counts_the_nearest_per_model() -> None:
+    mem = Memory(dim=2, capacity=100)
+    for vec, key, q in [([1, 0], "a/x", 1.0), ([0.9, 0.1], "a/x", 0.5), ([0, 1], "b/y", 0.2)]:
+        v = np.array(vec, np.float32)
+        mem.add(v / np.linalg.norm(v), key, quality=q, reward=q, cost_usd=0.0, latency_s=None,
+                output_tokens=None)
+    r = mem.recall(np.array([1, 0], np.float32), ["a/x", "b/y", "c/z"], k=2)
+    assert r.count.tolist() == [2.0, 0.0, 0.0]
+    assert r.quality_sum.tolist() == [1.5, 0.0, 0.0]
+    assert r.tokens_count.tolist() == [0.0, 0.0, 0.0]
+    assert Memory(dim=2).recall(np.array([1, 0], np.float32), ["a/x"], k=4).count.tolist() == [0]
+
+
+def test_model_stats_match_brute_force_after_eviction() -> None:
+    rng = np.random.default_rng(0)
+    mem = Memory(dim=8, capacity=50)
+    rows = fill(mem, rng, 30)
+    mem.model_stats()  # warm the running totals, then keep adding through evictions
+    rows += fill(mem, rng, 60)
+    kept = rows[-len(mem):]
+    assert len(mem) <= 50
+    stats = mem.model_stats()
+    for key in {r[1] for r in kept}:
+        qs = [r[2] for r in kept if r[1] == key]
+        toks = [r[3] for r in kept if r[1] == key and r[3] is not None]
+        assert stats[key]["n"] == len(qs)
+        assert stats[key]["quality"] == pytest.approx(np.mean(qs))
+        assert stats[key]["output_tokens"] == pytest.approx(np.mean(toks))
+
+
+def test_model_stats_kept_up_to_date_equal_a_recompute() -> None:
+    """The statistics are updated in place, one model per row added; at every step they
+    equal those of a memory computing them afresh, through evictions too."""
+    rng = np.random.default_rng(3)
+    mem = Memory(dim=8, capacity=40)
+    before = mem.model_stats()
+    assert before == {}
+    for step in range(120):
+        fill(mem, rng, 1)
+        fresh = Memory.from_bytes(mem.to_bytes(), dim=8, capacity=40)
+        np.testing.assert_equal(mem.model_stats(), fresh.model_stats(), err_msg=f"step {step}")
+    assert len(mem) <= 40
+
+
+def test_snapshot_round_trip() -> None:
+    rng = np.random.default_rng(1)
+    mem = Memory(dim=8, capacity=1000)
+    fill(mem, rng, 40)
+    copy = Memory.from_bytes(mem.to_bytes(), dim=8, capacity=1000)
+    q = unit(rng, 1)[0]
+    keys = ["p/m0", "p/m1", "p/m2"]
+    a, b = mem.recall(q, keys, k=10), copy.recall(q, keys, k=10)
+    assert a.count.tolist() == b.count.tolist()
+    assert np.allclose(a.quality_sum, b.quality_sum)
+    assert mem.model_stats() == copy.model_stats()
+    with pytest.raises(ValueError):
+        Memory.from_bytes(mem.to_bytes(), dim=4, capacity=10)
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int = 16, centres: int = 40) -> np.ndarray:
+    """Unit vectors around a few dozen directions, as task embeddings are (by subject)."""
+    c = unit(rng, centres, dim)
+    x = c[rng.integers(centres, size=n)] + 0.35 * rng.normal(size=(n, dim)) / np.sqrt(dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def add_all(mem: Memory, vectors: np.ndarray, start: int = 0) -> None:
+    for k, vec in enumerate(vectors, start):
+        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
+                latency_s=None, output_tokens=None)
+
+
+def test_the_memory_moves_to_an_ivf_at_its_limit_and_finds_nearly_the_same() -> None:
+    rng = np.random.default_rng(2)
+    x = clustered(rng, 3000)
+    ivf = Memory(dim=16, capacity=10_000, exact_limit=1024, lists=32, probes=8)
+    exact = Memory(dim=16, capacity=10_000, exact_limit=None)
+    add_all(ivf, x[:1023])
+    assert ivf.exact
+    add_all(ivf, x[1023:], start=1023)
+    add_all(exact, x)
+    assert not ivf.exact and exact.exact and len(ivf) == len(exact) == 3000
+    assert np.array_equal(ivf.vectors(), exact.vectors())
+    queries = clustered(rng, 200)
+    _, want = exact._index.search(queries, 32)
+    _, got = ivf._index.search(queries, 32)
+    overlap = np.mean([len(set(a) & set(b)) / 32 for a, b in zip(want, got, strict=True)])
+    assert overlap > 0.9  # approximate, and close
+    assert overlap < 1.0 or ivf.probes == ivf.lists  # searched a part, not everything
+    keys = ["p/m0", "p/m1", "p/m2"]
+    assert ivf.recall(queries[0], keys, k=32).count.sum() == 32
+    assert {k: (v["n"], v["quality"]) for k, v in ivf.model_stats().items()} == {
+        k: (v["n"], v["quality"]) for k, v in exact.model_stats().items()}
+
+
+def test_an_ivf_memory_evicts_and_round_trips_with_its_centroids() -> None:
+    rng = np.random.default_rng(3)
+    x = clustered(rng, 1800)
+    mem = Memory(dim=16, capacity=1200, exact_limit=1024, lists=32, probes=4)
+    add_all(mem, x)
+    assert not mem.exact and len(mem) <= 1200
+    kept = x[1800 - len(mem):]
+    assert np.array_equal(mem.vectors(), kept)  # the oldest went first
+    copy = Memory.from_bytes(mem.to_bytes(), dim=16, capacity=1200, exact_limit=1024,
+                             lists=32, probes=4)
+    assert not copy.exact and np.array_equal(copy._centroids, mem._centroids)
+    keys = ["p/m0", "p/m1", "p/m2"]
+    for q in clustered(rng, 20):
+        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
+        assert a.count.tolist() == b.count.tolist()
+        assert np.allclose(a.quality_sum, b.quality_sum)
+    # rows keep matching their outcomes after eviction: a row's own vector finds it
+    r = mem.recall(kept[-1], keys, k=1)
+    assert r.count.tolist() == [1.0 if j == (1799 % 3) else 0.0 for j in range(3)]
+    assert r.quality_sum.sum() == pytest.approx((1799 % 10) / 10)
+
+
+def test_per_model_recall_judges_each_model_on_its_own_nearest_tasks() -> None:
+    mem = Memory(dim=2, capacity=100)
+    near, far = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    for j in range(6):  # "a/x" answered six tasks like the query, "b/y" only unlike ones
+        v = near + 0.01 * j * far
+        mem.add(v / np.linalg.norm(v), "a/x", quality=1.0, reward=1.0, cost_usd=0.0,
+                latency_s=None, output_tokens=None)
+    for j, q in enumerate((0.2, 0.4, 0.9)):  # nearest first: 0.2, then 0.4, then 0.9
+        v = far + 0.5 * near - 0.1 * j * near
+        mem.add(v / np.linalg.norm(v), "b/y", quality=q, reward=q, cost_usd=0.0,
+                latency_s=None, output_tokens=None)
+    keys = ["a/x", "b/y"]
+    pooled = mem.recall(near, keys, k=4)
+    assert pooled.count.tolist() == [4.0, 0.0]  # b/y is not among the nearest four at all
+    own = mem.recall(near, keys, k=9, per_model=2)
+    assert own.count.tolist() == [2.0, 2.0]
+    assert own.quality_sum.tolist() == pytest.approx([2.0, 0.6])  # b/y's two nearest
+    assert mem.recall(near, keys, k=9, per_model=9).count.tolist() == [6.0, 3.0]
+    assert mem.recall(near, keys, k=3, per_model=2).count.tolist() == [2.0, 0.0]
+
+
+@pytest.mark.parametrize("exact_limit", [None, 128])
+def test_a_snapshot_without_vectors_reads_them_back_by_seq(exact_limit: int | None) -> None:
+    """Rows that name their reward (``seq``) are snapshotted without their vectors; the
+    restore asks for them by seq and searches exactly as the memory it was written from,
+    through evictions and the move to the IVF index."""
+    rng = np.random.default_rng(7)
+    log: dict[int, np.ndarray] = {}
+    mem = Memory(dim=8, capacity=300, exact_limit=exact_limit, lists=16, probes=4)
+    for seq, vec in enumerate(unit(rng, 400), start=1):  # 400 > capacity: evictions
+        log[seq] = vec
+        q = float(rng.random())
+        mem.add(vec, f"p/m{seq % 3}", quality=q, reward=q, cost_usd=0.01, latency_s=1.0,
+                output_tokens=None, seq=seq)
+    assert mem.logged and len(mem) < 400
+    asked: list[list[int]] = []
+
+    def fetch(seqs: np.ndarray) -> np.ndarray:
+        asked.append(seqs.tolist())
+        return np.stack([log[int(q)] for q in seqs])
+
+    small, full = mem.to_bytes(vectors=False), mem.to_bytes()
+    assert len(small) < len(full) - len(mem) * 8 * 4 // 2  # the vectors stayed out
+    copy = Memory.from_bytes(small, dim=8, capacity=300, exact_limit=exact_limit, lists=16,
+                             probes=4, fetch=fetch)
+    assert asked == [list(range(400 - len(mem) + 1, 401))]  # the newest rows, oldest first
+    assert copy.exact == mem.exact and np.array_equal(copy.vectors(), mem.vectors())
+    keys = ["p/m0", "p/m1", "p/m2"]
+    for q in unit(rng, 20):
+        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
+        assert a.count.tolist() == b.count.tolist() and a.similarity == b.similarity
+    np.testing.assert_equal(copy.model_stats(), mem.model_stats())
+    with pytest.raises(ValueError, match="no fetch"):
+        Memory.from_bytes(small, dim=8, capacity=300)
+    with pytest.raises(ValueError):  # the log gave back the wrong number of vectors
+        Memory.from_bytes(small, dim=8, capacity=300, fetch=lambda s: fetch(s)[1:])
+
+
+def test_rows_without_a_seq_keep_their_vectors_in_the_snapshot() -> None:
+    rng = np.random.default_rng(8)
+    mem = Memory(dim=8)
+    fill(mem, rng, 5)  # no seq given
+    assert not mem.logged
+    with pytest.raises(ValueError, match="needs the vectors"):
+        mem.to_bytes(vectors=False)
+    copy = Memory.from_bytes(mem.to_bytes(), dim=8, capacity=100)
+    assert np.array_equal(copy.vectors(), mem.vectors()) and not copy.logged

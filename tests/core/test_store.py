@@ -1,0 +1,85 @@
+"""The store on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from bandit_router.core._store import CheckpointRow, EventRow, RewardConflict, RewardRow, Store
+
+
+def event(i: int, created_at: float = 0.0) -> EventRow:
+    return EventRow(id=f"e{i}", created_at=created_at, status="pending", task_hash="0" * 64,
+                    task_text=None, embedder="x", embedding=b"\x00" * 8, context={"T": {}},
+                    actions=[{"key": "p/m"}], chosen=0, model_key="p/m", probability=1.0,
+                    pmf=[1.0], cost_weight=1.0, latency_weight=0.0, input_tokens=3,
+                    reference_key="p/m", reference_cost_usd=0.01, constraints={},
+                    policy_version=0, meta={})
+
+
+def reward(i: int, quality: float = 1.0) -> RewardRow:
+    return RewardRow(event_id=f"e{i}", received_at=1.0, quality=quality, cost_usd=0.001,
+                     latency_s=None, output_tokens=None, error=None, reward=quality,
+                     is_default=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, sqlite_url: str) -> Store:
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = Store(url)
+    yield s
+    s.close()
+
+
+def test_events_rewards_and_the_learning_log(store: Store) -> None:
+    for i in range(3):
+        store.add_event(event(i, created_at=float(i)))
+    seqs = [store.add_reward(reward(i), status="rewarded") for i in (2, 0)]
+    assert seqs == sorted(seqs)
+    log = store.learn_log(0)
+    assert [item.event.id for item in log] == ["e2", "e0"]
+    assert [item.event.id for item in store.learn_log(seqs[0])] == ["e0"]
+    assert store.get_event("e1").status == "pending"  # type: ignore[union-attr]
+    assert store.get_event("e2").status == "rewarded"  # type: ignore[union-attr]
+    assert store.count_events() == {"pending": 1, "rewarded": 2}
+    assert store.add_default_rewards(before=10.0, now=11.0, reward=-0.5) == 1
+    assert store.add_default_rewards(before=10.0, now=12.0, reward=-0.5) == 0
+    default = store.get_reward("e1")
+    assert default is not None and default.is_default and default.reward == -0.5
+    assert default.seq > seqs[-1]
+    assert store.count_events() == {"defaulted": 1, "rewarded": 2}
+
+
+def test_one_reward_per_event(store: Store) -> None:
+    store.add_event(event(0))
+    store.add_reward(reward(0, 0.9), status="rewarded")
+    with pytest.raises(RewardConflict):
+        store.add_reward(reward(0, 0.1), status="rewarded")
+    assert store.get_reward("e0").quality == 0.9  # type: ignore[union-attr]
+
+
+def test_only_the_newest_checkpoints_are_kept(store: Store) -> None:
+    for i in range(4):
+        store.add_checkpoint(CheckpointRow(created_at=float(i), reward_seq=i, learned=i,
+                                           config_hash="h", sha256="s", policy=b"p" * i,
+                                           memory=b"m"), keep=2)
+    assert [c.reward_seq for c in store.checkpoints()] == [3, 2]
+
+
+def test_default_rewards_leave_rewarded_and_recent_events_alone(store: Store) -> None:
+    for i in range(4):
+        store.add_event(event(i, created_at=float(i)))
+    store.add_reward(reward(1), status="rewarded")
+    assert store.add_default_rewards(before=2.5, now=5.0, reward=0.0) == 2  # e0, e2
+    assert store.get_reward("e1").is_default is False  # type: ignore[union-attr]
+    assert store.get_event("e3").status == "pending"  # type: ignore[union-attr]
+    assert [i.event.id for i in store.learn_log(0)] == ["e1", "e0", "e2"]
+
+
+def test_prices_are_written_together_and_read_after_an_id(store: Store) -> None:
+    from bandit_router.core._store import PriceRow
+
+    store.add_prices([PriceRow(updated_at=1.0, provider="p", model=m, input_price_per_1m=1.0,
+                               output_price_per_1m=None) for m in ("a", "b")])
+    rows = store.prices()
+    assert [r.model for r in rows] == ["a", "b"]
+    assert [r.model for r in store.prices(after_id=rows[0].id)] == ["b"]

@@ -1,0 +1,156 @@
+"""Dataset loaders; the MMLU-Pro ones run when the shared data is present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bandit_router import InvalidInputError
+from bandit_router.eval.datasets import (
+    PrecomputedEmbedder,
+    RoutingDataset,
+    default_data_dir,
+    fit_prices,
+    load_log,
+    load_mmlu_pro,
+    load_routerbench,
+    synthetic_dataset,
+)
+
+MMLU = default_data_dir() / "mmlu_pro"
+needs_mmlu = pytest.mark.skipif(not (MMLU / "prompts.jsonl.gz").exists(),
+                                reason="shared MMLU-Pro data not present (BANDIT_ROUTER_DATA)")
+
+
+@needs_mmlu
+def test_mmlu_pro_matches_its_published_reference_points() -> None:
+    ds = load_mmlu_pro(MMLU)
+    assert len(ds) == 10_225 and len(ds.models) == 13
+    gpt4o = ds.models.index("gpt-4o-2024-05-13")
+    flash = ds.models.index("gemini-1.5-flash-002")
+    assert ds.quality[:, gpt4o].mean() == pytest.approx(0.731, abs=5e-4)
+    assert ds.cost[:, gpt4o].mean() == pytest.approx(0.00687, rel=1e-3)
+    assert ds.quality[:, flash].mean() == pytest.approx(0.656, abs=5e-4)
+    assert ds.embeddings is not None and ds.embeddings.shape == (10_225, 384)
+    assert np.allclose(np.linalg.norm(ds.embeddings, axis=1), 1, atol=1e-3)
+    assert ds.prices["gpt-4o-2024-05-13"] == (5.0, 15.0)
+    assert set(ds.groups or []) and len(set(ds.groups or [])) == 14
+
+
+def test_log_round_trip(tmp_path: Path) -> None:
+    rows = [{"task_id": f"t{i}", "task": f"question {i}", "model": m,
+             "quality": float((i + k) % 2), "cost_usd": 0.001 * (k + 1), "output_tokens": 50}
+            for i in range(5) for k, m in enumerate(["a/big", "b/small"])]
+    rows.append({"task_id": "t9", "task": "only one model", "model": "a/big", "quality": 1,
+                 "cost_usd": 0.1})
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    ds = load_log(path)
+    assert ds.models == ["a/big", "b/small"] and len(ds) == 5  # t9 lacks a model: dropped
+    assert ds.quality[0].tolist() == [0.0, 1.0] and ds.cost[0].tolist() == [0.001, 0.002]
+    assert ds.catalog().model_keys() == ["a/big", "b/small"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"task": "x", "model": "m"}))
+    with pytest.raises(InvalidInputError):
+        load_log(bad)
+
+
+def test_routerbench_csv(tmp_path: Path) -> None:
+    path = tmp_path / "rb.csv"
+    path.write_text("sample_id,prompt,eval_name,gpt-4,gpt-4|total_cost,gpt-4|model_response,"
+                    "llama,llama|total_cost,llama|model_response\n"
+                    "s1,What is 2+2?,math,1,0.01,4,0,0.0001,5\n"
+                    "s2,Capital of France?,geo,1,0.02,Paris,1,0.0002,Paris\n")
+    ds = load_routerbench(path)
+    assert ds.models == ["gpt-4", "llama"] and ds.task_ids == ["s1", "s2"]
+    assert ds.quality.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+    assert ds.cost[1, 1] == pytest.approx(0.0002)
+
+
+def test_dataset_validation_and_subset() -> None:
+    ds = synthetic_dataset(50, seed=2)
+    sub = ds.subset([3, 1])
+    assert sub.texts == [ds.texts[3], ds.texts[1]] and np.allclose(sub.quality[0], ds.quality[3])
+    with pytest.raises(InvalidInputError):
+        RoutingDataset(name="x", task_ids=["1"], texts=["t"], models=["m"],
+                       quality=np.array([[1.5]]), cost=np.array([[0.0]]),
+                       latency=np.array([[1.0]]))
+
+
+def test_precomputed_embedder() -> None:
+    vecs = np.eye(3, dtype=np.float32)
+    e = PrecomputedEmbedder(["a", "b", "c"], vecs)
+    assert np.allclose(e.embed(["c", "a"]), vecs[[2, 0]])
+    with pytest.raises(KeyError):
+        e.embed(["unknown"])
+
+
+def test_routerbench_drops_rows_with_gaps_and_reads_gzip(tmp_path: Path, caplog) -> None:
+    import gzip
+    import logging
+
+    text = ("sample_id,prompt,eval_name,a/big,a/big|total_cost,a/big|model_response,"
+            "b/small,b/small|total_cost\n"
+            "s1,What is 2+2?,math,1,0.01,four,0,0.0001\n"
+            "s2,Capital of France?,geo,,0.02,Paris,1,0.0002\n"     # big has no score
+            "s3,Name a colour,misc,1,,red,1,0.0002\n"              # big has no cost
+            "s4,Say hi,misc,1,0.03,hi there friend,nan,0.0003\n"  # small's score is NaN
+            "s5,Count to three,misc,0.5,0.01,1 2 3,1,0.0001\n")
+    path = tmp_path / "rb.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write(text)
+    with caplog.at_level(logging.WARNING, logger="bandit_router"):
+        ds = load_routerbench(path)
+    assert ds.task_ids == ["s1", "s5"] and ds.dropped == 3
+    assert "3 of 5 rows dropped" in caplog.text
+    assert ds.name == "rb" and ds.groups == ["math", "misc"]
+    assert ds.quality.tolist() == [[1.0, 0.0], [0.5, 1.0]]
+    # input tokens from the prompt, output tokens from the response where there is one
+    assert ds.input_tokens is not None and ds.input_tokens.tolist() == [3, 4]
+    assert ds.output_tokens is not None and ds.output_tokens[:, 0].tolist() == [1.0, 2.0]
+    assert ds.output_tokens[:, 1].tolist() == [300.0, 300.0]
+    assert ds.subset([1]).dropped == 3
+    everything_missing = tmp_path / "empty.csv"
+    everything_missing.write_text("prompt,m,m|total_cost\nq,,0.1\n")
+    with pytest.raises(InvalidInputError, match="every row lacks"):
+        load_routerbench(everything_missing)
+    no_scores = tmp_path / "noscore.csv"
+    no_scores.write_text("prompt,m|total_cost\nq,0.1\n")
+    with pytest.raises(InvalidInputError, match="no score column"):
+        load_routerbench(no_scores)
+
+
+def test_catalog_prices_fitted_to_the_costs() -> None:
+    # costs made by a price formula: the fitted catalog gives them back per request
+    n = 200
+    rng = np.random.default_rng(0)
+    n_in = rng.integers(20, 2000, n)
+    n_out = rng.integers(10, 600, n).astype(float)
+    cost = np.stack([(3.0 * n_in + 15.0 * n_out) / 1e6, (0.1 * n_in + 0.4 * n_out) / 1e6],
+                    axis=1)
+    ds = RoutingDataset(name="x", task_ids=[str(i) for i in range(n)],
+                        texts=[f"t{i}" for i in range(n)], models=["p/big", "p/small"],
+                        quality=np.full((n, 2), 0.5), cost=cost, latency=np.ones((n, 2)),
+                        output_tokens=np.stack([n_out, n_out], axis=1), input_tokens=n_in)
+    big, small = ds.catalog()
+    assert big.input_price_per_1m == pytest.approx(3.0) and big.output_price_per_1m == \
+        pytest.approx(15.0)
+    assert small.input_price_per_1m == pytest.approx(0.1)
+    assert big.cost_usd(input_tokens=1000, output_tokens=100) == pytest.approx(0.0045)
+    # a price that explains nothing is not made negative
+    pin, pout = fit_prices([1e-3, 1e-3, 1e-3], [10, 100, 1000], [1000, 100, 10])
+    assert pin >= 0 and pout >= 0
+
+
+def test_log_rows_without_an_outcome_count_as_missing(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("task_id,task,model,quality,cost_usd\n"
+                    "1,one,a,1,0.1\n1,one,b,0,0.01\n"
+                    "2,two,a,,0.1\n2,two,b,1,0.01\n"
+                    "3,three,a,0.5,0.1\n3,three,b,1,0.01\n")
+    ds = load_log(path)
+    assert ds.task_ids == ["1", "3"] and ds.dropped == 1
+    assert ds.input_tokens is not None and ds.input_tokens.tolist() == [1, 2]

@@ -1,0 +1,125 @@
+"""The quality protocol: workloads, settings, one table, JSON, targets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bandit_router import InvalidInputError
+from bandit_router.eval import protocol
+from bandit_router.eval.datasets import synthetic_dataset
+from bandit_router.eval.replay import Drift
+from bandit_router.eval.simulation import HashEmbedder
+
+
+def test_settings_from_parses_and_validates() -> None:
+    policy, router = protocol.settings_from(
+        ["policy.gamma_scale=400", "policy.interactions=[\"TM\", \"KM\"]",
+         "router.per_model_neighbours=8", "policy.exploration=epsilon"])
+    assert policy == {"gamma_scale": 400, "interactions": ("TM", "KM"),
+                      "exploration": "epsilon"}
+    assert router == {"per_model_neighbours": 8}
+    for bad in ("gamma_scale=4", "policy.nope=1", "policy.gamma_scale", "router.x=1",
+                "policy.gamma_scale=-1"):
+        with pytest.raises(InvalidInputError):
+            protocol.settings_from([bad])
+
+
+def test_workloads_without_data_are_the_synthetic_ones(tmp_path: Path) -> None:
+    found = {w.name: w for w in protocol.workloads(data_dir=tmp_path)}
+    assert list(found) == ["synthetic", "drift-quality", "drift-price"]
+    assert found["drift-price"].drift == Drift(model="frontier/large", at=2000,
+                                               price_factor=3.0)
+    assert all(w.targets for w in found.values())
+
+
+def _tiny(name: str, n: int, drift: Drift | None = None) -> protocol.Workload:
+    return protocol.Workload(
+        name=name, description="tiny", cost_weights=(20, 50), needs_embedding=True,
+        load=lambda: replace(synthetic_dataset(n, seed=1), name=name), drift=drift,
+        targets=(protocol.Target(kind="hull", mean=0.0, worst=-0.05),
+                 protocol.Target(kind="quality", quality=0.99),
+                 protocol.Target(kind="point", quality=0.5, cost_share=0.9),
+                 *((protocol.Target(kind="drift", share=0.5),) if drift else ())))
+
+
+def test_run_protocol_table_json_and_targets(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANDIT_ROUTER_CACHE", str(tmp_path / "cache"))
+    drift = Drift(model="opencode/coder", at=300, quality_delta=-0.6)
+    result = protocol.run_protocol(
+        [_tiny("tiny", 400), _tiny("tiny-drift", 800, drift)], seeds=[0, 1],
+        policy={"gamma_scale": 20}, cost_weights={"tiny-drift": [30]},
+        embedder=HashEmbedder(), jobs=2)
+    assert next(p.name for p in (tmp_path / "cache").iterdir()).startswith("tiny-")
+    assert len(result["runs"]) == 2 * 2 + 2 and result["seed_set"] == "development"
+    assert result["settings"]["policy"]["gamma_scale"] == 20
+    assert result["settings"]["overrides"]["policy"] == {"gamma_scale": 20}
+    tiny = result["workloads"]["tiny"]
+    assert [r["cost_weight"] for r in tiny["rows"]] == [20, 50]
+    row = tiny["rows"][0]
+    runs = [r for r in result["runs"] if r["workload"] == "tiny" and r["cost_weight"] == 20]
+    assert row["quality"] == pytest.approx(sum(r["quality"] for r in runs) / 2)
+    assert row["vs_hull_worst"] == min(r["vs_hull"] for r in runs)
+    assert row["quality_worst"] == min(r["quality"] for r in runs)
+    assert tiny["aiq"] is not None and tiny["aiq_zero_router"] > 0
+    assert sum(runs[0]["traffic"].values()) == pytest.approx(1.0)
+    drifted = result["workloads"]["tiny-drift"]["rows"][0]["drift"]
+    assert drifted["model"] == "opencode/coder" and drifted["share_before"] > 0
+    by_target = {(c["workload"], c["target"]): c for c in result["targets"]}
+    assert by_target[("tiny", "quality >= 0.990")]["met"] is False  # out of reach
+    hull = by_target[("tiny", "vs hull >= +0.000 mean, >= -0.050 worst seed")]
+    assert hull["figure"].startswith("lowest mean")
+    assert ("tiny-drift", "traffic after drift <= 50% of before") in by_target
+    # the JSON round trip gives the same table, and the markdown rows come from it
+    path = tmp_path / "out" / "q.json"
+    protocol.write_json(result, path)
+    again = protocol.load_json(path)
+    assert protocol.format_table(again) == protocol.format_table(result)
+    assert protocol.check_targets(again) == result["targets"]
+    md = protocol.render_markdown(again)
+    assert f"| tiny | 20 | {row['quality']:.3f} ({row['quality_worst']:.3f})" in md
+    assert "| tiny | quality >= 0.990 |" in md and "**no**" in md
+    json.dumps(result)  # plain JSON throughout
+
+
+def test_targets_are_checked_against_the_figures() -> None:
+    def summary(rows: list[dict[str, float]], *targets: protocol.Target) -> dict:
+        return {"workloads": {"w": {"rows": rows, "targets": [
+            {**protocol._jsonable(t), "text": t.describe()} for t in targets]}}}
+
+    rows = [{"cost_weight": 10, "vs_hull": 0.01, "vs_hull_worst": -0.002, "quality": 0.72,
+             "cost_share": 0.12},
+            {"cost_weight": 30, "vs_hull": 0.006, "vs_hull_worst": -0.006, "quality": 0.716,
+             "cost_share": 0.09}]
+    hull = protocol.Target(kind="hull", mean=0.005, worst=-0.005)
+    point = protocol.Target(kind="point", quality=0.717, cost_share=0.10)
+    checks = protocol.check_targets(summary(rows, hull, point))
+    assert [c["met"] for c in checks] == [False, False]  # worst seed -0.006; 0.716 < 0.717
+    rows[1]["vs_hull_worst"], rows[1]["quality"] = -0.004, 0.718
+    assert [c["met"] for c in protocol.check_targets(summary(rows, hull, point))] == [True,
+                                                                                       True]
+    with pytest.raises(InvalidInputError):
+        protocol.Target(kind="nope")  # type: ignore[arg-type]
+
+
+def test_the_readme_table_is_the_committed_json() -> None:
+    """The README's quality figures come from the JSON the protocol wrote, not by hand."""
+    from bandit_router.cli import README_END, README_START
+
+    root = Path(__file__).resolve().parents[2]
+    result = protocol.load_json(root / "benchmarks" / "results" / "quality.json")
+    readme = (root / "README.md").read_text()
+    block = readme.split(README_START, 1)[1].split(README_END, 1)[0]
+    assert block == "\n" + protocol.render_markdown(result)
+    assert result["seed_set"] == "report" and result["seeds"] == list(protocol.REPORT_SEEDS)
+    # measured with the defaults as they are now: change one, and the table must be re-run
+    from bandit_router import PolicyConfig, RouterConfig
+
+    assert result["settings"]["overrides"] == {"policy": {}, "router": {}}
+    assert result["settings"]["policy"] == protocol._jsonable(PolicyConfig())
+    assert result["settings"]["router"] == protocol._jsonable(RouterConfig())
+    assert protocol.check_targets(result) == result["targets"]

@@ -1,0 +1,152 @@
+"""The replay engine: bandit feedback through the real router, baselines, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit_router.eval.datasets import default_data_dir, load_mmlu_pro, synthetic_dataset
+from bandit_router.eval.replay import hull_quality, replay, zero_router_hull
+from bandit_router.eval.simulation import HashEmbedder
+
+
+def test_zero_router_hull() -> None:
+    # (cost, quality): c is dominated by b's mix with d, e costs more for no gain
+    hull = zero_router_hull([0.0, 1.0, 2.0, 3.0, 4.0], [0.2, 0.6, 0.65, 0.9, 0.9])
+    assert hull == [(0.0, 0.2), (1.0, 0.6), (3.0, 0.9)]
+    assert hull_quality(hull, 2.0) == pytest.approx(0.75)
+    assert hull_quality(hull, 10.0) == 0.9 and hull_quality(hull, -1) == 0.2
+
+
+def test_replay_is_deterministic_and_beats_fixed_strategies() -> None:
+    ds = synthetic_dataset(1500, seed=3)
+    a = replay(ds, seed=1, cost_weight=50.0, embedder=HashEmbedder())
+    b = replay(ds, seed=1, cost_weight=50.0, embedder=HashEmbedder())
+    assert np.array_equal(a.order, b.order) and np.array_equal(a.chosen, b.chosen)
+    s = a.summary(slice(750, None))
+    assert s["metrics"]["rounds"] == 750
+    for baseline in ("random", "cheapest", "strongest"):
+        assert s["router"]["reward"] > s[baseline]["reward"] + 0.02, baseline
+    assert s["oracle"]["reward"] >= s["router"]["reward"]
+    assert s["metrics"]["regret_per_round"] == pytest.approx(
+        s["oracle"]["reward"] - s["router"]["reward"], abs=1e-9)
+    c = replay(ds, seed=2, cost_weight=50.0, embedder=HashEmbedder())
+    assert not np.array_equal(a.order, c.order)
+
+
+def test_replay_log(tmp_path) -> None:
+    ds = synthetic_dataset(40, seed=0)
+    result = replay(ds, seed=0, cost_weight=10.0, embedder=HashEmbedder())
+    result.write_log(tmp_path / "log.csv")
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(lines) == 41 and lines[0].startswith("round,task_id,model,probability")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (default_data_dir() / "mmlu_pro" / "prompts.jsonl.gz").exists(),
+                    reason="shared MMLU-Pro data not present")
+def test_mmlu_pro_slice_learns_to_save() -> None:
+    ds = load_mmlu_pro(default_data_dir() / "mmlu_pro", limit=3000)
+    result = replay(ds, seed=0, cost_weight=50.0)  # precomputed MiniLM vectors
+    s = result.summary(slice(1500, None))
+    gpt4o = s["always gpt-4o-2024-05-13"]
+    assert s["router"]["cost"] < 0.15 * gpt4o["cost"]
+    assert s["router"]["quality"] > s["random"]["quality"] + 0.08
+    assert s["router"]["reward"] > gpt4o["reward"] + 0.1
+
+
+def test_warm_start_from_labelled_history(tmp_path) -> None:
+    from bandit_router import Router, RouterConfig
+    from bandit_router.eval.simulation import demo_catalog
+
+    ds = synthetic_dataset(600, seed=4)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    router = Router(database_url=url, catalog=demo_catalog(), embedder=HashEmbedder(),
+                    config=RouterConfig(cost_weight=50.0))
+    learned = router.warm_start(ds.subset(range(300)))
+    assert learned == 300 * len(ds.models) == router.policy_version
+    stats = router.get_routing_stats()
+    assert stats["decisions"] == 0  # history is not traffic
+    probe = ds.subset(range(300, 600))
+    best = [ds.models[int(np.argmax(ds.quality[i] - 50.0 * ds.cost[i]))]
+            for i in range(300, 600)]
+    picks = [router.select(t, event_id=f"p{i}") for i, t in enumerate(probe.texts)]
+    hit = np.mean([f"{d.provider}/{d.model}" == b for d, b in zip(picks, best, strict=True)])
+    assert hit > 0.4  # chance is 0.2: it knows before any live reward
+    router.close()
+    again = Router(database_url=url, catalog=demo_catalog(), embedder=HashEmbedder(),
+                   config=RouterConfig(cost_weight=50.0))
+    assert again.policy_version == learned  # the history is part of the log
+    again.close()
+
+
+def test_replay_with_warm_start_beats_cold_start() -> None:
+    ds = synthetic_dataset(1200, seed=5)
+    cold = replay(ds, seed=0, cost_weight=50.0, embedder=HashEmbedder(), limit=600)
+    warm = replay(ds, seed=0, cost_weight=50.0, embedder=HashEmbedder(), warm_start=0.5)
+    assert len(warm.order) == 600
+    assert warm.summary()["router"]["reward"] > cold.summary()["router"]["reward"] + 0.02
+
+
+def test_baselines_and_aiq() -> None:
+    from bandit_router.eval.baselines import aiq, knn_greedy, supervised
+
+    ds = synthetic_dataset(1200, seed=6)
+    emb = HashEmbedder().embed(ds.texts)
+    ds = type(ds)(**{**ds.__dict__, "embeddings": emb})
+    order, chosen = knn_greedy(ds, seed=0, cost_weight=50.0)
+    q = ds.quality[order, chosen][600:].mean()
+    assert q > ds.quality.mean() + 0.1  # it learns, without VW
+    train, test = np.arange(0, 900), np.arange(900, 1200)
+    picks = supervised(ds, train, test, cost_weight=50.0)
+    best = np.argmax(ds.quality[test] - 50.0 * ds.cost[test], axis=1)
+    assert np.mean(picks == best) > 0.5
+    line = [(0.0, 0.5), (1.0, 0.9)]
+    assert aiq(line, low=0.0, high=1.0) == pytest.approx(0.7, abs=1e-3)
+    assert aiq([(0.0, 0.6), (1.0, 0.9)], low=0.0, high=1.0) > aiq(line, low=0.0, high=1.0)
+
+
+def test_drift_changes_outcomes_and_announces_the_price() -> None:
+    from bandit_router.eval.replay import Drift
+
+    ds = synthetic_dataset(600, seed=4)
+    drift = Drift(model="frontier/large", at=300, quality_delta=-0.5, price_factor=3.0)
+    result = replay(ds, seed=0, cost_weight=30.0, embedder=HashEmbedder(), drift=drift)
+    j = ds.models.index("frontier/large")
+    static_q = ds.quality[result.order, result.chosen]
+    static_c = ds.cost[result.order, result.chosen]
+    picked = result.chosen == j
+    before, after = np.arange(600) < 300, np.arange(600) >= 300
+    assert picked[before].any() and picked[after].any()
+    assert np.allclose(result.quality[before], static_q[before])
+    assert np.allclose(result.cost[after & picked], 3.0 * static_c[after & picked])
+    assert np.allclose(result.quality[after & picked],
+                       np.clip(static_q[after & picked] - 0.5, 0, 1))
+    assert np.allclose(result.quality[after & ~picked], static_q[after & ~picked])
+    assert result.share("frontier/large") == pytest.approx(picked.mean())
+    assert Drift(model="m", at=0.25).start(1000) == 250
+
+
+def test_announced_price_drift_reaches_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bandit_router import Router
+    from bandit_router.eval.replay import Drift
+
+    updates: list[tuple[str, dict[str, dict[str, float]]]] = []
+    original = Router.update_pricing
+
+    def spy(self: Router, provider: str, prices: dict[str, dict[str, float]]) -> None:
+        updates.append((provider, prices))
+        original(self, provider, prices)
+
+    monkeypatch.setattr(Router, "update_pricing", spy)
+    ds = synthetic_dataset(100, seed=4)
+    spec = ds.catalog().get("frontier/large")
+    replay(ds, seed=0, embedder=HashEmbedder(),
+           drift=Drift(model="frontier/large", at=50, price_factor=3.0))
+    assert updates == [("frontier", {"large": {
+        "input_price_per_1m": 3 * spec.input_price_per_1m,
+        "output_price_per_1m": 3 * spec.output_price_per_1m}})]
+    updates.clear()
+    replay(ds, seed=0, embedder=HashEmbedder(),
+           drift=Drift(model="frontier/large", at=50, price_factor=3.0, announce=False))
+    assert updates == []
