@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pylibvw  # type: ignore[import-not-found]
 import vowpalwabbit
+from vowpalwabbit import Example, LabelType, PredictionType
 
 from .._config import PolicyConfig
 from .._namespaces import MODEL
@@ -100,12 +100,12 @@ class _Pending:
 
     def __init__(self, vw: vowpalwabbit.Workspace) -> None:
         self.vw = vw
-        self.examples: OrderedDict[Hashable, list[Any]] = OrderedDict()
+        self.examples: OrderedDict[Hashable, list[Example]] = OrderedDict()
 
     def release(self) -> None:
         """Give every kept example back to its workspace."""
         while self.examples:
-            pylibvw.vw._finish_example_multi_ex(self.vw, self.examples.popitem()[1])
+            self.vw.finish_example(self.examples.popitem()[1])
 
 
 #: The share of a decision each model still owed tries in the task's cluster gets.
@@ -224,7 +224,7 @@ class VWPolicy(Policy):
         self._learned = 0
         #: with ``optimism``: examples without features, set up once per workspace (see
         #: ``_learn_padded``)
-        self._blanks: list[Any] = []
+        self._blanks: list[Example] = []
 
     def _index_pins(self) -> None:
         self._pins = [(self._vw.hash_feature(_name(name), self._vw.hash_space(ns)),
@@ -350,14 +350,21 @@ class VWPolicy(Policy):
             lines[i] = f"{_label_text(label)} {lines[i]}"
         return lines
 
-    # -- calls into VW ------------------------------------------------------------------------
-    # ``Workspace.predict``/``learn`` on strings parse them and wrap every example in a Python
-    # object; the same native calls without the wrappers cost a fraction of that
-    def _parse(self, lines: list[str]) -> list[Any]:
-        return self._vw._parse("\n".join(lines).replace("\r", "").strip())  # type: ignore[no-any-return]
+    # -- calls into VW: its public Python API only ---------------------------------------------
+    # A decision's examples are parsed once (``Workspace.parse``) and, with a key, kept for the
+    # update of its reward, which then only sets the chosen action's label.
+    def _parse(self, lines: list[str]) -> list[Example]:
+        parsed: list[Example] = self._vw.parse("\n".join(lines),
+                                               labelType=LabelType.CONTEXTUAL_BANDIT)
+        return parsed
 
-    def _finish(self, examples: list[Any]) -> None:
-        pylibvw.vw._finish_example_multi_ex(self._vw, examples)
+    def _finish(self, examples: list[Example]) -> None:
+        self._vw.finish_example(examples)
+
+    def _predict(self, examples: list[Example]) -> list[float]:
+        """VW's score of each action (predicted costs, or probabilities when VW explores)."""
+        kind = PredictionType.ACTION_SCORES if self._regressor else PredictionType.ACTION_PROBS
+        return list(self._vw.predict(examples, prediction_type=kind))
 
     def _learn_padded(self, shared: Any, chosen: Any, index: int, n_actions: int) -> None:
         """Learn a labelled ``chosen`` example as squareCB's regressor (``optimism``): from
@@ -371,12 +378,12 @@ class VWPolicy(Policy):
         whole list (a test compares them with a workspace that learned every action's text);
         VW's own loss statistics, which nothing here reads, are not."""
         while len(self._blanks) < n_actions - 1:
-            blank = pylibvw.example(self._vw, pylibvw.vw.lContextualBandit)
-            pylibvw.vw.setup_example(self._vw, blank)
+            blank = Example(self._vw, labelType=LabelType.CONTEXTUAL_BANDIT)
+            blank.setup_example()
             self._blanks.append(blank)
         try:
-            pylibvw.vw.learn_multi(self._vw, [shared, *self._blanks[:index], chosen,
-                                              *self._blanks[index:n_actions - 1]])
+            self._vw.learn([shared, *self._blanks[:index], chosen,
+                            *self._blanks[index:n_actions - 1]])
         except BaseException:
             self._blanks = []  # VW may have stopped part way, with the stand-ins changed
             raise
@@ -385,10 +392,9 @@ class VWPolicy(Policy):
         examples = self._parse(lines)
         try:
             if learn:
-                pylibvw.vw.learn_multi(self._vw, examples)
+                self._vw.learn(examples)
                 return []
-            pylibvw.vw.predict_multi(self._vw, examples)
-            return list(examples[0].get_action_scores())
+            return self._predict(examples)
         finally:
             self._finish(examples)
 
@@ -401,8 +407,7 @@ class VWPolicy(Policy):
             return self._run(self._example(context, actions), learn=False)
         examples = self._parse(self._lines(context, actions, key))
         try:
-            pylibvw.vw.predict_multi(self._vw, examples)
-            scores = list(examples[0].get_action_scores())
+            scores = self._predict(examples)
         except BaseException:
             self._finish(examples)
             raise
@@ -579,14 +584,14 @@ class VWPolicy(Policy):
             if examples is not None and len(examples) == len(actions) + 1 and labelled:
                 try:  # the examples its decision parsed: only the label is new
                     chosen = examples[index + 1]
-                    chosen.set_label_string(self._vw, _label_text(label),
-                                            pylibvw.vw.lContextualBandit)
+                    chosen.set_label_string(_label_text(label))
                     # parsed without a label, VW took it for held-out; labelled text is not
                     chosen.set_test_only(False)
                     if predict:  # its decision predicted every action
-                        vw_cost = float(examples[0].get_action_scores()[index])
+                        vw_cost = float(examples[0].get_prediction(
+                            PredictionType.ACTION_SCORES)[index])
                     if not self._regressor:
-                        pylibvw.vw.learn_multi(self._vw, examples)
+                        self._vw.learn(examples)
                     else:
                         self._learn_padded(examples[0], chosen, index, len(actions))
                 finally:
@@ -606,8 +611,7 @@ class VWPolicy(Policy):
                     parsed = self._parse([shared, f"{_label_text(label)} {chosen_line}"])
                     try:
                         if predict:  # the same parse serves the prediction and the update
-                            pylibvw.vw.predict_multi(self._vw, parsed)
-                            vw_cost = float(parsed[0].get_action_scores()[0])
+                            vw_cost = float(self._predict(parsed)[0])
                         self._learn_padded(parsed[0], parsed[1], index, len(actions))
                     finally:
                         self._finish(parsed)

@@ -484,3 +484,25 @@ def test_baseline_strength_without_a_baseline_is_refused() -> None:
         VWPolicy(PolicyConfig(exploration="squarecb", seed=0, optimism=0.2, baseline_strength=10.0))
     VWPolicy(PolicyConfig(exploration="squarecb",
                           seed=0, optimism=0.2))  # without the strength, none is needed
+
+
+def test_the_adapter_calls_vw_through_its_public_python_api_only() -> None:
+    """No ``pylibvw`` (the native module under ``vowpalwabbit``) and no private attribute of a
+    workspace or an example: what VW's next minor release may rename."""
+    import ast
+    import inspect
+
+    from bandit_router.core.policies import _vw
+
+    tree = ast.parse(inspect.getsource(_vw))
+    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
+    imported = {alias.name for node in imports for alias in node.names}
+    imported |= {node.module for node in imports
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not {name for name in imported if "pylibvw" in name}
+    private = sorted({ast.unparse(node) for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                      and not node.attr.startswith("__")
+                      and ast.unparse(node.value) in {"self._vw", "self.vw", "vowpalwabbit",
+                                                      "workspace", "chosen", "blank"}})
+    assert private == []
