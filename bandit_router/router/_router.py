@@ -514,7 +514,9 @@ class Router(BudgetMethods, ProviderMethods):
         return d.provider, d.model
 
     def get_routing_stats(self) -> dict[str, Any]:
-        """Traffic, quality and spend per model, and savings against the reference model."""
+        """Traffic, quality and spend per model, and savings against the reference model; the
+        learner's state: ``policy_version``, ``task_clusters`` (the codebooks' sizes and tag,
+        ``None`` before they are fitted) and ``remembered_tasks`` (outcomes in the memory)."""
         from ..core._stats import routing_stats
 
         with self._lock:
@@ -522,9 +524,11 @@ class Router(BudgetMethods, ProviderMethods):
             measured = {k: dict(v) for k, v in self._learner.memory.model_stats().items()}
             learned = self._learner.learned
             clusters = self._learner.clusters
+            remembered = len(self._learner.memory)
         out = routing_stats(self.store, self.catalog, measured, policy_version=learned)
         out["task_clusters"] = (None if clusters is None
                                 else {"sizes": list(clusters.sizes), "tag": clusters.tag})
+        out["remembered_tasks"] = remembered
         return out
 
     # -- life cycle --------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_router_fits_once_enough_tasks_are_rewarded_and_uses_them(
     first = _serve(router, ds.texts[:23])
     assert router.get_routing_stats()["task_clusters"] is None  # not yet: 23 tasks
     first += _serve(router, ds.texts[23:24], start=23)
-    assert router._learner.clusters is not None  # fitted after the 24th reward
+    assert router.get_routing_stats()["task_clusters"] is not None  # fitted after the 24th reward
     later = _serve(router, ds.texts[24:], start=24)
     with router.store.session() as s:
         contexts = {e.id: e.context for e in s.query(EventRow)}
@@ -114,15 +114,16 @@ def test_a_replica_uses_the_stored_codebooks_not_its_own(
     a = make_router(config=CONFIG)
     b = make_router(config=CONFIG)  # started before any codebook exists
     _serve(a, ds.texts[:24])
-    assert a._learner.clusters is not None and b._learner.clusters is None
+    assert a.get_routing_stats()["task_clusters"] is not None
+    assert b.get_routing_stats()["task_clusters"] is None
     # b has learned other tasks than a's first 24 (it catches up on a's log too), but the
     # first writer's codebooks win
     _serve(b, ds.texts[30:60], start=100)
-    assert b._learner.clusters is not None
+    assert b.get_routing_stats()["task_clusters"] is not None
     for x, y in zip(a._learner.clusters.codebooks, b._learner.clusters.codebooks, strict=True):
         assert np.array_equal(x, y)
     c = make_router(config=CONFIG)  # a restart loads them at once
-    assert c._learner.clusters is not None
+    assert c.get_routing_stats()["task_clusters"] is not None
     assert c._learner.clusters.to_bytes() == a._learner.clusters.to_bytes()
 
 
@@ -133,12 +134,12 @@ def test_other_settings_get_their_own_codebooks_and_checkpoints(
     _serve(a, ds.texts[:24])
     other = RouterConfig(cost_weight=50.0, task_clusters=(3,), cluster_after=24)
     b = make_router(config=other)  # (2, 4) codebooks do not serve (3,): b fits its own
-    assert b._learner.clusters is not None and b._learner.clusters.sizes == (3,)
+    assert b.get_routing_stats()["task_clusters"]["sizes"] == [3]
     with b.store.session() as s:
         assert s.query(ClusterRow).count() == 2
     assert a._learner.config_hash() != b._learner.config_hash()
     off = make_router(config=RouterConfig(cost_weight=50.0, task_clusters=()))
-    assert off._learner.clusters is None
+    assert off.get_routing_stats()["task_clusters"] is None
     d = off.select(ds.texts[25], event_id="off-1")
     assert "K" not in off.store.get_event(d.event_id).context
 
@@ -151,7 +152,7 @@ def test_corrupt_codebooks_are_not_used(make_router: Callable[..., Router]) -> N
         row = s.query(ClusterRow).one()
         row.codebooks = row.codebooks[:-8] + b"\x00" * 8
     b = make_router(config=CONFIG)
-    assert b._learner.clusters is None
+    assert b.get_routing_stats()["task_clusters"] is None
 
 
 @pytest.mark.parametrize("precomputed", [True, False])
@@ -162,7 +163,7 @@ def test_labelled_warm_start_gets_clusters(make_router: Callable[..., Router],
     if precomputed:  # fitted on the whole history before any of it is learned
         history = replace(history, embeddings=router.embedder.embed(history.texts))
     router.warm_start(history, batch=5)
-    assert router._learner.clusters is not None
+    assert router.get_routing_stats()["task_clusters"] is not None
     distinct = len(set(history.texts))
     with router.store.session() as s:
         stored = s.query(ClusterRow).one()
@@ -209,6 +210,6 @@ def test_policy_learns_per_cluster_outcomes(make_router: Callable[..., Router]) 
         router.reward(d.event_id, quality=0.9 if key == best else 0.2, cost_usd=0.0)
         if k >= 450:
             chosen[kind].append(key)
-    assert router._learner.clusters is not None
+    assert router.get_routing_stats()["task_clusters"] is not None
     for kind, (_, best) in kinds.items():
         assert chosen[kind].count(best) / len(chosen[kind]) > 0.8, kind

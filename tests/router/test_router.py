@@ -93,7 +93,7 @@ def test_reward_is_learned(make_router: MakeRouter) -> None:
     assert receipt.policy_version == 1
     assert receipt.reward == pytest.approx(0.9 - 50.0 * 0.001)
     assert router.store.get_event(d.event_id).status == "rewarded"  # type: ignore[union-attr]
-    assert len(router._learner.memory) == 1
+    assert router.get_routing_stats()["remembered_tasks"] == 1
     d2 = router.select("Tell me a fun fact about cats.")
     assert d2.policy_version == 1
 
@@ -108,7 +108,8 @@ def test_cost_from_tokens_and_error_rewards(make_router: MakeRouter) -> None:
     d = router.select("Translate 'hello' to Dutch.")
     r = router.reward(d.event_id, error="rate_limit")
     assert r.quality == 0.0 and r.cost_usd == pytest.approx(d.estimated_cost_usd)
-    assert len(router._learner.memory) == 1  # failures teach the policy, not the memory
+    # failures teach the policy, not the memory
+    assert router.get_routing_stats()["remembered_tasks"] == 1
     assert router.policy_version == 2
 
 
@@ -168,7 +169,8 @@ def test_reward_wait_time_learns_the_default(make_router: MakeRouter, clock: Fak
         router.reward(late.event_id, quality=1.0)
     router.reward(on_time.event_id, quality=1.0)
     assert router.policy_version == 2
-    assert len(router._learner.memory) == 1  # a default reward is not a measurement
+    # a default reward is not a measurement
+    assert router.get_routing_stats()["remembered_tasks"] == 1
     clock.advance(1000)
     unseen = router.select("Tell me a fun fact about dolphins.")
     clock.advance(61)
@@ -415,7 +417,7 @@ def test_changed_policy_settings_relearn_from_the_log(make_router: MakeRouter) -
     first.close()
     second = make_router(policy=PolicyConfig(exploration="epsilon", epsilon=0.1))
     assert second.policy_version == 100
-    assert len(second._learner.memory) == 100
+    assert second.get_routing_stats()["remembered_tasks"] == 100
 
 
 def test_two_routers_on_one_database_share_the_log(make_router: MakeRouter) -> None:
@@ -585,7 +587,8 @@ def test_restart_restores_thompson_sampling_exactly(
     assert first.policy.groups == ("K",) and first.policy.learned_range == (0.0, 1.0)
     assert first.policy.evidence == ("A", "evidence", config.prior_strength)
     train(first, 200)
-    assert first._learner.clusters is not None  # the posterior has cluster levels
+    # the posterior has cluster levels
+    assert first.get_routing_stats()["task_clusters"] is not None
 
     def probe(router: Router) -> list[float]:
         emb = router.embedder.embed(["Translate 'good night' to German."])[0]

@@ -124,7 +124,7 @@ def test_checkpoint_with_other_settings_is_not_loaded(make_router: MakeRouter) -
     assert second.policy_version == 60
     third = make_router(config=RouterConfig(cost_weight=50.0, memory_size=40,
                                             task_clusters=()))
-    assert len(third._learner.memory) <= 40
+    assert third.get_routing_stats()["remembered_tasks"] <= 40
 
 
 def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
