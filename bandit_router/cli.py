@@ -147,12 +147,11 @@ def _replay(args: argparse.Namespace) -> int:
 
     # squareCB's own options mean squareCB unless another exploration is named
     exploration = implied_exploration(args.exploration, optimism=args.optimism,
-                                      elimination=args.elimination,
                                       baseline_strength=args.baseline_strength)
     try:
         policy = PolicyConfig(exploration=exploration, seed=args.seed,
                               gamma_scale=args.gamma_scale, embedding_dims=args.embedding_dims,
-                              elimination=args.elimination, optimism=args.optimism,
+                              optimism=args.optimism,
                               baseline_strength=args.baseline_strength,
                               interactions=tuple(args.interactions))
     except InvalidInputError as exc:
@@ -275,13 +274,11 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     rp.add_argument("--cost-weight", type=float, default=20.0)
     rp.add_argument("--exploration", choices=list(EXPLORATIONS), default=None,
                     help=f"default: {PolicyConfig().exploration}; squarecb when one of its "
-                         "options (--optimism, --elimination, --baseline-strength) is given")
+                         "options (--optimism, --baseline-strength) is given")
     rp.add_argument("--gamma-scale", type=float, default=PolicyConfig().gamma_scale,
                     help="squareCB: higher explores less")
     rp.add_argument("--embedding-dims", type=int, default=None,
                     help="random projection of the embedding the policy sees")
-    rp.add_argument("--elimination", action="store_true",
-                    help="squareCB explores only the models still in the running")
     rp.add_argument("--optimism", type=float, default=PolicyConfig().optimism,
                     help="squareCB: decision-time bonus for models tried less (e.g. 0.2)")
     rp.add_argument("--baseline-strength", type=float,

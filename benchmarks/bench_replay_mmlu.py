@@ -9,7 +9,7 @@ last half and over the whole stream, against always-gpt-4o and the zero router's
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_replay_mmlu.py \\
         [--cost-weights 10 20 50 100] [--seeds 0 1 2] [--limit N] [--gamma-scale 30] \\
-        [--embedding-dims 64] [--task-clusters 4 16] [--elimination] [--optimism 0.2] \\
+        [--embedding-dims 64] [--task-clusters 4 16] [--optimism 0.2] \\
         [--baseline-strength 10] [--jobs 2]
 """
 
@@ -33,7 +33,7 @@ GPT4O = "always gpt-4o-2024-05-13"
 def _exploration(args: argparse.Namespace) -> str:
     """squareCB when one of its options is set (this benchmark's history), else the
     default."""
-    squarecb = args.optimism or getattr(args, "elimination", False) or args.baseline_strength
+    squarecb = args.optimism or args.baseline_strength
     return "squarecb" if squarecb else PolicyConfig().exploration
 
 
@@ -65,7 +65,7 @@ def one_replay(job: tuple[argparse.Namespace, float, int]
                policy=PolicyConfig(seed=seed, exploration=_exploration(args),
                                    gamma_scale=args.gamma_scale,
                                    embedding_dims=args.embedding_dims,
-                                   elimination=args.elimination, optimism=args.optimism,
+                                   optimism=args.optimism,
                                    baseline_strength=args.baseline_strength,
                                    interactions=tuple(args.interactions)),
                config=RouterConfig(task_clusters=tuple(args.task_clusters)))
@@ -105,8 +105,6 @@ def main() -> None:
                              "and the neighbours' estimate weigh the same (e.g. 10)")
     parser.add_argument("--optimism", type=float, default=PolicyConfig().optimism,
                         help="squareCB's decision-time bonus for models tried less")
-    parser.add_argument("--elimination", action="store_true",
-                        help="squareCB explores only the models still in the running")
     parser.add_argument("--embedding-dims", type=int, default=PolicyConfig().embedding_dims,
                         help="random projection of the embedding the policy sees")
     parser.add_argument("--interactions", nargs="+", default=list(PolicyConfig().interactions),
@@ -131,7 +129,6 @@ def main() -> None:
     print(f"MMLU-Pro replay: {len(ds)} questions x {len(ds.models)} models, "
           f"seeds {args.seeds}, {source}, "
           f"squareCB gamma_scale {args.gamma_scale:g}"
-          f"{' with elimination' if args.elimination else ''}"
           f"{f', optimism {args.optimism:g}' if args.optimism else ''}"
           f"{f', baseline strength {args.baseline_strength:g}' if args.baseline_strength else ''}"
           f", embedding dims "

@@ -63,14 +63,13 @@ class Settings(BaseSettings):
     exploration: Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"] | None = Field(
         None, description="thompson (the default): Thompson sampling per task cluster over "
                           "VW's regressor; or one of VW's explorations. Unset, squarecb when "
-                          "one of its options (optimism, elimination, baseline_strength) is")
+                          "one of its options (optimism, baseline_strength) is")
     thompson_scale: float | None = Field(
         None, description="Thompson sampling: the posterior's spread (higher explores more)")
     seed: int | None = None
     gamma_scale: float | None = Field(None, description="squareCB: higher explores less")
-    elimination: bool | None = Field(None, description="squareCB explores only the models "
-                                                       "whose confidence interval reaches "
-                                                       "the best one's")
+    elimination: bool | None = Field(None, description="removed (VW's squareCB elimination "
+                                                       "no longer runs): true is refused")
     optimism: float | None = Field(None, description="squareCB: decision-time bonus for "
                                                      "models tried less (e.g. 0.2)")
     baseline_strength: float | None = Field(

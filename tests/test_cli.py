@@ -37,7 +37,7 @@ def test_demo_console_script_with_the_real_embedder(tmp_path) -> None:
 def test_replay_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "rounds.csv"
     assert main(["replay", "synthetic", "--limit", "400", "--cost-weight", "50",
-                 "--gamma-scale", "30", "--embedding-dims", "16", "--elimination",
+                 "--gamma-scale", "30", "--embedding-dims", "16", "--exploration", "squarecb",
                  "--log", str(log)]) == 0
     out = capsys.readouterr().out
     assert "whole stream (400 rounds)" in out and "last half (200 rounds)" in out
@@ -53,7 +53,7 @@ def test_replay_command_with_optimism(capsys: pytest.CaptureFixture[str]) -> Non
                  "--optimism", "0.2"]) == 0
     assert "last half (150 rounds)" in capsys.readouterr().out
     assert main(["replay", "synthetic", "--limit", "10", "--optimism", "0.2",
-                 "--elimination"]) == 2
+                 "--exploration", "epsilon"]) == 2
     assert "optimism is an option of squarecb" in capsys.readouterr().err
     assert main(["replay", "synthetic", "--limit", "300", "--gamma-scale", "200",
                  "--optimism", "0.2", "--baseline-strength", "10"]) == 0

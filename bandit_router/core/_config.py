@@ -19,6 +19,9 @@ Exploration = Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"]
 EXPLORATIONS: tuple[str, ...] = ("thompson", "squarecb", "epsilon", "softmax", "regcb")
 
 
+#: The explorations the adapter runs itself over VW's regressor (``--cb_adf``); VW runs the
+#: others (``--cb_explore_adf``).
+_ADAPTER_EXPLORES = ("thompson", "squarecb")
 #: VW flags that pick an exploration (or the explore reduction itself).
 _EXPLORATION_FLAGS = ("--cb_explore_adf", "--cb_explore", "--squarecb", "--epsilon", "--first",
                       "--bag", "--cover", "--softmax", "--regcb", "--regcbopt", "--rnd",
@@ -79,25 +82,26 @@ class PolicyConfig:
     decision until it has had that many outcomes in the task's finest cluster, since a
     specialist looks weak on average; ``thompson_floor`` mixes that share, decaying as
     ``1/sqrt(1 + learned/100)``, over every model that could be the best with a perfect
-    answer; see ``policies._thompson``). The others are VW's: ``squarecb`` (``gamma_scale``,
-    ``gamma_exponent``; ``elimination`` explores only among the actions whose confidence
-    interval still reaches the best one's), ``epsilon`` (``epsilon``-greedy), ``softmax``
-    (``softmax_lambda``) or ``regcb`` (optimistic RegCB). RegCB and elimination bound the
+    answer; see ``policies._thompson``). ``squarecb`` (``gamma_scale``, ``gamma_exponent``) is
+    squareCB over the same regressor, also run by the adapter (below). The others are VW's:
+    ``epsilon`` (``epsilon``-greedy), ``softmax`` (``softmax_lambda``) or ``regcb``
+    (optimistic RegCB). RegCB bounds the
     predicted reward by ``reward_range`` (VW's ``--cb_min_cost``/``--cb_max_cost``, negated:
     VW minimises cost); the router's rewards are a quality in [0, 1] less cost and latency
     terms, so the default (-1, 1) holds them. ``exploration_floor`` mixes that share of a
     uniform choice into every distribution (after VW's exploration), so no model is ever
     dropped for good after a few unlucky outcomes; the logged probability is the mixture's.
-    ``optimism`` (squareCB without elimination) raises each action's predicted reward, when
+    ``optimism`` (squareCB's) raises each action's predicted reward, when
     deciding only, by ``optimism * sqrt(ln(N + 2) / (n + 1))`` where ``n`` counts the rewards
     learned for that model (its ``M`` features) and ``N`` those of every eligible model: a
     model whose estimate fell low early keeps being re-tested, less as it is tried (see
-    ``policies._squarecb``). VW then runs its squareCB regressor (``--cb_adf --cb_type mtr``)
-    and the adapter applies the squareCB rule itself, training the regressor without
-    importance weights as squareCB prescribes (VW's own ``--squarecb`` leaves the weight on
-    when the last action in the list was chosen: its loop stops one short); with
-    ``optimism=0`` VW's own ``--squarecb`` runs.
-    ``baseline_strength`` (with ``optimism``) starts each model's predicted reward, when
+    ``policies._squarecb``). VW runs squareCB's regressor (``--cb_adf --cb_type mtr``) and
+    the adapter applies the squareCB rule itself, with or without optimism, training the
+    regressor without importance weights as squareCB prescribes (VW's own ``--squarecb``,
+    which this adapter no longer runs, leaves the weight on when the last action in the list
+    was chosen: its loop stops one short). ``elimination`` (VW's ``--squarecb --elim``) was
+    removed with it and is refused.
+    ``baseline_strength`` (squareCB's) starts each model's predicted reward, when
     deciding, at its baseline (the router's: the neighbours' estimate of its quality less its
     cost and latency terms) and hands it over to VW's prediction as the model's rewards come:
     after ``n`` rewards the two weigh ``n`` to ``baseline_strength``. A model VW has seldom
@@ -165,21 +169,23 @@ class PolicyConfig:
         _check(isinstance(self.elimination, bool), "elimination must be a bool")
         _check(_finite(self.exploration_floor) and 0.0 <= self.exploration_floor <= 0.5,
                "exploration_floor must be in [0, 0.5]")
-        _check(not self.elimination or self.exploration == "squarecb",
-               "elimination is an option of squarecb exploration (set exploration='squarecb')")
+        _check(not self.elimination,
+               "elimination was removed: squareCB runs one rule, the adapter's, and VW's "
+               "--squarecb --elim no longer runs; exploration='regcb' is VW's exploration by "
+               "confidence bounds")
         _check(_finite(self.optimism) and 0.0 <= self.optimism <= 10.0,
                "optimism must be in [0, 10]")
-        _check(self.optimism == 0 or (self.exploration == "squarecb" and not self.elimination),
-               "optimism is an option of squarecb exploration without elimination (set "
-               "exploration='squarecb')")
-        _check((self.optimism == 0 and self.exploration != "thompson")
+        _check(self.optimism == 0 or self.exploration == "squarecb",
+               "optimism is an option of squarecb exploration (set exploration='squarecb')")
+        _check(self.exploration not in _ADAPTER_EXPLORES
                or not self._extra_sets(*_EXPLORATION_FLAGS),
-               "with optimism or Thompson sampling the adapter explores: extra_args must not "
+               "with squareCB or Thompson sampling the adapter explores: extra_args must not "
                "choose VW's exploration")
         _check(_finite(self.baseline_strength) and 0 <= self.baseline_strength <= 1e6,
                "baseline_strength must be in [0, 1e6]")
-        _check(self.baseline_strength == 0 or self.optimism > 0,
-               "baseline_strength is an option of optimism (the adapter's squareCB)")
+        _check(self.baseline_strength == 0 or self.exploration == "squarecb",
+               "baseline_strength is an option of squarecb exploration (set "
+               "exploration='squarecb')")
         low, high = (self.reward_range if isinstance(self.reward_range, tuple)
                      and len(self.reward_range) == 2 else (math.nan, math.nan))
         _check(_finite(low) and _finite(high) and low < high,
@@ -199,8 +205,7 @@ class PolicyConfig:
                "embedding_dims must be None (raw embedding) or a positive integer")
         _check(isinstance(self.seed, int), "seed must be an integer")
         _check(not self._extra_sets("--elim", "--cb_min_cost", "--cb_max_cost"),
-               "extra_args must not set --elim or the cost bounds: use elimination and "
-               "reward_range")
+               "extra_args must not set --elim or the cost bounds: use reward_range")
         _check("-i " not in f" {self.extra_args} " and "--initial_regressor" not in self.extra_args,
                "extra_args must not load a model; the router restores its own checkpoints")
 
@@ -213,10 +218,6 @@ class PolicyConfig:
         # VW's cost is the negated reward: bounds on the reward are bounds on the cost
         bounds = ["--cb_min_cost", f"{-self.reward_range[1]:g}",
                   "--cb_max_cost", f"{-self.reward_range[0]:g}"]
-        if self.exploration == "squarecb":
-            args = ["--squarecb", "--gamma_scale", f"{self.gamma_scale:g}",
-                    "--gamma_exponent", f"{self.gamma_exponent:g}"]
-            return [*args, "--elim", *bounds] if self.elimination else args
         if self.exploration == "epsilon":
             return ["--epsilon", f"{self.epsilon:g}"]
         if self.exploration == "softmax":
@@ -225,8 +226,8 @@ class PolicyConfig:
 
     def vw_args(self) -> str:
         """The VW command line this configuration stands for."""
-        if self.optimism > 0 or self.exploration == "thompson":
-            # squareCB's regressor; the adapter explores (policies._squarecb, ._thompson)
+        if self.exploration in _ADAPTER_EXPLORES:
+            # a regressor; the adapter explores (policies._squarecb, ._thompson)
             args = ["--cb_adf", "--cb_type", "mtr"]
         else:
             args = ["--cb_explore_adf", *self._exploration_args()]

@@ -50,12 +50,16 @@ def test_policy_config_rejects(kwargs: dict) -> None:
         PolicyConfig(**kwargs)
 
 
-def test_optimism_runs_squarecb_s_regressor_and_explores_in_the_adapter() -> None:
-    args = PolicyConfig(exploration="squarecb", optimism=0.2, gamma_scale=200).vw_args().split()
-    assert args[:3] == ["--cb_adf", "--cb_type", "mtr"]
-    assert "--squarecb" not in args and "--cb_explore_adf" not in args
-    assert PolicyConfig(exploration="squarecb").vw_args().split()[:2] == ["--cb_explore_adf",
-                                                                          "--squarecb"]
+def test_squarecb_runs_vw_s_regressor_and_explores_in_the_adapter() -> None:
+    """One squareCB path, with or without optimism: VW fits the regressor, the adapter
+    explores; VW's own --squarecb never runs."""
+    for optimism in (0.0, 0.2):
+        args = PolicyConfig(exploration="squarecb", optimism=optimism,
+                            gamma_scale=200).vw_args().split()
+        assert args[:3] == ["--cb_adf", "--cb_type", "mtr"]
+        assert "--squarecb" not in args and "--cb_explore_adf" not in args
+    with pytest.raises(InvalidInputError, match="elimination was removed"):
+        PolicyConfig(exploration="squarecb", elimination=True)
     # Thompson sampling runs the same regressor and explores in the adapter
     assert PolicyConfig().vw_args().split()[:3] == ["--cb_adf", "--cb_type", "mtr"]
 
@@ -63,7 +67,8 @@ def test_optimism_runs_squarecb_s_regressor_and_explores_in_the_adapter() -> Non
 @pytest.mark.parametrize("exploration", EXPLORATIONS)
 def test_every_exploration_runs_in_real_vw(exploration: str) -> None:
     cfg = PolicyConfig(exploration=exploration)  # type: ignore[arg-type]
-    assert ("--cb_explore_adf" in cfg.vw_args()) == (exploration != "thompson")
+    assert ("--cb_explore_adf" in cfg.vw_args()) == (exploration not in ("thompson",
+                                                                         "squarecb"))
     policy = VWPolicy(cfg)
     pmf = policy.pmf({"T": {"x": 1.0}}, [{"M": {"a": 1.0}}, {"M": {"b": 1.0}}])
     assert len(pmf) == 2 and sum(pmf) == pytest.approx(1.0, abs=1e-5)

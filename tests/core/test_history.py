@@ -190,10 +190,10 @@ def test_the_logged_probability_is_stored_and_learned_with() -> None:
     assert policy.probabilities[201:] == [1.0] * 20
 
     # the same decisions logged with probability 1 (a deterministic policy) teach VW's
-    # squareCB something else: the importance weight 1/p scales each update (Thompson
-    # sampling's regressor, like squareCB's own, is fitted without it)
-    squarecb = PolicyConfig(exploration="squarecb")
-    weighted, unweighted = make(policy=squarecb), make(policy=squarecb)
+    # softmax something else: the importance weight 1/p scales each update (the regressor
+    # of Thompson sampling and squareCB is fitted without it, as squareCB prescribes)
+    softmax = PolicyConfig(exploration="softmax")
+    weighted, unweighted = make(policy=softmax), make(policy=softmax)
     weighted.warm_start(records)
     unweighted.warm_start([replace(r, probability=1.0) for r in records])
     assert weighted.policy.to_bytes() != unweighted.policy.to_bytes()

@@ -63,7 +63,7 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
     monkeypatch.setenv("BANDIT_ROUTER_EMBEDDING_DIMS", "32")
     monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "2048")
     s = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", embedder="hash",
-                 gamma_scale=50.0, cluster_after=40, elimination=True)
+                 gamma_scale=50.0, cluster_after=40, exploration="squarecb")
     assert s.task_clusters == (3, 12)
     router = build_router(s)
     try:
@@ -72,7 +72,7 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
         assert router._learner.memory.exact_limit == 2048
         policy = router.policy.config  # type: ignore[attr-defined]
         assert policy.gamma_scale == 50.0 and policy.embedding_dims == 32
-        assert policy.elimination and "--elim" in policy.vw_args()
+        assert policy.exploration == "squarecb" and "--cb_adf" in policy.vw_args()
     finally:
         router.close()
     monkeypatch.setenv("BANDIT_ROUTER_OPTIMISM", "0.2")
@@ -84,12 +84,17 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
     assert "--cb_adf" in hopeful.policy.config.vw_args()  # type: ignore[attr-defined]
     hopeful.close()
     # the library's own checks refuse bad combinations when the settings are read
-    with pytest.raises(ValidationError, match="optimism"):  # not with elimination
+    with pytest.raises(ValidationError, match="elimination was removed"):
         Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", embedder="hash",
                  elimination=True)
     monkeypatch.delenv("BANDIT_ROUTER_OPTIMISM")
-    with pytest.raises(ValidationError, match="baseline_strength"):  # not without optimism
-        Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}", embedder="hash")
+    # a baseline alone implies squareCB too, without the bonus
+    baseline_only = Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}",
+                             embedder="hash").policy_config()
+    assert (baseline_only.exploration, baseline_only.optimism) == ("squarecb", 0.0)
+    with pytest.raises(ValidationError, match="baseline_strength"):  # not with epsilon
+        Settings(database_url=f"sqlite:///{tmp_path / 'q.db'}", embedder="hash",
+                 exploration="epsilon")
     monkeypatch.delenv("BANDIT_ROUTER_BASELINE_STRENGTH")
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[]")
     monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "null")

@@ -33,7 +33,7 @@ _UNSAFE = re.compile(r"[\s:|]")
 _COST_PER_REWARD = -1.0
 
 
-#: Marks a model file that starts with the adapter's own squareCB state (``optimism``).
+#: Marks a model file that starts with the adapter's squareCB state.
 _STATE_MAGIC = b"bandit-router squarecb state\n"
 #: Marks a model file that starts with the adapter's Thompson sampling state.
 _THOMPSON_MAGIC = b"bandit-router thompson state\n"
@@ -208,10 +208,10 @@ class VWPolicy(Policy):
         self._templates_by_names: dict[tuple[str, tuple[str, ...], tuple[int, ...]], str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
-        #: with ``optimism``: the counts behind the bonus, and the examples learned (the
-        #: ``t`` of squareCB's gamma, which VW's ``--squarecb`` would count itself)
-        self._optimism = (Optimism(scale=self.config.optimism) if self.config.optimism > 0
-                          else None)
+        #: with squareCB: the counts behind the optimism bonus (zero without ``optimism``), and
+        #: the examples learned (the ``t`` of squareCB's gamma)
+        self._optimism = (Optimism(scale=self.config.optimism)
+                          if self.config.exploration == "squarecb" else None)
         #: with Thompson sampling: the posterior per cluster and model (``_thompson``)
         self._posterior = (self._new_posterior() if self.config.exploration == "thompson"
                            else None)
@@ -219,10 +219,10 @@ class VWPolicy(Policy):
         self._normals = NormalTable(seed=self.config.seed)
         #: VW's scores of each decision, by key, to score its prediction on the outcome
         self._decided: OrderedDict[Hashable, list[float]] = OrderedDict()
-        #: VW runs a regressor and the adapter explores (optimism, Thompson sampling)
+        #: VW runs a regressor and the adapter explores (squareCB, Thompson sampling)
         self._regressor = self._optimism is not None or self._posterior is not None
         self._learned = 0
-        #: with ``optimism``: examples without features, set up once per workspace (see
+        #: with a regressor: examples without features, set up once per workspace (see
         #: ``_learn_padded``)
         self._blanks: list[Example] = []
 
@@ -367,7 +367,7 @@ class VWPolicy(Policy):
         return list(self._vw.predict(examples, prediction_type=kind))
 
     def _learn_padded(self, shared: Any, chosen: Any, index: int, n_actions: int) -> None:
-        """Learn a labelled ``chosen`` example as squareCB's regressor (``optimism``): from
+        """Learn a labelled ``chosen`` example as the regressor (squareCB, Thompson): from
         the shared example, the chosen action's at its place, and examples without features
         for the others.
 

@@ -16,8 +16,6 @@ FACTORIES: dict[str, Callable[[int], Policy]] = {
     **{f"vw-{e}": (lambda seed, e=e: VWPolicy(PolicyConfig(exploration=e, seed=seed),
                                               input_dim=16))
        for e in EXPLORATIONS},
-    "vw-squarecb-elimination": lambda seed: VWPolicy(
-        PolicyConfig(exploration="squarecb", elimination=True, seed=seed), input_dim=16),
     "vw-squarecb-optimism": lambda seed: VWPolicy(
         PolicyConfig(exploration="squarecb", optimism=0.2, seed=seed), input_dim=16),
     "vw-thompson-as-the-router-runs-it": lambda seed: VWPolicy(

@@ -32,11 +32,13 @@ def test_feature_names_are_escaped() -> None:
 
 
 def test_corrupt_model_bytes_raise() -> None:
-    policy = VWPolicy(PolicyConfig(exploration="squarecb"))
+    policy = VWPolicy(PolicyConfig(exploration="epsilon"))
     with pytest.raises(RuntimeError):
         policy.load_bytes(b"not a model" * 10)
     with pytest.raises(ValueError):  # Thompson sampling expects its state first
         VWPolicy().load_bytes(b"not a model" * 10)
+    with pytest.raises(ValueError):  # and squareCB its own
+        VWPolicy(PolicyConfig(exploration="squarecb")).load_bytes(b"not a model" * 10)
     with pytest.raises(ValueError):
         policy.load_bytes(b"")
     assert len(policy.pmf({"T": {"x": 1.0}}, [{"M": {"a": 1.0}}])) == 1  # still usable
@@ -126,12 +128,10 @@ def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
 @pytest.mark.parametrize("config", [
     PolicyConfig(exploration="squarecb", seed=1), PolicyConfig(seed=1, exploration="epsilon"),
     PolicyConfig(seed=1, exploration="softmax"), PolicyConfig(seed=1, exploration="regcb"),
-    PolicyConfig(exploration="squarecb",
-                 seed=1, elimination=True),
     PolicyConfig(exploration="squarecb", seed=1, exploration_floor=0.1),
     PolicyConfig(exploration="squarecb", seed=1, extra_args="--sgd"),
     PolicyConfig(exploration="squarecb", seed=1, optimism=0.3)],
-    ids=["squarecb", "epsilon", "softmax", "regcb", "elimination", "floor", "sgd", "optimism"])
+    ids=["squarecb", "epsilon", "softmax", "regcb", "floor", "sgd", "optimism"])
 def test_rewards_learned_late_and_out_of_order_match_the_text_path(
         config: PolicyConfig) -> None:
     """A keyed decision keeps VW's parsed examples for its reward, which only sets the label;
