@@ -88,11 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if "exploration" not in spec and (spec.get("optimism") or spec.get(
                         "elimination") or spec.get("baseline_strength")):
                     spec["exploration"] = "squarecb"  # squareCB's options mean squareCB
-                if "optimism" not in spec and spec.get("exploration",
-                                                       base.exploration) != "squarecb":
-                    spec["optimism"] = 0.0  # the service's optimism is for squareCB arms only
-                if "baseline_strength" not in spec and spec.get("optimism", base.optimism) == 0:
-                    spec["baseline_strength"] = 0.0  # an option of optimism: off with it
+                if spec.get("exploration", base.exploration) != "squarecb":
+                    # the service's squareCB options are for squareCB arms only
+                    spec.setdefault("optimism", 0.0)
+                    spec.setdefault("baseline_strength", 0.0)
                 policy = replace(base, **{k: v for k, v in spec.items() if k != "cost_weight"})
             config = replace(router.config, cost_weight=spec.get("cost_weight",
                                                                  router.config.cost_weight))

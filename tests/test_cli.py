@@ -58,8 +58,9 @@ def test_replay_command_with_optimism(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["replay", "synthetic", "--limit", "300", "--gamma-scale", "200",
                  "--optimism", "0.2", "--baseline-strength", "10"]) == 0
     assert "last half (150 rounds)" in capsys.readouterr().out
-    assert main(["replay", "synthetic", "--limit", "10", "--baseline-strength", "10"]) == 2
-    assert "baseline_strength is an option of optimism" in capsys.readouterr().err
+    assert main(["replay", "synthetic", "--limit", "10", "--baseline-strength", "10",
+                 "--exploration", "softmax"]) == 2
+    assert "baseline_strength is an option of squarecb" in capsys.readouterr().err
 
 
 def test_replay_command_on_a_user_log(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import Field, dataclass, fields
 from typing import Any
@@ -81,6 +82,10 @@ def _differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[
     return out
 
 
+#: decisions whose policy memo the learner keeps for their rewards (the policy bounds its
+#: own caches; a memo is a small token)
+_MEMOS = 4096
+
 class Learner:
     """Owns the policy and the memory on behalf of one :class:`Router` (not thread-safe:
     the router holds its lock around every call)."""
@@ -101,6 +106,8 @@ class Learner:
         self._stats: dict[str, dict[str, float]] = {}
         self.clusters: TaskClusters | None = None
         self._cluster_try_at = config.cluster_after
+        #: the policy's memo of each recent decision, by event id, handed back with its reward
+        self._memos: OrderedDict[str, object] = OrderedDict()
 
     def _new_memory(self, data: bytes | None = None) -> Memory:
         dim, capacity, limit = self.dim, self.config.memory_size, self.config.exact_recall_limit
@@ -205,6 +212,15 @@ class Learner:
             if stored is not None:
                 self._use_clusters(stored)
 
+    def keep_memo(self, event_id: str, memo: object) -> None:
+        """Keep the policy's memo of a decision for the update of its reward (the newest
+        ``_MEMOS`` decisions; an older one is learned without, which only costs time)."""
+        if memo is None:
+            return
+        self._memos[event_id] = memo
+        if len(self._memos) > _MEMOS:
+            self._memos.popitem(last=False)
+
     # -- estimates -----------------------------------------------------------------------------
     def estimates(self, specs: Sequence[ModelSpec], embedding: np.ndarray,
                   input_tokens: int) -> list[Estimate]:
@@ -234,7 +250,7 @@ class Learner:
         context: dict[str, Any] = {ns.EMBEDDING: embedding, ns.TASK: {}, **event.context}
         actions = [logged_action(a["features"]) for a in event.actions]
         self.policy.learn(context, actions, event.chosen, reward.reward, event.probability,
-                          key=event.id)
+                          memo=self._memos.pop(event.id, None))
         if not reward.is_default and reward.error is None:
             self.memory.add(embedding, event.model_key, quality=reward.quality,
                             reward=reward.reward, cost_usd=reward.cost_usd,

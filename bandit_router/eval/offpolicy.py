@@ -217,13 +217,19 @@ def evaluate_setting(events: Sequence[LoggedEvent], *, policy: PolicyConfig | No
                 for a in ev.actions]
 
     # ``evaluate`` asks for an event's distribution and then learns that event, on the same
-    # action list: keyed by that list, the example is formatted once (the key goes at learn)
+    # action list: the policy's memo of the decision goes with the update, so the example is
+    # formatted once; each decision's draw (a randomised policy's randomness) is seeded
+    draws = np.random.default_rng(target.seed)
+    memos: dict[int, object] = {}
+
     def pmf(context: Features, acts: Sequence[Features]) -> list[float]:
-        return target.pmf(context, acts, key=("evaluate", id(acts)))
+        choice = target.decide(context, acts, draw=float(draws.random()))
+        memos[id(acts)] = choice.memo
+        return choice.pmf
 
     def learn(ev: LoggedEvent, acts: list[dict[str, dict[str, float]]], value: float) -> None:
         target.learn(ev.context, acts, ev.chosen, value, ev.probability,
-                     key=("evaluate", id(acts)))
+                     memo=memos.pop(id(acts), None))
 
     return evaluate(events, pmf, reward=objective, actions=reweighted, learn=learn,
                     level=level)

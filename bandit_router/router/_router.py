@@ -200,8 +200,9 @@ class Router(BudgetMethods, ProviderMethods):
                                        latency_weight=mu) for i in eligible]
             stored_context = self._learner.task_context(embedding, features)
             context = {ns.EMBEDDING: embedding, **stored_context}
-            index, probability, pmf = self.policy.decide(
-                context, actions, draw=_draw(self.policy.seed, event_id), key=event_id)
+            choice = self.policy.decide(context, actions, draw=_draw(self.policy.seed, event_id))
+            index, probability, pmf = choice.chosen, choice.probability, choice.pmf
+            self._learner.keep_memo(event_id, choice.memo)
             version = self._learner.learned
         reference = max(specs, key=lambda s: (s.quality_score, s.output_price_per_1m))
         ref_est = estimates[specs.index(reference)]

@@ -162,9 +162,9 @@ class RecordingVW(VWPolicy):
         self.probabilities: list[float] = []
 
     def learn(self, context: Any, actions: Any, index: int, reward: float,
-              probability: float, *, key: Any = None) -> None:
+              probability: float, *, memo: object = None) -> None:
         self.probabilities.append(probability)
-        super().learn(context, actions, index, reward, probability, key=key)
+        super().learn(context, actions, index, reward, probability, memo=memo)
 
 
 def test_the_logged_probability_is_stored_and_learned_with() -> None:

@@ -272,9 +272,9 @@ def test_knn_greedy_arm_over_http(tmp_path) -> None:
 
 
 def test_the_service_s_optimism_reaches_squarecb_arms_only(tmp_path) -> None:
-    """With ``optimism`` (and ``baseline_strength``) set for the service, an arm that explores
-    otherwise or turns optimism off is built without them (instead of failing as an invalid
-    setting), and a squareCB arm keeps them."""
+    """With ``optimism`` and ``baseline_strength`` set for the service, an arm that explores
+    otherwise is built without them (instead of failing as an invalid setting), a squareCB
+    arm keeps them, and one that turns optimism off keeps the baseline."""
     settings, admin, _ = _settings(tmp_path)
     settings = settings.model_copy(update={"optimism": 0.2, "gamma_scale": 200.0,
                                            "baseline_strength": 10.0})
@@ -289,10 +289,13 @@ def test_the_service_s_optimism_reaches_squarecb_arms_only(tmp_path) -> None:
         assert policies["square"].optimism == 0.2 and policies["square"].gamma_scale == 200.0
         assert policies["square"].baseline_strength == 10.0
         assert policies["calm"].optimism == 0.0
-        assert policies["eps"].baseline_strength == policies["calm"].baseline_strength == 0.0
+        # a baseline is squareCB's, with or without optimism: the calm arm keeps it
+        assert policies["eps"].baseline_strength == 0.0
+        assert policies["calm"].baseline_strength == 10.0
         r = http.post("/v1/experiments", json={"name": "bad", "arms": {
             "a": {}, "b": {"exploration": "epsilon", "optimism": 0.2}}}, headers=admin)
         assert r.status_code == 422 and "optimism" in r.json()["error"]["message"]
         r = http.post("/v1/experiments", json={"name": "worse", "arms": {
-            "a": {}, "b": {"optimism": 0.0, "baseline_strength": 5.0}}}, headers=admin)
+            "a": {}, "b": {"exploration": "epsilon", "baseline_strength": 5.0}}},
+            headers=admin)
         assert r.status_code == 422 and "baseline_strength" in r.json()["error"]["message"]

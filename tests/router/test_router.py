@@ -601,7 +601,7 @@ def test_restart_restores_thompson_sampling_exactly(
         acts = [action_features(s, e, cost_weight=50.0, latency_weight=0.0)
                 for s, e in zip(specs, ests, strict=True)]
         assert "K" in context
-        return router.policy.pmf(context, acts, key="probe")
+        return router.policy.pmf(context, acts, draw=0.5)
 
     expected = probe(first)
     first.close()

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Features", "Policy"]
+__all__ = ["Choice", "Features", "Policy"]
 
 #: Namespaced features: namespace letter -> {feature name: value} or a dense vector.
 Features = Mapping[str, Mapping[str, float] | npt.NDArray[np.floating]]
+
+
+class Choice(NamedTuple):
+    """A decision: the index of the action taken (``chosen``), its probability, the whole
+    distribution, and the policy's ``memo`` of it (opaque; see :meth:`Policy.learn`)."""
+
+    chosen: int
+    probability: float
+    pmf: list[float]
+    memo: object = None
 
 
 class Policy(ABC):
@@ -22,10 +33,10 @@ class Policy(ABC):
     reward, probability)`` updates it with the reward of the action taken. Rewards are
     "higher is better"; an adapter that needs costs flips the sign itself.
 
-    ``key`` (optional, e.g. the event id) names one context and its actions: a decision and
-    the update of its reward given the same key may share work, such as formatted examples.
-    Features given with a key must be the same each time it is given; without a key nothing
-    is shared.
+    :meth:`decide` also returns the policy's ``memo`` of the decision: a caller that keeps it
+    and hands it to :meth:`learn` with the decision's reward saves the policy work (VW's
+    adapter keeps the examples it parsed); the update is the same without it. What a memo
+    holds is the policy's business, as in coba's ``predict``/``learn`` pair.
     """
 
     name: str = "policy"
@@ -36,22 +47,30 @@ class Policy(ABC):
 
     @abstractmethod
     def pmf(self, context: Features, actions: Sequence[Features], *,
-            key: Hashable | None = None) -> list[float]:
-        """The probability the policy gives each action, in the order given."""
+            draw: float | None = None) -> list[float]:
+        """The probability the policy gives each action, in the order given. A policy whose
+        distribution is itself drawn (Thompson sampling) takes its randomness from ``draw``
+        (the number the decision is sampled with), so one decision has one distribution."""
 
     @abstractmethod
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
-              probability: float, *, key: Hashable | None = None) -> None:
-        """Learn that action ``index``, chosen with ``probability``, earned ``reward``."""
+              probability: float, *, memo: object = None) -> None:
+        """Learn that action ``index``, chosen with ``probability``, earned ``reward``.
+        ``memo``: what :meth:`decide` returned with this decision, if the caller kept it."""
+
+    def _propose(self, context: Features, actions: Sequence[Features],
+                 draw: float | None) -> tuple[list[float], object]:
+        """The distribution of a decision, and the memo :meth:`learn` may get back."""
+        return self.pmf(context, actions, draw=draw), None
 
     def predict(self, context: Features, actions: Sequence[Features]) -> tuple[int, float]:
-        index, probability, _ = self.decide(context, actions)
-        return index, probability
+        choice = self.decide(context, actions)
+        return choice.chosen, choice.probability
 
     def decide(self, context: Features, actions: Sequence[Features], *,
-               draw: float | None = None,
-               key: Hashable | None = None) -> tuple[int, float, list[float]]:
-        """Sample an action: its index, its probability and the whole distribution.
+               draw: float | None = None) -> Choice:
+        """Sample an action: its index, its probability, the whole distribution and the
+        policy's memo of the decision.
 
         ``draw`` in [0, 1) replaces the policy's own generator (inverse-CDF sampling): the
         router derives it from the event id, so draws never repeat across restarts or
@@ -59,20 +78,20 @@ class Policy(ABC):
         """
         if not actions:
             raise ValueError("a policy needs at least one action")
-        pmf = np.asarray(self.pmf(context, actions, key=key), dtype=np.float64)
-        pmf = np.clip(pmf, 0.0, None)
+        if draw is not None and not 0.0 <= draw < 1.0:
+            raise ValueError("draw must be in [0, 1)")
+        proposed, memo = self._propose(context, actions, draw)
+        pmf = np.clip(np.asarray(proposed, dtype=np.float64), 0.0, None)
         total = pmf.sum()
         pmf = pmf / total if total > 0 else np.full(len(actions), 1.0 / len(actions))
         if draw is None:
             index = int(self._rng.choice(len(actions), p=pmf))
         else:
-            if not 0.0 <= draw < 1.0:
-                raise ValueError("draw must be in [0, 1)")
             index = min(int(np.searchsorted(np.cumsum(pmf), draw, side="right")),
                         len(actions) - 1)
             while pmf[index] == 0.0 and index > 0:  # never land on a zero-probability action
                 index -= 1
-        return index, float(pmf[index]), pmf.tolist()
+        return Choice(index, float(pmf[index]), pmf.tolist(), memo)
 
     def to_bytes(self) -> bytes:
         """The learned state, for a checkpoint. Stateless policies return ``b''``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from .. import _namespaces as ns
 from ._base import Features, Policy
@@ -42,12 +42,12 @@ class KNNGreedyPolicy(Policy):
         self.epsilon = float(epsilon)
 
     def pmf(self, context: Features, actions: Sequence[Features], *,
-            key: Hashable | None = None) -> list[float]:
+            draw: float | None = None) -> list[float]:
         scores = [_score(a) for a in actions]
         best = max(range(len(actions)), key=lambda i: (scores[i], -i))
         share = self.epsilon / len(actions)
         return [share + (1.0 - self.epsilon if i == best else 0.0) for i in range(len(actions))]
 
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
-              probability: float, *, key: Hashable | None = None) -> None:
+              probability: float, *, memo: object = None) -> None:
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 from ._base import Features, Policy
 
@@ -19,9 +19,9 @@ class RandomPolicy(Policy):
     name = "random"
 
     def pmf(self, context: Features, actions: Sequence[Features], *,
-            key: Hashable | None = None) -> list[float]:
+            draw: float | None = None) -> list[float]:
         return [1.0 / len(actions)] * len(actions)
 
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
-              probability: float, *, key: Hashable | None = None) -> None:
+              probability: float, *, memo: object = None) -> None:
         return None

@@ -12,7 +12,7 @@ import re
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,13 +94,20 @@ def _baseline_terms(baseline: Mapping[str, Mapping[str, float]]
     return terms
 
 
+class _Memo:
+    """A decision's name in the adapter's caches (its formatted and parsed examples, VW's
+    scores): what :meth:`VWPolicy.decide` returns as the memo, compared by identity."""
+
+    __slots__ = ()
+
+
 class _Pending:
     """Examples VW parsed for decisions, kept by key until their rewards (see
     ``VWPolicy.learn``), with the workspace that parsed them."""
 
     def __init__(self, vw: vowpalwabbit.Workspace) -> None:
         self.vw = vw
-        self.examples: OrderedDict[Hashable, list[Example]] = OrderedDict()
+        self.examples: OrderedDict[_Memo, list[Example]] = OrderedDict()
 
     def release(self) -> None:
         """Give every kept example back to its workspace."""
@@ -195,7 +202,7 @@ class VWPolicy(Policy):
             self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
                                 / np.sqrt(self.config.embedding_dims)).astype(np.float32)
         self._vw = vowpalwabbit.Workspace(self._args + " --quiet")
-        self._examples: OrderedDict[Hashable, list[str]] = OrderedDict()
+        self._examples: OrderedDict[_Memo, list[str]] = OrderedDict()
         self._pending = _Pending(self._vw)
         self._parsed = self._pending.examples
         # given back when the policy goes, closed or not: held, they keep VW's memory alive
@@ -218,7 +225,7 @@ class VWPolicy(Policy):
         self._stacker = Stacker(memory=self.config.thompson_memory)
         self._normals = NormalTable(seed=self.config.seed)
         #: VW's scores of each decision, by key, to score its prediction on the outcome
-        self._decided: OrderedDict[Hashable, list[float]] = OrderedDict()
+        self._decided: OrderedDict[_Memo, list[float]] = OrderedDict()
         #: VW runs a regressor and the adapter explores (squareCB, Thompson sampling)
         self._regressor = self._optimism is not None or self._posterior is not None
         self._learned = 0
@@ -325,7 +332,7 @@ class VWPolicy(Policy):
         return line
 
     def _lines(self, context: Features, actions: Sequence[Features],
-               key: Hashable | None) -> list[str]:
+               key: _Memo | None) -> list[str]:
         """The unlabelled example: the shared line, then one line per action (kept under
         ``key`` until it is learned)."""
         if key is not None:
@@ -342,7 +349,7 @@ class VWPolicy(Policy):
 
     def _example(self, context: Features, actions: Sequence[Features],
                  label: tuple[int, float, float] | None = None,
-                 key: Hashable | None = None) -> list[str]:
+                 key: _Memo | None = None) -> list[str]:
         lines = self._lines(context, actions, key)
         if label is not None and 0 <= label[0] < len(actions):
             lines = list(lines)
@@ -399,7 +406,7 @@ class VWPolicy(Policy):
             self._finish(examples)
 
     def _scores(self, context: Features, actions: Sequence[Features],
-                key: Hashable | None) -> list[float]:
+                key: _Memo | None) -> list[float]:
         """VW's scores of each action. With a ``key`` the parsed examples are kept (for the
         newest ``_PARSED_CACHE_SIZE`` keys) for :meth:`learn` of the same key, which then
         skips the parse."""
@@ -483,7 +490,7 @@ class VWPolicy(Policy):
         return cells
 
     def _thompson(self, costs: list[float], context: Features, actions: Sequence[Features],
-                  key: Hashable | None) -> list[float]:
+                  draw: float | None) -> list[float]:
         """Thompson sampling's distribution over ``actions`` (see ``policies._thompson``)."""
         assert self._posterior is not None
         cfg = self.config
@@ -503,7 +510,7 @@ class VWPolicy(Policy):
             means.append(mean + w * (_COST_PER_REWARD * cost - fixed - mean))
             sds.append(cfg.thompson_scale * math.sqrt(variance / precision))
         low, high = self.learned_range or (-math.inf, math.inf)
-        normals = self._normals.rows(self._digest(key), draws=cfg.thompson_draws,
+        normals = self._normals.rows(self._digest(draw), draws=cfg.thompson_draws,
                                      width=len(actions))
         pmf = thompson_pmf(means, sds, normals=normals, offsets=known, low=low, high=high)
         floor = cfg.thompson_floor / math.sqrt(1.0 + self._learned / 100.0)
@@ -535,22 +542,31 @@ class VWPolicy(Policy):
                  if type(values) is dict or isinstance(values, Mapping) else 0.0)
         return pseudo / (1.0 - min(max(share, 0.0), 0.999))
 
-    def _digest(self, key: Hashable | None) -> int:
+    def _digest(self, draw: float | None) -> int:
         """Which posterior draws a decision takes: fixed by the policy seed and the decision's
-        key (or the seed alone), so the same decision in the same state gives the same
+        ``draw`` (or the seed alone), so the same decision in the same state gives the same
         distribution again."""
-        digest = hashlib.blake2b(f"{self.seed}:{key!r}".encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(f"{self.seed}:{draw!r}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big")
 
     def pmf(self, context: Features, actions: Sequence[Features], *,
-            key: Hashable | None = None) -> list[float]:
+            draw: float | None = None) -> list[float]:
+        return self._pmf(context, actions, None, draw)
+
+    def _propose(self, context: Features, actions: Sequence[Features],
+                 draw: float | None) -> tuple[list[float], object]:
+        memo = _Memo()  # names this decision's kept examples and scores until its reward
+        return self._pmf(context, actions, memo, draw), memo
+
+    def _pmf(self, context: Features, actions: Sequence[Features], key: _Memo | None,
+             draw: float | None) -> list[float]:
         scores = self._scores(context, actions, key)
         if self._posterior is not None:  # VW predicted costs; Thompson sampling here
             if key is not None:
                 self._decided[key] = scores
                 if len(self._decided) > _EXAMPLE_CACHE_SIZE:
                     self._decided.popitem(last=False)
-            scores = self._thompson(scores, context, actions, key)
+            scores = self._thompson(scores, context, actions, draw)
         elif self._optimism is not None:  # VW predicted costs; squareCB is applied here
             scores = self._optimistic_pmf(scores, actions)
         raw = [max(float(p), 0.0) for p in scores]
@@ -564,7 +580,8 @@ class VWPolicy(Policy):
         return pmf
 
     def learn(self, context: Features, actions: Sequence[Features], index: int, reward: float,
-              probability: float, *, key: Hashable | None = None) -> None:
+              probability: float, *, memo: object = None) -> None:
+        key = memo if isinstance(memo, _Memo) else None
         cost = _COST_PER_REWARD * reward
         if self._regressor:
             probability = 1.0  # squareCB's regression is not importance-weighted

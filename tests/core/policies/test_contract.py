@@ -55,7 +55,7 @@ def test_predict_returns_the_probability_of_its_choice(factory: Callable[[int], 
     policy, rng = factory(0), np.random.default_rng(1)
     for _ in range(20):
         ctx, acts = context(rng), actions(4)
-        index, probability, pmf = policy.decide(ctx, acts)
+        index, probability, pmf, _ = policy.decide(ctx, acts)
         assert 0 <= index < 4 and probability == pytest.approx(pmf[index]) and probability > 0
         policy.learn(ctx, acts, index, reward=float(index == 2), probability=probability)
 

@@ -139,10 +139,10 @@ def _specialists(policy: VWPolicy, rounds: int) -> tuple[float, float]:
     for k in range(rounds):
         cluster = f"c{k % 2}"
         ctx = {"T": {"x": 1.0}, "K": {cluster: 1.0}}
-        i, p, _ = policy.decide(ctx, acts, key=f"e{k}")
+        i, p, _, memo = policy.decide(ctx, acts)
         quality = float(rng.random() < (0.9 if i == best[cluster] else 0.3))
-        policy.learn(ctx, acts, i, reward=quality, probability=p, key=f"e{k}")
-    share = [policy.pmf({"T": {"x": 1.0}, "K": {c: 1.0}}, acts, key=f"probe-{c}")[best[c]]
+        policy.learn(ctx, acts, i, reward=quality, probability=p, memo=memo)
+    share = [policy.pmf({"T": {"x": 1.0}, "K": {c: 1.0}}, acts, draw=0.5)[best[c]]
              for c in ("c0", "c1")]
     return share[0], share[1]
 
@@ -154,14 +154,17 @@ def test_each_cluster_finds_its_own_specialist() -> None:
     assert min(without) < 0.8
 
 
-def test_the_distribution_is_fixed_by_the_key() -> None:
+def test_the_distribution_is_fixed_by_the_draw() -> None:
+    """The decision's draw seeds the posterior draws: one decision, one distribution, which
+    decide() samples from and logs."""
     policy = _policy(("K",))
     ctx = {"T": {"x": 1.0}, "K": {"c0": 1.0}}
     acts = [{"M": {m: 1.0}, "A": {"cost": 0.0, "quality": 0.5, "evidence": 0.0}}
             for m in "abc"]
-    first = policy.pmf(ctx, acts, key="event-1")
-    assert policy.pmf(ctx, acts, key="event-1") == first
-    assert any(policy.pmf(ctx, acts, key=f"event-{k}") != first for k in range(2, 12))
+    first = policy.pmf(ctx, acts, draw=0.25)
+    assert policy.pmf(ctx, acts, draw=0.25) == first
+    assert policy.decide(ctx, acts, draw=0.25).pmf == pytest.approx(first)
+    assert any(policy.pmf(ctx, acts, draw=k / 12) != first for k in range(12) if k != 3)
 
 
 def test_a_thompson_state_is_not_loaded_by_another_exploration() -> None:
@@ -255,9 +258,8 @@ def test_the_floor_tries_every_model_that_could_still_pay() -> None:
         ctx = {"T": {"x": 1.0}}
         for k in range(300):
             i = k % 3
-            policy.learn(ctx, acts, i, reward=[0.8, 0.3, 1.0 - 0.5][i], probability=1 / 3,
-                         key=f"e{k}")
-        return policy.pmf(ctx, acts, key="probe")
+            policy.learn(ctx, acts, i, reward=[0.8, 0.3, 1.0 - 0.5][i], probability=1 / 3)
+        return policy.pmf(ctx, acts, draw=0.5)
 
     plain, floored = trained(0.0), trained(0.2)
     share = 0.2 / (1 + 300 / 100) ** 0.5 / 2  # two models could pay: good and worse
@@ -282,10 +284,9 @@ def test_a_model_owed_tries_in_a_cluster_gets_a_share_if_it_could_be_the_best() 
         seen = {"T": {"x": 1.0}, "K": {"old": 1.0}}
         for k in range(300):  # every model tried in the old cluster
             i = k % 3
-            policy.learn(seen, acts, i, reward=[0.8, 0.3, 0.5][i], probability=1 / 3,
-                         key=f"e{k}")
+            policy.learn(seen, acts, i, reward=[0.8, 0.3, 0.5][i], probability=1 / 3)
         new = {"T": {"x": 1.0}, "K": {"new": 1.0}}
-        return policy.pmf(seen, acts, key="probe"), policy.pmf(new, acts, key="probe")
+        return policy.pmf(seen, acts, draw=0.5), policy.pmf(new, acts, draw=0.5)
 
     (old0, new0), (old1, new1) = trained(0), trained(1)
     assert new0[1] < 0.01 and old1 == old0  # tried there already: nothing owed

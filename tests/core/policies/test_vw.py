@@ -103,26 +103,25 @@ def test_examples_reused_as_text_match_fresh_formatting() -> None:
     assert policy._example(ctx, acts)[1] == "|M a |A cost:0.25"
 
 
-def test_a_key_shares_the_formatted_example_and_learns_the_same() -> None:
-    """The router names each decision (its event id) so that learning its reward reuses the
-    example formatted to decide; the policy learned must equal one formatted twice."""
+def test_a_memo_shares_the_formatted_example_and_learns_the_same() -> None:
+    """The router keeps each decision's memo for its reward, so learning it reuses the
+    example formatted to decide; the policy learned must equal one formatted twice, and a memo
+    that is not the policy's own changes nothing."""
     config = PolicyConfig(exploration="squarecb", seed=4)
-    keyed, plain = VWPolicy(config), VWPolicy(config)
+    kept, plain = VWPolicy(config), VWPolicy(config)
     rng = np.random.default_rng(1)
     acts = [{"M": {"a": 1.0}, "A": {"cost": 0.1}}, {"M": {"b": 1.0}, "A": {"cost": 0.3}}]
     for k in range(300):
         ctx = {"E": rng.normal(size=8).astype(np.float32), "T": {f"t{k % 3}": 1.0}}
-        i, p, _ = keyed.decide(ctx, acts, draw=0.5, key=f"e{k}")
-        j, q, _ = plain.decide(ctx, acts, draw=0.5)
-        assert (i, p) == (j, q)
-        keyed.learn(ctx, acts, i, reward=float(i == k % 2), probability=p, key=f"e{k}")
-        plain.learn(ctx, acts, j, reward=float(j == k % 2), probability=q)
-        assert f"e{k}" not in keyed._examples  # learned once, then dropped
+        i, p, _, memo = kept.decide(ctx, acts, draw=0.5)
+        j, q, _, _ = plain.decide(ctx, acts, draw=0.5)
+        assert (i, p) == (j, q) and memo is not None and memo in kept._examples
+        kept.learn(ctx, acts, i, reward=float(i == k % 2), probability=p, memo=memo)
+        plain.learn(ctx, acts, j, reward=float(j == k % 2), probability=q,
+                    memo=f"e{k}" if k % 2 else object())
+        assert memo not in kept._examples  # learned once, then dropped
     probe = {"E": np.ones(8, np.float32), "T": {"t1": 1.0}}
-    assert keyed.pmf(probe, acts) == plain.pmf(probe, acts)
-    # a key given again with other actions is formatted anew, not served stale
-    keyed.pmf(probe, acts, key="k")
-    assert len(keyed.pmf(probe, acts[:1], key="k")) == 1
+    assert kept.pmf(probe, acts) == plain.pmf(probe, acts)
 
 
 @pytest.mark.parametrize("config", [
@@ -141,23 +140,23 @@ def test_rewards_learned_late_and_out_of_order_match_the_text_path(
     keyed = VWPolicy(config, input_dim=16, pinned=pins)
     plain = VWPolicy(config, input_dim=16, pinned=pins)
     rng = np.random.default_rng(0)
-    pending: list[tuple[str, dict, list, int, float, float]] = []
+    pending: list[tuple[object, dict, list, int, float, float]] = []
     for t in range(600):
         ctx = {"E": rng.standard_normal(16).astype(np.float32),
                "T": {"len": float(rng.random()), "code": 1.0}}
         acts = [{"M": {f"m{j}": 1.0}, "A": {"cost": float(rng.random() * 0.1),
                                             "quality": float(rng.random()), "latency": 0.0}}
                 for j in range(int(rng.integers(2, 6)))]
-        pmf = keyed.pmf(ctx, acts, key=f"e{t}")
-        assert pmf == plain.pmf(ctx, acts), t
+        _, _, pmf, memo = keyed.decide(ctx, acts, draw=0.5)
+        assert pmf == plain.decide(ctx, acts, draw=0.5).pmf, t
         i = int(rng.integers(len(acts)))
-        pending.append((f"e{t}", ctx, acts, i, float(rng.random()) - 0.3, pmf[i]))
+        pending.append((memo, ctx, acts, i, float(rng.random()) - 0.3, pmf[i]))
         if rng.random() < 0.3:  # some of the pending rewards arrive, in any order
             order = rng.permutation(len(pending)).tolist()
             arrived = order[: int(rng.integers(1, len(pending) + 1))]
             for k in arrived:
-                key, c, a, i, r, p = pending[k]
-                keyed.learn(c, a, i, r, p, key=key)
+                memo, c, a, i, r, p = pending[k]
+                keyed.learn(c, a, i, r, p, memo=memo)
                 plain.learn(c, a, i, r, p)
             pending = [item for k, item in enumerate(pending) if k not in set(arrived)]
     assert 0 < len(keyed._parsed) <= 32  # never-rewarded decisions do not pile up
@@ -192,7 +191,7 @@ def test_an_exploration_floor_keeps_every_model_in_play() -> None:
     assert min(base) < 0.13 / 4  # without the floor a loser is nearly dropped
     assert min(pmf) >= 0.13 / 4 - 1e-9 and sum(pmf) == pytest.approx(1.0)
     assert int(np.argmax(pmf)) == 3
-    i, p, dist = floored.decide({"T": {"x": 1.0}}, acts, draw=0.01)
+    i, p, dist, _ = floored.decide({"T": {"x": 1.0}}, acts, draw=0.01)
     assert p == pytest.approx(dist[i])  # the logged probability is the mixture's
 
 
@@ -205,12 +204,12 @@ def test_examples_kept_for_rewards_are_given_back_when_the_policy_goes() -> None
     acts = [{"M": {"a": 1.0}}, {"M": {"b": 1.0}}]
     policy = VWPolicy(PolicyConfig(seed=1))
     for k in range(10):
-        policy.pmf({"T": {f"t{k}": 1.0}}, acts, key=f"e{k}")
+        policy.decide({"T": {f"t{k}": 1.0}}, acts)
     pending = policy._pending
     assert len(pending.examples) == 10
     policy.load_bytes(policy.to_bytes())
     assert not pending.examples and pending.vw is policy._vw
-    policy.pmf({"T": {"t": 1.0}}, acts, key="again")
+    policy.decide({"T": {"t": 1.0}}, acts)
     assert len(pending.examples) == 1
     del policy
     gc.collect()
@@ -228,32 +227,31 @@ def _stream(seed: int, n: int) -> list[tuple[dict, list[dict]]]:
     return out
 
 
-def test_the_adapter_s_squarecb_is_vw_s_when_the_bonus_is_negligible() -> None:
-    """With ``optimism`` VW runs squareCB's regressor (``--cb_adf``) and the adapter applies
-    the squareCB rule; with a vanishing bonus that is VW's own ``--squarecb``, decision for
-    decision (float32 in VW, float64 here: equal to 1e-5)."""
-    pins = {"A": {"cost": -1.0}}
-    own = VWPolicy(PolicyConfig(exploration="squarecb",
-                                seed=4, gamma_scale=30, optimism=1e-9), input_dim=16,
-                   pinned=pins)
-    vw = VWPolicy(PolicyConfig(exploration="squarecb", seed=4, gamma_scale=30), input_dim=16,
-                  pinned=pins)
+def test_the_adapter_s_squarecb_decides_as_vw_s_own() -> None:
+    """The adapter's squareCB (VW's regressor, the rule applied here) gives the distribution
+    VW's own ``--squarecb`` gives on the same examples, decision for decision (float32 in VW,
+    float64 here: equal to 1e-5)."""
+    import vowpalwabbit
+
+    config = PolicyConfig(exploration="squarecb", seed=4, gamma_scale=30)
+    own = VWPolicy(config, input_dim=16)
     assert "--squarecb" not in own._vw.get_arguments()
+    explore = "--cb_explore_adf --squarecb --gamma_scale 30 --gamma_exponent 0.5 --cb_type mtr"
+    reference = vowpalwabbit.Workspace(
+        config.vw_args().replace("--cb_adf --cb_type mtr", explore) + " --quiet")
     rng = np.random.default_rng(9)
     for t, (ctx, acts) in enumerate(_stream(3, 400)):
         draw = float(rng.random())
-        i, p, pmf = own.decide(ctx, acts, draw=draw, key=t)
-        j, q, expected = vw.decide(ctx, acts, draw=draw, key=t)
+        i, p, pmf, memo = own.decide(ctx, acts, draw=draw)
+        expected = reference.predict(own._example(ctx, acts))
         assert pmf == pytest.approx(expected, abs=1e-5), t
-        assert (i, p) == (j, pytest.approx(q, abs=1e-5))
         reward = float(acts[i]["A"]["quality"] > 0.5) - acts[i]["A"]["cost"]
-        own.learn(ctx, acts, i, reward, p, key=t)
-        # VW's --squarecb drops the importance weight of every action but the last one's
-        # (its loop stops one short); the adapter drops them all, so give VW weight 1 here
-        vw.learn(ctx, acts, j, reward, 1.0, key=t)
+        own.learn(ctx, acts, i, reward, p, memo=memo)
+        # squareCB's regression is not importance-weighted: the adapter learns with weight 1
+        reference.learn(own._example(ctx, acts, (i, -reward, 1.0)))
     assert own._learned == 400
     own.close()
-    vw.close()
+    reference.finish()
 
 
 def test_optimism_retries_an_action_that_was_never_tried() -> None:
@@ -284,9 +282,9 @@ def test_optimism_state_travels_with_the_model(strength: float) -> None:
                           seed=2, gamma_scale=50, optimism=0.2, baseline_strength=strength)
     baseline = {"A": {"quality": 1.0, "cost": -1.0}}
     first = VWPolicy(config, input_dim=16, baseline=baseline)
-    for t, (ctx, acts) in enumerate(_stream(1, 150)):
-        i, p, _ = first.decide(ctx, acts, key=t)
-        first.learn(ctx, acts, i, acts[i]["A"]["quality"], p, key=t)
+    for ctx, acts in _stream(1, 150):
+        i, p, _, memo = first.decide(ctx, acts)
+        first.learn(ctx, acts, i, acts[i]["A"]["quality"], p, memo=memo)
     data = first.to_bytes()
     second = VWPolicy(config, input_dim=16, baseline=baseline)
     second.load_bytes(data)
@@ -343,8 +341,8 @@ def test_squarecb_s_regressor_learns_from_stand_ins_as_from_every_action() -> No
         i = t % len(acts)
         reward = float(acts[i]["A"]["quality"]) - acts[i]["A"]["cost"]
         if t % 2:
-            policy.pmf(ctx, acts, key=t)
-            policy.learn(ctx, acts, i, reward, 0.3, key=t)
+            memo = policy.decide(ctx, acts).memo
+            policy.learn(ctx, acts, i, reward, 0.3, memo=memo)
         else:
             policy.learn(ctx, acts, i, reward, 0.3)
         reference.learn(policy._example(ctx, acts, (i, -reward, 1.0)))
