@@ -248,6 +248,14 @@ def _strongest(ds: RoutingDataset) -> int:
     return int(np.argmax(ds.quality.mean(axis=0)))
 
 
+def _one_thread() -> None:
+    """A worker's FAISS searches on one thread: with a replay per core, OpenMP's threads only
+    fight each other (on 2 cores, 2 workers of 2 threads each ran 3x slower)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 def _one(job: tuple[str, float, int, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
     name, lam, seed, policy_kw, router_kw = job
     workload, ds = _LOADED[name]
@@ -326,7 +334,7 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
     start = time.perf_counter()
     try:
         if jobs > 1:
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            with multiprocessing.get_context("fork").Pool(jobs, _one_thread) as pool:
                 runs = pool.map(_one, work, chunksize=1)
         else:
             runs = [_one(job) for job in work]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import tempfile
 import weakref
 from collections import OrderedDict
@@ -25,10 +24,10 @@ from .._namespaces import MODEL
 from ._base import Features, Policy
 from ._squarecb import Optimism, squarecb_pmf, toward_baseline
 from ._thompson import ClusterPosterior, NormalTable, Stacker, thompson_pmf
+from ._vw_text import ExampleText, escaped_name
 
 __all__ = ["VWPolicy"]
 
-_UNSAFE = re.compile(r"[\s:|]")
 #: VW minimises cost, the router maximises reward: the one place the sign flips.
 _COST_PER_REWARD = -1.0
 
@@ -41,14 +40,9 @@ _THOMPSON_MAGIC = b"bandit-router thompson state\n"
 #: Examples kept as text by key (see ``Policy``): a decision formats its context and actions
 #: to predict, and learning its reward uses the same text again.
 _EXAMPLE_CACHE_SIZE = 4096
-_NAMES_CACHE_SIZE = 4096
 #: Parsed examples kept by key from a decision to its reward: a decision's examples take
 #: ~0.5 MB of VW memory (each example has room for 256 namespaces), so only the newest few.
 _PARSED_CACHE_SIZE = 32
-
-
-def _name(text: str) -> str:
-    return _UNSAFE.sub("_", text)
 
 
 def _label_text(label: tuple[int, float, float]) -> str:
@@ -196,23 +190,19 @@ class VWPolicy(Policy):
         self._args = " ".join([self.config.vw_args(),
                                *(f"--ignore_linear {ns}" for ns in self.crossed_only)])
         super().__init__(seed=self.config.seed)
-        self._projection: np.ndarray | None = None
+        projection: np.ndarray | None = None
         if self.config.embedding_dims is not None and input_dim is not None:
             rng = np.random.default_rng(self.config.seed + 7919)
-            self._projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
-                                / np.sqrt(self.config.embedding_dims)).astype(np.float32)
+            projection = (rng.standard_normal((input_dim, self.config.embedding_dims))
+                          / np.sqrt(self.config.embedding_dims)).astype(np.float32)
+        #: writes contexts and actions as VW's text format
+        self._text = ExampleText(projection=projection)
         self._vw = vowpalwabbit.Workspace(self._args + " --quiet")
         self._examples: OrderedDict[_Memo, list[str]] = OrderedDict()
         self._pending = _Pending(self._vw)
         self._parsed = self._pending.examples
         # given back when the policy goes, closed or not: held, they keep VW's memory alive
         weakref.finalize(self, self._pending.release)
-        self._templates: dict[int, list[str]] = {}
-        self._last_shared: tuple[tuple[Any, ...], str] | None = None
-        self._names: dict[str, str] = {}
-        self._singles: dict[tuple[str, str, float], str] = {}
-        #: ``|ns name:%.6g ...`` by namespace, names and the positions of zeros left out
-        self._templates_by_names: dict[tuple[str, tuple[str, ...], tuple[int, ...]], str] = {}
         self._pins: list[tuple[int, float]] = []
         self._index_pins()
         #: with squareCB: the counts behind the optimism bonus (zero without ``optimism``), and
@@ -234,7 +224,7 @@ class VWPolicy(Policy):
         self._blanks: list[Example] = []
 
     def _index_pins(self) -> None:
-        self._pins = [(self._vw.hash_feature(_name(name), self._vw.hash_space(ns)),
+        self._pins = [(self._vw.hash_feature(escaped_name(name), self._vw.hash_space(ns)),
                        _COST_PER_REWARD * value)
                       for ns, values in self.pinned.items() for name, value in values.items()]
         self._pin()
@@ -242,94 +232,6 @@ class VWPolicy(Policy):
     def _pin(self) -> None:
         for index, weight in self._pins:
             self._vw.set_weight(index, 0, weight)
-
-    # -- formatting -------------------------------------------------------------------------
-    def _dense(self, vec: np.ndarray) -> str:
-        """``index:value`` for each nonzero of a vector (projected first when configured),
-        values to 5 significant digits."""
-        if self._projection is not None and vec.shape[-1] == self._projection.shape[0]:
-            vec = vec @ self._projection
-        if vec.ndim != 1:
-            return " ".join(f"{j}:{x:.5g}" for j, x in enumerate(vec.tolist()) if x != 0.0)
-        nonzero = np.flatnonzero(vec)  # then one %-format call for the whole vector
-        fields = self._fields(vec.shape[0])
-        template = (" ".join(fields) if len(nonzero) == len(fields)
-                    else " ".join([fields[j] for j in nonzero.tolist()]))
-        return template % tuple(vec[nonzero].tolist())
-
-    def _fields(self, dim: int) -> list[str]:
-        fields = self._templates.get(dim)
-        if fields is None:
-            fields = self._templates[dim] = [f"{j}:%.5g" for j in range(dim)]
-        return fields
-
-    def _escaped(self, name: str) -> str:
-        safe = self._names.get(name)
-        if safe is None:
-            if len(self._names) >= _NAMES_CACHE_SIZE:
-                self._names.clear()
-            safe = self._names[name] = _name(name)
-        return safe
-
-    def _namespaces(self, features: Features) -> str:
-        parts = []
-        singles = self._singles
-        for ns, values in features.items():
-            if type(values) is not dict:  # (the ABC check below is slow for plain dicts)
-                if isinstance(values, np.ndarray):
-                    parts.append(f"|{ns} {self._dense(values)}")
-                    continue
-                if not isinstance(values, Mapping):
-                    raise TypeError(f"namespace {ns!r} must be a mapping or a numpy vector")
-            if len(values) == 1:  # a model, a provider, a cluster: formatted once
-                ((name, value),) = values.items()
-                key = (ns, name, value)
-                part = singles.get(key)
-                if part is None:
-                    if len(singles) >= _NAMES_CACHE_SIZE:
-                        singles.clear()
-                    part = singles[key] = f"|{ns} {self._body(values)}"
-                parts.append(part)
-            else:
-                parts.append(self._namespace(ns, values))
-        return " ".join(parts)
-
-    def _namespace(self, ns: str, values: Mapping[str, float]) -> str:
-        """``|ns name:value ...`` by a template of the namespace's names (one formatting call)
-        where no value is 1 (written bare); zeros are left out."""
-        names, numbers = tuple(values), tuple(values.values())
-        if 1.0 in numbers:
-            return f"|{ns} {self._body(values)}"
-        skip: tuple[int, ...] = ()
-        if 0.0 in numbers:
-            skip = tuple([j for j, v in enumerate(numbers) if v == 0.0])
-            numbers = tuple([v for v in numbers if v != 0.0])
-        template = self._templates_by_names.get((ns, names, skip))
-        if template is None:
-            if len(self._templates_by_names) >= _NAMES_CACHE_SIZE:
-                self._templates_by_names.clear()
-            kept = [self._escaped(k).replace("%", "%%") for j, k in enumerate(names)
-                    if j not in skip]
-            template = self._templates_by_names[(ns, names, skip)] = (
-                f"|{ns} " + " ".join(f"{k}:%.6g" for k in kept))
-        return template % numbers
-
-    def _body(self, values: Mapping[str, float]) -> str:
-        esc = self._escaped
-        return " ".join([esc(k) if v == 1.0 else f"{esc(k)}:{v:.6g}"
-                         for k, v in values.items() if v != 0.0])
-
-    def _shared(self, context: Features) -> str:
-        """The shared line of a context; the last one is kept, since a log often holds the
-        same task several times in a row (labelled history: one event per model)."""
-        mark = tuple((ns, values.tobytes() if isinstance(values, np.ndarray)
-                      else tuple(values.items())) for ns, values in context.items())
-        last = self._last_shared
-        if last is not None and last[0] == mark:
-            return last[1]
-        line = "shared " + self._namespaces(context)
-        self._last_shared = (mark, line)
-        return line
 
     def _lines(self, context: Features, actions: Sequence[Features],
                key: _Memo | None) -> list[str]:
@@ -339,8 +241,8 @@ class VWPolicy(Policy):
             lines = self._examples.get(key)
             if lines is not None and len(lines) == len(actions) + 1:
                 return lines
-        lines = [self._shared(context)]
-        lines += [self._namespaces(action) for action in actions]
+        lines = [self._text.shared(context)]
+        lines += [self._text.features(action) for action in actions]
         if key is not None:
             self._examples[key] = lines
             if len(self._examples) > _EXAMPLE_CACHE_SIZE:
@@ -623,8 +525,8 @@ class VWPolicy(Policy):
                     if cached is not None and len(cached) == len(actions) + 1:
                         shared, chosen_line = cached[0], cached[index + 1]
                     else:
-                        shared, chosen_line = (self._shared(context),
-                                               self._namespaces(actions[index]))
+                        shared, chosen_line = (self._text.shared(context),
+                                               self._text.features(actions[index]))
                     parsed = self._parse([shared, f"{_label_text(label)} {chosen_line}"])
                     try:
                         if predict:  # the same parse serves the prediction and the update

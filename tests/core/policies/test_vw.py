@@ -22,13 +22,8 @@ def test_learns_which_action_pays_in_each_context() -> None:
 
 def test_projection_reduces_the_embedding() -> None:
     policy = VWPolicy(PolicyConfig(embedding_dims=8), input_dim=64)
-    line = policy._namespaces({"E": np.ones(64, np.float32) / 8})
-    assert len(line.split()) == 1 + 8
-
-
-def test_feature_names_are_escaped() -> None:
-    line = VWPolicy()._namespaces({"M": {"openai/gpt 4o:mini|x": 1.0}})
-    assert line == "|M openai/gpt_4o_mini_x"
+    shared = policy._example({"E": np.ones(64, np.float32) / 8}, [{"M": {"a": 1.0}}])[0]
+    assert len(shared.split()) == 2 + 8  # "shared", "|E", eight projected features
 
 
 def test_corrupt_model_bytes_raise() -> None:
@@ -162,21 +157,6 @@ def test_rewards_learned_late_and_out_of_order_match_the_text_path(
     assert 0 < len(keyed._parsed) <= 32  # never-rewarded decisions do not pile up
     keyed.close()
     plain.close()
-
-
-def test_templated_namespaces_match_the_plain_formatting() -> None:
-    """Numeric namespaces are written through a template of their names; zeros are left out
-    and a value of 1 is written bare, exactly as feature by feature."""
-    policy = VWPolicy()
-    rng = np.random.default_rng(5)
-    choices = [0.0, -0.0, 1.0, 2, 0.5, float("nan"), np.float32(0.1), 1e-9, -3.25]
-    for _ in range(2000):
-        n = int(rng.integers(0, 5))
-        names = ["f", "g h", "50%", "a%sb", "%%", "x:y"]
-        values = {f"{names[int(rng.integers(len(names)))]}{j}":
-                  choices[int(rng.integers(len(choices)))] if rng.random() < 0.5
-                  else float(rng.normal()) for j in range(n)}
-        assert policy._namespace("A", values) == f"|A {policy._body(values)}", values
 
 
 def test_an_exploration_floor_keeps_every_model_in_play() -> None:
