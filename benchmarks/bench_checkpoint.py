@@ -6,9 +6,11 @@ log) and learns what came after. Then takes checkpoints of the restored router, 
 comparison writes its memory the way earlier releases did (every vector inside).
 
 Uses MMLU-Pro's precomputed MiniLM vectors when the shared data is there
-(``BANDIT_ROUTER_DATA``), else the built-in synthetic workload.
+(``BANDIT_ROUTER_DATA``), else the built-in synthetic workload. Writes the figures, with the
+machine they were measured on, to ``--out`` (``benchmarks/results/checkpoint.json``, which
+``scripts/bench_doc.py`` renders into docs/benchmarks.md).
 
-    .venv/bin/python benchmarks/bench_checkpoint.py [--tasks 10000 20000]
+    .venv/bin/python benchmarks/bench_checkpoint.py [--tasks 2000 10000] [--out PATH]
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from _results import machine, write_json
 
 from bandit_router import PolicyConfig, Router, RouterConfig
 from bandit_router.core._learner import write_checkpoint
@@ -40,8 +47,13 @@ def dataset() -> RoutingDataset:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, nargs="+", default=[2_000, 10_000])
+    parser.add_argument("--out",
+                        default=str(Path(__file__).parent / "results" / "checkpoint.json"),
+                        help="where the figures go (JSON)")
     args = parser.parse_args()
     ds = dataset()
+    result: dict[str, Any] = {"machine": machine(args), "dataset": ds.name,
+                              "models": len(ds.models), "rows": []}
     policy = PolicyConfig(seed=0, gamma_scale=50, embedding_dims=32)
     config = RouterConfig(cost_weight=12.0, reward_wait_s=1e9, embedding_cache_size=0)
     print(f"checkpoints on {ds.name}, {len(ds.models)} models, SQLite file\n"
@@ -66,20 +78,26 @@ def main() -> None:
                 snap = learner.snapshot()
                 write_checkpoint(router.store, snap, time.time())
                 times.append(time.perf_counter() - start)
-                size = len(snap[1]) + len(snap[2])
+                size = len(snap.policy) + len(snap.memory)
             olds = []
             for _ in range(3):  # the memory with its vectors, as earlier releases wrote it
                 start = time.perf_counter()
                 vw, memory = learner.policy.to_bytes(), learner.memory.to_bytes()
-                write_checkpoint(router.store, (learner.config_hash(), vw, memory, learner.seq,
-                                                learner.learned, learner.arm), time.time())
+                write_checkpoint(router.store, replace(snap, policy=vw, memory=memory),
+                                 time.time())
                 olds.append(time.perf_counter() - start)
                 full = len(vw) + len(memory)
             router.close()
-        print(f"{min(n, len(ds)):>7,} | {size / 1e6:>7.2f} MB {1e3 * min(times):>8.1f} | "
-              f"{full / 1e6:>9.2f} MB {1e3 * min(olds):>8.1f} | {restart:>9.2f}")
+        row = {"tasks": min(n, len(ds)), "checkpoint_mb": size / 1e6,
+               "write_ms": 1e3 * min(times), "with_vectors_mb": full / 1e6,
+               "with_vectors_write_ms": 1e3 * min(olds), "restart_s": restart}
+        result["rows"].append(row)
+        print(f"{row['tasks']:>7,} | {row['checkpoint_mb']:>7.2f} MB {row['write_ms']:>8.1f} | "
+              f"{row['with_vectors_mb']:>9.2f} MB {row['with_vectors_write_ms']:>8.1f} | "
+              f"{restart:>9.2f}")
     print("(write: the snapshot under the lock, its hash and the insert, best of 3; with "
           "vectors: the same with the memory's vectors inside, as earlier releases wrote it)")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

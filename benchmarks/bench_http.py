@@ -2,9 +2,11 @@
 
 Starts ``bandit-router serve`` as its own process (real MiniLM, a SQLite file, real API key),
 then drives it from this process with an asyncio httpx client: each virtual user sends a
-select with a new prompt (an embedding cache miss), then the reward for it.
+select with a new prompt (an embedding cache miss), then the reward for it. Writes the
+figures, with the machine they were measured on, to ``--out`` (``benchmarks/results/http.json``,
+which ``scripts/bench_doc.py`` renders into docs/benchmarks.md).
 
-    .venv/bin/python benchmarks/bench_http.py [--pairs 1000] [--concurrency 1 4 16]
+    .venv/bin/python benchmarks/bench_http.py [--pairs 1000] [--concurrency 1 4 16] [--out PATH]
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+from _results import machine, write_json
 
 from bandit_router.eval.simulation import SyntheticWorkload
 from feedback_api import KeyStore
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.array(ms)
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "mean": float(a.mean())}
 
 
 def free_port() -> int:
@@ -48,7 +59,8 @@ def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not become ready")
 
 
-async def run(url: str, key: str, pairs: int, concurrency: int, seed: int) -> dict:
+async def run(url: str, key: str, pairs: int, concurrency: int,
+              seed: int) -> dict[str, Any]:
     wl = SyntheticWorkload(seed=seed)
     prompts = [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(pairs)]
     select_ms: list[float] = []
@@ -77,15 +89,18 @@ async def run(url: str, key: str, pairs: int, concurrency: int, seed: int) -> di
         start = time.perf_counter()
         await asyncio.gather(*(user() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {"pairs_per_s": pairs / elapsed, "select": np.array(select_ms),
-            "reward": np.array(reward_ms)}
+    return {"users": concurrency, "pairs": pairs, "pairs_per_s": pairs / elapsed,
+            "select_ms": percentiles(select_ms), "reward_ms": percentiles(reward_ms)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "http.json"),
+                        help="where the figures go (JSON)")
     args = parser.parse_args()
+    result: dict[str, Any] = {"machine": machine(args), "pairs": args.pairs, "runs": []}
     tmp = tempfile.TemporaryDirectory(prefix="bench-http-")
     db = f"sqlite:///{os.path.join(tmp.name, 'http.db')}"
     keys = KeyStore(db)
@@ -102,14 +117,15 @@ def main() -> None:
               f"{'reward p50':>10} {'p99':>7}  (ms)")
         for i, c in enumerate(args.concurrency):
             res = asyncio.run(run(url, key, args.pairs, c, seed=i))
-            s, r = res["select"], res["reward"]
-            print(f"{c:>5} {res['pairs_per_s']:>8.1f} | {np.percentile(s, 50):>10.1f} "
-                  f"{np.percentile(s, 99):>7.1f} | {np.percentile(r, 50):>10.1f} "
-                  f"{np.percentile(r, 99):>7.1f}")
+            result["runs"].append(res)
+            s, r = res["select_ms"], res["reward_ms"]
+            print(f"{c:>5} {res['pairs_per_s']:>8.1f} | {s['p50']:>10.1f} {s['p99']:>7.1f} | "
+                  f"{r['p50']:>10.1f} {r['p99']:>7.1f}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         tmp.cleanup()
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

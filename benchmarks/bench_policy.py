@@ -15,18 +15,13 @@ were measured on to ``--out`` (``benchmarks/results/policy.json``, which
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
 import statistics
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _results import machine, write_json
 
 from bandit_router import PolicyConfig
 from bandit_router.core._scoring import BASELINE, CROSSED_ONLY, PINNED
@@ -34,20 +29,6 @@ from bandit_router.core.policies import VWPolicy
 
 ACTIONS = 13  # as many as the MMLU-Pro catalog's models
 
-
-def machine(args: argparse.Namespace) -> dict[str, Any]:
-    """Where, when and how the figures were measured."""
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(),
-            "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-            "command": shlex.join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
-            "args": {k: v for k, v in vars(args).items() if k != "out"}}
-
-
-def write_json(path: str, result: dict[str, Any]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
-    print(f"\nwritten to {path}")
 
 
 def _exploration(args: argparse.Namespace) -> str:

@@ -11,12 +11,17 @@ Prints:
 - resident memory after loading and at the end;
 - FAISS recall latency (the part of ``select()`` that grows with history), the memory's
   size and its checkpoint (outcomes and reward seqs; the vectors stay in the event log), at
-  10k, 50k and 100k remembered tasks (``--memory-sizes``).
+  10k, 50k and 100k remembered tasks (``--memory-sizes``);
+- how many of the exact 32 neighbours the IVF finds on MMLU-Pro questions (when the data is
+  there: ``BANDIT_ROUTER_DATA``).
 
 Real parts throughout: bundled 15-model catalog, FAISS, VW, a SQLite file (WAL,
-synchronous=FULL). Run:
+synchronous=FULL). Writes every figure, with the machine it ran on, to ``--out``
+(``benchmarks/results/router.json``; ``scripts/bench_doc.py`` makes docs/benchmarks.md's
+tables from it). Run:
 
-    .venv/bin/python benchmarks/bench_router.py [--n 1000] [--database-url URL]
+    .venv/bin/python benchmarks/bench_router.py [--n 1000] [--database-url URL] \\
+        [--memory-sizes 10000 50000 100000] [--out PATH]
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shlex
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from _results import machine, write_json
 
 from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
 from bandit_router.eval.simulation import SyntheticWorkload
@@ -54,13 +63,18 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def percentiles(ms: list[float]) -> str:
+def percentiles(ms: list[float]) -> dict[str, float]:
     a = np.array(ms)
-    return f"p50 {np.percentile(a, 50):6.2f} ms   p99 {np.percentile(a, 99):6.2f} ms   " \
-           f"mean {a.mean():6.2f} ms"
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "mean": float(a.mean())}
 
 
-def time_selects(router: Router, texts: Sequence[str], decisions: list) -> list[float]:
+def show(p: dict[str, float]) -> str:
+    return f"p50 {p['p50']:6.2f} ms   p99 {p['p99']:6.2f} ms   mean {p['mean']:6.2f} ms"
+
+
+
+def time_selects(router: Router, texts: Sequence[str], decisions: list[Any]) -> list[float]:
     """Milliseconds per select(); the decisions are kept for the reward measurement."""
     ms = []
     for text in texts:
@@ -80,7 +94,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="calls per measurement")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[10_000, 50_000, 100_000])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "router.json"),
+                        help="where the figures go (JSON)")
     args = parser.parse_args()
+    result: dict[str, Any] = {"machine": machine(args)}
+    if args.database_url:  # no credentials in the results: the scheme only
+        hidden = args.database_url.split(":", 1)[0] + "://..."
+        result["machine"]["args"]["database_url"] = hidden
+        result["machine"]["command"] = result["machine"]["command"].replace(
+            shlex.quote(args.database_url), hidden)
     tmp = tempfile.TemporaryDirectory(prefix="bench-router-")
     url = args.database_url or f"sqlite:///{os.path.join(tmp.name, 'bench.db')}"
 
@@ -90,32 +112,40 @@ def main() -> None:
     minilm.load()
     load_s = time.perf_counter() - t0
     router = Router(database_url=url, embedder=minilm, config=RouterConfig())
+    result |= {"database": url.split(":", 1)[0], "models": len(router.catalog),
+               "calls": args.n, "embedder_load_s": load_s,
+               "rss_mb": {"start": base_rss, "loaded": rss_mb()}}
     print(f"bandit-router benchmark: {len(router.catalog)} models, database {url}")
-    print(f"embedder load {load_s:.1f}s; RSS {base_rss:.0f} MB before, {rss_mb():.0f} MB after "
-          "loading the embedder, VW and FAISS")
+    print(f"embedder load {load_s:.1f}s; RSS {base_rss:.0f} MB before, "
+          f"{result['rss_mb']['loaded']:.0f} MB after loading the embedder, VW and FAISS")
 
     for text in prompts(50, seed=99):  # warm-up: code paths, SQLite pages
         router.select(text)
 
-    decisions: list = []
+    decisions: list[Any] = []
     ms = time_selects(router, prompts(args.n, seed=1), decisions)
-    print(f"select(), real MiniLM embedding (cache misses): {percentiles(ms)}")
+    result["select_ms"] = percentiles(ms)
+    print(f"select(), real MiniLM embedding (cache misses): {show(result['select_ms'])}")
 
     texts = prompts(args.n, seed=2)
     lookup = LookupEmbedder(texts, minilm.embed(texts), minilm.name)
     router.close()
     router = Router(database_url=url, embedder=lookup, config=RouterConfig())
     ms = time_selects(router, texts, decisions)
-    print(f"select(), embedding excluded:                  {percentiles(ms)}")
+    result["select_no_embedding_ms"] = percentiles(ms)
+    print(f"select(), embedding excluded:                  "
+          f"{show(result['select_no_embedding_ms'])}")
     router.set_budget(hourly_limit=1e6, daily_limit=1e6, per_request_limit=10.0)
     router.set_budget(daily_limit=1e6, scope="tenant:bench")
-    budgeted: list = []
+    budgeted: list[Any] = []
     ms = [0.0] * len(texts)
     for i, text in enumerate(texts):
         t = time.perf_counter()
         budgeted.append(router.select(text, tenant="bench"))
         ms[i] = 1000 * (time.perf_counter() - t)
-    print(f"select(), embedding excluded, 4 budgets:       {percentiles(ms)}")
+    result["select_four_budgets_ms"] = percentiles(ms)
+    print(f"select(), embedding excluded, 4 budgets:       "
+          f"{show(result['select_four_budgets_ms'])}")
     router.clear_budget("router")
     router.clear_budget("tenant:bench")
 
@@ -125,22 +155,30 @@ def main() -> None:
         router.reward(d.event_id, quality=float(rng.random()), cost_usd=d.estimated_cost_usd,
                       latency_s=1.0, output_tokens=200)
     elapsed = time.perf_counter() - t
-    print(f"reward(): {len(decisions) / elapsed:,.0f} rewards/s "
-          f"({1000 * elapsed / len(decisions):.2f} ms each, commit + learn)")
+    result["reward"] = {"calls": len(decisions), "per_s": len(decisions) / elapsed,
+                        "ms_each": 1000 * elapsed / len(decisions)}
+    print(f"reward(): {result['reward']['per_s']:,.0f} rewards/s "
+          f"({result['reward']['ms_each']:.2f} ms each, commit + learn)")
     stats = router.get_routing_stats()
+    result["rss_mb"]["end"] = rss_mb()
+    result |= {"decisions": stats["decisions"], "rewarded": stats["rewarded"],
+               "remembered_tasks": stats["remembered_tasks"]}
     print(f"after {stats['decisions']} decisions / {stats['rewarded']} rewards: "
-          f"RSS {rss_mb():.0f} MB, memory rows {len(router._learner.memory)}")
+          f"RSS {result['rss_mb']['end']:.0f} MB, memory rows {stats['remembered_tasks']}")
     router.close()
     tmp.cleanup()
-    recall_scaling(args.memory_sizes, keys=[s.key for s in router.catalog])
+    result["recall"] = recall_scaling(args.memory_sizes, keys=[s.key for s in router.catalog])
+    result["ivf_on_real_tasks"] = ivf_on_real_tasks()
+    write_json(args.out, result)
 
 
-def recall_scaling(sizes: Sequence[int], keys: list[str]) -> None:
+def recall_scaling(sizes: Sequence[int], keys: list[str]) -> list[dict[str, Any]]:
     """Recall cost at larger histories, on the memory component itself (filling it through
     select/reward would take minutes per 100k): exact, and with the default IVF."""
     from bandit_router.core._memory import Memory
 
     rng = np.random.default_rng(0)
+    rows = []
     print("\nrecall of the 32 nearest past tasks (FAISS inner product, 384-d, random unit "
           "vectors):")
     for n in sizes:
@@ -161,15 +199,22 @@ def recall_scaling(sizes: Sequence[int], keys: list[str]) -> None:
             t = time.perf_counter()
             blob = mem.to_bytes(vectors=False)  # as a checkpoint stores it
             snap_s = time.perf_counter() - t
-            print(f"  {n:>7,} tasks, {label:<5}: {percentiles(ms)};  +{rss_mb() - before:5.0f} "
-                  f"MB RSS, checkpoint {len(blob) / 2**20:5.1f} MB in {snap_s:.3f}s")
+            row: dict[str, Any] = {
+                "tasks": n, "index": label, "queries": len(queries), "neighbours": 32,
+                "recall_ms": percentiles(ms), "rss_mb": rss_mb() - before,
+                "checkpoint_mb": len(blob) / 2**20,
+                "checkpoint_s": snap_s}
+            rows.append(row)
+            print(f"  {n:>7,} tasks, {label:<5}: {show(row['recall_ms'])};  "
+                  f"+{row['rss_mb']:5.0f} MB RSS, checkpoint {row['checkpoint_mb']:5.1f} MB "
+                  f"in {snap_s:.3f}s")
             del mem, blob
-    ivf_on_real_tasks()
+    return rows
 
 
-def ivf_on_real_tasks() -> None:
+def ivf_on_real_tasks() -> dict[str, Any]:
     """How many of the exact 32 neighbours the IVF finds, on MiniLM vectors of real
-    questions (the MMLU-Pro data, when it is there): 10,000 remembered, 500 new."""
+    questions (the MMLU-Pro data, when it is there): 10,000 remembered, 200 new."""
     import faiss
 
     from bandit_router.core._memory import Memory
@@ -179,7 +224,7 @@ def ivf_on_real_tasks() -> None:
         ds = load_mmlu_pro(default_data_dir() / "mmlu_pro")
     except (FileNotFoundError, OSError) as exc:
         print(f"\nIVF recall on real tasks: skipped ({exc})")
-        return
+        return {"skipped": str(exc)}
     assert ds.embeddings is not None
     x = np.ascontiguousarray(
         ds.embeddings[np.random.default_rng(0).permutation(len(ds))], np.float32)
@@ -193,8 +238,10 @@ def ivf_on_real_tasks() -> None:
     _, want = exact.search(new, 32)
     _, got = mem._index.search(new, 32)
     overlap = np.mean([len(set(a) & set(b)) / 32 for a, b in zip(want, got, strict=True)])
-    print(f"\nIVF on 10,000 MMLU-Pro questions (MiniLM): {100 * overlap:.1f}% of the exact 32 "
-          f"neighbours found")
+    print(f"\nIVF on {len(known):,} MMLU-Pro questions (MiniLM): {100 * overlap:.1f}% of the "
+          "exact 32 neighbours found")
+    return {"dataset": "mmlu_pro", "remembered": len(known), "queries": len(new),
+            "neighbours": 32, "exact_found": float(overlap)}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,32 @@
+"""What every benchmark writes beside its figures: where, when and how they were measured.
+``scripts/bench_doc.py`` renders docs/benchmarks.md's tables from the files written here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["machine", "write_json"]
+
+
+def machine(args: argparse.Namespace) -> dict[str, Any]:
+    """Where, when and how the figures were measured: the command as typed and every option
+    it ran with (but ``out``)."""
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(),
+            "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+            "command": shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+            "args": {k: v for k, v in vars(args).items() if k != "out"}}
+
+
+def write_json(path: str, result: dict[str, Any]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    print(f"\nwritten to {path}")

@@ -1,0 +1,235 @@
+"""Render the tables of docs/benchmarks.md from the JSON the benchmark commands write
+(benchmarks/results/NAME.json), so that no figure there is typed by hand.
+
+    python scripts/bench_doc.py           # print the document as the JSON renders it
+    python scripts/bench_doc.py --write   # rewrite the tables in docs/benchmarks.md
+    python scripts/bench_doc.py --check   # exit 1 when docs/benchmarks.md is not that
+
+Each table sits between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->``; the
+prose around the markers is hand-written. A table says the command that measured it and the
+machine it ran on; a result file that is not there yet renders as the command that writes
+it. tests/test_bench_doc.py fails when the document is not what this renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+RESULTS = ROOT / "benchmarks" / "results"
+PYTHON = ".venv/bin/python"
+
+#: Each table's command at full size, as the figures in the repository must be measured, and
+#: the arguments that makes it (checked against the arguments a result file records).
+COMMANDS = {
+    "router": "benchmarks/bench_router.py",
+    "http": "benchmarks/bench_http.py",
+    "budget_mmlu": "benchmarks/bench_budget_mmlu.py --seeds 0 1 2",
+    "checkpoint": "benchmarks/bench_checkpoint.py",
+    "policy": "benchmarks/bench_policy.py",
+}
+FULL_SIZE: dict[str, dict[str, Any]] = {
+    "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000]},
+    "http": {"pairs": 1000, "concurrency": [1, 4, 16]},
+    "budget_mmlu": {"shares": [0.25, 0.5, 1.0], "seeds": [0, 1, 2], "limit": None},
+    "checkpoint": {"tasks": [2_000, 10_000]},
+    "policy": {"rounds": 3000, "repeats": 3, "dims": [32, 384]},
+}
+
+_BLOCK = re.compile(r"(<!-- bench:(\w+):start -->\n)(.*?)(<!-- bench:\2:end -->)", re.S)
+
+
+# -- figures -----------------------------------------------------------------------------------
+def num(x: float) -> str:
+    """Three significant digits, thousands with a separator: 0.0712, 3.4, 14.2, 1,234."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def p50_p99(p: dict[str, float]) -> str:
+    return f"p50 {num(p['p50'])} ms, p99 {num(p['p99'])} ms"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+# -- one renderer per result file --------------------------------------------------------------
+def _router(r: dict[str, Any]) -> list[str]:
+    rows = [
+        ["`select()`, real MiniLM embedding of a new short prompt", p50_p99(r["select_ms"])],
+        ["`select()`, embedding excluded (recall, constraints, VW, committed event)",
+         p50_p99(r["select_no_embedding_ms"])],
+        ["the same with four budgets in force (router hour/day/request, one tenant's day)",
+         p50_p99(r["select_four_budgets_ms"])],
+        ["`reward()` (validate, commit with fsync, learn), one after another",
+         f"{num(r['reward']['per_s'])} rewards/s ({num(r['reward']['ms_each'])} ms each)"],
+        [f"resident memory: MiniLM + VW + FAISS loaded / after {r['rewarded']:,} rewards",
+         f"{num(r['rss_mb']['loaded'])} MB / {num(r['rss_mb']['end'])} MB"],
+    ]
+    ivf = r["ivf_on_real_tasks"]
+    if "skipped" not in ivf:
+        rows.append([f"exact neighbours the IVF finds ({ivf['remembered']:,} MMLU-Pro "
+                     f"questions, MiniLM, {ivf['queries']:,} new ones)",
+                     pct(ivf["exact_found"])])
+    out = [f"{r['models']} models, a {r['database']} database, {r['calls']:,} calls per "
+           "measurement:", "",
+           *_table(["hot path", "figure"], rows), ""]
+    if "skipped" in ivf:
+        out += [f"(IVF on real tasks: skipped, {ivf['skipped']})", ""]
+    if not r["recall"]:
+        return out[:-1]
+    recall = {(row["tasks"], row["index"]): row for row in r["recall"]}
+    some = r["recall"][0]
+    out += [f"Recall of the {some['neighbours']} nearest past tasks, {some['queries']} queries "
+            "(384-d random unit vectors):", ""]
+    rows = []
+    for n in sorted({n for n, _ in recall}):
+        exact, approx = recall[n, "exact"], recall[n, "IVF"]
+        rows.append([f"{n:,}",
+                     f"{num(exact['recall_ms']['p50'])} / {num(exact['recall_ms']['p99'])} ms",
+                     f"{num(approx['recall_ms']['p50'])} / {num(approx['recall_ms']['p99'])} ms",
+                     f"{num(approx['rss_mb'])} MB",
+                     f"{num(approx['checkpoint_mb'])} MB, serialised in "
+                     f"{num(1e3 * approx['checkpoint_s'])} ms"])
+    return out + _table(["remembered tasks", "exact recall p50 / p99", "IVF recall p50 / p99",
+                         "resident memory added (IVF)", "the memory in a checkpoint"], rows)
+
+
+def _http(r: dict[str, Any]) -> list[str]:
+    rows = [[str(run["users"]), num(run["pairs_per_s"]),
+             f"{num(run['select_ms']['p50'])} / {num(run['select_ms']['p99'])} ms",
+             f"{num(run['reward_ms']['p50'])} / {num(run['reward_ms']['p99'])} ms"]
+            for run in r["runs"]]
+    return [f"{r['pairs']:,} select+reward pairs per row:", "",
+            *_table(["concurrent users", "pairs/s", "select p50 / p99", "reward p50 / p99"],
+                    rows)]
+
+
+def _budget_mmlu(r: dict[str, Any]) -> list[str]:
+    rows = [[f"{100 * row['share']:g}%", pct(row["spent_share"]), f"{row['quality']:.3f}",
+             num(row["refused"]), f"{row['best_fixed_mix']:.3f}",
+             f"{row['always_cheapest']:.3f}", f"{row['always_gpt4o']:.3f}",
+             "" if row["cost_weight_p50"] is None else num(row["cost_weight_p50"]),
+             num(row["rounds_per_s"])]
+            for row in r["rows"]]
+    tasks = sorted({row["tasks"] for row in r["rows"]})
+    return [f"Means over seeds {', '.join(map(str, r['seeds']))}; "
+            f"{' / '.join(f'{t:,}' for t in tasks)} questions a day:", "",
+            *_table(["daily budget (share of always-gpt-4o's spend)", "spent / budget",
+                     "quality (all requests)", "refused", "best fixed mix under the budget",
+                     "always-cheapest", "always-gpt-4o", "cost weight, median decision",
+                     "rounds/s"], rows)]
+
+
+def _checkpoint(r: dict[str, Any]) -> list[str]:
+    rows = [[f"{row['tasks']:,}", f"{num(row['checkpoint_mb'])} MB",
+             f"{num(row['write_ms'])} ms",
+             f"{num(row['with_vectors_mb'])} MB, {num(row['with_vectors_write_ms'])} ms",
+             f"{num(row['restart_s'])} s"]
+            for row in r["rows"]]
+    return [f"{r['dataset']}, {r['models']} models, a SQLite file; each write the best of 3:",
+            "",
+            *_table(["tasks remembered", "checkpoint", "written in",
+                     "with the vectors inside (earlier releases)", "restart from it"], rows)]
+
+
+def _policy(r: dict[str, Any]) -> list[str]:
+    a = r["machine"]["args"]
+    rows = [[f"{row['dims']}" + (" (no projection)" if row["dims"] == 384 else ""),
+             num(row["decide_us"]), num(row["learn_us"])]
+            for row in r["rows"]]
+    return [f"`{r['exploration']}` exploration, {r['actions']} actions, {r['rounds']:,} "
+            f"rounds, median of {r['repeats']} runs (optimism {a['optimism']:g}, gamma_scale "
+            f"{a['gamma_scale']:g}, baseline_strength {a['baseline_strength']:g}):", "",
+            *_table(["embedding dims the policy sees", "`decide` µs per decision",
+                     "`learn` µs per reward"], rows)]
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
+    "checkpoint": _checkpoint, "policy": _policy,
+}
+
+
+# -- the document ------------------------------------------------------------------------------
+def machine_line(m: dict[str, Any]) -> str:
+    return (f"Measured with `{PYTHON} {m['command']}` on {m['cpu_count']} cores "
+            f"({m['platform']}, Python {m['python']}), {m['date_utc']} UTC.")
+
+
+def render_block(name: str, results: Path = RESULTS) -> str:
+    """What goes between the markers of table ``name``: the table from ``results/NAME.json``,
+    or, before that file exists, the command that writes it."""
+    path = results / f"{name}.json"
+    if not path.exists():
+        return (f"Not measured yet: run `{PYTHON} {COMMANDS[name]}` (it writes "
+                f"`benchmarks/results/{name}.json`), then `python scripts/bench_doc.py "
+                "--write`.\n")
+    result = json.loads(path.read_text())
+    return "\n".join([*RENDERERS[name](result), "", machine_line(result["machine"])]) + "\n"
+
+
+def render(text: str, results: Path = RESULTS) -> str:
+    """``text`` with every table between its markers rendered anew from ``results``."""
+    found = [m.group(2) for m in _BLOCK.finditer(text)]
+    unknown = sorted(set(found) - set(RENDERERS))
+    missing = sorted(set(RENDERERS) - set(found))
+    if unknown or missing or len(found) != len(set(found)):
+        raise ValueError(f"bench markers: unknown {unknown}, missing {missing}, found {found}")
+    return _BLOCK.sub(lambda m: m.group(1) + render_block(m.group(2), results) + m.group(4),
+                      text)
+
+
+def not_full_size(results: Path = RESULTS) -> list[str]:
+    """The result files measured with other sizes than their documented command's."""
+    out = []
+    for name, want in FULL_SIZE.items():
+        path = results / f"{name}.json"
+        if path.exists():
+            args = json.loads(path.read_text())["machine"]["args"]
+            if any(args.get(k) != v for k, v in want.items()):
+                out.append(f"{path}: {args}, not the full-size `{COMMANDS[name]}` ({want})")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the document in place")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 when the document is not what the results render")
+    parser.add_argument("--doc", type=Path, default=DOC)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="the folder of the result files")
+    args = parser.parse_args(argv)
+    text = args.doc.read_text()
+    rendered = render(text, args.results)
+    if args.write:
+        args.doc.write_text(rendered)
+        print(f"tables written into {args.doc}")
+    elif args.check:
+        problems = ([] if rendered == text else
+                    [f"{args.doc} is not what {args.results} renders: run "
+                     "python scripts/bench_doc.py --write"]) + not_full_size(args.results)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1 if problems else 0
+    else:
+        sys.stdout.write(rendered)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""docs/benchmarks.md: its tables are what the benchmarks' JSON files say
+(scripts/bench_doc.py renders them), never figures typed by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def doc() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_doc", ROOT / "scripts/bench_doc.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _machine(command: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"cpu_count": 2, "platform": "Linux-6.1-x86_64", "python": "3.11.7",
+            "date_utc": "2027-01-04 12:00", "command": command, "args": args}
+
+
+def _p(p50: float, p99: float) -> dict[str, float]:
+    return {"p50": p50, "p99": p99, "mean": (p50 + p99) / 2}
+
+
+def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
+    """One handmade result per table, as the benchmarks write them at full size."""
+    full = doc.FULL_SIZE
+
+    def recall(n: int, index: str, p50: float) -> dict[str, Any]:
+        return {"tasks": n, "index": index, "queries": 300, "neighbours": 32,
+                "recall_ms": _p(p50, 2 * p50), "rss_mb": 12.0, "checkpoint_mb": 0.7,
+                "checkpoint_s": 0.004}
+
+    budget_row = {"share": 0.25, "tasks": 10_225, "spent_share": 0.984, "budget": 10.0,
+                  "spent": 9.84, "quality": 0.6961, "refused": 0.0, "best_fixed_mix": 0.72,
+                  "always_cheapest": 0.309, "always_gpt4o": 0.731, "cost_weight_p50": 0.4,
+                  "rounds_per_s": 450.0}
+    return {
+        "router": {
+            "machine": _machine("benchmarks/bench_router.py", full["router"]),
+            "database": "sqlite", "models": 15, "calls": 1000, "embedder_load_s": 2.0,
+            "rss_mb": {"start": 90.0, "loaded": 497.2, "end": 720.4},
+            "select_ms": _p(14.2, 22.7), "select_no_embedding_ms": _p(0.96, 3.4),
+            "select_four_budgets_ms": _p(1.85, 4.1),
+            "reward": {"calls": 2000, "per_s": 833.3, "ms_each": 1.2},
+            "decisions": 3050, "rewarded": 2000, "remembered_tasks": 2000,
+            "recall": [recall(10_000, "exact", 0.89), recall(10_000, "IVF", 0.07),
+                       recall(50_000, "exact", 7.8), recall(50_000, "IVF", 0.21)],
+            "ivf_on_real_tasks": {"dataset": "mmlu_pro", "remembered": 10_000,
+                                  "queries": 200, "neighbours": 32, "exact_found": 0.955}},
+        "http": {
+            "machine": _machine("benchmarks/bench_http.py", full["http"]), "pairs": 1000,
+            "runs": [{"users": u, "pairs": 1000, "pairs_per_s": s, "select_ms": _p(a, b),
+                      "reward_ms": _p(c, d)}
+                     for u, s, a, b, c, d in ((1, 29.8, 24.5, 41.8, 7.5, 13.4),
+                                              (4, 40.1, 73.6, 139.8, 22.5, 47.8))]},
+        "budget_mmlu": {
+            "machine": _machine("benchmarks/bench_budget_mmlu.py --seeds 0 1 2",
+                                full["budget_mmlu"]),
+            "seeds": [0, 1, 2], "rows": [{**budget_row, "per_seed": [budget_row]}]},
+        "checkpoint": {
+            "machine": _machine("benchmarks/bench_checkpoint.py", full["checkpoint"]),
+            "dataset": "mmlu_pro", "models": 13,
+            "rows": [{"tasks": 10_000, "checkpoint_mb": 0.77, "write_ms": 11.8,
+                      "with_vectors_mb": 16.1, "with_vectors_write_ms": 106.0,
+                      "restart_s": 0.16}]},
+        "policy": {
+            "machine": _machine("benchmarks/bench_policy.py",
+                                {**full["policy"], "optimism": 0.2, "gamma_scale": 400.0,
+                                 "baseline_strength": 10.0}),
+            "actions": 13, "rounds": 3000, "repeats": 3, "exploration": "squarecb",
+            "rows": [{"dims": 32, "decide_us": 151.0, "learn_us": 88.0, "per_run": []}]},
+    }
+
+
+def _write(folder: Path, results: dict[str, dict[str, Any]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, result in results.items():
+        (folder / f"{name}.json").write_text(json.dumps(result))
+    return folder
+
+
+def _row(block: str, first: str) -> list[str]:
+    """The cells of the table row whose first cell is ``first``."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in block.splitlines() if line.startswith("|")]
+    found = [r for r in rows if r[0] == first]
+    assert len(found) == 1, (first, block)
+    return found[0]
+
+
+def test_the_doc_is_what_the_results_in_the_repo_render(doc: ModuleType) -> None:
+    text = doc.DOC.read_text()
+    assert doc.render(text) == text, "run: python scripts/bench_doc.py --write"
+    assert doc.not_full_size() == [], "commit only full-size runs' results"
+    assert doc.main(["--check"]) == 0
+
+
+def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
+    results = _write(tmp_path, _results(doc))
+    router = doc.render_block("router", results)
+    assert _row(router, "`select()`, real MiniLM embedding of a new short prompt")[1] == (
+        "p50 14.2 ms, p99 22.7 ms")
+    assert _row(router, "resident memory: MiniLM + VW + FAISS loaded / after 2,000 rewards")[
+        1] == "497 MB / 720 MB"
+    assert _row(router, "50,000")[1:3] == ["7.8 / 15.6 ms", "0.21 / 0.42 ms"]
+    assert _row(doc.render_block("http", results), "4") == [
+        "4", "40.1", "73.6 / 140 ms", "22.5 / 47.8 ms"]
+    assert _row(doc.render_block("budget_mmlu", results), "25%")[1:4] == [
+        "98.4%", "0.696", "0"]
+    assert _row(doc.render_block("checkpoint", results), "10,000")[3] == "16.1 MB, 106 ms"
+    assert _row(doc.render_block("policy", results), "32")[1:] == ["151", "88"]
+    # each table says what measured it, and where
+    assert router.rstrip().endswith(
+        "Measured with `.venv/bin/python benchmarks/bench_router.py` on 2 cores "
+        "(Linux-6.1-x86_64, Python 3.11.7), 2027-01-04 12:00 UTC.")
+
+
+def test_a_missing_result_renders_the_command_that_writes_it(doc: ModuleType,
+                                                             tmp_path: Path) -> None:
+    assert doc.render_block("budget_mmlu", tmp_path) == (
+        "Not measured yet: run `.venv/bin/python benchmarks/bench_budget_mmlu.py --seeds 0 1 2` "
+        "(it writes `benchmarks/results/budget_mmlu.json`), then "
+        "`python scripts/bench_doc.py --write`.\n")
+    results = _results(doc)
+    del results["http"]
+    text = doc.render(doc.DOC.read_text(), _write(tmp_path / "results", results))
+    http = text.split("<!-- bench:http:start -->\n", 1)[1].split("<!-- bench:http:end -->")[0]
+    assert http.startswith("Not measured yet: run `.venv/bin/python benchmarks/bench_http.py`")
+    assert "| 25% | 98.4% |" in text  # the others render
+
+
+def test_check_fails_on_a_hand_edit_or_a_small_run(doc: ModuleType, tmp_path: Path) -> None:
+    results = _results(doc)
+    folder = _write(tmp_path / "results", results)
+    page = tmp_path / "benchmarks.md"
+    shutil.copy(doc.DOC, page)
+    check = ["--check", "--doc", str(page), "--results", str(folder)]
+    assert doc.main(check) == 1  # the tables are still the repository's
+    assert doc.main(["--write", "--doc", str(page), "--results", str(folder)]) == 0
+    assert doc.main(check) == 0
+    prose = page.read_text().split("<!-- bench:router:start -->")[0]
+    assert prose == doc.DOC.read_text().split("<!-- bench:router:start -->")[0]
+    page.write_text(page.read_text().replace("| 4 | 40.1 |", "| 4 | 44.1 |"))
+    assert doc.main(check) == 1
+    assert doc.main(["--write", "--doc", str(page), "--results", str(folder)]) == 0
+    results["policy"]["machine"]["args"]["rounds"] = 200
+    _write(folder, {"policy": results["policy"]})
+    assert doc.main(["--write", "--doc", str(page), "--results", str(folder)]) == 0
+    assert doc.main(check) == 1  # renders, but is not the documented command's run
+    with pytest.raises(ValueError, match="missing"):
+        doc.render("no markers here", folder)
