@@ -15,6 +15,7 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ def _squarecb_if_asked(policy: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(seed: int, rounds: int, last: int, lam: float, embedder: CachedEmbedder,
-        policy: dict, config: dict) -> dict:
+        policy: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     wl = SyntheticWorkload(seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         router = Router(database_url=f"sqlite:///{os.path.join(tmp, 'b.db')}",
@@ -54,23 +55,28 @@ def run(seed: int, rounds: int, last: int, lam: float, embedder: CachedEmbedder,
         elapsed = time.perf_counter() - t0
         router.close()
 
-    def summary(sl: slice) -> dict:
+    def summary(sl: slice) -> dict[str, Any]:
         ts, ps = topics[sl], picks[sl]
-        q = lambda chooser: np.mean([wl.mean_quality(t, chooser(t, p))  # noqa: E731
-                                     for t, p in zip(ts, ps, strict=True)])
-        c = lambda chooser: np.mean([wl.expected_cost(t, chooser(t, p))  # noqa: E731
-                                     for t, p in zip(ts, ps, strict=True)])
-        strategies = {
+
+        def q(chooser: Callable[[str, str], str]) -> float:
+            return float(np.mean([wl.mean_quality(t, chooser(t, p))
+                                  for t, p in zip(ts, ps, strict=True)]))
+
+        def c(chooser: Callable[[str, str], str]) -> float:
+            return float(np.mean([wl.expected_cost(t, chooser(t, p))
+                                  for t, p in zip(ts, ps, strict=True)]))
+
+        strategies: dict[str, Callable[[str, str], str]] = {
             "router": lambda t, p: p,
             "cheapest": lambda t, p: wl.cheapest,
             "strongest": lambda t, p: wl.strongest,
             "oracle": lambda t, p: wl.best_model(t, lam),
         }
         objective = Objective(lam)
-        out = {name: (q(f), c(f), objective.reward(q(f), c(f)))
-               for name, f in strategies.items()}
-        rq = np.mean([[wl.mean_quality(t, k) for k in wl.keys] for t in ts])
-        rc = np.mean([[wl.expected_cost(t, k) for k in wl.keys] for t in ts])
+        out: dict[str, Any] = {name: (q(f), c(f), objective.reward(q(f), c(f)))
+                               for name, f in strategies.items()}
+        rq = float(np.mean([[wl.mean_quality(t, k) for k in wl.keys] for t in ts]))
+        rc = float(np.mean([[wl.expected_cost(t, k) for k in wl.keys] for t in ts]))
         out["random"] = (rq, rc, objective.reward(rq, rc))
         out["best_rate"] = np.mean([p == wl.best_model(t, lam)
                                     for t, p in zip(ts, ps, strict=True)])

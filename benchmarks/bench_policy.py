@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from _results import machine, write_json
 
-from bandit_router import PolicyConfig
+from bandit_router import Exploration, PolicyConfig, implied_exploration
 from bandit_router.core._scoring import BASELINE, CROSSED_ONLY, PINNED
 from bandit_router.core.policies import VWPolicy
 
@@ -31,11 +31,11 @@ ACTIONS = 13  # as many as the MMLU-Pro catalog's models
 
 
 
-def _exploration(args: argparse.Namespace) -> str:
-    """squareCB when one of its options is set (this benchmark's history), else the
-    default."""
-    squarecb = args.optimism or getattr(args, "elimination", False) or args.baseline_strength
-    return "squarecb" if squarecb else PolicyConfig().exploration
+
+def _exploration(args: argparse.Namespace) -> Exploration:
+    """squareCB when one of its options is given, else the default (the library's rule)."""
+    return implied_exploration(None, optimism=args.optimism,
+                               baseline_strength=args.baseline_strength)
 
 
 def one_run(dims: int | None, args: argparse.Namespace, seed: int) -> tuple[float, float]:

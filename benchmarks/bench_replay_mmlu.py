@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit_router import PolicyConfig, RouterConfig
+from bandit_router import Exploration, PolicyConfig, RouterConfig, implied_exploration
 from bandit_router.eval.baselines import aiq, knn_greedy, supervised
 from bandit_router.eval.datasets import RoutingDataset, default_data_dir, load_mmlu_pro
 from bandit_router.eval.replay import replay, zero_router_hull
@@ -30,11 +30,11 @@ from bandit_router.eval.replay import replay, zero_router_hull
 GPT4O = "always gpt-4o-2024-05-13"
 
 
-def _exploration(args: argparse.Namespace) -> str:
-    """squareCB when one of its options is set (this benchmark's history), else the
-    default."""
-    squarecb = args.optimism or args.baseline_strength
-    return "squarecb" if squarecb else PolicyConfig().exploration
+
+def _exploration(args: argparse.Namespace) -> Exploration:
+    """squareCB when one of its options is given, else the default (the library's rule)."""
+    return implied_exploration(None, optimism=args.optimism,
+                               baseline_strength=args.baseline_strength)
 
 
 def router_vectors(texts: list[str], cache: Path | None) -> np.ndarray:
@@ -163,10 +163,10 @@ def main() -> None:
     zero = aiq(zero_router_hull(*zip(*singles, strict=True)), low=low, high=high)
     print(f"\nAIQ over ${low:.6f}-${high:.6f} per question (mean quality of the cost-quality "
           f"hull); zero router {zero:.4f}")
-    for name, points in curves.items():
-        value = aiq(points, low=low, high=high)
+    for name, curve in curves.items():
+        value = aiq(curve, low=low, high=high)
         print(f"  {name:<28} {value:.4f} ({value - zero:+.4f} vs zero router); points: "
-              + ", ".join(f"({100 * c / high:.1f}% cost, {q:.3f})" for c, q in points))
+              + ", ".join(f"({100 * c / high:.1f}% cost, {q:.3f})" for c, q in curve))
 
 
 if __name__ == "__main__":

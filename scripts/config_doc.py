@@ -34,7 +34,7 @@ def _dataclass_table(cls: type) -> str:
     rows = ["| field | default |", "|---|---|"]
     for f in dataclasses.fields(cls):
         default = (f.default if f.default is not dataclasses.MISSING
-                   else f.default_factory())  # type: ignore[misc]
+                   else f.default_factory())  # type: ignore[misc,operator]
         rows.append(f"| `{f.name}` | {_value(default)} |")
     return "\n".join(rows)
 

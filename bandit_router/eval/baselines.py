@@ -72,7 +72,8 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
     return order, chosen
 
 
-def supervised(dataset: RoutingDataset, train: Sequence[int], test: Sequence[int], *,
+def supervised(dataset: RoutingDataset, train: Sequence[int] | npt.NDArray[np.integer],
+               test: Sequence[int] | npt.NDArray[np.integer], *,
                cost_weight: float = 20.0, k: int = 32) -> npt.NDArray[np.int64]:
     """Full-information kNN router: the chosen column for each test task."""
     emb = _embeddings(dataset)
