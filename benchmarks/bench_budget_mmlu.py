@@ -12,7 +12,7 @@ figures (means over the seeds, and each run's), with the machine they were measu
 docs/benchmarks.md).
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_budget_mmlu.py \\
-        [--shares 0.25 0.5 1.0] [--seeds 0] [--limit N] [--out PATH]
+        [--shares 0.25 0.5 1.0] [--seeds 0 1 2] [--limit N] [--out PATH]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def run(share: float, seed: int, limit: int | None) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.5, 1.0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--out",
                         default=str(Path(__file__).parent / "results" / "budget_mmlu.json"),
