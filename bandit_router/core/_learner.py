@@ -86,6 +86,7 @@ def _differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[
 #: own caches; a memo is a small token)
 _MEMOS = 4096
 
+
 class Learner:
     """Owns the policy and the memory on behalf of one :class:`Router` (not thread-safe:
     the router holds its lock around every call)."""

@@ -1,6 +1,7 @@
 """The one adapter in front of Vowpal Wabbit's ``cb_explore_adf``.
 
-Every call into VW lives here: example formatting, predict, learn, save and load.
+Every call into VW lives here: parse, predict, learn, save and load (the text it parses is
+written by ``_vw_text``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import tempfile
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import orjson
@@ -275,7 +275,8 @@ class VWPolicy(Policy):
         kind = PredictionType.ACTION_SCORES if self._regressor else PredictionType.ACTION_PROBS
         return list(self._vw.predict(examples, prediction_type=kind))
 
-    def _learn_padded(self, shared: Any, chosen: Any, index: int, n_actions: int) -> None:
+    def _learn_padded(self, shared: Example, chosen: Example, index: int,
+                      n_actions: int) -> None:
         """Learn a labelled ``chosen`` example as the regressor (squareCB, Thompson): from
         the shared example, the chosen action's at its place, and examples without features
         for the others.
@@ -309,9 +310,9 @@ class VWPolicy(Policy):
 
     def _scores(self, context: Features, actions: Sequence[Features],
                 key: _Memo | None) -> list[float]:
-        """VW's scores of each action. With a ``key`` the parsed examples are kept (for the
-        newest ``_PARSED_CACHE_SIZE`` keys) for :meth:`learn` of the same key, which then
-        skips the parse."""
+        """VW's scores of each action. With a ``key`` (a decision's fresh memo) the parsed
+        examples are kept (for the newest ``_PARSED_CACHE_SIZE`` keys) for :meth:`learn` of
+        the same key, which then skips the parse."""
         if key is None:
             return self._run(self._example(context, actions), learn=False)
         examples = self._parse(self._lines(context, actions, key))
@@ -320,9 +321,6 @@ class VWPolicy(Policy):
         except BaseException:
             self._finish(examples)
             raise
-        stale = self._parsed.pop(key, None)
-        if stale is not None:
-            self._finish(stale)
         self._parsed[key] = examples
         if len(self._parsed) > _PARSED_CACHE_SIZE:
             self._finish(self._parsed.popitem(last=False)[1])
