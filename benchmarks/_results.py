@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "write_json"]
+import numpy as np
+
+__all__ = ["machine", "percentiles", "write_json"]
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:
@@ -24,6 +26,13 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
             "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
             "command": shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
             "args": {k: v for k, v in vars(args).items() if k != "out"}}
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    """p50, p99 and mean of latencies (the unit given)."""
+    a = np.array(ms)
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "mean": float(a.mean())}
 
 
 def write_json(path: str, result: dict[str, Any]) -> None:

@@ -24,17 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-from _results import machine, write_json
+from _results import machine, percentiles, write_json
 
 from bandit_router.eval.simulation import SyntheticWorkload
 from feedback_api import KeyStore
-
-
-def percentiles(ms: list[float]) -> dict[str, float]:
-    a = np.array(ms)
-    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-            "mean": float(a.mean())}
 
 
 def free_port() -> int:

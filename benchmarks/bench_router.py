@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, write_json
+from _results import machine, percentiles, write_json
 
 from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
 from bandit_router.eval.simulation import SyntheticWorkload
@@ -61,12 +61,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def percentiles(ms: list[float]) -> dict[str, float]:
-    a = np.array(ms)
-    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-            "mean": float(a.mean())}
 
 
 def show(p: dict[str, float]) -> str:

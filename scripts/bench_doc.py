@@ -60,6 +60,11 @@ def p50_p99(p: dict[str, float]) -> str:
     return f"p50 {num(p['p50'])} ms, p99 {num(p['p99'])} ms"
 
 
+def slash(p: dict[str, float]) -> str:
+    """``p50 / p99 ms``, for a table whose header says which is which."""
+    return f"{num(p['p50'])} / {num(p['p99'])} ms"
+
+
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
             *("| " + " | ".join(row) + " |" for row in rows)]
@@ -98,8 +103,8 @@ def _router(r: dict[str, Any]) -> list[str]:
     for n in sorted({n for n, _ in recall}):
         exact, approx = recall[n, "exact"], recall[n, "IVF"]
         rows.append([f"{n:,}",
-                     f"{num(exact['recall_ms']['p50'])} / {num(exact['recall_ms']['p99'])} ms",
-                     f"{num(approx['recall_ms']['p50'])} / {num(approx['recall_ms']['p99'])} ms",
+                     slash(exact["recall_ms"]),
+                     slash(approx["recall_ms"]),
                      f"{num(approx['rss_mb'])} MB",
                      f"{num(approx['checkpoint_mb'])} MB, serialised in "
                      f"{num(1e3 * approx['checkpoint_s'])} ms"])
@@ -109,8 +114,8 @@ def _router(r: dict[str, Any]) -> list[str]:
 
 def _http(r: dict[str, Any]) -> list[str]:
     rows = [[str(run["users"]), num(run["pairs_per_s"]),
-             f"{num(run['select_ms']['p50'])} / {num(run['select_ms']['p99'])} ms",
-             f"{num(run['reward_ms']['p50'])} / {num(run['reward_ms']['p99'])} ms"]
+             slash(run["select_ms"]),
+             slash(run["reward_ms"])]
             for run in r["runs"]]
     return [f"{r['pairs']:,} select+reward pairs per row:", "",
             *_table(["concurrent users", "pairs/s", "select p50 / p99", "reward p50 / p99"],
