@@ -106,7 +106,6 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
-
     @model_validator(mode="after")
     def _library_checks(self) -> Settings:
         try:
