@@ -51,6 +51,7 @@ if _typing.TYPE_CHECKING:
     )
     from .core._logged import LoggedDecision, load_logged_decisions
     from .core._objective import Objective
+    from .core._onnx import EMBEDDERS, OnnxEmbedder, make_embedder
     from .core._types import Alternative, Decision, EventRecord, RewardReceipt
     from .eval.reports import CostReport, CostRow, cost_report
     from .router._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
@@ -87,6 +88,7 @@ _LAZY: dict[str, str] = {
     "DuplicateEventError": ".core._errors",
     "DuplicateRewardError": ".core._errors",
     "ERROR_KINDS": ".router._router",
+    "EMBEDDERS": ".core._onnx",
     "EXPLORATIONS": ".core._config",
     "Embedder": ".core._embedding",
     "EventRecord": ".core._types",
@@ -102,6 +104,7 @@ _LAZY: dict[str, str] = {
     "ModelSpec": ".core._catalog",
     "NoEligibleModelError": ".core._errors",
     "Objective": ".core._objective",
+    "OnnxEmbedder": ".core._onnx",
     "PayloadTooLargeError": ".core._errors",
     "PermissionDeniedError": ".core._errors",
     "PolicyConfig": ".core._config",
@@ -118,6 +121,7 @@ _LAZY: dict[str, str] = {
     "UnknownModelError": ".core._errors",
     "cost_report": ".eval.reports",
     "implied_exploration": ".core._config",
+    "make_embedder": ".core._onnx",
     "load_logged_decisions": ".core._logged",
     "read_litellm_prices": ".spend._prices",
 }
@@ -129,6 +133,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "EMBEDDERS",
     "ERROR_KINDS",
     "EXPLORATIONS",
     "Alternative",
@@ -164,6 +169,7 @@ __all__ = [
     "ModelSpec",
     "NoEligibleModelError",
     "Objective",
+    "OnnxEmbedder",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PolicyConfig",
@@ -183,6 +189,7 @@ __all__ = [
     "cost_report",
     "implied_exploration",
     "load_logged_decisions",
+    "make_embedder",
     "read_litellm_prices",
 ]
 

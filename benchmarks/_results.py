@@ -24,8 +24,23 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(),
             "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-            "command": shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+            "command": shlex.join([f"benchmarks/{Path(sys.argv[0]).name}",
+                                   *_without_out(sys.argv[1:])]),
             "args": {k: v for k, v in vars(args).items() if k != "out"}}
+
+
+def _without_out(argv: list[str]) -> list[str]:
+    """The arguments but ``--out PATH`` (where a file was written says nothing of how it was
+    measured)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            out.append(arg)
+    return out
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

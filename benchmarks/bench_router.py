@@ -7,7 +7,8 @@ Prints:
   lookup embedder), i.e. recall + constraints + VW + the committed event row;
 - the same with four budgets in force (router hour/day/request, one tenant's day): the
   spend read, pacing and the reservation written with the event;
-- ``reward()`` throughput (validate, commit, learn), one call after another;
+- ``reward()`` throughput (validate, commit, learn), one call after another; and the
+  service's way, ``reward(learn=False)`` (validate, commit) with ``sync()`` learning after;
 - resident memory after loading and at the end;
 - FAISS recall latency (the part of ``select()`` that grows with history), the memory's
   size and its checkpoint (outcomes and reward seqs; the vectors stay in the event log), at
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 from _results import machine, percentiles, write_json
 
-from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
+from bandit_router import EMBEDDERS, Router, RouterConfig, make_embedder
 from bandit_router.eval.simulation import SyntheticWorkload
 
 
@@ -87,6 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="calls per measurement")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--embedder", choices=EMBEDDERS, default="minilm",
+                        help="the embedding runtime (default: the shipped one)")
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[10_000, 50_000, 100_000])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "router.json"),
                         help="where the figures go (JSON)")
@@ -101,13 +104,13 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{os.path.join(tmp.name, 'bench.db')}"
 
     base_rss = rss_mb()
-    minilm = SentenceTransformerEmbedder()
+    minilm = make_embedder(args.embedder)
     t0 = time.perf_counter()
-    minilm.load()
+    minilm.embed(["load"])
     load_s = time.perf_counter() - t0
     router = Router(database_url=url, embedder=minilm, config=RouterConfig())
     result |= {"database": url.split(":", 1)[0], "models": len(router.catalog),
-               "calls": args.n, "embedder_load_s": load_s,
+               "calls": args.n, "embedder": args.embedder, "embedder_load_s": load_s,
                "rss_mb": {"start": base_rss, "loaded": rss_mb()}}
     print(f"bandit-router benchmark: {len(router.catalog)} models, database {url}")
     print(f"embedder load {load_s:.1f}s; RSS {base_rss:.0f} MB before, "
@@ -119,7 +122,8 @@ def main() -> None:
     decisions: list[Any] = []
     ms = time_selects(router, prompts(args.n, seed=1), decisions)
     result["select_ms"] = percentiles(ms)
-    print(f"select(), real MiniLM embedding (cache misses): {show(result['select_ms'])}")
+    print(f"select(), real MiniLM embedding ({args.embedder}, cache misses): "
+          f"{show(result['select_ms'])}")
 
     texts = prompts(args.n, seed=2)
     lookup = LookupEmbedder(texts, minilm.embed(texts), minilm.name)
@@ -144,15 +148,31 @@ def main() -> None:
     router.clear_budget("tenant:bench")
 
     rng = np.random.default_rng(0)
+    inline, behind = decisions[: len(decisions) // 2], decisions[len(decisions) // 2:]
     t = time.perf_counter()
-    for d in decisions:
+    for d in inline:
         router.reward(d.event_id, quality=float(rng.random()), cost_usd=d.estimated_cost_usd,
                       latency_s=1.0, output_tokens=200)
     elapsed = time.perf_counter() - t
-    result["reward"] = {"calls": len(decisions), "per_s": len(decisions) / elapsed,
-                        "ms_each": 1000 * elapsed / len(decisions)}
+    result["reward"] = {"calls": len(inline), "per_s": len(inline) / elapsed,
+                        "ms_each": 1000 * elapsed / len(inline)}
     print(f"reward(): {result['reward']['per_s']:,.0f} rewards/s "
           f"({result['reward']['ms_each']:.2f} ms each, commit + learn)")
+    # the service's way: the reward is made durable and acknowledged; one learner catches up
+    t = time.perf_counter()
+    for d in behind:
+        router.reward(d.event_id, quality=float(rng.random()), cost_usd=d.estimated_cost_usd,
+                      latency_s=1.0, output_tokens=200, learn=False)
+    acked = time.perf_counter() - t
+    t = time.perf_counter()
+    router.sync()
+    caught_up = time.perf_counter() - t
+    result["reward_learn_behind"] = {"calls": len(behind), "per_s": len(behind) / acked,
+                                     "ms_each": 1000 * acked / len(behind),
+                                     "learned_per_s": len(behind) / caught_up}
+    print(f"reward(learn=False): {result['reward_learn_behind']['per_s']:,.0f} rewards/s "
+          f"acknowledged durably; sync() then learned "
+          f"{result['reward_learn_behind']['learned_per_s']:,.0f}/s")
     stats = router.get_routing_stats()
     result["rss_mb"]["end"] = rss_mb()
     result |= {"decisions": stats["decisions"], "rewarded": stats["rewarded"],

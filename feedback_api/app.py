@@ -15,12 +15,11 @@ from fastapi import FastAPI
 from bandit_router import (
     BatchingEmbedder,
     Catalog,
-    HashEmbedder,
     InvalidInputError,
     PolicyConfig,
     Router,
-    SentenceTransformerEmbedder,
     __version__,
+    make_embedder,
 )
 from bandit_router.core.policies import KNNGreedyPolicy, Policy, VWPolicy
 
@@ -41,7 +40,7 @@ log = logging.getLogger("feedback_api")
 def build_router(settings: Settings) -> Router:
     """The library router the settings describe (loads the embedder: seconds)."""
     catalog = Catalog.from_file(settings.catalog_path) if settings.catalog_path else None
-    inner = HashEmbedder() if settings.embedder == "hash" else SentenceTransformerEmbedder()
+    inner = make_embedder(settings.embedder)
     # requests embed on many threads at once: one batch is far cheaper than many singles
     embedder = BatchingEmbedder(inner, max_batch=settings.embed_batch,
                                 max_wait_s=settings.embed_wait_ms / 1000)

@@ -34,13 +34,18 @@ COMMANDS = {
     "budget_mmlu": "benchmarks/bench_budget_mmlu.py --seeds 0 1 2",
     "checkpoint": "benchmarks/bench_checkpoint.py",
     "policy": "benchmarks/bench_policy.py",
+    "embedder": "benchmarks/bench_embedder.py",
+    "suite": "benchmarks/suite.py",
+    "locust": "benchmarks/bench_locust.py",
 }
 FULL_SIZE: dict[str, dict[str, Any]] = {
-    "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000]},
+    "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000], "embedder": "minilm"},
     "http": {"pairs": 1000, "concurrency": [1, 4, 16]},
     "budget_mmlu": {"shares": [0.25, 0.5, 1.0], "seeds": [0, 1, 2], "limit": None},
     "checkpoint": {"tasks": [2_000, 10_000]},
     "policy": {"rounds": 3000, "repeats": 3, "dims": [32, 384]},
+    "embedder": {"n": 500},
+    "locust": {"users": [4, 16], "seconds": 60},
 }
 
 _BLOCK = re.compile(r"(<!-- bench:(\w+):start -->\n)(.*?)(<!-- bench:\2:end -->)", re.S)
@@ -73,13 +78,19 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 # -- one renderer per result file --------------------------------------------------------------
 def _router(r: dict[str, Any]) -> list[str]:
     rows = [
-        ["`select()`, real MiniLM embedding of a new short prompt", p50_p99(r["select_ms"])],
+        [f"`select()`, real MiniLM embedding (`{r.get('embedder', 'minilm-torch')}`) of a new "
+         "short prompt", p50_p99(r["select_ms"])],
         ["`select()`, embedding excluded (recall, constraints, VW, committed event)",
          p50_p99(r["select_no_embedding_ms"])],
         ["the same with four budgets in force (router hour/day/request, one tenant's day)",
          p50_p99(r["select_four_budgets_ms"])],
         ["`reward()` (validate, commit with fsync, learn), one after another",
          f"{num(r['reward']['per_s'])} rewards/s ({num(r['reward']['ms_each'])} ms each)"],
+        *([["`reward(learn=False)` (validate, commit with fsync), then `sync()` learns them",
+             f"{num(r['reward_learn_behind']['per_s'])} rewards/s acknowledged "
+             f"({num(r['reward_learn_behind']['ms_each'])} ms each); learned at "
+             f"{num(r['reward_learn_behind']['learned_per_s'])}/s"]]
+          if "reward_learn_behind" in r else []),
         [f"resident memory: MiniLM + VW + FAISS loaded / after {r['rewarded']:,} rewards",
          f"{num(r['rss_mb']['loaded'])} MB / {num(r['rss_mb']['end'])} MB"],
     ]
@@ -162,9 +173,48 @@ def _policy(r: dict[str, Any]) -> list[str]:
                      "`learn` µs per reward"], rows)]
 
 
+def _embedder(r: dict[str, Any]) -> list[str]:
+    def cosine(c: dict[str, float] | None) -> str:
+        return "not measured (no data)" if c is None else f"{c['min']:.4f} / {c['mean']:.4f}"
+
+    rows = [[f"`{run['kind']}`" + (" (default)" if run["kind"] == "minilm" else ""),
+             f"{num(run['load_s'])} s" + ("" if run["export_s"] is None
+                                          else f" ({num(run['export_s'])} s the first time)"),
+             f"{num(run['rss_mb']['end'])} MB", slash(run["single_ms"]),
+             num(run["batch64_per_s"]), cosine(run["cosine_short"]),
+             cosine(run["cosine_mmlu_pro"])]
+            for run in r["runs"]]
+    threads = r["machine"]["args"]["threads"]
+    return [f"all-MiniLM-L6-v2, each runtime in its own process; ONNX Runtime threads: "
+            f"{'its default' if threads is None else threads}:", "",
+            *_table(["embedder", "load (export kept)", "resident memory", "one short prompt "
+                     "p50 / p99", "short prompts/s in batches of 64", "cosine to torch, "
+                     "short prompts (min / mean)", "cosine to torch, 500 MMLU-Pro questions "
+                     "(min / mean)"], rows)]
+
+
+def _locust(r: dict[str, Any]) -> list[str]:
+    rows = [[str(run["users"]), num(run["pairs_per_s"]),
+             f"{num(run['select']['ms']['p50'])} / {num(run['select']['ms']['p99'])} ms",
+             f"{num(run['reward']['ms']['p50'])} / {num(run['reward']['ms']['p99'])} ms",
+             f"{run['failures']:,} of {run['select']['requests'] + run['reward']['requests']:,}"]
+            for run in r["runs"]]
+    return [f"Locust, headless, {r['runs'][0]['seconds']} s per row, users without pauses:", "",
+            *_table(["users", "select+reward pairs/s", "select p50 / p99",
+                     "reward p50 / p99", "failed requests"], rows)]
+
+
+def _suite(r: dict[str, Any]) -> list[str]:
+    met = {True: "yes", False: "**no**", None: "not measured"}
+    rows = [[row["figure"], row["now"], row["target"], met[row["met"]]] for row in r["rows"]]
+    return ["Each figure read from the result file named (issue #17's targets):", "",
+            *_table(["figure", "now", "target", "met"], rows)]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
-    "checkpoint": _checkpoint, "policy": _policy,
+    "checkpoint": _checkpoint, "policy": _policy, "embedder": _embedder, "suite": _suite,
+    "locust": _locust,
 }
 
 

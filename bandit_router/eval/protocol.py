@@ -35,7 +35,6 @@ import hashlib
 import json
 import math
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -45,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..core._config import PolicyConfig, RouterConfig
+from ..core._embedding import cache_dir
 from ..core._errors import InvalidInputError
 from ..core._objective import Objective
 from .baselines import aiq
@@ -207,20 +207,14 @@ def settings_from(assignments: Sequence[str]) -> tuple[dict[str, Any], dict[str,
 
 
 # -- embeddings --------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """``$BANDIT_ROUTER_CACHE`` or ``~/.cache/bandit-router``: embeddings of data sets."""
-    return Path(os.environ.get("BANDIT_ROUTER_CACHE",
-                               Path.home() / ".cache" / "bandit-router"))
-
-
 def with_embeddings(dataset: RoutingDataset, *, embedder: Any = None,
                     cache: Path | None = None) -> RoutingDataset:
     """``dataset`` with its tasks embedded by the router's embedder (MiniLM by default), in
     batches, kept in ``cache`` under a hash of the texts and the embedder's name."""
     if embedder is None:
-        from ..core._embedding import SentenceTransformerEmbedder
+        from ..core._onnx import OnnxEmbedder
 
-        embedder = SentenceTransformerEmbedder()
+        embedder = OnnxEmbedder()
     digest = hashlib.sha256()
     digest.update(embedder.name.encode())
     for text in dataset.texts:

@@ -18,7 +18,7 @@ from ..core import _namespaces as ns
 from ..core._catalog import Catalog, ModelSpec
 from ..core._config import PolicyConfig, RouterConfig
 from ..core._constraints import Constraints, Estimate, RoutingConstraints, filter_eligible
-from ..core._embedding import CachedEmbedder, Embedder, SentenceTransformerEmbedder, task_hash
+from ..core._embedding import CachedEmbedder, Embedder, task_hash
 from ..core._errors import (
     ERROR_KINDS,
     CatalogError,
@@ -35,6 +35,7 @@ from ..core._events import action_records, event_row
 from ..core._features import estimate_tokens, task_features
 from ..core._learner import Learner, write_checkpoint
 from ..core._objective import Objective
+from ..core._onnx import OnnxEmbedder
 from ..core._scoring import (
     BASELINE,
     CROSSED_ONLY,
@@ -131,7 +132,7 @@ class Router(BudgetMethods, ProviderMethods):
         self._watchers: list[PriceFileWatcher] = []
         self._spend = SpendGuard(self.store, clock=clock, pacing_gain=self.config.pacing_gain,
                                  webhook_url=self.config.alert_webhook_url)
-        inner = embedder or SentenceTransformerEmbedder()
+        inner = embedder or OnnxEmbedder()
         self.embedder = CachedEmbedder(inner, size=self.config.embedding_cache_size)
         dim = self.embedder.dim
         if isinstance(policy, Policy):

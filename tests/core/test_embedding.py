@@ -8,7 +8,8 @@ from bandit_router.eval.simulation import HashEmbedder
 
 
 @pytest.mark.slow
-def test_minilm_loads_offline_and_embeds(minilm: SentenceTransformerEmbedder) -> None:
+def test_minilm_loads_offline_and_embeds(minilm_torch: SentenceTransformerEmbedder) -> None:
+    minilm = minilm_torch
     import os
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1"

@@ -118,3 +118,17 @@ def test_the_services_defaults_are_the_librarys() -> None:
         Settings(cost_weight=2e6)
     with pytest.raises(ValidationError, match="thompson_scale"):
         Settings(thompson_scale=0.0)
+
+
+def test_the_embedder_setting_names_the_librarys_embedders(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from typing import get_args
+
+    from bandit_router import EMBEDDERS
+
+    assert get_args(Settings.model_fields["embedder"].annotation) == EMBEDDERS
+    monkeypatch.setenv("BANDIT_ROUTER_EMBEDDER", "minilm-int8")
+    assert Settings().embedder == "minilm-int8"
+    monkeypatch.setenv("BANDIT_ROUTER_EMBEDDER", "bert")
+    with pytest.raises(ValidationError, match="minilm-torch"):
+        Settings()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bandit_router import Router, SentenceTransformerEmbedder
+from bandit_router import OnnxEmbedder, Router
 
 from .conftest import Server
 
@@ -41,7 +41,7 @@ def test_the_docs_have_snippets() -> None:
 
 
 @pytest.fixture
-def given_router(tmp_path: Path, minilm: SentenceTransformerEmbedder) -> Iterator[Router]:
+def given_router(tmp_path: Path, minilm: OnnxEmbedder) -> Iterator[Router]:
     router = Router(database_url=f"sqlite:///{tmp_path / 'given.db'}", embedder=minilm)
     tasks = ["Translate 'Hello' to French", "Summarise this paragraph about remote work.",
              "Write a Python function that reverses a list.", "What is 17 * 23?"]

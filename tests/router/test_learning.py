@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bandit_router import PolicyConfig, Router, RouterConfig, SentenceTransformerEmbedder
+from bandit_router import OnnxEmbedder, PolicyConfig, Router, RouterConfig
 from bandit_router.eval.simulation import TOPICS, SyntheticWorkload, demo_catalog
 
 COST_WEIGHT = 50.0
@@ -14,7 +14,7 @@ LAST = 1000
 
 
 @pytest.mark.slow
-def test_router_learns_the_per_topic_best_model(minilm: SentenceTransformerEmbedder,
+def test_router_learns_the_per_topic_best_model(minilm: OnnxEmbedder,
                                                sqlite_url: str) -> None:
     wl = SyntheticWorkload(seed=0)
     router = Router(database_url=sqlite_url, catalog=demo_catalog(), embedder=minilm,

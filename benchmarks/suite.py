@@ -1,0 +1,181 @@
+"""The performance suite (issue #17): every figure beside its target, from the benchmarks' JSON.
+
+Runs the parts asked for (each part is its own benchmark script, which writes
+``benchmarks/results/NAME.json``), then reads every result file there is and prints one
+table: figure, target, met. Writes the table to ``benchmarks/results/suite.json``. A figure
+whose benchmark has not been run (or does not exist yet) says so.
+
+    .venv/bin/python benchmarks/suite.py                      # the table from the files there
+    .venv/bin/python benchmarks/suite.py --run embedder router http   # measure, then the table
+
+The replay speed is read from the quality protocol's JSON (``bandit-router bench quality``,
+two replays at a time on two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _results import machine, write_json
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+#: the parts ``--run`` knows: the script that measures each
+PARTS = {"embedder": "bench_embedder.py", "router": "bench_router.py", "http": "bench_http.py",
+         "policy": "bench_policy.py"}
+
+Results = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure of the table: what it is, its target, and how to read it (``None`` when
+    its result file is missing) and judge it."""
+
+    figure: str
+    target: str
+    source: str
+    read: Callable[[Results], tuple[str, bool] | None]
+
+
+def _get(results: Results, name: str) -> dict[str, Any] | None:
+    return results.get(name)
+
+
+def _select(r: Results) -> tuple[str, bool] | None:
+    router = _get(r, "router")
+    if router is None:
+        return None
+    p = router["select_ms"]
+    return (f"p50 {p['p50']:.2f} ms, p99 {p['p99']:.2f} ms ({router.get('embedder', 'torch')})",
+            p["p50"] <= 6 and p["p99"] <= 15)
+
+
+def _select_given(r: Results) -> tuple[str, bool] | None:
+    router = _get(r, "router")
+    if router is None:
+        return None
+    p = router["select_four_budgets_ms"]
+    return (f"p50 {p['p50']:.2f} ms, p99 {p['p99']:.2f} ms at {router['remembered_tasks']:,} "
+            "remembered", False if p["p50"] > 0.5 or p["p99"] > 2 else
+            router["remembered_tasks"] >= 1_000_000)
+
+
+def _reward(r: Results) -> tuple[str, bool] | None:
+    router = _get(r, "router")
+    if router is None:
+        return None
+    behind = router.get("reward_learn_behind")
+    if behind is None:
+        per_s = router["reward"]["per_s"]
+        return f"{per_s:,.0f}/s (learning inline)", per_s >= 3000
+    per_s = behind["per_s"]
+    return (f"{per_s:,.0f}/s acknowledged, learning behind ({router['reward']['per_s']:,.0f}/s "
+            "learning inline)", per_s >= 3000)
+
+
+def _http(r: Results) -> tuple[str, bool] | None:
+    http = _get(r, "http")
+    if http is None:
+        return None
+    best = max(http["runs"], key=lambda run: run["pairs_per_s"])
+    return (f"{best['pairs_per_s']:.1f} pairs/s at {best['users']} users, select p99 "
+            f"{best['select_ms']['p99']:.0f} ms",
+            best["pairs_per_s"] >= 250 and best["select_ms"]["p99"] <= 100)
+
+
+def _memory(r: Results) -> tuple[str, bool] | None:
+    router = _get(r, "router")
+    if router is None:
+        return None
+    ivf = [row for row in router["recall"] if row["index"] == "IVF"]
+    top = max(ivf, key=lambda row: row["tasks"])
+    return (f"IVF recall p50 {top['recall_ms']['p50']:.2f} ms at {top['tasks']:,} tasks "
+            f"(+{top['rss_mb']:.0f} MB); 1M not measured", False)
+
+
+def _replay(r: Results) -> tuple[str, bool] | None:
+    quality = _get(r, "quality")
+    if quality is None:
+        return None
+    speeds = [run["rounds_per_s"] for run in quality["runs"] if run["workload"] == "mmlu_pro"]
+    if not speeds:
+        return None
+    return (f"MMLU-Pro cold start: median {statistics.median(speeds):,.0f} rounds/s "
+            f"({min(speeds):,.0f}–{max(speeds):,.0f}), two replays at a time",
+            min(speeds) >= 2000)
+
+
+def _embedding(r: Results) -> tuple[str, bool] | None:
+    embedder = _get(r, "embedder")
+    if embedder is None:
+        return None
+    runs = {run["kind"]: run for run in embedder["runs"]}
+    fast, torch = runs["minilm"], runs["minilm-torch"]
+    cosine = fast["cosine_mmlu_pro"] or fast["cosine_short"]
+    return (f"ONNX float32 {fast['single_ms']['p50']:.1f} ms vs torch "
+            f"{torch['single_ms']['p50']:.1f} ms per short prompt, cosine >= {cosine['min']:.4f}",
+            cosine["min"] >= 0.99 and fast["single_ms"]["p50"] < torch["single_ms"]["p50"])
+
+
+ROWS = [
+    Row("`select()` in-process, real embedder, new short prompts",
+        "p50 <= 6 ms, p99 <= 15 ms", "router", _select),
+    Row("`select()` with the embedding given, 15 models, budgets on",
+        "p50 <= 0.5 ms, p99 <= 2 ms at 10k-1M remembered", "router", _select_given),
+    Row("`reward()` acknowledged durably", ">= 3,000/s on SQLite", "router", _reward),
+    Row("HTTP select+reward pairs, real embedder", ">= 250 pairs/s, select p99 <= 100 ms",
+        "http", _http),
+    Row("task memory recall", "<= 1 ms and <= 1 GB RSS at 1M tasks", "router", _memory),
+    Row("replay with precomputed embeddings", ">= 2,000 rounds/s", "quality", _replay),
+    Row("the embedding model: faster, same vectors", "cosine >= 0.99 to float32 torch",
+        "embedder", _embedding),
+]
+
+
+def load(results: Path = RESULTS) -> Results:
+    out = {}
+    for path in results.glob("*.json"):
+        if path.stem != "suite":
+            out[path.stem] = json.loads(path.read_text())
+    return out
+
+
+def table(results: Results) -> list[dict[str, Any]]:
+    rows = []
+    for row in ROWS:
+        got = row.read(results)
+        rows.append({"figure": row.figure, "target": row.target, "source": row.source,
+                     "now": got[0] if got else f"not measured (no {row.source}.json)",
+                     "met": got[1] if got else None})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", nargs="*", choices=sorted(PARTS), default=[],
+                        help="measure these parts first (each writes its own JSON)")
+    parser.add_argument("--out", default=str(RESULTS / "suite.json"))
+    args = parser.parse_args(argv)
+    for part in args.run:
+        print(f"--- {part}: benchmarks/{PARTS[part]}", flush=True)
+        subprocess.run([sys.executable, str(HERE / PARTS[part])], check=True)
+    rows = table(load())
+    width = max(len(r["figure"]) for r in rows)
+    for r in rows:
+        met = {True: "met", False: "MISSED", None: "-"}[r["met"]]
+        print(f"{r['figure']:<{width}}  {met:6}  {r['now']}  [target: {r['target']}]")
+    write_json(args.out, {"machine": machine(args), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""benchmarks/suite.py: every figure of issue #17 read from the benchmarks' JSON and judged."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def suite() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # (the suite imports _results beside it)
+    try:
+        spec = importlib.util.spec_from_file_location("suite", ROOT / "benchmarks/suite.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["suite"] = module  # (its dataclasses look their module up)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_the_committed_table_is_what_the_committed_results_say(suite: ModuleType) -> None:
+    committed = json.loads((ROOT / "benchmarks/results/suite.json").read_text())
+    assert committed["rows"] == suite.table(suite.load())
+    assert len(committed["rows"]) == len(suite.ROWS)
+
+
+def test_figures_are_judged_against_their_targets(suite: ModuleType, tmp_path: Path) -> None:
+    assert all(row["met"] is None and row["now"].startswith("not measured")
+               for row in suite.table(suite.load(tmp_path)))
+    p = {"p50": 0.4, "p99": 1.5, "mean": 0.6}
+    router = {"select_ms": {"p50": 5.0, "p99": 14.0}, "select_four_budgets_ms": p,
+              "remembered_tasks": 1_000_000, "reward": {"per_s": 2999.0},
+              "recall": [{"tasks": 1_000_000, "index": "IVF", "recall_ms": p, "rss_mb": 700}],
+              "embedder": "minilm"}
+    (tmp_path / "router.json").write_text(json.dumps(router))
+    rows = {row["figure"]: row for row in suite.table(suite.load(tmp_path))}
+    assert rows["`select()` in-process, real embedder, new short prompts"]["met"] is True
+    assert rows["`select()` with the embedding given, 15 models, budgets on"]["met"] is True
+    assert rows["`reward()` acknowledged durably"]["met"] is False  # 2,999 < 3,000
+    router["remembered_tasks"] = 2000  # fast, but not at the history the target names
+    (tmp_path / "router.json").write_text(json.dumps(router))
+    rows = {row["figure"]: row for row in suite.table(suite.load(tmp_path))}
+    assert rows["`select()` with the embedding given, 15 models, budgets on"]["met"] is False
