@@ -28,7 +28,7 @@ class RouterUser(FastHttpUser):  # type: ignore[misc]  # (Any where locust is mi
     def on_start(self) -> None:
         self.headers = {"Authorization": f"Bearer {os.environ['BANDIT_ROUTER_KEY']}"}
 
-    @task
+    @task  # type: ignore[untyped-decorator]  # (untyped where locust is missing)
     def select_then_reward(self) -> None:
         prompt = f"{_WORKLOAD.sample_task().text} (#{next(_COUNTER)})"  # always a new prompt
         with self.client.post("/v1/select", json={"task": prompt}, headers=self.headers,
