@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,24 @@ def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.25)
     proc.kill()
     raise RuntimeError("server did not become ready")
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[tuple[str, str]]:
+    """``bandit-router serve`` on a fresh SQLite file with one client key: (URL, key);
+    stopped and removed after."""
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        db = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
+        keys = KeyStore(db)
+        key = keys.create(name="bench", scope="client")[1]
+        keys.close()
+        port = free_port()
+        proc = start_server(db, port)
+        try:
+            yield f"http://127.0.0.1:{port}", key
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
 
 
 async def run(url: str, key: str, pairs: int, concurrency: int,
@@ -94,15 +114,7 @@ def main() -> None:
                         help="where the figures go (JSON)")
     args = parser.parse_args()
     result: dict[str, Any] = {"machine": machine(args), "pairs": args.pairs, "runs": []}
-    tmp = tempfile.TemporaryDirectory(prefix="bench-http-")
-    db = f"sqlite:///{os.path.join(tmp.name, 'http.db')}"
-    keys = KeyStore(db)
-    key = keys.create(name="bench", scope="client")[1]
-    keys.close()
-    port = free_port()
-    proc = start_server(db, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with serving() as (url, key):
         asyncio.run(run(url, key, 50, 2, seed=99))  # warm-up
         print(f"HTTP on loopback, real MiniLM, SQLite; {args.pairs} select+reward pairs per "
               "run, every prompt new")
@@ -114,10 +126,6 @@ def main() -> None:
             s, r = res["select_ms"], res["reward_ms"]
             print(f"{c:>5} {res['pairs_per_s']:>8.1f} | {s['p50']:>10.1f} {s['p99']:>7.1f} | "
                   f"{r['p50']:>10.1f} {r['p99']:>7.1f}")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        tmp.cleanup()
     write_json(args.out, result)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from _results import machine, write_json
-from bench_http import free_port, start_server
-
-from feedback_api import KeyStore
+from bench_http import serving
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,26 +54,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "locust.json"))
     args = parser.parse_args()
     result: dict[str, Any] = {"machine": machine(args), "runs": []}
-    tmp = tempfile.TemporaryDirectory(prefix="bench-locust-")
-    db = f"sqlite:///{os.path.join(tmp.name, 'locust.db')}"
-    keys = KeyStore(db)
-    key = keys.create(name="locust", scope="client")[1]
-    keys.close()
-    port = free_port()
-    proc = start_server(db, port)
-    try:
+    with serving() as (url, key), tempfile.TemporaryDirectory() as tmp:
         for users in args.users:
-            run = run_locust(f"http://127.0.0.1:{port}", key, users, args.seconds,
-                             Path(tmp.name))
+            run = run_locust(url, key, users, args.seconds, Path(tmp))
             result["runs"].append(run)
             s, r = run["select"], run["reward"]
             print(f"{users:>3} users: {run['pairs_per_s']:.1f} pairs/s, select p50/p99 "
                   f"{s['ms']['p50']:.0f}/{s['ms']['p99']:.0f} ms, reward p50/p99 "
                   f"{r['ms']['p50']:.0f}/{r['ms']['p99']:.0f} ms, {run['failures']} failures")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        tmp.cleanup()
     write_json(args.out, result)
 
 

@@ -126,6 +126,24 @@ def _embedding(r: Results) -> tuple[str, bool] | None:
             cosine["min"] >= 0.99 and fast["single_ms"]["p50"] < torch["single_ms"]["p50"])
 
 
+def _peers(r: Results) -> tuple[str, bool] | None:
+    peers = _get(r, "peers")
+    if peers is None:
+        return None
+    rows = peers["summary"]
+    ours = next(row for row in rows if row["name"].startswith("bandit-router"))
+    others = [row for row in rows  # (the oracles are references, not peers)
+              if not row["name"].startswith(("bandit-router", "oracle"))]
+    if not others:
+        return f"regret {ours['regret_mean']:.0f}; no peer measured", False
+    best = min(others, key=lambda row: row["regret_mean"])
+    speed = ours["rounds_per_s"] or 0.0
+    return (f"regret {ours['regret_mean']:.0f} at {speed:,.0f} rounds/s; lowest peer "
+            f"{best['name']} {best['regret_mean']:.0f} at {best['rounds_per_s']:,.0f} rounds/s",
+            ours["regret_mean"] < best["regret_mean"]
+            and speed >= 5 * (best["rounds_per_s"] or float("inf")))
+
+
 ROWS = [
     Row("`select()` in-process, real embedder, new short prompts",
         "p50 <= 6 ms, p99 <= 15 ms", "router", _select),
@@ -138,6 +156,9 @@ ROWS = [
     Row("replay with precomputed embeddings", ">= 2,000 rounds/s", "quality", _replay),
     Row("the embedding model: faster, same vectors", "cosine >= 0.99 to float32 torch",
         "embedder", _embedding),
+    Row("against the bandit libraries (peer bench, 3 seeds)",
+        "regret below every peer's, at >= 5x the lowest-regret peer's rounds/s", "peers",
+        _peers),
 ]
 
 

