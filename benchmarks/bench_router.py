@@ -9,6 +9,7 @@ Prints:
   spend read, pacing and the reservation written with the event;
 - ``reward()`` throughput (validate, commit, learn), one call after another; and the
   service's way, ``reward(learn=False)`` (validate, commit) with ``sync()`` learning after;
+- the floor under both: one bare sqlite3 commit (WAL, ``synchronous=FULL``) on the same disk;
 - resident memory after loading and at the end;
 - FAISS recall latency (the part of ``select()`` that grows with history), the memory's
   size and its checkpoint (outcomes and reward seqs; the vectors stay in the event log), at
@@ -77,6 +78,26 @@ def time_selects(router: Router, texts: Sequence[str], decisions: list[Any]) -> 
         decisions.append(router.select(text))
         ms.append(1000 * (time.perf_counter() - t))
     return ms
+
+
+def sqlite_commit_ms(folder: str, n: int) -> dict[str, float]:
+    """The floor under every durable acknowledgement on this disk: one row inserted and
+    committed by bare sqlite3, with the router's settings (WAL, ``synchronous=FULL``)."""
+    import sqlite3
+
+    con = sqlite3.connect(os.path.join(folder, "floor.db"), isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    ms = []
+    for _ in range(n):
+        t = time.perf_counter()
+        con.execute("BEGIN")
+        con.execute("INSERT INTO t (v) VALUES (?)", ("x" * 200,))
+        con.execute("COMMIT")
+        ms.append(1000 * (time.perf_counter() - t))
+    con.close()
+    return percentiles(ms)
 
 
 def prompts(n: int, seed: int) -> list[str]:
@@ -173,6 +194,10 @@ def main() -> None:
     print(f"reward(learn=False): {result['reward_learn_behind']['per_s']:,.0f} rewards/s "
           f"acknowledged durably; sync() then learned "
           f"{result['reward_learn_behind']['learned_per_s']:,.0f}/s")
+    if url.startswith("sqlite:///"):
+        floor = result["sqlite_commit_ms"] = sqlite_commit_ms(tmp.name, args.n)
+        print(f"a bare durable SQLite commit on this disk: {show(floor)} "
+              f"({1000 / floor['mean']:,.0f}/s one after another)")
     stats = router.get_routing_stats()
     result["rss_mb"]["end"] = rss_mb()
     result |= {"decisions": stats["decisions"], "rewarded": stats["rewarded"],

@@ -78,8 +78,11 @@ def _reward(r: Results) -> tuple[str, bool] | None:
         per_s = router["reward"]["per_s"]
         return f"{per_s:,.0f}/s (learning inline)", per_s >= 3000
     per_s = behind["per_s"]
+    floor = router.get("sqlite_commit_ms")
+    bound = ("" if floor is None else
+             f"; a bare durable commit alone: {1000 / floor['mean']:,.0f}/s")
     return (f"{per_s:,.0f}/s acknowledged, learning behind ({router['reward']['per_s']:,.0f}/s "
-            "learning inline)", per_s >= 3000)
+            f"learning inline){bound}", per_s >= 3000)
 
 
 def _http(r: Results) -> tuple[str, bool] | None:

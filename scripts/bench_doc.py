@@ -93,6 +93,10 @@ def _router(r: dict[str, Any]) -> list[str]:
              f"({num(r['reward_learn_behind']['ms_each'])} ms each); learned at "
              f"{num(r['reward_learn_behind']['learned_per_s'])}/s"]]
           if "reward_learn_behind" in r else []),
+        *([["a bare SQLite commit on the same disk (WAL, `synchronous=FULL`): the floor "
+             "under every durable acknowledgement", f"{p50_p99(r['sqlite_commit_ms'])} "
+             f"({num(1000 / r['sqlite_commit_ms']['mean'])}/s one after another)"]]
+          if "sqlite_commit_ms" in r else []),
         [f"resident memory: MiniLM + VW + FAISS loaded / after {r['rewarded']:,} rewards",
          f"{num(r['rss_mb']['loaded'])} MB / {num(r['rss_mb']['end'])} MB"],
     ]
