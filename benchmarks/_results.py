@@ -1,5 +1,6 @@
-"""What every benchmark writes beside its figures: where, when and how they were measured.
-``scripts/bench_doc.py`` renders docs/benchmarks.md's tables from the files written here."""
+"""What every benchmark writes beside its figures: where, when and how they were measured
+(``scripts/bench_doc.py`` renders docs/benchmarks.md's tables from the files written here);
+and what several benchmarks measure with: resident memory, short distinct prompts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import sys
 from datetime import UTC, datetime
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["machine", "percentiles", "write_json"]
+__all__ = ["machine", "percentiles", "prompts", "rss_mb", "write_json"]
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:
@@ -27,6 +29,23 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
             "command": shlex.join([f"benchmarks/{Path(sys.argv[0]).name}",
                                    *_without_out(sys.argv[1:])]),
             "args": {k: v for k, v in vars(args).items() if k != "out"}}
+
+
+def rss_mb() -> float:
+    """This process's resident memory, MB (its peak where ``/proc`` is missing)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prompts(n: int, seed: int) -> list[str]:
+    """``n`` short prompts of the synthetic workload, each new (an embedding cache miss)."""
+    from bandit_router.eval.simulation import SyntheticWorkload  # (on use: light to import)
+
+    wl = SyntheticWorkload(seed=seed)
+    return [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(n)]
 
 
 def _without_out(argv: list[str]) -> list[str]:

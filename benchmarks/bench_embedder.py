@@ -27,24 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, percentiles, write_json
+from _results import machine, percentiles, prompts, rss_mb, write_json
 
 KINDS = ("minilm-torch", "minilm", "minilm-int8")
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def short_prompts(n: int, seed: int) -> list[str]:
-    from bandit_router.eval.simulation import SyntheticWorkload
-
-    wl = SyntheticWorkload(seed=seed)
-    return [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(n)]
 
 
 def long_prompts(n: int) -> list[str]:
@@ -69,18 +54,18 @@ def measure(job: tuple[str, int, int | None]) -> dict[str, Any]:
     embedder.embed(["warm up"])  # loads
     load_s = time.perf_counter() - t
     loaded_rss = rss_mb()
-    singles = short_prompts(n, seed=1)
+    singles = prompts(n, seed=1)
     ms = []
     for text in singles:
         t = time.perf_counter()
         embedder.embed([text])
         ms.append(1000 * (time.perf_counter() - t))
-    batch = short_prompts(640, seed=2)
+    batch = prompts(640, seed=2)
     t = time.perf_counter()
     for i in range(0, len(batch), 64):
         embedder.embed(batch[i:i + 64])
     batch_s = time.perf_counter() - t
-    fidelity = short_prompts(200, seed=3)
+    fidelity = prompts(200, seed=3)
     return {"kind": kind, "name": embedder.name, "load_s": load_s,
             "rss_mb": {"start": start_rss, "loaded": loaded_rss, "end": rss_mb()},
             "single_ms": percentiles(ms), "batch64_per_s": len(batch) / batch_s,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shlex
 import tempfile
 import time
@@ -39,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, percentiles, write_json
+from _results import machine, percentiles, prompts, rss_mb, write_json
 
 from bandit_router import EMBEDDERS, Router, RouterConfig, make_embedder
-from bandit_router.eval.simulation import SyntheticWorkload
 
 
 class LookupEmbedder:
@@ -55,14 +53,6 @@ class LookupEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack([self._rows[t] for t in texts])
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def show(p: dict[str, float]) -> str:
@@ -98,11 +88,6 @@ def sqlite_commit_ms(folder: str, n: int) -> dict[str, float]:
         ms.append(1000 * (time.perf_counter() - t))
     con.close()
     return percentiles(ms)
-
-
-def prompts(n: int, seed: int) -> list[str]:
-    wl = SyntheticWorkload(seed=seed)
-    return [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(n)]
 
 
 def main() -> None:
