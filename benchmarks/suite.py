@@ -46,12 +46,8 @@ class Row:
     read: Callable[[Results], tuple[str, bool] | None]
 
 
-def _get(results: Results, name: str) -> dict[str, Any] | None:
-    return results.get(name)
-
-
 def _select(r: Results) -> tuple[str, bool] | None:
-    router = _get(r, "router")
+    router = r.get("router")
     if router is None:
         return None
     p = router["select_ms"]
@@ -60,17 +56,17 @@ def _select(r: Results) -> tuple[str, bool] | None:
 
 
 def _select_given(r: Results) -> tuple[str, bool] | None:
-    router = _get(r, "router")
+    router = r.get("router")
     if router is None:
         return None
     p = router["select_four_budgets_ms"]
     return (f"p50 {p['p50']:.2f} ms, p99 {p['p99']:.2f} ms at {router['remembered_tasks']:,} "
-            "remembered", False if p["p50"] > 0.5 or p["p99"] > 2 else
-            router["remembered_tasks"] >= 1_000_000)
+            "remembered",
+            p["p50"] <= 0.5 and p["p99"] <= 2 and router["remembered_tasks"] >= 1_000_000)
 
 
 def _reward(r: Results) -> tuple[str, bool] | None:
-    router = _get(r, "router")
+    router = r.get("router")
     if router is None:
         return None
     behind = router.get("reward_learn_behind")
@@ -86,7 +82,7 @@ def _reward(r: Results) -> tuple[str, bool] | None:
 
 
 def _http(r: Results) -> tuple[str, bool] | None:
-    http = _get(r, "http")
+    http = r.get("http")
     if http is None:
         return None
     best = max(http["runs"], key=lambda run: run["pairs_per_s"])
@@ -96,7 +92,7 @@ def _http(r: Results) -> tuple[str, bool] | None:
 
 
 def _memory(r: Results) -> tuple[str, bool] | None:
-    router = _get(r, "router")
+    router = r.get("router")
     if router is None:
         return None
     ivf = [row for row in router["recall"] if row["index"] == "IVF"]
@@ -106,7 +102,7 @@ def _memory(r: Results) -> tuple[str, bool] | None:
 
 
 def _replay(r: Results) -> tuple[str, bool] | None:
-    quality = _get(r, "quality")
+    quality = r.get("quality")
     if quality is None:
         return None
     speeds = [run["rounds_per_s"] for run in quality["runs"] if run["workload"] == "mmlu_pro"]
@@ -118,7 +114,7 @@ def _replay(r: Results) -> tuple[str, bool] | None:
 
 
 def _embedding(r: Results) -> tuple[str, bool] | None:
-    embedder = _get(r, "embedder")
+    embedder = r.get("embedder")
     if embedder is None:
         return None
     runs = {run["kind"]: run for run in embedder["runs"]}
@@ -130,7 +126,7 @@ def _embedding(r: Results) -> tuple[str, bool] | None:
 
 
 def _peers(r: Results) -> tuple[str, bool] | None:
-    peers = _get(r, "peers")
+    peers = r.get("peers")
     if peers is None:
         return None
     rows = peers["summary"]

@@ -5,8 +5,9 @@ exported once to ONNX (with torch, from the local folder: no network) and kept u
 ``$BANDIT_ROUTER_CACHE``; after that, embedding needs neither torch nor sentence-transformers,
 only ONNX Runtime and the model's own tokenizer. The float32 export gives the torch model's
 vectors (cosine 1.0000 on MMLU-Pro's prompts) in less time; ``quantize=True`` gives int8
-weights (per channel; each layer's output projection kept in float32), a little faster
-again, at a cosine of about 0.99 to the float32 vectors (docs/benchmarks.md).
+weights (per channel; each layer's output projection kept in float32): a smaller model, at
+a cosine of about 0.99 to the float32 vectors, and no reliable speed gain on two cores
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +238,15 @@ class OnnxEmbedder(LoadsOnFirstUse):
         return _normalise(out)
 
 
-#: The embedders a service or command line can name (``BANDIT_ROUTER_EMBEDDER``).
-EMBEDDERS = ("minilm", "minilm-int8", "minilm-torch", "hash")
+#: The embedders a service or command line can name (``BANDIT_ROUTER_EMBEDDER``), each with
+#: what makes it.
+_MAKERS: dict[str, Callable[[], Embedder]] = {
+    "minilm": OnnxEmbedder,
+    "minilm-int8": lambda: OnnxEmbedder(quantize=True),
+    "minilm-torch": SentenceTransformerEmbedder,
+    "hash": HashEmbedder,
+}
+EMBEDDERS = tuple(_MAKERS)
 
 
 def make_embedder(kind: str = "minilm") -> Embedder:
@@ -246,12 +254,7 @@ def make_embedder(kind: str = "minilm") -> Embedder:
     Runtime, float32), ``minilm-int8`` (its int8 weights), ``minilm-torch`` (the same model
     through sentence-transformers and torch) or ``hash`` (a fast stand-in for development,
     not for production)."""
-    if kind == "minilm":
-        return OnnxEmbedder()
-    if kind == "minilm-int8":
-        return OnnxEmbedder(quantize=True)
-    if kind == "minilm-torch":
-        return SentenceTransformerEmbedder()
-    if kind == "hash":
-        return HashEmbedder()
-    raise ValueError(f"unknown embedder {kind!r}: one of {', '.join(EMBEDDERS)}")
+    maker = _MAKERS.get(kind)
+    if maker is None:
+        raise ValueError(f"unknown embedder {kind!r}: one of {', '.join(EMBEDDERS)}")
+    return maker()
