@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -296,8 +297,9 @@ class Store:
             s.flush()
             old = s.scalars(select(CheckpointRow.id).where(CheckpointRow.arm == row.arm)
                             .order_by(CheckpointRow.id.desc()).offset(keep)).all()
-            for cid in old:
-                s.delete(s.get(CheckpointRow, cid))
+            if old:  # one statement: a row another replica pruned first is no error
+                s.execute(delete(CheckpointRow).where(CheckpointRow.id.in_(old))
+                          .execution_options(synchronize_session=False))
 
     def checkpoints(self, arm: str = "") -> list[CheckpointRow]:
         """Newest first."""

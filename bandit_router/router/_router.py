@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..core import _namespaces as ns
 from ..core._catalog import Catalog, ModelSpec
@@ -463,7 +464,11 @@ class Router(BudgetMethods, ProviderMethods):
         with self._lock:
             snap = self._learner.snapshot() if self._learner.checkpoint_due else None
         if snap is not None:
-            write_checkpoint(self.store, snap, self._clock())
+            try:
+                write_checkpoint(self.store, snap, self._clock())
+            except SQLAlchemyError as exc:  # the reward is already durable: the log has it
+                log.warning("checkpoint at %d rewards not written (the next one will be): %s",
+                            snap.learned, exc)
 
     # -- catalog -----------------------------------------------------------------------------
     def _apply_stored_prices(self) -> None:

@@ -65,6 +65,38 @@ def test_only_the_newest_checkpoints_are_kept(store: Store) -> None:
     assert [c.reward_seq for c in store.checkpoints()] == [3, 2]
 
 
+def checkpoint(i: int) -> CheckpointRow:
+    return CheckpointRow(created_at=float(i), reward_seq=i, learned=i, config_hash="h",
+                         sha256="s", policy=b"p", memory=b"m")
+
+
+def test_a_checkpoint_another_replica_pruned_first_is_no_error(pg_url: str) -> None:
+    """Two replicas checkpoint at once: the other prunes the old rows between this one's
+    query for them and its delete (issue #19 saw ``UnmappedInstanceError`` here)."""
+    from sqlalchemy import event as sa_event
+
+    mine, other = Store(pg_url), Store(pg_url)
+    try:
+        for i in range(3):
+            other.add_checkpoint(checkpoint(i), keep=3)
+        raced = []
+
+        def prune_meanwhile(*args: object) -> None:
+            statement = str(args[2])
+            if not raced and statement.lstrip().upper().startswith("SELECT") \
+                    and "OFFSET" in statement.upper():
+                raced.append(True)
+                other.add_checkpoint(checkpoint(3), keep=1)  # deletes 0, 1 and 2
+
+        sa_event.listen(mine.engine, "after_cursor_execute", prune_meanwhile)
+        mine.add_checkpoint(checkpoint(4), keep=2)
+        assert raced
+        assert sorted(c.reward_seq for c in mine.checkpoints()) == [3, 4]
+    finally:
+        mine.close()
+        other.close()
+
+
 def test_default_rewards_leave_rewarded_and_recent_events_alone(store: Store) -> None:
     for i in range(4):
         store.add_event(event(i, created_at=float(i)))

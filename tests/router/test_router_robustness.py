@@ -296,3 +296,29 @@ def test_a_checkpoint_says_what_it_was_written_with(
         old = make_router(policy=PolicyConfig(seed=3))
         assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
         assert old.policy_version == 40
+
+
+def test_a_failed_checkpoint_does_not_fail_the_reward_it_follows(
+        make_router: MakeRouter, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The reward is durable before the checkpoint: a checkpoint that fails to write is
+    logged and retried by the next one, not raised to a caller who would retry the reward
+    and get DuplicateRewardError."""
+    from sqlalchemy.exc import OperationalError
+
+    router = make_router(config=RouterConfig(checkpoint_every=1))
+
+    def fail(*_: object, **__: object) -> None:
+        raise OperationalError("INSERT INTO checkpoints", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(router.store, "add_checkpoint", fail)
+    d = router.select("What is 2 + 2?")
+    with caplog.at_level("WARNING", logger="bandit_router"):
+        receipt = router.reward(d.event_id, quality=1.0)
+    assert receipt.policy_version == 1
+    assert router.get_event(d.event_id).reward is not None
+    assert "checkpoint" in caplog.text and "database is locked" in caplog.text
+    monkeypatch.undo()
+    d = router.select("What is 3 + 3?")
+    router.reward(d.event_id, quality=1.0)
+    assert router.store.checkpoints()[0].learned == 2
