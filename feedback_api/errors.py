@@ -41,11 +41,13 @@ def error_response(status: int, type_: str, message: str,
 
 
 def _status_of(exc: br.BanditRouterError) -> int:
-    if isinstance(exc, br.InvalidInputError):  # bad input first, whatever else it is
-        return 422
     if isinstance(exc, br.BudgetExceededError) and exc.window == "request":
         return 402
-    for cls in type(exc).__mro__:
+    mro = type(exc).__mro__
+    if isinstance(exc, br.InvalidInputError):  # bad input first, whatever else it is,
+        # by its most specific kind of bad input (a duplicate event id: 409)
+        mro = tuple(cls for cls in mro if issubclass(cls, br.InvalidInputError))
+    for cls in mro:
         if cls in STATUS:
             return STATUS[cls]
     return 400

@@ -11,6 +11,7 @@ from bandit_router.eval.experiments import Comparison
 __all__ = [
     "ArmIn",
     "ArmOut",
+    "Body",
     "ConstraintsIn",
     "ErrorBody",
     "ErrorOut",
@@ -30,11 +31,14 @@ ErrorKind = Literal["rate_limit", "server_error", "timeout", "context_length",
                     "content_filter", "invalid_response", "other"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class Body(BaseModel):
+    """A request body: unknown fields refused, numbers finite, and strict types."""
+
+    #: strict: a JSON true or "0.5" is not a number, 3.0 is not a token count
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
-class ConstraintsIn(_In):
+class ConstraintsIn(Body):
     max_cost_usd: float | None = Field(None, ge=0, examples=[0.0001])
     max_latency_s: float | None = Field(None, ge=0, examples=[5])
     min_quality: float | None = Field(None, ge=0, le=1)
@@ -48,7 +52,7 @@ class ConstraintsIn(_In):
     excluded_models: list[str] | None = None
 
 
-class SelectIn(_In):
+class SelectIn(Body):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"task": "Translate 'Hello' to French",
                       "constraints": {"max_cost_usd": 0.0001, "max_latency_s": 5}}]})
@@ -69,7 +73,7 @@ class SelectIn(_In):
                                                "unit_key (required with it)")
 
 
-class RewardIn(_In):
+class RewardIn(Body):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"quality": 0.92, "cost_usd": 0.00004, "latency_s": 0.8},
                      {"error": "rate_limit"}]})
@@ -125,7 +129,7 @@ class ModelOut(BaseModel):
     typical_output_tokens: int | None
 
 
-class PricingIn(_In):
+class PricingIn(Body):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"input_price_per_1m": 0.15, "output_price_per_1m": 0.6}]})
 
@@ -145,7 +149,7 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
-class ArmIn(_In):
+class ArmIn(Body):
     """An arm's definition: policy settings, and optionally a restriction to some catalog
     models (``models``) or to one (``fixed_model``: every decision of the arm is that model,
     with probability 1). Model names are ``provider/model`` or a model name."""
@@ -183,7 +187,7 @@ class ArmIn(_In):
         return self
 
 
-class ExperimentIn(_In):
+class ExperimentIn(Body):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"name": "cheaper", "arms": {"control": {}, "cheaper": {"cost_weight": 50}},
                       "shares": {"control": 0.5, "cheaper": 0.5}}]})
@@ -193,7 +197,7 @@ class ExperimentIn(_In):
     shares: dict[str, float] | None = None
 
 
-class PromoteIn(_In):
+class PromoteIn(Body):
     arm: str = Field(..., min_length=1, max_length=64)
 
 

@@ -24,7 +24,7 @@ from ._store import json_dumps
 
 __all__ = ["MAX_ABS_REWARD", "MAX_COST_USD", "MAX_EVENT_ID", "MAX_LATENCY_S", "MAX_WEIGHT",
            "check_id", "check_input_tokens", "check_metadata", "check_names", "check_reward",
-           "check_task", "check_weight", "finite"]
+           "check_task", "check_weight", "finite", "storable"]
 
 #: Bounds that keep one absurd value from poisoning the policy (VW's weights are float32).
 MAX_COST_USD = 1e4
@@ -44,6 +44,22 @@ def finite(value: Any) -> bool:
     """A real number (not a bool) that is neither infinite nor NaN."""
     return (not isinstance(value, bool) and isinstance(value, numbers.Real)
             and math.isfinite(value))
+
+
+def storable(text: Any, *, max_chars: int) -> bool:
+    """A name every database stores as given: a string of 1 to ``max_chars`` characters,
+    without NUL (PostgreSQL refuses it) or lone surrogates (not UTF-8).
+
+    >>> storable("tenant:a", max_chars=64), storable("a" + chr(0), max_chars=64)
+    (True, False)
+    """
+    if not isinstance(text, str) or not 0 < len(text) <= max_chars or "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_task(task: Any, *, max_chars: int) -> str:
@@ -83,8 +99,10 @@ def check_input_tokens(value: Any) -> int | None:
 
 def check_id(value: Any, name: str) -> str:
     """A caller-supplied event id or tenant."""
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise InvalidTaskError(f"{name} must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
+    if not isinstance(value, str) or not _ID.fullmatch(value) or not value.strip("."):
+        # (``.`` and ``..`` are path segments: no HTTP client can address them)
+        raise InvalidTaskError(f"{name} must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -, "
+                               "not only dots")
     return value
 
 
@@ -132,6 +150,9 @@ def check_reward(quality: Any, cost_usd: Any, latency_s: Any, output_tokens: Any
         quality = 0.0
     if not finite(quality) or not 0.0 <= quality <= 1.0:
         raise InvalidRewardError(f"quality must be a number in [0, 1], got {quality!r}")
+    if error is not None and quality != 0:
+        raise InvalidRewardError(f"a failed call ({error}) counts as quality 0: leave quality "
+                                 f"out or send 0, got {quality!r}")
     for name, value, top in (("cost_usd", cost_usd, MAX_COST_USD),
                              ("latency_s", latency_s, MAX_LATENCY_S)):
         if value is not None and (not finite(value) or not 0 <= value <= top):

@@ -41,6 +41,7 @@ from ..core._errors import (
 )
 from ..core._results import ArmStats, Comparison, ExperimentReport
 from ..core._types import Decision, RewardReceipt
+from ..core._validation import storable
 from ..router._router import Router
 from .offpolicy import Z, mean_estimate
 
@@ -183,6 +184,10 @@ class Experiment:
                  shares: Mapping[str, float] | None = None, level: float = 0.95) -> None:
         if len(arms) < 2:
             raise InvalidInputError("an experiment needs at least two arms")
+        for what in (name, *arms):
+            if not storable(what, max_chars=64):
+                raise InvalidInputError(f"experiment and arm names must be 1 to 64 characters "
+                                        f"without NUL or lone surrogates, got {what!r}")
         if level not in Z:
             raise InvalidInputError(f"level must be one of {sorted(Z)}")
         definitions = {a: spec if isinstance(spec, Arm) else Arm(router=spec)

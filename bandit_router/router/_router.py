@@ -66,6 +66,7 @@ from ..core._validation import (
     check_reward,
     check_task,
     check_weight,
+    storable,
 )
 from ..core.policies import Policy, VWPolicy
 from ..spend._balancer import LoadBalancer
@@ -119,8 +120,9 @@ class Router(BudgetMethods, ProviderMethods):
     ) -> None:
         self.config = config or RouterConfig()
         self._clock = clock
-        if not isinstance(arm, str) or len(arm) > 64:
-            raise InvalidTaskError("arm must be a string of at most 64 characters")
+        if arm != "" and not storable(arm, max_chars=64):
+            raise InvalidTaskError("arm must be a string of at most 64 characters, without "
+                                   "NUL or lone surrogates")
         self.arm = arm
         self._lock = threading.RLock()
         if isinstance(catalog, str):

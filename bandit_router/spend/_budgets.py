@@ -55,6 +55,7 @@ from ..core._errors import InvalidInputError
 from ..core._sql import DriverStatement, Writer
 from ..core._store import Store
 from ..core._tables import AlertRow, BudgetRow, SpendRow, json_dumps
+from ..core._validation import storable
 
 __all__ = ["WINDOWS", "Budget", "BudgetAlert", "BudgetStatus", "Ledger", "event_scopes",
            "window_bounds"]
@@ -85,12 +86,12 @@ class Budget:
     alert_thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.scope, str) and 0 < len(self.scope) <= 300
+        _check(storable(self.scope, max_chars=300)
                and (self.scope == "router"
                     or any(self.scope.startswith(k) and len(self.scope) > len(k)
                            for k in _SCOPE_KINDS)),
                "budget scope must be 'router', 'tenant:<id>', 'provider:<name>' or "
-               f"'model:<provider/model>', got {self.scope!r}")
+               f"'model:<provider/model>' (up to 300 characters, no NUL), got {self.scope!r}")
         _check(self.window in WINDOWS, f"budget window must be one of {WINDOWS}")
         limit = self.limit_usd
         _check(not isinstance(limit, bool) and isinstance(limit, int | float)

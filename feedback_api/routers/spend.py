@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..deps import AdminKey, RouterDep
-from ..schemas import ErrorOut
+from ..schemas import Body, ErrorOut
 
 router = APIRouter(prefix="/v1/admin", tags=["spend control"])
 
@@ -18,11 +18,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut}}
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BudgetIn(_In):
+class BudgetIn(Body):
     """Spend limits in US dollars for one scope: ``router``, ``tenant:<id>`` (the HTTP
     service's tenant is the API key id), ``provider:<name>`` or ``model:<provider/model>``.
     Limits left out keep their current setting."""
@@ -37,7 +33,7 @@ class BudgetIn(_In):
     alert_thresholds: list[float] = Field([0.5, 0.8, 1.0], max_length=20)
 
 
-class DeploymentIn(_In):
+class DeploymentIn(Body):
     id: str = Field(min_length=1, max_length=64)
     model: str = Field(min_length=3, max_length=300)
     provider: str = Field(min_length=1, max_length=100)
@@ -48,7 +44,7 @@ class DeploymentIn(_In):
     tpm: int | None = Field(None, ge=1)
 
 
-class LoadBalancingIn(_In):
+class LoadBalancingIn(Body):
     strategy: Literal["round_robin", "weighted", "least_latency", "least_busy"] = "round_robin"
     deployments: list[DeploymentIn] = Field(min_length=1, max_length=1000)
     allowed_fails: int = Field(3, ge=1, le=1000)

@@ -112,6 +112,22 @@ def test_error_statuses_and_one_shape(server: Server) -> None:
          "InvalidTaskError"),
         (call(server, "DELETE", "/v1/select", None, key), 405, "MethodNotAllowed"),
         (call(server, "GET", "/v1/nothing-here", None, key), 404, "NotFound"),
+        # numbers are numbers: not true, not "0.5", and a failed call's quality is 0
+        (call(server, "POST", f"/v1/events/{event}/reward", {"quality": True}, key), 422,
+         "InvalidRewardError"),
+        (call(server, "POST", f"/v1/events/{event}/reward", {"quality": "0.5"}, key), 422,
+         "InvalidRewardError"),
+        (call(server, "POST", f"/v1/events/{event}/reward", {"quality": 1, "error": "timeout"},
+              key), 422, "InvalidRewardError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "input_tokens": 12.5}, key), 422,
+         "InvalidTaskError"),
+        # ids no HTTP client can address, and one already used (409, as the error map says)
+        (call(server, "POST", "/v1/select", {"task": "hi", "event_id": "."}, key), 422,
+         "InvalidTaskError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "event_id": ".."}, key), 422,
+         "InvalidTaskError"),
+        (call(server, "POST", "/v1/select", {"task": "hi", "event_id": event}, key), 409,
+         "DuplicateEventError"),
     ]
     for response, status, kind in cases:
         assert response.status_code == status, (kind, response.text)

@@ -299,3 +299,32 @@ def test_the_service_s_optimism_reaches_squarecb_arms_only(tmp_path) -> None:
             "a": {}, "b": {"exploration": "epsilon", "baseline_strength": 5.0}}},
             headers=admin)
         assert r.status_code == 422 and "baseline_strength" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_names_no_database_can_store_are_refused_with_422(tmp_path, db: str,
+                                                          request: pytest.FixtureRequest) -> None:
+    """Issue #19: a lone surrogate or a NUL in an arm name or a budget scope was a 500."""
+    settings, admin, _ = _settings(tmp_path)
+    if db == "postgres":
+        url = request.getfixturevalue("pg_url")
+        keys = KeyStore(url)
+        admin = {"Authorization": f"Bearer {keys.create(name='ops', scope='admin')[1]}"}
+        keys.close()
+        settings = settings.model_copy(update={"database_url": url})
+    headers = {**admin, "Content-Type": "application/json"}
+    with TestClient(create_app(settings)) as http:
+        for bad in ("\ud800", "a\u0000", "x" * 65):
+            body = {"name": "names", "arms": {"a": {}, bad: {}}}
+            r = http.post("/v1/experiments", content=json.dumps(body), headers=headers)
+            assert r.status_code == 422, (bad, r.text)
+            assert "without NUL or lone surrogates" in r.json()["error"]["message"]
+        for scope in ("tenant:a\u0000", "tenant:\udfff"):
+            r = http.put("/v1/admin/budgets", headers=headers,
+                         content=json.dumps({"scope": scope, "daily_limit": 1.0}))
+            assert r.status_code == 422, (scope, r.text)
+            assert "scope" in r.json()["error"]["message"]
+        assert http.get("/v1/experiments", headers=admin).json() == []  # nothing stored
+        r = http.post("/v1/experiments", headers=admin,
+                      json={"name": "names", "arms": {"a": {}, "é ü": {}}})
+        assert r.status_code == 201, r.text
