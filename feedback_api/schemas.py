@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bandit_router.eval.experiments import Comparison
+
+from .event_ids import MAX_NAME
 
 __all__ = [
     "ArmIn",
@@ -66,11 +68,19 @@ class SelectIn(Body):
     metadata: dict[str, Any] | None = None
     unit_key: str | None = Field(None, max_length=200,
                                  description="user or session id, for experiments")
-    event_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._~:-]{1,128}$",
-                                 description="name the event yourself (URL-safe characters)")
+    event_id: str | None = Field(None, pattern=rf"^[A-Za-z0-9._~:-]{{1,{MAX_NAME}}}$",
+                                 description="name the event yourself (URL-safe characters); "
+                                             "names are per API key")
     experiment: str | None = Field(None, max_length=64,
                                    description="route through this experiment's arm for "
                                                "unit_key (required with it)")
+
+    @field_validator("event_id")
+    @classmethod
+    def _addressable(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip("."):  # ``.`` and ``..``: path segments
+            raise ValueError("an event id of only dots cannot be addressed over HTTP")
+        return value
 
 
 class RewardIn(Body):

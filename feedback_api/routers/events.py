@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path
 
-from bandit_router import EventRecord, UnknownEventError
-
 from ..deps import ClientKey, LearnerDep, MetricsDep, RouterDep
-from ..keys import ApiKey
+from ..event_ids import find_event, shown_id
 from ..schemas import ErrorOut, EventOut, RewardIn, RewardOut
 
 router = APIRouter(prefix="/v1/events", tags=["feedback"])
@@ -18,21 +16,14 @@ _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": Er
 EventId = Path(..., min_length=1, max_length=128)
 
 
-def _owned(record: EventRecord, key: ApiKey, event_id: str) -> EventRecord:
-    """Client keys see only their own events; others are reported as unknown."""
-    if key.scope != "admin" and record.metadata.get("owner") != key.id:
-        raise UnknownEventError(event_id)
-    return record
-
-
 @router.post("/{event_id}/reward", response_model=RewardOut,
              responses=_ERRORS)  # type: ignore[arg-type]
 def reward(body: RewardIn, key: ClientKey, lib: RouterDep, learner: LearnerDep,
            metrics: MetricsDep, event_id: str = EventId) -> RewardOut:
     """Report what happened. The reward is stored durably before the answer; the policy
     learns it in the background right after. The earliest reward of an event wins."""
-    record = _owned(lib.get_event(event_id), key, event_id)
-    receipt = lib.reward(event_id, quality=body.quality, cost_usd=body.cost_usd,
+    record = find_event(lib, key, event_id)
+    receipt = lib.reward(record.event_id, quality=body.quality, cost_usd=body.cost_usd,
                          latency_s=body.latency_s, output_tokens=body.output_tokens,
                          error=body.error, learn=False)
     learner.notify()
@@ -47,8 +38,9 @@ def reward(body: RewardIn, key: ClientKey, lib: RouterDep, learner: LearnerDep,
             responses=_ERRORS)  # type: ignore[arg-type]
 def get_event(key: ClientKey, lib: RouterDep, event_id: str = EventId) -> EventOut:
     """The stored decision and its reward."""
-    record = _owned(lib.get_event(event_id), key, event_id)
+    record = find_event(lib, key, event_id)
     data = record.to_dict()
+    data["event_id"] = shown_id(key, record.event_id)
     meta = data.pop("metadata")
     data.pop("arm")  # the router's tag; the service reports the experiment's arm name
     if "owner" in meta:  # selected through this service: {"owner", "unit_key", "user"}

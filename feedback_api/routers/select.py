@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter
 
 from bandit_router import (
@@ -13,6 +15,7 @@ from bandit_router import (
 )
 
 from ..deps import ClientKey, ExperimentsDep, MetricsDep, RouterDep
+from ..event_ids import stored_id
 from ..experiments import UnknownExperimentError
 from ..schemas import ErrorOut, SelectIn
 
@@ -37,7 +40,7 @@ def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep,
     meta = {"owner": key.id, "unit_key": body.unit_key, "user": body.metadata or {}}
     options = {"constraints": constraints, "cost_weight": body.cost_weight,
                "latency_weight": body.latency_weight, "input_tokens": body.input_tokens,
-               "event_id": body.event_id,
+               "event_id": None if body.event_id is None else stored_id(key, body.event_id),
                # whose budgets apply and whose spend this is: the API key
                "tenant": f"key-{key.id}" if key.id else None}
     try:
@@ -53,4 +56,6 @@ def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep,
     except UnknownModelError as exc:  # a name in the constraints, not a missing resource
         raise _UnknownName(str(exc)) from None
     metrics.decisions.labels(f"{d.provider}/{d.model}").inc()
+    if body.event_id is not None:
+        d = replace(d, event_id=body.event_id)  # the caller's name for it
     return d  # the library's own type is the response schema

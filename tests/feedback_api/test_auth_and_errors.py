@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -16,6 +18,7 @@ from bandit_router import (
     UnknownEventError,
 )
 from bandit_router.client import RouterClient
+from feedback_api import KeyStore
 
 from .conftest import Server
 
@@ -83,9 +86,42 @@ def test_clients_see_only_their_own_events(server: Server) -> None:
     assert call(server, "GET", f"/v1/events/{event}", None, server.admin_key).status_code == 200
 
 
+def test_event_names_are_per_key(server: Server) -> None:
+    """Issue #19: a name one key used is neither taken from another key nor revealed to it."""
+    name = f"req-{uuid.uuid4().hex[:8]}"
+    mine, theirs = server.client_key, server.other_client_key
+    first = call(server, "POST", "/v1/select", {"task": "owls", "event_id": name}, mine)
+    second = call(server, "POST", "/v1/select", {"task": "owls", "event_id": name}, theirs)
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    assert first.json()["event_id"] == second.json()["event_id"] == name
+    again = call(server, "POST", "/v1/select", {"task": "owls", "event_id": name}, mine)
+    assert again.status_code == 409 and again.json()["error"]["type"] == "DuplicateEventError"
+    for key, quality in ((mine, 0.25), (theirs, 0.75)):
+        r = call(server, "POST", f"/v1/events/{name}/reward", {"quality": quality}, key)
+        assert r.status_code == 200 and r.json()["event_id"] == name, r.text
+    for key, quality in ((mine, 0.25), (theirs, 0.75)):
+        event = call(server, "GET", f"/v1/events/{name}", None, key).json()
+        assert event["event_id"] == name and event["reward"]["quality"] == quality
+    # the log's id of my event: another client key cannot read it; an admin key can
+    keys = KeyStore(server.database_url)
+    try:
+        mine_id = next(k.id for k in keys.list() if k.name == "app")
+    finally:
+        keys.close()
+    stored = f"k{mine_id}~{name}"
+    assert call(server, "GET", f"/v1/events/{stored}", None, theirs).status_code == 404
+    admin_view = call(server, "GET", f"/v1/events/{stored}", None, server.admin_key).json()
+    assert admin_view["event_id"] == stored and admin_view["reward"]["quality"] == 0.25
+    long = call(server, "POST", "/v1/select", {"task": "owls", "event_id": "x" * 101}, mine)
+    assert long.status_code == 422
+
+
 def test_error_statuses_and_one_shape(server: Server) -> None:
     key = server.client_key
     event = fresh_event(server)
+    named = f"named-{uuid.uuid4().hex}"
+    assert call(server, "POST", "/v1/select", {"task": "hi", "event_id": named},
+                key).status_code == 200
     cases = [
         (call(server, "POST", "/v1/events/no-such-event/reward", {"quality": 0.5}, key), 404,
          "UnknownEventError"),
@@ -126,7 +162,7 @@ def test_error_statuses_and_one_shape(server: Server) -> None:
          "InvalidTaskError"),
         (call(server, "POST", "/v1/select", {"task": "hi", "event_id": ".."}, key), 422,
          "InvalidTaskError"),
-        (call(server, "POST", "/v1/select", {"task": "hi", "event_id": event}, key), 409,
+        (call(server, "POST", "/v1/select", {"task": "hi", "event_id": named}, key), 409,
          "DuplicateEventError"),
     ]
     for response, status, kind in cases:

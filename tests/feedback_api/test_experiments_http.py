@@ -46,7 +46,7 @@ def test_experiment_lifecycle_over_http(tmp_path) -> None:
                           json={"quality": o.quality, "cost_usd": o.cost_usd}, headers=client)
             assert r.status_code == 200
             if i % 10 == 0:
-                event = http.get(f"/v1/events/{d['event_id']}", headers=admin).json()
+                event = http.get(f"/v1/events/{d['event_id']}", headers=client).json()
                 assert event["experiment"] == "explore-less"
                 arms_seen.setdefault(unit, set()).add(event["arm"])
         assert all(len(a) == 1 for a in arms_seen.values())  # sticky: one arm per unit
@@ -70,7 +70,7 @@ def test_experiment_lifecycle_over_http(tmp_path) -> None:
         assert report["promoted"] == "bandit"
         d = http.post("/v1/select", json={"task": "hi", "experiment": "explore-less",
                                           "unit_key": "user-1"}, headers=client).json()
-        event = http.get(f"/v1/events/{d['event_id']}", headers=admin).json()
+        event = http.get(f"/v1/events/{d['event_id']}", headers=client).json()
         assert event["arm"] == "bandit"
         assert http.post("/v1/experiments/explore-less/stop",
                          headers=admin).json()["status"] == "stopped"
@@ -128,7 +128,7 @@ def test_fixed_model_and_subset_arms_over_http_survive_a_restart(tmp_path) -> No
                                               "event_id": f"arms-{i}"},
                           headers=client).json()  # named events: reproducible draws
             key = f"{d['provider']}/{d['model']}"
-            arm = http.get(f"/v1/events/{d['event_id']}", headers=admin).json()["arm"]
+            arm = http.get(f"/v1/events/{d['event_id']}", headers=client).json()["arm"]
             arm_of[f"user-{i % 90}"] = arm
             models[arm].add(key)
             if arm == "large":
@@ -264,7 +264,7 @@ def test_knn_greedy_arm_over_http(tmp_path) -> None:
             d = http.post("/v1/select", headers=client,
                           json={"task": f"Explain topic {i}", "experiment": "vw-vs-knn",
                                 "unit_key": f"u{i}"}).json()
-            arm = http.get(f"/v1/events/{d['event_id']}", headers=admin).json()["arm"]
+            arm = http.get(f"/v1/events/{d['event_id']}", headers=client).json()["arm"]
             seen[arm].append(d["probability"])
         # epsilon 0: the kNN-greedy arm decides deterministically; VW's squareCB explores
         assert seen["knn"] and all(p == 1.0 for p in seen["knn"])
