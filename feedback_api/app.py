@@ -27,6 +27,7 @@ from . import errors
 from .experiments import ExperimentRegistry
 from .keys import KeyStore
 from .learner import BackgroundLearner
+from .limits import RateLimiter
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
 from .routers import events, experiments, models, ops, reports, select, spend
@@ -128,9 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.limiter = (RateLimiter(rate_per_s=settings.rate_limit_per_s,
+                                     burst=settings.rate_limit_burst)
+                         if settings.rate_limit_per_s is not None else None)
     errors.install(app)
     for module in (select, events, models, experiments, ops, spend, reports):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       timeout_s=settings.body_timeout_s)
     return app

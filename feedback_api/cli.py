@@ -19,11 +19,16 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from . import Settings, create_app
+    from .limits import HeadDeadlineH11
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    # h11 (not httptools): it caps the request head, and HeadDeadlineH11 times it out
+    protocol = type("HTTPProtocol", (HeadDeadlineH11,),
+                    {"head_timeout_s": settings.header_timeout_s})
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=args.log_level)
+                log_level=args.log_level, http=protocol,
+                h11_max_incomplete_event_size=settings.max_header_bytes)
     return 0
 
 

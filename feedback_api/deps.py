@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -12,10 +13,12 @@ from bandit_router import Router
 from .experiments import ExperimentRegistry
 from .keys import ApiKey, KeyStore
 from .learner import BackgroundLearner
+from .limits import RateLimiter
 from .metrics import Metrics
 from .settings import Settings
 
-__all__ = ["AdminKey", "ClientKey", "ExperimentsDep", "LearnerDep", "MetricsDep", "RouterDep"]
+__all__ = ["AdminKey", "ClientKey", "ExperimentsDep", "LearnerDep", "MetricsDep",
+           "RateLimitedKey", "RouterDep"]
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key")
@@ -68,9 +71,22 @@ def _require_admin(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
     return key
 
 
+def _within_rate(request: Request, key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+    """The caller's key, unless it is over its request rate (429 with ``Retry-After``)."""
+    limiter: RateLimiter | None = request.app.state.limiter
+    if limiter is not None:
+        wait = limiter.wait_s(f"key-{key.id}")
+        if wait > 0:
+            raise HTTPException(429, f"over this key's rate limit of {limiter.rate_per_s:g} "
+                                     f"requests per second: retry after {wait:.2f} s",
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    return key
+
+
 RouterDep = Annotated[Router, Depends(get_router)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LearnerDep = Annotated[BackgroundLearner, Depends(get_learner)]
 ExperimentsDep = Annotated[ExperimentRegistry, Depends(get_experiments)]
 ClientKey = Annotated[ApiKey, Depends(_caller)]  # client or admin
+RateLimitedKey = Annotated[ApiKey, Depends(_within_rate)]  # client or admin, rate-limited
 AdminKey = Annotated[ApiKey, Depends(_require_admin)]

@@ -30,7 +30,8 @@ STATUS: dict[type[br.BanditRouterError], int] = {
     br.BudgetExceededError: 429,  # 402 for a per-request limit: waiting does not help
 }
 _HTTP_TYPES = {401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFound",
-               405: "MethodNotAllowed", 413: "PayloadTooLargeError"}
+               405: "MethodNotAllowed", 408: "RequestTimeoutError", 413: "PayloadTooLargeError",
+               429: "RateLimitError"}
 
 
 def error_response(status: int, type_: str, message: str,

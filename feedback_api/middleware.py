@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -14,21 +15,27 @@ __all__ = ["BodyLimit", "RequestMetrics"]
 
 
 class BodyLimit:
-    """Answers 413 for a body over ``max_bytes``, declared or streamed.
+    """Answers 413 for a body over ``max_bytes``, declared or streamed, and 408 when the next
+    part of a body takes longer than ``timeout_s`` to arrive.
 
     The body is read here, up to the limit, before the app sees the request (the app would
-    read it whole anyway), so an oversized stream is refused as soon as it passes the limit.
+    read it whole anyway), so an oversized stream is refused as soon as it passes the limit,
+    and a client that stops sending holds its connection for ``timeout_s`` at most.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"error": {"type": "PayloadTooLargeError",
-                                     "message": f"request body over {self.max_bytes} bytes",
+    async def _reject(self, send: Send, status: int = 413) -> None:
+        kind, message = (("PayloadTooLargeError", f"request body over {self.max_bytes} bytes")
+                         if status == 413 else
+                         ("RequestTimeoutError", f"no part of the request body arrived for "
+                                                 f"{self.timeout_s:g} s"))
+        body = json.dumps({"error": {"type": kind, "message": message,
                                      "details": None}}).encode()
-        await send({"type": "http.response.start", "status": 413,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
@@ -50,7 +57,11 @@ class BodyLimit:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                await self._reject(send, 408)
+                return
             if message["type"] != "http.request":  # the client went away
                 return
             chunk = message.get("body", b"")

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576,
+                                  description="largest request head (request line and headers)")
+    header_timeout_s: float = Field(10.0, gt=0, le=3600, description="seconds a connection "
+                                    "has to send a whole request head")
+    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="longest wait for the next "
+                                  "part of a request body (408 after it)")
+    rate_limit_per_s: float | None = Field(
+        None, gt=0, description="select and reward requests per second per API key, in each "
+                                "replica (429 with Retry-After beyond it); null: no limit")
+    rate_limit_burst: int = Field(100, ge=1, description="requests a key may send at once "
+                                                          "within its rate limit")
     auth: bool = Field(True, description="require API keys (turn off only on a trusted host)")
     learn_interval_s: float = Field(1.0, gt=0, description="learner wake-up at the latest")
     embed_batch: int = Field(64, ge=1, description="most texts embedded in one batch")

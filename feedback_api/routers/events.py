@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path
 
-from ..deps import ClientKey, LearnerDep, MetricsDep, RouterDep
+from ..deps import ClientKey, LearnerDep, MetricsDep, RateLimitedKey, RouterDep
 from ..event_ids import find_event, shown_id
 from ..schemas import ErrorOut, EventOut, RewardIn, RewardOut
 
@@ -12,13 +12,13 @@ router = APIRouter(prefix="/v1/events", tags=["feedback"])
 
 _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
            409: {"model": ErrorOut}, 410: {"model": ErrorOut}, 413: {"model": ErrorOut},
-           422: {"model": ErrorOut}}
+           422: {"model": ErrorOut}, 429: {"model": ErrorOut}}
 EventId = Path(..., min_length=1, max_length=128)
 
 
 @router.post("/{event_id}/reward", response_model=RewardOut,
              responses=_ERRORS)  # type: ignore[arg-type]
-def reward(body: RewardIn, key: ClientKey, lib: RouterDep, learner: LearnerDep,
+def reward(body: RewardIn, key: RateLimitedKey, lib: RouterDep, learner: LearnerDep,
            metrics: MetricsDep, event_id: str = EventId) -> RewardOut:
     """Report what happened. The reward is stored durably before the answer; the policy
     learns it in the background right after. The earliest reward of an event wins."""

@@ -14,7 +14,7 @@ from bandit_router import (
     UnknownModelError,
 )
 
-from ..deps import ClientKey, ExperimentsDep, MetricsDep, RouterDep
+from ..deps import ExperimentsDep, MetricsDep, RateLimitedKey, RouterDep
 from ..event_ids import stored_id
 from ..experiments import UnknownExperimentError
 from ..schemas import ErrorOut, SelectIn
@@ -27,11 +27,12 @@ class _UnknownName(UnknownModelError, InvalidConstraintsError):
     typed clients, answered 422 (bad input) rather than 404 (missing resource)."""
 
 _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
-           409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+           409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut},
+           429: {"model": ErrorOut}}
 
 
 @router.post("/select", response_model=Decision, responses=_ERRORS)  # type: ignore[arg-type]
-def select(body: SelectIn, key: ClientKey, lib: RouterDep, metrics: MetricsDep,
+def select(body: SelectIn, key: RateLimitedKey, lib: RouterDep, metrics: MetricsDep,
            experiments: ExperimentsDep) -> Decision:
     """Choose a model for the task under the constraints. The decision is logged before the
     answer; call the model yourself, then post its outcome to the event's reward."""
