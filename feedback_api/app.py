@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from bandit_router import (
     BatchingEmbedder,
@@ -29,7 +30,7 @@ from .keys import KeyStore
 from .learner import BackgroundLearner
 from .limits import RateLimiter
 from .metrics import Metrics
-from .middleware import BodyLimit, RequestMetrics
+from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from .routers import events, experiments, models, ops, reports, select, spend
 from .settings import Settings, get_settings
 
@@ -138,4 +139,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)
+    if settings.cors_origins:  # closed unless the operator names the origins
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
     return app

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
                                     "has to send a whole request head")
     body_timeout_s: float = Field(30.0, gt=0, le=3600, description="longest wait for the next "
                                   "part of a request body (408 after it)")
+    cors_origins: list[str] = Field(
+        [], description="browser origins allowed to call the API (CORS); none by default, "
+                        "e.g. BANDIT_ROUTER_CORS_ORIGINS='[\"https://ops.example.com\"]'")
     rate_limit_per_s: float | None = Field(
         None, gt=0, description="select and reward requests per second per API key, in each "
                                 "replica (429 with Retry-After beyond it); null: no limit")

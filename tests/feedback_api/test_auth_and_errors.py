@@ -248,3 +248,39 @@ def test_review_regressions_are_4xx(server: Server) -> None:
         client.reward(client.select("hi").event_id, quality=1.5)
     with pytest.raises(InvalidTaskError):
         client.select("hi", cost_weight=-1)
+
+
+def test_security_headers_on_every_answer_and_cors_closed(server: Server) -> None:
+    answers = [httpx.get(f"{server.url}/healthz"),
+               call(server, "GET", "/v1/events/no-such-event", None, server.client_key),
+               call(server, "POST", "/v1/select", {"task": ""}, server.client_key),
+               httpx.get(f"{server.url}/v1/stats")]  # 401
+    for r in answers:
+        assert r.headers["x-content-type-options"] == "nosniff", r.status_code
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "content-security-policy" not in httpx.get(f"{server.url}/docs").headers
+    preflight = httpx.options(f"{server.url}/v1/select", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_opens_only_to_the_origins_named(tmp_path) -> None:
+    import json as _json
+
+    from fastapi.testclient import TestClient
+
+    from bandit_router.eval.simulation import demo_catalog
+    from feedback_api import Settings, create_app
+
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(_json.dumps(demo_catalog().to_dict()))
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'cors.db'}", embedder="hash",
+                        catalog_path=str(catalog), cors_origins=["https://ops.example"])
+    with TestClient(create_app(settings)) as http:
+        ask = {"Access-Control-Request-Method": "POST"}
+        ok = http.options("/v1/select", headers={"Origin": "https://ops.example", **ask})
+        assert ok.headers["access-control-allow-origin"] == "https://ops.example"
+        other = http.options("/v1/select", headers={"Origin": "https://evil.example", **ask})
+        assert "access-control-allow-origin" not in other.headers
