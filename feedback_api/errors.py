@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import bandit_router as br
@@ -117,6 +118,15 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
                           str(exc.detail), headers=getattr(exc, "headers", None))
 
 
+async def _database(_: Request, exc: Exception) -> JSONResponse:
+    """The database did not answer in time (locked, down, restarting): 503, try again soon.
+    Nothing the request would have written was acknowledged."""
+    log.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
+    return error_response(503, "DatabaseUnavailableError",
+                          "the database is unavailable or busy; retry shortly",
+                          headers={"Retry-After": "1"})
+
+
 async def _internal(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "InternalServerError", "internal server error")
@@ -126,4 +136,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(br.BanditRouterError, _library)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    for unavailable in (OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, _database)
     app.add_exception_handler(Exception, _internal)

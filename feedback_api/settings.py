@@ -22,7 +22,8 @@ __all__ = ["POLICY_SETTINGS", "ROUTER_SETTINGS", "Settings", "get_settings"]
 #: names.
 ROUTER_SETTINGS = ("cost_weight", "latency_weight", "reward_wait_s", "default_reward",
                    "store_task_text", "checkpoint_every", "pacing_gain", "alert_webhook_url",
-                   "task_clusters", "cluster_after", "exact_recall_limit")
+                   "task_clusters", "cluster_after", "exact_recall_limit",
+                   "database_timeout_s")
 POLICY_SETTINGS = ("exploration", "thompson_scale", "seed", "gamma_scale", "elimination",
                    "optimism", "baseline_strength", "embedding_dims")
 
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
         None, description="k-means codebook sizes of task embeddings ([] turns them off), "
                           "e.g. BANDIT_ROUTER_TASK_CLUSTERS='[4, 16]'")
     cluster_after: int | None = Field(None, description="rewarded tasks before they are fitted")
+    database_timeout_s: float | None = Field(
+        None, description="longest wait of one database call for a lock or a connection "
+                          "(then 503 with Retry-After)")
     exact_recall_limit: int | None = Field(
         None, description="remembered outcomes searched exactly; beyond, an IVF index "
                           "(null: always exact)")

@@ -49,6 +49,9 @@ def implied_exploration(named: Exploration | None, *, optimism: float = 0.0,
 #: A :class:`PolicyConfig` field that changes decisions only, never what is learned or
 #: saved: a checkpoint serves any value of it.
 _DECIDES = {"decision_only": True}
+#: A RouterConfig field that changes nothing the router decides or learns (how long it waits
+#: for its database, say): the quality protocol's table stays valid across it.
+OPERATIONAL = {"operational": True}
 
 
 def _since(before: object) -> dict[str, object]:
@@ -274,6 +277,9 @@ class RouterConfig:
       the policy sees (namespace ``K``); ``()`` turns them off. They are fitted once, on the
       first ``cluster_after`` rewarded tasks, and shared by every process (see
       ``bandit_router.core._clusters``).
+    - ``database_timeout_s``: how long one database call may wait for a lock (SQLite's busy
+      timeout) or for a connection (PostgreSQL's connect timeout) before it fails; the HTTP
+      service then answers 503 with ``Retry-After``, and the next call tries again.
     - ``maintenance_on_request``: let ``select``/``reward`` sweep expired events and learn
       what is pending. Right for a library used in one process; a server turns it off and
       does both from one background thread, so requests never wait for learning.
@@ -298,6 +304,7 @@ class RouterConfig:
     alert_webhook_url: str | None = None
     task_clusters: tuple[int, ...] = (4, 8)
     cluster_after: int = 1000
+    database_timeout_s: float = field(default=10.0, metadata=OPERATIONAL)
 
     def __post_init__(self) -> None:
         _check(_finite(self.cost_weight) and 0 <= self.cost_weight <= 1e6,
@@ -343,6 +350,8 @@ class RouterConfig:
                "cluster_after must be an integer >= the largest of task_clusters")
         _check(not self.task_clusters or self.cluster_after <= self.memory_size,
                "cluster_after must be <= memory_size: the clusters are fitted on the memory")
+        _check(_finite(self.database_timeout_s) and 0.1 <= self.database_timeout_s <= 3600,
+               "database_timeout_s must be in [0.1, 3600]")
         url = self.alert_webhook_url
         _check(url is None or (isinstance(url, str) and url.startswith(("http://", "https://"))
                                and len(url) <= 2000),

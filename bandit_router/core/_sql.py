@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import JSON
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
@@ -42,7 +43,8 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
     """Run ``work`` in one transaction and commit it. On SQLite and PostgreSQL ``work`` gets
     the raw DBAPI connection, without SQLAlchemy's ``Connection`` and transaction objects
     (their set-up and tear-down cost more than an in-memory insert); a connection found
-    broken is invalidated, so the pool replaces it."""
+    broken is invalidated, so the pool replaces it. Driver errors are raised as SQLAlchemy's
+    (``IntegrityError``, ``OperationalError``, ...), as the Core path raises them."""
     if not driver_ok(engine.dialect):
         with engine.begin() as conn:
             return work(conn)
@@ -53,13 +55,18 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
         return result
     except BaseException as exc:
         dbapi = engine.dialect.loaded_dbapi
-        if isinstance(exc, dbapi.Error) and engine.dialect.is_disconnect(exc, raw, None):
+        lost = isinstance(exc, dbapi.Error) and engine.dialect.is_disconnect(exc, raw, None)
+        if lost:
             raw.invalidate(exc)
         else:
             try:
                 raw.rollback()
             except dbapi.Error:  # broke meanwhile: the pool replaces it, and the first
                 raw.invalidate()  # error is the one reported
+        if isinstance(exc, dbapi.Error):  # as SQLAlchemy would raise it (e.g. OperationalError)
+            raise DBAPIError.instance(None, None, exc, dbapi.Error,
+                                      connection_invalidated=lost,
+                                      dialect=engine.dialect) from exc
         raise
     finally:
         raw.close()

@@ -14,6 +14,7 @@ makes commit order equal ``seq`` order.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -74,13 +75,15 @@ _REWARD_LOCK = 0x62616E646974
 _RECENT_EVENTS = 1024
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cur.close()
+    return on_connect
 
 
 def _columns(row: Any) -> dict[str, Any]:
@@ -92,20 +95,25 @@ def _columns(row: Any) -> dict[str, Any]:
 
 
 class Store:
-    """The router's database. Any SQLAlchemy URL; SQLite gets WAL and full fsync."""
+    """The router's database. Any SQLAlchemy URL; SQLite gets WAL and full fsync.
+    ``timeout_s`` bounds a call's wait for a lock (SQLite) or a connection (PostgreSQL);
+    PostgreSQL connections are checked before use, so a restarted server is reconnected to."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite") and (url in ("sqlite://", "sqlite:///:memory:")
                                          or "mode=memory" in url):
             # one shared connection, or each thread would see its own empty database
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        elif url.startswith("postgresql"):
+            kwargs = {"pool_pre_ping": True,
+                      "connect_args": {"connect_timeout": max(1, math.ceil(timeout_s))}}
         self.engine: Engine = create_engine(url, json_serializer=json_dumps,
                                             json_deserializer=orjson.loads, **kwargs)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_pragmas(round(timeout_s * 1000)))
         migrate(self.engine)  # the newest schema, by Alembic (see ``_schema``)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # the hot writes, compiled once and run on the driver's cursor (see ``_sql``)

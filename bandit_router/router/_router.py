@@ -128,7 +128,8 @@ class Router(BudgetMethods, ProviderMethods):
         if isinstance(catalog, str):
             catalog = Catalog.from_file(catalog)
         self.catalog = catalog or Catalog.default()
-        self.store = Store(database_url or DEFAULT_DATABASE_URL)
+        self.store = Store(database_url or DEFAULT_DATABASE_URL,
+                           timeout_s=self.config.database_timeout_s)
         self._price_id = 0
         self._apply_stored_prices()
         self._balancer: LoadBalancer | None = None

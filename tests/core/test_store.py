@@ -115,3 +115,27 @@ def test_prices_are_written_together_and_read_after_an_id(store: Store) -> None:
     rows = store.prices()
     assert [r.model for r in rows] == ["a", "b"]
     assert [r.model for r in store.prices(after_id=rows[0].id)] == ["b"]
+
+
+def test_a_locked_database_fails_within_the_timeout_as_sqlalchemy_error(tmp_path) -> None:
+    """Driver errors on the hot path come out as SQLAlchemy's, after ``timeout_s``."""
+    import sqlite3
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    path = tmp_path / "locked.db"
+    store = Store(f"sqlite:///{path}", timeout_s=0.3)
+    locker = sqlite3.connect(path, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        start = time.monotonic()
+        with pytest.raises(OperationalError, match="locked"):
+            store.add_event(event(0))
+        assert time.monotonic() - start < 3.0
+        locker.execute("ROLLBACK")
+        store.add_event(event(0))  # nothing of the failed write was kept
+        assert store.get_event("e0") is not None
+    finally:
+        locker.close()
+        store.close()

@@ -1,0 +1,61 @@
+"""Faults the service must survive (issue #19), against a real server: the database locked by
+another process answers 503 with Retry-After within the configured time, never a hang, and
+the service recovers by itself when the lock goes."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .conftest import Server, make_server
+
+
+@pytest.fixture(scope="module")
+def server_1s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = make_server(tmp_path_factory.mktemp("faults"), BANDIT_ROUTER_EMBEDDER="hash",
+                      BANDIT_ROUTER_DATABASE_TIMEOUT_S="1")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_a_locked_database_is_503_with_retry_after_then_recovers(server_1s: Server) -> None:
+    srv = server_1s
+    auth = {"Authorization": f"Bearer {srv.client_key}"}
+    before = httpx.post(f"{srv.url}/v1/select", json={"task": "before"}, headers=auth)
+    assert before.status_code == 200
+    path = srv.database_url.removeprefix("sqlite:///")
+    locker = sqlite3.connect(path, timeout=5, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        start = time.monotonic()
+        r = httpx.post(f"{srv.url}/v1/select", json={"task": "during"}, headers=auth,
+                       timeout=30)
+        took = time.monotonic() - start
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["type"] == "DatabaseUnavailableError"
+        assert r.headers["Retry-After"] == "1"
+        assert took < 5.0  # database_timeout_s=1, not the 30 s it used to wait
+        rw = httpx.post(f"{srv.url}/v1/events/{before.json()['event_id']}/reward",
+                        json={"quality": 1.0}, headers=auth, timeout=30)
+        assert rw.status_code == 503
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    # back by itself: the refused reward can be sent again, nothing of it was kept
+    rw = httpx.post(f"{srv.url}/v1/events/{before.json()['event_id']}/reward",
+                    json={"quality": 1.0}, headers=auth)
+    assert rw.status_code == 200, rw.text
+    after = httpx.post(f"{srv.url}/v1/select", json={"task": "after"}, headers=auth)
+    assert after.status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the background learner survived and learns it
+        event = httpx.get(f"{srv.url}/v1/events/{after.json()['event_id']}", headers=auth)
+        if event.json()["policy_version"] >= 1:
+            break
+        time.sleep(0.2)
+    assert event.json()["policy_version"] >= 1
