@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,9 +38,22 @@ def _keys(args: argparse.Namespace) -> int:
 
     store = KeyStore(args.database_url or Settings().database_url)
     try:
+        days = getattr(args, "expires_in_days", None)
+        expires_in_s = days * 86_400.0 if days is not None else None
         if args.action == "create":
-            key, secret = store.create(name=args.name, scope=args.scope)
+            key, secret = store.create(name=args.name, scope=args.scope,
+                                       expires_in_s=expires_in_s)
             print(f"created key {key.id} ({key.scope}, '{key.name}'); it is shown only once:")
+            print(secret)
+        elif args.action == "rotate":
+            try:
+                key, secret = store.rotate(args.id, grace_s=args.grace_hours * 3600.0,
+                                           expires_in_s=expires_in_s)
+            except KeyError:
+                print(f"no live key with id {args.id}", file=sys.stderr)
+                return 1
+            print(f"key {args.id} stops working in {args.grace_hours:g} h; its successor "
+                  f"{key.id} ({key.scope}, '{key.name}') is shown only once:")
             print(secret)
         elif args.action == "revoke":
             if not store.revoke(args.id):
@@ -47,9 +61,12 @@ def _keys(args: argparse.Namespace) -> int:
                 return 1
             print(f"revoked key {args.id}")
         else:
+            now = time.time()
             for k in store.list():
-                state = "revoked" if k.revoked_at else "live"
-                print(f"{k.id:>4}  {k.scope:<6}  {k.prefix}…  {state:<7}  {k.name}")
+                expires = ("" if k.expires_at is None else time.strftime(
+                    " expires %Y-%m-%d %H:%M UTC", time.gmtime(k.expires_at)))
+                print(f"{k.id:>4}  {k.scope:<6}  {k.prefix}…  {k.state(now):<7}  {k.name}"
+                      f"{expires}")
     finally:
         store.close()
     return 0
@@ -112,6 +129,14 @@ def add_commands(sub: Any) -> None:
     create = ksub.add_parser("create")
     create.add_argument("--scope", choices=["client", "admin"], default="client")
     create.add_argument("--name", default="")
+    create.add_argument("--expires-in-days", type=float, default=None,
+                        help="the key stops working after this many days (default: never)")
+    rotate = ksub.add_parser("rotate", help="a new secret for a key's holder: same name, "
+                                            "scope and events; the old one keeps working "
+                                            "for the grace period")
+    rotate.add_argument("id", type=int)
+    rotate.add_argument("--grace-hours", type=float, default=24.0)
+    rotate.add_argument("--expires-in-days", type=float, default=None)
     revoke = ksub.add_parser("revoke")
     revoke.add_argument("id", type=int)
     ksub.add_parser("list")

@@ -1,9 +1,11 @@
 """Event ids per API key: a caller who names its events (``event_id`` on select) gets a
 namespace of its own, so one key can neither take an id another key will use nor learn
-whether another key used it (issue #19). The log stores ``k<key id>~<name>``; the caller
-sees and addresses ``<name>``. Ids the router generates (random hex) are stored as they are.
+whether another key used it (issue #19). The log stores ``k<tenant>~<name>`` (the tenant:
+the first key of the caller's rotation chain); the caller sees and addresses ``<name>``.
+Ids the router generates (random hex) are stored as they are.
 
->>> key = ApiKey(id=7, name="app", scope="client", prefix="", created_at=0.0, revoked_at=None)
+>>> key = ApiKey(id=9, name="app", scope="client", prefix="", created_at=0.0, revoked_at=None,
+...              tenant=7)
 >>> stored_id(key, "req-1"), shown_id(key, "k7~req-1"), shown_id(key, "k8~req-1")
 ('k7~req-1', 'req-1', 'k8~req-1')
 """
@@ -22,7 +24,7 @@ MAX_NAME = 100
 
 
 def _prefix(key: ApiKey) -> str:
-    return f"k{key.id}~"
+    return f"k{key.tenant}~"
 
 
 def stored_id(key: ApiKey, name: str) -> str:
@@ -46,6 +48,6 @@ def find_event(lib: Router, key: ApiKey, event_id: str) -> EventRecord:
             record = lib.get_event(candidate)
         except UnknownEventError:
             continue
-        if key.scope == "admin" or record.metadata.get("owner") == key.id:
+        if key.scope == "admin" or record.metadata.get("owner") == key.tenant:
             return record
     raise UnknownEventError(event_id)

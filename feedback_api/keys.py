@@ -7,6 +7,7 @@ only the hash and an 8-character prefix for display are stored.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,12 +26,24 @@ SCOPES: tuple[str, ...] = ("client", "admin")
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """A key's record. ``tenant`` owns what the key does (its events, their names, its
+    spend): the id of the first key of its rotation chain, so a rotated key goes on
+    rewarding the events its predecessor selected."""
+
     id: int
     name: str
     scope: str
     prefix: str
     created_at: float
     revoked_at: float | None
+    expires_at: float | None = None
+    tenant: int = 0
+
+    def state(self, now: float) -> str:
+        """``live``, ``revoked`` or ``expired``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at is not None and self.expires_at <= now else "live"
 
 
 def _hash(key: str) -> str:
@@ -39,7 +52,8 @@ def _hash(key: str) -> str:
 
 def _public(row: KeyRow) -> ApiKey:
     return ApiKey(id=row.id, name=row.name, scope=row.scope, prefix=row.prefix,
-                  created_at=row.created_at, revoked_at=row.revoked_at)
+                  created_at=row.created_at, revoked_at=row.revoked_at,
+                  expires_at=row.expires_at, tenant=row.tenant or row.id)
 
 
 class KeyStore:
@@ -50,16 +64,40 @@ class KeyStore:
         migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create(self, *, name: str, scope: str) -> tuple[ApiKey, str]:
-        """A new key: its record and the secret, shown once."""
+    def create(self, *, name: str, scope: str, expires_in_s: float | None = None,
+               _tenant: int | None = None) -> tuple[ApiKey, str]:
+        """A new key: its record and the secret, shown once. ``expires_in_s``: it stops
+        working that long from now (None: when revoked)."""
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}")
+        if expires_in_s is not None and not (math.isfinite(expires_in_s) and expires_in_s > 0):
+            raise ValueError("expires_in_s must be a positive number of seconds")
         secret = "br-" + secrets.token_urlsafe(32)
+        now = time.time()
         row = KeyRow(name=name, scope=scope, prefix=secret[:8], key_hash=_hash(secret),
-                      created_at=time.time(), revoked_at=None)
+                     created_at=now, revoked_at=None, tenant=_tenant,
+                     expires_at=None if expires_in_s is None else now + expires_in_s)
         with self._sessions() as s, s.begin():
             s.add(row)
         return _public(row), secret
+
+    def rotate(self, key_id: int, *, grace_s: float = 86_400.0,
+               expires_in_s: float | None = None) -> tuple[ApiKey, str]:
+        """A successor of a live key: same name, scope and tenant (it reads and rewards the
+        events the old key selected), a new secret. The old key keeps working for
+        ``grace_s`` (0: stops now), time to deploy the new secret. KeyError unless
+        ``key_id`` is a live key."""
+        if not (math.isfinite(grace_s) and grace_s >= 0):
+            raise ValueError("grace_s must be a number of seconds >= 0")
+        now = time.time()
+        with self._sessions() as s, s.begin():
+            old = s.get(KeyRow, key_id, with_for_update=True)
+            if old is None or _public(old).state(now) != "live":
+                raise KeyError(f"no live key with id {key_id}")
+            old.expires_at = min(old.expires_at or math.inf, now + grace_s)
+            tenant = old.tenant or old.id
+            name, scope = old.name, old.scope
+        return self.create(name=name, scope=scope, expires_in_s=expires_in_s, _tenant=tenant)
 
     def revoke(self, key_id: int) -> bool:
         with self._sessions() as s, s.begin():
@@ -73,13 +111,15 @@ class KeyStore:
             return [_public(r) for r in s.scalars(select(KeyRow).order_by(KeyRow.id))]
 
     def verify(self, secret: str) -> ApiKey | None:
-        """The live key with this secret, or None."""
+        """The live key with this secret (not revoked, not expired), or None."""
         if not secret or len(secret) > 200:
             return None
         with self._sessions() as s:
             row = s.scalars(select(KeyRow).where(KeyRow.key_hash == _hash(secret),
                                                   KeyRow.revoked_at.is_(None))).first()
-            return _public(row) if row is not None else None
+        if row is None or (row.expires_at is not None and row.expires_at <= time.time()):
+            return None
+        return _public(row)
 
     def close(self) -> None:
         self.engine.dispose()

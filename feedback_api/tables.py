@@ -30,6 +30,9 @@ class KeyRow(_Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[float] = mapped_column(Double)
     revoked_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    #: the first key of its rotation chain (None: this key's own id)
+    tenant: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ExperimentRow(_Base):

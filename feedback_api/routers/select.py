@@ -38,12 +38,12 @@ def select(body: SelectIn, key: RateLimitedKey, lib: RouterDep, metrics: Metrics
     answer; call the model yourself, then post its outcome to the event's reward."""
     constraints = Constraints(**body.constraints.model_dump(exclude_none=True)) \
         if body.constraints else None
-    meta = {"owner": key.id, "unit_key": body.unit_key, "user": body.metadata or {}}
+    meta = {"owner": key.tenant, "unit_key": body.unit_key, "user": body.metadata or {}}
     options = {"constraints": constraints, "cost_weight": body.cost_weight,
                "latency_weight": body.latency_weight, "input_tokens": body.input_tokens,
                "event_id": None if body.event_id is None else stored_id(key, body.event_id),
                # whose budgets apply and whose spend this is: the API key
-               "tenant": f"key-{key.id}" if key.id else None}
+               "tenant": f"key-{key.tenant}" if key.tenant else None}
     try:
         if body.experiment is not None:
             if body.unit_key is None:

@@ -157,7 +157,9 @@ def test_the_services_tables_are_migrated_too(url: str) -> None:
         assert revision(engine, SERVICE) == head(SERVICE)
         with engine.begin() as conn:  # as 0.1.0 made them: the tables, no version table
             conn.execute(text(f"DROP TABLE {SERVICE.version_table}"))
-        assert migrate_service(engine) == head(SERVICE)  # stamped, its keys kept
+            for column in ("expires_at", "tenant"):  # (added by 0002)
+                conn.execute(text(f"ALTER TABLE br_api_keys DROP COLUMN {column}"))
+        assert migrate_service(engine) == head(SERVICE)  # stamped, upgraded, its keys kept
         assert migrate(engine) == head()  # and the library's beside them, each on its own
         with engine.connect() as conn:
             ctx = MigrationContext.configure(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -114,6 +115,30 @@ def test_event_names_are_per_key(server: Server) -> None:
     assert admin_view["event_id"] == stored and admin_view["reward"]["quality"] == 0.25
     long = call(server, "POST", "/v1/select", {"task": "owls", "event_id": "x" * 101}, mine)
     assert long.status_code == 422
+
+
+def test_a_rotated_key_keeps_its_events_and_an_expired_one_is_refused(server: Server) -> None:
+    keys = KeyStore(server.database_url)
+    try:
+        old, old_secret = keys.create(name="rotating", scope="client")
+        name = f"rot-{uuid.uuid4().hex[:8]}"
+        named = call(server, "POST", "/v1/select", {"task": "owls", "event_id": name},
+                     old_secret)
+        unnamed = call(server, "POST", "/v1/select", {"task": "owls"}, old_secret)
+        assert named.status_code == unnamed.status_code == 200
+        _, new_secret = keys.rotate(old.id, grace_s=0.0)
+        _, expired = keys.create(name="expired", scope="client", expires_in_s=0.05)
+    finally:
+        keys.close()
+    time.sleep(0.1)
+    for secret in (old_secret, expired):
+        r = call(server, "POST", "/v1/select", {"task": "owls"}, secret)
+        assert r.status_code == 401 and r.json()["error"]["type"] == "AuthenticationError"
+    for event in (name, unnamed.json()["event_id"]):  # the successor owns them
+        r = call(server, "POST", f"/v1/events/{event}/reward", {"quality": 1.0}, new_secret)
+        assert r.status_code == 200, r.text
+    again = call(server, "POST", "/v1/select", {"task": "owls", "event_id": name}, new_secret)
+    assert again.status_code == 409  # the same namespace
 
 
 def test_error_statuses_and_one_shape(server: Server) -> None:

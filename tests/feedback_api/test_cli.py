@@ -43,6 +43,46 @@ def test_keys_create_list_revoke(tmp_path, capsys: pytest.CaptureFixture[str]) -
     store.close()
 
 
+def test_keys_expire_and_rotate(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from feedback_api import KeyStore
+
+    db = f"sqlite:///{tmp_path / 'keys.db'}"
+    assert main(["keys", "--database-url", db, "create", "--name", "app",
+                 "--expires-in-days", "30"]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    store = KeyStore(db)
+    key = store.verify(first)
+    assert key is not None and key.expires_at is not None
+    assert 29.9 * 86_400 < key.expires_at - time.time() <= 30 * 86_400
+    assert main(["keys", "--database-url", db, "rotate", str(key.id)]) == 0  # 24 h grace
+    second = capsys.readouterr().out.strip().splitlines()[-1]
+    new = store.verify(second)
+    assert new is not None and new.id != key.id and new.tenant == key.id == key.tenant
+    assert (new.name, new.scope, new.expires_at) == ("app", "client", None)
+    old = store.verify(first)  # still works, until the grace period ends
+    assert old is not None and old.expires_at is not None
+    assert 23.9 * 3600 < old.expires_at - time.time() <= 24 * 3600
+    assert main(["keys", "--database-url", db, "rotate", str(new.id), "--grace-hours",
+                 "0"]) == 0
+    third = capsys.readouterr().out.strip().splitlines()[-1]
+    assert store.verify(second) is None  # stopped at once
+    assert store.verify(third).tenant == key.id  # type: ignore[union-attr]
+    assert main(["keys", "--database-url", db, "rotate", str(new.id)]) == 1  # not live
+    assert main(["keys", "--database-url", db, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "expired" in listing and "expires 20" in listing
+    _, secret = store.create(name="short", scope="client", expires_in_s=0.2)
+    assert store.verify(secret) is not None
+    time.sleep(0.3)
+    assert store.verify(secret) is None
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError):
+            store.create(name="x", scope="client", expires_in_s=bad)
+    store.close()
+
+
 def test_report_command(make_router, clock, sqlite_url: str, tmp_path,
                         capsys: pytest.CaptureFixture[str]) -> None:
     import csv
