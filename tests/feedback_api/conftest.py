@@ -35,6 +35,7 @@ class Server:
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    log_level: str = "warning"
 
     def start(self, timeout: float = 120.0, *, port_tries: int = 3) -> None:
         """Start the server and wait until it is ready. The port was free when it was picked
@@ -51,7 +52,7 @@ class Server:
             offset = self.log.stat().st_size if self.log.exists() else 0
             with open(self.log, "ab") as out:
                 self.proc = subprocess.Popen([exe, "serve", "--port", port, "--log-level",
-                                              "warning"], env=self.env, stdout=out,
+                                              self.log_level], env=self.env, stdout=out,
                                              stderr=subprocess.STDOUT)
             if self._wait_ready(deadline):
                 return

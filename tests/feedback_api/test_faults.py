@@ -59,3 +59,32 @@ def test_a_locked_database_is_503_with_retry_after_then_recovers(server_1s: Serv
             break
         time.sleep(0.2)
     assert event.json()["policy_version"] >= 1
+
+
+def test_logs_carry_no_keys_and_no_task_text(tmp_path) -> None:
+    """At the default log level (info), through successes, refusals and errors."""
+    srv = make_server(tmp_path, BANDIT_ROUTER_EMBEDDER="hash")
+    srv.log_level = "info"
+    task = "SECRET-TASK-TEXT-about-owls"
+    wrong = "br-" + "x" * 43
+    srv.start()
+    try:
+        auth = {"Authorization": f"Bearer {srv.client_key}"}
+        d = httpx.post(f"{srv.url}/v1/select", json={"task": task}, headers=auth).json()
+        httpx.post(f"{srv.url}/v1/events/{d['event_id']}/reward", json={"quality": 1.0},
+                   headers=auth)
+        assert httpx.post(f"{srv.url}/v1/select", json={"task": task},
+                          headers={"X-API-Key": wrong}).status_code == 401
+        assert httpx.post(f"{srv.url}/v1/select", json={"task": task, "cost_weight": -1},
+                          headers=auth).status_code == 422
+        assert httpx.post(f"{srv.url}/v1/select", content=b'{"task": "' + task.encode(),
+                          headers={**auth, "Content-Type": "application/json"}
+                          ).status_code == 400
+        httpx.get(f"{srv.url}/metrics", headers={"Authorization": f"Bearer {srv.admin_key}"})
+    finally:
+        srv.stop()
+    assert srv.log is not None
+    log = srv.log.read_text()
+    assert "POST /v1/select" in log  # the access log is on at this level
+    for secret in (srv.client_key, srv.admin_key, wrong, task):
+        assert secret not in log
