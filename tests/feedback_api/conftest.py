@@ -93,8 +93,8 @@ class Server:
         self.proc = None
 
 
-def make_server(tmp: Path, **env_overrides: str) -> Server:
-    db = f"sqlite:///{tmp / 'service.db'}"
+def make_server(tmp: Path, database_url: str | None = None, **env_overrides: str) -> Server:
+    db = database_url or f"sqlite:///{tmp / 'service.db'}"
     keys = KeyStore(db)
     admin = keys.create(name="ops", scope="admin")[1]
     client = keys.create(name="app", scope="client")[1]
