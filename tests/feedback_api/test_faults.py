@@ -88,3 +88,38 @@ def test_logs_carry_no_keys_and_no_task_text(tmp_path) -> None:
     assert "POST /v1/select" in log  # the access log is on at this level
     for secret in (srv.client_key, srv.admin_key, wrong, task):
         assert secret not in log
+
+
+def test_reward_storms_keep_the_earliest_and_count_spend_once(server_1s: Server) -> None:
+    """Concurrent rewards for one event, a reward racing its select: one 2xx, the rest 409
+    or 404, and the budget's spend counts the accepted cost once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = server_1s
+    admin = {"Authorization": f"Bearer {srv.admin_key}"}
+    auth = {"Authorization": f"Bearer {srv.client_key}"}
+    assert httpx.put(f"{srv.url}/v1/admin/budgets", json={"daily_limit": 100.0},
+                     headers=admin).status_code == 200
+    try:
+        # a reward racing its select: unknown until the select is stored, then accepted
+        early = httpx.post(f"{srv.url}/v1/events/storm-0/reward", json={"quality": 1.0},
+                           headers=auth)
+        assert early.status_code == 404
+        d = httpx.post(f"{srv.url}/v1/select", json={"task": "storm", "event_id": "storm-0"},
+                       headers=auth).json()
+        costs = [0.001 * (i + 1) for i in range(12)]
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda c: httpx.post(
+                f"{srv.url}/v1/events/{d['event_id']}/reward",
+                json={"quality": 0.5, "cost_usd": c}, headers=auth, timeout=30), costs))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [200] + [409] * 11, codes
+        accepted = next(r for r in answers if r.status_code == 200).json()["cost_usd"]
+        status = httpx.get(f"{srv.url}/v1/admin/budgets", headers=admin).json()
+        day = next(s for s in status if s["window"] == "day")
+        assert day["spent_usd"] == pytest.approx(accepted)
+        assert day["reserved_usd"] == pytest.approx(0.0, abs=1e-12)
+        event = httpx.get(f"{srv.url}/v1/events/storm-0", headers=auth).json()
+        assert event["reward"]["cost_usd"] == pytest.approx(accepted)
+    finally:
+        httpx.delete(f"{srv.url}/v1/admin/budgets", params={"scope": "router"}, headers=admin)
