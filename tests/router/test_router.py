@@ -383,6 +383,28 @@ def test_crash_without_checkpoint_replays_the_log(make_router: MakeRouter) -> No
     assert np.allclose(probe_pmf(second), expected, atol=1e-6)
 
 
+def test_a_torn_newest_checkpoint_falls_back_to_the_previous_one_plus_the_log(
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
+    """Killed while writing a checkpoint (its bytes torn): the next start loads the previous
+    good checkpoint and learns the log after it, not the whole log."""
+    config = RouterConfig(cost_weight=50.0, checkpoint_every=80)
+    first = make_router(config=config)
+    train(first, 200)  # checkpoints at 80 and 160, the two kept
+    expected = probe_pmf(first)
+    first.store.close()  # a crash: no final checkpoint
+    with first.store.session() as s:
+        newest, older = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc()))
+        assert (newest.learned, older.learned) == (160, 80)
+        newest.policy = newest.policy[: len(newest.policy) // 2]
+        older_id = older.id
+    with caplog.at_level("INFO", logger="bandit_router"):
+        second = make_router(config=config)
+    assert "corrupt" in caplog.text and f"restored checkpoint {older_id} " in caplog.text
+    assert "rebuilding" not in caplog.text
+    assert second.policy_version == 200
+    assert np.allclose(probe_pmf(second), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("damage", ["bytes", "delete", "garbage-with-valid-sum"])
 def test_corrupt_or_missing_checkpoint_is_rebuilt_from_the_log(
         make_router: MakeRouter, damage: str, caplog: pytest.LogCaptureFixture) -> None:
