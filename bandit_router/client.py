@@ -41,6 +41,9 @@ from .core._types import Decision, EventRecord, RewardReceipt
 
 __all__ = ["ArmSpec", "AsyncRouterClient", "RouterClient"]
 
+#: what ``select`` takes: the request's text, or its chat messages (OpenAI format)
+Task = str | Sequence[Mapping[str, Any]]
+
 _T = TypeVar("_T")
 
 _BY_NAME: dict[str, type[_errors.BanditRouterError]] = {
@@ -103,11 +106,12 @@ def _raise_for(response: httpx.Response) -> None:
                                status=response.status_code)
 
 
-def _select_body(task: str, constraints: Constraints | None, cost_weight: float | None,
+def _select_body(task: Task, constraints: Constraints | None, cost_weight: float | None,
                  latency_weight: float | None, input_tokens: int | None,
                  metadata: Mapping[str, Any] | None, event_id: str | None,
                  unit_key: str | None, experiment: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"task": task}
+    body: dict[str, Any] = ({"task": task} if isinstance(task, str)
+                            else {"messages": [dict(m) for m in task]})
     if constraints is not None:
         body["constraints"] = constraints.to_dict()
     for name, value in (("cost_weight", cost_weight), ("latency_weight", latency_weight),
@@ -222,7 +226,7 @@ class _Calls:
     """The API's requests, by method name (the clients' methods send these)."""
 
     @staticmethod
-    def select(task: str, constraints: Constraints | None, cost_weight: float | None,
+    def select(task: Task, constraints: Constraints | None, cost_weight: float | None,
                latency_weight: float | None, input_tokens: int | None,
                metadata: Mapping[str, Any] | None, event_id: str | None,
                unit_key: str | None, experiment: str | None) -> _Call[Decision]:
@@ -288,7 +292,7 @@ class RouterClient:
         _raise_for(r)
         return call.read(None if call.read is _none else r.json())
 
-    def select(self, task: str, *, constraints: Constraints | None = None,
+    def select(self, task: Task, *, constraints: Constraints | None = None,
                cost_weight: float | None = None, latency_weight: float | None = None,
                input_tokens: int | None = None, metadata: Mapping[str, Any] | None = None,
                event_id: str | None = None, unit_key: str | None = None,
@@ -368,7 +372,7 @@ class AsyncRouterClient:
         _raise_for(r)
         return call.read(None if call.read is _none else r.json())
 
-    async def select(self, task: str, *, constraints: Constraints | None = None,
+    async def select(self, task: Task, *, constraints: Constraints | None = None,
                      cost_weight: float | None = None, latency_weight: float | None = None,
                      input_tokens: int | None = None,
                      metadata: Mapping[str, Any] | None = None, event_id: str | None = None,

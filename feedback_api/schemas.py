@@ -14,6 +14,7 @@ __all__ = [
     "ArmIn",
     "ArmOut",
     "Body",
+    "ChatMessage",
     "ConstraintsIn",
     "ErrorBody",
     "ErrorOut",
@@ -54,12 +55,28 @@ class ConstraintsIn(Body):
     excluded_models: list[str] | None = None
 
 
+class ChatMessage(BaseModel):
+    """One chat message (OpenAI format); fields beyond role and content (name, tool calls)
+    are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
 class SelectIn(Body):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"task": "Translate 'Hello' to French",
                       "constraints": {"max_cost_usd": 0.0001, "max_latency_s": 5}}]})
 
-    task: str = Field(..., description="the request text; embedded, stored only as a hash")
+    task: str | None = Field(None, description="the request text; embedded, stored only as "
+                                               "a hash (or give messages)")
+    messages: list[ChatMessage] | None = Field(
+        None, min_length=1, max_length=1000,
+        description="the request's chat messages instead of task (OpenAI format): the router "
+                    "sees the last user turn first, then a compact view of the system prompt "
+                    "and history")
     constraints: ConstraintsIn | None = None
     cost_weight: float | None = Field(None, ge=0, le=1e6,
                                       description="quality points per US dollar")
@@ -74,6 +91,19 @@ class SelectIn(Body):
     experiment: str | None = Field(None, max_length=64,
                                    description="route through this experiment's arm for "
                                                "unit_key (required with it)")
+
+    @model_validator(mode="after")
+    def _task_or_messages(self) -> SelectIn:
+        if (self.task is None) == (self.messages is None):
+            raise ValueError("give the task as task (text) or as messages (chat), not both")
+        return self
+
+    def prompt(self) -> str | list[dict[str, Any]]:
+        """What the router selects for: the text, or the messages as plain dicts."""
+        if self.messages is not None:
+            return [m.model_dump(exclude_none=True) for m in self.messages]
+        assert self.task is not None
+        return self.task
 
     @field_validator("event_id")
     @classmethod

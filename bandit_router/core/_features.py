@@ -54,15 +54,15 @@ def _found(pattern: re.Pattern[str], text: str, lowered: str | None,
     return pattern.search(text) is not None
 
 
-def estimate_tokens(text: str) -> int:
+def estimate_tokens(text: str = "", *, chars: int | None = None) -> int:
     """A tokenizer-free estimate of a text's token count: about four characters a token,
     the usual rule for English with BPE tokenizers. Pass ``input_tokens`` to
     :meth:`Router.select` when you know better.
 
-    >>> estimate_tokens("Translate 'Hello' to French")
-    7
+    >>> estimate_tokens("Translate 'Hello' to French"), estimate_tokens(chars=4000)
+    (7, 1000)
     """
-    return max(1, math.ceil(len(text) / 4))
+    return max(1, math.ceil((len(text) if chars is None else chars) / 4))
 
 
 def task_features(text: str) -> dict[str, float]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -233,7 +233,8 @@ class Experiment:
                 return arm
         return next(reversed(self.shares))
 
-    def select(self, task: str, *, unit_key: str, **kwargs: Any) -> Decision:
+    def select(self, task: str | Sequence[Mapping[str, Any]], *, unit_key: str,
+               **kwargs: Any) -> Decision:
         """Route ``task`` with the unit's arm: :meth:`Router.select`'s keyword arguments,
         with the request's ``constraints`` narrowed to the arm's models. The decision records
         the experiment, the arm and the unit."""

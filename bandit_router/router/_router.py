@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +35,7 @@ from ..core._errors import (
 from ..core._events import action_records, event_row
 from ..core._features import estimate_tokens, task_features
 from ..core._learner import Learner, write_checkpoint
+from ..core._messages import task_of
 from ..core._objective import Objective
 from ..core._onnx import OnnxEmbedder
 from ..core._scoring import (
@@ -153,12 +154,19 @@ class Router(BudgetMethods, ProviderMethods):
         self._next_expiry_check = 0.0
 
     # -- select ------------------------------------------------------------------------------
-    def select(self, task: str, *, constraints: Constraints | None = None,
+    def select(self, task: str | Sequence[Mapping[str, Any]], *,
+               constraints: Constraints | None = None,
                cost_weight: float | None = None, latency_weight: float | None = None,
                input_tokens: int | None = None,
                metadata: Mapping[str, Any] | None = None,
                event_id: str | None = None, tenant: str | None = None) -> Decision:
         """Pick a model for ``task`` under ``constraints``; the decision is logged first.
+
+        ``task`` is the request's text, or its chat messages (the OpenAI format: a list of
+        ``{"role", "content"}``): the router then sees the last user turn first and a compact
+        view of the system prompt and history (see ``bandit_router.core._messages``), so
+        requests that share a long prompt prefix still differ, and it estimates the input
+        tokens from every message.
 
         ``cost_weight``/``latency_weight`` override the router's for this request.
         ``input_tokens`` replaces the four-characters-a-token estimate when known.
@@ -170,6 +178,9 @@ class Router(BudgetMethods, ProviderMethods):
         Budgets (:meth:`set_budget`) exclude models whose estimated cost would break a limit
         and pace the cost weight; :class:`BudgetExceededError` when nothing fits.
         """
+        prompt_chars = None
+        if isinstance(task, list | tuple):
+            task, prompt_chars = task_of(task)
         task = check_task(task, max_chars=self.config.max_task_chars)
         constraints = constraints or Constraints()
         if not isinstance(constraints, Constraints):
@@ -177,7 +188,9 @@ class Router(BudgetMethods, ProviderMethods):
         lam = check_weight(cost_weight, self.config.cost_weight, "cost_weight")
         mu = check_weight(latency_weight, self.config.latency_weight, "latency_weight")
         n_tokens = check_input_tokens(input_tokens)
-        n_in = n_tokens if n_tokens is not None else estimate_tokens(task)
+        n_in = (n_tokens if n_tokens is not None
+                else estimate_tokens(task) if prompt_chars is None
+                else estimate_tokens(chars=prompt_chars))
         meta = check_metadata(metadata)
         if tenant is not None:
             tenant = check_id(tenant, "tenant")

@@ -49,9 +49,9 @@ def select(body: SelectIn, key: RateLimitedKey, lib: RouterDep, metrics: Metrics
             if body.unit_key is None:
                 raise InvalidTaskError("an experiment needs a unit_key to assign an arm")
             experiment, _ = experiments.get(body.experiment)
-            d = experiment.select(body.task, unit_key=body.unit_key, metadata=meta, **options)
+            d = experiment.select(body.prompt(), unit_key=body.unit_key, metadata=meta, **options)
         else:
-            d = lib.select(body.task, metadata=meta, **options)  # type: ignore[arg-type]
+            d = lib.select(body.prompt(), metadata=meta, **options)  # type: ignore[arg-type]
     except UnknownExperimentError:
         raise
     except UnknownModelError as exc:  # a name in the constraints, not a missing resource

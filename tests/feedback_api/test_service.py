@@ -127,3 +127,26 @@ def test_models_and_live_pricing(server: Server) -> None:
     d = client.select("hello", constraints=Constraints(allowed_models=["gpt-4o-mini"]))
     expected = (d.input_tokens * 0.2 + 300 * 0.9) / 1e6
     assert d.estimated_cost_usd == pytest.approx(expected, rel=0.5)
+
+
+def test_select_with_chat_messages(server: Server) -> None:
+    """A chat request's messages instead of a task: over raw HTTP, the client, and refused
+    with a 422 when both, neither, or no user turn is given."""
+    system = "You answer questions about geography. " * 60
+    messages = [{"role": "system", "content": system},
+                {"role": "user", "content": "What is the capital of Peru?", "name": "u1"}]
+    client = RouterClient(server.url, server.client_key)
+    d = client.select(messages, event_id="chat-1")
+    record = client.get_event(d.event_id)
+    assert record.input_tokens == -(-(len(system) + len(messages[1]["content"])) // 4)
+    auth = {"Authorization": f"Bearer {server.client_key}"}
+    for body in ({"task": "hi", "messages": messages}, {}, {"messages": []},
+                 {"messages": [{"role": "system", "content": "only a system prompt"}]},
+                 {"messages": [{"role": "wizard", "content": "hi"}]}):
+        r = httpx.post(f"{server.url}/v1/select", json=body, headers=auth)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["error"]["type"] == "InvalidTaskError"
+    r = httpx.post(f"{server.url}/v1/select", headers=auth, json={"messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Describe this map."},
+                                     {"type": "image_url", "image_url": {"url": "x"}}]}]})
+    assert r.status_code == 200, r.text
