@@ -54,6 +54,7 @@ from ._tables import (
     EventConflict,
     EventRow,
     LearnItem,
+    ObservationRow,
     PriceRow,
     RewardConflict,
     RewardRow,
@@ -66,8 +67,8 @@ from ._tables import (
 
 # the table rows are defined in ``_tables`` and re-exported here, where callers use them
 __all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "EventConflict", "EventRow",
-           "LearnItem", "PriceRow", "RewardConflict", "RewardRow", "SpendRow", "Store",
-           "json_dumps", "new_row"]
+           "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow", "SpendRow",
+           "Store", "json_dumps", "new_row"]
 
 #: pg_advisory_xact_lock key serialising reward writes (arbitrary, fixed: "bandit-r")
 _REWARD_LOCK = 0x62616E646974
@@ -189,6 +190,15 @@ class Store:
                             .outerjoin(RewardRow, RewardRow.event_id == EventRow.id)
                             .where(EventRow.id == event_id)).first()
             return (row[0], row[1]) if row is not None else (None, None)
+
+    def observe(self, row: ObservationRow) -> None:
+        """Record (or replace) what an event's call cost and took."""
+        with self.session() as s:
+            s.merge(row)
+
+    def get_observation(self, event_id: str) -> ObservationRow | None:
+        with self._sessions() as s:
+            return s.get(ObservationRow, event_id)
 
     def get_reward(self, event_id: str) -> RewardRow | None:
         with self._sessions() as s:

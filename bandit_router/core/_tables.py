@@ -29,8 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column
 
 __all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "EventConflict", "EventRow",
-           "LearnItem", "PriceRow", "RewardConflict", "RewardRow", "SpendRow", "json_dumps",
-           "new_row"]
+           "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow", "SpendRow",
+           "json_dumps", "new_row"]
 
 
 class _Base(DeclarativeBase):
@@ -85,6 +85,21 @@ class RewardRow(_Base):
     error: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reward: Mapped[float] = mapped_column(Float)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ObservationRow(_Base):
+    """What the call a decision led to cost and took, recorded when the call ended (by the
+    gateway that made it), before its quality is known; a reward that does not give them
+    uses these. Revision 0003."""
+
+    __tablename__ = "br_observations"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("br_events.id"), primary_key=True)
+    observed_at: Mapped[float] = mapped_column(Double)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ttft_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class CheckpointRow(_Base):

@@ -50,6 +50,7 @@ from ..core._scoring import (
 from ..core._store import (
     EventConflict,
     EventRow,
+    ObservationRow,
     PriceRow,
     RewardConflict,
     RewardRow,
@@ -60,6 +61,7 @@ from ..core._types import Alternative, Decision, EventRecord, RewardReceipt
 from ..core._validation import (
     MAX_ABS_REWARD,
     MAX_EVENT_ID,
+    MAX_LATENCY_S,
     check_id,
     check_input_tokens,
     check_metadata,
@@ -67,6 +69,7 @@ from ..core._validation import (
     check_reward,
     check_task,
     check_weight,
+    finite,
     storable,
 )
 from ..core.policies import Policy, VWPolicy
@@ -339,6 +342,13 @@ class Router(BudgetMethods, ProviderMethods):
             self._raise_if_closed(event, existing)
         assert event is not None
         action = event.actions[event.chosen]
+        if cost_usd is None or latency_s is None or output_tokens is None:
+            seen = self.store.get_observation(event_id)  # what the gateway measured
+            if seen is not None:
+                cost_usd = cost_usd if cost_usd is not None else seen.cost_usd
+                latency_s = latency_s if latency_s is not None else seen.latency_s
+                output_tokens = (output_tokens if output_tokens is not None
+                                 else seen.output_tokens)
         if cost_usd is None:
             if output_tokens is not None:
                 cost_usd = (event.input_tokens * action["input_price_per_1m"]
@@ -380,6 +390,31 @@ class Router(BudgetMethods, ProviderMethods):
         return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                              cost_usd=float(cost_usd), latency_s=latency_s,
                              policy_version=version)
+
+    def observe(self, event_id: str, *, cost_usd: float | None = None,
+                latency_s: float | None = None, output_tokens: int | None = None,
+                ttft_s: float | None = None) -> None:
+        """Record what a decision's call cost and took as soon as it ends, before its quality
+        is known (a partial reward: the gateway does this). Nothing is learned yet: the
+        reward, when it comes with the quality, uses these figures for whatever it leaves
+        out, and is learned once. A second observation replaces the first; an event already
+        rewarded raises :class:`DuplicateRewardError` (or :class:`RewardWindowClosedError`).
+        """
+        _, cost_usd, latency_s, output_tokens = check_reward(
+            0.0, cost_usd, latency_s, output_tokens, None)
+        if ttft_s is not None and not (finite(ttft_s) and 0 <= ttft_s <= MAX_LATENCY_S):
+            raise InvalidRewardError(f"ttft_s must be a number in [0, {MAX_LATENCY_S:g}]")
+        if (not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID
+                or "\x00" in event_id):
+            raise UnknownEventError(str(event_id)[:MAX_EVENT_ID])
+        event, existing = self.store.get_event_and_reward(event_id)
+        if event is None:
+            raise UnknownEventError(event_id)
+        self._raise_if_closed(event, existing)
+        self.store.observe(new_row(ObservationRow, event_id=event_id, observed_at=self._clock(),
+                                   cost_usd=cost_usd, latency_s=latency_s,
+                                   ttft_s=None if ttft_s is None else float(ttft_s),
+                                   output_tokens=output_tokens))
 
     def get_event(self, event_id: str) -> EventRecord:
         """The logged decision and its reward, if any."""

@@ -646,3 +646,27 @@ def test_restart_restores_thompson_sampling_exactly(
         wider = make_router(policy=replace(policy, thompson_scale=2.0), config=config)
     assert "restored checkpoint" in caplog.text and "other settings" not in caplog.text
     assert probe(wider) != expected
+
+
+def test_an_observation_now_and_the_quality_later_are_learned_once(
+        make_router: MakeRouter) -> None:
+    """A partial reward: the gateway records cost, latency and tokens when the call ends;
+    the quality comes later and the reward uses the observed figures for what it omits."""
+    router = make_router()
+    d = router.select("Summarise this memo")
+    router.observe(d.event_id, cost_usd=0.0042, latency_s=1.5, output_tokens=321, ttft_s=0.2)
+    router.observe(d.event_id, cost_usd=0.004, latency_s=1.25, output_tokens=300)  # replaces
+    assert router.policy_version == 0  # nothing learned from an observation
+    receipt = router.reward(d.event_id, quality=0.8)
+    assert (receipt.cost_usd, receipt.latency_s) == (0.004, 1.25)
+    assert router.get_event(d.event_id).reward["output_tokens"] == 300  # type: ignore[index]
+    assert router.policy_version == 1
+    with pytest.raises(DuplicateRewardError):
+        router.observe(d.event_id, cost_usd=0.1)
+    other = router.select("Summarise this memo again")
+    router.observe(other.event_id, cost_usd=0.5)
+    assert router.reward(other.event_id, quality=1.0, cost_usd=0.001).cost_usd == 0.001
+    with pytest.raises(UnknownEventError):
+        router.observe("no-such-event", cost_usd=0.1)
+    with pytest.raises(InvalidRewardError):
+        router.observe(other.event_id, latency_s=-1.0)
