@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -31,7 +32,7 @@ from .learner import BackgroundLearner
 from .limits import RateLimiter
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
-from .routers import events, experiments, models, ops, reports, select, spend
+from .routers import events, experiments, gateway, models, ops, reports, select, spend
 from .settings import Settings, get_settings
 
 __all__ = ["build_router", "create_app"]
@@ -108,9 +109,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auth and not app.state.keys.list():
             log.warning("no API keys yet: create one with "
                         "'bandit-router keys create --scope admin'")
+        # the gateway's connections to the upstreams, pooled
+        app.state.upstream = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
         try:
             yield
         finally:
+            await app.state.upstream.aclose()
             try:
                 learner.stop()  # learns what was stored, then the router checkpoints on close
             finally:
@@ -134,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                      burst=settings.rate_limit_burst)
                          if settings.rate_limit_per_s is not None else None)
     errors.install(app)
-    for module in (select, events, models, experiments, ops, spend, reports):
+    for module in (select, events, gateway, models, experiments, ops, spend, reports):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,

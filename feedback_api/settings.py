@@ -92,6 +92,8 @@ class Settings(BaseSettings):
                                     "has to send a whole request head")
     body_timeout_s: float = Field(30.0, gt=0, le=3600, description="longest wait for the next "
                                   "part of a request body (408 after it)")
+    gateway_timeout_s: float = Field(60.0, gt=0, le=3600, description="the gateway's wait for "
+                                     "an upstream's answer (then it falls back)")
     cors_origins: list[str] = Field(
         [], description="browser origins allowed to call the API (CORS); none by default, "
                         "e.g. BANDIT_ROUTER_CORS_ORIGINS='[\"https://ops.example.com\"]'")

@@ -18,7 +18,7 @@ from .conftest import Server, make_server
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(tmp_path_factory.mktemp("limits"), BANDIT_ROUTER_EMBEDDER="hash",
-                      BANDIT_ROUTER_RATE_LIMIT_PER_S="2", BANDIT_ROUTER_RATE_LIMIT_BURST="5",
+                      BANDIT_ROUTER_RATE_LIMIT_PER_S="0.2", BANDIT_ROUTER_RATE_LIMIT_BURST="5",
                       BANDIT_ROUTER_HEADER_TIMEOUT_S="1", BANDIT_ROUTER_BODY_TIMEOUT_S="1",
                       BANDIT_ROUTER_MAX_HEADER_BYTES="8192")
     srv.start()

@@ -1,0 +1,258 @@
+"""POST /v1/chat/completions: an OpenAI-compatible gateway that routes, calls the chosen
+deployment's upstream, falls back on failure and closes the loop itself.
+
+``model`` is ``bandit-router/auto`` (or ``auto``): the router picks among the catalog models
+that have a deployment with an ``api_base``; or a catalog model (``provider/model`` or its
+name), which is passed through and still logged. Constraints may ride along in the body as
+``"bandit_router": {"constraints": {...}}`` (the OpenAI SDKs' ``extra_body``).
+
+Each attempt is a logged decision. A 429, a 5xx, a timeout or a connection error is that
+decision's outcome (its reward: the error, quality 0; the deployment's failure counts toward
+its cooldown), and the next attempt is a new decision among the models not tried yet. A
+success is observed at once (cost from the upstream's ``usage`` at the catalog's prices,
+latency, time to first token) and learned when the quality arrives through the event id
+(``POST /v1/events/{id}/reward``), or with the default reward after the wait. Headers carry
+the decision: ``x-bandit-router-event-id``, ``-model``, ``-probability``,
+``-estimated-cost-usd`` and, when the body is not streamed, ``-cost-usd``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from bandit_router import (
+    Constraints,
+    Decision,
+    InvalidConstraintsError,
+    InvalidTaskError,
+    ModelSpec,
+    Router,
+    UnknownModelError,
+)
+
+from ..deps import LearnerDep, RateLimitedKey, RouterDep
+from ..errors import error_response
+from ..keys import ApiKey
+from ..learner import BackgroundLearner
+from ..schemas import ErrorOut
+
+router = APIRouter(prefix="/v1", tags=["gateway"])
+log = logging.getLogger("feedback_api")
+
+AUTO = ("bandit-router/auto", "auto")
+#: upstream statuses that are the deployment's fault: fall back
+_FAILURES = {429: "rate_limit"}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 408, 413, 422, 429, 502)}
+
+
+def _upstream_error(status: int) -> str | None:
+    if status in _FAILURES:
+        return _FAILURES[status]
+    return "server_error" if status >= 500 else None
+
+
+def _callable(lib: Router) -> dict[str, str]:
+    """Catalog keys the gateway can call (a deployment with an api_base), to a deployment's
+    base URL (any: the balancer picks the one each decision uses)."""
+    return {d.model: d.api_base for d in lib.deployment_status() if d.api_base}
+
+
+def _targets(lib: Router, model: Any, callable_: dict[str, str]) -> list[str]:
+    if not isinstance(model, str) or not model:
+        raise InvalidTaskError("model must name the router (bandit-router/auto) or a model")
+    if model in AUTO:
+        if not callable_:
+            raise UnknownModelError("no deployment has an api_base: give the load balancing "
+                                    "settings deployments with api_base to use the gateway")
+        return sorted(callable_)
+    keys = [s.key for s in lib.catalog if model in (s.key, s.model)]
+    if not keys:
+        raise UnknownModelError(f"model {model!r} is neither bandit-router/auto nor in the "
+                                "catalog")
+    reachable = [k for k in keys if k in callable_]
+    if not reachable:
+        raise UnknownModelError(f"model {model!r} has no deployment with an api_base")
+    return reachable
+
+
+def _cost(spec: ModelSpec, usage: Any) -> tuple[float | None, int | None]:
+    """Cost in US dollars and output tokens from an OpenAI ``usage`` object."""
+    if not isinstance(usage, dict):
+        return None, None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None, None
+    return ((prompt * spec.input_price_per_1m + completion * spec.output_price_per_1m) / 1e6,
+            completion)
+
+
+def _headers(d: Decision, cost: float | None = None) -> dict[str, str]:
+    out = {"x-bandit-router-event-id": d.event_id,
+           "x-bandit-router-model": f"{d.provider}/{d.model}",
+           "x-bandit-router-probability": f"{d.probability:.6g}",
+           "x-bandit-router-estimated-cost-usd": f"{d.estimated_cost_usd:.6g}"}
+    if cost is not None:
+        out["x-bandit-router-cost-usd"] = f"{cost:.6g}"
+    return out
+
+
+class _Attempt:
+    """One decision's upstream call."""
+
+    def __init__(self, lib: Router, learner: BackgroundLearner, d: Decision,
+                 spec: ModelSpec) -> None:
+        self.lib, self.learner, self.d, self.spec = lib, learner, d, spec
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    async def failed(self, kind: str) -> None:
+        """The decision's outcome: the upstream failed (quality 0; counts toward the
+        deployment's cooldown)."""
+        await run_in_threadpool(self.lib.reward, self.d.event_id, error=kind, cost_usd=0.0,
+                                latency_s=min(self.elapsed(), 1e5), learn=False)
+        self.learner.notify()
+
+    async def observed(self, usage: Any, ttft: float | None) -> float | None:
+        cost, tokens = _cost(self.spec, usage)
+        await run_in_threadpool(self.lib.observe, self.d.event_id, cost_usd=cost,
+                                latency_s=self.elapsed(), output_tokens=tokens, ttft_s=ttft)
+        return cost
+
+
+async def _decide(lib: Router, key: ApiKey, messages: Any, targets: list[str],
+                  constraints: Constraints | None) -> Decision:
+    allowed = set(targets)
+    if constraints is not None and constraints.allowed_models:
+        allowed &= set(constraints.allowed_models)
+    merged = replace(constraints or Constraints(), allowed_models=frozenset(allowed))
+    return await run_in_threadpool(
+        lib.select, messages, constraints=merged,
+        metadata={"owner": key.tenant, "unit_key": None, "user": {}, "via": "gateway"},
+        tenant=f"key-{key.tenant}" if key.tenant else None)
+
+
+@router.post("/chat/completions", responses=_ERRORS)  # type: ignore[arg-type]
+async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep,
+                           learner: LearnerDep) -> Response:
+    """OpenAI's chat completions: routed, called, fallen back, observed (see the module)."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return error_response(400, "MalformedJSONError", "the body is not valid JSON")
+    if not isinstance(body, dict):
+        raise InvalidTaskError("the body must be a chat completions request object")
+    extra = body.pop("bandit_router", None) or {}
+    if not isinstance(extra, dict) or set(extra) - {"constraints"}:
+        raise InvalidTaskError("bandit_router may carry only constraints")
+    try:
+        constraints = Constraints(**extra["constraints"]) if extra.get("constraints") else None
+    except TypeError as exc:
+        raise InvalidConstraintsError(str(exc)) from None
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise InvalidTaskError("messages must be a list of chat messages")
+    stream = body.get("stream") is True
+    targets = _targets(lib, body.get("model"), _callable(lib))
+    settings = request.app.state.settings
+    tried: list[str] = []
+    client: httpx.AsyncClient = request.app.state.upstream
+    while True:
+        left = [t for t in targets if t not in tried]
+        if not left:
+            return error_response(502, "UpstreamError", "every model tried failed: "
+                                  + ", ".join(tried), {"tried": tried})
+        d = await _decide(lib, key, messages, left, constraints)
+        model_key = f"{d.provider}/{d.model}"
+        tried.append(model_key)
+        deployment = d.deployment
+        if deployment is None or not deployment.api_base:
+            continue
+        spec = lib.catalog.get(model_key)
+        attempt = _Attempt(lib, learner, d, spec)
+        upstream_body = {**body, "model": spec.model}
+        if stream:
+            upstream_body["stream_options"] = {**(body.get("stream_options") or {}),
+                                               "include_usage": True}
+        headers = {"content-type": "application/json"}
+        secret = os.environ.get(deployment.api_key_env) if deployment.api_key_env else None
+        if secret:
+            headers["authorization"] = f"Bearer {secret}"
+        url = deployment.api_base.rstrip("/") + "/chat/completions"
+        try:
+            upstream = await client.send(
+                client.build_request("POST", url, json=upstream_body, headers=headers,
+                                     timeout=settings.gateway_timeout_s), stream=True)
+        except httpx.TimeoutException:
+            await attempt.failed("timeout")
+            continue
+        except httpx.HTTPError as exc:
+            log.warning("upstream %s unreachable: %s", deployment.id, exc)
+            await attempt.failed("server_error")
+            continue
+        kind = _upstream_error(upstream.status_code)
+        if kind is not None:
+            await upstream.aclose()
+            await attempt.failed(kind)
+            continue
+        if upstream.status_code >= 400:  # the request's fault: the caller sees the answer
+            content = await upstream.aread()
+            await upstream.aclose()
+            return Response(content, status_code=upstream.status_code, headers=_headers(d),
+                            media_type=upstream.headers.get("content-type"))
+        if not stream:
+            try:
+                content = await upstream.aread()
+            except httpx.HTTPError:
+                await upstream.aclose()
+                await attempt.failed("timeout")
+                continue
+            await upstream.aclose()
+            try:
+                answer = json.loads(content)
+            except ValueError:
+                await attempt.failed("invalid_response")
+                continue
+            cost = await attempt.observed(answer.get("usage"), None)
+            return JSONResponse(answer, headers=_headers(d, cost))
+        return StreamingResponse(_relay(upstream, attempt), headers=_headers(d),
+                                 media_type="text/event-stream")
+
+
+async def _relay(upstream: httpx.Response, attempt: _Attempt) -> AsyncIterator[bytes]:
+    """Pass the upstream's server-sent events through as they arrive; observe the call
+    (time to first token, latency, the usage of its last chunk) when it ends."""
+    ttft: float | None = None
+    usage: Any = None
+    pending = b""
+    try:
+        async for chunk in upstream.aiter_raw():
+            if ttft is None:
+                ttft = attempt.elapsed()
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.startswith(b"data: {"):
+                    with contextlib.suppress(ValueError):
+                        usage = json.loads(line[6:]).get("usage") or usage
+            yield chunk
+    finally:
+        await upstream.aclose()
+        try:
+            await attempt.observed(usage, ttft)
+        except Exception:  # the answer went out; an observation lost is logged, not raised
+            log.exception("observing event %s failed", attempt.d.event_id)

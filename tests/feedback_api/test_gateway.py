@@ -1,0 +1,201 @@
+"""The OpenAI-compatible gateway (issue #18), with the real ``openai`` SDK (sync, async,
+streaming) against a real server whose deployments are upstream HTTP processes speaking the
+OpenAI protocol: one that answers, one that fails (500), one rate-limited (429), one slow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from bandit_router.eval.simulation import demo_catalog
+
+from .conftest import Server, free_port, make_server
+
+pytestmark = pytest.mark.slow
+
+UPSTREAM = Path(__file__).with_name("upstream.py")
+MODES = {"ok": "frontier/large", "fail": "budget/tiny", "ratelimit": "opencode/coder",
+         "slow": "openlang/polyglot"}  # midtier/generalist has no api_base: never called
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, str]]:
+    procs, urls = [], {}
+    for mode in MODES:
+        port = free_port()
+        procs.append(subprocess.Popen([sys.executable, str(UPSTREAM), str(port), mode]))
+        urls[mode] = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    for url in urls.values():
+        while True:
+            try:
+                httpx.get(f"{url}/calls", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "an upstream did not start"
+                time.sleep(0.1)
+    yield urls
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory,
+            upstreams: dict[str, str]) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    catalog = tmp / "catalog.json"
+    catalog.write_text(json.dumps(demo_catalog().to_dict()))
+    deployments = [{"id": mode, "model": model, "provider": model.split("/")[0],
+                    "api_base": f"{upstreams[mode]}/v1", "api_key_env": "UPSTREAM_KEY"}
+                   for mode, model in MODES.items()]
+    balancing = tmp / "balancing.json"
+    balancing.write_text(json.dumps({"strategy": "round_robin", "deployments": deployments,
+                                     "allowed_fails": 2, "cooldown_s": 600}))
+    srv = make_server(tmp, BANDIT_ROUTER_EMBEDDER="hash", BANDIT_ROUTER_CATALOG_PATH=str(catalog),
+                      BANDIT_ROUTER_LOAD_BALANCING_FILE=str(balancing),
+                      BANDIT_ROUTER_GATEWAY_TIMEOUT_S="1", UPSTREAM_KEY="sk-upstream-secret")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _sdk(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.client_key, max_retries=0)
+
+
+def _event(server: Server, event_id: str) -> dict:
+    return httpx.get(f"{server.url}/v1/events/{event_id}",
+                     headers={"Authorization": f"Bearer {server.client_key}"}).json()
+
+
+def test_a_concrete_model_is_passed_through_logged_and_observed(
+        gateway: Server, upstreams: dict[str, str]) -> None:
+    raw = _sdk(gateway).chat.completions.with_raw_response.create(
+        model="frontier/large", messages=[{"role": "user", "content": "Name a river."}])
+    answer = raw.parse()
+    assert answer.choices[0].message.content == "large says: Name a river."
+    event_id = raw.headers["x-bandit-router-event-id"]
+    assert raw.headers["x-bandit-router-model"] == "frontier/large"
+    assert float(raw.headers["x-bandit-router-probability"]) == 1.0
+    cost = float(raw.headers["x-bandit-router-cost-usd"])
+    usage = answer.usage
+    assert usage is not None
+    assert cost == pytest.approx((usage.prompt_tokens * 5.0 + usage.completion_tokens * 15.0)
+                                 / 1e6, rel=1e-5)
+    call = httpx.get(f"{upstreams['ok']}/calls").json()[-1]
+    assert call == {"model": "large", "stream": False,
+                    "authorization": "Bearer sk-upstream-secret"}
+    # the quality later: the observed cost and tokens are what is learned with it
+    r = httpx.post(f"{gateway.url}/v1/events/{event_id}/reward", json={"quality": 0.9},
+                   headers={"Authorization": f"Bearer {gateway.client_key}"})
+    assert r.status_code == 200 and r.json()["cost_usd"] == pytest.approx(cost, rel=1e-5)
+    reward = _event(gateway, event_id)["reward"]
+    assert reward["output_tokens"] == usage.completion_tokens and reward["latency_s"] > 0
+
+
+def test_failures_fall_back_and_cool_the_deployment_down(
+        gateway: Server, upstreams: dict[str, str]) -> None:
+    sdk = _sdk(gateway)
+    admin = {"Authorization": f"Bearer {gateway.admin_key}"}
+    three = {"bandit_router": {"constraints": {"allowed_models": [
+        "budget/tiny", "opencode/coder", "frontier/large"]}}}
+
+    def ask(i: int) -> str:
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="bandit-router/auto", messages=[{"role": "user", "content": f"Q{i}?"}],
+            extra_body=three)
+        assert raw.parse().choices[0].message.content.endswith(f"Q{i}?")
+        return raw.headers["x-bandit-router-model"]
+
+    def health() -> dict[str, bool]:
+        return {d["id"]: d["healthy"] for d in httpx.get(
+            f"{gateway.url}/v1/admin/deployments", headers=admin).json()}
+
+    served = []
+    for i in range(40):  # every answer comes from the one that works, whatever was tried
+        served.append(ask(i))
+        if not health()["fail"] and not health()["ratelimit"]:
+            break
+    assert set(served) == {"frontier/large"}
+    assert health() == {"ok": True, "fail": False, "ratelimit": False, "slow": True}
+    calls = {m: len(httpx.get(f"{upstreams[m]}/calls").json()) for m in ("fail", "ratelimit")}
+    assert all(1 <= n <= 2 for n in calls.values()), calls  # allowed_fails=2, then cooled
+    for i in range(5):  # cooling down: not called at all
+        assert ask(100 + i) == "frontier/large"
+    assert calls == {m: len(httpx.get(f"{upstreams[m]}/calls").json())
+                     for m in ("fail", "ratelimit")}
+    # a model whose only deployment is cooling down: nothing to call
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.chat.completions.create(model="opencode/coder",
+                                    messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code in (422, 502)
+
+
+def test_a_timeout_falls_back(gateway: Server) -> None:
+    raw = _sdk(gateway).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Slowly?"}],
+        extra_body={"bandit_router": {"constraints": {"allowed_models": [
+            "openlang/polyglot", "frontier/large"]}}})
+    assert raw.headers["x-bandit-router-model"] == "frontier/large"
+
+
+def test_streaming_passes_through_and_is_observed(gateway: Server) -> None:
+    sdk = _sdk(gateway)
+    with sdk.chat.completions.with_streaming_response.create(
+            model="frontier/large", stream=True,
+            messages=[{"role": "user", "content": "Count to three."}]) as response:
+        event_id = response.headers["x-bandit-router-event-id"]
+        text, usage = "", None
+        for chunk in response.parse():
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+            usage = chunk.usage or usage
+    assert text == "large says: Count to three."
+    assert usage is not None
+    deadline = time.monotonic() + 5
+    r = None
+    while time.monotonic() < deadline:  # observed when the stream ended
+        r = httpx.post(f"{gateway.url}/v1/events/{event_id}/reward", json={"quality": 1.0},
+                       headers={"Authorization": f"Bearer {gateway.client_key}"})
+        if r.status_code == 200:
+            break
+        time.sleep(0.1)
+    assert r is not None and r.status_code == 200
+    assert r.json()["cost_usd"] == pytest.approx(
+        (usage.prompt_tokens * 5.0 + usage.completion_tokens * 15.0) / 1e6, rel=1e-5)
+
+
+def test_the_async_sdk_and_bad_requests(gateway: Server) -> None:
+    async def ask() -> str:
+        client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.client_key,
+                                    max_retries=0)
+        answer = await client.chat.completions.create(
+            model="frontier/large", messages=[{"role": "user", "content": "Async?"}])
+        await client.close()
+        return answer.choices[0].message.content or ""
+
+    assert asyncio.run(ask()) == "large says: Async?"
+    sdk = _sdk(gateway)
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.create(model="no-such-model",
+                                    messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError):  # in the catalog, but nothing to call
+        sdk.chat.completions.create(model="midtier/generalist",
+                                    messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.UnprocessableEntityError):
+        sdk.chat.completions.create(model="auto", messages=[{"role": "system",
+                                                             "content": "no user turn"}])
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="br-wrong",
+                      max_retries=0).chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "hi"}])
