@@ -116,14 +116,30 @@ class SelectIn(Body):
 class RewardIn(Body):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
         "examples": [{"quality": 0.92, "cost_usd": 0.00004, "latency_s": 0.8},
-                     {"error": "rate_limit"}]})
+                     {"thumbs": "up"}, {"error": "rate_limit"}]})
 
     quality: float | None = Field(None, ge=0, le=1,
-                                  description="required unless error is given")
+                                  description="required unless error or thumbs is given")
+    thumbs: Literal["up", "down"] | None = Field(
+        None, description="a user's verdict instead of a score: up counts as quality 1, down "
+                          "as 0")
     cost_usd: float | None = Field(None, ge=0, le=1e4)
     latency_s: float | None = Field(None, ge=0, le=1e5)
     output_tokens: int | None = Field(None, ge=0, le=10_000_000)
     error: ErrorKind | None = None
+
+
+    @model_validator(mode="after")
+    def _one_verdict(self) -> RewardIn:
+        if self.thumbs is not None and self.quality is not None:
+            raise ValueError("give quality or thumbs, not both")
+        return self
+
+    def score(self) -> float | None:
+        """The quality to learn: the score given, or the thumbs' (up 1, down 0)."""
+        if self.thumbs is not None:
+            return 1.0 if self.thumbs == "up" else 0.0
+        return self.quality
 
 
 class RewardOut(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -153,10 +153,13 @@ def filter_eligible(
     constraints: Constraints,
     *,
     input_tokens: int,
+    unavailable: Callable[[ModelSpec, Estimate], str | None] | None = None,
 ) -> Eligibility:
     """Which models ``constraints`` leave for a request of ``input_tokens``: first the hard
-    filters (providers, models, context window, cost, latency), then the quality floor, then
-    the provider preference."""
+    filters (providers, models, context window, cost, latency, and ``unavailable``: why a
+    model cannot take the call now, such as every deployment cooling down), then the quality
+    floor, then the provider preference (among the models that remain, so a preferred
+    provider that cannot take the call leaves the others)."""
     reasons: dict[str, str] = {}
     allowed: list[int] = []
     c = constraints
@@ -177,6 +180,8 @@ def filter_eligible(
             why = f"estimated cost ${est.cost_usd:.6f} > max_cost_usd ${c.max_cost_usd:g}"
         elif c.max_latency_s is not None and est.latency_s > c.max_latency_s:
             why = f"estimated latency {est.latency_s:.2f}s > max_latency_s {c.max_latency_s:g}s"
+        elif unavailable is not None:
+            why = unavailable(spec, est)
         if why is None:
             allowed.append(i)
         else:

@@ -208,10 +208,9 @@ class Router(BudgetMethods, ProviderMethods):
             check_names(constraints, self.catalog)
             specs = list(self.catalog)
             estimates = self._learner.estimates(specs, embedding, n_in)
-            allowed = filter_eligible(specs, estimates, constraints, input_tokens=n_in)
+            allowed = filter_eligible(specs, estimates, constraints, input_tokens=n_in,
+                                      unavailable=self._unavailable(n_in))
             eligible, reasons = allowed.eligible, allowed.reasons
-            if self._balancer is not None:
-                eligible = self._drop_unavailable(specs, estimates, eligible, reasons, n_in)
             if not eligible:
                 raise NoEligibleModelError(reasons)
             base_lam = lam
@@ -279,20 +278,20 @@ class Router(BudgetMethods, ProviderMethods):
             alternatives=alternatives, input_tokens=n_in, cost_weight=lam,
             policy_version=version, created_at=now, deployment=deployment)
 
-    def _drop_unavailable(self, specs: list[ModelSpec], estimates: list[Estimate],
-                          eligible: list[int], reasons: dict[str, str], n_in: int) -> list[int]:
-        """Models served by deployments are eligible while one of them is available."""
-        assert self._balancer is not None
-        balanced = self._balancer.models()
-        kept = []
-        for i in eligible:
-            key = specs[i].key
-            if key in balanced and not self._balancer.available(
-                    key, tokens=int(n_in + estimates[i].output_tokens)):
-                reasons[key] = "every deployment is cooling down or at its rpm/tpm limit"
-            else:
-                kept.append(i)
-        return kept
+    def _unavailable(self, n_in: int) -> Callable[[ModelSpec, Estimate], str | None] | None:
+        """Why a model cannot take a call now: it is load-balanced and no deployment of it is
+        available (cooling down, or at its rpm/tpm limit for this request's tokens)."""
+        balancer = self._balancer
+        if balancer is None:
+            return None
+        balanced = balancer.models()
+
+        def why(spec: ModelSpec, est: Estimate) -> str | None:
+            if spec.key in balanced and not balancer.available(
+                    spec.key, tokens=int(n_in + est.output_tokens)):
+                return "every deployment is cooling down or at its rpm/tpm limit"
+            return None
+        return why
 
     @staticmethod
     def _reasoning(spec: ModelSpec, est: Estimate, probability: float, n_eligible: int,

@@ -23,7 +23,7 @@ def reward(body: RewardIn, key: RateLimitedKey, lib: RouterDep, learner: Learner
     """Report what happened. The reward is stored durably before the answer; the policy
     learns it in the background right after. The earliest reward of an event wins."""
     record = find_event(lib, key, event_id)
-    receipt = lib.reward(record.event_id, quality=body.quality, cost_usd=body.cost_usd,
+    receipt = lib.reward(record.event_id, quality=body.score(), cost_usd=body.cost_usd,
                          latency_s=body.latency_s, output_tokens=body.output_tokens,
                          error=body.error, learn=False)
     learner.notify()

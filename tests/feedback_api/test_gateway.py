@@ -107,38 +107,39 @@ def test_failures_fall_back_and_cool_the_deployment_down(
         gateway: Server, upstreams: dict[str, str]) -> None:
     sdk = _sdk(gateway)
     admin = {"Authorization": f"Bearer {gateway.admin_key}"}
-    three = {"bandit_router": {"constraints": {"allowed_models": [
-        "budget/tiny", "opencode/coder", "frontier/large"]}}}
 
-    def ask(i: int) -> str:
-        raw = sdk.chat.completions.with_raw_response.create(
-            model="bandit-router/auto", messages=[{"role": "user", "content": f"Q{i}?"}],
-            extra_body=three)
-        assert raw.parse().choices[0].message.content.endswith(f"Q{i}?")
-        return raw.headers["x-bandit-router-model"]
+    def calls(mode: str) -> int:
+        return len(httpx.get(f"{upstreams[mode]}/calls").json())
 
-    def health() -> dict[str, bool]:
-        return {d["id"]: d["healthy"] for d in httpx.get(
-            f"{gateway.url}/v1/admin/deployments", headers=admin).json()}
+    def healthy(deployment: str) -> bool:
+        return next(d["healthy"] for d in httpx.get(
+            f"{gateway.url}/v1/admin/deployments", headers=admin).json()
+            if d["id"] == deployment)
 
-    served = []
-    for i in range(40):  # every answer comes from the one that works, whatever was tried
-        served.append(ask(i))
-        if not health()["fail"] and not health()["ratelimit"]:
-            break
-    assert set(served) == {"frontier/large"}
-    assert health() == {"ok": True, "fail": False, "ratelimit": False, "slow": True}
-    calls = {m: len(httpx.get(f"{upstreams[m]}/calls").json()) for m in ("fail", "ratelimit")}
-    assert all(1 <= n <= 2 for n in calls.values()), calls  # allowed_fails=2, then cooled
-    for i in range(5):  # cooling down: not called at all
-        assert ask(100 + i) == "frontier/large"
-    assert calls == {m: len(httpx.get(f"{upstreams[m]}/calls").json())
-                     for m in ("fail", "ratelimit")}
+    for mode, model in (("fail", "budget/tiny"), ("ratelimit", "opencode/coder")):
+        # the failing model first (its provider preferred), the working one behind it
+        ask = {"bandit_router": {"constraints": {
+            "allowed_models": [model, "frontier/large"],
+            "preferred_providers": [model.split("/")[0]]}}}
+        for i in range(2):  # allowed_fails=2: two failures, each fallen back from
+            raw = sdk.chat.completions.with_raw_response.create(
+                model="bandit-router/auto", extra_body=ask,
+                messages=[{"role": "user", "content": f"{mode} {i}?"}])
+            assert raw.headers["x-bandit-router-model"] == "frontier/large"
+            assert raw.parse().choices[0].message.content.endswith(f"{mode} {i}?")
+            assert calls(mode) == i + 1
+        assert not healthy(mode) and healthy("ok")
+        raw = sdk.chat.completions.with_raw_response.create(  # cooling down: not called
+            model="bandit-router/auto", extra_body=ask,
+            messages=[{"role": "user", "content": "again?"}])
+        assert raw.headers["x-bandit-router-model"] == "frontier/large" and calls(mode) == 2
     # a model whose only deployment is cooling down: nothing to call
     with pytest.raises(openai.APIStatusError) as caught:
         sdk.chat.completions.create(model="opencode/coder",
                                     messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code in (422, 502)
+    failed = httpx.get(f"{gateway.url}/v1/stats", headers=admin).json()
+    assert failed["rewarded"] >= 4  # the failed attempts are logged decisions with outcomes
 
 
 def test_a_timeout_falls_back(gateway: Server) -> None:
@@ -185,6 +186,19 @@ def test_the_async_sdk_and_bad_requests(gateway: Server) -> None:
         return answer.choices[0].message.content or ""
 
     assert asyncio.run(ask()) == "large says: Async?"
+    # thumbs up or down instead of a score, on an observed event
+    raw = _sdk(gateway).chat.completions.with_raw_response.create(
+        model="frontier/large", messages=[{"role": "user", "content": "Thumbs?"}])
+    event_id = raw.headers["x-bandit-router-event-id"]
+    auth = {"Authorization": f"Bearer {gateway.client_key}"}
+    for bad in ({"thumbs": "sideways"}, {"thumbs": "up", "quality": 1.0}):
+        r = httpx.post(f"{gateway.url}/v1/events/{event_id}/reward", json=bad, headers=auth)
+        assert r.status_code == 422, r.text
+    r = httpx.post(f"{gateway.url}/v1/events/{event_id}/reward", json={"thumbs": "down"},
+                   headers=auth)
+    assert r.status_code == 200 and r.json()["quality"] == 0.0
+    assert r.json()["cost_usd"] == pytest.approx(float(raw.headers["x-bandit-router-cost-usd"]),
+                                                 rel=1e-5)
     sdk = _sdk(gateway)
     with pytest.raises(openai.NotFoundError):
         sdk.chat.completions.create(model="no-such-model",

@@ -95,6 +95,21 @@ def test_model_with_every_deployment_down_is_not_eligible(
     assert f"{other.provider}/{other.model}" != TINY and other.deployment is None
 
 
+def test_a_preferred_provider_that_cannot_take_the_call_leaves_the_others(
+        make_router: Callable[..., Router]) -> None:
+    """Availability is a hard filter before the provider preference: a preferred model
+    whose every deployment is at its limit leaves the rest eligible (it used to narrow to
+    that model first, then drop it: NoEligibleModelError)."""
+    router = make_router(config=RouterConfig(cost_weight=0.0))
+    router.set_load_balancing("round_robin", providers=[
+        Deployment(id="only", model=TINY, provider="host-a", rpm=1)])
+    prefer = Constraints(allowed_models=[TINY, "frontier/large"], preferred_providers=["budget"])
+    first = router.select("one", constraints=prefer)
+    assert f"{first.provider}/{first.model}" == TINY  # preferred, and available
+    second = router.select("two", constraints=prefer)  # its one deployment is at its rpm
+    assert f"{second.provider}/{second.model}" == "frontier/large"
+
+
 def test_least_busy_counts_decisions_waiting_for_their_reward(
         make_router: Callable[..., Router]) -> None:
     router = make_router()
