@@ -38,9 +38,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(db: str, port: int, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[bytes]:
     exe = os.path.join(os.path.dirname(sys.executable), "bandit-router")
-    env = {**os.environ, "BANDIT_ROUTER_DATABASE_URL": db}
+    env = {**os.environ, "BANDIT_ROUTER_DATABASE_URL": db, **(env or {})}
     proc = subprocess.Popen([exe, "serve", "--port", str(port), "--log-level", "warning"],
                             env=env)
     deadline = time.time() + 120
@@ -55,16 +56,16 @@ def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
 
 
 @contextlib.contextmanager
-def serving() -> Iterator[tuple[str, str]]:
-    """``bandit-router serve`` on a fresh SQLite file with one client key: (URL, key);
-    stopped and removed after."""
+def serving(env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """``bandit-router serve`` on a fresh SQLite file with one client key (and ``env``'s
+    settings): (URL, key); stopped and removed after."""
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         db = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
         keys = KeyStore(db)
         key = keys.create(name="bench", scope="client")[1]
         keys.close()
         port = free_port()
-        proc = start_server(db, port)
+        proc = start_server(db, port, env)
         try:
             yield f"http://127.0.0.1:{port}", key
         finally:

@@ -37,6 +37,7 @@ COMMANDS = {
     "embedder": "benchmarks/bench_embedder.py",
     "suite": "benchmarks/suite.py",
     "locust": "benchmarks/bench_locust.py",
+    "gateway": "benchmarks/bench_gateway.py",
     "peers": "benchmarks/bench_peers.py --peers-python .venv-peers/bin/python",
 }
 FULL_SIZE: dict[str, dict[str, Any]] = {
@@ -47,6 +48,7 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
     "policy": {"rounds": 3000, "repeats": 3, "dims": [32, 384]},
     "embedder": {"n": 500},
     "locust": {"users": [4, 16], "seconds": 60},
+    "gateway": {"n": 300},
     "peers": {"seeds": [0, 1, 2], "n": 20_000},
 }
 
@@ -210,6 +212,20 @@ def _locust(r: dict[str, Any]) -> list[str]:
                      "reward p50 / p99", "failed requests"], rows)]
 
 
+def _gateway(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for mode, label in (("complete", "whole answer"), ("stream", "streamed")):
+        m = r["modes"][mode]
+        rows.append([label, slash(m["direct"]["total_ms"]), slash(m["gateway"]["total_ms"]),
+                     f"{num(m['added_ms']['p50'])} / {num(m['added_ms']['p99'])} ms",
+                     f"{slash(m['direct']['first_byte_ms'])} → "
+                     f"{slash(m['gateway']['first_byte_ms'])}"])
+    return [f"{r['n']} chat requests per row, one at a time, every prompt new; straight to a "
+            "local OpenAI-compatible upstream, and through the gateway:", "",
+            *_table(["answer", "direct p50 / p99", "through the gateway p50 / p99",
+                     "added p50 / p99", "first byte p50 / p99, direct → gateway"], rows)]
+
+
 def _peers(r: dict[str, Any]) -> list[str]:
     rows = [[row["name"], num(row["regret_mean"]), num(row["regret_worst"]),
              f"{row['frac_opt_last5k']:.3f}",
@@ -232,7 +248,7 @@ def _suite(r: dict[str, Any]) -> list[str]:
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
     "checkpoint": _checkpoint, "policy": _policy, "embedder": _embedder, "suite": _suite,
-    "locust": _locust, "peers": _peers,
+    "locust": _locust, "peers": _peers, "gateway": _gateway,
 }
 
 
