@@ -32,7 +32,17 @@ from .learner import BackgroundLearner
 from .limits import RateLimiter
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics, SecurityHeaders
-from .routers import events, experiments, gateway, models, ops, reports, select, spend
+from .routers import (
+    dashboard,
+    events,
+    experiments,
+    gateway,
+    models,
+    ops,
+    reports,
+    select,
+    spend,
+)
 from .settings import Settings, get_settings
 
 __all__ = ["build_router", "create_app"]
@@ -138,7 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                      burst=settings.rate_limit_burst)
                          if settings.rate_limit_per_s is not None else None)
     errors.install(app)
-    for module in (select, events, gateway, models, experiments, ops, spend, reports):
+    for module in (select, events, gateway, models, experiments, ops, spend, reports,
+                   dashboard):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,

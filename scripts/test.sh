@@ -27,6 +27,15 @@ audit=0
 .venv/bin/python scripts/deps.py audit || audit=$?
 if [ "$audit" = 1 ]; then exit 1; fi
 
+# Headless Chromium for the dashboard's browser test, from the system package manager.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    $sudo apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+        || { $sudo apt-get update -q >/dev/null 2>&1 \
+             && $sudo apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } \
+        || echo "chromium could not be installed: the dashboard's browser test will be skipped"
+fi
+
 .venv/bin/ruff check .
 .venv/bin/mypy
 # Two workers (pytest-xdist): this machine's two cores; PYTEST_WORKERS=0 runs in one process.

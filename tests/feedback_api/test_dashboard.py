@@ -1,0 +1,114 @@
+"""The dashboard (issue #18) in headless Chromium (Debian's ``chromium``, which scripts/test.sh
+installs): a server that has served real traffic, the page loaded with an admin key, its
+figures checked against the API, and a screenshot saved (to ``$BANDIT_ROUTER_SCREENSHOTS``
+when set: docs/img/ holds the one the docs show)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bandit_router.eval.simulation import SyntheticWorkload
+
+from .conftest import Server, make_server
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    balancing = tmp / "balancing.json"
+    balancing.write_text(json.dumps({"strategy": "round_robin", "allowed_fails": 1, "deployments": [
+        {"id": "tiny-a", "model": "budget/tiny", "provider": "host-a"},
+        {"id": "tiny-b", "model": "budget/tiny", "provider": "host-b"}]}))
+    catalog = tmp / "catalog.json"
+    from bandit_router.eval.simulation import demo_catalog
+
+    catalog.write_text(json.dumps(demo_catalog().to_dict()))
+    srv = make_server(tmp, BANDIT_ROUTER_EMBEDDER="hash", BANDIT_ROUTER_CATALOG_PATH=str(catalog),
+                      BANDIT_ROUTER_LOAD_BALANCING_FILE=str(balancing))
+    srv.start()
+    admin = {"Authorization": f"Bearer {srv.admin_key}"}
+    client = {"Authorization": f"Bearer {srv.client_key}"}
+    httpx.put(f"{srv.url}/v1/admin/budgets", json={"daily_limit": 5.0}, headers=admin)
+    httpx.post(f"{srv.url}/v1/experiments", headers=admin, json={
+        "name": "explore", "arms": {"control": {}, "more": {"thompson_scale": 1.0}}})
+    wl = SyntheticWorkload(seed=3)
+    failed = False
+    for i in range(80):
+        task = wl.sample_task()
+        body = {"task": task.text} if i % 4 else {"task": task.text, "experiment": "explore",
+                                                   "unit_key": f"u{i}"}
+        d = httpx.post(f"{srv.url}/v1/select", json=body, headers=client).json()
+        key = f"{d['provider']}/{d['model']}"
+        o = wl.outcome(task, key)
+        reward = {"quality": o.quality, "cost_usd": o.cost_usd, "latency_s": o.latency_s}
+        if d.get("deployment") and not failed:  # one deployment fails: it cools down
+            reward, failed = {"error": "server_error", "latency_s": 0.5}, True
+        assert httpx.post(f"{srv.url}/v1/events/{d['event_id']}/reward", json=reward,
+                          headers=client).status_code == 200
+    deadline = time.monotonic() + 30  # the main router learns the 60 outside the experiment
+    while httpx.get(f"{srv.url}/v1/stats", headers=admin).json()["policy_version"] < 60:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    yield srv
+    srv.stop()
+
+
+def _chromium(*args: str) -> str:
+    assert CHROMIUM is not None
+    done = subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
+                           "--disable-dev-shm-usage", "--virtual-time-budget=10000", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: scripts/test.sh installs Debian's")
+def test_the_dashboard_shows_what_the_api_says(busy: Server, tmp_path: Path) -> None:
+    url = f"{busy.url}/dashboard#key={busy.admin_key}"
+    dom = _chromium("--dump-dom", url)
+    assert 'data-loaded="yes"' in dom, dom[-3000:]
+    figures = dict(re.findall(r'data-figure="([^"]+)"[^>]*>([^<]*)<', dom))
+    stats = httpx.get(f"{busy.url}/v1/stats",
+                      headers={"Authorization": f"Bearer {busy.admin_key}"}).json()
+    assert int(figures["decisions"]) == stats["decisions"] >= 80
+    assert int(figures["rewarded"]) == stats["rewarded"]
+    assert int(figures["policy_version"]) == stats["policy_version"]
+    assert figures["reference_model"] == stats["reference_model"]
+    assert figures["cost_saved_pct"] == f"{round(stats['cost_saved_pct'], 1):g}%"
+    for model in stats["models"]:
+        assert int(figures[f"decisions:{model['model_key']}"]) == model["decisions"]
+    deployments = httpx.get(f"{busy.url}/v1/admin/deployments",
+                            headers={"Authorization": f"Bearer {busy.admin_key}"}).json()
+    for d in deployments:
+        assert figures[f"health:{d['id']}"] == ("healthy" if d["healthy"] else "cooling down")
+    assert "cooling down" in {figures[f"health:{d['id']}"] for d in deployments}
+    assert figures["budget:router:day"] != "–" and "explore" in dom and "control" in dom
+    # no key: the page asks for one and shows nothing
+    bare = _chromium("--dump-dom", f"{busy.url}/dashboard")
+    assert 'data-loaded="yes"' not in bare and 'id="login"' in bare
+    shots = Path(os.environ.get("BANDIT_ROUTER_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    _chromium(f"--screenshot={shots / 'dashboard.png'}", "--window-size=1280,1700", url)
+    assert (shots / "dashboard.png").stat().st_size > 10_000
+
+
+def test_the_page_is_served_without_a_cdn_under_a_strict_policy(busy: Server) -> None:
+    r = httpx.get(f"{busy.url}/dashboard")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert not re.search(r"(src|href)=\"(https?:)?//", r.text)  # every asset is inline
+    policy = r.headers["content-security-policy"]
+    assert "script-src 'sha256-" in policy and "connect-src 'self'" in policy
+    assert "unsafe-inline" not in policy
