@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+)
 
 __all__ = ["Metrics"]
 
@@ -20,6 +27,9 @@ class Metrics:
                                  ["model"], registry=self.registry)
         self.rewards = Counter("bandit_router_rewards_total", "rewards stored, by outcome",
                                ["outcome"], registry=self.registry)
+        self.quality = Summary("bandit_router_reward_quality",
+                               "quality of the rewards stored (a failed call counts as 0)",
+                               registry=self.registry)
         self.spend = Counter("bandit_router_spend_usd_total", "cost reported in rewards",
                              ["model"], registry=self.registry)
         self.policy_version = Gauge("bandit_router_policy_version", "rewards learned",
@@ -34,6 +44,12 @@ class Metrics:
                                         ["deployment", "model"], registry=self.registry)
         self.learn_lag = Gauge("bandit_router_learning_lag_rewards",
                                "rewards stored but not yet learned", registry=self.registry)
+
+    def reward(self, *, error: str | None, quality: float, model: str, cost_usd: float) -> None:
+        """Count one stored reward: its outcome, its quality and its spend."""
+        self.rewards.labels(error or "ok").inc()
+        self.quality.observe(quality)
+        self.spend.labels(model).inc(cost_usd)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

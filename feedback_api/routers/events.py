@@ -27,8 +27,8 @@ def reward(body: RewardIn, key: RateLimitedKey, lib: RouterDep, learner: Learner
                          latency_s=body.latency_s, output_tokens=body.output_tokens,
                          error=body.error, learn=False)
     learner.notify()
-    metrics.rewards.labels(body.error or "ok").inc()
-    metrics.spend.labels(f"{record.provider}/{record.model}").inc(receipt.cost_usd)
+    metrics.reward(error=body.error, quality=receipt.quality,
+                   model=f"{record.provider}/{record.model}", cost_usd=receipt.cost_usd)
     return RewardOut(event_id=event_id, reward=receipt.reward, quality=receipt.quality,
                      cost_usd=receipt.cost_usd, latency_s=receipt.latency_s,
                      policy_version=receipt.policy_version)

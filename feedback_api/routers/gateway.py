@@ -42,10 +42,11 @@ from bandit_router import (
     UnknownModelError,
 )
 
-from ..deps import LearnerDep, RateLimitedKey, RouterDep
+from ..deps import LearnerDep, MetricsDep, RateLimitedKey, RouterDep
 from ..errors import error_response
 from ..keys import ApiKey
 from ..learner import BackgroundLearner
+from ..metrics import Metrics
 from ..schemas import ErrorOut
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
@@ -112,9 +113,9 @@ def _headers(d: Decision, cost: float | None = None) -> dict[str, str]:
 class _Attempt:
     """One decision's upstream call."""
 
-    def __init__(self, lib: Router, learner: BackgroundLearner, d: Decision,
-                 spec: ModelSpec) -> None:
-        self.lib, self.learner, self.d, self.spec = lib, learner, d, spec
+    def __init__(self, lib: Router, learner: BackgroundLearner, metrics: Metrics,
+                 d: Decision, spec: ModelSpec) -> None:
+        self.lib, self.learner, self.metrics, self.d, self.spec = lib, learner, metrics, d, spec
         self.start = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -126,6 +127,7 @@ class _Attempt:
         await run_in_threadpool(self.lib.reward, self.d.event_id, error=kind, cost_usd=0.0,
                                 latency_s=min(self.elapsed(), 1e5), learn=False)
         self.learner.notify()
+        self.metrics.reward(error=kind, quality=0.0, model=self.spec.key, cost_usd=0.0)
 
     async def observed(self, usage: Any, ttft: float | None) -> float | None:
         cost, tokens = _cost(self.spec, usage)
@@ -148,7 +150,7 @@ async def _decide(lib: Router, key: ApiKey, messages: Any, targets: list[str],
 
 @router.post("/chat/completions", responses=_ERRORS)  # type: ignore[arg-type]
 async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep,
-                           learner: LearnerDep) -> Response:
+                           learner: LearnerDep, metrics: MetricsDep) -> Response:
     """OpenAI's chat completions: routed, called, fallen back, observed (see the module)."""
     try:
         body = json.loads(await request.body())
@@ -183,7 +185,8 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
         if deployment is None or not deployment.api_base:
             continue
         spec = lib.catalog.get(model_key)
-        attempt = _Attempt(lib, learner, d, spec)
+        metrics.decisions.labels(model_key).inc()
+        attempt = _Attempt(lib, learner, metrics, d, spec)
         upstream_body = {**body, "model": spec.model}
         if stream:
             upstream_body["stream_options"] = {**(body.get("stream_options") or {}),
