@@ -78,6 +78,32 @@ def _configure_providers(router: Router, settings: Settings) -> None:
         router.watch_prices(settings.price_file, interval_s=settings.price_file_interval_s)
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` from the files fastapi-offline ships, under
+    ``/docs-static``: FastAPI's own pages load them from a CDN, and render blank offline."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=static), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="bandit-router API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="bandit-router API",
+                              redoc_js_url="/docs-static/redoc.standalone.js",
+                              redoc_favicon_url="/docs-static/favicon.png", with_google_fonts=False)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
@@ -141,7 +167,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Routes each LLM request to a model and learns online from feedback.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files: the box may have no internet
+        redoc_url=None,
     )
+    _offline_docs(app)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = (RateLimiter(rate_per_s=settings.rate_limit_per_s,

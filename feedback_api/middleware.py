@@ -119,7 +119,7 @@ _SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options
                      (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
 #: Also set outside the interactive docs (whose page runs scripts): nothing may load or run.
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-_DOC_PATHS = ("/docs", "/redoc")
+_DOC_PATHS = ("/docs", "/redoc", "/docs-static")
 
 
 class SecurityHeaders:

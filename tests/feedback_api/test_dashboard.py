@@ -112,3 +112,14 @@ def test_the_page_is_served_without_a_cdn_under_a_strict_policy(busy: Server) ->
     policy = r.headers["content-security-policy"]
     assert "script-src 'sha256-" in policy and "connect-src 'self'" in policy
     assert "unsafe-inline" not in policy
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: scripts/test.sh installs Debian's")
+def test_the_api_docs_render_from_local_files(busy: Server) -> None:
+    """/docs and /redoc load Swagger UI and ReDoc from the service, not a CDN (issue #18 saw
+    /docs render blank offline)."""
+    for path in ("/docs", "/redoc"):
+        page = httpx.get(f"{busy.url}{path}").text
+        assert "/docs-static/" in page and not re.search(r"(src|href)=\"https?://", page)
+    dom = _chromium("--dump-dom", f"{busy.url}/docs")
+    assert "/v1/chat/completions" in dom and "/v1/select" in dom  # rendered, operations shown
