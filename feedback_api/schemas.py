@@ -22,6 +22,8 @@ __all__ = [
     "EventOut",
     "ExperimentIn",
     "ExperimentOut",
+    "ListedModelOut",
+    "ModelListOut",
     "ModelOut",
     "PricingIn",
     "PromoteIn",
@@ -183,6 +185,22 @@ class ModelOut(BaseModel):
     quality_score: float
     context_window: int
     typical_output_tokens: int | None
+
+
+class ListedModelOut(BaseModel):
+    """One model in OpenAI's ``GET /v1/models`` format; ``catalog`` is the router's entry
+    (None for ``bandit-router/auto``, the router itself)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+    catalog: ModelOut | None = None
+
+
+class ModelListOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ListedModelOut]
 
 
 class PricingIn(Body):

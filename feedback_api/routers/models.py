@@ -1,4 +1,4 @@
-"""The catalog and live price updates (admin)."""
+"""The model list (OpenAI's format, any key) and live price updates (admin)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from fastapi import APIRouter, Path
 
 from bandit_router import CatalogError, UnknownModelError
 
-from ..deps import AdminKey, RouterDep
-from ..schemas import ErrorOut, ModelOut, PricingIn
+from ..deps import AdminKey, ClientKey, RouterDep
+from ..schemas import ErrorOut, ListedModelOut, ModelListOut, ModelOut, PricingIn
+from .gateway import AUTO
 
 router = APIRouter(prefix="/v1/models", tags=["catalog"])
 
@@ -15,10 +16,15 @@ _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": Er
            422: {"model": ErrorOut}}
 
 
-@router.get("", response_model=list[ModelOut], responses=_ERRORS)  # type: ignore[arg-type]
-def list_models(_: AdminKey, lib: RouterDep) -> list[ModelOut]:
-    """Every model the router may pick, with its current prices."""
-    return [ModelOut(**spec.to_dict()) for spec in lib.catalog]
+@router.get("", response_model=ModelListOut, responses=_ERRORS)  # type: ignore[arg-type]
+def list_models(_: ClientKey, lib: RouterDep) -> ModelListOut:
+    """OpenAI's model list (what the OpenAI SDKs' ``models.list()`` reads): the router
+    itself (``bandit-router/auto``, the gateway's routed model), then every catalog model
+    by ``provider/model``, with its entry and current prices under ``catalog``."""
+    return ModelListOut(data=[
+        ListedModelOut(id=AUTO[0], owned_by="bandit-router"),
+        *(ListedModelOut(id=spec.key, owned_by=spec.provider,
+                         catalog=ModelOut(**spec.to_dict())) for spec in lib.catalog)])
 
 
 @router.put("/{model:path}/pricing", response_model=ModelOut,

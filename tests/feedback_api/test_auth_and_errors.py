@@ -30,7 +30,7 @@ ROUTES = [
     ("POST", "/v1/select", {"task": "hello"}, "client"),
     ("POST", "/v1/events/{event}/reward", {"quality": 0.5}, "client"),
     ("GET", "/v1/events/{event}", None, "client"),
-    ("GET", "/v1/models", None, "admin"),
+    ("GET", "/v1/models", None, "client"),
     ("PUT", "/v1/models/budget-nonexistent/pricing", {"input_price_per_1m": 1.0}, "admin"),
     ("GET", "/v1/stats", None, "admin"),
     ("GET", "/metrics", None, "admin"),

@@ -186,6 +186,8 @@ def test_the_async_sdk_and_bad_requests(gateway: Server) -> None:
         return answer.choices[0].message.content or ""
 
     assert asyncio.run(ask()) == "large says: Async?"
+    listed = [m.id for m in _sdk(gateway).models.list()]  # the SDK's model list
+    assert listed[0] == "bandit-router/auto" and "frontier/large" in listed
     # thumbs up or down instead of a score, on an observed event
     raw = _sdk(gateway).chat.completions.with_raw_response.create(
         model="frontier/large", messages=[{"role": "user", "content": "Thumbs?"}])

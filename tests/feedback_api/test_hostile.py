@@ -45,8 +45,9 @@ def targets(server: Server) -> list[tuple[str, str, str]]:
     """``(method, path, key)`` of every endpoint that reads a body."""
     d = httpx.post(f"{server.url}/v1/select", json={"task": "a question about owls"},
                    headers={"Authorization": f"Bearer {server.client_key}"}).json()
-    models = httpx.get(f"{server.url}/v1/models",
-                       headers={"Authorization": f"Bearer {server.admin_key}"}).json()
+    models = [m["catalog"] for m in httpx.get(
+        f"{server.url}/v1/models",
+        headers={"Authorization": f"Bearer {server.admin_key}"}).json()["data"] if m["catalog"]]
     return [("POST", "/v1/select", server.client_key),
             ("POST", f"/v1/events/{d['event_id']}/reward", server.client_key),
             ("POST", "/v1/experiments", server.admin_key),

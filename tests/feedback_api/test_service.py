@@ -117,8 +117,13 @@ def test_metrics_and_health(server: Server) -> None:
 def test_models_and_live_pricing(server: Server) -> None:
     admin = httpx.Client(base_url=server.url,
                          headers={"Authorization": f"Bearer {server.admin_key}"})
-    models = admin.get("/v1/models").json()
+    listed = httpx.get(f"{server.url}/v1/models",  # OpenAI's format, for any key
+                       headers={"Authorization": f"Bearer {server.client_key}"}).json()
+    assert listed["object"] == "list" and listed["data"][0]["id"] == "bandit-router/auto"
+    models = [m["catalog"] for m in listed["data"] if m["catalog"]]
     assert any(m["model"] == "gpt-4o-mini" for m in models)
+    assert {m["id"] for m in listed["data"][1:]} == {f"{m['provider']}/{m['model']}"
+                                                     for m in models}
     r = admin.put("/v1/models/openai/gpt-4o-mini/pricing", json={"output_price_per_1m": 0.9})
     assert r.status_code == 200 and r.json()["output_price_per_1m"] == 0.9
     r = admin.put("/v1/models/gpt-4o-mini/pricing", json={"input_price_per_1m": 0.2})

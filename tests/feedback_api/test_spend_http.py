@@ -121,8 +121,8 @@ def test_price_file_reload(spend_server: Server, tmp_path: Path) -> None:
     _prices(path, 10.0)
     r = _call(srv, "POST", "/v1/admin/prices/reload", srv.admin_key)
     assert r.status_code == 200 and list(r.json()["changed"]) == [MODEL]
-    models = {f"{m['provider']}/{m['model']}": m for m in
-              _call(srv, "GET", "/v1/models", srv.admin_key).json()}
+    models = {m["id"]: m["catalog"] for m in
+              _call(srv, "GET", "/v1/models", srv.admin_key).json()["data"]}
     assert models[MODEL]["input_price_per_1m"] == pytest.approx(1.5)
     assert _call(srv, "POST", "/v1/admin/prices/reload", srv.client_key).status_code == 403
 
