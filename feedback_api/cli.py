@@ -153,7 +153,7 @@ def add_commands(sub: Any) -> None:
                         help="last UTC day YYYY-MM-DD, included (or an ISO 8601 time, Unix "
                              "seconds: excluded)")
     report.add_argument("--by", default="day,model",
-                        help="comma-separated groups among day, model, provider, key "
+                        help="comma-separated groups among day, hour, model, provider, key "
                              "(default: day,model; empty for totals only)")
     report.add_argument("--reference", default=None, metavar="PROVIDER/MODEL",
                         help="measure savings against this model (default: the catalog's "

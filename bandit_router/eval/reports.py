@@ -1,4 +1,4 @@
-"""Cost reports: spend and requests by day, model, provider and API key, and the savings
+"""Cost reports: spend and requests by day or hour, model, provider and API key, and the savings
 against always sending every request to a reference model.
 
 A report reads the router's event log (decisions and their rewards) for a period; warm-start
@@ -46,7 +46,7 @@ __all__ = ["GROUPS", "TOTAL", "CostReport", "CostRow", "cost_report", "parse_tim
 
 #: The dimensions a report can group by: UTC day, model (``provider/model``), provider, and
 #: key (the request's tenant: API key id or team; ``-`` when none was given).
-GROUPS: tuple[str, ...] = ("day", "model", "provider", "key")
+GROUPS: tuple[str, ...] = ("day", "hour", "model", "provider", "key")
 #: What the group columns of the totals row hold in CSV output and tables.
 TOTAL = "(total)"
 #: Shown for decisions made without a tenant.
@@ -75,6 +75,8 @@ class CostRow:
     """
 
     day: str | None = None
+    #: the UTC hour, ``YYYY-MM-DDTHH:00Z``
+    hour: str | None = None
     model: str | None = None
     provider: str | None = None
     key: str | None = None
@@ -262,6 +264,10 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
+def _hour(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:00Z")
+
+
 def parse_time(text: str, *, end: bool = False) -> float:
     """A period bound as Unix seconds, from a UTC date ``YYYY-MM-DD``, an ISO 8601 time
     (UTC unless it says otherwise) or a number of Unix seconds. With ``end``, a bare date
@@ -403,7 +409,8 @@ def cost_report(source: Router | Store, *, since: float | None = None,
             (event_id, created_at, model_key, tenant, reserved, ref_key, ref_cost,
              quality, cost, is_default) = row[:10]
             provider = model_key.split("/", 1)[0]
-            values = {"day": _day(created_at), "model": model_key, "provider": provider,
+            values = {"day": _day(created_at), "hour": _hour(created_at),
+                      "model": model_key, "provider": provider,
                       "key": tenant if tenant is not None else NO_KEY}
             gkey = tuple(values[g] for g in names)
             acc = groups.get(gkey)

@@ -242,20 +242,32 @@ async def _relay(upstream: httpx.Response, attempt: _Attempt) -> AsyncIterator[b
     ttft: float | None = None
     usage: Any = None
     pending = b""
+    observed = False
+
+    async def observe() -> None:
+        nonlocal observed
+        observed = True
+        try:
+            await attempt.observed(usage, ttft)
+        except Exception:  # the answer goes out anyway; a lost observation is logged
+            log.exception("observing event %s failed", attempt.d.event_id)
+
     try:
         async for chunk in upstream.aiter_raw():
             if ttft is None:
                 ttft = attempt.elapsed()
             pending += chunk
             *lines, pending = pending.split(b"\n")
+            done = False
             for line in lines:
                 if line.startswith(b"data: {"):
                     with contextlib.suppress(ValueError):
                         usage = json.loads(line[6:]).get("usage") or usage
+                done = done or line.strip() == b"data: [DONE]"
+            if done and not observed:  # before the caller can see the end (and reward it)
+                await observe()
             yield chunk
     finally:
         await upstream.aclose()
-        try:
-            await attempt.observed(usage, ttft)
-        except Exception:  # the answer went out; an observation lost is logged, not raised
-            log.exception("observing event %s failed", attempt.d.event_id)
+        if not observed:
+            await observe()

@@ -1,4 +1,4 @@
-"""Cost reports (admin): spend and requests by day, model, provider and API key, and the
+"""Cost reports (admin): spend and requests by day or hour, model, provider and API key, and the
 savings against a reference model, as JSON or CSV (:mod:`bandit_router.eval.reports`)."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class CostRowOut(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     day: str | None = None
+    hour: str | None = None
     model: str | None = None
     provider: str | None = None
     key: str | None = None
@@ -78,8 +79,9 @@ def cost(_: AdminKey, lib: RouterDep,
                                    description="last UTC day YYYY-MM-DD, included (or an ISO "
                                                "8601 time, or Unix seconds, excluded)"),
          by: str = Query("day,model", max_length=100,
-                         description="comma-separated groups among day, model, provider, key "
-                                     "(the API key id that made the request); empty: totals"),
+                         description="comma-separated groups among day, hour, model, provider, "
+                                     "key (the API key id that made the request); empty: "
+                                     "totals"),
          reference: str | None = Query(None, max_length=300,
                                        description="provider/model to measure savings "
                                                    "against (default: the strongest)"),

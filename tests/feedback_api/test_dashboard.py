@@ -29,7 +29,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("dashboard")
     balancing = tmp / "balancing.json"
-    balancing.write_text(json.dumps({"strategy": "round_robin", "allowed_fails": 1, "deployments": [
+    balancing.write_text(json.dumps({"strategy": "round_robin", "allowed_fails": 1,
+                                     "cooldown_s": 3600, "deployments": [
         {"id": "tiny-a", "model": "budget/tiny", "provider": "host-a"},
         {"id": "tiny-b", "model": "budget/tiny", "provider": "host-b"}]}))
     catalog = tmp / "catalog.json"
@@ -96,6 +97,8 @@ def test_the_dashboard_shows_what_the_api_says(busy: Server, tmp_path: Path) -> 
         assert figures[f"health:{d['id']}"] == ("healthy" if d["healthy"] else "cooling down")
     assert "cooling down" in {figures[f"health:{d['id']}"] for d in deployments}
     assert figures["budget:router:day"] != "–" and "explore" in dom and "control" in dom
+    by_hour = [int(v) for k, v in figures.items() if k.startswith("hour:")]
+    assert sum(by_hour) == stats["decisions"]  # traffic over time adds up to the total
     # no key: the page asks for one and shows nothing
     bare = _chromium("--dump-dom", f"{busy.url}/dashboard")
     assert 'data-loaded="yes"' not in bare and 'id="login"' in bare

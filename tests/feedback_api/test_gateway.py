@@ -215,3 +215,25 @@ def test_the_async_sdk_and_bad_requests(gateway: Server) -> None:
         openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="br-wrong",
                       max_retries=0).chat.completions.create(
             model="auto", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_budgets_and_tenants_apply_to_the_gateway(gateway: Server) -> None:
+    admin = {"Authorization": f"Bearer {gateway.admin_key}"}
+    raw = _sdk(gateway).chat.completions.with_raw_response.create(
+        model="frontier/large", messages=[{"role": "user", "content": "Mine?"}])
+    event_id = raw.headers["x-bandit-router-event-id"]
+    other = {"Authorization": f"Bearer {gateway.other_client_key}"}  # another tenant
+    assert httpx.get(f"{gateway.url}/v1/events/{event_id}", headers=other).status_code == 404
+    assert httpx.post(f"{gateway.url}/v1/events/{event_id}/reward", json={"quality": 1.0},
+                      headers=other).status_code == 404
+    assert httpx.put(f"{gateway.url}/v1/admin/budgets", json={"per_request_limit": 1e-12},
+                     headers=admin).status_code == 200
+    try:
+        with pytest.raises(openai.APIStatusError) as caught:
+            _sdk(gateway).chat.completions.create(
+                model="bandit-router/auto", messages=[{"role": "user", "content": "Costly?"}])
+        assert caught.value.status_code == 402
+        assert caught.value.response.json()["error"]["type"] == "BudgetExceededError"
+    finally:
+        httpx.delete(f"{gateway.url}/v1/admin/budgets", params={"scope": "router"},
+                     headers=admin)
