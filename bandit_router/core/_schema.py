@@ -159,11 +159,17 @@ def revision(engine: Engine, migrations: Migrations = LIBRARY) -> str | None:
             conn, opts={"version_table": migrations.version_table}).get_current_revision()
 
 
+#: How long a process waits on SQLite for another's migration: every process started at once
+#: on a new database queues here, once, whatever the store's own (short) lock timeout.
+_MIGRATION_WAIT_MS = 300_000
+
+
 def _lock(conn: Connection) -> None:
     """Serialise migrations across processes, until the transaction ends."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={_MIGRATION_WAIT_MS}")
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, taken now, not at the DDL
 
 
@@ -176,25 +182,38 @@ def migrate(engine: Engine, migrations: Migrations = LIBRARY) -> str:
     if revision(engine, migrations) == newest:  # the usual case: no lock, no write
         return newest
     with engine.connect() as conn:
-        _lock(conn)  # then look again: another process may have migrated meanwhile
-        current = MigrationContext.configure(
-            conn, opts={"version_table": migrations.version_table}).get_current_revision()
-        known = {str(s.revision) for s in script.walk_revisions()}
-        if current is not None and current not in known:
-            conn.rollback()
-            raise SchemaError(f"the database is at schema revision {current!r} of "
-                              f"{migrations.version_table}, which this release does not know "
-                              f"(it knows up to {head(migrations)!r}): it was written by a "
-                              "newer bandit-router; upgrade this one")
-        ours = set(migrations.metadata().tables)
-        if current is None and ours & set(inspect(conn).get_table_names()):
-            # made before migrations: to the baseline (the tables it lacks, then the rest)
-            if migrations.legacy is not None:
-                migrations.legacy(conn)
-            baseline = script.get_revision(migrations.baseline)
-            assert baseline is not None and baseline.module is not None
-            baseline.module.baseline_metadata().create_all(conn, checkfirst=True)
-            command.stamp(migrations.config(conn), migrations.baseline)
-        command.upgrade(migrations.config(conn), "head")
+        busy = (conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                if conn.dialect.name == "sqlite" else None)
         conn.commit()
+        try:
+            return _migrate_locked(conn, migrations, script, newest)
+        finally:
+            if busy is not None:  # the pooled connection goes back with the store's timeout
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy)}")
+
+
+def _migrate_locked(conn: Connection, migrations: Migrations, script: ScriptDirectory,
+                    newest: str) -> str:
+    """:func:`migrate`'s work under the migration lock, on ``conn``."""
+    _lock(conn)  # then look again: another process may have migrated meanwhile
+    current = MigrationContext.configure(
+        conn, opts={"version_table": migrations.version_table}).get_current_revision()
+    known = {str(s.revision) for s in script.walk_revisions()}
+    if current is not None and current not in known:
+        conn.rollback()
+        raise SchemaError(f"the database is at schema revision {current!r} of "
+                          f"{migrations.version_table}, which this release does not know "
+                          f"(it knows up to {head(migrations)!r}): it was written by a "
+                          "newer bandit-router; upgrade this one")
+    ours = set(migrations.metadata().tables)
+    if current is None and ours & set(inspect(conn).get_table_names()):
+        # made before migrations: to the baseline (the tables it lacks, then the rest)
+        if migrations.legacy is not None:
+            migrations.legacy(conn)
+        baseline = script.get_revision(migrations.baseline)
+        assert baseline is not None and baseline.module is not None
+        baseline.module.baseline_metadata().create_all(conn, checkfirst=True)
+        command.stamp(migrations.config(conn), migrations.baseline)
+    command.upgrade(migrations.config(conn), "head")
+    conn.commit()
     return newest

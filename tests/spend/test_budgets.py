@@ -351,6 +351,7 @@ def test_older_database_gets_the_new_columns(sqlite_url: str,
         conn.execute(text("ALTER TABLE br_events DROP COLUMN tenant"))
         conn.execute(text("ALTER TABLE br_events DROP COLUMN reserved_usd"))
         conn.execute(text("ALTER TABLE br_checkpoints DROP COLUMN manifest"))  # revision 0002
+        conn.execute(text("DROP TABLE br_observations"))  # revision 0003
     engine.dispose()
     router = make_router()
     indexes = {ix["name"] for ix in inspect(router.store.engine).get_indexes("br_events")}
