@@ -39,6 +39,12 @@ class ApiKey:
     expires_at: float | None = None
     tenant: int = 0
 
+    @property
+    def tenant_tag(self) -> str | None:
+        """Whose budgets apply and whose spend it is, as the library's ``tenant``
+        (``key-<tenant>``); None with authentication off (tenant 0)."""
+        return f"key-{self.tenant}" if self.tenant else None
+
     def state(self, now: float) -> str:
         """``live``, ``revoked`` or ``expired``."""
         if self.revoked_at is not None:
@@ -117,9 +123,8 @@ class KeyStore:
         with self._sessions() as s:
             row = s.scalars(select(KeyRow).where(KeyRow.key_hash == _hash(secret),
                                                   KeyRow.revoked_at.is_(None))).first()
-        if row is None or (row.expires_at is not None and row.expires_at <= time.time()):
-            return None
-        return _public(row)
+        key = _public(row) if row is not None else None
+        return key if key is not None and key.state(time.time()) == "live" else None
 
     def close(self) -> None:
         self.engine.dispose()

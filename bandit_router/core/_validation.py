@@ -46,20 +46,27 @@ def finite(value: Any) -> bool:
             and math.isfinite(value))
 
 
+def _unstorable(text: str) -> str | None:
+    """Why a database could not store ``text`` as given, or None: a NUL (PostgreSQL refuses
+    it) or a lone surrogate (not UTF-8)."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (lone surrogate)"
+    return None
+
+
 def storable(text: Any, *, max_chars: int) -> bool:
     """A name every database stores as given: a string of 1 to ``max_chars`` characters,
-    without NUL (PostgreSQL refuses it) or lone surrogates (not UTF-8).
+    without NUL or lone surrogates.
 
     >>> storable("tenant:a", max_chars=64), storable("a" + chr(0), max_chars=64)
     (True, False)
     """
-    if not isinstance(text, str) or not 0 < len(text) <= max_chars or "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return (isinstance(text, str) and 0 < len(text) <= max_chars
+            and _unstorable(text) is None)
 
 
 def check_task(task: Any, *, max_chars: int) -> str:
@@ -67,12 +74,9 @@ def check_task(task: Any, *, max_chars: int) -> str:
         raise InvalidTaskError(f"task must be a string, got {type(task).__name__}")
     if not task.strip():
         raise InvalidTaskError("task is empty")
-    if "\x00" in task:
-        raise InvalidTaskError("task contains a NUL character")
-    try:
-        task.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidTaskError("task is not valid Unicode (lone surrogate)") from None
+    why = _unstorable(task)
+    if why is not None:
+        raise InvalidTaskError(f"task {why}")
     if len(task) > max_chars:
         raise InvalidTaskError(f"task has {len(task)} characters; the limit is "
                                f"{max_chars} (RouterConfig.max_task_chars)")
