@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import bandit_router as br
 
-__all__ = ["STATUS", "error_response", "install"]
+__all__ = ["STATUS", "error_response", "install", "malformed_json"]
 
 log = logging.getLogger("feedback_api")
 
@@ -83,8 +83,8 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     if first.get("type") == "json_invalid":  # not JSON at all: say so, as a 400
         at = first["loc"][-1] if first["loc"] else "?"
-        return _malformed(f"the body is not valid JSON (at character {at}: "
-                          f"{exc.errors()[0].get('ctx', {}).get('error', first['msg'])})")
+        return malformed_json(f"the body is not valid JSON (at character {at}: "
+                              f"{exc.errors()[0].get('ctx', {}).get('error', first['msg'])})")
     where = ".".join(str(p) for p in first["loc"])
     return error_response(422, _library_class(request.url.path, list(first["loc"])),
                           f"{where}: {first['msg']}", {"errors": errors})
@@ -105,15 +105,16 @@ def _library_class(path: str, loc: list[Any]) -> str:
 _UNREADABLE = "There was an error parsing the body"
 
 
-def _malformed(message: str) -> JSONResponse:
+def malformed_json(message: str) -> JSONResponse:
+    """400 ``MalformedJSONError``: a body that is not JSON at all."""
     return error_response(400, "MalformedJSONError", message)
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == _UNREADABLE:
-        return _malformed("the body could not be read as JSON: invalid UTF-8, nesting too "
-                          "deep, or a number too long")
+        return malformed_json("the body could not be read as JSON: invalid UTF-8, nesting "
+                              "too deep, or a number too long")
     return error_response(exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"),
                           str(exc.detail), headers=getattr(exc, "headers", None))
 

@@ -43,7 +43,7 @@ from bandit_router import (
 )
 
 from ..deps import LearnerDep, MetricsDep, RateLimitedKey, RouterDep
-from ..errors import error_response
+from ..errors import error_response, malformed_json
 from ..keys import ApiKey
 from ..learner import BackgroundLearner
 from ..metrics import Metrics
@@ -65,13 +65,13 @@ def _upstream_error(status: int) -> str | None:
     return "server_error" if status >= 500 else None
 
 
-def _callable(lib: Router) -> dict[str, str]:
-    """Catalog keys the gateway can call (a deployment with an api_base), to a deployment's
-    base URL (any: the balancer picks the one each decision uses)."""
-    return {d.model: d.api_base for d in lib.deployment_status() if d.api_base}
+def _callable(lib: Router) -> set[str]:
+    """Catalog keys the gateway can call: those with a deployment that has an api_base (the
+    balancer picks the deployment each decision uses)."""
+    return {d.model for d in lib.deployment_status() if d.api_base}
 
 
-def _targets(lib: Router, model: Any, callable_: dict[str, str]) -> list[str]:
+def _targets(lib: Router, model: Any, callable_: set[str]) -> list[str]:
     if not isinstance(model, str) or not model:
         raise InvalidTaskError("model must name the router (bandit-router/auto) or a model")
     if model in AUTO:
@@ -145,7 +145,7 @@ async def _decide(lib: Router, key: ApiKey, messages: Any, targets: list[str],
     return await run_in_threadpool(
         lib.select, messages, constraints=merged,
         metadata={"owner": key.tenant, "unit_key": None, "user": {}, "via": "gateway"},
-        tenant=f"key-{key.tenant}" if key.tenant else None)
+        tenant=key.tenant_tag)
 
 
 @router.post("/chat/completions", responses=_ERRORS)  # type: ignore[arg-type]
@@ -155,7 +155,7 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
     try:
         body = json.loads(await request.body())
     except ValueError:
-        return error_response(400, "MalformedJSONError", "the body is not valid JSON")
+        return malformed_json("the body is not valid JSON")
     if not isinstance(body, dict):
         raise InvalidTaskError("the body must be a chat completions request object")
     extra = body.pop("bandit_router", None) or {}

@@ -43,7 +43,7 @@ def select(body: SelectIn, key: RateLimitedKey, lib: RouterDep, metrics: Metrics
                "latency_weight": body.latency_weight, "input_tokens": body.input_tokens,
                "event_id": None if body.event_id is None else stored_id(key, body.event_id),
                # whose budgets apply and whose spend this is: the API key
-               "tenant": f"key-{key.tenant}" if key.tenant else None}
+               "tenant": key.tenant_tag}
     try:
         if body.experiment is not None:
             if body.unit_key is None:
