@@ -76,11 +76,29 @@ _REWARD_LOCK = 0x62616E646974
 _RECENT_EVENTS = 1024
 
 
+def _to_wal(cur: Any, busy_ms: int) -> None:
+    """Switch the file to WAL (it stays so). Connections that open a new file at once each
+    hold a shared lock and want an exclusive one: SQLite answers one of them "database is
+    locked" at once, without its busy handler, so the switch is tried again until the wait."""
+    deadline = time.monotonic() + busy_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError; anything else is raised
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
 def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")  # first: WAL's switch may wait
-        cur.execute("PRAGMA journal_mode=WAL")
+        _to_wal(cur, busy_ms)
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
