@@ -25,14 +25,14 @@ TEXTS = ["Translate 'Hello' to French", "Write a Python function that reverses a
 
 
 def _prompts() -> list[str]:
-    """Varied prompts: the synthetic workload's, and 200 MMLU-Pro questions when the data is
+    """Varied prompts: the synthetic workload's, and 80 MMLU-Pro questions when the data is
     there (long prompts that truncation at 256 word pieces cuts)."""
     wl = SyntheticWorkload(seed=5)
     texts = TEXTS + [wl.sample_task().text for _ in range(60)]
     if (default_data_dir() / "mmlu_pro").is_dir():
         questions = load_mmlu_pro().texts
         rng = np.random.default_rng(0)
-        texts += [questions[i] for i in rng.choice(len(questions), 200, replace=False)]
+        texts += [questions[i] for i in rng.choice(len(questions), 80, replace=False)]
     return texts
 
 

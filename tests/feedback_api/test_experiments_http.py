@@ -35,9 +35,9 @@ def test_experiment_lifecycle_over_http(tmp_path) -> None:
         assert r.status_code == 404 and r.json()["error"]["type"] == "UnknownExperimentError"
         wl = SyntheticWorkload(seed=0)
         arms_seen: dict[str, set[str]] = {}
-        for i in range(1200):
+        for i in range(600):
             task = wl.sample_task()
-            unit = f"user-{i % 300}"
+            unit = f"user-{i % 150}"
             d = http.post("/v1/select", json={"task": task.text, "experiment": "explore-less",
                                               "unit_key": unit, "event_id": f"life-{i}"},
                           headers=client).json()  # named events: reproducible draws
@@ -54,7 +54,7 @@ def test_experiment_lifecycle_over_http(tmp_path) -> None:
         time.sleep(0.5)
         report = http.get("/v1/experiments/explore-less", headers=admin).json()
         arms = report["arms"]
-        assert arms["uniform"]["requests"] + arms["bandit"]["requests"] == 1200
+        assert arms["uniform"]["requests"] + arms["bandit"]["requests"] == 600
         (cmp,) = report["comparisons"]
         assert cmp["a"] == "uniform" and cmp["b"] == "bandit"
         assert cmp["significant"] and cmp["difference"] > 0.05
