@@ -49,6 +49,7 @@ if _typing.TYPE_CHECKING:
         UnknownEventError,
         UnknownModelError,
     )
+    from .core._leader import LearnerLock
     from .core._logged import LoggedDecision, load_logged_decisions
     from .core._objective import Objective
     from .core._onnx import EMBEDDERS, OnnxEmbedder, make_embedder
@@ -98,6 +99,7 @@ _LAZY: dict[str, str] = {
     "InvalidInputError": ".core._errors",
     "InvalidRewardError": ".core._errors",
     "InvalidTaskError": ".core._errors",
+    "LearnerLock": ".core._leader",
     "LiteLLMPrice": ".spend._prices",
     "LoadBalancingConfig": ".core._deployment",
     "LoggedDecision": ".core._logged",
@@ -163,6 +165,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidRewardError",
     "InvalidTaskError",
+    "LearnerLock",
     "LiteLLMPrice",
     "LoadBalancingConfig",
     "LoggedDecision",

@@ -320,6 +320,11 @@ class Learner:
 
     # -- checkpoints -----------------------------------------------------------------------------
     @property
+    def checkpointed_at(self) -> int:
+        """Rewards learned when the last checkpoint was written or loaded."""
+        return self._checkpointed_at
+
+    @property
     def checkpoint_due(self) -> bool:
         return self.learned - self._checkpointed_at >= self.config.checkpoint_every
 
@@ -344,32 +349,48 @@ class Learner:
         if self.learned != self._checkpointed_at:
             self.checkpoint()
 
-    def _load(self, row: CheckpointRow) -> bool:
+    def _prepare(self, row: CheckpointRow) -> Memory | None:
+        """The part of loading ``row`` that needs no lock: its settings and checksum checked
+        and its memory built (the vectors read back from the log); None when it is unusable."""
         if row.manifest is not None:
             differences = _differences(row.manifest, self.manifest())
             if differences:
                 log.info("checkpoint %d was written with other settings (%s); not used",
                          row.id, "; ".join(differences))
-                return False
+                return None
         elif row.config_hash != self.config_hash():  # format 1: the hash alone
             log.info("checkpoint %d was written with other settings; not used", row.id)
-            return False
+            return None
         if hashlib.sha256(row.policy + row.memory).hexdigest() != row.sha256:
             log.warning("checkpoint %d is corrupt (checksum mismatch); not used", row.id)
-            return False
+            return None
         try:
-            memory = self._new_memory(row.memory)
+            return self._new_memory(row.memory)
+        except Exception as exc:  # a damaged blob fails in numpy with many types
+            log.warning("checkpoint %d does not load (%s); not used", row.id, exc)
+            return None
+
+    def _install(self, row: CheckpointRow, memory: Memory) -> bool:
+        """Put a prepared checkpoint in place: the policy's model, then everything else."""
+        try:
             self.policy.load_bytes(row.policy)
-        except Exception as exc:  # a damaged blob fails in VW or numpy with many types
+        except Exception as exc:  # a damaged blob fails in VW with many types
             log.warning("checkpoint %d does not load (%s); not used", row.id, exc)
             return False
         self.memory = memory
         self.seq, self.learned = row.reward_seq, row.learned
         self._checkpointed_at = row.learned
+        self._stats = memory.model_stats()
+        self._memos.clear()  # a memo belongs to the model that made the decision
         return True
 
-    def restore(self) -> None:
-        """Newest usable checkpoint, then the log after it; else the whole log."""
+    def _load(self, row: CheckpointRow) -> bool:
+        memory = self._prepare(row)
+        return memory is not None and self._install(row, memory)
+
+    def restore(self, *, learn: bool = True) -> None:
+        """Newest usable checkpoint, then the log after it; else the whole log. With
+        ``learn=False`` (a follower) the checkpoint only: the log is another process's."""
         self.load_clusters()
         restored = False
         for row in self.store.checkpoints(self.arm):
@@ -377,12 +398,37 @@ class Learner:
                 log.info("restored checkpoint %d at reward seq %d", row.id, row.reward_seq)
                 restored = True
                 break
+        if not learn:
+            return
         if not restored and self.store.learn_log(0, limit=1, arm=self.arm):
             log.warning("no usable checkpoint: rebuilding the policy from the event log")
         self.catch_up()
         self._stats = self.memory.model_stats()
         if self.checkpoint_due:
             self.checkpoint()
+
+    # -- following a published model ------------------------------------------------------------
+    def published(self) -> CheckpointRow | None:
+        """The newest checkpoint of this arm if it has learned more than this learner, read
+        whole (None otherwise: the usual answer, from one indexed query)."""
+        head = self.store.newest_checkpoint(self.arm)
+        if head is None or head[1] <= self.learned:
+            return None
+        return self.store.checkpoint(head[0])
+
+    def prepare(self, row: CheckpointRow) -> Memory | None:
+        """:meth:`_prepare`, for a caller that installs under its lock (:meth:`install`)."""
+        self.load_clusters()
+        return self._prepare(row)
+
+    def install(self, row: CheckpointRow, memory: Memory) -> bool:
+        """Install a prepared checkpoint unless this learner has meanwhile learned as much."""
+        if row.learned <= self.learned:
+            return False
+        if self._install(row, memory):
+            log.info("now at checkpoint %d (%d rewards learned)", row.id, row.learned)
+            return True
+        return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -344,6 +344,19 @@ class Store:
                 s.execute(delete(CheckpointRow).where(CheckpointRow.id.in_(old))
                           .execution_options(synchronize_session=False))
 
+    def newest_checkpoint(self, arm: str = "") -> tuple[int, int] | None:
+        """(id, rewards learned) of the newest checkpoint of ``arm``, without its blobs."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CheckpointRow.id, CheckpointRow.learned)
+                               .where(CheckpointRow.arm == arm)
+                               .order_by(CheckpointRow.id.desc()).limit(1)).first()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def checkpoint(self, checkpoint_id: int) -> CheckpointRow | None:
+        """One checkpoint, whole; None when it has been pruned meanwhile."""
+        with self._sessions() as s:
+            return s.get(CheckpointRow, checkpoint_id)
+
     def checkpoints(self, arm: str = "") -> list[CheckpointRow]:
         """Newest first."""
         with self._sessions() as s:

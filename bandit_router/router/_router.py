@@ -109,6 +109,11 @@ class Router(BudgetMethods, ProviderMethods):
     Every decision and reward is committed to the database before the call returns. On
     start-up the router restores the newest valid checkpoint and learns the rewards logged
     after it; without a usable checkpoint it relearns the whole log.
+
+    Several processes on one database: by default each learns the whole log. With
+    ``follow=True`` a router learns nothing itself and serves the model another process
+    publishes (:meth:`refresh` loads it; :meth:`publish` writes one); :class:`LearnerLock`
+    says which process learns, and :meth:`take_over` turns a follower into that learner.
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class Router(BudgetMethods, ProviderMethods):
         config: RouterConfig | None = None,
         clock: Callable[[], float] = time.time,
         arm: str = "",
+        follow: bool = False,
     ) -> None:
         self.config = config or RouterConfig()
         self._clock = clock
@@ -153,7 +159,9 @@ class Router(BudgetMethods, ProviderMethods):
         self._learner = Learner(store=self.store, policy=self.policy, dim=dim,
                                 config=self.config, embedder_name=self.embedder.name,
                                 clock=clock, arm=arm)
-        self._learner.restore()
+        #: a follower learns nothing itself: it serves the model another process publishes
+        self.following = follow
+        self._learner.restore(learn=not follow)
         self._next_expiry_check = 0.0
 
     # -- select ------------------------------------------------------------------------------
@@ -378,7 +386,7 @@ class Router(BudgetMethods, ProviderMethods):
             with contextlib.suppress(UnknownModelError):  # since removed from the balancer
                 self._balancer.report(event.deployment, ref=event_id, latency_s=latency_s,
                                       error=error, tokens=None)
-        if not learn:
+        if not learn or self.following:
             return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                                  cost_usd=float(cost_usd), latency_s=latency_s,
                                  policy_version=self._learner.learned)
@@ -477,7 +485,7 @@ class Router(BudgetMethods, ProviderMethods):
         """Give every event past its reward wait time its default reward, and learn it (with
         ``learn=False``, only store it: :meth:`sync` learns it later)."""
         n = self._learner.expire(self._clock() - self.config.reward_wait_s)  # a DB write only
-        if learn:
+        if learn and not self.following:
             with self._lock:
                 self._learner.catch_up()
             self._checkpoint_if_due()
@@ -501,12 +509,61 @@ class Router(BudgetMethods, ProviderMethods):
         """Pick up what was written to the database but not yet learned here: rewards from
         ``reward(learn=False)`` or from other processes (learned), and price changes
         (applied). ``limit`` caps how many rewards one call learns, so a caller that loops
-        lets decisions in between. Returns how many rewards were learned."""
+        lets decisions in between. Returns how many rewards were learned.
+
+        A follower (``follow=True``) learns nothing itself: it loads the newest published
+        model instead (:meth:`refresh`) and returns how many more rewards that model learned."""
+        if self.following:
+            return self.refresh()
         with self._lock:
             self._apply_stored_prices()
             n = self._learner.catch_up(limit=limit)
         self._checkpoint_if_due()
         return n
+
+    # -- one learner, many replicas ------------------------------------------------------------
+    def refresh(self) -> int:
+        """Serve the newest published model: load the newest checkpoint of this router's arm
+        if it has learned more than this router, and apply stored price changes. The
+        checkpoint is read and its memory built outside the router's lock; decisions wait
+        only while the policy's model is swapped in. Returns how many more rewards the
+        model in use has learned (0: nothing newer)."""
+        with self._lock:
+            self._apply_stored_prices()
+        row = self._learner.published()
+        if row is None:
+            return 0
+        memory = self._learner.prepare(row)
+        if memory is None:
+            return 0
+        with self._lock:
+            before = self._learner.learned
+            swapped = self._learner.install(row, memory)
+            return self._learner.learned - before if swapped else 0
+
+    def take_over(self) -> int:
+        """Stop following and learn: the newest published model first, then the log after it
+        (a standby learner taking the lead). Returns how many rewards it learned from the log."""
+        self.refresh()
+        with self._lock:
+            self.following = False
+        return self.sync()
+
+    def step_down(self) -> None:
+        """Follow again (a learner that lost the lead): what it learned past its last
+        publication is dropped at the next :meth:`refresh` that finds a newer model."""
+        with self._lock:
+            self.following = True
+
+    def publish(self) -> int | None:
+        """Write a checkpoint if this router has learned since its last one: the versioned
+        model that followers load. Returns the version written (rewards learned), or None."""
+        with self._lock:
+            if self.following or self._learner.learned == self._learner.checkpointed_at:
+                return None
+            snap = self._learner.snapshot()
+        write_checkpoint(self.store, snap, self._clock())
+        return snap.learned
 
     def _checkpoint_if_due(self) -> None:
         """Checkpoint every ``checkpoint_every`` rewards: the state is copied under the lock,
@@ -598,7 +655,8 @@ class Router(BudgetMethods, ProviderMethods):
         """Checkpoint if anything was learned since the last one, and release the database."""
         self._stop_watchers()
         with self._lock:
-            self._learner.checkpoint_if_dirty()
+            if not self.following:
+                self._learner.checkpoint_if_dirty()
         self.store.close()
 
     def __enter__(self) -> Router:
