@@ -18,6 +18,7 @@ from bandit_router import (
     BatchingEmbedder,
     Catalog,
     InvalidInputError,
+    LearnerLock,
     PolicyConfig,
     Router,
     __version__,
@@ -51,7 +52,9 @@ log = logging.getLogger("feedback_api")
 
 
 def build_router(settings: Settings) -> Router:
-    """The library router the settings describe (loads the embedder: seconds)."""
+    """The library router the settings describe (loads the embedder: seconds). Outside the
+    ``all`` role it starts as a follower: an ``api`` replica stays one, a ``learner`` takes
+    over when it gets the learner lock."""
     catalog = Catalog.from_file(settings.catalog_path) if settings.catalog_path else None
     inner = make_embedder(settings.embedder)
     # requests embed on many threads at once: one batch is far cheaper than many singles
@@ -59,7 +62,8 @@ def build_router(settings: Settings) -> Router:
                                 max_wait_s=settings.embed_wait_ms / 1000)
     return Router(
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
-        policy=settings.policy_config(), config=settings.router_config())
+        policy=settings.policy_config(), config=settings.router_config(),
+        follow=settings.role != "all")
 
 
 def _configure_providers(router: Router, settings: Settings) -> None:
@@ -133,13 +137,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 policy = replace(base, **{k: v for k, v in spec.items() if k != "cost_weight"})
             config = replace(router.config, cost_weight=spec.get("cost_weight",
                                                                  router.config.cost_weight))
-            return Router(database_url=settings.database_url, catalog=router.catalog,
-                          embedder=router.embedder.inner, policy=policy, config=config,
-                          arm=tag)
+            arm_router = Router(database_url=settings.database_url, catalog=router.catalog,
+                                embedder=router.embedder.inner, policy=policy,
+                                config=config, arm=tag, follow=True)
+            if learner.leading:  # this process learns: so does the new arm
+                arm_router.take_over()
+            return arm_router
 
+        learner = BackgroundLearner(
+            router, metrics, interval_s=settings.learn_interval_s,
+            others=lambda: app.state.experiments.routers(), role=settings.role,
+            lock=LearnerLock(settings.database_url) if settings.role == "learner" else None,
+            publish_interval_s=settings.publish_interval_s,
+            follow_interval_s=settings.follow_interval_s,
+            reload=lambda: app.state.experiments.reload())
         app.state.experiments = ExperimentRegistry(settings.database_url, make_arm)
-        learner = BackgroundLearner(router, metrics, interval_s=settings.learn_interval_s,
-                                    others=app.state.experiments.routers)
         app.state.router, app.state.learner = router, learner
         learner.start()
         if settings.auth and not app.state.keys.list():

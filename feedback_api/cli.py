@@ -22,7 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
     from . import Settings, create_app
     from .limits import HeadDeadlineH11
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                   ("role", args.role)) if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     # h11 (not httptools): it caps the request head, and HeadDeadlineH11 times it out
     protocol = type("HTTPProtocol", (HeadDeadlineH11,),
@@ -119,6 +120,10 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--role", choices=["all", "api", "learner"], default=None,
+                       help="all (default): serve and learn; api: serve the published model; "
+                            "learner: learn and publish while holding the learner lock "
+                            "(several replicas on PostgreSQL: docs/service.md)")
     serve.set_defaults(func=_serve)
 
 

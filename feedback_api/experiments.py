@@ -68,12 +68,41 @@ class ExperimentRegistry:
         self._make = make_router
         self._lock = threading.Lock()
         self._experiments: dict[str, tuple[Experiment, ExperimentRow]] = {}
+        self._unloadable: set[str] = set()
+        self.reload()
+
+    def reload(self) -> int:
+        """Load the experiments stored since (another replica created them) and follow the
+        promotions and stops stored since; returns how many experiments were added."""
         with self._sessions() as s:
-            for row in s.scalars(select(ExperimentRow)):
+            rows = list(s.scalars(select(ExperimentRow)))
+        added = 0
+        for row in rows:
+            with self._lock:
+                known = self._experiments.get(row.name)
+            if known is None:
+                if row.name in self._unloadable:
+                    continue
                 try:
-                    self._experiments[row.name] = (self._build(row), row)
+                    experiment = self._build(row)
                 except BanditRouterError as exc:  # e.g. a model since dropped from the catalog
                     log.error("experiment %r is not loaded: %s", row.name, exc)
+                    self._unloadable.add(row.name)
+                    continue
+                with self._lock:
+                    if row.name in self._experiments:  # created here meanwhile
+                        _close(list(experiment.arms.values()))
+                        continue
+                    self._experiments[row.name] = (experiment, row)
+                added += 1
+            elif (known[1].promoted, known[1].stopped) != (row.promoted, row.stopped):
+                experiment, mine = known
+                if row.stopped:
+                    experiment.stop()
+                elif row.promoted:
+                    experiment.promote(row.promoted)
+                mine.promoted, mine.stopped = row.promoted, row.stopped
+        return added
 
     def _build(self, row: ExperimentRow) -> Experiment:
         built: list[Router] = []

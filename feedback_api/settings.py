@@ -104,6 +104,16 @@ class Settings(BaseSettings):
                                                           "within its rate limit")
     auth: bool = Field(True, description="require API keys (turn off only on a trusted host)")
     learn_interval_s: float = Field(1.0, gt=0, description="learner wake-up at the latest")
+    role: Literal["all", "api", "learner"] = Field(
+        "all", description="all: serve and learn (one process); api: serve the model the "
+                           "learner publishes, learn nothing; learner: serve too, and learn "
+                           "and publish while it holds the learner lock (a standby follows "
+                           "until the holder dies)")
+    publish_interval_s: float = Field(
+        1.0, gt=0, description="learner role: a model is published at most this often")
+    follow_interval_s: float = Field(
+        0.5, gt=0, description="api role (and a standby): how often to look for a newer "
+                               "published model")
     embed_batch: int = Field(64, ge=1, description="most texts embedded in one batch")
     embed_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
     price_file: str | None = Field(
