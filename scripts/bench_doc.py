@@ -38,6 +38,7 @@ COMMANDS = {
     "suite": "benchmarks/suite.py",
     "locust": "benchmarks/bench_locust.py",
     "gateway": "benchmarks/bench_gateway.py",
+    "replicas": "benchmarks/bench_replicas.py",
     "peers": "benchmarks/bench_peers.py --peers-python .venv-peers/bin/python",
 }
 FULL_SIZE: dict[str, dict[str, Any]] = {
@@ -49,6 +50,7 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
     "embedder": {"n": 500},
     "locust": {"users": [4, 16], "seconds": 60},
     "gateway": {"n": 300},
+    "replicas": {"pairs": 600, "users": 8},
     "peers": {"seeds": [0, 1, 2], "n": 20_000},
 }
 
@@ -226,6 +228,22 @@ def _gateway(r: dict[str, Any]) -> list[str]:
                      "added p50 / p99", "first byte p50 / p99, direct → gateway"], rows)]
 
 
+def _replicas(r: dict[str, Any]) -> list[str]:
+    rows = [[run["layout"], num(run["pairs_per_s"]), slash(run["select_ms"]),
+             slash(run["reward_ms"]), f"{run['lag_s']:.2f} s"] for run in r["runs"]]
+    a = r["machine"]["args"]
+    return [f"PostgreSQL, {r['pairs']:,} select+reward pairs per row from {r['users']} users "
+            "spread over the serving processes, every prompt new; publish every "
+            f"{a['publish_interval_s']:g} s, replicas look every {a['follow_interval_s']:g} s. "
+            "Lag: from the last reward acknowledged to every serving process using a model "
+            "that learned it:", "",
+            *_table(["layout", "pairs/s", "select p50 / p99", "reward p50 / p99", "lag"],
+                    rows), "",
+            f"One learner learned a log of {r['learn_rate']['rewards']:,} rewards it had not "
+            f"written at {num(r['learn_rate']['rewards_per_s'])} rewards/s (SQLite, one "
+            "process, 384-d vectors; the VW update and the memory, no embedding)."]
+
+
 def _peers(r: dict[str, Any]) -> list[str]:
     rows = [[row["name"], num(row["regret_mean"]), num(row["regret_worst"]),
              f"{row['frac_opt_last5k']:.3f}",
@@ -248,7 +266,7 @@ def _suite(r: dict[str, Any]) -> list[str]:
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
     "checkpoint": _checkpoint, "policy": _policy, "embedder": _embedder, "suite": _suite,
-    "locust": _locust, "peers": _peers, "gateway": _gateway,
+    "locust": _locust, "peers": _peers, "gateway": _gateway, "replicas": _replicas,
 }
 
 
