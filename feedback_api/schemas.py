@@ -153,6 +153,9 @@ class RewardOut(BaseModel):
     latency_s: float | None
     policy_version: int = Field(description="rewards learned when this one was stored; "
                                             "it is learned in the background right after")
+    held_back: bool = Field(False, description="stored and settled but not learned: this "
+                                               "key's tenant is past learn_rate_per_tenant_"
+                                               "per_min")
 
 
 class EventOut(BaseModel):

@@ -23,7 +23,7 @@ __all__ = ["POLICY_SETTINGS", "ROUTER_SETTINGS", "Settings", "get_settings"]
 ROUTER_SETTINGS = ("cost_weight", "latency_weight", "reward_wait_s", "default_reward",
                    "store_task_text", "checkpoint_every", "pacing_gain", "alert_webhook_url",
                    "task_clusters", "cluster_after", "exact_recall_limit",
-                   "database_timeout_s")
+                   "database_timeout_s", "learn_rate_per_tenant_per_min")
 POLICY_SETTINGS = ("exploration", "thompson_scale", "seed", "gamma_scale", "elimination",
                    "optimism", "baseline_strength", "embedding_dims")
 
@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         None, description="k-means codebook sizes of task embeddings ([] turns them off), "
                           "e.g. BANDIT_ROUTER_TASK_CLUSTERS='[4, 16]'")
     cluster_after: int | None = Field(None, description="rewarded tasks before they are fitted")
+    learn_rate_per_tenant_per_min: float | None = Field(
+        None, description="rewards per minute per key's tenant that the policy learns; past "
+                          "it they are stored but not learned (a flood of extreme rewards "
+                          "moves the policy at most this much); null: no limit")
     database_timeout_s: float | None = Field(
         None, description="longest wait of one database call for a lock or a connection "
                           "(then 503 with Retry-After)")

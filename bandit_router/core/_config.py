@@ -49,8 +49,9 @@ def implied_exploration(named: Exploration | None, *, optimism: float = 0.0,
 #: A :class:`PolicyConfig` field that changes decisions only, never what is learned or
 #: saved: a checkpoint serves any value of it.
 _DECIDES = {"decision_only": True}
-#: A RouterConfig field that changes nothing the router decides or learns (how long it waits
-#: for its database, say): the quality protocol's table stays valid across it.
+#: A RouterConfig field that changes nothing the router decides or learns in the quality
+#: protocol's replays (how long it waits for its database; a per-tenant learning limit, off
+#: by default): the protocol's table stays valid across it.
 OPERATIONAL = {"operational": True}
 
 
@@ -280,6 +281,11 @@ class RouterConfig:
     - ``database_timeout_s``: how long one database call may wait for a lock (SQLite's busy
       timeout) or for a connection (PostgreSQL's connect timeout) before it fails; the HTTP
       service then answers 503 with ``Retry-After``, and the next call tries again.
+    - ``learn_rate_per_tenant_per_min``: how many rewards per minute of one tenant (an API
+      key's team, or ``None``'s traffic as one) the policy learns, a tenth of a minute's
+      worth at once; past it a tenant's rewards are stored, settled and reported as usual but held
+      back from learning (``RewardReceipt.held_back``), so a flood of extreme rewards from
+      one key moves the policy at most this much. ``None``: no limit. Per process.
     - ``maintenance_on_request``: let ``select``/``reward`` sweep expired events and learn
       what is pending. Right for a library used in one process; a server turns it off and
       does both from one background thread, so requests never wait for learning.
@@ -305,6 +311,7 @@ class RouterConfig:
     task_clusters: tuple[int, ...] = (4, 8)
     cluster_after: int = 1000
     database_timeout_s: float = field(default=10.0, metadata=OPERATIONAL)
+    learn_rate_per_tenant_per_min: float | None = field(default=None, metadata=OPERATIONAL)
 
     def __post_init__(self) -> None:
         _check(_finite(self.cost_weight) and 0 <= self.cost_weight <= 1e6,
@@ -352,6 +359,9 @@ class RouterConfig:
                "cluster_after must be <= memory_size: the clusters are fitted on the memory")
         _check(_finite(self.database_timeout_s) and 0.1 <= self.database_timeout_s <= 3600,
                "database_timeout_s must be in [0.1, 3600]")
+        rate = self.learn_rate_per_tenant_per_min
+        _check(rate is None or (_finite(rate) and 1 <= rate <= 1e7),
+               "learn_rate_per_tenant_per_min must be in [1, 1e7] or None")
         url = self.alert_webhook_url
         _check(url is None or (isinstance(url, str) and url.startswith(("http://", "https://"))
                                and len(url) <= 2000),

@@ -242,6 +242,9 @@ class Learner:
 
     def _learn_one(self, item: LearnItem) -> None:
         event, reward = item.event, item.reward
+        if reward.held_back:  # its tenant was past its learning rate: counted, not learned
+            self.learned += 1
+            return
         embedding = np.frombuffer(event.embedding, dtype=np.float32)
         if embedding.shape[0] != self.dim:
             log.warning("event %s was embedded by %s (dim %d); skipped", event.id,

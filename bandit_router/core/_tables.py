@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column
@@ -85,6 +86,9 @@ class RewardRow(_Base):
     error: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reward: Mapped[float] = mapped_column(Float)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: stored but not learned: its tenant was past ``learn_rate_per_tenant_per_min``
+    #: (revision 0004)
+    held_back: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ObservationRow(_Base):

@@ -75,6 +75,8 @@ class RewardReceipt:
     cost_usd: float
     latency_s: float | None
     policy_version: int
+    #: stored, not learned: its tenant was past ``learn_rate_per_tenant_per_min``
+    held_back: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -57,6 +57,7 @@ from ..core._store import (
     Store,
     new_row,
 )
+from ..core._throttle import TokenBuckets
 from ..core._types import Alternative, Decision, EventRecord, RewardReceipt
 from ..core._validation import (
     MAX_ABS_REWARD,
@@ -163,6 +164,10 @@ class Router(BudgetMethods, ProviderMethods):
         self.following = follow
         self._learner.restore(learn=not follow)
         self._next_expiry_check = 0.0
+        rate = self.config.learn_rate_per_tenant_per_min
+        #: each tenant's learning allowance (RouterConfig.learn_rate_per_tenant_per_min)
+        self._learn_buckets = (None if rate is None else TokenBuckets(
+            rate_per_s=rate / 60.0, burst=max(1, round(rate / 10)), clock=clock))
 
     # -- select ------------------------------------------------------------------------------
     def select(self, task: str | Sequence[Mapping[str, Any]], *,
@@ -370,9 +375,12 @@ class Router(BudgetMethods, ProviderMethods):
             raise InvalidRewardError(
                 f"the reward {Objective.FORMULA} = "
                 f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
+        held_back = (self._learn_buckets is not None
+                     and self._learn_buckets.wait_s(event.tenant or "") > 0)
         row = new_row(RewardRow, event_id=event_id, received_at=self._clock(),
                       quality=float(quality), cost_usd=float(cost_usd), latency_s=latency_s,
-                      output_tokens=output_tokens, error=error, reward=value, is_default=False)
+                      output_tokens=output_tokens, error=error, reward=value, is_default=False,
+                      held_back=held_back)
         try:
             seq = self.store.add_reward(row, status="rewarded", also=self._spend.settle(
                 model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
@@ -389,14 +397,14 @@ class Router(BudgetMethods, ProviderMethods):
         if not learn or self.following:
             return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                                  cost_usd=float(cost_usd), latency_s=latency_s,
-                                 policy_version=self._learner.learned)
+                                 policy_version=self._learner.learned, held_back=held_back)
         with self._lock:
             self._learner.learn_new(seq, row, event)
             version = self._learner.learned
         self._checkpoint_if_due()
         return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                              cost_usd=float(cost_usd), latency_s=latency_s,
-                             policy_version=version)
+                             policy_version=version, held_back=held_back)
 
     def observe(self, event_id: str, *, cost_usd: float | None = None,
                 latency_s: float | None = None, output_tokens: int | None = None,

@@ -31,7 +31,7 @@ def reward(body: RewardIn, key: RateLimitedKey, lib: RouterDep, learner: Learner
                    model=f"{record.provider}/{record.model}", cost_usd=receipt.cost_usd)
     return RewardOut(event_id=event_id, reward=receipt.reward, quality=receipt.quality,
                      cost_usd=receipt.cost_usd, latency_s=receipt.latency_s,
-                     policy_version=receipt.policy_version)
+                     policy_version=receipt.policy_version, held_back=receipt.held_back)
 
 
 @router.get("/{event_id}", response_model=EventOut,

@@ -62,7 +62,7 @@ def test_a_new_database_gets_the_newest_schema_and_it_matches_the_models(url: st
 def _as_before_migrations(url: str) -> None:
     """Turn a database into one that bandit-router 0.1.0's first schema made: no version
     table, no budget tables, no schema-2 columns, no checkpoint manifests (revision 0002), no
-    observations (0003)."""
+    observations (0003), no held-back flag on rewards (0004)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
@@ -72,6 +72,7 @@ def _as_before_migrations(url: str) -> None:
         for column in ("tenant", "reserved_usd", "deployment"):
             conn.execute(text(f"ALTER TABLE br_events DROP COLUMN {column}"))
         conn.execute(text("ALTER TABLE br_checkpoints DROP COLUMN manifest"))
+        conn.execute(text("ALTER TABLE br_rewards DROP COLUMN held_back"))
     engine.dispose()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -116,3 +117,23 @@ def test_a_body_that_stops_arriving_gets_408(limited: Server) -> None:
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"RequestTimeoutError" in answer
     assert time.monotonic() - start < 5.0
+
+
+def test_a_keys_rewards_past_its_learning_rate_are_stored_but_held_back(tmp_path: Path) -> None:
+    srv = make_server(tmp_path, BANDIT_ROUTER_EMBEDDER="hash",
+                      BANDIT_ROUTER_LEARN_RATE_PER_TENANT_PER_MIN="6")  # one at once
+    srv.start()
+    try:
+        def pair(key: str, i: int) -> dict[str, object]:
+            auth = {"Authorization": f"Bearer {key}"}
+            d = httpx.post(f"{srv.url}/v1/select", json={"task": f"flood {i}"}, headers=auth)
+            r = httpx.post(f"{srv.url}/v1/events/{d.json()['event_id']}/reward",
+                           json={"quality": 1.0}, headers=auth)
+            assert r.status_code == 200, r.text  # acknowledged and stored either way
+            return dict(r.json())
+
+        mine = [pair(srv.client_key, i)["held_back"] for i in range(5)]
+        assert mine == [False, True, True, True, True]
+        assert pair(srv.other_client_key, 9)["held_back"] is False  # another tenant's own
+    finally:
+        srv.stop()
