@@ -51,6 +51,7 @@ from ._tables import (
     BudgetRow,
     CheckpointRow,
     ClusterRow,
+    CooldownRow,
     EventConflict,
     EventRow,
     LearnItem,
@@ -66,7 +67,8 @@ from ._tables import (
 )
 
 # the table rows are defined in ``_tables`` and re-exported here, where callers use them
-__all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "EventConflict", "EventRow",
+__all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "CooldownRow", "EventConflict",
+           "EventRow",
            "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow", "SpendRow",
            "Store", "json_dumps", "new_row"]
 
@@ -224,6 +226,23 @@ class Store:
         (about 60 us here against the ORM's 340)."""
         with self.engine.connect() as conn:
             return conn.execute(self._observation, {"event_id": event_id}).first()
+
+    # -- deployment health shared by every process ----------------------------------------------
+    def add_cooldown(self, deployment_id: str, until: float, now: float) -> None:
+        """Record that ``deployment_id`` is cooling down until ``until`` (and prune the
+        cooldowns that ended over an hour ago)."""
+        with self.session() as s:
+            s.add(CooldownRow(deployment_id=deployment_id, cooldown_until=until, created_at=now))
+            s.execute(delete(CooldownRow).where(CooldownRow.cooldown_until < now - 3600.0))
+
+    def cooldowns(self, now: float) -> dict[str, float]:
+        """Every deployment some process has cooling down at ``now``: its latest end."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CooldownRow.deployment_id,
+                                       func.max(CooldownRow.cooldown_until))
+                                .where(CooldownRow.cooldown_until > now)
+                                .group_by(CooldownRow.deployment_id)).all()
+        return {str(d): float(u) for d, u in rows}
 
     def get_reward(self, event_id: str) -> RewardRow | None:
         with self._sessions() as s:

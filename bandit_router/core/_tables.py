@@ -29,7 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column
 
-__all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "EventConflict", "EventRow",
+__all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "CooldownRow", "EventConflict",
+           "EventRow",
            "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow", "SpendRow",
            "json_dumps", "new_row"]
 
@@ -89,6 +90,18 @@ class RewardRow(_Base):
     #: stored but not learned: its tenant was past ``learn_rate_per_tenant_per_min``
     #: (revision 0004)
     held_back: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class CooldownRow(_Base):
+    """A deployment cooled down by one process, so that every process sharing the database
+    stops calling it too (revision 0005). Append-only; old rows are pruned."""
+
+    __tablename__ = "br_cooldowns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(String(200), index=True)
+    cooldown_until: Mapped[float] = mapped_column(Double, index=True)
+    created_at: Mapped[float] = mapped_column(Double)
 
 
 class ObservationRow(_Base):

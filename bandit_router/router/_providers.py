@@ -3,18 +3,24 @@ and prices from a LiteLLM price file (kept apart to keep modules small)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ..core._catalog import Catalog
 from ..core._deployment import Deployment, DeploymentStatus, LoadBalancingConfig, Strategy
 from ..core._errors import InvalidInputError, UnknownModelError
+from ..core._store import Store
 from ..spend._balancer import LoadBalancer
 from ..spend._prices import PriceFileWatcher, PriceImport, apply_price_file
 
-__all__ = ["ProviderMethods"]
+__all__ = ["HEALTH_SYNC_S", "ProviderMethods"]
+
+log = logging.getLogger("bandit_router")
 
 
 def _deployment_id(key: str) -> str:
@@ -23,13 +29,50 @@ def _deployment_id(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._~-]", "_", key.replace("/", ".", 1))[:64]
 
 
+#: How often a router reads the cooldowns other processes recorded (seconds).
+HEALTH_SYNC_S = 1.0
+
+
 class ProviderMethods:
-    """``set_load_balancing``, ``deployment_status``, ``load_prices`` and ``watch_prices``."""
+    """``set_load_balancing``, ``deployment_status``, ``load_prices`` and ``watch_prices``;
+    deployment cooldowns shared through the database."""
 
     catalog: Catalog
+    store: Store
     _balancer: LoadBalancer | None
     _watchers: list[PriceFileWatcher]
     _clock: Callable[[], float]
+    _health_read_at: float = float("-inf")
+
+    def _report_call(self, deployment_id: str, *, ref: str, latency_s: float | None,
+                     error: str | None) -> None:
+        """A call's outcome to the balancer; a cooldown it starts is recorded in the database,
+        so that every process sharing it stops calling that deployment too."""
+        if self._balancer is None:
+            return
+        try:
+            until = self._balancer.report(deployment_id, ref=ref, latency_s=latency_s,
+                                          error=error, tokens=None)
+        except UnknownModelError:  # since removed from the balancer
+            return
+        if until is not None:
+            try:
+                self.store.add_cooldown(deployment_id, until, self._clock())
+            except SQLAlchemyError as exc:  # this process keeps its own cooldown anyway
+                log.warning("cooldown of %s not shared: %s", deployment_id, exc)
+
+    def _sync_health(self) -> None:
+        """Apply the cooldowns other processes recorded, at most every HEALTH_SYNC_S."""
+        if self._balancer is None:
+            return
+        now = self._clock()
+        if now - self._health_read_at < HEALTH_SYNC_S:
+            return
+        self._health_read_at = now
+        try:
+            self._balancer.apply_cooldowns(self.store.cooldowns(now))
+        except SQLAlchemyError as exc:
+            log.warning("shared cooldowns not read: %s", exc)
 
     if TYPE_CHECKING:  # provided by Router
         def update_pricing(self, provider: str,
@@ -108,7 +151,9 @@ class ProviderMethods:
 
     def deployment_status(self) -> list[DeploymentStatus]:
         """Each deployment's health: cooldown, recent failures, in-flight calls, latency,
-        requests and tokens in the last minute."""
+        requests and tokens in the last minute; cooldowns that other processes sharing the
+        database started included."""
+        self._sync_health()
         return self._balancer.status() if self._balancer is not None else []
 
     def load_prices(self, path: str | os.PathLike[str], *,

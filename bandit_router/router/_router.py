@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import threading
@@ -30,7 +29,6 @@ from ..core._errors import (
     NoEligibleModelError,
     RewardWindowClosedError,
     UnknownEventError,
-    UnknownModelError,
 )
 from ..core._events import action_records, event_row
 from ..core._features import estimate_tokens, task_features
@@ -293,10 +291,12 @@ class Router(BudgetMethods, ProviderMethods):
 
     def _unavailable(self, n_in: int) -> Callable[[ModelSpec, Estimate], str | None] | None:
         """Why a model cannot take a call now: it is load-balanced and no deployment of it is
-        available (cooling down, or at its rpm/tpm limit for this request's tokens)."""
+        available (cooling down, here or in another process, or at its rpm/tpm limit for this
+        request's tokens)."""
         balancer = self._balancer
         if balancer is None:
             return None
+        self._sync_health()
         balanced = balancer.models()
 
         def why(spec: ModelSpec, est: Estimate) -> str | None:
@@ -390,10 +390,8 @@ class Router(BudgetMethods, ProviderMethods):
                 raise UnknownEventError(event_id) from None
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
-        if self._balancer is not None and event.deployment is not None:
-            with contextlib.suppress(UnknownModelError):  # since removed from the balancer
-                self._balancer.report(event.deployment, ref=event_id, latency_s=latency_s,
-                                      error=error, tokens=None)
+        if event.deployment is not None:
+            self._report_call(event.deployment, ref=event_id, latency_s=latency_s, error=error)
         if not learn or self.following:
             return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                                  cost_usd=float(cost_usd), latency_s=latency_s,

@@ -45,7 +45,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -205,9 +205,22 @@ class LoadBalancer:
             if state is not None and use is not None:
                 state.window = deque(u for u in state.window if u is not use)
 
+    def apply_cooldowns(self, cooldowns: Mapping[str, float]) -> None:
+        """Cool deployments down until the times given (another process's cooldowns, read
+        from the database); a later end than a deployment's own wins, unknown ids are
+        ignored."""
+        with self._lock:
+            now = self._clock()
+            for deployment_id, until in cooldowns.items():
+                state = self._states.get(deployment_id)
+                if state is not None and until > now and (
+                        state.cooldown_until is None or until > state.cooldown_until):
+                    state.cooldown_until = until
+
     def report(self, deployment_id: str, *, ref: str | None = None, latency_s: float | None = None,
-               error: str | None = None, tokens: int | None = None) -> None:
-        """Record the outcome of a call (see the module docstring for the rules).
+               error: str | None = None, tokens: int | None = None) -> float | None:
+        """Record the outcome of a call (see the module docstring for the rules). Returns
+        when the cooldown ends if this failure started one (else None).
 
         Raises :class:`UnknownModelError` for an unknown ``deployment_id`` and
         :class:`InvalidInputError` for a bad latency, error kind or token count.
@@ -240,6 +253,8 @@ class LoadBalancer:
                 state.failures.append(now)
                 if len(state.failures) >= self._config.allowed_fails:
                     state.cooldown_until = now + self._config.cooldown_s
+                    return state.cooldown_until
+            return None
 
     def status(self) -> list[DeploymentStatus]:
         """One snapshot per deployment, in the order given."""

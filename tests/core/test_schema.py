@@ -62,11 +62,12 @@ def test_a_new_database_gets_the_newest_schema_and_it_matches_the_models(url: st
 def _as_before_migrations(url: str) -> None:
     """Turn a database into one that bandit-router 0.1.0's first schema made: no version
     table, no budget tables, no schema-2 columns, no checkpoint manifests (revision 0002), no
-    observations (0003), no held-back flag on rewards (0004)."""
+    observations (0003), no held-back flag on rewards (0004), no shared cooldowns (0005)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
-        for table in ("br_budget_alerts", "br_spend", "br_budgets", "br_observations"):
+        for table in ("br_budget_alerts", "br_spend", "br_budgets", "br_observations",
+                      "br_cooldowns"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("DROP INDEX IF EXISTS ix_br_events_tenant"))
         for column in ("tenant", "reserved_usd", "deployment"):

@@ -80,6 +80,40 @@ def test_failing_deployment_cools_down_is_skipped_and_comes_back(
     assert {s.id: s for s in router.deployment_status()}["host-a"].healthy
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_cooldown_one_replica_starts_stops_the_others_calling_it(
+        engine: str, sqlite_url: str, request: pytest.FixtureRequest,
+        clock: FakeClock) -> None:
+    from bandit_router.eval.simulation import HashEmbedder, demo_catalog
+
+    url = sqlite_url if engine == "sqlite" else str(request.getfixturevalue("pg_url"))
+    replicas = [Router(database_url=url, catalog=demo_catalog(), embedder=HashEmbedder(),
+                       config=RouterConfig(cost_weight=50.0), clock=clock) for _ in range(2)]
+    try:
+        for r in replicas:
+            r.set_load_balancing("round_robin", providers=_deployments(), allowed_fails=1,
+                                 cooldown_s=30.0)
+        first, second = replicas
+        d = first.select("a call that fails", constraints=ONLY_TINY)
+        assert d.deployment is not None and d.deployment.id == "host-a"
+        first.reward(d.event_id, error="rate_limit", latency_s=0.1)
+        assert not {s.id: s for s in first.deployment_status()}["host-a"].healthy
+        clock.advance(1.5)  # the other replica reads the shared cooldowns within a second
+        status = {s.id: s for s in second.deployment_status()}
+        assert not status["host-a"].healthy and status["host-b"].healthy
+        assert status["host-a"].cooldown_until == pytest.approx(clock.now - 1.5 + 30.0)
+        picks = {second.select(f"elsewhere {i}", constraints=ONLY_TINY).deployment.id  # type: ignore[union-attr]
+                 for i in range(4)}
+        assert picks == {"host-b"}  # it never called host-a itself, and still avoids it
+        clock.advance(30.0)  # the cooldown ends everywhere
+        later = {second.select(f"later {i}", constraints=ONLY_TINY).deployment.id  # type: ignore[union-attr]
+                 for i in range(4)}
+        assert later == {"host-a", "host-b"}
+    finally:
+        for r in replicas:
+            r.close()
+
+
 def test_model_with_every_deployment_down_is_not_eligible(
         make_router: Callable[..., Router]) -> None:
     router = make_router(config=RouterConfig(cost_weight=0.0))
