@@ -1,6 +1,7 @@
 """Scale-out on PostgreSQL (issue #19), real server processes: two ``--role api`` replicas
 serve the model that one ``--role learner`` publishes; a second learner waits as a standby,
-and takes over when the first is killed; nothing is learned twice."""
+and takes over when the first is killed; nothing is learned twice; an api replica killed
+under load loses nothing it acknowledged."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine, text
 from bandit_router.eval.simulation import SyntheticWorkload, demo_catalog
 
 from .conftest import Server, free_port, make_server
+from .test_kill9 import Load, _check, _kill
 
 pytestmark = pytest.mark.slow
 
@@ -120,6 +122,16 @@ def test_api_replicas_follow_one_learner_and_a_standby_takes_over(tmp_path: Path
                                       {"s": seq}).scalar()
                 assert learned == logged
             assert conn.execute(text("SELECT count(*) FROM br_rewards")).scalar() == 250
+
+        # kill -9 of an api replica under load: what either replica acknowledged is kept,
+        # and the learner learns it all
+        with Load(apis) as load:
+            time.sleep(2.0)
+            _kill(apis[0])
+            time.sleep(0.3)
+            apis[0].start()
+            time.sleep(1.5)
+        _check([*apis, standby], load)
     finally:
         for s in servers:
             s.stop()
