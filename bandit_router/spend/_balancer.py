@@ -34,7 +34,8 @@ Semantics, all times from the injected ``clock`` (seconds):
 ...                   clock=lambda: now[0])
 >>> [lb.pick("meta/llama-3.1-70b", draw=0.5).id for _ in range(3)]
 ['tg', 'fw', 'tg']
->>> lb.report("tg", error="server_error")
+>>> lb.report("tg", error="server_error")  # the cooldown it started ends at
+60.0
 >>> [d.id for d in lb.available("meta/llama-3.1-70b")], lb.status()[0].healthy
 (['fw'], False)
 """

@@ -352,6 +352,8 @@ def test_older_database_gets_the_new_columns(sqlite_url: str,
         conn.execute(text("ALTER TABLE br_events DROP COLUMN reserved_usd"))
         conn.execute(text("ALTER TABLE br_checkpoints DROP COLUMN manifest"))  # revision 0002
         conn.execute(text("DROP TABLE br_observations"))  # revision 0003
+        conn.execute(text("ALTER TABLE br_rewards DROP COLUMN held_back"))  # revision 0004
+        conn.execute(text("DROP TABLE br_cooldowns"))  # revision 0005
     engine.dispose()
     router = make_router()
     indexes = {ix["name"] for ix in inspect(router.store.engine).get_indexes("br_events")}
