@@ -73,8 +73,11 @@ def serving(env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
             proc.wait(timeout=60)
 
 
-async def run(url: str, key: str, pairs: int, concurrency: int,
+async def run(url: str | list[str], key: str, pairs: int, concurrency: int,
               seed: int) -> dict[str, Any]:
+    """``concurrency`` users send ``pairs`` select+reward pairs, each a new prompt; with
+    several URLs (replicas) the users are spread evenly over them."""
+    urls = [url] if isinstance(url, str) else url
     wl = SyntheticWorkload(seed=seed)
     prompts = [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(pairs)]
     select_ms: list[float] = []
@@ -83,10 +86,13 @@ async def run(url: str, key: str, pairs: int, concurrency: int,
     for p in prompts:
         queue.put_nowait(p)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                                 limits=limits, timeout=60) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(httpx.AsyncClient(
+            base_url=u, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+            timeout=60)) for u in urls]
 
-        async def user() -> None:
+        async def user(n: int) -> None:
+            http = clients[n % len(clients)]
             while not queue.empty():
                 prompt = queue.get_nowait()
                 t = time.perf_counter()
@@ -101,7 +107,7 @@ async def run(url: str, key: str, pairs: int, concurrency: int,
                 r.raise_for_status()
 
         start = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
+        await asyncio.gather(*(user(n) for n in range(concurrency)))
         elapsed = time.perf_counter() - start
     return {"users": concurrency, "pairs": pairs, "pairs_per_s": pairs / elapsed,
             "select_ms": percentiles(select_ms), "reward_ms": percentiles(reward_ms)}

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _results import machine, percentiles, write_json
-from bench_http import free_port
+from _results import machine, write_json
+from bench_http import free_port, run
 from sqlalchemy import create_engine, text
 
 from bandit_router.eval.simulation import SyntheticWorkload
@@ -62,40 +62,6 @@ def version(url: str, admin: str) -> int:
     return int(float(found.group(1))) if found else -1
 
 
-async def drive(urls: list[str], key: str, pairs: int, users: int,
-                seed: int) -> dict[str, Any]:
-    wl = SyntheticWorkload(seed=seed)
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for i in range(pairs):
-        queue.put_nowait(f"{wl.sample_task().text} (#{seed}-{i})")
-    select_ms: list[float] = []
-    reward_ms: list[float] = []
-    clients = [httpx.AsyncClient(base_url=u, headers={"Authorization": f"Bearer {key}"},
-                                 timeout=60) for u in urls]
-
-    async def user(n: int) -> None:
-        http = clients[n % len(clients)]
-        while not queue.empty():
-            prompt = queue.get_nowait()
-            t = time.perf_counter()
-            r = await http.post("/v1/select", json={"task": prompt})
-            select_ms.append(1000 * (time.perf_counter() - t))
-            r.raise_for_status()
-            t = time.perf_counter()
-            r = await http.post(f"/v1/events/{r.json()['event_id']}/reward",
-                                json={"quality": 0.8, "cost_usd": 0.0001, "latency_s": 1})
-            reward_ms.append(1000 * (time.perf_counter() - t))
-            r.raise_for_status()
-
-    begin = time.perf_counter()
-    await asyncio.gather(*(user(n) for n in range(users)))
-    elapsed = time.perf_counter() - begin
-    for c in clients:
-        await c.aclose()
-    return {"pairs_per_s": pairs / elapsed, "select_ms": percentiles(select_ms),
-            "reward_ms": percentiles(reward_ms)}
-
-
 def layout(name: str, roles: list[str], pairs: int, users: int, env: dict[str, str],
            seed: int) -> dict[str, Any]:
     db_name = f"br_bench_{uuid.uuid4().hex[:10]}"
@@ -115,9 +81,9 @@ def layout(name: str, roles: list[str], pairs: int, users: int, env: dict[str, s
             procs.append(proc)
             urls.append(url)
         serving = [u for u, r in zip(urls, roles, strict=True) if r != "learner"]
-        asyncio.run(drive(serving, key, 40, 2, seed=99))  # warm-up
+        asyncio.run(run(serving, key, 40, 2, seed=99))  # warm-up
         warm = 40
-        res = asyncio.run(drive(serving, key, pairs, users, seed))
+        res = asyncio.run(run(serving, key, pairs, users, seed))
         done = time.perf_counter()
         total = warm + pairs
         deadline = done + 60

@@ -75,6 +75,15 @@ def make_router(sqlite_url: str) -> Iterator[Callable[..., Router]]:
             router.store.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh database of each engine the router supports: a SQLite file, then a
+    PostgreSQL database (:func:`pg_url`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -16,11 +15,9 @@ from sqlalchemy import create_engine, text
 from bandit_router import LearnerLock
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'lead.db'}"
-    return str(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def url(db_url: str) -> str:
+    return db_url
 
 
 def test_one_holder_at_a_time_and_the_next_takes_over(url: str) -> None:

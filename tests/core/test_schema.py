@@ -26,11 +26,9 @@ from bandit_router.core._store import Store
 from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'schema.db'}"
-    return str(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def url(db_url: str) -> str:
+    return db_url
 
 
 def _router(url: str) -> Router:
@@ -125,10 +123,12 @@ def test_migrating_twice_changes_nothing(url: str) -> None:
     assert head() >= BASELINE
 
 
-def test_many_processes_open_one_new_database_at_once(url: str) -> None:
+def _open_at_once(url: str, n: int = 4) -> tuple[list[BaseException], list[Store]]:
+    """``n`` threads open a Store on ``url`` at the same moment: what they raised, and the
+    stores opened."""
     errors: list[BaseException] = []
     stores: list[Store] = []
-    start = threading.Barrier(4)
+    start = threading.Barrier(n)
 
     def open_store() -> None:
         try:
@@ -137,11 +137,16 @@ def test_many_processes_open_one_new_database_at_once(url: str) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    threads = [threading.Thread(target=open_store) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return errors, stores
+
+
+def test_many_processes_open_one_new_database_at_once(url: str) -> None:
+    errors, stores = _open_at_once(url)
     for store in stores:
         store.close()
     assert errors == [] and len(stores) == 4
@@ -152,24 +157,7 @@ def test_threads_opening_a_new_sqlite_file_at_once_all_switch_it_to_wal(tmp_path
     # the switch to WAL raced: one of the openers got "database is locked" at once, about one
     # new file in four here; thirty files make a regression all but certain to show
     for n in range(30):
-        url = f"sqlite:///{tmp_path / f'new{n}.db'}"
-        errors: list[BaseException] = []
-        stores: list[Store] = []
-        start = threading.Barrier(4)
-
-        def open_store(url: str = url, errors: list[BaseException] = errors,
-                       stores: list[Store] = stores, start: threading.Barrier = start) -> None:
-            try:
-                start.wait()
-                stores.append(Store(url))
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_store) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors, stores = _open_at_once(f"sqlite:///{tmp_path / f'new{n}.db'}")
         modes = []
         for store in stores:
             with store.engine.connect() as conn:

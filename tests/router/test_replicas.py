@@ -19,11 +19,9 @@ from bandit_router.eval.simulation import SyntheticWorkload, demo_catalog
 COST_WEIGHT = 50.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'replicas.db'}"
-    return str(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def url(db_url: str) -> str:
+    return db_url
 
 
 def _router(url: str, *, follow: bool = False, seed: int = 0) -> Router:
