@@ -137,7 +137,7 @@ def test_a_learner_and_two_followers_learn_a_stream_as_well_as_one_process(
     """Two replicas that decide on models published every 50 rewards against one process
     that learns each reward at once: the same workload, seeds and rounds. Tolerance: the
     replicas' last-half mean reward within 0.03 of the single process's (its seed spread)."""
-    rounds, every = 2000, 50
+    rounds, every = 1200, 50
     single_scores, split_scores = [], []
     for seed in (0, 1):
         wl = SyntheticWorkload(seed=seed)
