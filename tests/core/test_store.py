@@ -57,6 +57,22 @@ def test_one_reward_per_event(store: Store) -> None:
     assert store.get_reward("e0").quality == 0.9  # type: ignore[union-attr]
 
 
+def test_an_event_and_its_reward_read_in_one_query_are_the_rows_written(store: Store) -> None:
+    def columns(row: object) -> dict[str, object]:
+        return {a.key: getattr(row, a.key) for a in type(row).__mapper__.column_attrs}  # type: ignore[attr-defined]
+
+    store.add_event(event(0))
+    assert store.get_event_and_reward("missing") == (None, None)
+    found, none = store.get_event_and_reward("e0")
+    assert none is None and found is not None
+    assert columns(found) == columns(store.get_event("e0"))  # JSON, bytes and all
+    store.add_reward(reward(0, 0.25), status="rewarded")
+    found, got = store.get_event_and_reward("e0")
+    assert found is not None and found.status == "rewarded" and found.context == {"T": {}}
+    assert got is not None and columns(got) == columns(store.get_reward("e0"))
+    assert got.quality == 0.25 and got.held_back is False
+
+
 def test_only_the_newest_checkpoints_are_kept(store: Store) -> None:
     for i in range(4):
         store.add_checkpoint(CheckpointRow(created_at=float(i), reward_seq=i, learned=i,
