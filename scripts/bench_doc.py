@@ -50,7 +50,7 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
     "embedder": {"n": 500},
     "locust": {"users": [4, 16], "seconds": 60},
     "gateway": {"n": 300},
-    "replicas": {"pairs": 600, "users": 8},
+    "replicas": {"pairs": 600, "users": 8, "parity_rounds": 1000},
     "peers": {"seeds": [0, 1, 2], "n": 20_000},
 }
 
@@ -239,6 +239,14 @@ def _replicas(r: dict[str, Any]) -> list[str]:
             "that learned it:", "",
             *_table(["layout", "pairs/s", "select p50 / p99", "reward p50 / p99", "lag"],
                     rows), "",
+            "What they learn: the built-in synthetic workload (cost weight 50) sent through "
+            "the HTTP API, the decisions spread over the serving processes and each rewarded "
+            "on another; mean expected reward of the last half of "
+            f"{r['parity'][0]['rounds']:,} rounds:", "",
+            *_table(["layout", *[f"seed {s}" for s in sorted({p['seed'] for p in r['parity']})]],
+                    [[name, *[f"{p['last_half_reward']:.3f}" for p in r["parity"]
+                              if p["layout"] == name]]
+                     for name in dict.fromkeys(p["layout"] for p in r["parity"])]), "",
             f"One learner learned a log of {r['learn_rate']['rewards']:,} rewards it had not "
             f"written at {num(r['learn_rate']['rewards_per_s'])} rewards/s (SQLite, one "
             "process, 384-d vectors; the VW update and the memory, no embedding)."]
