@@ -100,27 +100,39 @@ class BackgroundLearner:
         return total
 
     def publish(self, *, force: bool = False) -> None:
-        """Publish every router's model if something was learned and the interval is up."""
+        """Publish every router's model if something was learned and the interval is up (a
+        router whose checkpoint fails is tried again on the next pass; the others go on)."""
         now = time.monotonic()
         if not force and now < self._next_publish:
             return
         self._next_publish = now + self.publish_interval_s
         for router in self.routers():
-            router.publish()
+            try:
+                router.publish()
+            except Exception:
+                log.exception("publishing arm %r failed; trying again", router.arm)
+
+    def _take_over_followers(self) -> None:
+        """Learn with every router still following: all of them on taking the lead, and an
+        experiment arm created meanwhile, or one whose take-over failed before."""
+        for router in self.routers():
+            if router.following:
+                try:
+                    router.take_over()
+                except Exception:
+                    log.exception("arm %r could not take over; trying again", router.arm)
 
     def _elect(self) -> None:
         """The learner role: take the lead when the lock is free, give it up when lost."""
         assert self._lock is not None
         held = self._lock.held() if self.leading else self._lock.acquire()
         if held and not self.leading:
-            learned = sum(router.take_over() for router in self.routers())
             self.leading = True
-            log.info("this process now learns and publishes (learned %d rewards on taking "
-                     "over)", learned)
+            log.info("this process now learns and publishes")
         elif not held and self.leading:
+            self.leading = False
             for router in self.routers():
                 router.step_down()
-            self.leading = False
             log.warning("learner lock lost: following the published model")
 
     def _pass(self, sweep_due: bool) -> None:
@@ -129,6 +141,7 @@ class BackgroundLearner:
         if not self.leading:
             self.follow()
             return
+        self._take_over_followers()
         if sweep_due:
             self.router.process_expired(learn=False)  # drain() learns it
         self.drain()

@@ -54,9 +54,19 @@ class LearnerLock:
                 and "mode=memory" not in database_url:
             self._path = Path(url.database).with_name(Path(url.database).name + ".learner-lock")
         elif self._kind == "postgresql":
+            # a dead peer must end the session (and free the lock) in seconds, not after
+            # the operating system's two hours of TCP keepalive; no statement may hang
             self._engine = create_engine(
                 database_url, poolclass=NullPool,
-                connect_args={"connect_timeout": max(1, round(timeout_s))})
+                connect_args={"connect_timeout": max(1, round(timeout_s)),
+                              "keepalives": 1, "keepalives_idle": 10,
+                              "keepalives_interval": 5, "keepalives_count": 3,
+                              "tcp_user_timeout": 30_000,
+                              # the server's side of the same session: it frees the lock
+                              "options": f"-c statement_timeout={round(timeout_s * 1000)} "
+                                         "-c tcp_keepalives_idle=10 "
+                                         "-c tcp_keepalives_interval=5 "
+                                         "-c tcp_keepalives_count=3"})
         elif self._kind != "sqlite":
             raise ValueError(f"no learner lock for {self._kind} databases")
         self._held = False
@@ -82,7 +92,11 @@ class LearnerLock:
             import fcntl
 
             if self._file is None:
-                self._file = open(self._path, "ab")  # noqa: SIM115 - held while leading
+                try:
+                    self._file = open(self._path, "ab")  # noqa: SIM115 - held while leading
+                except OSError as exc:  # not leading; say why, try again on the next pass
+                    log.warning("learner lock file %s: %s", self._path, exc)
+                    return False
             try:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -104,7 +118,7 @@ class LearnerLock:
             try:
                 found = self._conn.execute(text(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                    "AND pid = pg_backend_pid() AND granted "
+                    "AND pid = pg_backend_pid() AND granted AND objsubid = 1 "
                     "AND ((classid::bigint << 32) | objid::bigint) = :k"),
                     {"k": _LEARNER_LOCK}).scalar()
                 self._conn.commit()

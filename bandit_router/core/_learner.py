@@ -109,6 +109,8 @@ class Learner:
         self._cluster_try_at = config.cluster_after
         #: the policy's memo of each recent decision, by event id, handed back with its reward
         self._memos: OrderedDict[str, object] = OrderedDict()
+        #: published checkpoints found unusable here (other settings, damaged): not re-read
+        self._rejected: set[int] = set()
 
     def _new_memory(self, data: bytes | None = None) -> Memory:
         dim, capacity, limit = self.dim, self.config.memory_size, self.config.exact_recall_limit
@@ -322,6 +324,11 @@ class Learner:
                 return total
 
     # -- checkpoints -----------------------------------------------------------------------------
+    def checkpoint_failed(self, before: int) -> None:
+        """A snapshot's checkpoint was not written: it is due again (``before``: what
+        :attr:`checkpointed_at` was before the snapshot)."""
+        self._checkpointed_at = before
+
     @property
     def checkpointed_at(self) -> int:
         """Rewards learned when the last checkpoint was written or loaded."""
@@ -413,16 +420,26 @@ class Learner:
     # -- following a published model ------------------------------------------------------------
     def published(self) -> CheckpointRow | None:
         """The newest checkpoint of this arm if it has learned more than this learner, read
-        whole (None otherwise: the usual answer, from one indexed query)."""
+        whole (None otherwise: the usual answer, from one indexed query). One found unusable
+        before is not read again."""
         head = self.store.newest_checkpoint(self.arm)
-        if head is None or head[1] <= self.learned:
+        if head is None or head[1] <= self.learned or head[0] in self._rejected:
             return None
         return self.store.checkpoint(head[0])
 
     def prepare(self, row: CheckpointRow) -> Memory | None:
         """:meth:`_prepare`, for a caller that installs under its lock (:meth:`install`)."""
         self.load_clusters()
-        return self._prepare(row)
+        memory = self._prepare(row)
+        if memory is None:
+            self._reject(row)
+        return memory
+
+    def _reject(self, row: CheckpointRow) -> None:
+        if row.id not in self._rejected:
+            self._rejected.add(row.id)
+            log.warning("published checkpoint %d cannot be served here (see above); this "
+                        "process keeps its model (%d rewards learned)", row.id, self.learned)
 
     def install(self, row: CheckpointRow, memory: Memory) -> bool:
         """Install a prepared checkpoint unless this learner has meanwhile learned as much."""
@@ -431,6 +448,7 @@ class Learner:
         if self._install(row, memory):
             log.info("now at checkpoint %d (%d rewards learned)", row.id, row.learned)
             return True
+        self._reject(row)
         return False
 
 

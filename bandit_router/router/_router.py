@@ -24,6 +24,7 @@ from ..core._errors import (
     CatalogError,
     DuplicateEventError,
     DuplicateRewardError,
+    InvalidInputError,
     InvalidRewardError,
     InvalidTaskError,
     NoEligibleModelError,
@@ -83,6 +84,10 @@ __all__ = ["DEFAULT_DATABASE_URL", "ERROR_KINDS", "Router"]
 log = logging.getLogger("bandit_router")
 
 DEFAULT_DATABASE_URL = "sqlite:///bandit_router.db"
+
+
+#: Rewards a standby learns per batch when it takes over (decisions go on between batches).
+_TAKE_OVER_BATCH = 500
 
 
 def _draw(seed: int, event_id: str) -> float:
@@ -214,6 +219,7 @@ class Router(BudgetMethods, ProviderMethods):
         # float32, as the event stores it: the policy learns from the same numbers
         embedding = np.asarray(self.embedder.embed([task])[0], np.float32)
         features = task_features(task)
+        self._sync_health()  # other processes' cooldowns: a read, so outside the lock
         now = self._clock()
         with self._lock:
             check_names(constraints, self.catalog)
@@ -296,7 +302,6 @@ class Router(BudgetMethods, ProviderMethods):
         balancer = self._balancer
         if balancer is None:
             return None
-        self._sync_health()
         balanced = balancer.models()
 
         def why(spec: ModelSpec, est: Estimate) -> str | None:
@@ -472,6 +477,9 @@ class Router(BudgetMethods, ProviderMethods):
         learned."""
         from ..core._history import HistoryTarget, warm_start
 
+        if self.following:
+            raise InvalidInputError("this router follows the published model and learns "
+                                    "nothing itself: warm-start the learner")
         return warm_start(HistoryTarget(
             store=self.store, learner=self._learner, catalog=self.catalog, config=self.config,
             embedder=self.embedder, lock=self._lock, clock=self._clock, arm=self.arm,
@@ -534,8 +542,9 @@ class Router(BudgetMethods, ProviderMethods):
         checkpoint is read and its memory built outside the router's lock; decisions wait
         only while the policy's model is swapped in. Returns how many more rewards the
         model in use has learned (0: nothing newer)."""
+        prices = self.store.prices(after_id=self._price_id)  # read outside the lock
         with self._lock:
-            self._apply_stored_prices()
+            self._apply_prices(prices)
         row = self._learner.published()
         if row is None:
             return 0
@@ -553,7 +562,12 @@ class Router(BudgetMethods, ProviderMethods):
         self.refresh()
         with self._lock:
             self.following = False
-        return self.sync()
+        total = 0
+        while True:  # in batches: decisions go on between them
+            n = self.sync(limit=_TAKE_OVER_BATCH)
+            total += n
+            if n < _TAKE_OVER_BATCH:
+                return total
 
     def step_down(self) -> None:
         """Follow again (a learner that lost the lead): what it learned past its last
@@ -567,15 +581,22 @@ class Router(BudgetMethods, ProviderMethods):
         with self._lock:
             if self.following or self._learner.learned == self._learner.checkpointed_at:
                 return None
+            before = self._learner.checkpointed_at
             snap = self._learner.snapshot()
-        write_checkpoint(self.store, snap, self._clock())
+        try:
+            write_checkpoint(self.store, snap, self._clock())
+        except BaseException:
+            with self._lock:  # not published: the next call tries again
+                self._learner.checkpoint_failed(before)
+            raise
         return snap.learned
 
     def _checkpoint_if_due(self) -> None:
         """Checkpoint every ``checkpoint_every`` rewards: the state is copied under the lock,
         hashed and written outside it, so decisions go on meanwhile."""
         with self._lock:
-            snap = self._learner.snapshot() if self._learner.checkpoint_due else None
+            snap = (self._learner.snapshot()
+                    if self._learner.checkpoint_due and not self.following else None)
         if snap is not None:
             try:
                 write_checkpoint(self.store, snap, self._clock())
@@ -585,7 +606,14 @@ class Router(BudgetMethods, ProviderMethods):
 
     # -- catalog -----------------------------------------------------------------------------
     def _apply_stored_prices(self) -> None:
-        for row in self.store.prices(after_id=self._price_id):
+        self._apply_prices(self.store.prices(after_id=self._price_id))
+
+    def _apply_prices(self, rows: Sequence[PriceRow]) -> None:
+        """Apply price rows read from the store (under the lock; rows already applied by a
+        concurrent call are skipped)."""
+        for row in rows:
+            if row.id <= self._price_id:
+                continue
             self._price_id = row.id
             if f"{row.provider}/{row.model}" in self.catalog:
                 self.catalog.update_price(row.provider, row.model,

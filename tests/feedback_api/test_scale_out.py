@@ -98,7 +98,8 @@ def test_api_replicas_follow_one_learner_and_a_standby_takes_over(tmp_path: Path
         wl = SyntheticWorkload(seed=3)
         _traffic(apis, wl, 80, "a")
         lag = _wait(lambda: all(_version(s) == 80 for s in apis), 30)
-        assert lag < 3.0  # one publish (0.5 s) and one look (0.25 s), with room for a slow CI
+        # one publish (0.5 s) and one look (0.25 s); the rest is room for a loaded CI machine
+        assert lag < 10.0
         assert _version(first) == 80 and _version(standby) == 80  # it follows meanwhile
         # a decision records the version that made it
         d = httpx.post(f"{apis[0].url}/v1/select", json={"task": "probe"}, timeout=10,
@@ -127,11 +128,11 @@ def test_api_replicas_follow_one_learner_and_a_standby_takes_over(tmp_path: Path
         # kill -9 of an api replica under load: what either replica acknowledged is kept,
         # and the learner learns it all
         with Load(apis) as load:
-            time.sleep(2.0)
+            time.sleep(3.0)  # _check wants 50 rewards acknowledged, even on a loaded machine
             _kill(apis[0])
             time.sleep(0.3)
             apis[0].start()
-            time.sleep(1.5)
+            time.sleep(2.0)
         _check([*apis, standby], load)
     finally:
         for s in servers:
