@@ -165,3 +165,40 @@ def test_a_learner_and_two_followers_learn_a_stream_as_well_as_one_process(
           f"{split_scores}")
     assert np.mean(split_scores) >= np.mean(single_scores) - 0.03
     assert min(split_scores) >= min(single_scores) - 0.05
+
+
+def test_a_failed_publication_is_due_again_and_a_follower_never_learns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from bandit_router import InvalidInputError
+    from bandit_router.eval.datasets import synthetic_dataset
+
+    url = f"sqlite:///{tmp_path / 'publish.db'}"
+    learner, follower = _router(url), _router(url, follow=True)
+    try:
+        _play(learner, SyntheticWorkload(seed=4), 30, "p")
+        real = learner.store.add_checkpoint
+
+        def fail(*a: object, **k: object) -> None:
+            raise OperationalError("INSERT", {}, Exception("disk full"))
+        monkeypatch.setattr(learner.store, "add_checkpoint", fail)
+        with pytest.raises(OperationalError):
+            learner.publish()
+        monkeypatch.setattr(learner.store, "add_checkpoint", real)
+        assert learner.publish() == 30  # still due: written now
+        assert follower.refresh() == 30
+        with pytest.raises(InvalidInputError, match="learner"):
+            follower.warm_start(synthetic_dataset(n=5, seed=0))
+        # a follower with other settings cannot serve it: it says so once, not every look
+        other = _router(url, follow=True, seed=7)
+        reads = []
+        read = other.store.checkpoint
+        monkeypatch.setattr(other.store, "checkpoint",
+                            lambda i: reads.append(i) or read(i))
+        assert other.refresh() == 0 and other.refresh() == 0 and len(reads) == 1
+        assert other.policy_version == 0
+        other.close()
+    finally:
+        learner.close()
+        follower.close()
