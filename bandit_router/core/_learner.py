@@ -117,8 +117,24 @@ class Learner:
         if data is None:
             return Memory(dim=dim, capacity=capacity, exact_limit=limit, seed=self.policy.seed)
         return Memory.from_bytes(data, dim=dim, capacity=capacity, exact_limit=limit,
-                                 seed=self.policy.seed,
-                                 fetch=lambda seqs: self.store.embeddings(seqs, dim=dim))
+                                 seed=self.policy.seed, fetch=self._fetch_vectors)
+
+    def _fetch_vectors(self, seqs: np.ndarray) -> np.ndarray:
+        """The task embeddings of rewards ``seqs``: those the memory in use holds already
+        are copied from it, only the others read from the log (a follower loading each new
+        publication reads the rewards learned since the last one, not the whole memory)."""
+        held = self.memory.seqs() if len(self.memory) else np.zeros(0, np.int64)
+        if not len(held):
+            return self.store.embeddings(seqs, dim=self.dim)
+        position = {int(q): i for i, q in enumerate(held.tolist()) if q >= 0}
+        rows = [position.get(int(q), -1) for q in seqs.tolist()]
+        have = np.fromiter((r >= 0 for r in rows), bool, len(rows))
+        out = np.empty((len(seqs), self.dim), np.float32)
+        if have.any():
+            out[have] = self.memory.vectors()[[r for r in rows if r >= 0]]
+        if not have.all():
+            out[~have] = self.store.embeddings(seqs[~have], dim=self.dim)
+        return out
 
     # -- identity of what a checkpoint holds ---------------------------------------------------
     def manifest(self) -> dict[str, Any]:

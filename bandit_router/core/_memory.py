@@ -295,6 +295,11 @@ class Memory:
                 if mid < len(totals["n"]) and totals["n"][mid] > 0}
         return self._stats_cache
 
+    def seqs(self) -> npt.NDArray[np.int64]:
+        """The reward seq each row was learned from, oldest first (-1 where not given)."""
+        seq = self._cols["seq"][: self._n]
+        return np.where(np.isnan(seq), -1, seq).astype(np.int64)
+
     @property
     def logged(self) -> bool:
         """Whether every row names its reward (``seq``), so a snapshot may leave the vectors

@@ -32,6 +32,13 @@ class TokenBuckets:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self._lock = threading.Lock()
 
+    def refund(self, key: str) -> None:
+        """Give back a token taken for ``key`` whose work did not happen."""
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is not None:
+                self._buckets[key] = (min(float(self.burst), found[0] + 1.0), found[1])
+
     def wait_s(self, key: str) -> float:
         """Take one token for ``key``: 0.0 when there was one, else the seconds until there
         will be (nothing is taken)."""

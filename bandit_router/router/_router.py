@@ -390,7 +390,11 @@ class Router(BudgetMethods, ProviderMethods):
             seq = self.store.add_reward(row, status="rewarded", also=self._spend.settle(
                 model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
                 cost=float(cost_usd), created_at=event.created_at))
-        except RewardConflict:
+        except BaseException as exc:
+            if self._learn_buckets is not None and not held_back:  # nothing was learned
+                self._learn_buckets.refund(event.tenant or "")
+            if not isinstance(exc, RewardConflict):
+                raise
             if at_hand and self.store.get_event(event_id) is None:  # deleted meanwhile
                 raise UnknownEventError(event_id) from None
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)

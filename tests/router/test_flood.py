@@ -92,3 +92,21 @@ def test_the_rate_is_checked() -> None:
     with pytest.raises(ValueError, match="learn_rate_per_tenant_per_min"):
         RouterConfig(learn_rate_per_tenant_per_min=0.5)
     assert RouterConfig(learn_rate_per_tenant_per_min=60).learn_rate_per_tenant_per_min == 60
+
+
+def test_a_refused_reward_does_not_use_up_the_tenants_allowance(tmp_path: Path) -> None:
+    from bandit_router import DuplicateRewardError
+
+    now = [0.0]
+    router = _router(f"sqlite:///{tmp_path / 'refund.db'}", 60.0, now)  # 6 at once
+    try:
+        ids = [router.select(f"task {i}", event_id=f"t{i}", tenant="t").event_id
+               for i in range(8)]
+        assert not router.reward(ids[0], quality=1.0, cost_usd=0.0).held_back
+        for _ in range(3):
+            with pytest.raises(DuplicateRewardError):
+                router.reward(ids[0], quality=0.0, cost_usd=0.0)
+        held = [router.reward(e, quality=1.0, cost_usd=0.0).held_back for e in ids[1:]]
+        assert held == [False] * 5 + [True, True]  # the duplicates took nothing
+    finally:
+        router.close()

@@ -202,3 +202,30 @@ def test_a_failed_publication_is_due_again_and_a_follower_never_learns(
     finally:
         learner.close()
         follower.close()
+
+
+def test_a_follower_reads_from_the_log_only_the_tasks_learned_since_its_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'incremental.db'}"
+    wl = SyntheticWorkload(seed=5)
+    learner, follower = _router(url), _router(url, follow=True)
+    try:
+        _play(learner, wl, 120, "a")
+        learner.publish()
+        read: list[int] = []
+        embeddings = follower.store.embeddings
+
+        def counted(seqs: np.ndarray, *, dim: int) -> np.ndarray:
+            read.append(len(seqs))
+            return embeddings(seqs, dim=dim)
+        monkeypatch.setattr(follower.store, "embeddings", counted)
+        assert follower.refresh() == 120 and read == [120]  # the first model: all of it
+        _play(learner, wl, 30, "b")
+        learner.publish()
+        assert follower.refresh() == 30 and read == [120, 30]  # then only what is new
+        for i in range(10):  # and the memory rebuilt that way is the learner's
+            probe, draw = wl.sample_task().text, (i + 0.5) / 10
+            assert _pmf(follower, probe, draw) == pytest.approx(_pmf(learner, probe, draw))
+    finally:
+        learner.close()
+        follower.close()
