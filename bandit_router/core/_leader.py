@@ -127,6 +127,18 @@ class LearnerLock:
                 self._drop_connection()
                 return False
             self._held = bool(found)
+        elif self._file is not None and self._path is not None:
+            # the lock is on the file this process opened: if that file was removed or
+            # replaced, another process can lock the new one, so this one no longer leads
+            try:
+                same = os.stat(self._path).st_ino == os.fstat(self._file.fileno()).st_ino
+            except OSError:
+                same = False
+            if not same:
+                log.warning("learner lock file %s was removed or replaced", self._path)
+                self._file.close()
+                self._file = None
+                self._held = False
         return self._held
 
     def release(self) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -80,3 +81,16 @@ def test_an_in_memory_database_has_one_process_and_other_engines_are_refused() -
     lock.release()
     with pytest.raises(ValueError, match="mysql"):
         LearnerLock("mysql://u@localhost/db")
+
+
+def test_a_removed_sqlite_lock_file_ends_the_lead(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lead.db'}"
+    first, second = LearnerLock(url), LearnerLock(url)
+    try:
+        assert first.acquire()
+        (tmp_path / "lead.db.learner-lock").unlink()  # someone cleans the folder up
+        assert second.acquire()  # a new file: the other process can lock it
+        assert not first.held() and not first.acquire()  # so this one steps down
+    finally:
+        first.release()
+        second.release()
