@@ -137,12 +137,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 policy = replace(base, **{k: v for k, v in spec.items() if k != "cost_weight"})
             config = replace(router.config, cost_weight=spec.get("cost_weight",
                                                                  router.config.cost_weight))
-            arm_router = Router(database_url=settings.database_url, catalog=router.catalog,
-                                embedder=router.embedder.inner, policy=policy,
-                                config=config, arm=tag, follow=True)
-            if learner.leading:  # this process learns: so does the new arm
-                arm_router.take_over()
-            return arm_router
+            # as the main router: outside "all" it follows until the leading learner's next
+            # pass takes it over (BackgroundLearner._take_over_followers)
+            return Router(database_url=settings.database_url, catalog=router.catalog,
+                          embedder=router.embedder.inner, policy=policy, config=config,
+                          arm=tag, follow=settings.role != "all")
 
         learner = BackgroundLearner(
             router, metrics, interval_s=settings.learn_interval_s,

@@ -55,6 +55,14 @@ def _close(routers: list[Router]) -> None:
             log.exception("closing an arm's router failed")
 
 
+def _apply_state(experiment: Experiment, row: ExperimentRow) -> None:
+    """Stop or promote ``experiment`` as its stored row says."""
+    if row.stopped:
+        experiment.stop()
+    elif row.promoted:
+        experiment.promote(row.promoted)
+
+
 class ExperimentRegistry:
     """Loads, creates and changes experiments; ``make_router(tag, settings)`` builds an
     arm's router from its policy settings (the definition without ``models`` and
@@ -97,10 +105,7 @@ class ExperimentRegistry:
                 added += 1
             elif (known[1].promoted, known[1].stopped) != (row.promoted, row.stopped):
                 experiment, mine = known
-                if row.stopped:
-                    experiment.stop()
-                elif row.promoted:
-                    experiment.promote(row.promoted)
+                _apply_state(experiment, row)
                 mine.promoted, mine.stopped = row.promoted, row.stopped
         return added
 
@@ -123,10 +128,7 @@ class ExperimentRegistry:
         except BaseException:
             _close(built)
             raise
-        if row.stopped:
-            exp.stop()
-        elif row.promoted:
-            exp.promote(row.promoted)
+        _apply_state(exp, row)
         return exp
 
     def create(self, name: str, arms: dict[str, dict[str, Any]],

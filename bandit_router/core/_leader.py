@@ -43,9 +43,7 @@ class LearnerLock:
 
     def __init__(self, database_url: str, *, timeout_s: float = 10.0) -> None:
         url = make_url(database_url)
-        self.url = database_url
         self._kind = url.get_backend_name()
-        self._timeout_s = timeout_s
         self._conn: Any = None
         self._engine: Any = None
         self._file: IO[bytes] | None = None

@@ -127,11 +127,11 @@ class Learner:
         if not len(held):
             return self.store.embeddings(seqs, dim=self.dim)
         position = {int(q): i for i, q in enumerate(held.tolist()) if q >= 0}
-        rows = [position.get(int(q), -1) for q in seqs.tolist()]
-        have = np.fromiter((r >= 0 for r in rows), bool, len(rows))
+        rows = np.array([position.get(int(q), -1) for q in seqs.tolist()], np.int64)
+        have = rows >= 0
         out = np.empty((len(seqs), self.dim), np.float32)
         if have.any():
-            out[have] = self.memory.vectors()[[r for r in rows if r >= 0]]
+            out[have] = self.memory.vectors()[rows[have]]
         if not have.all():
             out[~have] = self.store.embeddings(seqs[~have], dim=self.dim)
         return out

@@ -68,9 +68,8 @@ from ._tables import (
 
 # the table rows are defined in ``_tables`` and re-exported here, where callers use them
 __all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "CooldownRow", "EventConflict",
-           "EventRow",
-           "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow", "SpendRow",
-           "Store", "json_dumps", "new_row"]
+           "EventRow", "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow",
+           "SpendRow", "Store", "json_dumps", "new_row"]
 
 #: pg_advisory_xact_lock key serialising reward writes (arbitrary, fixed: "bandit-r")
 _REWARD_LOCK = 0x62616E646974
@@ -160,12 +159,13 @@ class Store:
         self._mark_event = DriverStatement(
             update(events).where(events.c.id == bindparam("event_id_"))
             .values(status=bindparam("status_")), dialect, keys=[], dumps=json_dumps)
-        self._event_attrs = [a.key for a in EventRow.__mapper__.column_attrs]
-        self._reward_attrs = [a.key for a in RewardRow.__mapper__.column_attrs]
+        event_attrs, reward_attrs = (EventRow.__mapper__.column_attrs,
+                                     RewardRow.__mapper__.column_attrs)
+        self._event_attrs = [a.key for a in event_attrs]
+        self._reward_attrs = [a.key for a in reward_attrs]
         self._event_and_reward = (
-            select(*[a.columns[0].label(f"e_{a.key}") for a in EventRow.__mapper__.column_attrs],
-                   *[a.columns[0].label(f"r_{a.key}")
-                     for a in RewardRow.__mapper__.column_attrs])
+            select(*[a.columns[0].label(f"e_{a.key}") for a in event_attrs],
+                   *[a.columns[0].label(f"r_{a.key}") for a in reward_attrs])
             .select_from(events.outerjoin(rewards, rewards.c.event_id == events.c.id))
             .where(events.c.id == bindparam("event_id")))
         observations = ObservationRow.__table__

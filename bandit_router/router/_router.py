@@ -90,6 +90,14 @@ DEFAULT_DATABASE_URL = "sqlite:///bandit_router.db"
 _TAKE_OVER_BATCH = 500
 
 
+def _check_event_id(event_id: object) -> None:
+    """An id no event can have (not a string, empty, too long, a NUL) is unknown, whatever
+    the store holds: :class:`UnknownEventError` without a read."""
+    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID \
+            or "\x00" in event_id:
+        raise UnknownEventError(str(event_id)[:MAX_EVENT_ID])
+
+
 def _draw(seed: int, event_id: str) -> float:
     """A uniform number in [0, 1) fixed by the policy seed and the event id."""
     digest = hashlib.sha256(f"{seed}:{event_id}".encode()).digest()
@@ -344,9 +352,7 @@ class Router(BudgetMethods, ProviderMethods):
         """
         quality, cost_usd, latency_s, output_tokens = check_reward(
             quality, cost_usd, latency_s, output_tokens, error)
-        if (not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID
-                or "\x00" in event_id):
-            raise UnknownEventError(str(event_id)[:MAX_EVENT_ID])
+        _check_event_id(event_id)
         # an event this process just logged is at hand; whether it has a reward by now is
         # decided by the reward table's unique constraint when the reward is written
         event = self.store.recent_event(event_id)
@@ -426,9 +432,7 @@ class Router(BudgetMethods, ProviderMethods):
             0.0, cost_usd, latency_s, output_tokens, None)
         if ttft_s is not None and not (finite(ttft_s) and 0 <= ttft_s <= MAX_LATENCY_S):
             raise InvalidRewardError(f"ttft_s must be a number in [0, {MAX_LATENCY_S:g}]")
-        if (not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID
-                or "\x00" in event_id):
-            raise UnknownEventError(str(event_id)[:MAX_EVENT_ID])
+        _check_event_id(event_id)
         event, existing = self.store.get_event_and_reward(event_id)
         if event is None:
             raise UnknownEventError(event_id)
@@ -440,9 +444,7 @@ class Router(BudgetMethods, ProviderMethods):
 
     def get_event(self, event_id: str) -> EventRecord:
         """The logged decision and its reward, if any."""
-        if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID \
-                or "\x00" in event_id:
-            raise UnknownEventError(str(event_id)[:MAX_EVENT_ID])
+        _check_event_id(event_id)
         event, reward = self.store.get_event_and_reward(event_id)
         if event is None:
             raise UnknownEventError(event_id)
