@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from sqlalchemy import create_engine, text
 from bandit_router.eval.simulation import SyntheticWorkload, demo_catalog
 
 from .conftest import Server, free_port, make_server
-from .test_kill9 import Load, _check, _kill
+from .test_kill9 import Load, _check, _kill, _metric
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +34,7 @@ def _replica(base: Server, tmp: Path, role: str, name: str) -> Server:
 
 
 def _version(server: Server) -> int:
-    r = httpx.get(f"{server.url}/metrics", timeout=10,
-                  headers={"Authorization": f"Bearer {server.admin_key}"})
-    found = re.search(r"^bandit_router_policy_version (\S+)$", r.text, re.M)
-    assert found is not None
-    return int(float(found.group(1)))
+    return int(_metric(server, "bandit_router_policy_version"))
 
 
 def _wait(predicate, timeout: float) -> float:  # type: ignore[no-untyped-def]
