@@ -172,6 +172,9 @@ class Store:
         assert isinstance(observations, Table)
         self._observation = select(observations).where(
             observations.c.event_id == bindparam("event_id"))
+        self._observed_cost = DriverStatement(
+            select(observations.c.cost_usd).where(observations.c.event_id == bindparam("event_id")),
+            dialect, keys=[], dumps=json_dumps)
         self._recent: OrderedDict[str, EventRow] = OrderedDict()
         self._recent_lock = threading.Lock()
 
@@ -229,10 +232,29 @@ class Store:
             return event, None
         return event, new_row(RewardRow, **{k: values[f"r_{k}"] for k in self._reward_attrs})
 
-    def observe(self, row: ObservationRow) -> None:
-        """Record (or replace) what an event's call cost and took."""
+    def observe(self, row: ObservationRow, *,
+                also: Callable[[Writer], None] | None = None) -> None:
+        """Record (or replace) what an event's call cost and took, and run ``also`` (settling
+        its spend) in the same transaction, before the observation is written (so ``also``
+        reads the one it replaces). :class:`RewardConflict` if the event is no longer
+        pending (rewarded meanwhile, or given its default reward)."""
         with self.session() as s:
+            self._lock_rewards(s)
+            # a write first: on SQLite it takes the write lock, so the reads below are current
+            pending = s.execute(update(EventRow)
+                                .where(EventRow.id == row.event_id, EventRow.status == "pending")
+                                .values(status="pending"))
+            if not getattr(pending, "rowcount", 0):
+                raise RewardConflict(row.event_id)
+            if also is not None:
+                also(s.connection())
             s.merge(row)
+
+    def observed_cost(self, conn: Writer, event_id: str) -> float | None:
+        """The cost an event's observation recorded (its spend was settled at it), read in
+        the caller's transaction; ``None`` without one."""
+        cost = self._observed_cost.execute(conn, {"event_id": event_id})
+        return None if cost is None else float(cost)
 
     def get_observation(self, event_id: str) -> Row[Any] | None:
         """An event's observation (``cost_usd``, ``latency_s``, ``output_tokens``, ...), if
@@ -313,13 +335,18 @@ class Store:
         with self.session() as s:
             self._lock_rewards(s)
             rewarded = select(RewardRow.seq).where(RewardRow.event_id == EventRow.id).exists()
+            # what the call was observed to cost and take (the gateway's), else cost 0
+            seen = ObservationRow
             due = (select(EventRow.id, literal(now, Double), literal(0.0, Double),
-                          literal(0.0, Double), literal(reward, Double), literal(True))
+                          func.coalesce(seen.cost_usd, literal(0.0, Double)), seen.latency_s,
+                          seen.output_tokens, literal(reward, Double), literal(True))
+                   .outerjoin(seen, seen.event_id == EventRow.id)
                    .where(EventRow.status == "pending", EventRow.created_at < before,
                           ~rewarded)
                    .order_by(EventRow.created_at).limit(limit))
             s.execute(insert(RewardRow).from_select(
-                ["event_id", "received_at", "quality", "cost_usd", "reward", "is_default"], due))
+                ["event_id", "received_at", "quality", "cost_usd", "latency_s", "output_tokens",
+                 "reward", "is_default"], due))
             marked = s.execute(update(EventRow)
                                .where(EventRow.status == "pending",
                                       select(RewardRow.seq)

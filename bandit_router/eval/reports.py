@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..core._errors import InvalidInputError
-from ..core._store import EventRow, RewardRow, Store
+from ..core._store import EventRow, ObservationRow, RewardRow, Store
 from ..router._router import Router
 
 __all__ = ["GROUPS", "TOTAL", "CostReport", "CostRow", "cost_report", "parse_time"]
@@ -66,8 +66,9 @@ class CostRow:
 
     ``requests`` counts decisions: ``rewarded`` (a reward reported their cost and quality),
     ``pending`` (no reward yet) and ``defaulted`` (the reward wait ran out). ``spend_usd`` is
-    ``reported_usd`` (the costs the rewards reported) plus ``estimated_usd`` (the cost
-    estimated at decision time, for the decisions without a reported cost).
+    ``reported_usd`` (the costs the rewards reported, or that an observation recorded when
+    the call ended: the gateway's calls before their quality) plus ``estimated_usd`` (the
+    cost estimated at decision time, for the decisions without a reported cost).
     ``mean_quality`` is over rewarded decisions (a failed call counts as 0), ``None`` when
     there are none. ``reference_cost_usd`` is what the reference model was estimated to cost
     on the same requests; ``savings_usd`` is that minus ``spend_usd``, and ``savings_pct``
@@ -388,10 +389,11 @@ def cost_report(source: Router | Store, *, since: float | None = None,
     cols: list[Any] = [EventRow.id, EventRow.created_at, EventRow.model_key, EventRow.tenant,
                        EventRow.reserved_usd, EventRow.reference_key,
                        EventRow.reference_cost_usd, RewardRow.quality, RewardRow.cost_usd,
-                       RewardRow.is_default]
+                       RewardRow.is_default, ObservationRow.cost_usd]
     if reference is not None:
         cols.append(EventRow.actions)
     query = (select(*cols).outerjoin(RewardRow, RewardRow.event_id == EventRow.id)
+             .outerjoin(ObservationRow, ObservationRow.event_id == EventRow.id)
              .where(EventRow.status != "history"))
     if lo is not None:
         query = query.where(EventRow.created_at >= lo)
@@ -407,7 +409,7 @@ def cost_report(source: Router | Store, *, since: float | None = None,
         result = conn.execute(query.execution_options(yield_per=2000))
         for row in result:
             (event_id, created_at, model_key, tenant, reserved, ref_key, ref_cost,
-             quality, cost, is_default) = row[:10]
+             quality, cost, is_default, observed) = row[:11]
             provider = model_key.split("/", 1)[0]
             values = {"day": _day(created_at), "hour": _hour(created_at),
                       "model": model_key, "provider": provider,
@@ -429,7 +431,9 @@ def cost_report(source: Router | Store, *, since: float | None = None,
                     acc.pending += 1
                 else:
                     acc.defaulted += 1
-                if reserved is not None:
+                if observed is not None:  # the call's cost, observed when it ended
+                    acc.reported += float(observed)
+                elif reserved is not None:
                     acc.estimated += float(reserved)
                 else:
                     unestimated[event_id] = gkey
@@ -437,7 +441,7 @@ def cost_report(source: Router | Store, *, since: float | None = None,
             if reference is None:
                 acc.reference += float(ref_cost)
             else:
-                estimate = next((a.get("estimate", {}).get("cost_usd") for a in row[10] or ()
+                estimate = next((a.get("estimate", {}).get("cost_usd") for a in row[11] or ()
                                  if isinstance(a, dict) and a.get("key") == reference), None)
                 if estimate is not None:
                     matched += 1

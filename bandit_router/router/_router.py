@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -365,7 +366,9 @@ class Router(BudgetMethods, ProviderMethods):
             self._raise_if_closed(event, existing)
         assert event is not None
         action = event.actions[event.chosen]
-        if cost_usd is None or latency_s is None or output_tokens is None:
+        seen = None
+        if (cost_usd is None or latency_s is None or output_tokens is None
+                or event.deployment is not None):
             seen = self.store.get_observation(event_id)  # what the gateway measured
             if seen is not None:
                 cost_usd = cost_usd if cost_usd is not None else seen.cost_usd
@@ -395,7 +398,8 @@ class Router(BudgetMethods, ProviderMethods):
         try:
             seq = self.store.add_reward(row, status="rewarded", also=self._spend.settle(
                 model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
-                cost=float(cost_usd), created_at=event.created_at))
+                cost=float(cost_usd), created_at=event.created_at,
+                settled=partial(self.store.observed_cost, event_id=event_id)))
         except BaseException as exc:
             if self._learn_buckets is not None and not held_back:  # nothing was learned
                 self._learn_buckets.refund(event.tenant or "")
@@ -405,7 +409,8 @@ class Router(BudgetMethods, ProviderMethods):
                 raise UnknownEventError(event_id) from None
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
-        if event.deployment is not None:
+        if event.deployment is not None and (seen is None or error is not None):
+            # (an observed call was reported when observed; a failure said later still counts)
             self._report_call(event.deployment, ref=event_id, latency_s=latency_s, error=error)
         if not learn or self.following:
             return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
@@ -425,8 +430,11 @@ class Router(BudgetMethods, ProviderMethods):
         """Record what a decision's call cost and took as soon as it ends, before its quality
         is known (a partial reward: the gateway does this). Nothing is learned yet: the
         reward, when it comes with the quality, uses these figures for whatever it leaves
-        out, and is learned once. A second observation replaces the first; an event already
-        rewarded raises :class:`DuplicateRewardError` (or :class:`RewardWindowClosedError`).
+        out, and is learned once; without one by ``reward_wait_s``, the default reward
+        keeps them. The decision's spend is settled at ``cost_usd`` now (budgets and cost
+        reports count it from here on) and its deployment's load balancer hears the call's
+        latency. A second observation replaces the first; an event already rewarded raises
+        :class:`DuplicateRewardError` (or :class:`RewardWindowClosedError`).
         """
         _, cost_usd, latency_s, output_tokens = check_reward(
             0.0, cost_usd, latency_s, output_tokens, None)
@@ -437,10 +445,20 @@ class Router(BudgetMethods, ProviderMethods):
         if event is None:
             raise UnknownEventError(event_id)
         self._raise_if_closed(event, existing)
-        self.store.observe(new_row(ObservationRow, event_id=event_id, observed_at=self._clock(),
-                                   cost_usd=cost_usd, latency_s=latency_s,
-                                   ttft_s=None if ttft_s is None else float(ttft_s),
-                                   output_tokens=output_tokens))
+        row = new_row(ObservationRow, event_id=event_id, observed_at=self._clock(),
+                      cost_usd=cost_usd, latency_s=latency_s,
+                      ttft_s=None if ttft_s is None else float(ttft_s),
+                      output_tokens=output_tokens)
+        try:  # the spend is settled at the observed cost now, not when the quality comes
+            self.store.observe(row, also=self._spend.settle(
+                model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
+                cost=cost_usd, created_at=event.created_at,
+                settled=partial(self.store.observed_cost, event_id=event_id)))
+        except RewardConflict:  # rewarded (or defaulted) since it was read
+            self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
+            raise DuplicateRewardError(event_id) from None
+        if event.deployment is not None:  # the call ended: the balancer hears it now
+            self._report_call(event.deployment, ref=event_id, latency_s=latency_s, error=None)
 
     def get_event(self, event_id: str) -> EventRecord:
         """The logged decision and its reward, if any."""

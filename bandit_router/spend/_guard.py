@@ -192,14 +192,32 @@ class SpendGuard:
         return write
 
     def settle(self, *, model_key: str, tenant: str | None, reserved: float | None,
-               cost: float, created_at: float) -> Callable[[Writer], None]:
-        """The write that replaces a reservation by the reported cost (in the reward's
-        transaction). Spend counts in the hour of the decision."""
+               cost: float | None, created_at: float,
+               settled: Callable[[Writer], float | None] | None = None
+               ) -> Callable[[Writer], None]:
+        """The write (in the reward's or the observation's transaction) that makes a
+        decision's spend ``cost``: its reservation until a cost is known (``cost=None``),
+        then the cost. ``settled`` reads, in the same transaction, the cost the decision's
+        spend was already settled at (an observation's, before its reward), else ``None``;
+        the write adds the difference, so a decision counts once however many times it is
+        settled. Spend counts in the hour of the decision."""
         scopes = event_scopes(model_key, tenant)
 
+        def share(c: float | None) -> tuple[float, float, int]:
+            """(reserved, spent, requests) a decision adds to its scopes at cost ``c``; its
+            request was counted when reserved, or else here (decisions logged before
+            reservations existed)."""
+            if c is None:
+                return reserved or 0.0, 0.0, 0
+            return 0.0, c, 0 if reserved is not None else 1
+
         def write(s: Writer) -> None:
-            self.ledger.add(s, scopes, bucket_of(created_at), reserved=-(reserved or 0.0),
-                            spent=cost, requests=0 if reserved is not None else 1)
+            before = share(settled(s) if settled is not None else None)
+            after = share(cost)
+            if after == before:
+                return
+            self.ledger.add(s, scopes, bucket_of(created_at), reserved=after[0] - before[0],
+                            spent=after[1] - before[1], requests=after[2] - before[2])
         return write
 
     def after_decision(self, spec: ModelSpec, tenant: str | None, plan: BudgetPlan,

@@ -23,6 +23,7 @@ from bandit_router import (
     RouterConfig,
     UnknownEventError,
     UnknownModelError,
+    cost_report,
 )
 from bandit_router.core._memory import Memory
 from bandit_router.core._store import CheckpointRow, EventRow
@@ -670,3 +671,71 @@ def test_an_observation_now_and_the_quality_later_are_learned_once(
         router.observe("no-such-event", cost_usd=0.1)
     with pytest.raises(InvalidRewardError):
         router.observe(other.event_id, latency_s=-1.0)
+
+
+def _router_spend(router: Router) -> tuple[float, float]:
+    """(spent, reserved) of the router's day budget."""
+    (day,) = [b for b in router.budget_status() if b.budget.window == "day"]
+    return day.spent_usd, day.reserved_usd
+
+
+def test_an_observed_call_counts_at_its_cost_before_its_quality(
+        make_router: MakeRouter, db_url: str) -> None:
+    """The gateway's calls are spent when they end: budgets and cost reports count the
+    observed cost, not the estimate, and the quality that comes later does not count the
+    call again (nor does a second observation)."""
+    router = make_router(database_url=db_url)
+    router.set_budget(daily_limit=100.0)
+    router.set_load_balancing("least_latency", providers=[
+        {"id": "only", "model": "budget/tiny", "provider": "host"}])
+    tiny = Constraints(allowed_models=frozenset({"budget/tiny"}))
+    d = router.select("Summarise this memo", constraints=tiny)
+    spent, reserved = _router_spend(router)
+    assert spent == 0.0 and reserved == pytest.approx(d.estimated_cost_usd)
+    assert {s.id: s for s in router.deployment_status()}["only"].in_flight == 1
+    router.observe(d.event_id, cost_usd=0.25, latency_s=2.0)
+    assert _router_spend(router) == pytest.approx((0.25, 0.0))
+    health = {s.id: s for s in router.deployment_status()}["only"]
+    assert (health.in_flight, health.ewma_latency_s) == (0, 2.0)  # the call has ended
+    report = cost_report(router, group_by=())
+    assert (report.total.pending, report.total.reported_usd,
+            report.total.estimated_usd) == (1, pytest.approx(0.25), 0.0)
+    router.observe(d.event_id, cost_usd=0.3, latency_s=2.0)  # replaces: counted once
+    assert _router_spend(router) == pytest.approx((0.3, 0.0))
+    router.reward(d.event_id, quality=0.9)
+    assert _router_spend(router) == pytest.approx((0.3, 0.0))
+    assert {s.id: s for s in router.deployment_status()}["only"].ewma_latency_s == 2.0
+    # a reward that says another cost has the last word, still counted once
+    e = router.select("Summarise this memo again", constraints=tiny)
+    router.observe(e.event_id, cost_usd=0.5)
+    router.reward(e.event_id, quality=1.0, cost_usd=0.125)
+    assert _router_spend(router) == pytest.approx((0.425, 0.0))
+    assert cost_report(router, group_by=()).total.spend_usd == pytest.approx(0.425)
+
+
+def test_the_default_reward_keeps_what_was_observed(make_router: MakeRouter,
+                                                    clock: FakeClock) -> None:
+    """A call observed but never given its quality: the default reward is learned, with
+    the observed cost, latency and tokens in its row and its spend left at that cost."""
+    router = make_router(clock=clock, config=RouterConfig(reward_wait_s=60, default_reward=0.0))
+    router.set_budget(daily_limit=100.0)
+    seen = router.select("Translate this paragraph into French.")
+    unseen = router.select("Translate this paragraph into German.")
+    router.observe(seen.event_id, cost_usd=0.02, latency_s=0.75, output_tokens=120)
+    clock.advance(61)
+    assert router.process_expired() == 2
+    kept = router.store.get_reward(seen.event_id)
+    assert kept is not None and kept.is_default
+    assert (kept.cost_usd, kept.latency_s, kept.output_tokens) == (0.02, 0.75, 120)
+    assert kept.reward == 0.0
+    blank = router.store.get_reward(unseen.event_id)
+    assert blank is not None and (blank.cost_usd, blank.latency_s) == (0.0, None)
+    # the unseen call's reservation stays its spend; the seen one counts at its cost
+    assert _router_spend(router) == pytest.approx((0.02, unseen.estimated_cost_usd))
+    report = cost_report(router, group_by=())
+    assert report.total.defaulted == 2
+    assert report.total.reported_usd == pytest.approx(0.02)
+    assert report.total.estimated_usd == pytest.approx(unseen.estimated_cost_usd)
+    with pytest.raises(RewardWindowClosedError):
+        router.observe(seen.event_id, cost_usd=0.1)
+    assert router.policy_version == 2
