@@ -139,9 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                                  router.config.cost_weight))
             # as the main router: outside "all" it follows until the leading learner's next
             # pass takes it over (BackgroundLearner._take_over_followers)
-            return Router(database_url=settings.database_url, catalog=router.catalog,
-                          embedder=router.embedder.inner, policy=policy, config=config,
-                          arm=tag, follow=settings.role != "all")
+            arm = Router(database_url=settings.database_url, catalog=router.catalog,
+                         embedder=router.embedder.inner, policy=policy, config=config,
+                         arm=tag, follow=settings.role != "all")
+            arm.share_load_balancing(router)  # the same deployments (the gateway calls them)
+            return arm
 
         learner = BackgroundLearner(
             router, metrics, interval_s=settings.learn_interval_s,

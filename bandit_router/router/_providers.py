@@ -131,6 +131,16 @@ class ProviderMethods:
             self._balancer.set_deployments(deployments, config=config)
         return self._balancer.status()
 
+    def share_load_balancing(self, other: ProviderMethods) -> None:
+        """Call models through ``other``'s deployments and their health from now on: one
+        balancer for several routers of one process (the HTTP service's experiment arms share
+        its main router's), so that a deployment cooling down, or at its limits, is avoided
+        by all of them, and a later :meth:`set_load_balancing` on any of them applies to
+        all."""
+        if other._balancer is None:  # an empty one now, filled by a later configuration
+            other._balancer = LoadBalancer([], config=LoadBalancingConfig(), clock=other._clock)
+        self._balancer = other._balancer
+
     def _deployments_of(self, entry: str | Deployment | Mapping[str, Any]) -> list[Deployment]:
         """A deployment, or for a provider's name one deployment of each catalog model it
         serves (id ``provider.model``)."""

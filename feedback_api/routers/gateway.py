@@ -2,9 +2,12 @@
 deployment's upstream, falls back on failure and closes the loop itself.
 
 ``model`` is ``bandit-router/auto`` (or ``auto``): the router picks among the catalog models
-that have a deployment with an ``api_base``; or a catalog model (``provider/model`` or its
-name), which is passed through and still logged. Constraints may ride along in the body as
-``"bandit_router": {"constraints": {...}}`` (the OpenAI SDKs' ``extra_body``).
+that have a deployment with an ``api_base``; ``bandit-router/<experiment>``: the experiment's
+arm for the request's ``user`` (OpenAI's end-user id; else the API key) picks, sticky as on
+``/v1/select``; ``bandit-router/<experiment>/<arm>``: that arm picks; or a catalog model
+(``provider/model`` or its name), which is passed through and still logged. Constraints may
+ride along in the body as ``"bandit_router": {"constraints": {...}}`` (the OpenAI SDKs'
+``extra_body``).
 
 Each attempt is a logged decision. A 429, a 5xx, a timeout or a connection error is that
 decision's outcome (its reward: the error, quality 0; the deployment's failure counts toward
@@ -24,7 +27,8 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import httpx
@@ -41,9 +45,11 @@ from bandit_router import (
     Router,
     UnknownModelError,
 )
+from bandit_router.eval.experiments import Experiment
 
-from ..deps import LearnerDep, MetricsDep, RateLimitedKey, RouterDep
+from ..deps import ExperimentsDep, LearnerDep, MetricsDep, RateLimitedKey, RouterDep
 from ..errors import error_response, malformed_json
+from ..experiments import ExperimentRegistry
 from ..keys import ApiKey
 from ..learner import BackgroundLearner
 from ..metrics import Metrics
@@ -52,7 +58,8 @@ from ..schemas import ErrorOut
 router = APIRouter(prefix="/v1", tags=["gateway"])
 log = logging.getLogger("feedback_api")
 
-AUTO = ("bandit-router/auto", "auto")
+PREFIX = "bandit-router"
+AUTO = (f"{PREFIX}/auto", "auto")
 #: upstream statuses that are the deployment's fault: fall back
 _FAILURES = {429: "rate_limit"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -71,14 +78,40 @@ def _callable(lib: Router) -> set[str]:
     return {d.model for d in lib.deployment_status() if d.api_base}
 
 
-def _targets(lib: Router, model: Any, callable_: set[str]) -> list[str]:
+@dataclass(frozen=True)
+class _Route:
+    """Who decides: the main router, or an experiment (its arm for the unit, or ``arm``)."""
+
+    experiment: Experiment | None = None
+    arm: str | None = None
+
+
+def _route(model: str, experiments: ExperimentRegistry) -> _Route | None:
+    """The route ``model`` names: the router (``bandit-router/auto``), an experiment
+    (``bandit-router/<name>``) or one of its arms (``bandit-router/<name>/<arm>``); ``None``
+    for anything else (a catalog model, perhaps)."""
+    if model in AUTO:
+        return _Route()
+    if not model.startswith(PREFIX + "/"):
+        return None
+    name, _, arm = model[len(PREFIX) + 1:].partition("/")
+    experiment, _ = experiments.get(name)  # UnknownExperimentError: 404 with its name
+    if arm and arm not in experiment.arms:
+        raise UnknownModelError(f"experiment {name!r} has no arm {arm!r} (arms: "
+                                f"{', '.join(experiment.arms)})")
+    return _Route(experiment, arm or None)
+
+
+def _targets(lib: Router, model: Any, callable_: set[str],
+             experiments: ExperimentRegistry) -> tuple[list[str], _Route]:
     if not isinstance(model, str) or not model:
         raise InvalidTaskError("model must name the router (bandit-router/auto) or a model")
-    if model in AUTO:
+    route = _route(model, experiments)
+    if route is not None:
         if not callable_:
             raise UnknownModelError("no deployment has an api_base: give the load balancing "
                                     "settings deployments with api_base to use the gateway")
-        return sorted(callable_)
+        return sorted(callable_), route
     keys = [s.key for s in lib.catalog if model in (s.key, s.model)]
     if not keys:
         raise UnknownModelError(f"model {model!r} is neither bandit-router/auto nor in the "
@@ -86,7 +119,7 @@ def _targets(lib: Router, model: Any, callable_: set[str]) -> list[str]:
     reachable = [k for k in keys if k in callable_]
     if not reachable:
         raise UnknownModelError(f"model {model!r} has no deployment with an api_base")
-    return reachable
+    return reachable, _Route()
 
 
 def _cost(spec: ModelSpec, usage: Any) -> tuple[float | None, int | None]:
@@ -136,21 +169,26 @@ class _Attempt:
         return cost
 
 
-async def _decide(lib: Router, key: ApiKey, messages: Any, targets: list[str],
-                  constraints: Constraints | None) -> Decision:
+async def _decide(lib: Router, route: _Route, key: ApiKey, messages: Any, unit: str,
+                  targets: list[str], constraints: Constraints | None) -> Decision:
     allowed = set(targets)
     if constraints is not None and constraints.allowed_models:
         allowed &= set(constraints.allowed_models)
     merged = replace(constraints or Constraints(), allowed_models=frozenset(allowed))
+    meta: dict[str, Any] = {"owner": key.tenant, "unit_key": None, "user": {}, "via": "gateway"}
+    if route.experiment is None:
+        return await run_in_threadpool(lib.select, messages, constraints=merged, metadata=meta,
+                                       tenant=key.tenant_tag)
     return await run_in_threadpool(
-        lib.select, messages, constraints=merged,
-        metadata={"owner": key.tenant, "unit_key": None, "user": {}, "via": "gateway"},
-        tenant=key.tenant_tag)
+        partial(route.experiment.select, messages, unit_key=unit, arm=route.arm,
+                constraints=merged, metadata={**meta, "unit_key": unit},
+                tenant=key.tenant_tag))
 
 
 @router.post("/chat/completions", responses=_ERRORS)  # type: ignore[arg-type]
 async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep,
-                           learner: LearnerDep, metrics: MetricsDep) -> Response:
+                           learner: LearnerDep, metrics: MetricsDep,
+                           experiments: ExperimentsDep) -> Response:
     """OpenAI's chat completions: routed, called, fallen back, observed (see the module)."""
     try:
         body = json.loads(await request.body())
@@ -169,7 +207,9 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
     if not isinstance(messages, list):
         raise InvalidTaskError("messages must be a list of chat messages")
     stream = body.get("stream") is True
-    targets = _targets(lib, body.get("model"), _callable(lib))
+    targets, route = _targets(lib, body.get("model"), _callable(lib), experiments)
+    user = body.get("user")  # OpenAI's end-user id: an experiment's unit
+    unit = user if isinstance(user, str) and user else f"key-{key.tenant}"
     settings = request.app.state.settings
     tried: list[str] = []
     client: httpx.AsyncClient = request.app.state.upstream
@@ -178,7 +218,7 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
         if not left:
             return error_response(502, "UpstreamError", "every model tried failed: "
                                   + ", ".join(tried), {"tried": tried})
-        d = await _decide(lib, key, messages, left, constraints)
+        d = await _decide(lib, route, key, messages, unit, left, constraints)
         model_key = f"{d.provider}/{d.model}"
         tried.append(model_key)
         deployment = d.deployment
@@ -238,7 +278,10 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
 
 async def _relay(upstream: httpx.Response, attempt: _Attempt) -> AsyncIterator[bytes]:
     """Pass the upstream's server-sent events through as they arrive; observe the call
-    (time to first token, latency, the usage of its last chunk) when it ends."""
+    (time to first token, latency, the usage of its last chunk) when it ends. A stream the
+    upstream breaks off (a read error or timeout before ``[DONE]``) is the decision's outcome
+    (``server_error`` or ``timeout``, as a failed call before it), and the caller's stream is
+    broken off too, so that the SDK raises instead of returning half an answer."""
     ttft: float | None = None
     usage: Any = None
     pending = b""
@@ -253,20 +296,33 @@ async def _relay(upstream: httpx.Response, attempt: _Attempt) -> AsyncIterator[b
             log.exception("observing event %s failed", attempt.d.event_id)
 
     try:
-        async for chunk in upstream.aiter_raw():
-            if ttft is None:
-                ttft = attempt.elapsed()
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            done = False
-            for line in lines:
-                if line.startswith(b"data: {"):
-                    with contextlib.suppress(ValueError):
-                        usage = json.loads(line[6:]).get("usage") or usage
-                done = done or line.strip() == b"data: [DONE]"
-            if done and not observed:  # before the caller can see the end (and reward it)
-                await observe()
-            yield chunk
+        try:
+            async for chunk in upstream.aiter_raw():
+                if ttft is None:
+                    ttft = attempt.elapsed()
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                done = False
+                for line in lines:
+                    if line.startswith(b"data: {"):
+                        with contextlib.suppress(ValueError):
+                            usage = json.loads(line[6:]).get("usage") or usage
+                    done = done or line.strip() == b"data: [DONE]"
+                if done and not observed:  # before the caller can see the end (and reward it)
+                    await observe()
+                yield chunk
+        except httpx.HTTPError as exc:
+            if observed:  # the answer was whole: only its goodbye was lost
+                return
+            observed = True
+            log.warning("upstream stream of event %s broke off: %s", attempt.d.event_id, exc)
+            try:
+                await attempt.failed("timeout" if isinstance(exc, httpx.TimeoutException)
+                                     else "server_error")
+            except Exception:
+                log.exception("recording the broken stream of event %s failed",
+                              attempt.d.event_id)
+            raise
     finally:
         await upstream.aclose()
         if not observed:

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Path
 
 from bandit_router import CatalogError, UnknownModelError
 
-from ..deps import AdminKey, ClientKey, RouterDep
+from ..deps import AdminKey, ClientKey, ExperimentsDep, RouterDep
 from ..schemas import ErrorOut, ListedModelOut, ModelListOut, ModelOut, PricingIn
-from .gateway import AUTO
+from .gateway import AUTO, PREFIX
 
 router = APIRouter(prefix="/v1/models", tags=["catalog"])
 
@@ -17,12 +17,18 @@ _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": Er
 
 
 @router.get("", response_model=ModelListOut, responses=_ERRORS)  # type: ignore[arg-type]
-def list_models(_: ClientKey, lib: RouterDep) -> ModelListOut:
+def list_models(_: ClientKey, lib: RouterDep, experiments: ExperimentsDep) -> ModelListOut:
     """OpenAI's model list (what the OpenAI SDKs' ``models.list()`` reads): the router
-    itself (``bandit-router/auto``, the gateway's routed model), then every catalog model
-    by ``provider/model``, with its entry and current prices under ``catalog``."""
+    itself (``bandit-router/auto``, the gateway's routed model), each experiment
+    (``bandit-router/<name>``) and each of its arms (``bandit-router/<name>/<arm>``), then
+    every catalog model by ``provider/model``, with its entry and current prices under
+    ``catalog``."""
+    routed = [AUTO[0]]
+    for name in experiments.names():
+        experiment = experiments.get(name)[0]
+        routed += [f"{PREFIX}/{name}", *(f"{PREFIX}/{name}/{arm}" for arm in experiment.arms)]
     return ModelListOut(data=[
-        ListedModelOut(id=AUTO[0], owned_by="bandit-router"),
+        *(ListedModelOut(id=model, owned_by="bandit-router") for model in routed),
         *(ListedModelOut(id=spec.key, owned_by=spec.provider,
                          catalog=ModelOut(**spec.to_dict())) for spec in lib.catalog)])
 

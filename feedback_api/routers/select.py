@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -39,11 +40,12 @@ def select(body: SelectIn, key: RateLimitedKey, lib: RouterDep, metrics: Metrics
     constraints = Constraints(**body.constraints.model_dump(exclude_none=True)) \
         if body.constraints else None
     meta = {"owner": key.tenant, "unit_key": body.unit_key, "user": body.metadata or {}}
-    options = {"constraints": constraints, "cost_weight": body.cost_weight,
-               "latency_weight": body.latency_weight, "input_tokens": body.input_tokens,
-               "event_id": None if body.event_id is None else stored_id(key, body.event_id),
-               # whose budgets apply and whose spend this is: the API key
-               "tenant": key.tenant_tag}
+    options: dict[str, Any] = {
+        "constraints": constraints, "cost_weight": body.cost_weight,
+        "latency_weight": body.latency_weight, "input_tokens": body.input_tokens,
+        "event_id": None if body.event_id is None else stored_id(key, body.event_id),
+        # whose budgets apply and whose spend this is: the API key
+        "tenant": key.tenant_tag}
     try:
         if body.experiment is not None:
             if body.unit_key is None:
@@ -51,7 +53,7 @@ def select(body: SelectIn, key: RateLimitedKey, lib: RouterDep, metrics: Metrics
             experiment, _ = experiments.get(body.experiment)
             d = experiment.select(body.prompt(), unit_key=body.unit_key, metadata=meta, **options)
         else:
-            d = lib.select(body.prompt(), metadata=meta, **options)  # type: ignore[arg-type]
+            d = lib.select(body.prompt(), metadata=meta, **options)
     except UnknownExperimentError:
         raise
     except UnknownModelError as exc:  # a name in the constraints, not a missing resource

@@ -150,6 +150,83 @@ def test_a_timeout_falls_back(gateway: Server) -> None:
     assert raw.headers["x-bandit-router-model"] == "frontier/large"
 
 
+def _health(server: Server, deployment: str) -> dict:
+    return next(d for d in httpx.get(
+        f"{server.url}/v1/admin/deployments",
+        headers={"Authorization": f"Bearer {server.admin_key}"}).json() if d["id"] == deployment)
+
+
+def test_a_stream_falls_back_on_a_timeout_before_its_first_byte(gateway: Server) -> None:
+    """The upstream that stalls is tried first (its provider preferred); the stream comes
+    from the next model, and the timeout counts toward the stalling deployment's cooldown."""
+    before = _health(gateway, "slow")
+    with _sdk(gateway).chat.completions.with_streaming_response.create(
+            model="bandit-router/auto", stream=True,
+            messages=[{"role": "user", "content": "Stream slowly?"}],
+            extra_body={"bandit_router": {"constraints": {
+                "allowed_models": ["openlang/polyglot", "frontier/large"],
+                "preferred_providers": ["openlang"]}}}) as response:
+        assert response.headers["x-bandit-router-model"] == "frontier/large"
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    assert text == "large says: Stream slowly?"
+    after = _health(gateway, "slow")
+    assert (after["recent_failures"] == before["recent_failures"] + 1
+            or (before["healthy"] and not after["healthy"]))
+
+
+def test_a_stream_broken_off_is_a_failed_call(gateway: Server) -> None:
+    """An upstream that drops the connection mid-stream: the caller's stream breaks too
+    (the SDK raises rather than returning half an answer) and the decision's outcome is a
+    server error, as for a 5xx."""
+    headers: dict[str, str] = {}
+    with pytest.raises(openai.APIConnectionError):  # the SDK reports the broken transfer
+        with _sdk(gateway).chat.completions.with_streaming_response.create(
+                model="frontier/large", stream=True,
+                messages=[{"role": "user", "content": "break this answer off"}]) as response:
+            headers = dict(response.headers)
+            for _ in response.parse():
+                pass
+    event_id = headers["x-bandit-router-event-id"]
+    deadline = time.monotonic() + 5
+    while _event(gateway, event_id)["reward"] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    reward = _event(gateway, event_id)["reward"]
+    assert reward is not None and reward["error"] == "server_error" and reward["quality"] == 0.0
+
+
+def test_experiments_and_their_arms_are_models(gateway: Server) -> None:
+    """``bandit-router/<experiment>`` routes with the arm of the request's ``user`` (sticky);
+    ``bandit-router/<experiment>/<arm>`` with that arm; both are in the model list."""
+    admin = {"Authorization": f"Bearer {gateway.admin_key}"}
+    spec = {"name": "strong-or-not", "arms": {
+        "strong": {"fixed_model": "frontier/large"},
+        "bandit": {"models": ["frontier/large", "openlang/polyglot"]}}}
+    assert httpx.post(f"{gateway.url}/v1/experiments", json=spec,
+                      headers=admin).status_code == 201
+    sdk = _sdk(gateway)
+    listed = [m.id for m in sdk.models.list()]
+    assert {"bandit-router/strong-or-not", "bandit-router/strong-or-not/strong",
+            "bandit-router/strong-or-not/bandit"} <= set(listed)
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="bandit-router/strong-or-not/strong",
+        messages=[{"role": "user", "content": "Which arm?"}])
+    event = _event(gateway, raw.headers["x-bandit-router-event-id"])
+    assert (event["experiment"], event["arm"], event["model"]) == (
+        "strong-or-not", "strong", "large")
+    arms = set()
+    for user in ("ada", "ada", "grace", "grace"):
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="bandit-router/strong-or-not", user=user,
+            messages=[{"role": "user", "content": f"Hello from {user}"}])
+        event = _event(gateway, raw.headers["x-bandit-router-event-id"])
+        assert event["experiment"] == "strong-or-not" and event["unit_key"] == user
+        arms.add((user, event["arm"]))
+    assert len(arms) == 2  # one arm per user, whichever it is
+    for model in ("bandit-router/strong-or-not/nope", "bandit-router/no-such-experiment"):
+        with pytest.raises(openai.NotFoundError):
+            sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "?"}])
+
+
 def test_streaming_passes_through_and_is_observed(gateway: Server) -> None:
     sdk = _sdk(gateway)
     with sdk.chat.completions.with_streaming_response.create(

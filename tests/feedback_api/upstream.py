@@ -4,7 +4,8 @@
 
 ``ok`` answers ``/v1/chat/completions`` (streamed or not) with "<model> says: <last user
 text>" and a ``usage``; ``slow`` does the same after 3 s; ``fail`` answers 500; ``ratelimit``
-429. Every request is counted at ``GET /calls``.
+429. A streamed answer to a last user text starting "break" is broken off after its second
+chunk (the connection is dropped). Every request is counted at ``GET /calls``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ async def complete(request: Request) -> Any:
                                                               word if i == 0 else " " + word)}}]}
             yield f"data: {json.dumps(chunk)}\n\n"
             await asyncio.sleep(0.01)
+            if i == 1 and last.startswith("break"):
+                raise ConnectionAbortedError("the upstream broke the stream off")
         last_chunk = {"id": ident, "object": "chat.completion.chunk", "created": created,
                       "model": body["model"], "choices": [], "usage": usage}
         yield f"data: {json.dumps(last_chunk)}\n\ndata: [DONE]\n\n"
