@@ -54,6 +54,7 @@ if _typing.TYPE_CHECKING:
     from .core._objective import Objective
     from .core._onnx import EMBEDDERS, OnnxEmbedder, make_embedder
     from .core._types import Alternative, Decision, EventRecord, RewardReceipt
+    from .eval.alerts import HealthAlert, health_alerts
     from .eval.reports import CostReport, CostRow, cost_report
     from .router._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
     from .spend._budgets import Budget, BudgetAlert, BudgetStatus
@@ -81,6 +82,8 @@ _LAZY: dict[str, str] = {
     "CatalogError": ".core._errors",
     "Constraints": ".core._constraints",
     "CostReport": ".eval.reports",
+    "HealthAlert": ".eval.alerts",
+    "health_alerts": ".eval.alerts",
     "CostRow": ".eval.reports",
     "DEFAULT_DATABASE_URL": ".router._router",
     "Decision": ".core._types",
@@ -161,6 +164,7 @@ __all__ = [
     "EventRecord",
     "Exploration",
     "HashEmbedder",
+    "HealthAlert",
     "InvalidConstraintsError",
     "InvalidInputError",
     "InvalidRewardError",
@@ -190,6 +194,7 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "cost_report",
+    "health_alerts",
     "implied_exploration",
     "load_logged_decisions",
     "make_embedder",

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
-from ..deps import AdminKey, MetricsDep, RouterDep
+from bandit_router import health_alerts
+
+from ..deps import AdminKey, LearnerDep, MetricsDep, RouterDep
 from ..schemas import ErrorOut
 
 router = APIRouter(tags=["operations"])
@@ -17,6 +19,15 @@ router = APIRouter(tags=["operations"])
 def stats(_: AdminKey, lib: RouterDep) -> dict[str, Any]:
     """Traffic, quality and spend per model; savings against the strongest model."""
     return lib.get_routing_stats()
+
+
+@router.get("/v1/admin/alerts", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+def alerts(_: AdminKey, lib: RouterDep, learner: LearnerDep) -> list[dict[str, Any]]:
+    """The health conditions that hold now (``bandit_router.health_alerts``: failed calls
+    over 10% in 10 minutes, the last hour's quality under 90% of the week's, the learner
+    over 1,000 rewards behind), measured on the database; budget alerts are at
+    ``/v1/admin/budgets/alerts``."""
+    return [a.to_dict() for a in health_alerts(lib, learning_lag=learner.pending)]
 
 
 @router.get("/healthz")

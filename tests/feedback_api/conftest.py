@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -22,6 +23,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_upstreams(*modes: str) -> Iterator[list[str]]:
+    """OpenAI-compatible upstream processes (tests/feedback_api/upstream.py), one per mode
+    (``ok``, ``slow``, ``fail``, ``ratelimit``), as base URLs once they answer."""
+    script = str(Path(__file__).with_name("upstream.py"))
+    procs, urls = [], []
+    try:
+        for mode in modes:
+            port = free_port()
+            procs.append(subprocess.Popen([sys.executable, script, str(port), mode]))
+            urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        for url in urls:
+            while True:
+                try:
+                    httpx.get(f"{url}/calls", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "an upstream did not start"
+                    time.sleep(0.1)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass

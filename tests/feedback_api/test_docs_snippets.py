@@ -4,11 +4,14 @@ them talk to the real service).
 Each runs in a fresh namespace that holds only what the prose around it assumes: ``router``
 (a library router, real MiniLM, with some rewarded traffic in its log) and ``api_key`` (a
 client key of the running service, whose address replaces ``http://127.0.0.1:8000``). The
-working directory is a temporary folder, so ``Router()`` writes its SQLite file there.
+working directory is a temporary folder, so ``Router()`` writes its SQLite file there. A
+snippet that calls the OpenAI-compatible gateway (``chat.completions``) talks to a server
+whose ``openai/gpt-4o-mini`` has a deployment on an upstream process that answers.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 
 from bandit_router import OnnxEmbedder, Router
 
-from .conftest import Server
+from .conftest import Server, make_server, running_upstreams
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -53,10 +56,28 @@ def given_router(tmp_path: Path, minilm: OnnxEmbedder) -> Iterator[Router]:
     router.close()
 
 
+@pytest.fixture(scope="module")
+def gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real service (MiniLM, the bundled catalog) with one model callable upstream."""
+    tmp = tmp_path_factory.mktemp("snippet-gateway")
+    with running_upstreams("ok") as (upstream,):
+        balancing = tmp / "balancing.json"
+        balancing.write_text(json.dumps({"deployments": [
+            {"id": "mini", "model": "openai/gpt-4o-mini", "provider": "openai",
+             "api_base": f"{upstream}/v1"}]}))
+        srv = make_server(tmp, BANDIT_ROUTER_LOAD_BALANCING_FILE=str(balancing))
+        srv.start()
+        yield srv
+        srv.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, code", SNIPPETS, ids=[name for name, _ in SNIPPETS])
 def test_snippet_runs(name: str, code: str, server: Server, given_router: Router,
-                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      request: pytest.FixtureRequest) -> None:
+    if "chat.completions" in code:
+        server = request.getfixturevalue("gateway_server")
     monkeypatch.chdir(tmp_path)
     namespace = {"router": given_router, "api_key": server.client_key,
                  "__name__": "__snippet__"}

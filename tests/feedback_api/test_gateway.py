@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ import pytest
 
 from bandit_router.eval.simulation import demo_catalog
 
-from .conftest import Server, free_port, make_server
+from .conftest import Server, make_server, running_upstreams
 
 pytestmark = pytest.mark.slow
 
@@ -29,24 +27,8 @@ MODES = {"ok": "frontier/large", "fail": "budget/tiny", "ratelimit": "opencode/c
 
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[dict[str, str]]:
-    procs, urls = [], {}
-    for mode in MODES:
-        port = free_port()
-        procs.append(subprocess.Popen([sys.executable, str(UPSTREAM), str(port), mode]))
-        urls[mode] = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    for url in urls.values():
-        while True:
-            try:
-                httpx.get(f"{url}/calls", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "an upstream did not start"
-                time.sleep(0.1)
-    yield urls
-    for p in procs:
-        p.kill()
-        p.wait()
+    with running_upstreams(*MODES) as urls:
+        yield dict(zip(MODES, urls, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -179,13 +161,14 @@ def test_a_stream_broken_off_is_a_failed_call(gateway: Server) -> None:
     (the SDK raises rather than returning half an answer) and the decision's outcome is a
     server error, as for a 5xx."""
     headers: dict[str, str] = {}
-    with pytest.raises(openai.APIConnectionError):  # the SDK reports the broken transfer
-        with _sdk(gateway).chat.completions.with_streaming_response.create(
-                model="frontier/large", stream=True,
-                messages=[{"role": "user", "content": "break this answer off"}]) as response:
-            headers = dict(response.headers)
-            for _ in response.parse():
-                pass
+    ask = _sdk(gateway).chat.completions.with_streaming_response.create(
+        model="frontier/large", stream=True,
+        messages=[{"role": "user", "content": "break this answer off"}])
+    # the SDK reports the broken transfer
+    with pytest.raises(openai.APIConnectionError), ask as response:
+        headers = dict(response.headers)
+        for _ in response.parse():
+            pass
     event_id = headers["x-bandit-router-event-id"]
     deadline = time.monotonic() + 5
     while _event(gateway, event_id)["reward"] is None and time.monotonic() < deadline:

@@ -1,0 +1,115 @@
+"""Health alerts read from the log: what a monitoring page shows beside budget alerts.
+
+Three conditions, each the database's view (so every replica sharing it sees the same), with
+the thresholds of the Prometheus rules under ``deploy/``:
+
+- ``error_rate``: over ``error_window_s`` (10 minutes), the share of the rewards received
+  that name an error (``rate_limit``, ``server_error``, ``timeout``, ...) is above
+  ``error_rate`` (10%);
+- ``quality_drop``: the mean quality of the rewards received in the last hour is under
+  ``1 - quality_drop`` (90%) of the trailing week's;
+- ``learning_lag``: the learner is more than ``learning_lag_limit`` (1,000) rewards behind the
+  log (the caller says how far behind it is: only the process that learns knows).
+
+Default rewards and labelled history are left out; a condition needs ``min_rewards`` (20)
+rewards in its short window before it can fire, so a quiet hour raises nothing.
+
+>>> from bandit_router import Router
+>>> from bandit_router.eval.simulation import HashEmbedder, demo_catalog
+>>> r = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
+>>> for i in range(30):
+...     d = r.select(f"question {i}")
+...     _ = r.reward(d.event_id, error="server_error") if i % 3 == 0 else r.reward(
+...         d.event_id, quality=1.0)
+>>> [a.kind for a in health_alerts(r, learning_lag=0)]
+['error_rate']
+>>> r.close()
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from sqlalchemy import case, func, select
+
+from ..core._errors import InvalidInputError
+from ..core._store import EventRow, RewardRow, Store
+from ..router._router import Router
+
+__all__ = ["HealthAlert", "health_alerts"]
+
+HOUR_S, WEEK_S = 3600.0, 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthAlert:
+    """A condition that holds now: its ``kind``, the figure measured (``value``) against its
+    ``threshold``, how many rewards it was measured on, and a sentence saying it."""
+
+    kind: Literal["error_rate", "quality_drop", "learning_lag"]
+    value: float
+    threshold: float
+    rewards: int
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "health_alert", **asdict(self)}
+
+
+def _window(store: Store, since: float, until: float) -> tuple[int, int, float]:
+    """(rewards, of which errors, sum of quality) received in ``[since, until)``."""
+    query = (select(func.count(), func.sum(case((RewardRow.error.is_not(None), 1), else_=0)),
+                    func.sum(RewardRow.quality))
+             .join(EventRow, RewardRow.event_id == EventRow.id)
+             .where(RewardRow.received_at >= since, RewardRow.received_at < until,
+                    RewardRow.is_default.is_(False), EventRow.status != "history"))
+    with store.engine.connect() as conn:
+        n, errors, quality = conn.execute(query).one()
+    return int(n or 0), int(errors or 0), float(quality or 0.0)
+
+
+def health_alerts(source: Router | Store, *, now: float | None = None,
+                  learning_lag: int | None = None, error_rate: float = 0.10,
+                  error_window_s: float = 600.0, quality_drop: float = 0.10,
+                  learning_lag_limit: int = 1000,
+                  min_rewards: int = 20) -> list[HealthAlert]:
+    """The conditions of the module docstring that hold at ``now`` (default: the clock),
+    in that order. ``learning_lag`` (rewards stored, not yet learned) is checked when given.
+    """
+    store = source.store if isinstance(source, Router) else source
+    if not isinstance(store, Store):
+        raise InvalidInputError("source must be a Router or a Store")
+    for name, value in (("error_rate", error_rate), ("quality_drop", quality_drop)):
+        if not 0.0 < value < 1.0:
+            raise InvalidInputError(f"{name} must be in (0, 1), got {value!r}")
+    if not error_window_s > 0 or min_rewards < 1 or learning_lag_limit < 0:
+        raise InvalidInputError("error_window_s must be > 0, min_rewards >= 1 and "
+                                "learning_lag_limit >= 0")
+    now = time.time() if now is None else now
+    alerts = []
+    n, errors, _ = _window(store, now - error_window_s, now + 1.0)
+    if n >= min_rewards and errors / n > error_rate:
+        alerts.append(HealthAlert(
+            kind="error_rate", value=errors / n, threshold=error_rate, rewards=n,
+            message=f"{errors} of the {n} calls rewarded in the last "
+                    f"{error_window_s / 60:g} minutes failed ({100 * errors / n:.0f}%; "
+                    f"alert above {100 * error_rate:g}%)"))
+    hour_n, _, hour_q = _window(store, now - HOUR_S, now + 1.0)
+    week_n, _, week_q = _window(store, now - WEEK_S, now + 1.0)
+    if hour_n >= min_rewards and week_n > hour_n:
+        hour_mean, week_mean = hour_q / hour_n, week_q / week_n
+        if hour_mean < (1.0 - quality_drop) * week_mean:
+            alerts.append(HealthAlert(
+                kind="quality_drop", value=hour_mean, threshold=(1.0 - quality_drop) * week_mean,
+                rewards=hour_n,
+                message=f"mean quality over the last hour {hour_mean:.3f}, under "
+                        f"{100 * (1 - quality_drop):g}% of the trailing week's {week_mean:.3f}"))
+    if learning_lag is not None and learning_lag > learning_lag_limit:
+        alerts.append(HealthAlert(
+            kind="learning_lag", value=float(learning_lag), threshold=float(learning_lag_limit),
+            rewards=learning_lag,
+            message=f"the learner is {learning_lag} rewards behind the log (alert above "
+                    f"{learning_lag_limit}); decisions use an older policy"))
+    return alerts
