@@ -1,9 +1,11 @@
-"""The gateway's added latency: the same chat requests sent straight to an OpenAI-compatible
-upstream and through ``POST /v1/chat/completions`` (real MiniLM, SQLite, a real API key),
-one at a time, every prompt new. Both are separate processes on loopback (the upstream is
-``tests/feedback_api/upstream.py``, which answers at once), so the difference is what the
-gateway adds: routing (embedding included), logging the decision, the upstream hop and the
-observation. Writes ``--out`` (``benchmarks/results/gateway.json``).
+"""The gateway's added latency: each chat request sent through ``POST /v1/chat/completions``
+(real MiniLM, SQLite, a real API key), then the same request (the same prompt, the model the
+gateway chose) straight to the OpenAI-compatible upstream; one at a time, every prompt new.
+Both are separate processes on loopback (the upstream is ``tests/feedback_api/upstream.py``,
+which answers at once), so each pair's difference is what the gateway adds to that request:
+routing (embedding included), logging the decision, the upstream hop and the observation.
+``added_ms`` holds the percentiles of those per-request differences. Writes ``--out``
+(``benchmarks/results/gateway.json``).
 
     .venv/bin/python benchmarks/bench_gateway.py [--n 300] [--out PATH]
 """
@@ -29,17 +31,18 @@ UPSTREAM = Path(__file__).resolve().parents[1] / "tests" / "feedback_api" / "ups
 
 
 def _timed(client: httpx.Client, url: str, body: dict[str, Any], *,
-           stream: bool) -> tuple[float, float]:
-    """(total ms, ms to the first byte of the body)."""
+           stream: bool) -> tuple[float, float, str]:
+    """(total ms, ms to the first byte of the body, the model the gateway chose or "")."""
     start = time.perf_counter()
     with client.stream("POST", url, json={**body, "stream": stream}) as r:
         r.raise_for_status()
+        chosen = r.headers.get("x-bandit-router-model", "")
         first = None
         for _ in r.iter_raw():
             if first is None:
                 first = time.perf_counter()
     end = time.perf_counter()
-    return 1000 * (end - start), 1000 * ((first or end) - start)
+    return 1000 * (end - start), 1000 * ((first or end) - start), chosen
 
 
 def main() -> None:
@@ -76,31 +79,32 @@ def main() -> None:
                             "messages": [{"role": "user", "content": text}]}, stream=False)
                 k = 40
                 print(f"{args.n} requests each, one at a time, every prompt new (ms)")
+                names = {spec.key: spec.model for spec in Catalog.default()}
                 for stream in (False, True):
-                    ways: dict[str, dict[str, list[float]]] = {}
-                    for way, client, target, model in (
-                            ("direct", direct, f"{base}/chat/completions", "any"),
-                            ("gateway", gateway, f"{url}/v1/chat/completions",
-                             "bandit-router/auto")):
-                        total, first = [], []
-                        for text in texts[k:k + args.n]:
-                            t, f = _timed(client, target, {
-                                "model": model,
-                                "messages": [{"role": "user", "content": text}]}, stream=stream)
-                            total.append(t)
-                            first.append(f)
-                        k += args.n
-                        ways[way] = {"total": total, "first_byte": first}
+                    ways: dict[str, dict[str, list[float]]] = {
+                        way: {"total": [], "first_byte": []} for way in ("direct", "gateway")}
+                    for text in texts[k:k + args.n]:
+                        messages = [{"role": "user", "content": text}]
+                        t, f, chosen = _timed(gateway, f"{url}/v1/chat/completions", {
+                            "model": "bandit-router/auto", "messages": messages}, stream=stream)
+                        ways["gateway"]["total"].append(t)
+                        ways["gateway"]["first_byte"].append(f)
+                        t, f, _ = _timed(direct, f"{base}/chat/completions", {
+                            "model": names[chosen], "messages": messages}, stream=stream)
+                        ways["direct"]["total"].append(t)
+                        ways["direct"]["first_byte"].append(f)
+                    k += args.n
                     mode = "stream" if stream else "complete"
                     d, g = ways["direct"], ways["gateway"]
                     result["modes"][mode] = {
                         way: {"total_ms": percentiles(v["total"]),
                               "first_byte_ms": percentiles(v["first_byte"])}
                         for way, v in ways.items()}
-                    added = {q: result["modes"][mode]["gateway"]["total_ms"][q]
-                             - result["modes"][mode]["direct"]["total_ms"][q]
-                             for q in ("p50", "p99")}
+                    added = percentiles([b - a for a, b in zip(d["total"], g["total"],
+                                                               strict=True)])
                     result["modes"][mode]["added_ms"] = added
+                    result["modes"][mode]["added_first_byte_ms"] = percentiles(
+                        [b - a for a, b in zip(d["first_byte"], g["first_byte"], strict=True)])
                     print(f"{mode:>8}: direct p50 {percentiles(d['total'])['p50']:.1f} "
                           f"p99 {percentiles(d['total'])['p99']:.1f} | gateway p50 "
                           f"{percentiles(g['total'])['p50']:.1f} p99 "

@@ -222,8 +222,9 @@ def _gateway(r: dict[str, Any]) -> list[str]:
                      f"{num(m['added_ms']['p50'])} / {num(m['added_ms']['p99'])} ms",
                      f"{slash(m['direct']['first_byte_ms'])} → "
                      f"{slash(m['gateway']['first_byte_ms'])}"])
-    return [f"{r['n']} chat requests per row, one at a time, every prompt new; straight to a "
-            "local OpenAI-compatible upstream, and through the gateway:", "",
+    return [f"{r['n']} chat requests per row, one at a time, every prompt new; each through "
+            "the gateway, then the same request straight to a local OpenAI-compatible "
+            "upstream (added: the percentiles of each request's difference):", "",
             *_table(["answer", "direct p50 / p99", "through the gateway p50 / p99",
                      "added p50 / p99", "first byte p50 / p99, direct → gateway"], rows)]
 

@@ -51,6 +51,16 @@ def busy(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator[Se
     srv = make_server(tmp, BANDIT_ROUTER_EMBEDDER="hash", BANDIT_ROUTER_CATALOG_PATH=str(catalog),
                       BANDIT_ROUTER_LOAD_BALANCING_FILE=str(balancing))
     srv.start()
+    try:
+        _serve_traffic(srv)
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _serve_traffic(srv: Server) -> None:
+    """Real traffic: 80 decisions through /v1/select (a fifth in an experiment, one failed
+    call on a deployment, some unusable answers), then 12 through the gateway."""
     admin = {"Authorization": f"Bearer {srv.admin_key}"}
     client = {"Authorization": f"Bearer {srv.client_key}"}
     httpx.put(f"{srv.url}/v1/admin/budgets", json={"daily_limit": 5.0}, headers=admin)
@@ -86,8 +96,6 @@ def busy(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator[Se
     while httpx.get(f"{srv.url}/v1/stats", headers=admin).json()["policy_version"] < 66:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    yield srv
-    srv.stop()
 
 
 def _chromium(*args: str) -> str:
