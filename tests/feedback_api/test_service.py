@@ -122,8 +122,10 @@ def test_models_and_live_pricing(server: Server) -> None:
     assert listed["object"] == "list" and listed["data"][0]["id"] == "bandit-router/auto"
     models = [m["catalog"] for m in listed["data"] if m["catalog"]]
     assert any(m["model"] == "gpt-4o-mini" for m in models)
-    assert {m["id"] for m in listed["data"][1:]} == {f"{m['provider']}/{m['model']}"
-                                                     for m in models}
+    # then the experiments (routed models, as bandit-router/auto), then the catalog
+    assert all(m["id"] == f"{m['catalog']['provider']}/{m['catalog']['model']}"
+               for m in listed["data"] if m["catalog"])
+    assert all(m["id"].startswith("bandit-router/") for m in listed["data"] if not m["catalog"])
     r = admin.put("/v1/models/openai/gpt-4o-mini/pricing", json={"output_price_per_1m": 0.9})
     assert r.status_code == 200 and r.json()["output_price_per_1m"] == 0.9
     r = admin.put("/v1/models/gpt-4o-mini/pricing", json={"input_price_per_1m": 0.2})
