@@ -133,6 +133,9 @@ class ExperimentRegistry:
 
     def create(self, name: str, arms: dict[str, dict[str, Any]],
                shares: dict[str, float] | None) -> Experiment:
+        if name == "auto":  # the gateway's bandit-router/<name> would be the router itself
+            raise InvalidInputError("the experiment name 'auto' is reserved "
+                                    "(bandit-router/auto is the router)")
         row = ExperimentRow(name=name, arms=arms, shares=shares or {a: 1.0 for a in arms},
                              promoted=None, stopped=False, created_at=time.time())
         experiment = self._build(row)  # validates arms and shares before anything is stored

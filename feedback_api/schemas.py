@@ -10,6 +10,9 @@ from bandit_router.eval.experiments import Comparison
 
 from .event_ids import MAX_NAME
 
+#: the longest unit key (an experiment's unit: a user or session id)
+MAX_UNIT_KEY = 200
+
 __all__ = [
     "ArmIn",
     "ArmOut",
@@ -85,7 +88,7 @@ class SelectIn(Body):
     latency_weight: float | None = Field(None, ge=0, le=1e6)
     input_tokens: int | None = Field(None, ge=1, le=100_000_000)
     metadata: dict[str, Any] | None = None
-    unit_key: str | None = Field(None, max_length=200,
+    unit_key: str | None = Field(None, max_length=MAX_UNIT_KEY,
                                  description="user or session id, for experiments")
     event_id: str | None = Field(None, pattern=rf"^[A-Za-z0-9._~:-]{{1,{MAX_NAME}}}$",
                                  description="name the event yourself (URL-safe characters); "

@@ -79,7 +79,7 @@ class RewardRow(_Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("br_events.id"), unique=True)
-    received_at: Mapped[float] = mapped_column(Double)
+    received_at: Mapped[float] = mapped_column(Double, index=True)
     quality: Mapped[float] = mapped_column(Float)
     cost_usd: Mapped[float] = mapped_column(Float)
     latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -58,16 +58,25 @@ class HealthAlert:
         return {"type": "health_alert", **asdict(self)}
 
 
-def _window(store: Store, since: float, until: float) -> tuple[int, int, float]:
-    """(rewards, of which errors, sum of quality) received in ``[since, until)``."""
-    query = (select(func.count(), func.sum(case((RewardRow.error.is_not(None), 1), else_=0)),
-                    func.sum(RewardRow.quality))
-             .join(EventRow, RewardRow.event_id == EventRow.id)
-             .where(RewardRow.received_at >= since, RewardRow.received_at < until,
+def _windows(store: Store, now: float, short_s: float) -> dict[str, tuple[int, int, float]]:
+    """(rewards, of which errors, sum of quality) received in the last ``short_s`` seconds,
+    hour and week before ``now``, in one query over the week (``received_at`` is indexed)."""
+    since = {"short": now - short_s, "hour": now - HOUR_S, "week": now - WEEK_S}
+    error = RewardRow.error.is_not(None)
+    cols = []
+    for start in since.values():
+        inside = RewardRow.received_at >= start
+        cols += [func.sum(case((inside, 1), else_=0)),
+                 func.sum(case((inside & error, 1), else_=0)),
+                 func.sum(case((inside, RewardRow.quality), else_=0.0))]
+    query = (select(*cols).join(EventRow, RewardRow.event_id == EventRow.id)
+             .where(RewardRow.received_at >= min(since.values()),
+                    RewardRow.received_at < now + 1.0,
                     RewardRow.is_default.is_(False), EventRow.status != "history"))
     with store.engine.connect() as conn:
-        n, errors, quality = conn.execute(query).one()
-    return int(n or 0), int(errors or 0), float(quality or 0.0)
+        row = conn.execute(query).one()
+    return {name: (int(row[3 * k] or 0), int(row[3 * k + 1] or 0), float(row[3 * k + 2] or 0.0))
+            for k, name in enumerate(since)}
 
 
 def health_alerts(source: Router | Store, *, now: float | None = None,
@@ -89,15 +98,16 @@ def health_alerts(source: Router | Store, *, now: float | None = None,
                                 "learning_lag_limit >= 0")
     now = time.time() if now is None else now
     alerts = []
-    n, errors, _ = _window(store, now - error_window_s, now + 1.0)
+    windows = _windows(store, now, error_window_s)
+    n, errors, _ = windows["short"]
     if n >= min_rewards and errors / n > error_rate:
         alerts.append(HealthAlert(
             kind="error_rate", value=errors / n, threshold=error_rate, rewards=n,
             message=f"{errors} of the {n} calls rewarded in the last "
                     f"{error_window_s / 60:g} minutes failed ({100 * errors / n:.0f}%; "
                     f"alert above {100 * error_rate:g}%)"))
-    hour_n, _, hour_q = _window(store, now - HOUR_S, now + 1.0)
-    week_n, _, week_q = _window(store, now - WEEK_S, now + 1.0)
+    hour_n, _, hour_q = windows["hour"]
+    week_n, _, week_q = windows["week"]
     if hour_n >= min_rewards and week_n > hour_n:
         hour_mean, week_mean = hour_q / hour_n, week_q / week_n
         if hour_mean < (1.0 - quality_drop) * week_mean:

@@ -63,7 +63,7 @@ class ProviderMethods:
 
     def _sync_health(self) -> None:
         """Apply the cooldowns other processes recorded, at most every HEALTH_SYNC_S."""
-        if self._balancer is None:
+        if self._balancer is None or not self._balancer.models():
             return
         now = self._clock()
         if now - self._health_read_at < HEALTH_SYNC_S:

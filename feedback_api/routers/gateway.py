@@ -42,6 +42,7 @@ from bandit_router import (
     InvalidConstraintsError,
     InvalidTaskError,
     ModelSpec,
+    NoEligibleModelError,
     Router,
     UnknownModelError,
 )
@@ -53,7 +54,7 @@ from ..experiments import ExperimentRegistry
 from ..keys import ApiKey
 from ..learner import BackgroundLearner
 from ..metrics import Metrics
-from ..schemas import ErrorOut
+from ..schemas import MAX_UNIT_KEY, ErrorOut
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 log = logging.getLogger("feedback_api")
@@ -99,6 +100,8 @@ def _route(model: str, experiments: ExperimentRegistry) -> _Route | None:
     if arm and arm not in experiment.arms:
         raise UnknownModelError(f"experiment {name!r} has no arm {arm!r} (arms: "
                                 f"{', '.join(experiment.arms)})")
+    if experiment.promoted is not None:  # promoted or stopped: every request to that arm
+        arm = ""
     return _Route(experiment, arm or None)
 
 
@@ -106,7 +109,8 @@ def _targets(lib: Router, model: Any, callable_: set[str],
              experiments: ExperimentRegistry) -> tuple[list[str], _Route]:
     if not isinstance(model, str) or not model:
         raise InvalidTaskError("model must name the router (bandit-router/auto) or a model")
-    route = _route(model, experiments)
+    # a catalog key first (a provider may be named bandit-router), then the routed names
+    route = None if model in lib.catalog.model_keys() else _route(model, experiments)
     if route is not None:
         if not callable_:
             raise UnknownModelError("no deployment has an api_base: give the load balancing "
@@ -154,13 +158,16 @@ class _Attempt:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    async def failed(self, kind: str) -> None:
+    async def failed(self, kind: str, *, cost_usd: float | None = 0.0) -> None:
         """The decision's outcome: the upstream failed (quality 0; counts toward the
-        deployment's cooldown)."""
-        await run_in_threadpool(self.lib.reward, self.d.event_id, error=kind, cost_usd=0.0,
-                                latency_s=min(self.elapsed(), 1e5), learn=False)
+        deployment's cooldown). ``cost_usd=None``: what it cost is not known (a stream
+        broken off part way, perhaps billed), so the decision's estimate stands."""
+        receipt = await run_in_threadpool(
+            self.lib.reward, self.d.event_id, error=kind, cost_usd=cost_usd,
+            latency_s=min(self.elapsed(), 1e5), learn=False)
         self.learner.notify()
-        self.metrics.reward(error=kind, quality=0.0, model=self.spec.key, cost_usd=0.0)
+        self.metrics.reward(error=kind, quality=0.0, model=self.spec.key,
+                            cost_usd=receipt.cost_usd)
 
     async def observed(self, usage: Any, ttft: float | None) -> float | None:
         cost, tokens = _cost(self.spec, usage)
@@ -183,6 +190,11 @@ async def _decide(lib: Router, route: _Route, key: ApiKey, messages: Any, unit: 
         partial(route.experiment.select, messages, unit_key=unit, arm=route.arm,
                 constraints=merged, metadata={**meta, "unit_key": unit},
                 tenant=key.tenant_tag))
+
+
+def _all_failed(tried: list[str]) -> Response:
+    return error_response(502, "UpstreamError", "every model tried failed: " + ", ".join(tried),
+                          {"tried": tried})
 
 
 @router.post("/chat/completions", responses=_ERRORS)  # type: ignore[arg-type]
@@ -209,16 +221,22 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
     stream = body.get("stream") is True
     targets, route = _targets(lib, body.get("model"), _callable(lib), experiments)
     user = body.get("user")  # OpenAI's end-user id: an experiment's unit
-    unit = user if isinstance(user, str) and user else f"key-{key.tenant}"
+    if user is not None and not (isinstance(user, str) and 0 < len(user) <= MAX_UNIT_KEY):
+        raise InvalidTaskError(f"user must be a string of 1 to {MAX_UNIT_KEY} characters")
+    unit = user if user is not None else f"key-{key.tenant}"
     settings = request.app.state.settings
     tried: list[str] = []
     client: httpx.AsyncClient = request.app.state.upstream
     while True:
         left = [t for t in targets if t not in tried]
         if not left:
-            return error_response(502, "UpstreamError", "every model tried failed: "
-                                  + ", ".join(tried), {"tried": tried})
-        d = await _decide(lib, route, key, messages, unit, left, constraints)
+            return _all_failed(tried)
+        try:
+            d = await _decide(lib, route, key, messages, unit, left, constraints)
+        except NoEligibleModelError:
+            if not tried:
+                raise
+            return _all_failed(tried)  # those left are outside the constraints, or down
         model_key = f"{d.provider}/{d.model}"
         tried.append(model_key)
         deployment = d.deployment
@@ -318,7 +336,7 @@ async def _relay(upstream: httpx.Response, attempt: _Attempt) -> AsyncIterator[b
             log.warning("upstream stream of event %s broke off: %s", attempt.d.event_id, exc)
             try:
                 await attempt.failed("timeout" if isinstance(exc, httpx.TimeoutException)
-                                     else "server_error")
+                                     else "server_error", cost_usd=None)
             except Exception:
                 log.exception("recording the broken stream of event %s failed",
                               attempt.d.event_id)

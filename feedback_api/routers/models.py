@@ -20,13 +20,15 @@ _ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": Er
 def list_models(_: ClientKey, lib: RouterDep, experiments: ExperimentsDep) -> ModelListOut:
     """OpenAI's model list (what the OpenAI SDKs' ``models.list()`` reads): the router
     itself (``bandit-router/auto``, the gateway's routed model), each experiment
-    (``bandit-router/<name>``) and each of its arms (``bandit-router/<name>/<arm>``), then
+    (``bandit-router/<name>``) and, while it runs, each of its arms
+    (``bandit-router/<name>/<arm>``), then
     every catalog model by ``provider/model``, with its entry and current prices under
     ``catalog``."""
     routed = [AUTO[0]]
     for name in experiments.names():
         experiment = experiments.get(name)[0]
-        routed += [f"{PREFIX}/{name}", *(f"{PREFIX}/{name}/{arm}" for arm in experiment.arms)]
+        live = experiment.arms if experiment.promoted is None else ()  # else one arm serves
+        routed += [f"{PREFIX}/{name}", *(f"{PREFIX}/{name}/{arm}" for arm in live)]
     return ModelListOut(data=[
         *(ListedModelOut(id=model, owned_by="bandit-router") for model in routed),
         *(ListedModelOut(id=spec.key, owned_by=spec.provider,

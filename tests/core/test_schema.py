@@ -60,7 +60,8 @@ def test_a_new_database_gets_the_newest_schema_and_it_matches_the_models(url: st
 def _as_before_migrations(url: str) -> None:
     """Turn a database into one that bandit-router 0.1.0's first schema made: no version
     table, no budget tables, no schema-2 columns, no checkpoint manifests (revision 0002), no
-    observations (0003), no held-back flag on rewards (0004), no shared cooldowns (0005)."""
+    observations (0003), no held-back flag on rewards (0004), no shared cooldowns (0005), no
+    index on when rewards were received (0006)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
@@ -68,6 +69,7 @@ def _as_before_migrations(url: str) -> None:
                       "br_cooldowns"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("DROP INDEX IF EXISTS ix_br_events_tenant"))
+        conn.execute(text("DROP INDEX IF EXISTS ix_br_rewards_received_at"))
         for column in ("tenant", "reserved_usd", "deployment"):
             conn.execute(text(f"ALTER TABLE br_events DROP COLUMN {column}"))
         conn.execute(text("ALTER TABLE br_checkpoints DROP COLUMN manifest"))

@@ -67,8 +67,10 @@ def gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
              "api_base": f"{upstream}/v1"}]}))
         srv = make_server(tmp, BANDIT_ROUTER_LOAD_BALANCING_FILE=str(balancing))
         srv.start()
-        yield srv
-        srv.stop()
+        try:
+            yield srv
+        finally:
+            srv.stop()
 
 
 @pytest.mark.slow

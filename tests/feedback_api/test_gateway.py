@@ -210,6 +210,48 @@ def test_experiments_and_their_arms_are_models(gateway: Server) -> None:
             sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "?"}])
 
 
+def test_an_arm_whose_models_fail_answers_502_and_a_promotion_reroutes_it(
+        tmp_path: Path) -> None:
+    """An arm pinned to a failing model has nothing to fall back to: 502 with the model
+    tried (not 422). Once another arm is promoted, requests naming the old arm go to it."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(demo_catalog().to_dict()))
+    with running_upstreams("fail", "ok") as (failing, answering):
+        balancing = tmp_path / "balancing.json"
+        balancing.write_text(json.dumps({"deployments": [
+            {"id": "tiny", "model": "budget/tiny", "provider": "budget",
+             "api_base": f"{failing}/v1"},
+            {"id": "large", "model": "frontier/large", "provider": "frontier",
+             "api_base": f"{answering}/v1"}]}))
+        srv = make_server(tmp_path, BANDIT_ROUTER_EMBEDDER="hash",
+                          BANDIT_ROUTER_CATALOG_PATH=str(catalog),
+                          BANDIT_ROUTER_LOAD_BALANCING_FILE=str(balancing))
+        srv.start()
+        try:
+            admin = {"Authorization": f"Bearer {srv.admin_key}"}
+            assert httpx.post(f"{srv.url}/v1/experiments", headers=admin, json={
+                "name": "pin", "arms": {"tiny": {"fixed_model": "budget/tiny"},
+                                        "large": {"fixed_model": "frontier/large"}}}
+                              ).status_code == 201
+            assert httpx.post(f"{srv.url}/v1/experiments", headers=admin, json={
+                "name": "auto", "arms": {"a": {}, "b": {}}}).status_code == 422  # reserved
+            sdk = _sdk(srv)
+            ask = {"model": "bandit-router/pin/tiny",
+                   "messages": [{"role": "user", "content": "Anyone?"}]}
+            with pytest.raises(openai.APIStatusError) as caught:
+                sdk.chat.completions.create(**ask)  # type: ignore[call-overload]
+            assert caught.value.status_code == 502
+            assert caught.value.response.json()["error"]["details"]["tried"] == ["budget/tiny"]
+            assert httpx.post(f"{srv.url}/v1/experiments/pin/promote", headers=admin,
+                              json={"arm": "large"}).status_code == 200
+            raw = sdk.chat.completions.with_raw_response.create(**ask)
+            assert raw.headers["x-bandit-router-model"] == "frontier/large"
+            listed = {m.id for m in sdk.models.list()}
+            assert "bandit-router/pin" in listed and "bandit-router/pin/tiny" not in listed
+        finally:
+            srv.stop()
+
+
 def test_streaming_passes_through_and_is_observed(gateway: Server) -> None:
     sdk = _sdk(gateway)
     with sdk.chat.completions.with_streaming_response.create(

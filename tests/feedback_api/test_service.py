@@ -106,6 +106,9 @@ def test_async_client(server: Server) -> None:
 def test_metrics_and_health(server: Server) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{server.url}/readyz").status_code == 200
+    assert httpx.post(f"{server.url}/v1/select", json={"task": "Count the metrics"},  # one, at
+                      headers={"Authorization": f"Bearer {server.client_key}"}  # least
+                      ).status_code == 200
     text = httpx.get(f"{server.url}/metrics",
                      headers={"Authorization": f"Bearer {server.admin_key}"}).text
     assert "bandit_router_decisions_total{" in text
