@@ -363,7 +363,10 @@ class Store:
             query = (select(RewardRow, EventRow).join(EventRow, RewardRow.event_id == EventRow.id)
                      .where(RewardRow.seq > after_seq))
             if arm is not None:
-                query = query.where(EventRow.arm == arm)
+                # through a function, so that no planner walks the arm's index (every event of
+                # the arm, each pass: 10 ms at 5,000 events on SQLite) instead of the seqs after
+                # ``after_seq``; arm is never NULL, so the rows are the same
+                query = query.where(func.coalesce(EventRow.arm, "") == arm)
             query = query.order_by(RewardRow.seq).limit(limit)
             return [LearnItem(r, e) for r, e in s.execute(query).all()]
 
