@@ -66,9 +66,14 @@ def _serve_traffic(srv: Server) -> None:
     httpx.put(f"{srv.url}/v1/admin/budgets", json={"daily_limit": 5.0}, headers=admin)
     httpx.post(f"{srv.url}/v1/experiments", headers=admin, json={
         "name": "explore", "arms": {"control": {}, "more": {"thompson_scale": 1.0}}})
+    # one of budget/tiny's deployments fails (allowed_fails=1): it cools down
+    d = httpx.post(f"{srv.url}/v1/select", headers=client, json={
+        "task": "A failing call", "constraints": {"allowed_models": ["budget/tiny"]}}).json()
+    assert d["deployment"]["model"] == "budget/tiny"
+    assert httpx.post(f"{srv.url}/v1/events/{d['event_id']}/reward", headers=client,
+                      json={"error": "server_error", "latency_s": 0.5}).status_code == 200
     wl = SyntheticWorkload(seed=3)
-    failed = False
-    for i in range(80):
+    for i in range(79):
         task = wl.sample_task()
         body = {"task": task.text} if i % 4 else {"task": task.text, "experiment": "explore",
                                                    "unit_key": f"u{i}"}
@@ -76,10 +81,7 @@ def _serve_traffic(srv: Server) -> None:
         key = f"{d['provider']}/{d['model']}"
         o = wl.outcome(task, key)
         reward = {"quality": o.quality, "cost_usd": o.cost_usd, "latency_s": o.latency_s}
-        if (d.get("deployment") or {}).get("model") == "budget/tiny" and not failed:
-            # one of budget/tiny's deployments fails: it cools down
-            reward, failed = {"error": "server_error", "latency_s": 0.5}, True
-        elif i % 7 == 3:  # answers the app could not use: over 10% failed, an alert
+        if i % 7 == 3:  # answers the app could not use: over 10% failed, an alert
             reward = {"error": "invalid_response", "latency_s": 0.5}
         assert httpx.post(f"{srv.url}/v1/events/{d['event_id']}/reward", json=reward,
                           headers=client).status_code == 200
