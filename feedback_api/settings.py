@@ -119,7 +119,8 @@ class Settings(BaseSettings):
         0.5, gt=0, description="api role (and a standby): how often to look for a newer "
                                "published model")
     embed_batch: int = Field(64, ge=1, description="most texts embedded in one batch")
-    embed_wait_ms: float = Field(2.0, ge=0, description="longest wait for a batch to fill")
+    embed_wait_ms: float = Field(2.0, ge=0, description=(
+        "longest wait for a batch to fill, under concurrent traffic (a lone request never waits)"))
     price_file: str | None = Field(
         None, description="a LiteLLM model_prices_and_context_window.json (or .gz) applied at "
                           "start-up and again whenever it changes")

@@ -204,9 +204,12 @@ class BatchingEmbedder(_Wrapper):
 
     A transformer embeds 64 short texts in little more than the time of a few single ones,
     so a server that embeds each request on its own thread wastes most of its CPU. Each call
-    queues its texts and waits; one worker thread takes everything queued (waiting at most
-    ``max_wait_s`` for company, up to ``max_batch`` texts), embeds it in one call and hands
-    each caller its rows. A lone caller pays ``max_wait_s`` at most.
+    queues its texts and waits; one worker thread takes everything queued, embeds it in one
+    call and hands each caller its rows. Calls that arrive while a batch is being embedded
+    make up the next one by themselves; when the last batch had company (concurrent
+    traffic), the worker also waits up to ``max_wait_s`` for more (up to ``max_batch``
+    texts). After a lone call it does not wait: at low traffic nobody would come, and each
+    request would pay ``max_wait_s`` for nothing.
 
     >>> class Ones:
     ...     dim, name, batches = 2, "ones", []
@@ -225,6 +228,8 @@ class BatchingEmbedder(_Wrapper):
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._queue: list[tuple[list[str], Future[FloatArray]]] = []
+        #: whether the last batch held more than one call (then the next waits for company)
+        self._busy = False
         self._cv = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="embedding-batcher",
@@ -245,13 +250,15 @@ class BatchingEmbedder(_Wrapper):
             while not self._queue and not self._closed:
                 self._cv.wait()
             deadline = time.monotonic() + self.max_wait_s
-            while (sum(len(t) for t, _ in self._queue) < self.max_batch
+            while ((self._busy or len(self._queue) > 1)
+                   and sum(len(t) for t, _ in self._queue) < self.max_batch
                    and not self._closed):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cv.wait(left)
             batch, self._queue = self._queue, []
+            self._busy = len(batch) > 1
             return batch
 
     def _run(self) -> None:

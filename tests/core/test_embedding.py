@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,7 @@ def test_batching_embedder_coalesces_concurrent_calls() -> None:
     class Recording(HashEmbedder):
         def embed(self, texts):  # type: ignore[no-untyped-def]
             batches.append(len(texts))
+            time.sleep(0.005)  # a model's time: calls arriving meanwhile queue up
             return super().embed(texts)
 
     inner = Recording(dim=32)
@@ -79,6 +82,19 @@ def test_batching_embedder_coalesces_concurrent_calls() -> None:
     assert sum(batches) == 16 and len(batches) < 16  # fewer model calls than callers
     for i, text in enumerate(texts):  # and every caller got its own row
         assert np.allclose(results[i][0], HashEmbedder(dim=32).embed([text])[0])
+
+
+def test_a_lone_caller_does_not_wait_for_company() -> None:
+    """At low traffic each call is embedded at once: waiting max_wait_s (here a second)
+    for callers who do not come would only add latency."""
+    from bandit_router import BatchingEmbedder
+
+    batching = BatchingEmbedder(HashEmbedder(dim=32), max_wait_s=1.0)
+    start = time.monotonic()
+    for i in range(3):
+        batching.embed([f"alone {i}"])
+    batching.close()
+    assert time.monotonic() - start < 1.0  # three calls, not one second each
 
 
 def test_batching_embedder_passes_errors_to_every_caller() -> None:
