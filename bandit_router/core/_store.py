@@ -172,8 +172,9 @@ class Store:
         assert isinstance(observations, Table)
         self._observation = select(observations).where(
             observations.c.event_id == bindparam("event_id"))
-        self._observed_cost = DriverStatement(
-            select(observations.c.cost_usd).where(observations.c.event_id == bindparam("event_id")),
+        self._observed_cost = DriverStatement(  # -1: observed, without a cost
+            select(func.coalesce(observations.c.cost_usd, -1.0))
+            .where(observations.c.event_id == bindparam("event_id")),
             dialect, keys=[], dumps=json_dumps)
         self._recent: OrderedDict[str, EventRow] = OrderedDict()
         self._recent_lock = threading.Lock()
@@ -252,9 +253,16 @@ class Store:
 
     def observed_cost(self, conn: Writer, event_id: str) -> float | None:
         """The cost an event's observation recorded (its spend was settled at it), read in
-        the caller's transaction; ``None`` without one."""
+        the caller's transaction; ``None`` without one, or without a cost."""
+        return self.observed(conn, event_id)[1]
+
+    def observed(self, conn: Writer, event_id: str) -> tuple[bool, float | None]:
+        """Whether an event was observed, and the cost its observation recorded (``None``
+        when it recorded none), read in the caller's transaction."""
         cost = self._observed_cost.execute(conn, {"event_id": event_id})
-        return None if cost is None else float(cost)
+        if cost is None:
+            return False, None
+        return True, (None if float(cost) < 0 else float(cost))
 
     def get_observation(self, event_id: str) -> Row[Any] | None:
         """An event's observation (``cost_usd``, ``latency_s``, ``output_tokens``, ...), if

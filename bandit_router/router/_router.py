@@ -47,6 +47,7 @@ from ..core._scoring import (
     PINNED,
     action_features,
 )
+from ..core._sql import Writer
 from ..core._store import (
     EventConflict,
     EventRow,
@@ -366,9 +367,7 @@ class Router(BudgetMethods, ProviderMethods):
             self._raise_if_closed(event, existing)
         assert event is not None
         action = event.actions[event.chosen]
-        seen = None
-        if (cost_usd is None or latency_s is None or output_tokens is None
-                or event.deployment is not None):
+        if cost_usd is None or latency_s is None or output_tokens is None:
             seen = self.store.get_observation(event_id)  # what the gateway measured
             if seen is not None:
                 cost_usd = cost_usd if cost_usd is not None else seen.cost_usd
@@ -389,6 +388,13 @@ class Router(BudgetMethods, ProviderMethods):
             raise InvalidRewardError(
                 f"the reward {Objective.FORMULA} = "
                 f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
+        observed: list[bool] = []  # whether the reward's transaction saw an observation
+
+        def settled(conn: Writer) -> float | None:
+            found, cost = self.store.observed(conn, event_id)
+            observed.append(found)
+            return cost
+
         held_back = (self._learn_buckets is not None
                      and self._learn_buckets.wait_s(event.tenant or "") > 0)
         row = new_row(RewardRow, event_id=event_id, received_at=self._clock(),
@@ -398,8 +404,7 @@ class Router(BudgetMethods, ProviderMethods):
         try:
             seq = self.store.add_reward(row, status="rewarded", also=self._spend.settle(
                 model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
-                cost=float(cost_usd), created_at=event.created_at,
-                settled=partial(self.store.observed_cost, event_id=event_id)))
+                cost=float(cost_usd), created_at=event.created_at, settled=settled))
         except BaseException as exc:
             if self._learn_buckets is not None and not held_back:  # nothing was learned
                 self._learn_buckets.refund(event.tenant or "")
@@ -409,7 +414,7 @@ class Router(BudgetMethods, ProviderMethods):
                 raise UnknownEventError(event_id) from None
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
-        if event.deployment is not None and (seen is None or error is not None):
+        if event.deployment is not None and (not any(observed) or error is not None):
             # (an observed call was reported when observed; a failure said later still counts)
             self._report_call(event.deployment, ref=event_id, latency_s=latency_s, error=error)
         if not learn or self.following:

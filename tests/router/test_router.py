@@ -711,6 +711,15 @@ def test_an_observed_call_counts_at_its_cost_before_its_quality(
     router.reward(e.event_id, quality=1.0, cost_usd=0.125)
     assert _router_spend(router) == pytest.approx((0.425, 0.0))
     assert cost_report(router, group_by=()).total.spend_usd == pytest.approx(0.425)
+    # observed without a cost: the estimate stays reserved until the reward says the cost;
+    # the balancer hears the call once, when it ended (not again with the reward's latency)
+    f = router.select("Summarise this memo a third time", constraints=tiny)
+    router.observe(f.event_id, latency_s=3.0)
+    assert _router_spend(router) == pytest.approx((0.425, f.estimated_cost_usd))
+    heard = {s.id: s for s in router.deployment_status()}["only"].ewma_latency_s
+    router.reward(f.event_id, quality=1.0, cost_usd=0.01, latency_s=5.0)
+    assert _router_spend(router) == pytest.approx((0.435, 0.0))
+    assert {s.id: s for s in router.deployment_status()}["only"].ewma_latency_s == heard
 
 
 def test_the_default_reward_keeps_what_was_observed(make_router: MakeRouter,
