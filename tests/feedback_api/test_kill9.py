@@ -59,6 +59,18 @@ class Load:
                     self.errors += 1
                 time.sleep(0.05)
 
+    def wait_for(self, more: int, timeout: float = 60.0) -> None:
+        """Go on until ``more`` further rewards are acknowledged (however slow the machine)."""
+        with self._lock:
+            want = len(self.rewards) + more
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if len(self.rewards) >= want:
+                    return
+            assert time.monotonic() < deadline, f"the load got {len(self.rewards)} of {want}"
+            time.sleep(0.05)
+
     def __enter__(self) -> Load:
         for t in self._threads:
             t.start()
@@ -123,11 +135,11 @@ def test_kill_9_under_load_on_sqlite(tmp_path: Path) -> None:
     try:
         with Load([srv]) as load:
             for _ in range(3):
-                time.sleep(3.0)
+                load.wait_for(20)
                 _kill(srv)
                 time.sleep(0.3)
                 srv.start()
-            time.sleep(1.5)
+            load.wait_for(10)
         _check([srv], load)
     finally:
         srv.stop()
@@ -144,11 +156,11 @@ def test_kill_9_under_load_on_two_postgresql_replicas(tmp_path: Path, pg_url: st
     try:
         with Load(servers) as load:
             for victim in (first, second, first):
-                time.sleep(3.0)
+                load.wait_for(20)
                 _kill(victim)
                 time.sleep(0.3)
                 victim.start()
-            time.sleep(1.5)
+            load.wait_for(10)
         _check(servers, load)
     finally:
         for s in servers:
