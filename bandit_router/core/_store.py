@@ -251,11 +251,6 @@ class Store:
                 also(s.connection())
             s.merge(row)
 
-    def observed_cost(self, conn: Writer, event_id: str) -> float | None:
-        """The cost an event's observation recorded (its spend was settled at it), read in
-        the caller's transaction; ``None`` without one, or without a cost."""
-        return self.observed(conn, event_id)[1]
-
     def observed(self, conn: Writer, event_id: str) -> tuple[bool, float | None]:
         """Whether an event was observed, and the cost its observation recorded (``None``
         when it recorded none), read in the caller's transaction."""

@@ -236,14 +236,16 @@ class Experiment:
     def select(self, task: str | Sequence[Mapping[str, Any]], *, unit_key: str,
                arm: str | None = None, **kwargs: Any) -> Decision:
         """Route ``task`` with the unit's arm (or with ``arm``, named: a request sent to one
-        arm on purpose, such as a canary): :meth:`Router.select`'s keyword arguments, with
-        the request's ``constraints`` narrowed to the arm's models. The decision records the
-        experiment, the arm and the unit."""
-        if arm is None:
-            arm = self.assign(unit_key)
-        elif arm not in self.arms:
+        arm on purpose, such as a canary, while the experiment runs; once it is promoted or
+        stopped, the arm that serves everyone): :meth:`Router.select`'s keyword arguments,
+        with the request's ``constraints`` narrowed to the arm's models. The decision records
+        the experiment, the arm and the unit. An arm it does not have raises
+        :class:`UnknownModelError`."""
+        if arm is not None and arm not in self.arms:
             raise UnknownModelError(f"experiment {self.name!r} has no arm {arm!r} (arms: "
                                     f"{', '.join(self.arms)})")
+        if arm is None or self.promoted is not None:
+            arm = self.assign(unit_key)
         definition = self.definitions[arm]
         constraints = definition.constraints(kwargs.pop("constraints", None))
         metadata = {**(kwargs.pop("metadata", None) or {}),

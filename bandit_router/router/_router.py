@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -458,7 +457,7 @@ class Router(BudgetMethods, ProviderMethods):
             self.store.observe(row, also=self._spend.settle(
                 model_key=event.model_key, tenant=event.tenant, reserved=event.reserved_usd,
                 cost=cost_usd, created_at=event.created_at,
-                settled=partial(self.store.observed_cost, event_id=event_id)))
+                settled=lambda conn: self.store.observed(conn, event_id)[1]))
         except RewardConflict:  # rewarded (or defaulted) since it was read
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None

@@ -89,19 +89,15 @@ class _Route:
 
 def _route(model: str, experiments: ExperimentRegistry) -> _Route | None:
     """The route ``model`` names: the router (``bandit-router/auto``), an experiment
-    (``bandit-router/<name>``) or one of its arms (``bandit-router/<name>/<arm>``); ``None``
-    for anything else (a catalog model, perhaps)."""
+    (``bandit-router/<name>``) or one of its arms (``bandit-router/<name>/<arm>``, checked,
+    and followed while the experiment runs, by :meth:`Experiment.select`); ``None`` for
+    anything else (a catalog model, perhaps)."""
     if model in AUTO:
         return _Route()
     if not model.startswith(PREFIX + "/"):
         return None
     name, _, arm = model[len(PREFIX) + 1:].partition("/")
     experiment, _ = experiments.get(name)  # UnknownExperimentError: 404 with its name
-    if arm and arm not in experiment.arms:
-        raise UnknownModelError(f"experiment {name!r} has no arm {arm!r} (arms: "
-                                f"{', '.join(experiment.arms)})")
-    if experiment.promoted is not None:  # promoted or stopped: every request to that arm
-        arm = ""
     return _Route(experiment, arm or None)
 
 

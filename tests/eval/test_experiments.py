@@ -7,6 +7,7 @@ import pytest
 
 from bandit_router import (
     Constraints,
+    Decision,
     InvalidInputError,
     NoEligibleModelError,
     Router,
@@ -121,8 +122,17 @@ def test_a_fixed_model_arm_routes_only_to_its_model_with_probability_one(tmp_pat
     assert "excluded by the request" in err.value.reasons["frontier/large"]
     with pytest.raises(NoEligibleModelError):  # too dear for this request
         exp.select("Hi there!", unit_key=user, constraints=Constraints(max_cost_usd=1e-9))
+    # a named arm (a canary request) while it runs; an arm it lacks is refused
+    def arm_of(d: Decision) -> str:
+        return str(strongest.router.get_event(d.event_id).metadata["arm"])
+
+    assert arm_of(exp.select("Hi there!", unit_key=user, arm="bandit")) == "bandit"
+    with pytest.raises(UnknownModelError):
+        exp.select("Hi there!", unit_key=user, arm="nope")
     exp.stop()
     assert exp.report().status == "stopped" and exp.assign("anyone") == "strongest"
+    # stopped: a request naming the other arm goes to the arm that serves everyone
+    assert arm_of(exp.select("Hi there!", unit_key=user, arm="bandit")) == "strongest"
 
 
 def test_a_subset_arm_routes_within_its_models(tmp_path) -> None:
