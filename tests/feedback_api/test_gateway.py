@@ -60,6 +60,12 @@ def _event(server: Server, event_id: str) -> dict:
                      headers={"Authorization": f"Bearer {server.client_key}"}).json()
 
 
+def _health(server: Server, deployment: str) -> dict:
+    return next(d for d in httpx.get(
+        f"{server.url}/v1/admin/deployments",
+        headers={"Authorization": f"Bearer {server.admin_key}"}).json() if d["id"] == deployment)
+
+
 def test_a_concrete_model_is_passed_through_logged_and_observed(
         gateway: Server, upstreams: dict[str, str]) -> None:
     raw = _sdk(gateway).chat.completions.with_raw_response.create(
@@ -94,9 +100,7 @@ def test_failures_fall_back_and_cool_the_deployment_down(
         return len(httpx.get(f"{upstreams[mode]}/calls").json())
 
     def healthy(deployment: str) -> bool:
-        return next(d["healthy"] for d in httpx.get(
-            f"{gateway.url}/v1/admin/deployments", headers=admin).json()
-            if d["id"] == deployment)
+        return bool(_health(gateway, deployment)["healthy"])
 
     for mode, model in (("fail", "budget/tiny"), ("ratelimit", "opencode/coder")):
         # the failing model first (its provider preferred), the working one behind it
@@ -130,12 +134,6 @@ def test_a_timeout_falls_back(gateway: Server) -> None:
         extra_body={"bandit_router": {"constraints": {"allowed_models": [
             "openlang/polyglot", "frontier/large"]}}})
     assert raw.headers["x-bandit-router-model"] == "frontier/large"
-
-
-def _health(server: Server, deployment: str) -> dict:
-    return next(d for d in httpx.get(
-        f"{server.url}/v1/admin/deployments",
-        headers={"Authorization": f"Bearer {server.admin_key}"}).json() if d["id"] == deployment)
 
 
 def test_a_stream_falls_back_on_a_timeout_before_its_first_byte(gateway: Server) -> None:
