@@ -54,8 +54,12 @@ def sqlite_url(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path / 'router.db'}"
 
 
+#: what the ``make_router`` fixture gives: builds a router from Router's keyword arguments
+MakeRouter = Callable[..., Router]
+
+
 @pytest.fixture
-def make_router(sqlite_url: str) -> Iterator[Callable[..., Router]]:
+def make_router(sqlite_url: str) -> Iterator[MakeRouter]:
     """Builds routers on one SQLite file, with the demo catalog and the hashing embedder
     unless told otherwise; closes them all at the end."""
     made: list[Router] = []

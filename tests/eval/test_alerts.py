@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from bandit_router import InvalidInputError, Router, RouterConfig, health_alerts
-from tests.conftest import FakeClock
-
-MakeRouter = Callable[..., Router]
+from tests.conftest import FakeClock, MakeRouter
 
 
 def _rewarded(router: Router, n: int, *, quality: float, error: str | None = None) -> None:

@@ -4,7 +4,6 @@ MiniLM path is covered in test_learning.py and test_cli.py)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -29,9 +28,7 @@ from bandit_router.core._memory import Memory
 from bandit_router.core._store import CheckpointRow, EventRow
 from bandit_router.core.policies import VWPolicy
 from bandit_router.eval.simulation import SyntheticWorkload
-from tests.conftest import FakeClock
-
-MakeRouter = Callable[..., Router]
+from tests.conftest import FakeClock, MakeRouter
 
 
 def train(router: Router, n: int, *, seed: int = 0, cost_weight: float | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -23,10 +22,9 @@ from bandit_router import (
     UnknownModelError,
 )
 from bandit_router.eval.simulation import HashEmbedder, demo_catalog
+from tests.conftest import MakeRouter
 
 from .test_router import probe_pmf, train
-
-MakeRouter = Callable[..., Router]
 
 
 @pytest.mark.parametrize("kwargs", [
