@@ -22,8 +22,8 @@ __all__ = ["POLICY_SETTINGS", "ROUTER_SETTINGS", "Settings", "get_settings"]
 #: names.
 ROUTER_SETTINGS = ("cost_weight", "latency_weight", "reward_wait_s", "default_reward",
                    "store_task_text", "checkpoint_every", "pacing_gain", "alert_webhook_url",
-                   "task_clusters", "cluster_after", "exact_recall_limit",
-                   "database_timeout_s", "learn_rate_per_tenant_per_min")
+                   "task_clusters", "cluster_after", "memory_size",
+                   "exact_recall_limit", "database_timeout_s", "learn_rate_per_tenant_per_min")
 POLICY_SETTINGS = ("exploration", "thompson_scale", "seed", "gamma_scale", "elimination",
                    "optimism", "baseline_strength", "embedding_dims")
 
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     database_timeout_s: float | None = Field(
         None, description="longest wait of one database call for a lock or a connection "
                           "(then 503 with Retry-After)")
+    memory_size: int | None = Field(
+        None, description="past tasks the FAISS memory keeps (the oldest go first); from "
+                          "65536 on it stores 8-bit codes (about 400 MB a million tasks)")
     exact_recall_limit: int | None = Field(
         None, description="remembered outcomes searched exactly; beyond, an IVF index "
                           "(null: always exact)")

@@ -40,6 +40,7 @@ COMMANDS = {
     "gateway": "benchmarks/bench_gateway.py",
     "replicas": "benchmarks/bench_replicas.py",
     "peers": "benchmarks/bench_peers.py --peers-python .venv-peers/bin/python",
+    "memory": "benchmarks/bench_memory.py",
 }
 FULL_SIZE: dict[str, dict[str, Any]] = {
     "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000], "embedder": "minilm"},
@@ -52,6 +53,7 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
     "gateway": {"n": 300},
     "replicas": {"pairs": 600, "users": 8, "parity_rounds": 1000},
     "peers": {"seeds": [0, 1, 2], "n": 20_000},
+    "memory": {"tasks": 1_000_000},
 }
 
 _BLOCK = re.compile(r"(<!-- bench:(\w+):start -->\n)(.*?)(<!-- bench:\2:end -->)", re.S)
@@ -265,6 +267,33 @@ def _peers(r: dict[str, Any]) -> list[str]:
                      "rounds/s (median)"], rows)]
 
 
+def _memory(r: dict[str, Any]) -> list[str]:
+    vectors = ("an MMLU-Pro question's MiniLM vector plus noise" if r["vectors"] != "random"
+               else "random unit vectors")
+    rows = [
+        ["`recall()` of the 32 nearest (search and per-model statistics), one thread",
+         p50_p99(r["recall_ms"])],
+        ["resident memory of the whole process: the router loaded / and the memory full",
+         f"{num(r['rss_router_mb'])} MB / {num(r['rss_full_mb'])} MB"],
+        ["exact 32 nearest found", pct(r["exact_found"])],
+        [f"filled one `add()` at a time; the move from exact search to the IVF at "
+         f"{r['move_at']:,} rows (k-means), once", f"{num(r['fill_s'])} s; "
+         f"{num(r['move_s'])} s"],
+        ["the memory in a checkpoint (outcomes, seqs, lists; vectors in the event log) / "
+         "rebuilt from it once the vectors are read back",
+         f"{num(r['snapshot_mb'])} MB / {num(r['reload_s'])} s"],
+    ]
+    real = r.get("real_tasks")
+    if real:
+        rows.append([f"on real questions ({real['remembered']:,} MMLU-Pro remembered, "
+                     f"{real['queries']} new, 128 lists): exact 32 nearest found, float "
+                     "vectors / 8-bit codes",
+                     f"{pct(real['exact_found_float'])} / {pct(real['exact_found_codes'])}"])
+    head = (f"{r['tasks']:,} remembered tasks ({vectors}), a compact memory "
+            f"({r['lists']:,} lists, {r['probes']} searched):")
+    return [head, "", *_table(["", "figure"], rows)]
+
+
 def _suite(r: dict[str, Any]) -> list[str]:
     met = {True: "yes", False: "**no**", None: "not measured"}
     rows = [[row["figure"], row["now"], row["target"], met[row["met"]]] for row in r["rows"]]
@@ -276,6 +305,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
     "checkpoint": _checkpoint, "policy": _policy, "embedder": _embedder, "suite": _suite,
     "locust": _locust, "peers": _peers, "gateway": _gateway, "replicas": _replicas,
+    "memory": _memory,
 }
 
 

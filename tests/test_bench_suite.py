@@ -67,3 +67,25 @@ def test_the_peer_target_needs_lower_regret_and_five_times_the_speed(
     assert judged((300.0, 3000.0), (371.0, 576.0)) is True
     assert judged((300.0, 2000.0), (371.0, 576.0)) is False  # under 5x the peer's speed
     assert judged((400.0, 9000.0), (371.0, 576.0)) is False  # more regret
+
+
+def test_the_memory_target_needs_a_million_tasks_fast_small_and_found(
+        suite: ModuleType, tmp_path: Path) -> None:
+    def judged(**change: float) -> bool | None:
+        memory = {"tasks": 1_000_000, "recall_ms": {"p50": 0.8, "p99": 3.0},
+                  "rss_full_mb": 990.0, "exact_found": 0.97, "reload_s": 1.4}
+        for key, value in change.items():
+            if key == "p50":
+                memory["recall_ms"] = {"p50": value, "p99": 3.0}
+            else:
+                memory[key] = value
+        (tmp_path / "memory.json").write_text(json.dumps(memory))
+        got = [row for row in suite.table(suite.load(tmp_path))
+               if row["figure"] == "task memory recall"]
+        return got[0]["met"]
+
+    assert judged() is True
+    assert judged(tasks=100_000) is False
+    assert judged(p50=1.1) is False
+    assert judged(rss_full_mb=1100.0) is False
+    assert judged(exact_found=0.94) is False

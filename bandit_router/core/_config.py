@@ -264,7 +264,10 @@ class RouterConfig:
       memory keeps (the oldest go first). Up to ``exact_recall_limit`` remembered outcomes
       the search is exact; from there the memory moves to an IVF index (128 lists, 8
       probed, fitted then), whose search cost grows ~16x slower than the exact one's;
-      ``None`` keeps it exact (see ``bandit_router.core._memory.Memory``).
+      ``None`` keeps it exact. A ``memory_size`` of 65,536 or more makes the memory compact:
+      8-bit codes in about ``2 * sqrt(memory_size)`` lists (2,048 at a million tasks,
+      about 400 MB), moved to once it holds 16 rows a list (see
+      ``bandit_router.core._memory.Memory``).
     - ``prior_strength``: pseudo-observations of the catalog's quality prior blended into
       the neighbours' mean quality.
     - ``max_task_chars``: longer tasks are refused (the embedder reads 256 word pieces anyway).

@@ -131,7 +131,7 @@ class Learner:
         have = rows >= 0
         out = np.empty((len(seqs), self.dim), np.float32)
         if have.any():
-            out[have] = self.memory.vectors()[rows[have]]
+            out[have] = self.memory.vectors(rows[have])
         if not have.all():
             out[~have] = self.store.embeddings(seqs[~have], dim=self.dim)
         return out

@@ -207,3 +207,89 @@ def test_rows_without_a_seq_keep_their_vectors_in_the_snapshot() -> None:
         mem.to_bytes(vectors=False)
     copy = Memory.from_bytes(mem.to_bytes(), dim=8, capacity=100)
     assert np.array_equal(copy.vectors(), mem.vectors()) and not copy.logged
+
+
+def test_a_large_memory_is_compact_and_the_default_one_is_not() -> None:
+    default, large = Memory(dim=16), Memory(dim=16, capacity=1_000_000)
+    assert not default.compact and default.lists == 128 and default.switch_at == 4096
+    assert large.compact and large.lists == 2048
+    assert large.switch_at == 16 * 2048  # k-means gets 16 rows a list
+
+
+def test_a_compact_memory_stores_codes_and_finds_nearly_what_an_exact_one_does() -> None:
+    import faiss
+
+    rng = np.random.default_rng(5)
+    x = clustered(rng, 3000)
+    compact = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=8)
+    exact = Memory(dim=16, capacity=100_000, exact_limit=None)
+    assert compact.compact and compact.switch_at == 1024
+    add_all(compact, x[:1023])
+    assert compact.exact
+    add_all(compact, x[1023:], start=1023)
+    add_all(exact, x)
+    assert isinstance(faiss.downcast_index(compact._index), faiss.IndexIVFScalarQuantizer)
+    assert compact._index.ntotal == 3000
+    # the vectors read back are 8-bit codes decoded: close, not equal
+    back = compact.vectors()
+    assert not np.array_equal(back, x)
+    assert np.min(np.sum(back * x, axis=1)) > 0.99
+    queries = clustered(rng, 200)
+    _, want = exact._index.search(queries, 32)
+    _, got = compact._index.search(queries, 32)
+    overlap = np.mean([len(set(a) & set(b)) / 32 for a, b in zip(want, got, strict=True)])
+    assert 0.9 < overlap < 1.0
+    # each row sits in the list its nearest centroid names
+    _, nearest = compact._quantizer.search(x, 1)
+    assert np.array_equal(compact._cols["list"][:3000], nearest.ravel())
+    keys = ["p/m0", "p/m1", "p/m2"]
+    assert {k: (v["n"], v["quality"]) for k, v in compact.model_stats().items()} == {
+        k: (v["n"], v["quality"]) for k, v in exact.model_stats().items()}
+    assert compact.recall(queries[0], keys, k=32).count.sum() == 32
+
+
+@pytest.mark.parametrize("with_vectors", [True, False])
+def test_a_compact_memory_evicts_and_reloads_its_codes_range_and_lists(
+        with_vectors: bool) -> None:
+    import faiss
+
+    rng = np.random.default_rng(6)
+    x = clustered(rng, 1800)
+    mem = Memory(dim=16, capacity=1200, exact_limit=1024, lists=32, probes=4, compact=True)
+    for k, vec in enumerate(x):
+        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
+                latency_s=None, output_tokens=None, seq=k + 1)
+    assert not mem.exact and len(mem) <= 1200 and mem._sq is not None
+    kept = x[1800 - len(mem):]
+    by_seq = dict(enumerate(x, 1))
+    copy = Memory.from_bytes(
+        mem.to_bytes(vectors=with_vectors), dim=16, capacity=1200, exact_limit=1024,
+        lists=32, probes=4, compact=True,
+        fetch=lambda seqs: np.stack([by_seq[int(q)] for q in seqs]))
+    assert np.array_equal(copy._sq, mem._sq) and np.array_equal(copy._centroids,
+                                                                mem._centroids)
+    sizes = [faiss.extract_index_ivf(m._index).invlists.list_size(j)
+             for m in (mem, copy) for j in range(32)]
+    assert sizes[:32] == sizes[32:] and sum(sizes[:32]) == len(mem)
+    keys = ["p/m0", "p/m1", "p/m2"]
+    for q in clustered(rng, 20):
+        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
+        assert a.count.tolist() == b.count.tolist()
+        assert np.allclose(a.quality_sum, b.quality_sum)
+    # rows keep matching their outcomes after eviction: a row's own vector finds it
+    r = copy.recall(kept[-1], keys, k=1)
+    assert r.count.tolist() == [1.0 if j == (1799 % 3) else 0.0 for j in range(3)]
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf", "compact"])
+def test_some_rows_read_back_are_those_rows_of_all(kind: str) -> None:
+    rng = np.random.default_rng(8)
+    mem = Memory(dim=16, capacity=1500, exact_limit=None if kind == "exact" else 1024,
+                 lists=32, compact=kind == "compact")
+    add_all(mem, clustered(rng, 1700))  # evicted once: the IVF's ids no longer start at 0
+    assert mem.exact == (kind == "exact")
+    rows = np.array([len(mem) - 1, 0, 7, 7], np.int64)
+    assert np.array_equal(mem.vectors(rows), mem.vectors()[rows])
+    assert mem.vectors(np.zeros(0, np.int64)).shape == (0, 16)
+    with pytest.raises(IndexError):
+        mem.vectors(np.array([len(mem)], np.int64))

@@ -62,6 +62,7 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
     monkeypatch.setenv("BANDIT_ROUTER_TASK_CLUSTERS", "[3, 12]")
     monkeypatch.setenv("BANDIT_ROUTER_EMBEDDING_DIMS", "32")
     monkeypatch.setenv("BANDIT_ROUTER_EXACT_RECALL_LIMIT", "2048")
+    monkeypatch.setenv("BANDIT_ROUTER_MEMORY_SIZE", "1000000")
     s = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", embedder="hash",
                  gamma_scale=50.0, cluster_after=40, exploration="squarecb")
     assert s.task_clusters == (3, 12)
@@ -70,6 +71,9 @@ def test_policy_and_cluster_settings_reach_the_router(tmp_path,
         assert router.config.task_clusters == (3, 12) and router.config.cluster_after == 40
         assert router.config.exact_recall_limit == 2048
         assert router._learner.memory.exact_limit == 2048
+        memory = router._learner.memory  # a million tasks: 8-bit codes in 2,048 lists
+        assert router.config.memory_size == 1_000_000 and memory.compact
+        assert memory.lists == 2048 and memory.switch_at == 16 * 2048
         policy = router.policy.config  # type: ignore[attr-defined]
         assert policy.gamma_scale == 50.0 and policy.embedding_dims == 32
         assert policy.exploration == "squarecb" and "--cb_adf" in policy.vw_args()
