@@ -247,8 +247,9 @@ class _Calls:
         return _Call("GET", f"/v1/events/{_q(event_id)}", _record)
 
     @staticmethod
-    def get_routing_stats() -> _Call[dict[str, Any]]:
-        return _Call("GET", "/v1/stats", _as_dict)
+    def get_routing_stats(since: float | None = None) -> _Call[dict[str, Any]]:
+        return _Call("GET", "/v1/stats" if since is None else f"/v1/stats?since={since!r}",
+                     _as_dict)
 
     @staticmethod
     def update_pricing(provider: str,
@@ -314,9 +315,9 @@ class RouterClient:
         """The logged decision and its reward, if any."""
         return self._send(_Calls.get_event(event_id))
 
-    def get_routing_stats(self) -> dict[str, Any]:
+    def get_routing_stats(self, *, since: float | None = None) -> dict[str, Any]:
         """As :meth:`Router.get_routing_stats` (admin)."""
-        return self._send(_Calls.get_routing_stats())
+        return self._send(_Calls.get_routing_stats(since))
 
     def update_pricing(self, provider: str, prices: Mapping[str, Mapping[str, float]]) -> None:
         """As :meth:`Router.update_pricing` (admin), one request a model."""
@@ -391,8 +392,8 @@ class AsyncRouterClient:
     async def get_event(self, event_id: str) -> EventRecord:
         return await self._send(_Calls.get_event(event_id))
 
-    async def get_routing_stats(self) -> dict[str, Any]:
-        return await self._send(_Calls.get_routing_stats())
+    async def get_routing_stats(self, *, since: float | None = None) -> dict[str, Any]:
+        return await self._send(_Calls.get_routing_stats(since))
 
     async def update_pricing(self, provider: str,
                              prices: Mapping[str, Mapping[str, float]]) -> None:

@@ -15,16 +15,17 @@ MIN_MEASURED = 30
 
 
 def routing_stats(store: Store, catalog: Catalog, measured: Mapping[str, Mapping[str, float]],
-                  *, policy_version: int) -> dict[str, Any]:
-    """What :meth:`Router.get_routing_stats` returns.
+                  *, policy_version: int, since: float | None = None) -> dict[str, Any]:
+    """What :meth:`Router.get_routing_stats` returns: over every decision, or over those
+    made since ``since`` (Unix seconds).
 
     ``cost_saved_usd`` compares what the rewarded decisions cost with what the reference model
     (the catalog's strongest, by quality prior) was estimated to cost on the same tasks.
     ``quality_kept`` divides the measured mean quality by the reference model's quality:
     measured when it has at least ``MIN_MEASURED`` rewards, else its prior.
     """
-    per_model = store.stats_by_model()
-    counts = store.count_events()
+    per_model = store.stats_by_model(since=since)
+    counts = store.count_events(since=since)
     decisions = sum(counts.values())
     rewarded = sum(m["rewarded"] for m in per_model)
     spend = sum(m["spend_usd"] for m in per_model)
@@ -41,6 +42,7 @@ def routing_stats(store: Store, catalog: Catalog, measured: Mapping[str, Mapping
         m["traffic_share"] = m["decisions"] / decisions if decisions else 0.0
     return {
         "policy_version": policy_version,
+        "since": since,
         "decisions": decisions,
         "rewarded": rewarded,
         "pending": counts.get("pending", 0),

@@ -28,6 +28,7 @@ import orjson
 from sqlalchemy import (
     Double,
     Table,
+    and_,
     bindparam,
     create_engine,
     delete,
@@ -468,20 +469,27 @@ class Store:
                                   .order_by(PriceRow.id)))
 
     # -- statistics ----------------------------------------------------------------------------
-    def stats_by_model(self) -> list[dict[str, Any]]:
-        """Per model: decisions, rewarded decisions, mean quality, cost and reward, spend."""
+    def stats_by_model(self, *, since: float | None = None) -> list[dict[str, Any]]:
+        """Per model: decisions, rewarded decisions, mean quality, cost and reward, spend;
+        with ``since`` (Unix seconds), over the decisions made since then only, read through
+        the index on their time rather than the whole log."""
+        traffic = EventRow.status != "history"
+        if since is not None:
+            traffic = and_(traffic, EventRow.created_at >= since)
+        # grouped by an expression no index serves: grouped by the column, SQLite walks the
+        # model index to save a sort, so reads every decision instead of the window's
+        model = func.coalesce(EventRow.model_key, "")
         with self._sessions() as s:
-            decided = dict(s.execute(select(EventRow.model_key, func.count())
-                                     .where(EventRow.status != "history")
-                                     .group_by(EventRow.model_key)).all())
+            decided = dict(s.execute(select(model, func.count())
+                                     .where(traffic).group_by(model)).all())
             rows = s.execute(
-                select(EventRow.model_key, func.count(), func.avg(RewardRow.quality),
+                select(model, func.count(), func.avg(RewardRow.quality),
                        func.avg(RewardRow.cost_usd), func.sum(RewardRow.cost_usd),
                        func.avg(RewardRow.reward), func.sum(EventRow.reference_cost_usd),
                        func.avg(RewardRow.latency_s))
                 .join(RewardRow, RewardRow.event_id == EventRow.id)
-                .where(RewardRow.is_default.is_(False), EventRow.status != "history")
-                .group_by(EventRow.model_key)).all()
+                .where(RewardRow.is_default.is_(False), traffic)
+                .group_by(model)).all()
         rewarded = {r[0]: r for r in rows}
         out = []
         for key in sorted(set(decided) | set(rewarded)):
@@ -498,12 +506,15 @@ class Store:
             })
         return out
 
-    def count_events(self) -> dict[str, int]:
+    def count_events(self, *, since: float | None = None) -> dict[str, int]:
+        """Decisions by status (warm-start history left out), since ``since`` if given."""
+        traffic = EventRow.status != "history"
+        if since is not None:
+            traffic = and_(traffic, EventRow.created_at >= since)
+        status = func.coalesce(EventRow.status, "")  # (as in :meth:`stats_by_model`)
         with self._sessions() as s:
-            return {status: int(n) for status, n in
-                    s.execute(select(EventRow.status, func.count())
-                              .where(EventRow.status != "history")
-                              .group_by(EventRow.status))}
+            return {str(name): int(n) for name, n in
+                    s.execute(select(status, func.count()).where(traffic).group_by(status))}
 
 
 def now() -> float:

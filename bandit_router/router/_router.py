@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -689,11 +690,18 @@ class Router(BudgetMethods, ProviderMethods):
         d = self.select(task, constraints=constraints)
         return d.provider, d.model
 
-    def get_routing_stats(self) -> dict[str, Any]:
-        """Traffic, quality and spend per model, and savings against the reference model; the
-        learner's state: ``policy_version``, ``task_clusters`` (the codebooks' sizes and tag,
-        ``None`` before they are fitted) and ``remembered_tasks`` (outcomes in the memory)."""
+    def get_routing_stats(self, *, since: float | None = None) -> dict[str, Any]:
+        """Traffic, quality and spend per model, and savings against the reference model,
+        over every decision or, with ``since`` (Unix seconds), over those made since then
+        (read through the index on the decisions' time: a dashboard that refreshes every
+        few seconds should ask for a window, not the whole log); the learner's state:
+        ``policy_version``, ``task_clusters`` (the codebooks' sizes and tag, ``None`` before
+        they are fitted) and ``remembered_tasks`` (outcomes in the memory)."""
         from ..core._stats import routing_stats
+
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)
+                                  or not math.isfinite(since)):
+            raise InvalidInputError("since must be a finite number of Unix seconds or None")
 
         with self._lock:
             # a copy: the memory updates its statistics in place as it learns
@@ -701,7 +709,8 @@ class Router(BudgetMethods, ProviderMethods):
             learned = self._learner.learned
             clusters = self._learner.clusters
             remembered = len(self._learner.memory)
-        out = routing_stats(self.store, self.catalog, measured, policy_version=learned)
+        out = routing_stats(self.store, self.catalog, measured, policy_version=learned,
+                            since=None if since is None else float(since))
         out["task_clusters"] = (None if clusters is None
                                 else {"sizes": list(clusters.sizes), "tag": clusters.tag})
         out["remembered_tasks"] = remembered

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import text
 
 from bandit_router import health_alerts
+from bandit_router.eval.reports import parse_time
 
 from ..deps import AdminKey, LearnerDep, MetricsDep, RouterDep
 from ..schemas import ErrorOut
@@ -15,10 +16,18 @@ from ..schemas import ErrorOut
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/v1/stats", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-def stats(_: AdminKey, lib: RouterDep) -> dict[str, Any]:
-    """Traffic, quality and spend per model; savings against the strongest model."""
-    return lib.get_routing_stats()
+@router.get("/v1/stats", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                                    422: {"model": ErrorOut}})
+def stats(_: AdminKey, lib: RouterDep,
+          since: str | None = Query(None, max_length=64,
+                                    description="count only the decisions made since this "
+                                                "UTC day YYYY-MM-DD, ISO 8601 time or Unix "
+                                                "seconds (default: every decision)")
+          ) -> dict[str, Any]:
+    """Traffic, quality and spend per model; savings against the strongest model. Over
+    every decision, or since ``since``: a dashboard that refreshes often should ask for a
+    window, which is read through an index, not the whole log. A bad ``since``: 422."""
+    return lib.get_routing_stats(since=parse_time(since) if since is not None else None)
 
 
 @router.get("/v1/admin/alerts", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})

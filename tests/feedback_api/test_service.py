@@ -45,6 +45,13 @@ def test_select_reward_learn_through_the_client(server: Server) -> None:
     assert record.reward["quality"] == pytest.approx(0.92)
     assert record.metadata == {"request": "r-1"}
     assert record.provider == d.provider and record.probability == pytest.approx(d.probability)
+    # a window of the statistics, by the decision's time (as the dashboard asks)
+    window = admin.get_routing_stats(since=d.created_at)
+    assert window["since"] == pytest.approx(d.created_at) and window["decisions"] >= 1
+    assert admin.get_routing_stats(since=time.time() + 3600)["decisions"] == 0
+    bad = httpx.get(f"{server.url}/v1/stats", params={"since": "last tuesday"},
+                    headers={"Authorization": f"Bearer {server.admin_key}"})
+    assert bad.status_code == 422 and "period bound" in bad.json()["error"]["message"]
 
 
 def test_the_policy_learns_over_http(server: Server) -> None:

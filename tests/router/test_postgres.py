@@ -39,6 +39,9 @@ def test_replicas_share_rewards_on_postgres(pg_url: str) -> None:
         a.reward(d.event_id, quality=0.9)
     assert a.sync() == 1
     assert a.get_routing_stats()["rewarded"] == 1
+    window = b.get_routing_stats(since=d.created_at)  # the decision's own time counts
+    assert window["rewarded"] == window["decisions"] == 1
+    assert b.get_routing_stats(since=d.created_at + 1)["decisions"] == 0
     a.close()
     b.close()
 

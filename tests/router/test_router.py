@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from bandit_router import (
     Constraints,
     DuplicateRewardError,
+    InvalidInputError,
     InvalidRewardError,
     InvalidTaskError,
     NoEligibleModelError,
@@ -467,6 +468,55 @@ def test_routing_stats_and_route_alias(make_router: MakeRouter) -> None:
         stats["reference_spend_usd"] - stats["spend_usd"])
     assert 0.5 < stats["quality_kept"] < 1.2
     assert stats["reference_quality_source"] in {"measured", "prior"}
+
+
+def test_routing_stats_since_count_only_the_decisions_made_since(
+        make_router: MakeRouter, clock: FakeClock) -> None:
+    router = make_router(clock=clock)
+    train(router, 40)
+    clock.advance(3600)
+    since = clock()
+    train(router, 25, seed=1)
+    router.select("What is the capital of Peru?")  # pending
+    window, whole = router.get_routing_stats(since=since), router.get_routing_stats()
+    assert whole["decisions"] == 66 and whole["rewarded"] == 65 and whole["since"] is None
+    assert window["decisions"] == 26 and window["rewarded"] == 25 and window["pending"] == 1
+    assert window["since"] == since
+    assert sum(m["decisions"] for m in window["models"]) == 26
+    assert window["spend_usd"] < whole["spend_usd"]
+    assert window["policy_version"] == whole["policy_version"] == 65  # the learner's, whole
+    assert router.get_routing_stats(since=clock() + 1)["decisions"] == 0
+    for bad in (float("nan"), "yesterday", True):
+        with pytest.raises(InvalidInputError, match="since"):
+            router.get_routing_stats(since=bad)  # type: ignore[arg-type]
+
+
+def test_routing_stats_since_read_the_decisions_by_their_time(make_router: MakeRouter) -> None:
+    """A window is read through the index on the decisions' time, not the whole log (a
+    dashboard asks every few seconds): every statement the statistics run is planned so."""
+    from sqlalchemy import event
+
+    router = make_router()  # (a SQLite file)
+    train(router, 5)
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, parameters: object,
+                context: object, executemany: bool) -> None:
+        if "br_events" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(router.store.engine, "before_cursor_execute", capture)
+    try:
+        router.get_routing_stats(since=0.0)
+    finally:
+        event.remove(router.store.engine, "before_cursor_execute", capture)
+    assert len(seen) == 3  # decisions by model, rewarded by model, decisions by status
+    with router.store.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        for statement, parameters in seen:
+            plan = " ".join(str(row[-1]) for row in raw.execute(
+                "EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "ix_br_events_created_at" in plan, (statement, plan)
 
 
 def test_events_hold_what_replay_needs(make_router: MakeRouter) -> None:
