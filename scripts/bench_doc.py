@@ -276,9 +276,12 @@ def _memory(r: dict[str, Any]) -> list[str]:
         ["resident memory of the whole process: the router loaded / and the memory full",
          f"{num(r['rss_router_mb'])} MB / {num(r['rss_full_mb'])} MB"],
         ["exact 32 nearest found", pct(r["exact_found"])],
-        [f"filled one `add()` at a time; the move from exact search to the IVF at "
-         f"{r['move_at']:,} rows (k-means), once", f"{num(r['fill_s'])} s; "
-         f"{num(r['move_s'])} s"],
+        ["filled one `add()` at a time", f"{num(r['fill_s'])} s"],
+        *([[f"the lists fitted on a thread (k-means, from {r['switch_at']:,} rows) / "
+            f"the longest `add()`: the move to the IVF at {r['move_at']:,} rows, once",
+            f"{num(r['fit_s'])} s / {num(r['move_s'])} s"]] if "fit_s" in r else
+          [[f"the move from exact search to the IVF at {r['move_at']:,} rows (k-means), once",
+            f"{num(r['move_s'])} s"]]),
         ["the memory in a checkpoint (outcomes, seqs, lists; vectors in the event log) / "
          "rebuilt from it once the vectors are read back",
          f"{num(r['snapshot_mb'])} MB / {num(r['reload_s'])} s"],

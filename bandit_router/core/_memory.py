@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -78,9 +80,10 @@ class Memory:
     checkpoint keeps them), of which the ``probes`` nearest are searched. A query then scans
     about ``probes / lists`` of the rows. ``exact_limit=None`` keeps the search exact.
 
-    A memory of :data:`COMPACT_FROM` rows or more is *compact*: it stays exact until it holds
-    16 rows a list (32,768 rows for a million-task memory's 2,048 lists: a pause of a few
-    seconds, once, for FAISS's k-means), and stores each row as 8-bit codes (one byte a
+    A memory of :data:`COMPACT_FROM` rows or more is *compact*: once it holds 16 rows a list
+    (32,768 rows for a million-task memory's 2,048 lists) it fits its lists by FAISS's
+    k-means on a thread (seconds), searching exactly meanwhile, and moves to them a quarter
+    later (at ``move_at`` rows); it then stores each row as 8-bit codes (one byte a
     dimension, over the range of the rows at the move widened by a tenth on each side), so a
     million 384-dimensional rows take about 400 MB instead of 1.5 GB. Its vectors read back
     (:meth:`vectors`) are those codes decoded: within about 1% of the vectors added.
@@ -110,6 +113,14 @@ class Memory:
         self.switch_at = (None if exact_limit is None
                           else max(exact_limit, _ROWS_PER_LIST * lists) if self.compact
                           else exact_limit)
+        #: a compact memory fits its lists in the background from ``switch_at`` rows on (a
+        #: few seconds of k-means that would stall every recall), and moves to them at
+        #: ``move_at`` rows, waiting for the fit only if it is not done by then: the same
+        #: rows give the same memory whatever the machine's speed
+        self.move_at = (None if self.switch_at is None
+                        else min(self.switch_at + self.switch_at // 4, capacity)
+                        if self.compact else self.switch_at)
+        self._fit: tuple[threading.Thread, dict[str, object]] | None = None
         self.lists, self.probes, self.seed = lists, probes, seed
         #: a compact memory's 8-bit range (``faiss.ScalarQuantizer``'s trained values)
         self._sq: npt.NDArray[np.float32] | None = None
@@ -191,18 +202,63 @@ class Memory:
         rng = np.random.default_rng([self.seed, lists])
         return np.sort(rng.choice(n, size=take, replace=False)) if take < n else np.arange(n)
 
-    def _fit_lists(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def _fit_lists(self, vectors: npt.NDArray[np.float32], *,
+                   sampled: bool = False) -> npt.NDArray[np.float32]:
         """Seeded spherical k-means on the rows: the project's own below the compact size
         (as the task clusters); FAISS's, several times faster, for a compact memory's
-        hundreds of lists."""
+        hundreds of lists, on a sample of the rows (``sampled``: ``vectors`` is it)."""
         if not self.compact:
             return TaskClusters.fit(vectors, sizes=(self.lists,), seed=self.seed,
                                     iterations=10).codebooks[0]
-        sample = np.ascontiguousarray(vectors[self._sample(len(vectors), self.lists)])
+        sample = np.ascontiguousarray(
+            vectors if sampled else vectors[self._sample(len(vectors), self.lists)])
         kmeans = faiss.Kmeans(self.dim, self.lists, niter=10, seed=self.seed, spherical=True,
                               min_points_per_centroid=1, max_points_per_centroid=1 << 30)
         kmeans.train(sample)
         return np.asarray(kmeans.centroids, np.float32)
+
+    def _start_fit(self) -> None:
+        """Fit a compact memory's lists on a thread (FAISS's k-means releases the GIL), on
+        its first ``switch_at`` rows (a copy: the memory goes on learning meanwhile)."""
+        assert self.switch_at is not None
+        first = min(self.switch_at, self._n)
+        sample = self.vectors(self._sample(first, self.lists))
+        out: dict[str, object] = {}
+
+        def fit() -> None:
+            start = time.perf_counter()
+            try:
+                out["centroids"] = self._fit_lists(sample, sampled=True)
+            except BaseException as exc:  # handed to the add that moves the memory
+                out["error"] = exc
+            out["seconds"] = time.perf_counter() - start
+
+        thread = threading.Thread(target=fit, name="memory-lists", daemon=True)
+        thread.start()
+        self._fit = (thread, out)
+
+    def _finish_fit(self) -> None:
+        """Move to the lists fitted in the background (waiting for them if need be)."""
+        assert self._fit is not None
+        thread, out = self._fit
+        thread.join()
+        self._fit = None
+        error = out.get("error")
+        if isinstance(error, BaseException):
+            raise RuntimeError("fitting the memory's lists failed") from error
+        centroids = out["centroids"]
+        assert isinstance(centroids, np.ndarray)
+        self._use_ivf(centroids)
+
+    def wait_for_lists(self) -> float:
+        """Wait until the lists being fitted in the background (if any) are ready, and
+        return how long their fit took (0 when none is under way). The memory still moves
+        to them at ``move_at`` rows."""
+        if self._fit is None:
+            return 0.0
+        self._fit[0].join()
+        seconds = self._fit[1].get("seconds", 0.0)
+        return float(seconds) if isinstance(seconds, int | float) else 0.0
 
     def _add_to_lists(self, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64],
                       lists: npt.NDArray[np.int64]) -> None:
@@ -276,7 +332,14 @@ class Memory:
                 self._stats_cache[model_key] = self._stats_of(self._totals_cache,
                                                               int(values[0]))
         if self.exact and self.switch_at is not None and self._n >= self.switch_at:
-            self._use_ivf()
+            if not self.compact:
+                self._use_ivf()
+                return
+            if self._fit is None:
+                self._start_fit()
+            assert self.move_at is not None
+            if self._n >= self.move_at:
+                self._finish_fit()
 
     def _bump(self, values: tuple[float, ...]) -> None:
         totals = self._totals_cache
@@ -483,8 +546,15 @@ class Memory:
         vectors = np.ascontiguousarray(vectors)
         if centroids is not None and centroids.ndim == 2 and centroids.shape[1] == dim:
             mem._use_ivf(centroids, vectors)
-        elif mem.switch_at is not None and mem._n >= mem.switch_at:
+        elif mem.switch_at is not None and mem._n >= mem.switch_at and not mem.compact:
             mem._use_ivf(vectors=vectors)
         elif mem._n:
             mem._index.add(vectors)
+            if mem.switch_at is not None and mem._n >= mem.switch_at:
+                # written while its lists were being fitted: fit the same ones (on the same
+                # first rows) and move where the memory it was written from does
+                mem._start_fit()
+                assert mem.move_at is not None
+                if mem._n >= mem.move_at:
+                    mem._finish_fit()
         return mem

@@ -293,3 +293,55 @@ def test_some_rows_read_back_are_those_rows_of_all(kind: str) -> None:
     assert mem.vectors(np.zeros(0, np.int64)).shape == (0, 16)
     with pytest.raises(IndexError):
         mem.vectors(np.array([len(mem)], np.int64))
+
+
+def test_a_compact_memory_fits_its_lists_in_the_background_and_moves_at_a_fixed_row() -> None:
+    rng = np.random.default_rng(9)
+    x = clustered(rng, 1400)
+
+    def made(wait_early: bool) -> Memory:
+        mem = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=4)
+        assert (mem.switch_at, mem.move_at) == (1024, 1280)
+        add_all(mem, x[:1024])
+        assert mem.exact and mem._fit is not None  # fitting, searching exactly meanwhile
+        if wait_early:
+            assert mem.wait_for_lists() > 0 and mem.exact  # fitted; not moved yet
+        add_all(mem, x[1024:1279], start=1024)
+        assert mem.exact  # done or not, it moves at move_at only
+        add_all(mem, x[1279:], start=1279)
+        assert not mem.exact and mem._fit is None and mem.wait_for_lists() == 0.0
+        return mem
+
+    fast, slow = made(True), made(False)  # the same rows: the same memory, whenever done
+    assert np.array_equal(fast._centroids, slow._centroids)
+    assert np.array_equal(fast._sq, slow._sq)
+    queries = clustered(rng, 30)
+    assert np.array_equal(fast._index.search(queries, 16)[1],
+                          slow._index.search(queries, 16)[1])
+    # a snapshot written while the lists were being fitted moves where its source does
+    mid = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=4)
+    add_all(mid, x[:1100])
+    copy = Memory.from_bytes(mid.to_bytes(), dim=16, capacity=100_000, exact_limit=1024,
+                             lists=32, probes=4)
+    assert copy.exact and copy._fit is not None
+    add_all(copy, x[1100:], start=1100)
+    assert np.array_equal(copy._centroids, fast._centroids)
+    assert np.array_equal(copy._index.search(queries, 16)[1], fast._index.search(queries, 16)[1])
+
+
+def test_a_failed_background_fit_is_raised_at_the_move_and_tried_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(10)
+    x = clustered(rng, 1400)
+    mem = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32)
+    add_all(mem, x[:1100])
+    good = Memory._fit_lists
+    monkeypatch.setattr(Memory, "_fit_lists", lambda *a, **k: 1 / 0)
+    mem._fit = None  # (fit anew, failing)
+    add_all(mem, x[1100:1279], start=1100)
+    with pytest.raises(RuntimeError, match="lists"):
+        add_all(mem, x[1279:1280], start=1279)
+    assert mem.exact and len(mem) == 1280  # the row was kept; the memory searches exactly
+    monkeypatch.setattr(Memory, "_fit_lists", good)
+    add_all(mem, x[1280:], start=1280)  # fitted again, moved at once (past move_at)
+    assert not mem.exact
