@@ -78,15 +78,15 @@ def main() -> None:
                 snap = learner.snapshot()
                 write_checkpoint(router.store, snap, time.time())
                 times.append(time.perf_counter() - start)
-                size = len(snap.policy) + len(snap.memory)
+                size = len(snap.policy) + len(snap.memory.to_bytes())
             olds = []
             for _ in range(3):  # the memory with its vectors, as earlier releases wrote it
                 start = time.perf_counter()
-                vw, memory = learner.policy.to_bytes(), learner.memory.to_bytes()
+                vw, memory = learner.policy.to_bytes(), learner.memory.copy_out()
                 write_checkpoint(router.store, replace(snap, policy=vw, memory=memory),
                                  time.time())
                 olds.append(time.perf_counter() - start)
-                full = len(vw) + len(memory)
+                full = len(vw) + len(memory.to_bytes())
             router.close()
         row = {"tasks": min(n, len(ds)), "checkpoint_mb": size / 1e6,
                "write_ms": 1e3 * min(times), "with_vectors_mb": full / 1e6,

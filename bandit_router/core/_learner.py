@@ -24,7 +24,7 @@ from ._catalog import ModelSpec
 from ._clusters import TaskClusters
 from ._config import PolicyConfig, RouterConfig
 from ._constraints import Estimate
-from ._memory import Memory
+from ._memory import Memory, MemoryCopy
 from ._scoring import estimates, logged_action
 from ._store import CheckpointRow, ClusterRow, EventRow, LearnItem, RewardRow, Store
 from .policies import Policy, VWPolicy
@@ -363,7 +363,7 @@ class Learner:
         A checkpoint then grows by a few dozen bytes per remembered task (not 1.5 kB for
         384 dimensions: 15 MB at 10,000 tasks before)."""
         self._checkpointed_at = self.learned
-        memory = self.memory.to_bytes(vectors=not self.memory.logged)
+        memory = self.memory.copy_out(vectors=not self.memory.logged)
         return Snapshot(manifest=self.manifest(), config_hash=self.config_hash(),
                         policy=self.policy.to_bytes(), memory=memory, seq=self.seq,
                         learned=self.learned, arm=self.arm)
@@ -475,17 +475,18 @@ class Snapshot:
     manifest: dict[str, Any]
     config_hash: str
     policy: bytes
-    memory: bytes
+    memory: MemoryCopy  # serialised by write_checkpoint, outside the lock
     seq: int
     learned: int
     arm: str
 
 
 def write_checkpoint(store: Store, snap: Snapshot, now: float) -> None:
-    """Hash and store a :meth:`Learner.snapshot` (outside the router's lock)."""
+    """Serialise, hash and store a :meth:`Learner.snapshot` (outside the router's lock)."""
+    memory = snap.memory.to_bytes()
     store.add_checkpoint(CheckpointRow(
         created_at=now, arm=snap.arm, reward_seq=snap.seq, learned=snap.learned,
         config_hash=snap.config_hash, manifest=snap.manifest,
-        sha256=hashlib.sha256(snap.policy + snap.memory).hexdigest(), policy=snap.policy,
-        memory=snap.memory))
+        sha256=hashlib.sha256(snap.policy + memory).hexdigest(), policy=snap.policy,
+        memory=memory))
 

@@ -345,3 +345,19 @@ def test_a_failed_background_fit_is_raised_at_the_move_and_tried_again(
     monkeypatch.setattr(Memory, "_fit_lists", good)
     add_all(mem, x[1280:], start=1280)  # fitted again, moved at once (past move_at)
     assert not mem.exact
+
+
+def test_a_copied_out_snapshot_holds_the_memory_as_it_was_when_copied() -> None:
+    """A checkpoint copies the memory under the router's lock and serialises it later,
+    while the memory goes on learning (and evicting) in place."""
+    rng = np.random.default_rng(11)
+    mem = Memory(dim=8, capacity=50)
+    for k, vec in enumerate(unit(rng, 45)):
+        mem.add(vec, f"p/m{k % 3}", quality=0.5, reward=0.1, cost_usd=0.01, latency_s=1.0,
+                output_tokens=10, seq=k + 1)
+    copy, then = mem.copy_out(vectors=False), mem.to_bytes(vectors=False)
+    for k, vec in enumerate(unit(rng, 20), 45):  # evicts: shifts every column in place
+        mem.add(vec, "p/m9", quality=1.0, reward=1.0, cost_usd=0.5, latency_s=2.0,
+                output_tokens=99, seq=k + 1)
+    assert copy.to_bytes() == then
+    assert mem.to_bytes(vectors=False) != then
