@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -248,8 +248,8 @@ class _Calls:
 
     @staticmethod
     def get_routing_stats(since: float | None = None) -> _Call[dict[str, Any]]:
-        return _Call("GET", "/v1/stats" if since is None else f"/v1/stats?since={since!r}",
-                     _as_dict)
+        query = "" if since is None else "?" + urlencode({"since": repr(float(since))})
+        return _Call("GET", f"/v1/stats{query}", _as_dict)
 
     @staticmethod
     def update_pricing(provider: str,

@@ -14,10 +14,11 @@ unit vector when the data is missing. Measured:
 - how many of the exact 32 neighbours the memory finds (the exact ones by brute force over
   the same million vectors);
 - on the real MMLU-Pro questions themselves (10,000 of the data set's 12,032 vectors
-  remembered, 200 others new): the exact
-  neighbours found by the default memory (float vectors, 128 lists) and by the same with
-  8-bit codes, so that the codes' own cost shows;
-- how long the memory's lists took to fit (FAISS's k-means, on a thread, from
+  remembered, 200 others new): the exact neighbours found by the default memory (float
+  vectors, 128 lists) and by the same rows in the same lists as 8-bit codes, so that the
+  codes' own cost shows;
+- how long the memory's lists took to fit (FAISS's k-means, one thread here:
+  ``OMP_NUM_THREADS=1`` unless set; on a thread, from
   ``switch_at`` rows on; the bench waits for it there, as traffic slower than about a
   thousand rewards a second would give it the time), and the longest ``add()``: the one
   that moved the memory from its exact search to the IVF at ``move_at`` rows, once;
@@ -96,11 +97,14 @@ def real_tasks(base: np.ndarray) -> dict[str, Any]:
     want = exact.search(new, 32)[1]
     out: dict[str, Any] = {"dataset": "mmlu_pro", "remembered": len(known),
                            "queries": len(new), "neighbours": 32}
-    for name, compact in (("float", False), ("codes", True)):
-        mem = Memory(dim=x.shape[1], capacity=50_000, compact=compact, lists=128)
-        for v in known:
-            mem.add(v, "p/m", quality=1.0, reward=1.0, cost_usd=0.0, latency_s=None,
-                    output_tokens=None)
+    flat = Memory(dim=x.shape[1], capacity=50_000, compact=False, lists=128)
+    for v in known:
+        flat.add(v, "p/m", quality=1.0, reward=1.0, cost_usd=0.0, latency_s=None,
+                 output_tokens=None)
+    # the same rows in the same lists, as 8-bit codes: what the codes alone cost
+    codes = Memory.from_bytes(flat.to_bytes(), dim=x.shape[1], capacity=50_000,
+                              compact=True, lists=128)
+    for name, mem in (("float", flat), ("codes", codes)):
         out[f"exact_found_{name}"] = found(want, mem._index.search(new, 32)[1])
     return out
 
@@ -149,6 +153,7 @@ def main() -> None:
                 if i + 1 == mem.switch_at:  # as traffic would, give the background fit time
                     result["fit_s"] = mem.wait_for_lists()
             print(f"  {c0 + len(chunk):,} tasks, {time.perf_counter() - t0:.0f} s", flush=True)
+        del chunk, v  # (the bench's own data: not the router's memory)
         result["fill_s"] = time.perf_counter() - t0
         result["move_s"], result["move_at"] = longest, mem.move_at
         result["switch_at"] = mem.switch_at

@@ -211,7 +211,9 @@ def recall_scaling(sizes: Sequence[int], keys: list[str]) -> list[dict[str, Any]
         queries = vecs[rng.integers(n, size=300)]
         for label, limit in (("exact", None), ("IVF", RouterConfig().exact_recall_limit)):
             before = rss_mb()
-            mem = Memory(dim=384, capacity=max(sizes), exact_limit=limit)
+            # the default memory's shape (float vectors, 128 lists) at every size
+            mem = Memory(dim=384, capacity=max(sizes), exact_limit=limit, compact=False,
+                         lists=128)
             for i, v in enumerate(vecs):
                 mem.add(v, keys[i % len(keys)], quality=float(rng.random()), reward=0.5,
                         cost_usd=1e-4, latency_s=1.0, output_tokens=200, seq=i + 1)

@@ -290,7 +290,7 @@ def _memory(r: dict[str, Any]) -> list[str]:
     if real:
         rows.append([f"on real questions ({real['remembered']:,} MMLU-Pro remembered, "
                      f"{real['queries']} new, 128 lists): exact 32 nearest found, float "
-                     "vectors / 8-bit codes",
+                     "vectors / the same rows in the same lists as 8-bit codes",
                      f"{pct(real['exact_found_float'])} / {pct(real['exact_found_codes'])}"])
     head = (f"{r['tasks']:,} remembered tasks ({vectors}), a compact memory "
             f"({r['lists']:,} lists, {r['probes']} searched):")

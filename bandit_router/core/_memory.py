@@ -509,7 +509,8 @@ class Memory:
             raise ValueError("rows without a reward seq: the snapshot needs the vectors")
         arrays: dict[str, npt.NDArray[np.generic]] = {
             "keys": np.array(list(self._model_ids), dtype=np.str_)}
-        arrays.update({name: col[: self._n].copy() for name, col in self._cols.items()})
+        arrays.update({name: col[: self._n].copy() for name, col in self._cols.items()
+                       if name != "list" or self.compact})
         if self._centroids is not None:
             arrays["centroids"] = self._centroids  # (never changed in place: replaced)
         if self._sq is not None:
@@ -567,11 +568,10 @@ class Memory:
             mem._use_ivf(vectors=vectors)
         elif mem._n:
             mem._index.add(vectors)
-            if mem.switch_at is not None and mem._n >= mem.switch_at:
-                # written while its lists were being fitted: fit the same ones (on the same
-                # first rows) and move where the memory it was written from does
-                mem._start_fit()
-                assert mem.move_at is not None
-                if mem._n >= mem.move_at:
-                    mem._finish_fit()
+            if mem.move_at is not None and mem._n >= mem.move_at:
+                mem._start_fit()  # (past its move without lists: fit them now)
+                mem._finish_fit()
+            # written while its lists were being fitted: the next add() fits the same ones
+            # (on the same first rows) and it moves where its source does; a follower that
+            # only loads snapshots fits nothing
         return mem

@@ -51,7 +51,7 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
     emb = _embeddings(dataset)
     specs = list(dataset.catalog(quality_prior=quality_prior))
     keys = [s.key for s in specs]
-    memory = Memory(dim=emb.shape[1], capacity=max(len(dataset), k))
+    memory = Memory(dim=emb.shape[1], capacity=max(len(dataset), k), compact=False)
     objective = Objective(cost_weight)
     chosen = np.empty(len(order), np.int64)
     n_in = dataset.input_tokens

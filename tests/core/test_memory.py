@@ -323,8 +323,8 @@ def test_a_compact_memory_fits_its_lists_in_the_background_and_moves_at_a_fixed_
     add_all(mid, x[:1100])
     copy = Memory.from_bytes(mid.to_bytes(), dim=16, capacity=100_000, exact_limit=1024,
                              lists=32, probes=4)
-    assert copy.exact and copy._fit is not None
-    add_all(copy, x[1100:], start=1100)
+    assert copy.exact and copy._fit is None  # a follower that only loads fits nothing
+    add_all(copy, x[1100:], start=1100)  # one that learns on fits them at its next add
     assert np.array_equal(copy._centroids, fast._centroids)
     assert np.array_equal(copy._index.search(queries, 16)[1], fast._index.search(queries, 16)[1])
 
@@ -356,6 +356,7 @@ def test_a_copied_out_snapshot_holds_the_memory_as_it_was_when_copied() -> None:
         mem.add(vec, f"p/m{k % 3}", quality=0.5, reward=0.1, cost_usd=0.01, latency_s=1.0,
                 output_tokens=10, seq=k + 1)
     copy, then = mem.copy_out(vectors=False), mem.to_bytes(vectors=False)
+    assert "list" not in copy.arrays  # (a compact memory's column only)
     for k, vec in enumerate(unit(rng, 20), 45):  # evicts: shifts every column in place
         mem.add(vec, "p/m9", quality=1.0, reward=1.0, cost_usd=0.5, latency_s=2.0,
                 output_tokens=99, seq=k + 1)

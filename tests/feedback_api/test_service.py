@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from bandit_router import Constraints, Decision, RewardReceipt
@@ -46,7 +47,7 @@ def test_select_reward_learn_through_the_client(server: Server) -> None:
     assert record.metadata == {"request": "r-1"}
     assert record.provider == d.provider and record.probability == pytest.approx(d.probability)
     # a window of the statistics, by the decision's time (as the dashboard asks)
-    window = admin.get_routing_stats(since=d.created_at)
+    window = admin.get_routing_stats(since=np.float64(d.created_at))  # (numpy's too)
     assert window["since"] == pytest.approx(d.created_at) and window["decisions"] >= 1
     assert admin.get_routing_stats(since=time.time() + 3600)["decisions"] == 0
     bad = httpx.get(f"{server.url}/v1/stats", params={"since": "last tuesday"},

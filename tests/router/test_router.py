@@ -486,6 +486,7 @@ def test_routing_stats_since_count_only_the_decisions_made_since(
     assert window["spend_usd"] < whole["spend_usd"]
     assert window["policy_version"] == whole["policy_version"] == 65  # the learner's, whole
     assert router.get_routing_stats(since=clock() + 1)["decisions"] == 0
+    assert router.get_routing_stats(since=np.int64(int(since)))["decisions"] == 26
     for bad in (float("nan"), "yesterday", True):
         with pytest.raises(InvalidInputError, match="since"):
             router.get_routing_stats(since=bad)  # type: ignore[arg-type]
