@@ -95,6 +95,21 @@ def add_all(mem: Memory, vectors: np.ndarray, start: int = 0) -> None:
                 latency_s=None, output_tokens=None)
 
 
+def assert_same_recalls(mem: Memory, copy: Memory, queries: np.ndarray,
+                        last: np.ndarray) -> None:
+    """A reloaded memory recalls what its source does, and after eviction each row still
+    matches its outcome: the last row added (the 1,800th, ``add_all``'s) finds itself."""
+    keys = ["p/m0", "p/m1", "p/m2"]
+    for q in queries:
+        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
+        assert a.count.tolist() == b.count.tolist()
+        assert np.allclose(a.quality_sum, b.quality_sum)
+    for m in (mem, copy):
+        r = m.recall(last, keys, k=1)
+        assert r.count.tolist() == [1.0 if j == (1799 % 3) else 0.0 for j in range(3)]
+        assert r.quality_sum.sum() == pytest.approx((1799 % 10) / 10)
+
+
 def test_the_memory_moves_to_an_ivf_at_its_limit_and_finds_nearly_the_same() -> None:
     rng = np.random.default_rng(2)
     x = clustered(rng, 3000)
@@ -129,15 +144,7 @@ def test_an_ivf_memory_evicts_and_round_trips_with_its_centroids() -> None:
     copy = Memory.from_bytes(mem.to_bytes(), dim=16, capacity=1200, exact_limit=1024,
                              lists=32, probes=4)
     assert not copy.exact and np.array_equal(copy._centroids, mem._centroids)
-    keys = ["p/m0", "p/m1", "p/m2"]
-    for q in clustered(rng, 20):
-        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
-        assert a.count.tolist() == b.count.tolist()
-        assert np.allclose(a.quality_sum, b.quality_sum)
-    # rows keep matching their outcomes after eviction: a row's own vector finds it
-    r = mem.recall(kept[-1], keys, k=1)
-    assert r.count.tolist() == [1.0 if j == (1799 % 3) else 0.0 for j in range(3)]
-    assert r.quality_sum.sum() == pytest.approx((1799 % 10) / 10)
+    assert_same_recalls(mem, copy, clustered(rng, 20), kept[-1])
 
 
 def test_per_model_recall_judges_each_model_on_its_own_nearest_tasks() -> None:
@@ -271,14 +278,7 @@ def test_a_compact_memory_evicts_and_reloads_its_codes_range_and_lists(
     sizes = [faiss.extract_index_ivf(m._index).invlists.list_size(j)
              for m in (mem, copy) for j in range(32)]
     assert sizes[:32] == sizes[32:] and sum(sizes[:32]) == len(mem)
-    keys = ["p/m0", "p/m1", "p/m2"]
-    for q in clustered(rng, 20):
-        a, b = mem.recall(q, keys, k=16), copy.recall(q, keys, k=16)
-        assert a.count.tolist() == b.count.tolist()
-        assert np.allclose(a.quality_sum, b.quality_sum)
-    # rows keep matching their outcomes after eviction: a row's own vector finds it
-    r = copy.recall(kept[-1], keys, k=1)
-    assert r.count.tolist() == [1.0 if j == (1799 % 3) else 0.0 for j in range(3)]
+    assert_same_recalls(mem, copy, clustered(rng, 20), kept[-1])
 
 
 @pytest.mark.parametrize("kind", ["exact", "ivf", "compact"])
