@@ -44,6 +44,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
 
 from ._schema import migrate
 from ._sql import DriverStatement, Writer, driver_ok, write
@@ -473,9 +474,7 @@ class Store:
         """Per model: decisions, rewarded decisions, mean quality, cost and reward, spend;
         with ``since`` (Unix seconds), over the decisions made since then only, read through
         the index on their time rather than the whole log."""
-        traffic = EventRow.status != "history"
-        if since is not None:
-            traffic = and_(traffic, EventRow.created_at >= since)
+        traffic = _traffic(since)
         # grouped by an expression no index serves: grouped by the column, SQLite walks the
         # model index to save a sort, so reads every decision instead of the window's
         model = func.coalesce(EventRow.model_key, "")
@@ -508,13 +507,18 @@ class Store:
 
     def count_events(self, *, since: float | None = None) -> dict[str, int]:
         """Decisions by status (warm-start history left out), since ``since`` if given."""
-        traffic = EventRow.status != "history"
-        if since is not None:
-            traffic = and_(traffic, EventRow.created_at >= since)
+        traffic = _traffic(since)
         status = func.coalesce(EventRow.status, "")  # (as in :meth:`stats_by_model`)
         with self._sessions() as s:
             return {str(name): int(n) for name, n in
                     s.execute(select(status, func.count()).where(traffic).group_by(status))}
+
+
+def _traffic(since: float | None) -> ColumnElement[bool]:
+    """The decisions the statistics count: live traffic (not warm-start history), made since
+    ``since`` when given."""
+    traffic = EventRow.status != "history"
+    return traffic if since is None else and_(traffic, EventRow.created_at >= since)
 
 
 def now() -> float:

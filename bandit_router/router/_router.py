@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -700,8 +698,7 @@ class Router(BudgetMethods, ProviderMethods):
         they are fitted) and ``remembered_tasks`` (outcomes in the memory)."""
         from ..core._stats import routing_stats
 
-        if since is not None and (isinstance(since, bool) or not isinstance(since, Real)
-                                  or not math.isfinite(since)):
+        if since is not None and not finite(since):
             raise InvalidInputError("since must be a finite number of Unix seconds or None")
 
         with self._lock:
