@@ -65,6 +65,16 @@ class Recall:
     similarity: float
 
 
+@dataclass(slots=True)
+class _Fit:
+    """A compact memory's lists being fitted on a thread: what the thread hands back."""
+
+    thread: threading.Thread
+    centroids: npt.NDArray[np.float32] | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryCopy:
     """A memory's snapshot copied out (:meth:`Memory.copy_out`), serialised on demand."""
@@ -133,7 +143,7 @@ class Memory:
         self.move_at = (None if self.switch_at is None
                         else min(self.switch_at + self.switch_at // 4, capacity)
                         if self.compact else self.switch_at)
-        self._fit: tuple[threading.Thread, dict[str, object]] | None = None
+        self._fit: _Fit | None = None
         self.lists, self.probes, self.seed = lists, probes, seed
         #: a compact memory's 8-bit range (``faiss.ScalarQuantizer``'s trained values)
         self._sq: npt.NDArray[np.float32] | None = None
@@ -215,53 +225,49 @@ class Memory:
         rng = np.random.default_rng([self.seed, lists])
         return np.sort(rng.choice(n, size=take, replace=False)) if take < n else np.arange(n)
 
-    def _fit_lists(self, vectors: npt.NDArray[np.float32], *,
-                   sampled: bool = False) -> npt.NDArray[np.float32]:
+    def _fit_lists(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Seeded spherical k-means on the rows: the project's own below the compact size
         (as the task clusters); FAISS's, several times faster, for a compact memory's
-        hundreds of lists, on a sample of the rows (``sampled``: ``vectors`` is it)."""
+        hundreds of lists (its rows: :meth:`_lists_sample`)."""
         if not self.compact:
             return TaskClusters.fit(vectors, sizes=(self.lists,), seed=self.seed,
                                     iterations=10).codebooks[0]
-        sample = np.ascontiguousarray(
-            vectors if sampled else vectors[self._sample(len(vectors), self.lists)])
         kmeans = faiss.Kmeans(self.dim, self.lists, niter=10, seed=self.seed, spherical=True,
                               min_points_per_centroid=1, max_points_per_centroid=1 << 30)
-        kmeans.train(sample)
+        kmeans.train(np.ascontiguousarray(vectors))
         return np.asarray(kmeans.centroids, np.float32)
 
-    def _start_fit(self) -> None:
-        """Fit a compact memory's lists on a thread (FAISS's k-means releases the GIL), on
-        its first ``switch_at`` rows (a copy: the memory goes on learning meanwhile)."""
+    def _lists_sample(self) -> npt.NDArray[np.float32]:
+        """What a compact memory's lists are fitted on: a seeded sample of its first
+        ``switch_at`` rows (a copy: the memory goes on learning meanwhile)."""
         assert self.switch_at is not None
-        first = min(self.switch_at, self._n)
-        sample = self.vectors(self._sample(first, self.lists))
-        out: dict[str, object] = {}
+        return self.vectors(self._sample(min(self.switch_at, self._n), self.lists))
 
-        def fit() -> None:
+    def _start_fit(self) -> None:
+        """Fit a compact memory's lists on a thread (FAISS's k-means releases the GIL)."""
+        sample = self._lists_sample()
+
+        def run() -> None:
             start = time.perf_counter()
             try:
-                out["centroids"] = self._fit_lists(sample, sampled=True)
+                fit.centroids = self._fit_lists(sample)
             except BaseException as exc:  # handed to the add that moves the memory
-                out["error"] = exc
-            out["seconds"] = time.perf_counter() - start
+                fit.error = exc
+            fit.seconds = time.perf_counter() - start
 
-        thread = threading.Thread(target=fit, name="memory-lists", daemon=True)
-        thread.start()
-        self._fit = (thread, out)
+        fit = _Fit(threading.Thread(target=run, name="memory-lists", daemon=True))
+        fit.thread.start()
+        self._fit = fit
 
     def _finish_fit(self) -> None:
         """Move to the lists fitted in the background (waiting for them if need be)."""
         assert self._fit is not None
-        thread, out = self._fit
-        thread.join()
-        self._fit = None
-        error = out.get("error")
-        if isinstance(error, BaseException):
-            raise RuntimeError("fitting the memory's lists failed") from error
-        centroids = out["centroids"]
-        assert isinstance(centroids, np.ndarray)
-        self._use_ivf(centroids)
+        fit, self._fit = self._fit, None
+        fit.thread.join()
+        if fit.error is not None:
+            raise RuntimeError("fitting the memory's lists failed") from fit.error
+        assert fit.centroids is not None
+        self._use_ivf(fit.centroids)
 
     def wait_for_lists(self) -> float:
         """Wait until the lists being fitted in the background (if any) are ready, and
@@ -269,9 +275,8 @@ class Memory:
         to them at ``move_at`` rows."""
         if self._fit is None:
             return 0.0
-        self._fit[0].join()
-        seconds = self._fit[1].get("seconds", 0.0)
-        return float(seconds) if isinstance(seconds, int | float) else 0.0
+        self._fit.thread.join()
+        return self._fit.seconds
 
     def _add_to_lists(self, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64],
                       lists: npt.NDArray[np.int64]) -> None:
@@ -569,8 +574,8 @@ class Memory:
         elif mem._n:
             mem._index.add(vectors)
             if mem.move_at is not None and mem._n >= mem.move_at:
-                mem._start_fit()  # (past its move without lists: fit them now)
-                mem._finish_fit()
+                # past its move without lists: fit them now, on the rows the source did
+                mem._use_ivf(mem._fit_lists(mem._lists_sample()))
             # written while its lists were being fitted: the next add() fits the same ones
             # (on the same first rows) and it moves where its source does; a follower that
             # only loads snapshots fits nothing
