@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["machine", "percentiles", "prompts", "rss_mb", "write_json"]
+__all__ = ["exact_found", "machine", "percentiles", "prompts", "rss_mb", "write_json"]
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:
@@ -60,6 +60,13 @@ def _without_out(argv: list[str]) -> list[str]:
         elif not arg.startswith("--out="):
             out.append(arg)
     return out
+
+
+def exact_found(want: np.ndarray, got: np.ndarray) -> float:
+    """The share of the exact nearest neighbours (``want``, one row of ids per query) that
+    an approximate search found (``got``), over the queries."""
+    return float(np.mean([len(set(a) & set(b)) / want.shape[1]
+                          for a, b in zip(want, got, strict=True)]))
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

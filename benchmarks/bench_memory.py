@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, percentiles, rss_mb, write_json
+from _results import exact_found, machine, percentiles, rss_mb, write_json
 
 CHUNK = 100_000
 NOISE = 0.03  # per dimension, on vectors whose dimensions are about 0.05
@@ -79,11 +79,6 @@ def exact_top(base: np.ndarray | None, n: int, queries: np.ndarray, k: int) -> n
     return best_i
 
 
-def found(want: np.ndarray, got: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / want.shape[1]
-                          for a, b in zip(want, got, strict=True)]))
-
-
 def real_tasks(base: np.ndarray) -> dict[str, Any]:
     """The default memory and the same with 8-bit codes on the real questions."""
     import faiss
@@ -105,7 +100,7 @@ def real_tasks(base: np.ndarray) -> dict[str, Any]:
     codes = Memory.from_bytes(flat.to_bytes(), dim=x.shape[1], capacity=50_000,
                               compact=True, lists=128)
     for name, mem in (("float", flat), ("codes", codes)):
-        out[f"exact_found_{name}"] = found(want, mem._index.search(new, 32)[1])
+        out[f"exact_found_{name}"] = exact_found(want, mem._index.search(new, 32)[1])
     return out
 
 
@@ -168,7 +163,7 @@ def main() -> None:
             ms.append(1000 * (time.perf_counter() - t))
         result["recall_ms"] = percentiles(ms)
         got = mem._index.search(queries, 32)[1]
-        result["exact_found"] = found(exact_top(base, args.tasks, queries, 32), got)
+        result["exact_found"] = exact_found(exact_top(base, args.tasks, queries, 32), got)
         t = time.perf_counter()
         blob = mem.to_bytes(vectors=False)
         result["snapshot_mb"], result["snapshot_s"] = len(blob) / 2**20, \

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, percentiles, prompts, rss_mb, write_json
+from _results import exact_found, machine, percentiles, prompts, rss_mb, write_json
 
 from bandit_router import EMBEDDERS, Router, RouterConfig, make_embedder
 
@@ -263,11 +263,11 @@ def ivf_on_real_tasks() -> dict[str, Any]:
     exact.add(known)
     _, want = exact.search(new, 32)
     _, got = mem._index.search(new, 32)
-    overlap = np.mean([len(set(a) & set(b)) / 32 for a, b in zip(want, got, strict=True)])
+    overlap = exact_found(want, got)
     print(f"\nIVF on {len(known):,} MMLU-Pro questions (MiniLM): {100 * overlap:.1f}% of the "
           "exact 32 neighbours found")
     return {"dataset": "mmlu_pro", "remembered": len(known), "queries": len(new),
-            "neighbours": 32, "exact_found": float(overlap)}
+            "neighbours": 32, "exact_found": overlap}
 
 
 if __name__ == "__main__":

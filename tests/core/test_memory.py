@@ -89,6 +89,12 @@ def clustered(rng: np.random.Generator, n: int, dim: int = 16, centres: int = 40
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def found(want: np.ndarray, got: np.ndarray) -> float:
+    """The share of the exact neighbours (rows of ids) an approximate search found."""
+    return float(np.mean([len(set(a) & set(b)) / want.shape[1]
+                          for a, b in zip(want, got, strict=True)]))
+
+
 def add_all(mem: Memory, vectors: np.ndarray, start: int = 0) -> None:
     for k, vec in enumerate(vectors, start):
         mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
@@ -124,7 +130,7 @@ def test_the_memory_moves_to_an_ivf_at_its_limit_and_finds_nearly_the_same() -> 
     queries = clustered(rng, 200)
     _, want = exact._index.search(queries, 32)
     _, got = ivf._index.search(queries, 32)
-    overlap = np.mean([len(set(a) & set(b)) / 32 for a, b in zip(want, got, strict=True)])
+    overlap = found(want, got)
     assert overlap > 0.9  # approximate, and close
     assert overlap < 1.0 or ivf.probes == ivf.lists  # searched a part, not everything
     keys = ["p/m0", "p/m1", "p/m2"]
@@ -244,7 +250,7 @@ def test_a_compact_memory_stores_codes_and_finds_nearly_what_an_exact_one_does()
     queries = clustered(rng, 200)
     _, want = exact._index.search(queries, 32)
     _, got = compact._index.search(queries, 32)
-    overlap = np.mean([len(set(a) & set(b)) / 32 for a, b in zip(want, got, strict=True)])
+    overlap = found(want, got)
     assert 0.9 < overlap < 1.0
     # each row sits in the list its nearest centroid names
     _, nearest = compact._quantizer.search(x, 1)
