@@ -9,7 +9,10 @@ Prints:
   spend read, pacing and the reservation written with the event;
 - ``reward()`` throughput (validate, commit, learn), one call after another; and the
   service's way, ``reward(learn=False)`` (validate, commit) with ``sync()`` learning after;
-- the floor under both: one bare sqlite3 commit (WAL, ``synchronous=FULL``) on the same disk;
+- ``reward(learn=False)`` from 8 threads at once, as the service's request threads call it:
+  on SQLite, writes that arrive during a commit share the next one (group commit);
+- the floor under a caller alone: one bare sqlite3 commit (WAL, ``synchronous=FULL``) on
+  the same disk;
 - resident memory after loading and at the end;
 - FAISS recall latency (the part of ``select()`` that grows with history), the memory's
   size and its checkpoint (outcomes and reward seqs; the vectors stay in the event log), at
@@ -32,6 +35,7 @@ import argparse
 import os
 import shlex
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +72,33 @@ def time_selects(router: Router, texts: Sequence[str], decisions: list[Any]) -> 
         decisions.append(router.select(text))
         ms.append(1000 * (time.perf_counter() - t))
     return ms
+
+
+def concurrent_rewards(router: Router, decisions: Sequence[Any], threads: int
+                       ) -> dict[str, Any]:
+    """``reward(learn=False)`` for ``decisions`` from ``threads`` threads at once: rewards
+    acknowledged a second, and how many durable commits held them."""
+    writes = router.store._writes  # (the group commit's own counts)
+    groups, held = writes.groups, writes.writes
+    rng = np.random.default_rng(1)
+    qualities = rng.random(len(decisions)).tolist()
+
+    def work(k: int) -> None:
+        for i in range(k, len(decisions), threads):
+            d = decisions[i]
+            router.reward(d.event_id, quality=qualities[i], cost_usd=d.estimated_cost_usd,
+                          latency_s=1.0, output_tokens=200, learn=False)
+
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    t = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - t
+    groups, held = writes.groups - groups, writes.writes - held
+    return {"calls": len(decisions), "threads": threads, "per_s": len(decisions) / elapsed,
+            "commits": groups, "writes_per_commit": held / groups}
 
 
 def sqlite_commit_ms(folder: str, n: int) -> dict[str, float]:
@@ -179,6 +210,13 @@ def main() -> None:
     print(f"reward(learn=False): {result['reward_learn_behind']['per_s']:,.0f} rewards/s "
           f"acknowledged durably; sync() then learned "
           f"{result['reward_learn_behind']['learned_per_s']:,.0f}/s")
+    router.sync()
+    many = [router.select(text) for text in texts]  # new decisions, at hand for their rewards
+    together = result["reward_concurrent"] = concurrent_rewards(router, many, threads=8)
+    router.sync()
+    print(f"reward(learn=False) from {together['threads']} threads at once: "
+          f"{together['per_s']:,.0f} rewards/s acknowledged durably, "
+          f"{together['writes_per_commit']:.1f} writes a commit")
     if url.startswith("sqlite:///"):
         floor = result["sqlite_commit_ms"] = sqlite_commit_ms(tmp.name, args.n)
         print(f"a bare durable SQLite commit on this disk: {show(floor)} "

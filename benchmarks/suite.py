@@ -77,6 +77,11 @@ def _reward(r: Results) -> tuple[str, bool] | None:
     floor = router.get("sqlite_commit_ms")
     bound = ("" if floor is None else
              f"; a bare durable commit alone: {1000 / floor['mean']:,.0f}/s")
+    together = router.get("reward_concurrent")
+    if together is not None:  # callers at once share commits: the service's case
+        return (f"{together['per_s']:,.0f}/s acknowledged from {together['threads']} threads "
+                f"at once ({together['writes_per_commit']:.1f} a commit), learning behind; "
+                f"one caller alone: {per_s:,.0f}/s{bound}", together["per_s"] >= 3000)
     return (f"{per_s:,.0f}/s acknowledged, learning behind ({router['reward']['per_s']:,.0f}/s "
             f"learning inline){bound}", per_s >= 3000)
 

@@ -99,8 +99,14 @@ def _router(r: dict[str, Any]) -> list[str]:
              f"({num(r['reward_learn_behind']['ms_each'])} ms each); learned at "
              f"{num(r['reward_learn_behind']['learned_per_s'])}/s"]]
           if "reward_learn_behind" in r else []),
+        *([[f"`reward(learn=False)` from {r['reward_concurrent']['threads']} threads at once "
+             "(writes that arrive during a commit share the next one)",
+             f"{num(r['reward_concurrent']['per_s'])} rewards/s acknowledged, "
+             f"{r['reward_concurrent']['writes_per_commit']:.1f} rewards a commit"]]
+          if "reward_concurrent" in r else []),
         *([["a bare SQLite commit on the same disk (WAL, `synchronous=FULL`): the floor "
-             "under every durable acknowledgement", f"{p50_p99(r['sqlite_commit_ms'])} "
+             "under a caller's durable acknowledgement, one caller at a time",
+             f"{p50_p99(r['sqlite_commit_ms'])} "
              f"({num(1000 / r['sqlite_commit_ms']['mean'])}/s one after another)"]]
           if "sqlite_commit_ms" in r else []),
         [f"resident memory: MiniLM + VW + FAISS loaded / after {r['rewarded']:,} rewards",

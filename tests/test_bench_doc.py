@@ -56,6 +56,8 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
             "select_four_budgets_ms": _p(1.85, 4.1),
             "reward": {"calls": 2000, "per_s": 833.3, "ms_each": 1.2},
             "sqlite_commit_ms": _p(0.5, 3.5),
+            "reward_concurrent": {"calls": 1000, "threads": 8, "per_s": 3125.0,
+                                  "commits": 250, "writes_per_commit": 4.0},
             "decisions": 3050, "rewarded": 2000, "remembered_tasks": 2000,
             "recall": [recall(10_000, "exact", 0.89), recall(10_000, "IVF", 0.07),
                        recall(50_000, "exact", 7.8), recall(50_000, "IVF", 0.21)],
@@ -145,8 +147,11 @@ def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
         1] == "497 MB / 720 MB"
     assert _row(router, "50,000")[1:3] == ["7.8 / 15.6 ms", "0.21 / 0.42 ms"]
     assert _row(router, "a bare SQLite commit on the same disk (WAL, `synchronous=FULL`): the "
-                "floor under every durable acknowledgement")[1] == (
+                "floor under a caller's durable acknowledgement, one caller at a time")[1] == (
         "p50 0.5 ms, p99 3.5 ms (500/s one after another)")
+    assert _row(router, "`reward(learn=False)` from 8 threads at once (writes that arrive "
+                "during a commit share the next one)")[1] == (
+        "3,125 rewards/s acknowledged, 4.0 rewards a commit")
     assert _row(doc.render_block("http", results), "4") == [
         "4", "40.1", "73.6 / 140 ms", "22.5 / 47.8 ms"]
     assert _row(doc.render_block("budget_mmlu", results), "25%")[1:4] == [

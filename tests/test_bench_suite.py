@@ -46,6 +46,12 @@ def test_figures_are_judged_against_their_targets(suite: ModuleType, tmp_path: P
     assert rows["`select()` in-process, real embedder, new short prompts"]["met"] is True
     assert rows["`select()` with the embedding given, 15 models, budgets on"]["met"] is True
     assert rows["`reward()` acknowledged durably"]["met"] is False  # 2,999 < 3,000
+    router["reward_learn_behind"] = {"per_s": 2100.0}
+    router["reward_concurrent"] = {"per_s": 3000.0, "threads": 8, "writes_per_commit": 4.2}
+    (tmp_path / "router.json").write_text(json.dumps(router))
+    rows = {row["figure"]: row for row in suite.table(suite.load(tmp_path))}
+    reward = rows["`reward()` acknowledged durably"]  # callers at once: the service's case
+    assert reward["met"] is True and "from 8 threads" in reward["now"]
     router["remembered_tasks"] = 2000  # fast, but not at the history the target names
     (tmp_path / "router.json").write_text(json.dumps(router))
     rows = {row["figure"]: row for row in suite.table(suite.load(tmp_path))}

@@ -47,7 +47,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from ._schema import migrate
-from ._sql import DriverStatement, Writer, driver_ok, write
+from ._sql import DriverStatement, GroupCommit, Writer, driver_ok
 from ._tables import (
     AlertRow,
     BudgetRow,
@@ -180,6 +180,8 @@ class Store:
             dialect, keys=[], dumps=json_dumps)
         self._recent: OrderedDict[str, EventRow] = OrderedDict()
         self._recent_lock = threading.Lock()
+        #: decisions and rewards written concurrently share commits (see ``_sql``)
+        self._writes = GroupCommit(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -201,7 +203,7 @@ class Store:
             if also is not None:
                 also(conn)
         try:
-            write(self.engine, work)
+            self._writes.run(work)
         except self.integrity_errors as exc:
             raise EventConflict(row.id) from exc
         if row.status == "pending":
@@ -309,7 +311,7 @@ class Store:
                 also(conn)
             return key
         try:
-            key = write(self.engine, work)
+            key = self._writes.run(work)
         except self.integrity_errors as exc:
             raise RewardConflict(row.event_id) from exc
         finally:

@@ -6,13 +6,24 @@ write the same rows, roll back together and report the same conflicts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from bandit_router.core import _sql
-from bandit_router.core._sql import DriverStatement
-from bandit_router.core._store import EventConflict, EventRow, RewardRow, Store, json_dumps, new_row
+from bandit_router.core._sql import DriverStatement, GroupCommit, Writer
+from bandit_router.core._store import (
+    EventConflict,
+    EventRow,
+    RewardConflict,
+    RewardRow,
+    Store,
+    json_dumps,
+    new_row,
+)
 
 
 def event(i: int) -> EventRow:
@@ -98,4 +109,127 @@ def test_a_statements_own_literals_reach_the_driver() -> None:
         conn.close()
     with store.engine.connect() as core:  # the Core path agrees
         assert statement.execute(core, {}) == 7.5
+    store.close()
+
+
+# -- group commit ------------------------------------------------------------------------------
+def _queued(writes: GroupCommit, n: int) -> None:
+    """Wait until ``n`` writes queue behind the one under way."""
+    deadline = time.monotonic() + 10
+    while len(writes._queue) < n:
+        assert time.monotonic() < deadline, "the writes never queued"
+        time.sleep(0.001)
+
+
+def _in_threads(*calls: Callable[[], object]) -> tuple[list[threading.Thread],
+                                                        list[BaseException | None]]:
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            calls[i]()
+        except BaseException as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    return threads, errors
+
+
+def test_concurrent_writes_share_one_commit_and_a_failed_one_fails_alone(
+        tmp_path: Path) -> None:
+    """Writes that arrive during a commit go together into the next one; the one whose
+    event id is taken gets its conflict, the others are written, and no caller returns
+    before its write is readable from another connection."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    writes = store._writes
+    store.add_event(event(0))
+    under_way, go = threading.Event(), threading.Event()
+
+    def hold(conn: Writer) -> None:
+        under_way.set()
+        assert go.wait(10)
+
+    first, errors = _in_threads(lambda: store.add_event(event(1), also=hold))
+    assert under_way.wait(10)
+    before = writes.groups
+    others, more = _in_threads(lambda: store.add_event(event(2)),
+                               lambda: store.add_event(event(0)),  # taken
+                               lambda: store.add_event(event(3)))
+    _queued(writes, 3)
+    go.set()
+    for t in first + others:
+        t.join()
+    assert errors == [None]
+    assert more[0] is None and more[2] is None
+    assert isinstance(more[1], EventConflict)
+    assert writes.groups - before == 2  # the held write's, then the three queued together
+    reader = Store(store.url)  # another connection: what was acknowledged is committed
+    assert reader.count_events() == {"pending": 4}
+    assert {e.id for e in (reader.get_event(f"e{i}") for i in range(4)) if e} == {
+        "e0", "e1", "e2", "e3"}
+    reader.close()
+    store.close()
+
+
+def test_a_failed_group_commit_is_tried_again_write_by_write(tmp_path: Path) -> None:
+    """A reward whose event does not exist, with SQLite's foreign keys deferred to the
+    commit: the group's commit fails; each of its writes is tried again alone, so the one
+    at fault fails and the other is written."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    writes = store._writes
+    for i in range(3):
+        store.add_event(event(i))
+    under_way, go = threading.Event(), threading.Event()
+
+    def hold(conn: Writer) -> None:
+        under_way.set()
+        assert go.wait(10)
+
+    def orphan(conn: Writer) -> None:
+        conn.execute("PRAGMA defer_foreign_keys=ON")
+        conn.execute("INSERT INTO br_rewards (event_id, received_at, quality, cost_usd, reward,"
+                     " is_default, held_back) VALUES ('nowhere', 0, 0, 0, 0, 0, 0)")
+
+    first, errors = _in_threads(lambda: store.add_event(event(9), also=hold))
+    assert under_way.wait(10)
+    before = writes.groups
+    others, more = _in_threads(
+        lambda: store.add_reward(reward(1), status="rewarded"),
+        lambda: store.add_event(event(3), also=orphan))
+    _queued(writes, 2)
+    go.set()
+    for t in first + others:
+        t.join()
+    assert errors == [None]
+    assert more[0] is None and more[1] is not None  # (the store reads its integrity error
+    assert store.get_event("e3") is None            # as a conflict)
+    written = store.get_reward("e1")
+    assert written is not None and written.quality == 0.5
+    assert store.count_events() == {"pending": 3, "rewarded": 1}
+    assert writes.groups - before == 2  # the held write, then the group (tried again alone)
+    with pytest.raises(RewardConflict):  # the store goes on
+        store.add_reward(reward(1), status="rewarded")
+    store.close()
+
+
+def test_a_write_cannot_start_another_write(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+    def nested(conn: Writer) -> None:
+        store.add_event(event(2))
+
+    with pytest.raises(RuntimeError, match="its own commit"):
+        store.add_event(event(1), also=nested)
+    assert store.count_events() == {}
+    store.close()
+
+
+def test_postgres_writes_one_at_a_time(pg_url: str) -> None:
+    """A group on PostgreSQL would take the budgets' advisory locks out of their order."""
+    store = Store(pg_url)
+    assert not store._writes._grouped
+    store.add_event(event(1))
+    assert (store._writes.groups, store._writes.writes) == (1, 1)
     store.close()

@@ -263,6 +263,42 @@ print(served)
 """
 
 
+def test_threads_sharing_commits_never_overspend_a_budget(
+        make_router: Callable[..., Router]) -> None:
+    """Decisions from many threads on one SQLite file share commits (group commit); each
+    reservation still re-reads the budget inside the shared transaction, after the ones
+    before it, so together they stay within the limit."""
+    router = make_router(config=RouterConfig(cost_weight=0.0))
+    limit = 0.01
+    router.set_budget(daily_limit=limit, pacing="off")
+    writes = router.store._writes
+    before = (writes.groups, writes.writes)
+    refused = [0] * 8
+
+    def decide(k: int) -> None:
+        for i in range(30):
+            try:
+                router.select(f"thread {k} task {i} about databases")
+            except BudgetExceededError:
+                refused[k] += 1
+
+    threads = [threading.Thread(target=decide, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    groups, held = writes.groups - before[0], writes.writes - before[1]
+    assert held > groups  # some decisions did share a commit
+    assert sum(refused) > 0
+    engine = create_engine(router.store.url)
+    with engine.connect() as conn:
+        reserved, events = conn.execute(text(
+            "SELECT SUM(reserved_usd), COUNT(*) FROM br_events")).one()
+    engine.dispose()
+    assert events == 240 - sum(refused)
+    assert reserved <= limit + 1e-9
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_processes_share_one_budget(backend: str, sqlite_url: str,
                                         request: pytest.FixtureRequest) -> None:
