@@ -19,12 +19,18 @@ from typing import Any
 
 from ._catalog import Catalog
 from ._constraints import Constraints
-from ._errors import ERROR_KINDS, InvalidRewardError, InvalidTaskError, UnknownModelError
+from ._errors import (
+    ERROR_KINDS,
+    InvalidInputError,
+    InvalidRewardError,
+    InvalidTaskError,
+    UnknownModelError,
+)
 from ._store import json_dumps
 
 __all__ = ["MAX_ABS_REWARD", "MAX_COST_USD", "MAX_EVENT_ID", "MAX_LATENCY_S", "MAX_WEIGHT",
            "check_id", "check_input_tokens", "check_metadata", "check_names", "check_reward",
-           "check_task", "check_weight", "finite", "storable"]
+           "check_task", "check_time", "check_weight", "finite", "storable"]
 
 #: Bounds that keep one absurd value from poisoning the policy (VW's weights are float32).
 MAX_COST_USD = 1e4
@@ -44,6 +50,20 @@ def finite(value: Any) -> bool:
     """A real number (not a bool) that is neither infinite nor NaN."""
     return (not isinstance(value, bool) and isinstance(value, numbers.Real)
             and math.isfinite(value))
+
+
+#: The first moment a time bound may not reach: 10000-01-01T00:00:00Z, in Unix seconds.
+MAX_TIME = 253_402_300_800.0
+
+
+def check_time(name: str, value: Any) -> float | None:
+    """A moment given as Unix seconds (``None`` passes through), as a float: a real number
+    (not a bool) from 1970 up to the year 9999; else :class:`InvalidInputError`."""
+    if value is None:
+        return None
+    if not (finite(value) and 0 <= value < MAX_TIME):
+        raise InvalidInputError(f"{name} must be Unix seconds from 1970 to 9999, got {value!r}")
+    return float(value)
 
 
 def _unstorable(text: str) -> str | None:

@@ -40,6 +40,7 @@ from sqlalchemy import select
 
 from ..core._errors import InvalidInputError
 from ..core._store import EventRow, ObservationRow, RewardRow, Store
+from ..core._validation import check_time
 from ..router._router import Router
 
 __all__ = ["GROUPS", "TOTAL", "CostReport", "CostRow", "cost_report", "parse_time"]
@@ -55,7 +56,6 @@ _METRICS: tuple[str, ...] = (
     "requests", "rewarded", "pending", "defaulted", "spend_usd", "reported_usd",
     "estimated_usd", "mean_quality", "reference_cost_usd", "savings_usd", "savings_pct")
 _CHUNK = 500
-_MAX_TIME = 253_402_300_800.0  # 10000-01-01T00:00:00Z
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -300,7 +300,7 @@ def parse_time(text: str, *, end: bool = False) -> float:
     except (ValueError, OverflowError) as exc:
         raise InvalidInputError(f"period bound {text!r} is not a date YYYY-MM-DD, an ISO "
                                 f"8601 time or Unix seconds ({exc})") from None
-    checked = _check_bound("period bound", value)
+    checked = check_time("period bound", value)
     assert checked is not None
     return checked
 
@@ -349,15 +349,6 @@ def _check_group_by(group_by: Sequence[str] | str) -> tuple[str, ...]:
     return names
 
 
-def _check_bound(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not 0 <= value < _MAX_TIME):  # NaN fails too
-        raise InvalidInputError(f"{name} must be Unix seconds from 1970 to 9999, got {value!r}")
-    return float(value)
-
-
 def cost_report(source: Router | Store, *, since: float | None = None,
                 until: float | None = None, group_by: Sequence[str] | str = ("day", "model"),
                 reference: str | None = None) -> CostReport:
@@ -373,7 +364,7 @@ def cost_report(source: Router | Store, *, since: float | None = None,
     catalog nor among any request's eligible models in the period.
     """
     names = _check_group_by(group_by)
-    lo, hi = _check_bound("since", since), _check_bound("until", until)
+    lo, hi = check_time("since", since), check_time("until", until)
     if lo is not None and hi is not None and lo >= hi:
         raise InvalidInputError(f"the period is empty: since ({lo:g}) must be before "
                                 f"until ({hi:g})")

@@ -69,6 +69,7 @@ from ..core._validation import (
     check_names,
     check_reward,
     check_task,
+    check_time,
     check_weight,
     finite,
     storable,
@@ -698,8 +699,7 @@ class Router(BudgetMethods, ProviderMethods):
         they are fitted) and ``remembered_tasks`` (outcomes in the memory)."""
         from ..core._stats import routing_stats
 
-        if since is not None and not finite(since):
-            raise InvalidInputError("since must be a finite number of Unix seconds or None")
+        since = check_time("since", since)
 
         with self._lock:
             # a copy: the memory updates its statistics in place as it learns
@@ -708,7 +708,7 @@ class Router(BudgetMethods, ProviderMethods):
             clusters = self._learner.clusters
             remembered = len(self._learner.memory)
         out = routing_stats(self.store, self.catalog, measured, policy_version=learned,
-                            since=None if since is None else float(since))
+                            since=since)
         out["task_clusters"] = (None if clusters is None
                                 else {"sizes": list(clusters.sizes), "tag": clusters.tag})
         out["remembered_tasks"] = remembered

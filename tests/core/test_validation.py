@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from bandit_router import Constraints, InvalidRewardError, InvalidTaskError, UnknownModelError
+from bandit_router.core._errors import InvalidInputError
 from bandit_router.core._validation import (
     check_id,
     check_input_tokens,
     check_names,
     check_reward,
     check_task,
+    check_time,
 )
 from bandit_router.eval.simulation import demo_catalog
 
@@ -21,6 +23,16 @@ def test_numpy_numbers_are_taken_and_converted() -> None:
     assert check_reward(np.float32(0.5), np.float64(0.01), None, np.int64(7), None) == (
         0.5, pytest.approx(0.01), None, 7)
     assert check_input_tokens(np.int32(12)) == 12 and check_input_tokens(None) is None
+
+
+def test_a_time_is_unix_seconds_from_1970_to_9999() -> None:
+    """One rule for every ``since``/``until``: routing stats, cost reports, their HTTP."""
+    assert check_time("since", None) is None
+    assert check_time("since", np.int64(1_800_000_000)) == 1.8e9
+    assert type(check_time("since", 0)) is float
+    for bad in (-1.0, 253_402_300_800.0, float("nan"), True, "1", float("inf")):
+        with pytest.raises(InvalidInputError, match="since must be Unix seconds"):
+            check_time("since", bad)
 
 
 @pytest.mark.parametrize("args", [

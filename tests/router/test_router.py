@@ -487,8 +487,9 @@ def test_routing_stats_since_count_only_the_decisions_made_since(
     assert window["policy_version"] == whole["policy_version"] == 65  # the learner's, whole
     assert router.get_routing_stats(since=clock() + 1)["decisions"] == 0
     assert router.get_routing_stats(since=np.int64(int(since)))["decisions"] == 26
-    for bad in (float("nan"), "yesterday", True):
-        with pytest.raises(InvalidInputError, match="since"):
+    # the same rule as the cost report's period: Unix seconds from 1970 to 9999
+    for bad in (float("nan"), "yesterday", True, -1.0, 1e12):
+        with pytest.raises(InvalidInputError, match="since must be Unix seconds"):
             router.get_routing_stats(since=bad)  # type: ignore[arg-type]
 
 
