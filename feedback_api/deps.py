@@ -75,7 +75,7 @@ def _within_rate(request: Request, key: Annotated[ApiKey, Depends(_caller)]) -> 
     """The caller's key, unless it is over its request rate (429 with ``Retry-After``)."""
     limiter: RateLimiter | None = request.app.state.limiter
     if limiter is not None:
-        wait = limiter.wait_s(f"key-{key.tenant}")
+        wait = limiter.wait_s(key.tag)
         if wait > 0:
             raise HTTPException(429, f"over this key's rate limit of {limiter.rate_per_s:g} "
                                      f"requests per second: retry after {wait:.2f} s",

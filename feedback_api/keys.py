@@ -40,10 +40,16 @@ class ApiKey:
     tenant: int = 0
 
     @property
+    def tag(self) -> str:
+        """``key-<tenant>``: the key's chain by name (``key-0`` with authentication off), as
+        its rate limit and experiments' units count it."""
+        return f"key-{self.tenant}"
+
+    @property
     def tenant_tag(self) -> str | None:
         """Whose budgets apply and whose spend it is, as the library's ``tenant``
-        (``key-<tenant>``); None with authentication off (tenant 0)."""
-        return f"key-{self.tenant}" if self.tenant else None
+        (:attr:`tag`); None with authentication off (tenant 0)."""
+        return self.tag if self.tenant else None
 
     def state(self, now: float) -> str:
         """``live``, ``revoked`` or ``expired``."""

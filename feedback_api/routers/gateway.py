@@ -219,7 +219,7 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
     user = body.get("user")  # OpenAI's end-user id: an experiment's unit
     if user is not None and not (isinstance(user, str) and 0 < len(user) <= MAX_UNIT_KEY):
         raise InvalidTaskError(f"user must be a string of 1 to {MAX_UNIT_KEY} characters")
-    unit = user if user is not None else f"key-{key.tenant}"
+    unit = user if user is not None else key.tag
     settings = request.app.state.settings
     tried: list[str] = []
     client: httpx.AsyncClient = request.app.state.upstream

@@ -126,7 +126,9 @@ def test_a_rotated_key_keeps_its_events_and_an_expired_one_is_refused(server: Se
                      old_secret)
         unnamed = call(server, "POST", "/v1/select", {"task": "owls"}, old_secret)
         assert named.status_code == unnamed.status_code == 200
-        _, new_secret = keys.rotate(old.id, grace_s=0.0)
+        new, new_secret = keys.rotate(old.id, grace_s=0.0)
+        # one chain, one name: its budgets' tenant, its rate limit's and experiments' unit
+        assert new.tag == old.tag == new.tenant_tag == f"key-{old.id}"
         _, expired = keys.create(name="expired", scope="client", expires_in_s=0.05)
     finally:
         keys.close()
