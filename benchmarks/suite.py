@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 #: the parts ``--run`` knows: the script that measures each
 PARTS = {"embedder": "bench_embedder.py", "router": "bench_router.py", "http": "bench_http.py",
-         "policy": "bench_policy.py"}
+         "policy": "bench_policy.py", "startup": "bench_startup.py"}
 
 Results = dict[str, dict[str, Any]]
 
@@ -110,13 +110,17 @@ def _memory(r: Results) -> tuple[str, bool] | None:
             and found >= 0.95 and (real is None or real >= 0.95))
 
 
-def _startup(r: Results) -> tuple[str, bool | None] | None:
-    memory = r.get("memory")
-    if memory is None:
+def _startup(r: Results) -> tuple[str, bool] | None:
+    startup = r.get("startup")
+    if startup is None:
         return None
-    return (f"the memory rebuilt from its checkpoint in {memory['reload_s']:.1f} s at "
-            f"{memory['tasks']:,} tasks, once its vectors are read back from the event log "
-            "(that read, and the whole start-up, not measured)", None)
+    starts = startup["starts"]
+    return (f"ready in {startup['ready_s']:.2f} s at {startup['tasks']:,} remembered tasks "
+            f"(a fresh process to its first select(), median of {len(starts)}; opening the "
+            f"router {startup['router_s']:.2f} s: checkpoint restored, vectors read back "
+            "from the log)",
+            startup["tasks"] >= 1_000_000 and startup["ready_s"] <= 5
+            and all(s["restored"] for s in starts))
 
 
 def _replay(r: Results) -> tuple[str, bool] | None:
@@ -171,7 +175,7 @@ ROWS = [
         "http", _http),
     Row("task memory recall", "<= 1 ms and <= 1 GB RSS at 1M tasks, recall@32 >= 0.95",
         "memory", _memory),
-    Row("start-up to ready with 1M remembered tasks", "<= 5 s", "memory", _startup),
+    Row("start-up to ready with 1M remembered tasks", "<= 5 s", "startup", _startup),
     Row("replay with precomputed embeddings", ">= 2,000 rounds/s", "quality", _replay),
     Row("the embedding model: faster, same vectors", "cosine >= 0.99 to float32 torch",
         "embedder", _embedding),

@@ -41,6 +41,7 @@ COMMANDS = {
     "replicas": "benchmarks/bench_replicas.py",
     "peers": "benchmarks/bench_peers.py --peers-python .venv-peers/bin/python",
     "memory": "benchmarks/bench_memory.py",
+    "startup": "benchmarks/bench_startup.py",
 }
 FULL_SIZE: dict[str, dict[str, Any]] = {
     "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000], "embedder": "minilm"},
@@ -54,6 +55,7 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
     "replicas": {"pairs": 600, "users": 8, "parity_rounds": 1000},
     "peers": {"seeds": [0, 1, 2], "n": 20_000},
     "memory": {"tasks": 1_000_000},
+    "startup": {"tasks": 1_000_000, "starts": 3},
 }
 
 _BLOCK = re.compile(r"(<!-- bench:(\w+):start -->\n)(.*?)(<!-- bench:\2:end -->)", re.S)
@@ -303,6 +305,21 @@ def _memory(r: dict[str, Any]) -> list[str]:
     return [head, "", *_table(["", "figure"], rows)]
 
 
+def _startup(r: dict[str, Any]) -> list[str]:
+    b = r["build"]
+    rows = [[str(i + 1), f"{num(s['ready_s'])} s", f"{num(s['interpreter_s'])} s",
+             f"{num(s['import_s'])} s", f"{num(s['router_s'])} s",
+             f"{num(1000 * s['first_select_s'])} ms", f"{s['peak_rss_mb']:,.0f} MB",
+             f"{s['remembered']:,}"]
+            for i, s in enumerate(r["starts"])]
+    return [f"{r['tasks']:,} rewarded decisions in a SQLite file of {b['database_mb']:,.0f} MB "
+            f"and their checkpoint; each start a fresh process, timed until its first "
+            f"`select()` (median {num(r['ready_s'])} s):", "",
+            *_table(["start", "ready", "interpreter", "imports", "`Router()`: embedder, "
+                     "checkpoint, memory", "first `select()`", "peak resident memory",
+                     "tasks remembered"], rows)]
+
+
 def _suite(r: dict[str, Any]) -> list[str]:
     met = {True: "yes", False: "**no**", None: "not measured"}
     rows = [[row["figure"], row["now"], row["target"], met[row["met"]]] for row in r["rows"]]
@@ -314,7 +331,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
     "checkpoint": _checkpoint, "policy": _policy, "embedder": _embedder, "suite": _suite,
     "locust": _locust, "peers": _peers, "gateway": _gateway, "replicas": _replicas,
-    "memory": _memory,
+    "memory": _memory, "startup": _startup,
 }
 
 

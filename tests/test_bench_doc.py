@@ -105,6 +105,15 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
                 {"name": "bandit-router (Router defaults, replay)", "seeds": [0, 1, 2],
                  "regret_mean": 589.0, "regret_worst": 640.0, "frac_opt_last5k": 0.7254,
                  "rounds_per_s": 400.5}]},
+        "startup": {
+            "machine": _machine("benchmarks/bench_startup.py", full["startup"]),
+            "tasks": 1_000_000, "ready_s": 6.2, "router_s": 5.1,
+            "build": {"write_log_s": 150.0, "fill_memory_s": 158.0, "checkpoint_s": 0.5,
+                      "database_mb": 8200.0},
+            "starts": [{"ready_s": 6.2, "interpreter_s": 0.05, "import_s": 0.5,
+                        "router_s": 5.1, "first_select_s": 0.02, "peak_rss_mb": 2600.0,
+                        "remembered": 1_000_000,
+                        "learned": 1_000_050, "restored": True}] * 3},
         "locust": {
             "machine": _machine("benchmarks/bench_locust.py", full["locust"]),
             "runs": [{"users": 16, "seconds": 60, "pairs_per_s": 31.5, "failures": 0,
@@ -158,6 +167,8 @@ def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
         "98.4%", "0.696", "0"]
     assert _row(doc.render_block("checkpoint", results), "10,000")[3] == "16.1 MB, 106 ms"
     assert _row(doc.render_block("policy", results), "32")[1:] == ["151", "88"]
+    assert _row(doc.render_block("startup", results), "2")[1:] == [
+        "6.2 s", "0.05 s", "0.5 s", "5.1 s", "20 ms", "2,600 MB", "1,000,000"]
     assert _row(doc.render_block("peers", results), "river_linucb")[1:] == [
         "371", "402", "0.786", "576"]
     assert _row(doc.render_block("locust", results), "16") == [

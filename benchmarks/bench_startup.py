@@ -1,0 +1,203 @@
+"""Start-up to ready with a million remembered tasks: a fresh process opens a router whose
+database holds a million rewarded decisions and a checkpoint of them, and answers a first
+``select()``.
+
+The database is built once per run, in three steps:
+
+1. the real router (SQLite file, WAL, ``memory_size`` = the tasks asked) takes 50 decisions
+   and their rewards, so every table and row is the router's own;
+2. a million more events and rewards are written straight into those tables, each a copy
+   of one of the router's own rows with its own id, time and task embedding (the task
+   stream of ``bench_memory.py``: MMLU-Pro's MiniLM vectors plus noise, or random unit
+   vectors without the data);
+3. the router of step 1 (still open: opened again, it would learn the copied rows from
+   the log) gets a memory that remembers every one of the million rewards, filled one
+   ``add()`` at a time as the learner fills it, and its checkpoint is written
+   (``Learner.snapshot``: outcomes, seqs and lists; the vectors stay in the event log).
+
+Then a new Python process is started and timed until its first ``select()`` returns: the
+imports, the embedding model's load, the checkpoint's restore (the policy, the memory's
+snapshot, its vectors read back from the log, the lists filled again; nothing is rebuilt
+from the log and nothing is learned again) and one decision. The child reports its own
+breakdown, and checks that it restored rather than rebuilt.
+
+    .venv/bin/python benchmarks/bench_startup.py [--tasks 1000000] [--out PATH]
+
+Writes ``benchmarks/results/startup.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _results import machine, write_json
+
+#: rows written per transaction while building the log
+BATCH = 20_000
+#: decisions the real router makes first (the templates of every row written after)
+FIRST = 50
+
+
+def build(url: str, path: str, tasks: int) -> dict[str, float]:
+    """The database: FIRST real decisions, ``tasks`` copied rows, a checkpoint of them all."""
+    from bench_memory import tasks as task_vectors
+
+    from bandit_router import Router, RouterConfig
+    from bandit_router.core._learner import write_checkpoint
+    from bandit_router.core._memory import Memory
+    from bandit_router.eval.datasets import default_data_dir
+
+    try:
+        raw = np.load(default_data_dir() / "mmlu_pro" / "embeddings_all-MiniLM-L6-v2.f16.npy")
+        base: np.ndarray | None = np.ascontiguousarray(
+            raw / np.linalg.norm(raw.astype(np.float32), axis=1, keepdims=True), np.float32)
+    except (FileNotFoundError, OSError):
+        base = None
+    config = RouterConfig(memory_size=tasks)
+    router = Router(database_url=url, config=config)
+    rng = np.random.default_rng(0)
+    for i in range(FIRST):
+        d = router.select(f"start-up benchmark task {i}: what is {i} squared?")
+        router.reward(d.event_id, quality=float(rng.random()), cost_usd=d.estimated_cost_usd,
+                      latency_s=1.0, output_tokens=200)
+    models = [spec.key for spec in router.catalog]
+    # (kept open: opened again after the rows below, it would learn them from the log)
+
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    db = sqlite3.connect(path)
+    ev_cols = [r[1] for r in db.execute("PRAGMA table_info(br_events)")]
+    rw_cols = [r[1] for r in db.execute("PRAGMA table_info(br_rewards)")]
+    ev = dict(zip(ev_cols, db.execute("SELECT * FROM br_events WHERE status != 'pending' "
+                                      "LIMIT 1").fetchone(), strict=True))
+    rw = dict(zip(rw_cols, db.execute("SELECT * FROM br_rewards LIMIT 1").fetchone(),
+                  strict=True))
+    last_seq = int(db.execute("SELECT max(seq) FROM br_rewards").fetchone()[0])
+    ev_sql = (f"INSERT INTO br_events ({', '.join(ev_cols)}) "
+              f"VALUES ({', '.join('?' for _ in ev_cols)})")
+    rw_sql = (f"INSERT INTO br_rewards ({', '.join(rw_cols)}) "
+              f"VALUES ({', '.join('?' for _ in rw_cols)})")
+    memory = Memory(dim=384, capacity=tasks)
+    fill = 0.0
+    for c0 in range(0, tasks, BATCH):
+        vectors = task_vectors(base, c0, min(BATCH, tasks - c0))
+        events, rewards = [], []
+        for j, v in enumerate(vectors):
+            i = c0 + j
+            eid = f"startup-{i}"
+            seq = last_seq + 1 + i
+            events.append(tuple({**ev, "id": eid, "created_at": ev["created_at"] + i * 1e-3,
+                                 "task_hash": f"{i:064x}", "embedding": v.tobytes(),
+                                 "model_key": models[i % len(models)]}[c] for c in ev_cols))
+            rewards.append(tuple({**rw, "seq": seq, "event_id": eid,
+                                  "received_at": rw["received_at"] + i * 1e-3}[c]
+                                 for c in rw_cols))
+        with db:
+            db.executemany(ev_sql, events)
+            db.executemany(rw_sql, rewards)
+        t1 = time.perf_counter()
+        for j, v in enumerate(vectors):  # as the learner fills it, one add at a time
+            i = c0 + j
+            memory.add(v, models[i % len(models)], quality=(i % 10) / 10, reward=0.5,
+                       cost_usd=1e-4, latency_s=1.0, output_tokens=200,
+                       seq=last_seq + 1 + i)
+            if i + 1 == memory.switch_at:
+                memory.wait_for_lists()
+        fill += time.perf_counter() - t1
+        if (c0 + BATCH) % 200_000 == 0:
+            print(f"  {c0 + BATCH:,} rows, {time.perf_counter() - t:.0f} s", flush=True)
+    db.close()
+    times["write_log_s"] = time.perf_counter() - t - fill
+    times["fill_memory_s"] = fill
+
+    t = time.perf_counter()
+    learner = router._learner
+    with router._lock:
+        learner.memory = memory
+        learner.seq = last_seq + tasks
+        learner.learned += tasks
+        write_checkpoint(router.store, learner.snapshot(), time.time())
+    router.close()
+    times["checkpoint_s"] = time.perf_counter() - t
+    times["database_mb"] = sum(os.path.getsize(p) for p in (path, path + "-wal")
+                               if os.path.exists(p)) / 2**20
+    return times
+
+
+def child(url: str, tasks: int, started: float) -> None:
+    """The timed start: imports, the router (embedder, checkpoint), one decision."""
+    t0 = time.time()
+    from bandit_router import Router, RouterConfig
+
+    t1 = time.time()
+    router = Router(database_url=url, config=RouterConfig(memory_size=tasks))
+    t2 = time.time()
+    router.select("What is the capital of Australia?")
+    t3 = time.time()
+    learner = router._learner
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    out = {"ready_s": t3 - started, "peak_rss_mb": peak, "interpreter_s": t0 - started,
+           "import_s": t1 - t0, "router_s": t2 - t1, "first_select_s": t3 - t2,
+           "remembered": len(learner.memory), "learned": learner.learned,
+           "restored": learner.learned >= tasks and len(learner.memory) >= tasks}
+    router.close()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--starts", type=int, default=3, help="fresh processes timed")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--started", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--out",
+                        default=str(Path(__file__).parent / "results" / "startup.json"))
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.tasks, args.started)
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    result: dict[str, Any] = {"machine": machine(args), "tasks": args.tasks}
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        path = os.path.join(tmp, "bench.db")
+        url = f"sqlite:///{path}"
+        print(f"building a log of {args.tasks:,} rewarded decisions and their checkpoint...")
+        result["build"] = build(url, path, args.tasks)
+        print(f"  {result['build']}")
+        starts = []
+        for _ in range(args.starts):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", url, "--tasks", str(args.tasks),
+                 "--started", repr(time.time())],
+                capture_output=True, text=True, check=True)
+            line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+            start = json.loads(line[len("RESULT "):])
+            if not start["restored"]:
+                raise SystemExit(f"the child did not restore the checkpoint: {start}")
+            starts.append(start)
+            print(f"  ready in {start['ready_s']:.2f} s (imports {start['import_s']:.2f}, "
+                  f"router {start['router_s']:.2f}, first select "
+                  f"{start['first_select_s']:.3f}; peak RSS {start['peak_rss_mb']:,.0f} MB)",
+                  flush=True)
+    result["starts"] = starts
+    result["ready_s"] = float(np.median([s["ready_s"] for s in starts]))
+    result["router_s"] = float(np.median([s["router_s"] for s in starts]))
+    print(f"{args.tasks:,} remembered tasks: ready in {result['ready_s']:.2f} s "
+          f"(median of {len(starts)} fresh processes; opening the router "
+          f"{result['router_s']:.2f} s)")
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
