@@ -119,6 +119,8 @@ class Memory:
     """
 
     _COLUMNS = ("model", "quality", "reward", "cost", "latency", "tokens")
+    #: rows read back from the log at a time when a compact memory is loaded
+    _FETCH_CHUNK = 65_536
     #: each outcome column and the name of its count of known values in the totals
     _KNOWN = tuple((name, name + "_n") for name in _COLUMNS[1:])
 
@@ -217,6 +219,34 @@ class Memory:
             lists = quantizer.search(vectors, 1)[1].ravel().astype(np.float64)
             self._cols["list"][: self._n] = lists
         self._add_to_lists(vectors, ids, lists.astype(np.int64))
+
+    def _streams(self, centroids: npt.NDArray[np.float32] | None, n: int) -> bool:
+        """Whether a snapshot's rows can be read back and filed a chunk at a time: a
+        compact memory that kept its lists, its 8-bit range and every row's list (a
+        million float vectors at once would be 1.5 GB; their codes are a quarter of it)."""
+        if not (self.compact and n and self._sq is not None and centroids is not None
+                and centroids.ndim == 2 and centroids.shape[1] == self.dim):
+            return False
+        lists = self._cols["list"][:n]
+        return len(lists) == n and not np.isnan(lists).any() and lists.max() < len(centroids)
+
+    def _fill_lists(self, centroids: npt.NDArray[np.float32], n: int,
+                    fetch: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]]) -> None:
+        """Read back ``n`` rows (``fetch`` of their seqs) ``_FETCH_CHUNK`` at a time and file
+        each chunk's codes in its rows' lists: the memory :meth:`_use_ivf` would build from
+        all the vectors at once, without holding them all."""
+        self._use_ivf(centroids, np.zeros((0, self.dim), np.float32))  # (no rows yet)
+        seqs = self._cols["seq"][:n].astype(np.int64)
+        lists = self._cols["list"][:n].astype(np.int64)
+        for start in range(0, n, self._FETCH_CHUNK):
+            stop = min(start + self._FETCH_CHUNK, n)
+            vectors = np.asarray(fetch(seqs[start:stop]), np.float32)
+            if vectors.ndim != 2 or vectors.shape != (stop - start, self.dim):
+                raise ValueError(f"memory snapshot rows {start}..{stop} read back as "
+                                 f"{vectors.shape}, expected ({stop - start}, {self.dim})")
+            self._add_to_lists(vectors, np.arange(start, stop, dtype=np.int64),
+                               lists[start:stop])
+        self._n = n
 
     def _sample(self, n: int, lists: int) -> npt.NDArray[np.int64]:
         """A compact memory fits its lists (and its 8-bit range) on at most 16 rows a list,
@@ -551,6 +581,7 @@ class Memory:
                 mem._sq = np.asarray(arrays["sq"], np.float32).copy()
             centroids = (np.asarray(arrays["centroids"], np.float32)
                          if "centroids" in arrays.files else None)
+            streamed = False
             if "vectors" in arrays.files:
                 vectors = np.asarray(arrays["vectors"], np.float32)
             else:
@@ -559,12 +590,18 @@ class Memory:
                                      f"expected {dim}")
                 if fetch is None:
                     raise ValueError("the snapshot holds no vectors and no fetch was given")
-                vectors = np.asarray(fetch(mem._cols["seq"].astype(np.int64)), np.float32)
+                streamed = mem._streams(centroids, n)
+                vectors = (np.zeros((n, dim), np.float32)[:0] if streamed else
+                           np.asarray(fetch(mem._cols["seq"].astype(np.int64)), np.float32))
+        if any(len(col) != n for col in mem._cols.values()):
+            raise ValueError("memory snapshot columns differ in length")
+        if streamed:
+            assert centroids is not None and fetch is not None
+            mem._fill_lists(centroids, n, fetch)
+            return mem
         if vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) != n:
             raise ValueError(f"memory snapshot has vectors {vectors.shape}, expected "
                              f"({n}, {dim})")
-        if any(len(col) != n for col in mem._cols.values()):
-            raise ValueError("memory snapshot columns differ in length")
         mem._n = n
         vectors = np.ascontiguousarray(vectors)
         if centroids is not None and centroids.ndim == 2 and centroids.shape[1] == dim:

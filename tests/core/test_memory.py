@@ -287,6 +287,36 @@ def test_a_compact_memory_evicts_and_reloads_its_codes_range_and_lists(
     assert_same_recalls(mem, copy, clustered(rng, 20), kept[-1])
 
 
+def test_a_compact_memory_reads_its_rows_back_a_chunk_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A million rows read back at once would be 1.5 GB of floats: a compact memory that kept
+    its lists files them a chunk at a time, into the same memory."""
+    rng = np.random.default_rng(9)
+    x = clustered(rng, 1500)
+    mem = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=4)
+    for k, vec in enumerate(x):
+        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
+                latency_s=None, output_tokens=None, seq=k + 1)
+    assert mem.compact and not mem.exact
+    by_seq = dict(enumerate(x, 1))
+    calls: list[int] = []
+
+    def fetch(seqs: np.ndarray) -> np.ndarray:
+        calls.append(len(seqs))
+        return np.stack([by_seq[int(q)] for q in seqs])
+
+    monkeypatch.setattr(Memory, "_FETCH_CHUNK", 400)
+    blob = mem.to_bytes(vectors=False)
+    copy = Memory.from_bytes(blob, dim=16, capacity=100_000, exact_limit=1024, lists=32,
+                             probes=4, fetch=fetch)
+    assert calls == [400, 400, 400, 300]
+    assert len(copy) == 1500 and np.array_equal(copy.vectors(), mem.vectors())
+    assert_same_recalls(mem, copy, clustered(rng, 20), x[-1])
+    with pytest.raises(ValueError, match="read back as"):
+        Memory.from_bytes(blob, dim=16, capacity=100_000, exact_limit=1024, lists=32,
+                          probes=4, fetch=lambda seqs: fetch(seqs)[1:])
+
+
 @pytest.mark.parametrize("kind", ["exact", "ivf", "compact"])
 def test_some_rows_read_back_are_those_rows_of_all(kind: str) -> None:
     rng = np.random.default_rng(8)
