@@ -27,6 +27,14 @@ def suite() -> ModuleType:
     return module
 
 
+def _met(suite: ModuleType, folder: Path, name: str, result: dict[str, object],
+         figure: str) -> bool | None:
+    """Whether ``figure`` is judged met with ``result`` as the only ``NAME.json`` there."""
+    (folder / f"{name}.json").write_text(json.dumps(result))
+    got = [row for row in suite.table(suite.load(folder)) if row["figure"] == figure]
+    return got[0]["met"]
+
+
 def test_the_committed_table_is_what_the_committed_results_say(suite: ModuleType) -> None:
     committed = json.loads((ROOT / "benchmarks/results/suite.json").read_text())
     assert committed["rows"] == suite.table(suite.load())
@@ -85,10 +93,7 @@ def test_the_memory_target_needs_a_million_tasks_fast_small_and_found(
                 memory["recall_ms"] = {"p50": value, "p99": 3.0}
             else:
                 memory[key] = value
-        (tmp_path / "memory.json").write_text(json.dumps(memory))
-        got = [row for row in suite.table(suite.load(tmp_path))
-               if row["figure"] == "task memory recall"]
-        return got[0]["met"]
+        return _met(suite, tmp_path, "memory", memory, "task memory recall")
 
     assert judged() is True
     assert judged(tasks=100_000) is False
@@ -103,11 +108,9 @@ def test_the_startup_target_needs_a_million_tasks_restored_within_five_seconds(
         suite: ModuleType, tmp_path: Path) -> None:
     def judged(tasks: int = 1_000_000, ready: float = 4.0, restored: bool = True) -> bool | None:
         start = {"ready_s": ready, "router_s": 2.0, "restored": restored}
-        (tmp_path / "startup.json").write_text(json.dumps(
-            {"tasks": tasks, "ready_s": ready, "router_s": 2.0, "starts": [start] * 3}))
-        got = [row for row in suite.table(suite.load(tmp_path))
-               if row["figure"] == "start-up to ready with 1M remembered tasks"]
-        return got[0]["met"]
+        return _met(suite, tmp_path, "startup",
+                    {"tasks": tasks, "ready_s": ready, "router_s": 2.0, "starts": [start] * 3},
+                    "start-up to ready with 1M remembered tasks")
 
     assert judged() is True
     assert judged(tasks=100_000) is False
