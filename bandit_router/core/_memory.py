@@ -581,7 +581,7 @@ class Memory:
                 mem._sq = np.asarray(arrays["sq"], np.float32).copy()
             centroids = (np.asarray(arrays["centroids"], np.float32)
                          if "centroids" in arrays.files else None)
-            streamed = False
+            vectors: npt.NDArray[np.float32] | None = None  # None: read back a chunk at a time
             if "vectors" in arrays.files:
                 vectors = np.asarray(arrays["vectors"], np.float32)
             else:
@@ -590,13 +590,12 @@ class Memory:
                                      f"expected {dim}")
                 if fetch is None:
                     raise ValueError("the snapshot holds no vectors and no fetch was given")
-                streamed = mem._streams(centroids, n)
-                vectors = (np.zeros((n, dim), np.float32)[:0] if streamed else
-                           np.asarray(fetch(mem._cols["seq"].astype(np.int64)), np.float32))
+                if not mem._streams(centroids, n):
+                    vectors = np.asarray(fetch(mem._cols["seq"].astype(np.int64)), np.float32)
         if any(len(col) != n for col in mem._cols.values()):
             raise ValueError("memory snapshot columns differ in length")
-        if streamed:
-            assert centroids is not None and fetch is not None
+        if vectors is None:
+            assert centroids is not None and fetch is not None  # (what _streams checked)
             mem._fill_lists(centroids, n, fetch)
             return mem
         if vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) != n:
