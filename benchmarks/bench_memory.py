@@ -47,6 +47,21 @@ CHUNK = 100_000
 NOISE = 0.03  # per dimension, on vectors whose dimensions are about 0.05
 
 
+def question_vectors() -> np.ndarray | None:
+    """MMLU-Pro's MiniLM vectors, unit length, that the task stream is drawn around; None
+    (random unit vectors) when the data is missing. The vectors alone: the whole data set
+    would count in the process's memory."""
+    from bandit_router.eval.datasets import default_data_dir
+
+    try:
+        raw = np.load(default_data_dir() / "mmlu_pro" / "embeddings_all-MiniLM-L6-v2.f16.npy")
+    except (FileNotFoundError, OSError) as exc:
+        print(f"MMLU-Pro missing ({exc}): random unit vectors")
+        return None
+    return np.ascontiguousarray(
+        raw / np.linalg.norm(raw.astype(np.float32), axis=1, keepdims=True), np.float32)
+
+
 def tasks(base: np.ndarray | None, start: int, n: int, dim: int = 384) -> np.ndarray:
     """Tasks ``start .. start + n`` of the stream (the same for the same range: each chunk
     is drawn from its own seed)."""
@@ -115,16 +130,9 @@ def main() -> None:
 
     from bandit_router import Router, RouterConfig
     from bandit_router.core._memory import Memory
-    from bandit_router.eval.datasets import default_data_dir
 
     faiss.omp_set_num_threads(1)
-    try:  # the vectors alone (the whole data set would count in the process's memory)
-        raw = np.load(default_data_dir() / "mmlu_pro" / "embeddings_all-MiniLM-L6-v2.f16.npy")
-        base: np.ndarray | None = np.ascontiguousarray(
-            raw / np.linalg.norm(raw.astype(np.float32), axis=1, keepdims=True), np.float32)
-    except (FileNotFoundError, OSError) as exc:
-        print(f"MMLU-Pro missing ({exc}): random unit vectors")
-        base = None
+    base = question_vectors()
     result: dict[str, Any] = {"machine": machine(args), "tasks": args.tasks,
                               "vectors": "mmlu_pro+noise" if base is not None else "random"}
 

@@ -51,19 +51,14 @@ FIRST = 50
 
 def build(url: str, path: str, tasks: int) -> dict[str, float]:
     """The database: FIRST real decisions, ``tasks`` copied rows, a checkpoint of them all."""
+    from bench_memory import question_vectors
     from bench_memory import tasks as task_vectors
 
     from bandit_router import Router, RouterConfig
     from bandit_router.core._learner import write_checkpoint
     from bandit_router.core._memory import Memory
-    from bandit_router.eval.datasets import default_data_dir
 
-    try:
-        raw = np.load(default_data_dir() / "mmlu_pro" / "embeddings_all-MiniLM-L6-v2.f16.npy")
-        base: np.ndarray | None = np.ascontiguousarray(
-            raw / np.linalg.norm(raw.astype(np.float32), axis=1, keepdims=True), np.float32)
-    except (FileNotFoundError, OSError):
-        base = None
+    base = question_vectors()
     config = RouterConfig(memory_size=tasks)
     router = Router(database_url=url, config=config)
     rng = np.random.default_rng(0)
