@@ -25,6 +25,7 @@ from ._clusters import TaskClusters
 from ._config import PolicyConfig, RouterConfig
 from ._constraints import Estimate
 from ._memory import Memory, MemoryCopy
+from ._pages import Page, PageReader, pages_due
 from ._scoring import estimates, logged_action
 from ._store import CheckpointRow, ClusterRow, EventRow, LearnItem, RewardRow, Store
 from .policies import Policy, VWPolicy
@@ -111,13 +112,20 @@ class Learner:
         self._memos: OrderedDict[str, object] = OrderedDict()
         #: published checkpoints found unusable here (other settings, damaged): not re-read
         self._rejected: set[int] = set()
+        #: the memory's code key and the last reward seq sealed in a page under it (read
+        #: from the store when the key changes; see ``_pages``)
+        self._paged: tuple[str, int] | None = None
 
     def _new_memory(self, data: bytes | None = None) -> Memory:
         dim, capacity, limit = self.dim, self.config.memory_size, self.config.exact_recall_limit
         if data is None:
             return Memory(dim=dim, capacity=capacity, exact_limit=limit, seed=self.policy.seed)
+        # a memory already held gives its rows faster than the pages (a follower loading
+        # each publication); a start has none
+        codes = None if len(self.memory) else PageReader(self.store, arm=self.arm)
         return Memory.from_bytes(data, dim=dim, capacity=capacity, exact_limit=limit,
-                                 seed=self.policy.seed, fetch=self._fetch_vectors)
+                                 seed=self.policy.seed, fetch=self._fetch_vectors,
+                                 codes=codes)
 
     def _fetch_vectors(self, seqs: np.ndarray) -> np.ndarray:
         """The task embeddings of rewards ``seqs``: those the memory in use holds already
@@ -342,8 +350,9 @@ class Learner:
     # -- checkpoints -----------------------------------------------------------------------------
     def checkpoint_failed(self, before: int) -> None:
         """A snapshot's checkpoint was not written: it is due again (``before``: what
-        :attr:`checkpointed_at` was before the snapshot)."""
+        :attr:`checkpointed_at` was before the snapshot), and so are its pages."""
         self._checkpointed_at = before
+        self._paged = None
 
     @property
     def checkpointed_at(self) -> int:
@@ -364,9 +373,29 @@ class Learner:
         384 dimensions: 15 MB at 10,000 tasks before)."""
         self._checkpointed_at = self.learned
         memory = self.memory.copy_out(vectors=not self.memory.logged)
+        pages, keep_pages = self._pages_due()
         return Snapshot(manifest=self.manifest(), config_hash=self.config_hash(),
                         policy=self.policy.to_bytes(), memory=memory, seq=self.seq,
-                        learned=self.learned, arm=self.arm)
+                        learned=self.learned, arm=self.arm, pages=pages,
+                        keep_pages=keep_pages)
+
+    def _pages_due(self) -> tuple[tuple[Page, ...], tuple[str, int]]:
+        """A compact memory's pages to seal with this checkpoint (every whole page of rows
+        not sealed yet; see ``_pages``), and which of the arm's pages stay: those of its
+        code key from its oldest row on (another memory's pages, or pages of rows it has
+        dropped, go)."""
+        memory = self.memory
+        key = memory.code_key
+        seqs = memory.seqs()
+        if key is None or not memory.logged or not len(seqs):
+            return (), ("", 0)
+        if self._paged is None or self._paged[0] != key:
+            sealed = self.store.memory_pages(self.arm, key)
+            self._paged = (key, max((last for _, _, last in sealed), default=-1))
+        pages = tuple(pages_due(memory, after=self._paged[1]))
+        if pages:
+            self._paged = (key, int(pages[-1].seqs[-1]))
+        return pages, (key, int(seqs[0]))
 
     def checkpoint(self) -> None:
         write_checkpoint(self.store, self.snapshot(), self.clock())
@@ -479,6 +508,9 @@ class Snapshot:
     seq: int
     learned: int
     arm: str
+    #: the memory's pages sealed with it, and which of the arm's pages stay (``_pages_due``)
+    pages: tuple[Page, ...] = ()
+    keep_pages: tuple[str, int] | None = None
 
 
 def write_checkpoint(store: Store, snap: Snapshot, now: float) -> None:
@@ -488,5 +520,6 @@ def write_checkpoint(store: Store, snap: Snapshot, now: float) -> None:
         created_at=now, arm=snap.arm, reward_seq=snap.seq, learned=snap.learned,
         config_hash=snap.config_hash, manifest=snap.manifest,
         sha256=hashlib.sha256(snap.policy + memory).hexdigest(), policy=snap.policy,
-        memory=memory))
+        memory=memory), pages=[page.row(arm=snap.arm, now=now) for page in snap.pages],
+        keep_pages=snap.keep_pages)
 

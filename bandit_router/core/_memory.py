@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import time
@@ -15,9 +16,12 @@ import numpy.typing as npt
 
 from ._clusters import TaskClusters
 
-__all__ = ["Memory", "MemoryCopy", "Recall"]
+__all__ = ["Codes", "Memory", "MemoryCopy", "Recall"]
 
 FloatArray = npt.NDArray[np.float64]
+#: sealed codes of a compact memory's rows: ``(code_key, seqs) -> (found mask, their codes)``
+Codes = Callable[[str, npt.NDArray[np.int64]],
+                 tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]]
 
 #: From this capacity on, a memory is *compact*: its IVF stores 8-bit codes (a quarter of the
 #: float32 vectors) in more lists (see :func:`ivf_lists`). Below it (the default
@@ -231,19 +235,37 @@ class Memory:
         return len(lists) == n and not np.isnan(lists).any() and lists.max() < len(centroids)
 
     def _fill_lists(self, centroids: npt.NDArray[np.float32], n: int,
-                    fetch: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]]) -> None:
-        """Read back ``n`` rows (``fetch`` of their seqs) ``_FETCH_CHUNK`` at a time and file
-        each chunk's codes in its rows' lists: the memory :meth:`_use_ivf` would build from
-        all the vectors at once, without holding them all."""
+                    fetch: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]],
+                    codes: Codes | None = None) -> None:
+        """Read back ``n`` rows ``_FETCH_CHUNK`` at a time and file each chunk's codes in its
+        rows' lists: the memory :meth:`_use_ivf` would build from all the vectors at once,
+        without holding them all. A chunk's rows come from ``codes`` (sealed codes, by
+        seq) where it has them, the rest from ``fetch`` (their embeddings, by seq)."""
         self._use_ivf(centroids, np.zeros((0, self.dim), np.float32))  # (no rows yet)
+        key = self.code_key
         seqs = self._cols["seq"][:n].astype(np.int64)
         lists = self._cols["list"][:n].astype(np.int64)
         for start in range(0, n, self._FETCH_CHUNK):
             stop = min(start + self._FETCH_CHUNK, n)
-            vectors = np.asarray(fetch(seqs[start:stop]), np.float32)
-            if vectors.ndim != 2 or vectors.shape != (stop - start, self.dim):
-                raise ValueError(f"memory snapshot rows {start}..{stop} read back as "
-                                 f"{vectors.shape}, expected ({stop - start}, {self.dim})")
+            chunk = seqs[start:stop]
+            vectors = np.empty((stop - start, self.dim), np.float32)
+            missing = np.ones(stop - start, bool)
+            if codes is not None and key is not None:
+                found, sealed = codes(key, chunk)
+                if found.any():
+                    sealed = np.ascontiguousarray(sealed, np.uint8)
+                    if sealed.shape != (int(found.sum()), self.dim):
+                        raise ValueError(f"memory snapshot rows {start}..{stop}: sealed codes "
+                                         f"{sealed.shape} for {int(found.sum())} rows")
+                    vectors[found] = self._index.sq.decode(sealed)  # type: ignore[attr-defined]
+                    missing = ~found
+            if missing.any():
+                read = np.asarray(fetch(chunk[missing]), np.float32)
+                if read.ndim != 2 or read.shape != (int(missing.sum()), self.dim):
+                    raise ValueError(f"memory snapshot rows {start}..{stop} read back as "
+                                     f"{read.shape}, expected ({int(missing.sum())}, "
+                                     f"{self.dim})")
+                vectors[missing] = read
             self._add_to_lists(vectors, np.arange(start, stop, dtype=np.int64),
                                lists[start:stop])
         self._n = n
@@ -422,6 +444,26 @@ class Memory:
         return np.asarray(self._index.reconstruct_batch(ids), np.float32).reshape(
             len(rows), self.dim)
 
+    @property
+    def code_key(self) -> str | None:
+        """What a compact memory's 8-bit codes depend on (its dimensions and 8-bit range), as
+        a hash: codes sealed under one key are valid in any memory of the same key. None
+        until the memory stores codes (not compact, or not yet moved to its lists)."""
+        if not self.compact or self._sq is None or self.exact:
+            return None
+        digest = hashlib.sha256(f"sq8|{self.dim}|".encode() + self._sq.tobytes())
+        return digest.hexdigest()
+
+    def codes(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """The 8-bit codes of ``rows`` (positions, oldest first) of a compact memory, one byte
+        a dimension: what it stores of them, to be handed back to :meth:`from_bytes`
+        (``codes=``) instead of the rows' embeddings."""
+        if self.code_key is None:
+            raise ValueError("only a compact memory that moved to its lists stores codes")
+        vectors = self.vectors(rows)  # (the codes decoded: encoding them gives them back)
+        codes = self._index.sq.compute_codes(vectors)  # type: ignore[attr-defined]
+        return np.asarray(codes, np.uint8).reshape(len(vectors), self.dim)
+
     def recall(self, embedding: npt.NDArray[np.float32], keys: list[str], *, k: int,
                per_model: int | None = None) -> Recall:
         """Statistics per model in ``keys`` over the ``k`` nearest stored tasks; with
@@ -561,12 +603,14 @@ class Memory:
                    exact_limit: int | None = 4096, lists: int | None = None,
                    probes: int = 8, seed: int = 0, compact: bool | None = None,
                    fetch: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]] | None
-                   = None) -> Memory:
+                   = None, codes: Codes | None = None) -> Memory:
         """A memory written by :meth:`to_bytes`; it keeps its IVF centroids, if it had them,
         so it searches as the memory it was written from did (a compact one also keeps its
         8-bit range and each row's list, so the rows are not searched against the centroids
         again). A snapshot without vectors needs ``fetch``: given the rows' reward seqs,
-        their embeddings in that order."""
+        their embeddings in that order. A compact one also takes ``codes``: given its
+        :attr:`code_key` and rows' seqs, which of them it has sealed codes of (a mask) and
+        those codes (:meth:`codes`), in that order; only the others are fetched."""
         mem = cls(dim=dim, capacity=capacity, exact_limit=exact_limit, lists=lists,
                   probes=probes, seed=seed, compact=compact)
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
@@ -596,7 +640,7 @@ class Memory:
             raise ValueError("memory snapshot columns differ in length")
         if vectors is None:
             assert centroids is not None and fetch is not None  # (what _streams checked)
-            mem._fill_lists(centroids, n, fetch)
+            mem._fill_lists(centroids, n, fetch, codes)
             return mem
         if vectors.ndim != 2 or vectors.shape[1] != dim or len(vectors) != n:
             raise ValueError(f"memory snapshot has vectors {vectors.shape}, expected "

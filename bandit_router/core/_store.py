@@ -57,6 +57,7 @@ from ._tables import (
     EventConflict,
     EventRow,
     LearnItem,
+    MemoryPageRow,
     ObservationRow,
     PriceRow,
     RewardConflict,
@@ -70,8 +71,8 @@ from ._tables import (
 
 # the table rows are defined in ``_tables`` and re-exported here, where callers use them
 __all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "CooldownRow", "EventConflict",
-           "EventRow", "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow",
-           "SpendRow", "Store", "json_dumps", "new_row"]
+           "EventRow", "LearnItem", "MemoryPageRow", "ObservationRow", "PriceRow",
+           "RewardConflict", "RewardRow", "SpendRow", "Store", "json_dumps", "new_row"]
 
 #: pg_advisory_xact_lock key serialising reward writes (arbitrary, fixed: "bandit-r")
 _REWARD_LOCK = 0x62616E646974
@@ -404,15 +405,45 @@ class Store:
         return out
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def add_checkpoint(self, row: CheckpointRow, *, keep: int = 2) -> None:
+    def add_checkpoint(self, row: CheckpointRow, *, keep: int = 2,
+                       pages: list[MemoryPageRow] | None = None,
+                       keep_pages: tuple[str, int] | None = None) -> None:
+        """Store ``row`` and prune the arm's checkpoints to the newest ``keep``, in one
+        transaction with the memory ``pages`` sealed for it. With ``keep_pages`` ``(code_key,
+        first_seq)`` the arm's pages of another key, or wholly before ``first_seq`` (rows the
+        memory has dropped), are deleted."""
         with self.session() as s:
             s.add(row)
+            s.add_all(pages or [])
             s.flush()
             old = s.scalars(select(CheckpointRow.id).where(CheckpointRow.arm == row.arm)
                             .order_by(CheckpointRow.id.desc()).offset(keep)).all()
             if old:  # one statement: a row another replica pruned first is no error
                 s.execute(delete(CheckpointRow).where(CheckpointRow.id.in_(old))
                           .execution_options(synchronize_session=False))
+            if keep_pages is not None:
+                key, first_seq = keep_pages
+                s.execute(delete(MemoryPageRow).where(
+                    MemoryPageRow.arm == row.arm,
+                    (MemoryPageRow.code_key != key) | (MemoryPageRow.last_seq < first_seq))
+                          .execution_options(synchronize_session=False))
+
+    # -- memory pages --------------------------------------------------------------------------
+    def memory_pages(self, arm: str, code_key: str) -> list[tuple[int, int, int]]:
+        """``(id, first_seq, last_seq)`` of the arm's pages of ``code_key``, by first seq,
+        without their codes."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(MemoryPageRow.id, MemoryPageRow.first_seq,
+                                       MemoryPageRow.last_seq)
+                                .where(MemoryPageRow.arm == arm,
+                                       MemoryPageRow.code_key == code_key)
+                                .order_by(MemoryPageRow.first_seq)).all()
+        return [(int(i), int(a), int(b)) for i, a, b in rows]
+
+    def memory_page(self, page_id: int) -> MemoryPageRow | None:
+        """One page, whole; None when it has been pruned meanwhile."""
+        with self._sessions() as s:
+            return s.get(MemoryPageRow, page_id)
 
     def newest_checkpoint(self, arm: str = "") -> tuple[int, int] | None:
         """(id, rewards learned) of the newest checkpoint of ``arm``, without its blobs."""

@@ -30,9 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column
 
 __all__ = ["AlertRow", "BudgetRow", "CheckpointRow", "ClusterRow", "CooldownRow", "EventConflict",
-           "EventRow",
-           "LearnItem", "ObservationRow", "PriceRow", "RewardConflict", "RewardRow", "SpendRow",
-           "json_dumps", "new_row"]
+           "EventRow", "LearnItem", "MemoryPageRow", "ObservationRow", "PriceRow",
+           "RewardConflict", "RewardRow", "SpendRow", "json_dumps", "new_row"]
 
 
 class _Base(DeclarativeBase):
@@ -134,6 +133,26 @@ class CheckpointRow(_Base):
     sha256: Mapped[str] = mapped_column(String(64))
     policy: Mapped[bytes] = mapped_column(LargeBinary)
     memory: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MemoryPageRow(_Base):
+    """A compact memory's 8-bit codes of ``rows`` consecutive remembered tasks (the rewards
+    ``first_seq`` to ``last_seq``), sealed once and never changed, so that a restart files
+    them instead of reading every task's embedding back from the event log (revision
+    0007). A cache: a page that is missing or damaged is read from the log instead.
+    ``code_key`` names the 8-bit range the codes were made with (``Memory.code_key``)."""
+
+    __tablename__ = "br_memory_pages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    arm: Mapped[str] = mapped_column(String(64), index=True)
+    code_key: Mapped[str] = mapped_column(String(64))
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Double)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ClusterRow(_Base):

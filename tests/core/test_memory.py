@@ -398,3 +398,41 @@ def test_a_copied_out_snapshot_holds_the_memory_as_it_was_when_copied() -> None:
                 output_tokens=99, seq=k + 1)
     assert copy.to_bytes() == then
     assert mem.to_bytes(vectors=False) != then
+
+
+def test_a_compact_memory_files_sealed_codes_and_fetches_only_the_rest() -> None:
+    """Codes handed back (``codes=``) stand for the rows' embeddings: the same memory,
+    code for code, with only the rows they lack read from the log."""
+    rng = np.random.default_rng(10)
+    x = clustered(rng, 1500)
+    mem = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=4)
+    for k, vec in enumerate(x):
+        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
+                latency_s=None, output_tokens=None, seq=k + 1)
+    key = mem.code_key
+    assert key is not None and Memory(dim=16, capacity=100_000).code_key is None
+    all_rows = np.arange(len(mem), dtype=np.int64)
+    sealed = dict(zip(mem.seqs()[:1000].tolist(), mem.codes(all_rows[:1000]), strict=True))
+    by_seq = dict(enumerate(x, 1))
+    fetched: list[int] = []
+    keys: set[str] = set()
+
+    def codes(asked: str, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keys.add(asked)
+        found = np.array([int(q) in sealed for q in seqs])
+        return found, np.stack([sealed[int(q)] for q in seqs[found]] or [np.zeros(16)])
+
+    def fetch(seqs: np.ndarray) -> np.ndarray:
+        fetched.extend(int(q) for q in seqs)
+        return np.stack([by_seq[int(q)] for q in seqs])
+
+    copy = Memory.from_bytes(mem.to_bytes(vectors=False), dim=16, capacity=100_000,
+                             exact_limit=1024, lists=32, probes=4, fetch=fetch, codes=codes)
+    assert keys == {key} and copy.code_key == key
+    assert fetched == list(range(1001, 1501))
+    assert np.array_equal(copy.codes(all_rows), mem.codes(all_rows))
+    assert_same_recalls(mem, copy, clustered(rng, 20), x[-1])
+    with pytest.raises(ValueError, match="sealed codes"):
+        Memory.from_bytes(mem.to_bytes(vectors=False), dim=16, capacity=100_000,
+                          exact_limit=1024, lists=32, probes=4, fetch=fetch,
+                          codes=lambda k, q: (np.ones(len(q), bool), np.zeros((1, 16))))

@@ -61,12 +61,12 @@ def _as_before_migrations(url: str) -> None:
     """Turn a database into one that bandit-router 0.1.0's first schema made: no version
     table, no budget tables, no schema-2 columns, no checkpoint manifests (revision 0002), no
     observations (0003), no held-back flag on rewards (0004), no shared cooldowns (0005), no
-    index on when rewards were received (0006)."""
+    index on when rewards were received (0006), no memory pages (0007)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
         for table in ("br_budget_alerts", "br_spend", "br_budgets", "br_observations",
-                      "br_cooldowns"):
+                      "br_cooldowns", "br_memory_pages"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("DROP INDEX IF EXISTS ix_br_events_tenant"))
         conn.execute(text("DROP INDEX IF EXISTS ix_br_rewards_received_at"))

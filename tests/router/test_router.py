@@ -25,8 +25,9 @@ from bandit_router import (
     UnknownModelError,
     cost_report,
 )
+from bandit_router.core import _memory, _pages
 from bandit_router.core._memory import Memory
-from bandit_router.core._store import CheckpointRow, EventRow
+from bandit_router.core._store import CheckpointRow, EventRow, MemoryPageRow, Store
 from bandit_router.core.policies import VWPolicy
 from bandit_router.eval.simulation import SyntheticWorkload
 from tests.conftest import FakeClock, MakeRouter
@@ -645,6 +646,55 @@ def test_checkpoints_leave_the_memory_vectors_in_the_log(
     assert "not in the log" in caplog.text and "rebuilding the policy" in caplog.text
     assert fourth.policy_version == 250
     assert np.allclose(probe_pmf(fourth), expected, atol=1e-6)
+
+
+def test_a_compact_memory_restarts_from_its_sealed_pages_and_the_log_after_them(
+        make_router: MakeRouter, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A compact memory's checkpoint seals the codes of every whole page of rows; a restart
+    files them and reads only the rows after the last page from the log (a damaged page's
+    too), into the same memory: code for code, the same decisions."""
+    monkeypatch.setattr(_memory, "COMPACT_FROM", 1000)  # compact at a size a test can fill
+    monkeypatch.setattr(_pages, "PAGE_ROWS", 700)
+    config = RouterConfig(cost_weight=50.0, memory_size=3000, exact_recall_limit=1024,
+                          checkpoint_every=1000)
+    first = make_router(config=config)
+    train(first, 2900)
+    memory = first._learner.memory
+    assert memory.compact and memory.code_key is not None and len(memory) == 2900
+    expected = probe_pmf(first)
+    first.close()  # its checkpoint seals four pages: rewards 1-2,800
+    pages = first.store.memory_pages("", memory.code_key)
+    assert [(a, b) for _, a, b in pages] == [(1 + 700 * i, 700 * (i + 1)) for i in range(4)]
+
+    read: list[int] = []
+    embeddings = Store.embeddings
+
+    def counted(self: Store, seqs: np.ndarray, *, dim: int, chunk: int = 500) -> np.ndarray:
+        read.extend(int(q) for q in seqs)
+        return embeddings(self, seqs, dim=dim, chunk=chunk)
+
+    monkeypatch.setattr(Store, "embeddings", counted)
+    rows = np.arange(2900, dtype=np.int64)
+    with caplog.at_level("INFO", logger="bandit_router"):
+        second = make_router(config=config)
+    assert "restored checkpoint" in caplog.text
+    assert read == list(range(2801, 2901))
+    assert np.array_equal(second._learner.memory.codes(rows), memory.codes(rows))
+    assert np.allclose(probe_pmf(second), expected, atol=1e-6)
+    second.close()
+
+    with second.store.session() as s:
+        s.execute(update(MemoryPageRow).where(MemoryPageRow.first_seq == 701)
+                  .values(data=b"damaged"))
+    read.clear()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        third = make_router(config=config)
+    assert "does not load" in caplog.text and "restored checkpoint" in caplog.text
+    assert read == [*range(701, 1401), *range(2801, 2901)]
+    assert np.array_equal(third._learner.memory.codes(rows), memory.codes(rows))
+    third.close()
 
 
 def test_restart_restores_thompson_sampling_exactly(

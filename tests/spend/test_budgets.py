@@ -391,6 +391,7 @@ def test_older_database_gets_the_new_columns(sqlite_url: str,
         conn.execute(text("ALTER TABLE br_rewards DROP COLUMN held_back"))  # revision 0004
         conn.execute(text("DROP TABLE br_cooldowns"))  # revision 0005
         conn.execute(text("DROP INDEX ix_br_rewards_received_at"))  # revision 0006
+        conn.execute(text("DROP TABLE br_memory_pages"))  # revision 0007
     engine.dispose()
     router = make_router()
     indexes = {ix["name"] for ix in inspect(router.store.engine).get_indexes("br_events")}
