@@ -13,12 +13,14 @@ The database is built once per run, in three steps:
 3. the router of step 1 (still open: opened again, it would learn the copied rows from
    the log) gets a memory that remembers every one of the million rewards, filled one
    ``add()`` at a time as the learner fills it, and its checkpoint is written
-   (``Learner.snapshot``: outcomes, seqs and lists; the vectors stay in the event log).
+   (``Learner.snapshot``: outcomes, seqs and lists, and the codes of every whole 65,536
+   rows sealed in pages; the vectors stay in the event log).
 
 Then a new Python process is started and timed until its first ``select()`` returns: the
 imports, the embedding model's load, the checkpoint's restore (the policy, the memory's
-snapshot, its vectors read back from the log, the lists filled again; nothing is rebuilt
-from the log and nothing is learned again) and one decision. The child reports its own
+snapshot, the pages' codes and the vectors of the rows after them read back from the log,
+filed in their lists again; nothing is rebuilt from the log and nothing is learned again)
+and one decision. The child reports its own
 breakdown, and checks that it restored rather than rebuilt.
 
     .venv/bin/python benchmarks/bench_startup.py [--tasks 1000000] [--out PATH]
@@ -127,6 +129,12 @@ def build(url: str, path: str, tasks: int) -> dict[str, float]:
     times["checkpoint_s"] = time.perf_counter() - t
     times["database_mb"] = sum(os.path.getsize(p) for p in (path, path + "-wal")
                                if os.path.exists(p)) / 2**20
+    with sqlite3.connect(path) as db:
+        pages, paged, page_bytes = db.execute(
+            "SELECT count(*), coalesce(sum(rows), 0), coalesce(sum(length(data)), 0) "
+            "FROM br_memory_pages").fetchone()
+    times["pages"], times["paged_rows"] = int(pages), int(paged)
+    times["pages_mb"] = page_bytes / 2**20
     return times
 
 

@@ -115,10 +115,13 @@ def _startup(r: Results) -> tuple[str, bool] | None:
     if startup is None:
         return None
     starts = startup["starts"]
+    build = startup.get("build", {})
+    source = (f"{build['paged_rows']:,} tasks' codes from {build['pages']} sealed pages, the "
+              "rest read back from the log" if build.get("pages")
+              else "vectors read back from the log")
     return (f"ready in {startup['ready_s']:.2f} s at {startup['tasks']:,} remembered tasks "
             f"(a fresh process to its first select(), median of {len(starts)}; opening the "
-            f"router {startup['router_s']:.2f} s: checkpoint restored, vectors read back "
-            "from the log)",
+            f"router {startup['router_s']:.2f} s: checkpoint restored, {source})",
             startup["tasks"] >= 1_000_000 and startup["ready_s"] <= 5
             and all(s["restored"] for s in starts))
 

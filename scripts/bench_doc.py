@@ -312,8 +312,10 @@ def _startup(r: dict[str, Any]) -> list[str]:
              f"{num(1000 * s['first_select_s'])} ms", f"{s['peak_rss_mb']:,.0f} MB",
              f"{s['remembered']:,}"]
             for i, s in enumerate(r["starts"])]
+    pages = (f" ({b['pages']} pages of sealed codes, {b['pages_mb']:,.0f} MB, hold "
+             f"{b['paged_rows']:,} of the remembered tasks)" if "pages" in b else "")
     return [f"{r['tasks']:,} rewarded decisions in a SQLite file of {b['database_mb']:,.0f} MB "
-            f"and their checkpoint; each start a fresh process, timed until its first "
+            f"and their checkpoint{pages}; each start a fresh process, timed until its first "
             f"`select()` (median {num(r['ready_s'])} s):", "",
             *_table(["start", "ready", "interpreter", "imports", "`Router()`: embedder, "
                      "checkpoint, memory", "first `select()`", "peak resident memory",

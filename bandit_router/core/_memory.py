@@ -245,30 +245,58 @@ class Memory:
         key = self.code_key
         seqs = self._cols["seq"][:n].astype(np.int64)
         lists = self._cols["list"][:n].astype(np.int64)
+        index = self._index
+        if codes is not None:  # codes go straight into the lists: the id map is made after
+            index.set_direct_map_type(faiss.DirectMap.NoMap)  # type: ignore[attr-defined]
         for start in range(0, n, self._FETCH_CHUNK):
             stop = min(start + self._FETCH_CHUNK, n)
             chunk = seqs[start:stop]
-            vectors = np.empty((stop - start, self.dim), np.float32)
             missing = np.ones(stop - start, bool)
+            sealed = np.zeros((0, self.dim), np.uint8)
             if codes is not None and key is not None:
                 found, sealed = codes(key, chunk)
-                if found.any():
-                    sealed = np.ascontiguousarray(sealed, np.uint8)
-                    if sealed.shape != (int(found.sum()), self.dim):
-                        raise ValueError(f"memory snapshot rows {start}..{stop}: sealed codes "
-                                         f"{sealed.shape} for {int(found.sum())} rows")
-                    vectors[found] = self._index.sq.decode(sealed)  # type: ignore[attr-defined]
-                    missing = ~found
+                sealed = np.asarray(sealed, np.uint8)
+                if found.any() and sealed.shape != (int(found.sum()), self.dim):
+                    raise ValueError(f"memory snapshot rows {start}..{stop}: sealed codes "
+                                     f"{sealed.shape} for {int(found.sum())} rows")
+                missing = ~found
+            read = np.zeros((0, self.dim), np.float32)
             if missing.any():
                 read = np.asarray(fetch(chunk[missing]), np.float32)
                 if read.ndim != 2 or read.shape != (int(missing.sum()), self.dim):
                     raise ValueError(f"memory snapshot rows {start}..{stop} read back as "
                                      f"{read.shape}, expected ({int(missing.sum())}, "
                                      f"{self.dim})")
-                vectors[missing] = read
-            self._add_to_lists(vectors, np.arange(start, stop, dtype=np.int64),
-                               lists[start:stop])
+            ids = np.arange(start, stop, dtype=np.int64)
+            if codes is None:
+                self._add_to_lists(read, ids, lists[start:stop])
+                continue
+            chunk_codes = np.empty((stop - start, self.dim), np.uint8)
+            if not missing.all():
+                chunk_codes[~missing] = sealed
+            if missing.any():
+                chunk_codes[missing] = np.asarray(
+                    index.sq.compute_codes(np.ascontiguousarray(read)),  # type: ignore[attr-defined]
+                    np.uint8).reshape(-1, self.dim)
+            self._file_codes(chunk_codes, ids, lists[start:stop])
+        if codes is not None:
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         self._n = n
+
+    def _file_codes(self, codes: npt.NDArray[np.uint8], ids: npt.NDArray[np.int64],
+                    lists: npt.NDArray[np.int64]) -> None:
+        """Append rows' codes to their lists as they are (what ``add_core`` would store of
+        their vectors, without decoding and encoding them again), in row order within each
+        list; the caller rebuilds the id map after."""
+        order = np.argsort(lists, kind="stable")
+        codes = np.ascontiguousarray(codes[order])
+        ids, lists = np.ascontiguousarray(ids[order]), lists[order]
+        bounds = np.flatnonzero(np.diff(lists)) + 1
+        invlists = self._index.invlists  # type: ignore[attr-defined]
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(lists)], strict=True):
+            invlists.add_entries(int(lists[lo]), int(hi - lo), faiss.swig_ptr(ids[lo:hi]),
+                                 faiss.swig_ptr(codes[lo:hi]))
+        self._index.ntotal += len(ids)
 
     def _sample(self, n: int, lists: int) -> npt.NDArray[np.int64]:
         """A compact memory fits its lists (and its 8-bit range) on at most 16 rows a list,
