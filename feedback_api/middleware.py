@@ -86,7 +86,9 @@ class BodyLimit:
 
 
 class RequestMetrics:
-    """Counts requests and times them, by route template and status."""
+    """Counts requests and times them, by route template and status. A response that fails
+    after its status line went out (a stream broken off: the caller's transfer breaks) counts
+    as a 500, not as the 200 its first line said."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -107,6 +109,9 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, record)
+        except Exception:
+            status = max(status, 500)  # (broken off after a 2xx status line: a failure)
+            raise
         finally:
             route: Any = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,16 @@ def _sdk(server: Server) -> openai.OpenAI:
 def _event(server: Server, event_id: str) -> dict:
     return httpx.get(f"{server.url}/v1/events/{event_id}",
                      headers={"Authorization": f"Bearer {server.client_key}"}).json()
+
+
+def _requests(server: Server, status: str) -> float:
+    """The service's count of chat completion requests answered with ``status``."""
+    text = httpx.get(f"{server.url}/metrics",
+                     headers={"Authorization": f"Bearer {server.admin_key}"}).text
+    found = re.search(r'^bandit_router_http_requests_total\{method="POST",'
+                      r'route="/v1/chat/completions",status="' + status + r'"\} (\S+)$',
+                      text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def _health(server: Server, deployment: str) -> dict:
@@ -159,6 +170,7 @@ def test_a_stream_broken_off_is_a_failed_call(gateway: Server) -> None:
     (the SDK raises rather than returning half an answer) and the decision's outcome is a
     server error, as for a 5xx."""
     headers: dict[str, str] = {}
+    broken_before, whole_before = _requests(gateway, "500"), _requests(gateway, "200")
     ask = _sdk(gateway).chat.completions.with_streaming_response.create(
         model="frontier/large", stream=True,
         messages=[{"role": "user", "content": "break this answer off"}])
@@ -173,6 +185,9 @@ def test_a_stream_broken_off_is_a_failed_call(gateway: Server) -> None:
         time.sleep(0.05)
     reward = _event(gateway, event_id)["reward"]
     assert reward is not None and reward["error"] == "server_error" and reward["quality"] == 0.0
+    # the service's own metrics count it a failed request, not the 200 its first line said
+    assert _requests(gateway, "500") == broken_before + 1
+    assert _requests(gateway, "200") == whole_before
 
 
 def test_experiments_and_their_arms_are_models(gateway: Server) -> None:
