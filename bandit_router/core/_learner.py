@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 
 from . import _namespaces as ns
+from . import _pages
 from ._catalog import ModelSpec
 from ._clusters import TaskClusters
 from ._config import PolicyConfig, RouterConfig
@@ -380,10 +381,10 @@ class Learner:
                         keep_pages=keep_pages)
 
     def _pages_due(self) -> tuple[tuple[Page, ...], tuple[str, int]]:
-        """A compact memory's pages to seal with this checkpoint (every whole page of rows
-        not sealed yet; see ``_pages``), and which of the arm's pages stay: those of its
-        code key from its oldest row on (another memory's pages, or pages of rows it has
-        dropped, go)."""
+        """A compact memory's pages to seal with this checkpoint (the first whole pages of
+        rows not sealed yet, a few at most; see ``_pages``), and which of the arm's pages
+        stay: those of its code key from its oldest row on (another memory's pages, or pages
+        of rows it has dropped, go)."""
         memory = self.memory
         key = memory.code_key
         seqs = memory.seqs()
@@ -392,7 +393,8 @@ class Learner:
         if self._paged is None or self._paged[0] != key:
             sealed = self.store.memory_pages(self.arm, key)
             self._paged = (key, max((last for _, _, last in sealed), default=-1))
-        pages = tuple(pages_due(memory, after=self._paged[1]))
+        pages = tuple(pages_due(memory, after=self._paged[1],
+                                limit=_pages.PAGES_PER_CHECKPOINT))
         if pages:
             self._paged = (key, int(pages[-1].seqs[-1]))
         return pages, (key, int(seqs[0]))

@@ -34,13 +34,18 @@ import numpy.typing as npt
 from ._memory import Memory
 from ._store import MemoryPageRow, Store
 
-__all__ = ["PAGE_ROWS", "Page", "PageReader", "pages_due", "read_page"]
+__all__ = ["PAGES_PER_CHECKPOINT", "PAGE_ROWS", "Page", "PageReader", "pages_due",
+           "read_page"]
 
 log = logging.getLogger("bandit_router")
 
 #: rows a page holds: 65,536 rows of 384 dimensions are 25 MB of codes (a million-task
 #: memory seals 15 of them, one every 65,536 rewards)
 PAGE_ROWS = 65_536
+#: pages sealed with one checkpoint at most: a memory that already held many rows when
+#: sealing began (after an upgrade) seals them over several checkpoints, each holding the
+#: router's lock for a few pages' codes (about 0.1 s a page on two cores), not all at once
+PAGES_PER_CHECKPOINT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +84,11 @@ def read_page(row: MemoryPageRow) -> Page:
     return Page(key=row.code_key, seqs=seqs, codes=codes)
 
 
-def pages_due(memory: Memory, *, after: int) -> list[Page]:
+def pages_due(memory: Memory, *, after: int, limit: int | None = None) -> list[Page]:
     """The pages to seal now: every whole :data:`PAGE_ROWS` of the memory's rows whose seqs
-    come after ``after`` (the last seq already sealed under its key). None unless the memory
-    stores codes and every row names its reward."""
+    come after ``after`` (the last seq already sealed under its key), the first ``limit``
+    of them with a limit. None unless the memory stores codes and every row names its
+    reward."""
     key = memory.code_key
     if key is None or not memory.logged:
         return []
@@ -90,8 +96,8 @@ def pages_due(memory: Memory, *, after: int) -> list[Page]:
     if len(seqs) > 1 and not (np.diff(seqs) > 0).all():
         return []  # (rows are learned in seq order; anything else is not paged)
     start = int(np.searchsorted(seqs, after, side="right"))
-    pages = []
-    while len(seqs) - start >= PAGE_ROWS:
+    pages: list[Page] = []
+    while len(seqs) - start >= PAGE_ROWS and (limit is None or len(pages) < limit):
         rows = np.arange(start, start + PAGE_ROWS, dtype=np.int64)
         pages.append(Page(key=key, seqs=seqs[rows], codes=memory.codes(rows)))
         start += PAGE_ROWS

@@ -40,6 +40,7 @@ def test_whole_pages_are_sealed_after_the_last_one(monkeypatch: pytest.MonkeyPat
     rows = np.arange(400, 800, dtype=np.int64)
     assert np.array_equal(pages[1].codes, mem.codes(rows))
     assert [int(p.seqs[0]) for p in pages_due(mem, after=800)] == [801]
+    assert [int(p.seqs[0]) for p in pages_due(mem, after=0, limit=2)] == [1, 401]
     assert pages_due(mem, after=1200) == []
     assert pages_due(Memory(dim=16, capacity=100_000), after=0) == []  # no codes yet
 

@@ -657,13 +657,14 @@ def test_a_compact_memory_restarts_from_its_sealed_pages_and_the_log_after_them(
     monkeypatch.setattr(_memory, "COMPACT_FROM", 1000)  # compact at a size a test can fill
     monkeypatch.setattr(_pages, "PAGE_ROWS", 700)
     config = RouterConfig(cost_weight=50.0, memory_size=3000, exact_recall_limit=1024,
-                          checkpoint_every=1000)
+                          checkpoint_every=100)
     first = make_router(config=config)
-    train(first, 2900)
+    train(first, 2900)  # moved to its lists at 2,560 rows; then checkpoints at 2,600 (pages
+    # 1 and 2: two a checkpoint at most), 2,700 (page 3) and 2,800 (page 4)
     memory = first._learner.memory
     assert memory.compact and memory.code_key is not None and len(memory) == 2900
     expected = probe_pmf(first)
-    first.close()  # its checkpoint seals four pages: rewards 1-2,800
+    first.close()
     pages = first.store.memory_pages("", memory.code_key)
     assert [(a, b) for _, a, b in pages] == [(1 + 700 * i, 700 * (i + 1)) for i in range(4)]
 
