@@ -115,7 +115,7 @@ def real_tasks(base: np.ndarray) -> dict[str, Any]:
     codes = Memory.from_bytes(flat.to_bytes(), dim=x.shape[1], capacity=50_000,
                               compact=True, lists=128)
     for name, mem in (("float", flat), ("codes", codes)):
-        out[f"exact_found_{name}"] = exact_found(want, mem._index.search(new, 32)[1])
+        out[f"exact_found_{name}"] = exact_found(want, mem._search(new, 32)[1])
     return out
 
 
@@ -170,7 +170,7 @@ def main() -> None:
             mem.recall(q, keys, k=32)
             ms.append(1000 * (time.perf_counter() - t))
         result["recall_ms"] = percentiles(ms)
-        got = mem._index.search(queries, 32)[1]
+        got = mem._search(queries, 32)[1]
         result["exact_found"] = exact_found(exact_top(base, args.tasks, queries, 32), got)
         t = time.perf_counter()
         blob = mem.to_bytes(vectors=False)
@@ -179,7 +179,9 @@ def main() -> None:
         del mem
         vectors = tasks(base, 0, args.tasks)
         t = time.perf_counter()
-        Memory.from_bytes(blob, dim=384, capacity=args.tasks, fetch=lambda seqs: vectors)
+        # (rows read back by their reward seq, 1 to the tasks: ``add(seq=i + 1)`` above)
+        Memory.from_bytes(blob, dim=384, capacity=args.tasks,
+                          fetch=lambda seqs: vectors[seqs - 1])
         result["reload_s"] = time.perf_counter() - t
         router.close()
     if base is not None:

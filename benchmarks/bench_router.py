@@ -300,7 +300,7 @@ def ivf_on_real_tasks() -> dict[str, Any]:
     exact = faiss.IndexFlatIP(x.shape[1])
     exact.add(known)
     _, want = exact.search(new, 32)
-    _, got = mem._index.search(new, 32)
+    _, got = mem._search(new, 32)
     overlap = exact_found(want, got)
     print(f"\nIVF on {len(known):,} MMLU-Pro questions (MiniLM): {100 * overlap:.1f}% of the "
           "exact 32 neighbours found")

@@ -101,6 +101,16 @@ def add_all(mem: Memory, vectors: np.ndarray, start: int = 0) -> None:
                 latency_s=None, output_tokens=None)
 
 
+def logged_compact(x: np.ndarray) -> Memory:
+    """A compact memory (32 lists, 4 searched) of ``x``, each row naming its reward seq
+    (1, 2, ...) as the learner's do."""
+    mem = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=4)
+    for k, vec in enumerate(x):
+        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
+                latency_s=None, output_tokens=None, seq=k + 1)
+    return mem
+
+
 def assert_same_recalls(mem: Memory, copy: Memory, queries: np.ndarray,
                         last: np.ndarray) -> None:
     """A reloaded memory recalls what its source does, and after eviction each row still
@@ -293,10 +303,7 @@ def test_a_compact_memory_reads_its_rows_back_a_chunk_at_a_time(
     its lists files them a chunk at a time, into the same memory."""
     rng = np.random.default_rng(9)
     x = clustered(rng, 1500)
-    mem = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=4)
-    for k, vec in enumerate(x):
-        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
-                latency_s=None, output_tokens=None, seq=k + 1)
+    mem = logged_compact(x)
     assert mem.compact and not mem.exact
     by_seq = dict(enumerate(x, 1))
     calls: list[int] = []
@@ -408,10 +415,7 @@ def test_a_compact_memory_files_sealed_codes_and_fetches_only_the_rest(
     monkeypatch.setattr(Memory, "_FETCH_CHUNK", 400)
     rng = np.random.default_rng(10)
     x = clustered(rng, 1500)
-    mem = Memory(dim=16, capacity=100_000, exact_limit=1024, lists=32, probes=4)
-    for k, vec in enumerate(x):
-        mem.add(vec, f"p/m{k % 3}", quality=(k % 10) / 10, reward=0.0, cost_usd=0.01,
-                latency_s=None, output_tokens=None, seq=k + 1)
+    mem = logged_compact(x)
     key = mem.code_key
     assert key is not None and Memory(dim=16, capacity=100_000).code_key is None
     all_rows = np.arange(len(mem), dtype=np.int64)
@@ -441,3 +445,25 @@ def test_a_compact_memory_files_sealed_codes_and_fetches_only_the_rest(
         Memory.from_bytes(mem.to_bytes(vectors=False), dim=16, capacity=100_000,
                           exact_limit=1024, lists=32, probes=4, fetch=fetch,
                           codes=lambda k, q: (np.ones(len(q), bool), np.zeros((1, 16))))
+
+
+def test_a_search_over_short_lists_scans_at_least_a_thousand_rows() -> None:
+    """Just after the move to 32 lists of about 32 rows, every list is searched (exact
+    neighbours); as the lists fill, fewer, down to ``probes``."""
+    import faiss
+
+    from bandit_router.core._memory import _SCAN_ROWS
+
+    rng = np.random.default_rng(12)
+    x = clustered(rng, 6000)
+    queries = clustered(rng, 30)
+    mem = Memory(dim=16, capacity=50_000, exact_limit=1024, lists=32, probes=4)
+    add_all(mem, x[:1024])
+    assert not mem.exact
+    exact = faiss.IndexFlatIP(16)
+    exact.add(x[:1024])
+    assert found(exact.search(queries, 16)[1], mem._search(queries, 16)[1]) == 1.0
+    assert mem._index.nprobe == 32
+    add_all(mem, x[1024:], start=1024)
+    mem.recall(queries[0], ["p/m0"], k=16)
+    assert mem._index.nprobe == max(4, -(-_SCAN_ROWS * 32 // 6000)) == 6
