@@ -89,8 +89,8 @@ def test_the_reader_finds_the_sealed_rows_and_skips_a_damaged_page(
     store.close()
 
 
-def test_a_checkpoint_keeps_only_the_pages_its_memory_can_use(tmp_path: object) -> None:
-    store = Store(f"sqlite:///{tmp_path}/pages.db")
+def test_a_checkpoint_keeps_only_the_pages_its_memory_can_use(db_url: str) -> None:
+    store = Store(db_url)
     codes = np.zeros((2, 2), np.uint8)
     rows = [Page(key=k, seqs=np.array([a, b]), codes=codes).row(arm=arm, now=0.0)
             for k, a, b, arm in [("k", 1, 2, ""), ("k", 3, 4, ""), ("old", 5, 6, ""),
@@ -101,4 +101,7 @@ def test_a_checkpoint_keeps_only_the_pages_its_memory_can_use(tmp_path: object) 
     assert [(a, b) for _, a, b in store.memory_pages("", "k")] == [(3, 4)]
     assert store.memory_pages("", "old") == []
     assert len(store.memory_pages("other", "k")) == 1  # another arm's pages stay
+    page_id = store.memory_pages("", "k")[0][0]
+    kept = store.memory_page(page_id)
+    assert kept is not None and np.array_equal(read_page(kept).seqs, [3, 4])
     store.close()
