@@ -1,4 +1,9 @@
-"""Dependencies: the router, the metrics and the caller's API key."""
+"""Dependencies: the router, the metrics and the caller's API key.
+
+Those that only read the app's state (or an in-memory rate limit) are ``async``: FastAPI runs
+a plain ``def`` dependency in its thread pool, a hop per dependency per request, which under
+load cost more than the reads themselves. Checking the key reads the database, so it stays
+in the pool."""
 
 from __future__ import annotations
 
@@ -26,22 +31,22 @@ _OPEN = ApiKey(id=0, name="auth disabled", scope="admin", prefix="", created_at=
                revoked_at=None)
 
 
-def get_router(request: Request) -> Router:
+async def get_router(request: Request) -> Router:
     router: Router = request.app.state.router
     return router
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_experiments(request: Request) -> ExperimentRegistry:
+async def get_experiments(request: Request) -> ExperimentRegistry:
     registry: ExperimentRegistry = request.app.state.experiments
     return registry
 
 
-def get_learner(request: Request) -> BackgroundLearner:
+async def get_learner(request: Request) -> BackgroundLearner:
     learner: BackgroundLearner = request.app.state.learner
     return learner
 
@@ -65,13 +70,13 @@ def _caller(request: Request,
     return key
 
 
-def _require_admin(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+async def _require_admin(key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
     if key.scope != "admin":
         raise HTTPException(403, "this call needs an API key with the 'admin' scope")
     return key
 
 
-def _within_rate(request: Request, key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
+async def _within_rate(request: Request, key: Annotated[ApiKey, Depends(_caller)]) -> ApiKey:
     """The caller's key, unless it is over its request rate (429 with ``Retry-After``)."""
     limiter: RateLimiter | None = request.app.state.limiter
     if limiter is not None:
