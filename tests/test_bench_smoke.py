@@ -1,0 +1,40 @@
+"""The memory and start-up benchmarks run end to end at a small size (their figures are for
+benchmarks, not tests: what is checked here is that they still run and measure the path
+they say, e.g. that a restart filed sealed pages rather than rebuilding from the log)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def _bench(script: str, out: Path, *args: str) -> Any:
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(out)],
+                   check=True, capture_output=True, cwd=ROOT, timeout=600)
+    return json.loads(out.read_text())
+
+
+def test_startup_restores_a_compact_memory_from_its_pages_and_the_log(tmp_path: Path) -> None:
+    """70,000 tasks: a compact memory, one sealed page of 65,536 rows, the rest in the log."""
+    result = _bench("bench_startup.py", tmp_path / "startup.json", "--tasks", "70000",
+                    "--starts", "1")
+    build = result["build"]
+    assert (build["pages"], build["paged_rows"]) == (1, 65_536)
+    (start,) = result["starts"]
+    assert start["restored"] and start["remembered"] == 70_000
+
+
+def test_memory_fills_searches_and_reloads_a_compact_memory(tmp_path: Path) -> None:
+    result = _bench("bench_memory.py", tmp_path / "memory.json", "--tasks", "70000")
+    assert result["tasks"] == 70_000 and result["lists"] == 512
+    assert 0.9 <= result["exact_found"] <= 1.0
+    assert result["reload_s"] > 0
