@@ -253,41 +253,34 @@ class Memory:
         seqs = self._cols["seq"][:n].astype(np.int64)
         lists = self._cols["list"][:n].astype(np.int64)
         index = self._index
-        if codes is not None:  # codes go straight into the lists: the id map is made after
-            index.set_direct_map_type(faiss.DirectMap.NoMap)  # type: ignore[attr-defined]
+        # codes go straight into the lists (``_file_codes``): the id map is made after
+        index.set_direct_map_type(faiss.DirectMap.NoMap)  # type: ignore[attr-defined]
         for start in range(0, n, self._FETCH_CHUNK):
             stop = min(start + self._FETCH_CHUNK, n)
             chunk = seqs[start:stop]
+            chunk_codes = np.empty((stop - start, self.dim), np.uint8)
             missing = np.ones(stop - start, bool)
-            sealed = np.zeros((0, self.dim), np.uint8)
             if codes is not None and key is not None:
                 found, sealed = codes(key, chunk)
-                sealed = np.asarray(sealed, np.uint8)
-                if found.any() and sealed.shape != (int(found.sum()), self.dim):
-                    raise ValueError(f"memory snapshot rows {start}..{stop}: sealed codes "
-                                     f"{sealed.shape} for {int(found.sum())} rows")
-                missing = ~found
-            read = np.zeros((0, self.dim), np.float32)
+                if found.any():
+                    sealed = np.asarray(sealed, np.uint8)
+                    if sealed.shape != (int(found.sum()), self.dim):
+                        raise ValueError(f"memory snapshot rows {start}..{stop}: sealed codes "
+                                         f"{sealed.shape} for {int(found.sum())} rows")
+                    chunk_codes[found] = sealed
+                    missing = ~found
             if missing.any():
                 read = np.asarray(fetch(chunk[missing]), np.float32)
                 if read.ndim != 2 or read.shape != (int(missing.sum()), self.dim):
                     raise ValueError(f"memory snapshot rows {start}..{stop} read back as "
                                      f"{read.shape}, expected ({int(missing.sum())}, "
                                      f"{self.dim})")
-            ids = np.arange(start, stop, dtype=np.int64)
-            if codes is None:
-                self._add_to_lists(read, ids, lists[start:stop])
-                continue
-            chunk_codes = np.empty((stop - start, self.dim), np.uint8)
-            if not missing.all():
-                chunk_codes[~missing] = sealed
-            if missing.any():
                 chunk_codes[missing] = np.asarray(
                     index.sq.compute_codes(np.ascontiguousarray(read)),  # type: ignore[attr-defined]
                     np.uint8).reshape(-1, self.dim)
-            self._file_codes(chunk_codes, ids, lists[start:stop])
-        if codes is not None:
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+            self._file_codes(chunk_codes, np.arange(start, stop, dtype=np.int64),
+                             lists[start:stop])
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         self._n = n
 
     def _file_codes(self, codes: npt.NDArray[np.uint8], ids: npt.NDArray[np.int64],

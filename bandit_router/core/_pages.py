@@ -115,8 +115,6 @@ class PageReader:
         self.store, self.arm = store, arm
         self._index: dict[str, list[tuple[int, int, int]]] = {}
         self._held: OrderedDict[int, Page | None] = OrderedDict()
-        #: rows filed from pages (for the log and the tests)
-        self.rows_found = 0
 
     def _page(self, page_id: int) -> Page | None:
         if page_id in self._held:
@@ -147,8 +145,8 @@ class PageReader:
         for page_id, first, last in self._index[key]:
             if last < low or first > high:
                 continue
-            page = self._page(page_id)
-            if page is None or page.key != key:
+            page = self._page(page_id)  # (one of ``key``'s: the store was asked for those)
+            if page is None:
                 continue
             at = np.minimum(np.searchsorted(page.seqs, seqs), len(page.seqs) - 1)
             hit = (page.seqs[at] == seqs) & ~found
@@ -159,7 +157,6 @@ class PageReader:
                     continue
                 codes[hit] = page.codes[at[hit]]
                 found |= hit
-        self.rows_found += int(found.sum())
         if codes is None:
             return found, np.zeros((0, 0), np.uint8)
         return found, codes[found]
