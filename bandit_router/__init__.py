@@ -52,7 +52,7 @@ if _typing.TYPE_CHECKING:
     from .core._leader import LearnerLock
     from .core._logged import LoggedDecision, load_logged_decisions
     from .core._objective import Objective
-    from .core._onnx import EMBEDDERS, OnnxEmbedder, make_embedder
+    from .core._onnx import DEFAULT_EMBEDDER, EMBEDDERS, OnnxEmbedder, make_embedder
     from .core._types import Alternative, Decision, EventRecord, RewardReceipt
     from .eval.alerts import HealthAlert, health_alerts
     from .eval.reports import CostReport, CostRow, cost_report
@@ -92,6 +92,7 @@ _LAZY: dict[str, str] = {
     "DuplicateEventError": ".core._errors",
     "DuplicateRewardError": ".core._errors",
     "ERROR_KINDS": ".router._router",
+    "DEFAULT_EMBEDDER": ".core._onnx",
     "EMBEDDERS": ".core._onnx",
     "EXPLORATIONS": ".core._config",
     "Embedder": ".core._embedding",
@@ -138,6 +139,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "DEFAULT_EMBEDDER",
     "EMBEDDERS",
     "ERROR_KINDS",
     "EXPLORATIONS",

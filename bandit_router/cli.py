@@ -164,9 +164,9 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"{dataset.dropped} task(s) dropped: some model has no score or cost on them")
     embedder = None
     if args.embed:  # the router's own MiniLM instead of the dataset's precomputed vectors
-        from .core._onnx import OnnxEmbedder
+        from .core._onnx import make_embedder
 
-        embedder = OnnxEmbedder()
+        embedder = make_embedder()
     print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
           f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
           f"seed {args.seed}; bandit feedback only")

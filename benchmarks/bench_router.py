@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from _results import exact_found, machine, percentiles, prompts, rss_mb, write_json
 
-from bandit_router import EMBEDDERS, Router, RouterConfig, make_embedder
+from bandit_router import DEFAULT_EMBEDDER, EMBEDDERS, Router, RouterConfig, make_embedder
 
 
 class LookupEmbedder:
@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="calls per measurement")
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--embedder", choices=EMBEDDERS, default="minilm",
+    parser.add_argument("--embedder", choices=EMBEDDERS, default=DEFAULT_EMBEDDER,
                         help="the embedding runtime (default: the shipped one)")
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[10_000, 50_000, 100_000])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "router.json"),

@@ -14,7 +14,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from bandit_router import InvalidInputError, PolicyConfig, RouterConfig, implied_exploration
+from bandit_router import (
+    DEFAULT_EMBEDDER,
+    InvalidInputError,
+    PolicyConfig,
+    RouterConfig,
+    implied_exploration,
+)
 
 __all__ = ["POLICY_SETTINGS", "ROUTER_SETTINGS", "Settings", "get_settings"]
 
@@ -41,9 +47,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///bandit_router.db"
     catalog_path: str | None = None
     embedder: Literal["minilm", "minilm-int8", "minilm-torch", "hash"] = Field(
-        "minilm", description="all-MiniLM-L6-v2 by ONNX Runtime ('minilm', float32; "
-                              "'minilm-int8', int8 weights) or by torch ('minilm-torch'); "
-                              "'hash' is a fast stand-in for development, not for production")
+        DEFAULT_EMBEDDER,
+        description="all-MiniLM-L6-v2 by ONNX Runtime ('minilm-int8', the default: int8 "
+                    "weights; 'minilm': float32, the torch model's vectors) or by torch "
+                    "('minilm-torch'); 'hash' is a fast stand-in for development, not for "
+                    "production")
     # -- the router's and the policy's settings: their defaults and bounds live once, in
     # RouterConfig and PolicyConfig; a setting left unset takes the library's default, and
     # a bad one is refused when the settings are read (router_config / policy_config)

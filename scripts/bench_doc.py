@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bandit_router import DEFAULT_EMBEDDER
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -44,7 +46,8 @@ COMMANDS = {
     "startup": "benchmarks/bench_startup.py",
 }
 FULL_SIZE: dict[str, dict[str, Any]] = {
-    "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000], "embedder": "minilm"},
+    "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000],
+               "embedder": DEFAULT_EMBEDDER},
     "http": {"pairs": 1000, "concurrency": [1, 4, 16]},
     "budget_mmlu": {"shares": [0.25, 0.5, 1.0], "seeds": [0, 1, 2], "limit": None},
     "checkpoint": {"tasks": [2_000, 10_000]},
@@ -197,7 +200,7 @@ def _embedder(r: dict[str, Any]) -> list[str]:
     def cosine(c: dict[str, float] | None) -> str:
         return "not measured (no data)" if c is None else f"{c['min']:.4f} / {c['mean']:.4f}"
 
-    rows = [[f"`{run['kind']}`" + (" (default)" if run["kind"] == "minilm" else ""),
+    rows = [[f"`{run['kind']}`" + (" (default)" if run["kind"] == DEFAULT_EMBEDDER else ""),
              f"{num(run['load_s'])} s" + ("" if run["export_s"] is None
                                           else f" ({num(run['export_s'])} s the first time)"),
              f"{num(run['rss_mb']['end'])} MB", slash(run["single_ms"]),

@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from bandit_router import OnnxEmbedder, Router, RouterConfig, SentenceTransformerEmbedder
+from bandit_router import (
+    OnnxEmbedder,
+    Router,
+    RouterConfig,
+    SentenceTransformerEmbedder,
+    make_embedder,
+)
 from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 
 PG_ADMIN_URL = os.environ.get("BANDIT_ROUTER_TEST_POSTGRES_URL",
@@ -30,8 +36,18 @@ class FakeClock:
 
 @pytest.fixture(scope="session")
 def minilm() -> OnnxEmbedder:
-    """The shipped default: all-MiniLM-L6-v2 by ONNX Runtime (exported on first use)."""
+    """all-MiniLM-L6-v2 by ONNX Runtime, float32 weights: the torch model's vectors
+    (exported on first use)."""
     embedder = OnnxEmbedder()
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def default_embedder() -> OnnxEmbedder:
+    """The shipped default (``make_embedder()``): the same model with int8 weights."""
+    embedder = make_embedder()
+    assert isinstance(embedder, OnnxEmbedder) and embedder.quantize
     embedder.load()
     return embedder
 

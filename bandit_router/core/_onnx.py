@@ -4,9 +4,12 @@ The same weights as :class:`~bandit_router.core._embedding.SentenceTransformerEm
 exported once to ONNX (with torch, from the local folder: no network) and kept under
 ``$BANDIT_ROUTER_CACHE``; after that, embedding needs neither torch nor sentence-transformers,
 only ONNX Runtime and the model's own tokenizer. The float32 export gives the torch model's
-vectors (cosine 1.0000 on MMLU-Pro's prompts) in less time; ``quantize=True`` gives int8
-weights (per channel; each layer's output projection kept in float32): a smaller model, at
-a cosine of about 0.99 to the float32 vectors, and no reliable speed gain on two cores
+vectors (cosine 1.0000 on MMLU-Pro's prompts) in less time; ``quantize=True`` (the
+default embedder, ``DEFAULT_EMBEDDER``) gives int8 weights (per channel; each layer's output
+projection kept in float32): a quarter of the transformer's bytes, at a cosine of at least
+0.99 to the float32 vectors, faster where reading the weights is the bottleneck (one short
+prompt at a time, a CPU with int8 dot products). Its activations are quantised per call,
+so it embeds each text alone: a text's vector never depends on what it was batched with
 (docs/benchmarks.md).
 """
 
@@ -19,7 +22,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -34,7 +37,7 @@ from ._embedding import (
     cache_dir,
 )
 
-__all__ = ["EMBEDDERS", "OnnxEmbedder", "make_embedder"]
+__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "OnnxEmbedder", "make_embedder"]
 
 #: Changes when the export below changes, so that files exported before are not reused.
 _EXPORT_VERSION = "1"
@@ -146,7 +149,8 @@ class OnnxEmbedder(LoadsOnFirstUse):
 
     Its ``name`` is the torch embedder's when the vectors are the same (float32), so a
     router's stored memory stays valid when one replaces the other; the int8 model's name
-    says ``-int8``.
+    says ``-int8``. With ``quantize`` each text is embedded on its own (``batch_size`` is
+    then 1): int8 activations are scaled per call by the largest value in the whole input.
     """
 
     def __init__(self, *, model_path: str | Path | None = None, quantize: bool = False,
@@ -162,7 +166,10 @@ class OnnxEmbedder(LoadsOnFirstUse):
         self._cache = Path(cache) if cache is not None else None
         self._model_file = Path(model_file) if model_file is not None else None
         self._threads = threads
-        self._batch_size = batch_size
+        # int8: activations are quantised per call over the whole input (its scale is the
+        # batch's largest value, padding included), so a text embedded beside others would
+        # get another vector than alone; each text is embedded on its own instead
+        self._batch_size = 1 if quantize else batch_size
         self._spin = spin
         self._session: Any = None
         self._tokenizer: Any = None
@@ -247,13 +254,19 @@ _MAKERS: dict[str, Callable[[], Embedder]] = {
     "hash": HashEmbedder,
 }
 EMBEDDERS = tuple(_MAKERS)
+#: What a router embeds with unless told otherwise (``Router()``, ``bandit-router serve``,
+#: the quality protocol's workloads): int8 weights, one text a call. On the CPUs measured
+#: it put ``select()`` at 5.3 ms p50 against 8.6 ms with float32 weights (the embedding of a
+#: short prompt reads every weight once: a quarter of the bytes), at a cosine of at least
+#: 0.99 to the float32 vectors on MMLU-Pro's questions (docs/benchmarks.md).
+DEFAULT_EMBEDDER: Final = "minilm-int8"
 
 
-def make_embedder(kind: str = "minilm") -> Embedder:
-    """The embedder called ``kind``: ``minilm`` (the default: all-MiniLM-L6-v2 by ONNX
-    Runtime, float32), ``minilm-int8`` (its int8 weights), ``minilm-torch`` (the same model
-    through sentence-transformers and torch) or ``hash`` (a fast stand-in for development,
-    not for production)."""
+def make_embedder(kind: str = DEFAULT_EMBEDDER) -> Embedder:
+    """The embedder called ``kind``: ``minilm-int8`` (the default: all-MiniLM-L6-v2 by ONNX
+    Runtime with int8 weights), ``minilm`` (the same with float32 weights: the torch model's
+    vectors), ``minilm-torch`` (the model through sentence-transformers and torch) or
+    ``hash`` (a fast stand-in for development, not for production)."""
     maker = _MAKERS.get(kind)
     if maker is None:
         raise ValueError(f"unknown embedder {kind!r}: one of {', '.join(EMBEDDERS)}")

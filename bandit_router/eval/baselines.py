@@ -33,9 +33,9 @@ Array = npt.NDArray[np.float64]
 
 def _embeddings(dataset: RoutingDataset) -> npt.NDArray[np.float32]:
     if dataset.embeddings is None:
-        from ..core._onnx import OnnxEmbedder
+        from ..core._onnx import make_embedder
 
-        return OnnxEmbedder().embed(dataset.texts)
+        return make_embedder().embed(dataset.texts)
     return dataset.embeddings
 
 

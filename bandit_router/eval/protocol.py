@@ -212,9 +212,9 @@ def with_embeddings(dataset: RoutingDataset, *, embedder: Any = None,
     """``dataset`` with its tasks embedded by the router's embedder (MiniLM by default), in
     batches, kept in ``cache`` under a hash of the texts and the embedder's name."""
     if embedder is None:
-        from ..core._onnx import OnnxEmbedder
+        from ..core._onnx import make_embedder
 
-        embedder = OnnxEmbedder()
+        embedder = make_embedder()
     digest = hashlib.sha256()
     digest.update(embedder.name.encode())
     for text in dataset.texts:

@@ -36,7 +36,7 @@ from ..core._features import estimate_tokens, task_features
 from ..core._learner import Learner, write_checkpoint
 from ..core._messages import task_of
 from ..core._objective import Objective
-from ..core._onnx import OnnxEmbedder
+from ..core._onnx import make_embedder
 from ..core._scoring import (
     BASELINE,
     CROSSED_ONLY,
@@ -160,7 +160,7 @@ class Router(BudgetMethods, ProviderMethods):
         self._watchers: list[PriceFileWatcher] = []
         self._spend = SpendGuard(self.store, clock=clock, pacing_gain=self.config.pacing_gain,
                                  webhook_url=self.config.alert_webhook_url)
-        inner = embedder or OnnxEmbedder()
+        inner = embedder or make_embedder()
         self.embedder = CachedEmbedder(inner, size=self.config.embedding_cache_size)
         dim = self.embedder.dim
         if isinstance(policy, Policy):

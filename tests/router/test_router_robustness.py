@@ -152,6 +152,32 @@ def test_settings_added_later_keep_old_checkpoints_at_their_old_behaviour(
     assert again.policy_version == other.policy_version == 40
 
 
+def test_another_embedder_on_an_old_store_relearns_the_log_once(
+        make_router: MakeRouter, caplog: pytest.LogCaptureFixture) -> None:
+    """Upgrading to a default embedder of another name (float32 to int8): the checkpoint,
+    keyed by the embedder's name, is not used; the policy is relearned from the log, whose
+    events keep the old vectors, and the new router checkpoints under its own name."""
+
+    class Renamed(HashEmbedder):
+        name = "hash-embedder-renamed"
+
+    first = make_router()
+    train(first, 40)
+    first.close()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        upgraded = make_router(embedder=Renamed())
+        assert "other settings" in caplog.text and "restored checkpoint" not in caplog.text
+    assert upgraded.policy_version == 40  # every reward relearned
+    assert upgraded.get_routing_stats()["remembered_tasks"] == 40
+    train(upgraded, 10)
+    upgraded.close()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bandit_router"):
+        again = make_router(embedder=Renamed())
+        assert "restored checkpoint" in caplog.text  # once: then its own checkpoint serves
+    assert again.policy_version == 50
+
+
 def test_in_memory_sqlite_is_shared_across_threads() -> None:
     router = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
     d = router.select("hello")
