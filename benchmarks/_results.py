@@ -40,6 +40,17 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, MB: ``VmHWM``, the high-water mark of its own
+    address space. Not ``ru_maxrss``: Linux carries that across ``exec``, so a child started
+    by ``subprocess`` (vfork, then exec) reports its parent's peak when that was higher."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def prompts(n: int, seed: int) -> list[str]:
     """``n`` short prompts of the synthetic workload, each new (an embedding cache miss)."""
     from bandit_router.eval.simulation import SyntheticWorkload  # (on use: light to import)

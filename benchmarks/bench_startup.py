@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, write_json
+from _results import machine, peak_rss_mb, write_json
 
 #: rows written per transaction while building the log
 BATCH = 20_000
@@ -153,7 +152,7 @@ def child(url: str, tasks: int, started: float) -> None:
     router.select("What is the capital of Australia?")
     t3 = time.time()
     learner = router._learner
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    peak = peak_rss_mb()  # (not ru_maxrss: the builder's peak, carried across exec)
     out = {"ready_s": t3 - started, "peak_rss_mb": peak, "interpreter_s": t0 - started,
            "import_s": t1 - t0, "router_s": t2 - t1, "first_select_s": t3 - t2,
            "remembered": len(learner.memory), "learned": learner.learned,
