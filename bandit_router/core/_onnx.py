@@ -255,10 +255,10 @@ _MAKERS: dict[str, Callable[[], Embedder]] = {
 }
 EMBEDDERS = tuple(_MAKERS)
 #: What a router embeds with unless told otherwise (``Router()``, ``bandit-router serve``,
-#: the quality protocol's workloads): int8 weights, one text a call. On the CPUs measured
-#: it put ``select()`` at 5.3 ms p50 against 8.6 ms with float32 weights (the embedding of a
-#: short prompt reads every weight once: a quarter of the bytes), at a cosine of at least
-#: 0.99 to the float32 vectors on MMLU-Pro's questions (docs/benchmarks.md).
+#: the quality protocol's workloads): int8 weights, one text a call. On the benchmark
+#: machine it put ``select()`` at 5.3 ms p50 against 8.6 ms with float32 weights (the
+#: embedding of a short prompt reads every weight once: a quarter of the bytes), at a cosine
+#: of at least 0.99 to the float32 vectors on MMLU-Pro's questions (docs/benchmarks.md).
 DEFAULT_EMBEDDER: Final = "minilm-int8"
 
 

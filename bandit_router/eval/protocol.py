@@ -209,8 +209,8 @@ def settings_from(assignments: Sequence[str]) -> tuple[dict[str, Any], dict[str,
 # -- embeddings --------------------------------------------------------------------------------
 def with_embeddings(dataset: RoutingDataset, *, embedder: Any = None,
                     cache: Path | None = None) -> RoutingDataset:
-    """``dataset`` with its tasks embedded by the router's embedder (MiniLM by default), in
-    batches, kept in ``cache`` under a hash of the texts and the embedder's name."""
+    """``dataset`` with its tasks embedded by the router's embedder (``DEFAULT_EMBEDDER`` by
+    default), kept in ``cache`` under a hash of the texts and the embedder's name."""
     if embedder is None:
         from ..core._onnx import make_embedder
 
