@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["exact_found", "machine", "percentiles", "prompts", "rss_mb", "write_json"]
+__all__ = ["exact_found", "machine", "peak_rss_mb", "percentiles", "prompts", "rss_mb",
+           "write_json"]
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:

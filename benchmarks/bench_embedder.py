@@ -1,9 +1,9 @@
 """The embedding model's speed, memory and fidelity, by runtime.
 
 all-MiniLM-L6-v2 three ways: torch through sentence-transformers (``minilm-torch``), ONNX
-Runtime with the float32 export (``minilm``) and with int8 weights (``minilm-int8``, the
-default; it embeds each text alone, so its batches are no faster). Each runs in a process
-of its own (so its memory is its own):
+Runtime with the float32 export (``minilm``, the default) and with int8 weights
+(``minilm-int8``; it embeds each text alone, so its batches are no faster). Each runs in a
+process of its own (so its memory is its own):
 
 - load: seconds from nothing to ready, with the ONNX export already kept (the first start
   exports once; that time is measured apart, into an empty cache);

@@ -145,8 +145,7 @@ def _embedding(r: Results) -> tuple[str, bool] | None:
     if embedder is None:
         return None
     runs = {run["kind"]: run for run in embedder["runs"]}
-    # the shipped embedder's run (a result written before int8 was the default: float32's)
-    kind = DEFAULT_EMBEDDER if DEFAULT_EMBEDDER in runs else "minilm"
+    kind = DEFAULT_EMBEDDER  # the shipped embedder's run
     fast, torch = runs[kind], runs["minilm-torch"]
     cosine = fast["cosine_mmlu_pro"] or fast["cosine_short"]
     label = "ONNX int8" if kind.endswith("-int8") else "ONNX float32"

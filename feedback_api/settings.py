@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     catalog_path: str | None = None
     embedder: Literal["minilm", "minilm-int8", "minilm-torch", "hash"] = Field(
         DEFAULT_EMBEDDER,
-        description="all-MiniLM-L6-v2 by ONNX Runtime ('minilm-int8', the default: int8 "
-                    "weights; 'minilm': float32, the torch model's vectors) or by torch "
+        description="all-MiniLM-L6-v2 by ONNX Runtime ('minilm', the default: float32, the "
+                    "torch model's vectors; 'minilm-int8': int8 weights, faster on CPUs with "
+                    "int8 dot products; set it on every replica alike) or by torch "
                     "('minilm-torch'); 'hash' is a fast stand-in for development, not for "
                     "production")
     # -- the router's and the policy's settings: their defaults and bounds live once, in

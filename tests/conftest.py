@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bandit_router import (
+    DEFAULT_EMBEDDER,
     OnnxEmbedder,
     Router,
     RouterConfig,
@@ -36,17 +37,18 @@ class FakeClock:
 
 @pytest.fixture(scope="session")
 def minilm() -> OnnxEmbedder:
-    """all-MiniLM-L6-v2 by ONNX Runtime, float32 weights: the torch model's vectors
-    (exported on first use)."""
+    """The shipped default: all-MiniLM-L6-v2 by ONNX Runtime, float32 weights, the torch
+    model's vectors (exported on first use)."""
+    assert DEFAULT_EMBEDDER == "minilm"
     embedder = OnnxEmbedder()
     embedder.load()
     return embedder
 
 
 @pytest.fixture(scope="session")
-def default_embedder() -> OnnxEmbedder:
-    """The shipped default (``make_embedder()``): the same model with int8 weights."""
-    embedder = make_embedder()
+def minilm_int8() -> OnnxEmbedder:
+    """The same model with int8 weights (``make_embedder("minilm-int8")``)."""
+    embedder = make_embedder("minilm-int8")
     assert isinstance(embedder, OnnxEmbedder) and embedder.quantize
     embedder.load()
     return embedder

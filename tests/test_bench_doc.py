@@ -49,7 +49,7 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
     return {
         "router": {
             "machine": _machine("benchmarks/bench_router.py", full["router"]),
-            "database": "sqlite", "models": 15, "calls": 1000, "embedder": "minilm-int8",
+            "database": "sqlite", "models": 15, "calls": 1000, "embedder": "minilm",
             "embedder_load_s": 2.0,
             "rss_mb": {"start": 90.0, "loaded": 497.2, "end": 720.4},
             "select_ms": _p(14.2, 22.7), "select_no_embedding_ms": _p(0.96, 3.4),
@@ -151,7 +151,7 @@ def test_the_doc_is_what_the_results_in_the_repo_render(doc: ModuleType) -> None
 def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
     results = _write(tmp_path, _results(doc))
     router = doc.render_block("router", results)
-    assert _row(router, "`select()`, real MiniLM embedding (`minilm-int8`) of a new short "
+    assert _row(router, "`select()`, real MiniLM embedding (`minilm`) of a new short "
                 "prompt")[
         1] == "p50 14.2 ms, p99 22.7 ms"
     assert _row(router, "resident memory: MiniLM + VW + FAISS loaded / after 2,000 rewards")[
@@ -175,10 +175,10 @@ def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
         "371", "402", "0.786", "576"]
     assert _row(doc.render_block("locust", results), "16") == [
         "16", "31.5", "310 / 900 ms", "120 / 700 ms", "0 of 3,779"]
-    assert _row(doc.render_block("embedder", results), "`minilm`")[1:6] == [
+    assert _row(doc.render_block("embedder", results), "`minilm` (default)")[1:6] == [
         "0.49 s (10.7 s the first time)", "248 MB", "8.37 / 16.7 ms", "180",
         "1.0000 / 1.0000"]
-    assert _row(doc.render_block("embedder", results), "`minilm-int8` (default)")[1:4] == [
+    assert _row(doc.render_block("embedder", results), "`minilm-int8`")[1:4] == [
         "0.52 s (11.9 s the first time)", "170 MB", "5.02 / 10 ms"]
     # each table says what measured it, and where
     assert router.rstrip().endswith(

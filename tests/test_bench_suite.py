@@ -48,7 +48,7 @@ def test_figures_are_judged_against_their_targets(suite: ModuleType, tmp_path: P
     router = {"select_ms": {"p50": 5.0, "p99": 14.0}, "select_four_budgets_ms": p,
               "remembered_tasks": 1_000_000, "reward": {"per_s": 2999.0},
               "recall": [{"tasks": 1_000_000, "index": "IVF", "recall_ms": p, "rss_mb": 700}],
-              "embedder": "minilm-int8"}
+              "embedder": "minilm"}
     (tmp_path / "router.json").write_text(json.dumps(router))
     rows = {row["figure"]: row for row in suite.table(suite.load(tmp_path))}
     assert rows["`select()` in-process, real embedder, new short prompts"]["met"] is True

@@ -4,13 +4,13 @@ The same weights as :class:`~bandit_router.core._embedding.SentenceTransformerEm
 exported once to ONNX (with torch, from the local folder: no network) and kept under
 ``$BANDIT_ROUTER_CACHE``; after that, embedding needs neither torch nor sentence-transformers,
 only ONNX Runtime and the model's own tokenizer. The float32 export gives the torch model's
-vectors (cosine 1.0000 on MMLU-Pro's prompts) in less time; ``quantize=True`` (the
-default embedder, ``DEFAULT_EMBEDDER``) gives int8 weights (per channel; each layer's output
-projection kept in float32): a quarter of the transformer's bytes, at a cosine of at least
-0.99 to the float32 vectors, faster where reading the weights is the bottleneck (one short
-prompt at a time, a CPU with int8 dot products). Its activations are quantised per call,
-so it embeds each text alone: a text's vector never depends on what it was batched with
-(docs/benchmarks.md).
+vectors (cosine 1.0000 on MMLU-Pro's prompts) in less time, and is the default
+(``DEFAULT_EMBEDDER``). ``quantize=True`` gives int8 weights (per channel; each layer's
+output projection kept in float32: about half the transformer's weight bytes). On a CPU
+with int8 dot products (AVX-512 VNNI) it made ``select()`` 40% faster at a cosine of at
+least 0.9938 to the float32 vectors; on one without them it was no faster and its cosine
+fell to 0.9898 (docs/benchmarks.md). Its activations are quantised per call, so it embeds
+each text alone: a text's vector never depends on what it was batched with.
 """
 
 from __future__ import annotations
@@ -255,18 +255,20 @@ _MAKERS: dict[str, Callable[[], Embedder]] = {
 }
 EMBEDDERS = tuple(_MAKERS)
 #: What a router embeds with unless told otherwise (``Router()``, ``bandit-router serve``,
-#: the quality protocol's workloads): int8 weights, one text a call. On the benchmark
-#: machine it put ``select()`` at 5.3 ms p50 against 8.6 ms with float32 weights (the
-#: embedding of a short prompt reads every weight once: a quarter of the bytes), at a cosine
-#: of at least 0.99 to the float32 vectors on MMLU-Pro's questions (docs/benchmarks.md).
-DEFAULT_EMBEDDER: Final = "minilm-int8"
+#: the quality protocol's workloads): float32 weights, the torch model's vectors on every
+#: CPU. ``minilm-int8`` is faster only where the CPU has int8 dot products (there it put
+#: ``select()`` at 5.3 ms p50 against 8.6 ms), and a default that followed the CPU would
+#: give replicas on different machines different embedders, whose checkpoints they could
+#: not share (docs/decisions.md).
+DEFAULT_EMBEDDER: Final = "minilm"
 
 
 def make_embedder(kind: str = DEFAULT_EMBEDDER) -> Embedder:
-    """The embedder called ``kind``: ``minilm-int8`` (the default: all-MiniLM-L6-v2 by ONNX
-    Runtime with int8 weights), ``minilm`` (the same with float32 weights: the torch model's
-    vectors), ``minilm-torch`` (the model through sentence-transformers and torch) or
-    ``hash`` (a fast stand-in for development, not for production)."""
+    """The embedder called ``kind``: ``minilm`` (the default: all-MiniLM-L6-v2 by ONNX
+    Runtime, float32: the torch model's vectors), ``minilm-int8`` (its int8 weights: faster
+    on CPUs with int8 dot products), ``minilm-torch`` (the model through
+    sentence-transformers and torch) or ``hash`` (a fast stand-in for development, not for
+    production)."""
     maker = _MAKERS.get(kind)
     if maker is None:
         raise ValueError(f"unknown embedder {kind!r}: one of {', '.join(EMBEDDERS)}")

@@ -44,9 +44,8 @@ def test_the_docs_have_snippets() -> None:
 
 
 @pytest.fixture
-def given_router(tmp_path: Path, default_embedder: OnnxEmbedder) -> Iterator[Router]:
-    router = Router(database_url=f"sqlite:///{tmp_path / 'given.db'}",
-                    embedder=default_embedder)
+def given_router(tmp_path: Path, minilm: OnnxEmbedder) -> Iterator[Router]:
+    router = Router(database_url=f"sqlite:///{tmp_path / 'given.db'}", embedder=minilm)
     tasks = ["Translate 'Hello' to French", "Summarise this paragraph about remote work.",
              "Write a Python function that reverses a list.", "What is 17 * 23?"]
     for i in range(40):

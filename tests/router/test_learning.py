@@ -14,10 +14,10 @@ LAST = 1000
 
 
 @pytest.mark.slow
-def test_router_learns_the_per_topic_best_model(default_embedder: OnnxEmbedder,
+def test_router_learns_the_per_topic_best_model(minilm: OnnxEmbedder,
                                                sqlite_url: str) -> None:
     wl = SyntheticWorkload(seed=0)
-    router = Router(database_url=sqlite_url, catalog=demo_catalog(), embedder=default_embedder,
+    router = Router(database_url=sqlite_url, catalog=demo_catalog(), embedder=minilm,
                     policy=PolicyConfig(seed=0), config=RouterConfig(cost_weight=COST_WEIGHT))
     topics, picks = [], []
     for i in range(ROUNDS):
