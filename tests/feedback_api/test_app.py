@@ -128,9 +128,11 @@ def test_the_embedder_setting_names_the_librarys_embedders(monkeypatch: pytest.M
                                                           ) -> None:
     from typing import get_args
 
-    from bandit_router import EMBEDDERS
+    from bandit_router import DEFAULT_EMBEDDER, EMBEDDERS
 
     assert get_args(Settings.model_fields["embedder"].annotation) == EMBEDDERS
+    monkeypatch.delenv("BANDIT_ROUTER_EMBEDDER", raising=False)
+    assert Settings().embedder == DEFAULT_EMBEDDER == "minilm"  # the library's default
     monkeypatch.setenv("BANDIT_ROUTER_EMBEDDER", "minilm-int8")
     assert Settings().embedder == "minilm-int8"
     monkeypatch.setenv("BANDIT_ROUTER_EMBEDDER", "bert")
