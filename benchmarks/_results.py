@@ -32,24 +32,26 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
             "args": {k: v for k, v in vars(args).items() if k != "out"}}
 
 
-def rss_mb() -> float:
-    """This process's resident memory, MB (its peak where ``/proc`` is missing)."""
+def _status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS:``, ``VmHWM:``), MB; the process's peak
+    (``ru_maxrss``) where the field is missing."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory, MB (its peak where ``/proc`` is missing)."""
+    return _status_mb("VmRSS:")
 
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory, MB: ``VmHWM``, the high-water mark of its own
     address space. Not ``ru_maxrss``: Linux carries that across ``exec``, so a child started
     by ``subprocess`` (vfork, then exec) reports its parent's peak when that was higher."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _status_mb("VmHWM:")
 
 
 def prompts(n: int, seed: int) -> list[str]:
