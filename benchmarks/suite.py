@@ -88,6 +88,16 @@ def _reward(r: Results) -> tuple[str, bool] | None:
             f"learning inline){bound}", per_s >= 3000)
 
 
+def _reward_postgresql(r: Results) -> tuple[str, bool] | None:
+    router = r.get("router_postgresql")
+    if router is None:
+        return None
+    alone, together = router["reward_learn_behind"], router["reward_concurrent"]
+    return (f"{together['per_s']:,.0f}/s acknowledged from {together['threads']} threads at "
+            f"once ({together['writes_per_commit']:.1f} a commit), learning behind; one "
+            f"caller alone: {alone['per_s']:,.0f}/s", together["per_s"] >= 5000)
+
+
 def _http(r: Results) -> tuple[str, bool] | None:
     http = r.get("http")
     if http is None:
@@ -178,6 +188,8 @@ ROWS = [
     Row("`select()` with the embedding given, 15 models, budgets on",
         "p50 <= 0.5 ms, p99 <= 2 ms at 10k-1M remembered", "router", _select_given),
     Row("`reward()` acknowledged durably", ">= 3,000/s on SQLite", "router", _reward),
+    Row("`reward()` acknowledged durably on PostgreSQL", ">= 5,000/s", "router_postgresql",
+        _reward_postgresql),
     Row("HTTP select+reward pairs, real embedder", ">= 250 pairs/s, select p99 <= 100 ms",
         "http", _http),
     Row("task memory recall", "<= 1 ms and <= 1 GB RSS at 1M tasks, recall@32 >= 0.95",

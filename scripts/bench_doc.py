@@ -32,6 +32,9 @@ PYTHON = ".venv/bin/python"
 #: the arguments that makes it (checked against the arguments a result file records).
 COMMANDS = {
     "router": "benchmarks/bench_router.py",
+    "router_postgresql": ("benchmarks/bench_router.py --memory-sizes --database-url "
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/test "
+                          "--out benchmarks/results/router_postgresql.json"),
     "http": "benchmarks/bench_http.py",
     "budget_mmlu": "benchmarks/bench_budget_mmlu.py --seeds 0 1 2",
     "checkpoint": "benchmarks/bench_checkpoint.py",
@@ -48,6 +51,8 @@ COMMANDS = {
 FULL_SIZE: dict[str, dict[str, Any]] = {
     "router": {"n": 1000, "memory_sizes": [10_000, 50_000, 100_000],
                "embedder": DEFAULT_EMBEDDER},
+    "router_postgresql": {"n": 1000, "memory_sizes": [], "embedder": DEFAULT_EMBEDDER,
+                          "database_url": "postgresql+psycopg://..."},
     "http": {"pairs": 1000, "concurrency": [1, 4, 16]},
     "budget_mmlu": {"shares": [0.25, 0.5, 1.0], "seeds": [0, 1, 2], "limit": None},
     "checkpoint": {"tasks": [2_000, 10_000]},
@@ -333,7 +338,7 @@ def _suite(r: dict[str, Any]) -> list[str]:
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "router": _router, "http": _http, "budget_mmlu": _budget_mmlu,
+    "router": _router, "router_postgresql": _router, "http": _http, "budget_mmlu": _budget_mmlu,
     "checkpoint": _checkpoint, "policy": _policy, "embedder": _embedder, "suite": _suite,
     "locust": _locust, "peers": _peers, "gateway": _gateway, "replicas": _replicas,
     "memory": _memory, "startup": _startup,

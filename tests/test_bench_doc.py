@@ -63,6 +63,20 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
                        recall(50_000, "exact", 7.8), recall(50_000, "IVF", 0.21)],
             "ivf_on_real_tasks": {"dataset": "mmlu_pro", "remembered": 10_000,
                                   "queries": 200, "neighbours": 32, "exact_found": 0.955}},
+        "router_postgresql": {
+            "machine": _machine(doc.COMMANDS["router_postgresql"], full["router_postgresql"]),
+            "database": "postgresql", "models": 15, "calls": 1000, "embedder": "minilm",
+            "embedder_load_s": 0.3,
+            "rss_mb": {"start": 90.0, "loaded": 300.0, "end": 420.0},
+            "select_ms": _p(9.1, 12.0), "select_no_embedding_ms": _p(2.1, 4.0),
+            "select_four_budgets_ms": _p(3.2, 6.0),
+            "reward": {"calls": 500, "per_s": 400.0, "ms_each": 2.5},
+            "reward_learn_behind": {"calls": 500, "per_s": 900.0, "ms_each": 1.11,
+                                    "learned_per_s": 3000.0},
+            "reward_concurrent": {"calls": 1000, "threads": 8, "per_s": 1400.0,
+                                  "commits": 250, "writes_per_commit": 4.0},
+            "decisions": 3050, "rewarded": 2000, "remembered_tasks": 2000, "recall": [],
+            "ivf_on_real_tasks": {"skipped": "no --memory-sizes"}},
         "http": {
             "machine": _machine("benchmarks/bench_http.py", full["http"]), "pairs": 1000,
             "runs": [{"users": u, "pairs": 1000, "pairs_per_s": s, "select_ms": _p(a, b),
@@ -163,6 +177,12 @@ def test_figures_land_in_their_cells(doc: ModuleType, tmp_path: Path) -> None:
     assert _row(router, "`reward(learn=False)` from 8 threads at once (writes that arrive "
                 "during a commit share the next one)")[1] == (
         "3,125 rewards/s acknowledged, 4.0 rewards a commit")
+    postgres = doc.render_block("router_postgresql", results)
+    assert postgres.startswith("15 models, a postgresql database")
+    assert _row(postgres, "`reward(learn=False)` from 8 threads at once (writes that arrive "
+                "during a commit share the next one)")[1] == (
+        "1,400 rewards/s acknowledged, 4.0 rewards a commit")
+    assert "SQLite commit" not in postgres and "Recall of the" not in postgres
     assert _row(doc.render_block("http", results), "4") == [
         "4", "40.1", "73.6 / 140 ms", "22.5 / 47.8 ms"]
     assert _row(doc.render_block("budget_mmlu", results), "25%")[1:4] == [

@@ -66,6 +66,17 @@ def test_figures_are_judged_against_their_targets(suite: ModuleType, tmp_path: P
     assert rows["`select()` with the embedding given, 15 models, budgets on"]["met"] is False
 
 
+def test_the_postgresql_reward_target_reads_callers_at_once(suite: ModuleType,
+                                                           tmp_path: Path) -> None:
+    router = {"reward_learn_behind": {"per_s": 900.0},
+              "reward_concurrent": {"per_s": 4999.0, "threads": 8, "writes_per_commit": 6.0}}
+    assert _met(suite, tmp_path, "router_postgresql", router,
+                "`reward()` acknowledged durably on PostgreSQL") is False
+    router["reward_concurrent"]["per_s"] = 5000.0
+    assert _met(suite, tmp_path, "router_postgresql", router,
+                "`reward()` acknowledged durably on PostgreSQL") is True
+
+
 def test_the_peer_target_needs_lower_regret_and_five_times_the_speed(
         suite: ModuleType, tmp_path: Path) -> None:
     def judged(ours: tuple[float, float], peer: tuple[float, float]) -> bool | None:

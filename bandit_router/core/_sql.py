@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from contextlib import AbstractContextManager, nullcontext
+from functools import cache
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import JSON
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -31,7 +33,8 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["DriverStatement", "GroupCommit", "Writer", "driver_ok", "write"]
+__all__ = ["DriverStatement", "GroupCommit", "Sent", "Writer", "driver_ok", "pipelined",
+           "write"]
 
 #: What a hot write runs on: the raw DBAPI connection (driver path, a pool proxy) or, for
 #: other dialects, a SQLAlchemy ``Connection`` in a transaction.
@@ -57,8 +60,9 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
             return work(conn)
     raw = engine.raw_connection()
     try:
-        result = work(raw)
-        raw.commit()
+        with pipelined(raw):
+            result = work(raw)
+            raw.commit()
         return result
     except BaseException as exc:
         error = _abandoned(engine, raw, exc)
@@ -67,6 +71,28 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
         raise error from exc
     finally:
         raw.close()
+
+
+def pipelined(raw: Any) -> AbstractContextManager[Any]:
+    """psycopg's pipeline mode on ``raw`` (a pooled DBAPI connection), else nothing.
+
+    In pipeline mode a statement whose result nobody reads (:meth:`DriverStatement.run`, an
+    ``executemany``) is sent without waiting for the server; the next read, or the commit,
+    waits for all of them at once. A write's statements that read nothing cost no round trip
+    of their own, and an error surfaces at the next read or at the commit, inside the same
+    transaction (which is then rolled back)."""
+    conn = getattr(raw, "driver_connection", None)
+    pipeline = getattr(conn, "pipeline", None)
+    if pipeline is None or not _pipeline_supported():
+        return nullcontext()
+    return cast(AbstractContextManager[Any], pipeline())
+
+
+@cache
+def _pipeline_supported() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def _abandoned(engine: Engine, raw: Any, exc: BaseException) -> BaseException:
@@ -124,11 +150,17 @@ class GroupCommit:
     connection), nothing in it was written, and each write that had not failed is tried
     again alone, so only the one at fault fails.
 
-    Only SQLite groups: it has one writer at a time anyway, and its commit (an fsync) is
-    most of a write. PostgreSQL writes one at a time: its writes take advisory locks
-    (rewards one, budgets one per scope) in an order each transaction keeps, and a group
-    would take them in its writes' order and could deadlock with another replica; its
-    writes are bound by round trips to the server more than by the commit.
+    SQLite groups every write: it has one writer at a time anyway, and its commit (an fsync)
+    is most of a write. PostgreSQL groups only the writes of a writer made with ``first``, a
+    statement every transaction of it runs before anything else (the store's rewards: their
+    advisory lock, which makes commit order ``seq`` order). That lock serialises the groups
+    of every replica, and the rewards' other writes take no advisory lock, so a group cannot
+    deadlock with a decision's transaction (decisions take their budgets' locks, then the
+    spend rows, one hour's rows in one order). Decisions write one at a time: a group would
+    take their budgets' advisory locks in its writes' order, not each transaction's. On
+    PostgreSQL a write is bound by round trips to the server, so a group runs without
+    savepoints (two round trips each): a write that raises rolls the whole group back, and
+    each of its writes is tried again alone, as after a failed commit.
 
     >>> from sqlalchemy import create_engine
     >>> engine = create_engine("sqlite://")
@@ -141,9 +173,14 @@ class GroupCommit:
     (2, 2)
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, first: Callable[[Writer], object] | None = None
+                 ) -> None:
         self.engine = engine
-        self._grouped = engine.dialect.name == "sqlite" and driver_ok(engine.dialect)
+        self._first = first
+        name = engine.dialect.name
+        self._grouped = driver_ok(engine.dialect) and (
+            name == "sqlite" or (name == "postgresql" and first is not None))
+        self._savepoints = name == "sqlite"
         self._changed = threading.Condition()
         self._queue: list[_Job[Any]] = []
         self._leader: int | None = None  # the thread whose transaction is under way
@@ -156,7 +193,7 @@ class GroupCommit:
         its result, or the error it (or the commit) raised."""
         if not self._grouped:
             try:
-                return write(self.engine, work)
+                return write(self.engine, self._alone(work))
             finally:
                 with self._changed:
                     self.groups += 1
@@ -186,41 +223,64 @@ class GroupCommit:
                 self._changed.notify_all()
         return job.outcome()
 
+    def _alone(self, work: Callable[[Writer], _T]) -> Callable[[Writer], _T]:
+        first = self._first
+        if first is None:
+            return work
+
+        def after_first(conn: Writer) -> _T:
+            first(conn)
+            return work(conn)
+        return after_first
+
     def _commit(self, batch: list[_Job[Any]]) -> None:
         if len(batch) == 1:
             job = batch[0]
             try:
-                job.result = write(self.engine, job.work)
+                job.result = write(self.engine, self._alone(job.work))
             except BaseException as exc:
                 job.error = exc
             return
         raw = self.engine.raw_connection()
         try:
-            cursor = raw.cursor()
-            try:
-                # pysqlite would begin only before DML, not before a savepoint
-                cursor.execute("BEGIN IMMEDIATE")
-                for job in batch:
-                    cursor.execute("SAVEPOINT br_write")
-                    try:
+            if self._savepoints:
+                self._run_in_savepoints(raw, batch)
+                raw.commit()
+            else:  # the first write that raises abandons the group (below)
+                with pipelined(raw):
+                    if self._first is not None:
+                        self._first(raw)
+                    for job in batch:
                         job.result = job.work(raw)
-                    except BaseException as exc:
-                        cursor.execute("ROLLBACK TO SAVEPOINT br_write")
-                        job.error = _as_sqlalchemy(self.engine, exc)
-                    cursor.execute("RELEASE SAVEPOINT br_write")
-            finally:
-                cursor.close()
-            raw.commit()
+                    raw.commit()
         except BaseException as exc:  # the transaction is lost: nothing in it was written
             _abandoned(self.engine, raw, exc)
             for job in batch:  # so each write that had not failed is tried again alone
                 if job.error is None:
                     try:
-                        job.result = write(self.engine, job.work)
+                        job.result = write(self.engine, self._alone(job.work))
                     except BaseException as alone:
                         job.result, job.error = None, alone
         finally:
             raw.close()
+
+    def _run_in_savepoints(self, raw: Any, batch: list[_Job[Any]]) -> None:
+        cursor = raw.cursor()
+        try:
+            # pysqlite would begin only before DML, not before a savepoint
+            cursor.execute("BEGIN IMMEDIATE")
+            if self._first is not None:
+                self._first(raw)
+            for job in batch:
+                cursor.execute("SAVEPOINT br_write")
+                try:
+                    job.result = job.work(raw)
+                except BaseException as exc:
+                    cursor.execute("ROLLBACK TO SAVEPOINT br_write")
+                    job.error = _as_sqlalchemy(self.engine, exc)
+                cursor.execute("RELEASE SAVEPOINT br_write")
+        finally:
+            cursor.close()
 
 
 class DriverStatement:
@@ -238,6 +298,8 @@ class DriverStatement:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
+        #: whether the statement returns rows (a select, an insert's ``RETURNING``)
+        self.returns_rows = bool(compiled.returning) or bool(getattr(stmt, "is_select", False))
         positions = compiled.positiontup
         self._positional = list(positions) if positions is not None else None
         names = self._positional or list(compiled.binds)
@@ -270,21 +332,30 @@ class DriverStatement:
         """Run once (``conn`` from :func:`write`). Returns the first column of the first row
         the statement returns, else the id of the row an insert made (where the driver
         tells it), else ``None``."""
+        return self.send(conn, values).result()
+
+    def run(self, conn: Writer, values: Mapping[str, Any]) -> None:
+        """Run once, reading nothing back: in psycopg's pipeline mode (:func:`pipelined`) the
+        statement goes to the server with the next read or the commit."""
+        self.send(conn, values).close()
+
+    def send(self, conn: Writer, values: Mapping[str, Any]) -> Sent:
+        """Run once; :meth:`Sent.result` reads what :meth:`execute` returns. In pipeline mode
+        the read waits for the server, so a write reads last what it needs last, and one
+        round trip brings the results of every statement sent before."""
         if isinstance(conn, Connection):
             result = conn.execute(self.core, dict(values))
             if result.returns_rows:
-                return result.scalar()
+                return Sent(None, value=result.scalar())
             key = result.inserted_primary_key if result.context.isinsert else None
-            return key[0] if key else None
+            return Sent(None, value=key[0] if key else None)
         cursor = conn.cursor()
         try:
             cursor.execute(self.sql, self._params(values))
-            if cursor.description is not None:
-                row = cursor.fetchone()
-                return row[0] if row is not None else None
-            return getattr(cursor, "lastrowid", None)
-        finally:
+        except BaseException:
             cursor.close()
+            raise
+        return Sent(cursor, returns_rows=self.returns_rows)
 
     def executemany(self, conn: Writer, rows: Sequence[Mapping[str, Any]]) -> None:
         if isinstance(conn, Connection):
@@ -296,3 +367,35 @@ class DriverStatement:
             cursor.executemany(self.sql, params)
         finally:
             cursor.close()
+
+
+class Sent:
+    """A statement run by :meth:`DriverStatement.send`, its result not read yet."""
+
+    __slots__ = ("_cursor", "_returns_rows", "_value")
+
+    def __init__(self, cursor: Any, *, value: Any = None, returns_rows: bool = False) -> None:
+        self._cursor = cursor
+        self._value = value
+        self._returns_rows = returns_rows
+
+    def result(self) -> Any:
+        """The first column of the first row returned, else the id of the row an insert made
+        (where the driver tells it), else ``None``."""
+        cursor = self._cursor
+        if cursor is None:
+            return self._value
+        try:
+            if self._returns_rows:
+                row = cursor.fetchone()
+                self._value = row[0] if row is not None else None
+            else:
+                self._value = getattr(cursor, "lastrowid", None)
+        finally:
+            self.close()
+        return self._value
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None

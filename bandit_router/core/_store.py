@@ -181,8 +181,14 @@ class Store:
             dialect, keys=[], dumps=json_dumps)
         self._recent: OrderedDict[str, EventRow] = OrderedDict()
         self._recent_lock = threading.Lock()
-        #: decisions and rewards written concurrently share commits (see ``_sql``)
+        #: decisions and rewards written concurrently share commits (see ``_sql``); on
+        #: PostgreSQL rewards only, each group behind the reward lock, taken once
         self._writes = GroupCommit(self.engine)
+        self._reward_writes = self._writes
+        if self._lock_statement is not None:
+            lock, key = self._lock_statement, {"key": _REWARD_LOCK}
+            self._reward_writes = GroupCommit(self.engine,
+                                              first=lambda conn: lock.run(conn, key))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -303,16 +309,14 @@ class Store:
         values = _row_values(row, self._reward_columns)
         marked = {"event_id_": row.event_id, "status_": status}
 
-        def work(conn: Writer) -> Any:
-            if self._lock_statement is not None:
-                self._lock_statement.execute(conn, {"key": _REWARD_LOCK})
-            key = self._insert_reward.execute(conn, values)
-            self._mark_event.execute(conn, marked)
+        def work(conn: Writer) -> Any:  # (on PostgreSQL after the reward lock)
+            inserted = self._insert_reward.send(conn, values)
+            self._mark_event.run(conn, marked)
             if also is not None:
                 also(conn)
-            return key
+            return inserted.result()  # read last: pipelined, one round trip brings it all
         try:
-            key = self._writes.run(work)
+            key = self._reward_writes.run(work)
         except self.integrity_errors as exc:
             raise RewardConflict(row.event_id) from exc
         finally:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from bandit_router.core import _sql
 from bandit_router.core._sql import DriverStatement, GroupCommit, Writer
@@ -226,10 +227,120 @@ def test_a_write_cannot_start_another_write(tmp_path: Path) -> None:
     store.close()
 
 
-def test_postgres_writes_one_at_a_time(pg_url: str) -> None:
-    """A group on PostgreSQL would take the budgets' advisory locks out of their order."""
+def test_postgres_groups_rewards_only(pg_url: str) -> None:
+    """Decisions write one at a time on PostgreSQL (a group would take their budgets'
+    advisory locks out of their order); rewards group, behind the reward lock."""
     store = Store(pg_url)
-    assert not store._writes._grouped
+    assert not store._writes._grouped and store._reward_writes._grouped
     store.add_event(event(1))
     assert (store._writes.groups, store._writes.writes) == (1, 1)
+    store.add_reward(reward(1), status="rewarded")
+    assert (store._reward_writes.groups, store._reward_writes.writes) == (1, 1)
     store.close()
+
+
+def test_postgres_rewards_share_one_commit(pg_url: str) -> None:
+    """Rewards that arrive while one is being committed go into one transaction behind the
+    reward lock, with seqs in commit order, readable from another connection when their
+    callers return."""
+    store = Store(pg_url)
+    writes = store._reward_writes
+    for i in range(5):
+        store.add_event(event(i))
+    store.add_reward(reward(0), status="rewarded")
+    under_way, go = threading.Event(), threading.Event()
+
+    def hold(conn: Writer) -> None:
+        under_way.set()
+        assert go.wait(10)
+
+    first, errors = _in_threads(lambda: store.add_reward(reward(1), status="rewarded",
+                                                         also=hold))
+    assert under_way.wait(10)
+    before = writes.groups
+    others, more = _in_threads(lambda: store.add_reward(reward(2), status="rewarded"),
+                               lambda: store.add_reward(reward(3), status="rewarded"))
+    _queued(writes, 2)
+    go.set()
+    for t in first + others:
+        t.join()
+    assert errors == [None] and more == [None, None]
+    assert writes.groups - before == 2  # the held reward's, then the two queued together
+    reader = Store(store.url)
+    assert reader.count_events() == {"rewarded": 4, "pending": 1}
+    seqs = [r.reward.seq for r in reader.learn_log(0)]
+    assert seqs == sorted(seqs) and len(seqs) == 4
+
+    reader.close()
+    store.close()
+
+
+def test_postgres_group_with_a_duplicate_writes_the_rest(pg_url: str) -> None:
+    """Three rewards queued behind a held one, the middle one a duplicate: the group fails,
+    each is tried again alone, and only the duplicate fails."""
+    store = Store(pg_url)
+    writes = store._reward_writes
+    for i in range(5):
+        store.add_event(event(i))
+    store.add_reward(reward(0), status="rewarded")
+    under_way, go = threading.Event(), threading.Event()
+
+    def hold(conn: Writer) -> None:
+        under_way.set()
+        assert go.wait(10)
+
+    first, errors = _in_threads(lambda: store.add_reward(reward(1), status="rewarded",
+                                                         also=hold))
+    assert under_way.wait(10)
+    before = writes.groups
+    others, more = _in_threads(lambda: store.add_reward(reward(2), status="rewarded"),
+                               lambda: store.add_reward(reward(0), status="rewarded"),
+                               lambda: store.add_reward(reward(3), status="rewarded"))
+    _queued(writes, 3)
+    go.set()
+    for t in first + others:
+        t.join()
+    assert errors == [None]
+    assert more[0] is None and more[2] is None
+    assert isinstance(more[1], RewardConflict)
+    assert writes.groups - before == 2
+    assert store.count_events() == {"rewarded": 4, "pending": 1}
+    assert store.add_reward(reward(4), status="rewarded") > 0  # the store goes on
+    store.close()
+
+
+def test_postgres_writes_are_pipelined_and_an_unread_error_still_fails_the_write(
+        pg_url: str) -> None:
+    """On psycopg a write runs in pipeline mode: statements nobody reads go with the next
+    read or the commit. One that fails unread fails the write at its commit, and nothing
+    of it is written."""
+    store = Store(pg_url)
+    store.add_event(event(1))
+
+    def orphan(conn: Writer) -> None:  # a reward whose event does not exist: unread
+        store._mark_event.run(conn, {"event_id_": "e1", "status_": "rewarded"})
+        cursor = conn.cursor()
+        cursor.execute("INSERT INTO br_rewards (event_id, received_at, quality, cost_usd,"
+                       " reward, is_default, held_back) VALUES ('nowhere', 0, 0, 0, 0,"
+                       " false, false)")
+        cursor.close()
+
+    with pytest.raises(IntegrityError, match="foreign key"):
+        _sql.write(store.engine, orphan)
+    assert store.count_events() == {"pending": 1}  # the status change went with it
+
+    def inserted(conn: Writer) -> object:
+        assert conn.driver_connection.pgconn.pipeline_status == 1  # libpq: pipeline on
+        sent = store._insert_reward.send(conn, {**_sql_values(store, reward(1))})
+        store._mark_event.run(conn, {"event_id_": "e1", "status_": "rewarded"})
+        return sent.result()
+
+    seq = _sql.write(store.engine, inserted)
+    assert isinstance(seq, int) and store.count_events() == {"rewarded": 1}
+    store.close()
+
+
+def _sql_values(store: Store, row: RewardRow) -> dict[str, object]:
+    from bandit_router.core._tables import _row_values
+
+    return _row_values(row, store._reward_columns)

@@ -112,3 +112,46 @@ def test_warm_start_logs_history_in_order_and_learns_it_once(
     assert rebuilt.policy_version == len(rows)
     assert rebuilt.policy.to_bytes() == learned  # the rows in hand taught what the log does
     rebuilt.close()
+
+
+@pytest.mark.postgres
+def test_rewards_from_many_threads_share_commits_and_settle_spend_once(pg_url: str) -> None:
+    """Rewards from 8 threads at once on PostgreSQL share transactions behind the reward
+    lock: every one is written once, in the log's order, and the day's spend is the sum of
+    the rewarded costs (nothing settled twice by a group tried again, nothing lost)."""
+    import threading
+
+    from bandit_router.core._store import Store
+
+    a = router(pg_url)
+    a.set_budget(daily_limit=1e6)
+    decisions = [a.select(f"Question {i} about tidal energy in Norway.") for i in range(80)]
+    costs = [0.001 * (1 + i % 7) for i in range(len(decisions))]
+    writes = a.store._reward_writes
+    before = (writes.groups, writes.writes)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(k, len(decisions), 8):
+                a.reward(decisions[i].event_id, quality=0.5, cost_usd=costs[i], learn=False)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    groups, held = writes.groups - before[0], writes.writes - before[1]
+    assert held == len(decisions) and groups < held  # some rewards shared a commit
+    reader = Store(pg_url)
+    seqs = [item.reward.seq for item in reader.learn_log(0)]
+    assert len(seqs) == len(decisions) and seqs == sorted(seqs)
+    reader.close()
+    spent = {s.budget.id: s for s in a.budget_status()}["router|day"]
+    assert spent.spent_usd == pytest.approx(sum(costs))
+    assert spent.reserved_usd == pytest.approx(0.0, abs=1e-12)
+    assert a.sync() == len(decisions)
+    a.close()
