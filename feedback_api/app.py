@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.keys = KeyStore(settings.database_url)
+        app.state.keys = KeyStore(settings.database_url, cache_s=settings.key_cache_s)
         router = build_router(settings)  # embedder, FAISS memory and policy load once, here
         _configure_providers(router, settings)
 

@@ -2,8 +2,9 @@
 
 Those that only read the app's state (or an in-memory rate limit) are ``async``: FastAPI runs
 a plain ``def`` dependency in its thread pool, a hop per dependency per request, which under
-load cost more than the reads themselves. Checking the key reads the database, so it stays
-in the pool."""
+load cost more than the reads themselves. Checking the key is ``async`` too: a key verified
+within ``key_cache_s`` is at hand; only otherwise does the check go to the pool to read the
+database."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from bandit_router import Router
 
@@ -51,9 +53,9 @@ async def get_learner(request: Request) -> BackgroundLearner:
     return learner
 
 
-def _caller(request: Request,
-            bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-            header: Annotated[str | None, Security(_header)]) -> ApiKey:
+async def _caller(request: Request,
+                  bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+                  header: Annotated[str | None, Security(_header)]) -> ApiKey:
     settings: Settings = request.app.state.settings
     if not settings.auth:
         return _OPEN
@@ -63,7 +65,9 @@ def _caller(request: Request,
                                  "'X-API-Key: <key>' (create one with 'bandit-router keys "
                                  "create')", headers={"WWW-Authenticate": "Bearer"})
     keys: KeyStore = request.app.state.keys
-    key = keys.verify(secret)
+    key = keys.cached(secret)
+    if key is None:
+        key = await run_in_threadpool(keys.verify, secret)
     if key is None:
         raise HTTPException(401, "unknown or revoked API key",
                             headers={"WWW-Authenticate": "Bearer"})

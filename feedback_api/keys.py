@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +23,7 @@ __all__ = ["ApiKey", "KeyStore", "Scope"]
 
 Scope = Literal["client", "admin"]
 SCOPES: tuple[str, ...] = ("client", "admin")
+_CACHED_KEYS = 10_000  # most verified keys a process keeps at hand
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +71,23 @@ def _public(row: KeyRow) -> ApiKey:
 
 
 class KeyStore:
-    """API keys in the router's database (table ``br_api_keys``)."""
+    """API keys in the router's database (table ``br_api_keys``).
 
-    def __init__(self, database_url: str) -> None:
+    A key found live is trusted for ``cache_s`` seconds without reading the database again
+    (:meth:`cached`); its expiry is still checked on every call. Revoking or rotating a key
+    through this store forgets what it trusted at once; through another process (another
+    replica, the CLI) the change reaches this one within ``cache_s``. ``cache_s=0`` reads
+    the database on every call."""
+
+    def __init__(self, database_url: str, *, cache_s: float = 0.0) -> None:
+        if not (math.isfinite(cache_s) and cache_s >= 0):
+            raise ValueError("cache_s must be a number of seconds >= 0")
         self.engine = create_engine(database_url)
         migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.cache_s = cache_s
+        self._trusted: dict[str, tuple[ApiKey, float]] = {}  # hash -> key, monotonic until
+        self._trusted_lock = threading.Lock()
 
     def create(self, *, name: str, scope: str, expires_in_s: float | None = None,
                _tenant: int | None = None) -> tuple[ApiKey, str]:
@@ -109,6 +122,7 @@ class KeyStore:
             old.expires_at = min(old.expires_at or math.inf, now + grace_s)
             tenant = old.tenant or old.id
             name, scope = old.name, old.scope
+        self._forget()
         return self.create(name=name, scope=scope, expires_in_s=expires_in_s, _tenant=tenant)
 
     def revoke(self, key_id: int) -> bool:
@@ -116,21 +130,47 @@ class KeyStore:
             result = s.execute(update(KeyRow).where(KeyRow.id == key_id,
                                                      KeyRow.revoked_at.is_(None))
                                .values(revoked_at=time.time()).returning(KeyRow.id))
-            return result.first() is not None
+            revoked = result.first() is not None
+        self._forget()
+        return revoked
+
+    def _forget(self) -> None:
+        with self._trusted_lock:
+            self._trusted.clear()
 
     def list(self) -> list[ApiKey]:
         with self._sessions() as s:
             return [_public(r) for r in s.scalars(select(KeyRow).order_by(KeyRow.id))]
 
     def verify(self, secret: str) -> ApiKey | None:
-        """The live key with this secret (not revoked, not expired), or None."""
+        """The live key with this secret (not revoked, not expired), or None: read from
+        the database (and trusted for ``cache_s`` after)."""
         if not secret or len(secret) > 200:
             return None
+        digest = _hash(secret)
         with self._sessions() as s:
-            row = s.scalars(select(KeyRow).where(KeyRow.key_hash == _hash(secret),
+            row = s.scalars(select(KeyRow).where(KeyRow.key_hash == digest,
                                                   KeyRow.revoked_at.is_(None))).first()
         key = _public(row) if row is not None else None
-        return key if key is not None and key.state(time.time()) == "live" else None
+        if key is None or key.state(time.time()) != "live":
+            return None
+        if self.cache_s > 0:
+            with self._trusted_lock:
+                if len(self._trusted) >= _CACHED_KEYS:
+                    self._trusted.clear()
+                self._trusted[digest] = (key, time.monotonic() + self.cache_s)
+        return key
+
+    def cached(self, secret: str) -> ApiKey | None:
+        """The live key with this secret if :meth:`verify` found it within the last
+        ``cache_s`` seconds (and it has not expired since); else None: not at hand, so
+        :meth:`verify` must read the database (unknown secrets are never kept)."""
+        if not secret or len(secret) > 200:
+            return None
+        hit = self._trusted.get(_hash(secret))
+        if hit is None or time.monotonic() >= hit[1]:
+            return None
+        return hit[0] if hit[0].state(time.time()) == "live" else None
 
     def close(self) -> None:
         self.engine.dispose()

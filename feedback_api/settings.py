@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(100, ge=1, description="requests a key may send at once "
                                                           "within its rate limit")
     auth: bool = Field(True, description="require API keys (turn off only on a trusted host)")
+    key_cache_s: float = Field(
+        5.0, ge=0, le=3600, description="how long a process trusts an API key it verified "
+                                        "without reading the database again; a key revoked "
+                                        "on another replica or by the CLI stops working here "
+                                        "within it (0: read on every request)")
     learn_interval_s: float = Field(1.0, gt=0, description="learner wake-up at the latest")
     role: Literal["all", "api", "learner"] = Field(
         "all", description="all: serve and learn (one process); api: serve the model the "

@@ -132,7 +132,8 @@ def make_server(tmp: Path, database_url: str | None = None, **env_overrides: str
     keys.close()
     env = {**os.environ, "BANDIT_ROUTER_DATABASE_URL": db,
            "BANDIT_ROUTER_LEARN_INTERVAL_S": "0.2", "BANDIT_ROUTER_MAX_BODY_BYTES": "65536",
-           **env_overrides}
+           # keys trusted briefly: a test that revokes through another process waits it out
+           "BANDIT_ROUTER_KEY_CACHE_S": "0.05", **env_overrides}
     env.pop("BANDIT_ROUTER_CONFIG_FILE", None)
     server = Server(url=f"http://127.0.0.1:{free_port()}", database_url=db, admin_key=admin,
                     client_key=client, other_client_key=other, revoked_key=revoked, env=env,
