@@ -305,15 +305,18 @@ class Ledger:
     def lock(self, s: Writer, scopes: Iterable[str]) -> None:
         """Hold each scope's budget lock until the caller's transaction ends (PostgreSQL;
         elsewhere the first write already serialises writers). Sorted: no deadlocks."""
-        if self._lock_scope is not None:
+        if self._lock_scope is not None:  # nothing read: pipelined, they go with the next read
             for scope in sorted(set(scopes)):
-                self._lock_scope.execute(s, {"scope": scope})
+                self._lock_scope.run(s, {"scope": scope})
 
-    def used(self, s: Writer, scope: str, window: str, now: float) -> float:
-        """Spent plus reserved of one scope in the window holding ``now``, read inside the
-        caller's transaction (so it counts what the transaction itself wrote)."""
-        start = bucket_of(window_bounds(window, now)[0])
-        return float(self._used.execute(s, {"scope": scope, "start": start}) or 0.0)
+    def used(self, s: Writer, windows: Sequence[tuple[str, str]], now: float) -> list[float]:
+        """Spent plus reserved of each ``(scope, window)`` in the window holding ``now``,
+        read inside the caller's transaction (so it counts what the transaction itself
+        wrote): every read sent, then every result read (pipelined: one round trip)."""
+        sent = [self._used.send(s, {"scope": scope,
+                                    "start": bucket_of(window_bounds(window, now)[0])})
+                for scope, window in windows]
+        return [float(one.result() or 0.0) for one in sent]
 
     def window_totals(self, scope: str, window: str, now: float) -> tuple[float, float, int]:
         """(spent, reserved, requests) of one scope in the current window."""

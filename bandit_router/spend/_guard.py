@@ -182,8 +182,8 @@ class SpendGuard:
             if recheck:
                 self.ledger.lock(s, [b.scope for b in recheck])
             self.ledger.add(s, scopes, bucket_of(created_at), reserved=amount, requests=1)
-            for b in recheck:
-                used = self.ledger.used(s, b.scope, b.window, created_at)
+            used_now = self.ledger.used(s, [(b.scope, b.window) for b in recheck], created_at)
+            for b, used in zip(recheck, used_now, strict=True):
                 if used > b.limit_usd + _SLACK_USD:
                     raise BudgetExceededError(
                         scope=b.scope, window=b.window, limit_usd=b.limit_usd,

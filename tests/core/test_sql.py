@@ -239,11 +239,11 @@ def test_postgres_groups_rewards_only(pg_url: str) -> None:
     store.close()
 
 
-def test_postgres_rewards_share_one_commit(pg_url: str) -> None:
-    """Rewards that arrive while one is being committed go into one transaction behind the
-    reward lock, with seqs in commit order, readable from another connection when their
-    callers return."""
-    store = Store(pg_url)
+def _rewards_queued_behind_a_held_one(store: Store, queued: list[int]
+                                      ) -> tuple[list[BaseException | None], int]:
+    """Events e0-e4, e0 rewarded; a reward for e1 held in its transaction while rewards
+    for ``queued`` (event numbers) queue behind it; then all finish. Returns the queued
+    callers' errors and how many groups were committed meanwhile."""
     writes = store._reward_writes
     for i in range(5):
         store.add_event(event(i))
@@ -258,19 +258,28 @@ def test_postgres_rewards_share_one_commit(pg_url: str) -> None:
                                                          also=hold))
     assert under_way.wait(10)
     before = writes.groups
-    others, more = _in_threads(lambda: store.add_reward(reward(2), status="rewarded"),
-                               lambda: store.add_reward(reward(3), status="rewarded"))
-    _queued(writes, 2)
+    others, more = _in_threads(*[
+        (lambda i=i: store.add_reward(reward(i), status="rewarded")) for i in queued])
+    _queued(writes, len(queued))
     go.set()
     for t in first + others:
         t.join()
-    assert errors == [None] and more == [None, None]
-    assert writes.groups - before == 2  # the held reward's, then the two queued together
+    assert errors == [None]
+    return more, writes.groups - before
+
+
+def test_postgres_rewards_share_one_commit(pg_url: str) -> None:
+    """Rewards that arrive while one is being committed go into one transaction behind the
+    reward lock, with seqs in commit order, readable from another connection when their
+    callers return."""
+    store = Store(pg_url)
+    errors, groups = _rewards_queued_behind_a_held_one(store, [2, 3])
+    assert errors == [None, None]
+    assert groups == 2  # the held reward's, then the two queued together
     reader = Store(store.url)
     assert reader.count_events() == {"rewarded": 4, "pending": 1}
     seqs = [r.reward.seq for r in reader.learn_log(0)]
     assert seqs == sorted(seqs) and len(seqs) == 4
-
     reader.close()
     store.close()
 
@@ -279,31 +288,10 @@ def test_postgres_group_with_a_duplicate_writes_the_rest(pg_url: str) -> None:
     """Three rewards queued behind a held one, the middle one a duplicate: the group fails,
     each is tried again alone, and only the duplicate fails."""
     store = Store(pg_url)
-    writes = store._reward_writes
-    for i in range(5):
-        store.add_event(event(i))
-    store.add_reward(reward(0), status="rewarded")
-    under_way, go = threading.Event(), threading.Event()
-
-    def hold(conn: Writer) -> None:
-        under_way.set()
-        assert go.wait(10)
-
-    first, errors = _in_threads(lambda: store.add_reward(reward(1), status="rewarded",
-                                                         also=hold))
-    assert under_way.wait(10)
-    before = writes.groups
-    others, more = _in_threads(lambda: store.add_reward(reward(2), status="rewarded"),
-                               lambda: store.add_reward(reward(0), status="rewarded"),
-                               lambda: store.add_reward(reward(3), status="rewarded"))
-    _queued(writes, 3)
-    go.set()
-    for t in first + others:
-        t.join()
-    assert errors == [None]
-    assert more[0] is None and more[2] is None
-    assert isinstance(more[1], RewardConflict)
-    assert writes.groups - before == 2
+    errors, groups = _rewards_queued_behind_a_held_one(store, [2, 0, 3])
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], RewardConflict)
+    assert groups == 2
     assert store.count_events() == {"rewarded": 4, "pending": 1}
     assert store.add_reward(reward(4), status="rewarded") > 0  # the store goes on
     store.close()

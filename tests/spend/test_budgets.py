@@ -344,14 +344,18 @@ def test_two_processes_share_one_budget(backend: str, sqlite_url: str,
     router.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_reservation_rechecks_what_another_decision_spent_meanwhile(
-        make_router: Callable[..., Router], day_clock: FakeClock) -> None:
+        backend: str, make_router: Callable[..., Router], day_clock: FakeClock,
+        request: pytest.FixtureRequest) -> None:
     """Two routers plan a decision on the same spend; the second to write its reservation
-    finds the budget broken by the first and is refused, its decision rolled back."""
+    finds the budget broken by the first and is refused, its decision rolled back (on
+    PostgreSQL the re-check's lock and reads are pipelined, the refusal raised between)."""
     from bandit_router import Constraints
 
+    url = {} if backend == "sqlite" else {"database_url": request.getfixturevalue("pg_url")}
     only = Constraints(allowed_models=["frontier/large"])
-    first, second = make_router(clock=day_clock), make_router(clock=day_clock)
+    first, second = make_router(clock=day_clock, **url), make_router(clock=day_clock, **url)
     cost = make_router(database_url="sqlite://").select(
         "Plan the migration", constraints=only).estimated_cost_usd
     first.set_budget(daily_limit=1.5 * cost, pacing="off")  # room for one decision
