@@ -173,7 +173,7 @@ def main() -> None:
         hot_path(args, url, tmp.name, result)
     tmp.cleanup()
     result["ivf_on_real_tasks"] = (ivf_on_real_tasks() if args.memory_sizes else
-                                   {"skipped": "no --memory-sizes"})
+                                   {"skipped": "--memory-sizes empty"})
     write_json(args.out, result)
 
 

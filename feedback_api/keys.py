@@ -88,6 +88,7 @@ class KeyStore:
         self.cache_s = cache_s
         self._trusted: dict[str, tuple[ApiKey, float]] = {}  # hash -> key, monotonic until
         self._trusted_lock = threading.Lock()
+        self._forgotten = 0  # times this store forgot what it trusted (see verify)
 
     def create(self, *, name: str, scope: str, expires_in_s: float | None = None,
                _tenant: int | None = None) -> tuple[ApiKey, str]:
@@ -137,6 +138,7 @@ class KeyStore:
     def _forget(self) -> None:
         with self._trusted_lock:
             self._trusted.clear()
+            self._forgotten += 1
 
     def list(self) -> list[ApiKey]:
         with self._sessions() as s:
@@ -148,6 +150,7 @@ class KeyStore:
         if not secret or len(secret) > 200:
             return None
         digest = _hash(secret)
+        generation = self._forgotten  # a revocation here after this read voids what it read
         with self._sessions() as s:
             row = s.scalars(select(KeyRow).where(KeyRow.key_hash == digest,
                                                   KeyRow.revoked_at.is_(None))).first()
@@ -156,6 +159,8 @@ class KeyStore:
             return None
         if self.cache_s > 0:
             with self._trusted_lock:
+                if self._forgotten != generation:  # revoked or rotated meanwhile: not kept
+                    return key
                 if len(self._trusted) >= _CACHED_KEYS:
                     self._trusted.clear()
                 self._trusted[digest] = (key, time.monotonic() + self.cache_s)

@@ -129,7 +129,7 @@ def _results(doc: ModuleType) -> dict[str, dict[str, Any]]:
         "machine": _machine(doc.COMMANDS["router_postgresql"], full["router_postgresql"]),
         "database": "postgresql", "recall": [],
         "reward_concurrent": {**router["reward_concurrent"], "per_s": 1400.0},
-        "ivf_on_real_tasks": {"skipped": "no --memory-sizes"}}
+        "ivf_on_real_tasks": {"skipped": "--memory-sizes empty"}}
     return results
 
 

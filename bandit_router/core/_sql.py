@@ -21,10 +21,10 @@ write that fails is undone alone and the others still commit (on SQLite: see the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from functools import cache
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -33,8 +33,8 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["DriverStatement", "GroupCommit", "Sent", "Writer", "driver_ok", "pipelined",
-           "write"]
+__all__ = ["DriverStatement", "GroupCommit", "Sent", "Writer", "commit", "driver_ok",
+           "pipelined", "write"]
 
 #: What a hot write runs on: the raw DBAPI connection (driver path, a pool proxy) or, for
 #: other dialects, a SQLAlchemy ``Connection`` in a transaction.
@@ -42,6 +42,7 @@ Writer = Any
 _T = TypeVar("_T")
 
 _DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+_DRAINS = 4  # reads of a failed pipeline before leaving it (after that psycopg logs it)
 
 
 def driver_ok(dialect: Dialect) -> bool:
@@ -60,9 +61,9 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
             return work(conn)
     raw = engine.raw_connection()
     try:
-        with pipelined(raw):
+        with pipelined(raw) as piped:
             result = work(raw)
-            raw.commit()
+            commit(raw, piped)
         return result
     except BaseException as exc:
         error = _abandoned(engine, raw, exc)
@@ -73,19 +74,64 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
         raw.close()
 
 
-def pipelined(raw: Any) -> AbstractContextManager[Any]:
-    """psycopg's pipeline mode on ``raw`` (a pooled DBAPI connection), else nothing.
+@contextmanager
+def pipelined(raw: Any) -> Iterator[bool]:
+    """psycopg's pipeline mode on ``raw`` (a pooled DBAPI connection) for the block, and
+    whether it is on (elsewhere the block runs as it is).
 
     In pipeline mode a statement whose result nobody reads (:meth:`DriverStatement.run`, an
-    ``executemany``) is sent without waiting for the server; the next read, or the commit,
-    waits for all of them at once. A write's statements that read nothing cost no round trip
-    of their own, and an error surfaces at the next read or at the commit, inside the same
-    transaction (which is then rolled back)."""
-    conn = getattr(raw, "driver_connection", None)
-    pipeline = getattr(conn, "pipeline", None)
-    if pipeline is None or not _pipeline_supported():
-        return nullcontext()
-    return cast(AbstractContextManager[Any], pipeline())
+    ``executemany``) is sent without waiting for the server; the next read, or the end of
+    the block, waits for all of them at once. A write's statements that read nothing cost no
+    round trip of their own; an error surfaces at the next read or at the end of the block,
+    inside the same transaction (which is then rolled back). End a write with
+    :func:`commit`: in pipeline mode its ``COMMIT`` is the last statement the block's end
+    waits for, so no exchange follows the commit's answer."""
+    conn: Any = getattr(raw, "driver_connection", None)
+    if getattr(conn, "pipeline", None) is None or not _pipeline_supported():
+        yield False
+        return
+    # the transaction is begun by a statement in the pipeline, not by psycopg (which would
+    # wait for its BEGIN's answer alone), so the connection is in autocommit meanwhile
+    conn.autocommit = True
+    try:
+        with conn.pipeline() as pipeline:
+            conn.execute("BEGIN")
+            try:
+                yield True
+            except BaseException:
+                # read what the server said to every statement sent so far (each read
+                # stops at the first error it meets), so that leaving the pipeline has
+                # nothing left to wait for (psycopg would log a second error there), and
+                # end the transaction; the block's own error is the one raised
+                for _ in range(_DRAINS):
+                    try:
+                        pipeline.sync()
+                        break
+                    except conn.Error:  # (an aborted statement's: the first is known)
+                        continue
+                try:
+                    conn.execute("ROLLBACK")
+                    pipeline.sync()
+                except conn.Error:  # lost: the caller invalidates the connection
+                    pass
+                raise
+    finally:
+        with suppress(conn.Error):  # (a broken connection: the caller invalidates it)
+            conn.autocommit = False  # as the pool lends it
+
+
+def commit(raw: Any, piped: bool) -> None:
+    """Commit ``raw``'s transaction: inside :func:`pipelined`, as one more pipelined
+    statement (its answer comes with the block's end, the write's last exchange with the
+    server); otherwise by the driver."""
+    if not piped:
+        raw.commit()
+        return
+    cursor = raw.cursor()
+    try:
+        cursor.execute("COMMIT")
+    finally:
+        cursor.close()
 
 
 @cache
@@ -247,12 +293,12 @@ class GroupCommit:
                 self._run_in_savepoints(raw, batch)
                 raw.commit()
             else:  # the first write that raises abandons the group (below)
-                with pipelined(raw):
+                with pipelined(raw) as piped:
                     if self._first is not None:
                         self._first(raw)
                     for job in batch:
                         job.result = job.work(raw)
-                    raw.commit()
+                    commit(raw, piped)
         except BaseException as exc:  # the transaction is lost: nothing in it was written
             _abandoned(self.engine, raw, exc)
             for job in batch:  # so each write that had not failed is tried again alone
@@ -299,7 +345,8 @@ class DriverStatement:
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
         #: whether the statement returns rows (a select, an insert's ``RETURNING``)
-        self.returns_rows = bool(compiled.returning) or bool(getattr(stmt, "is_select", False))
+        self.returns_rows = (bool(compiled.effective_returning)
+                             or bool(getattr(stmt, "is_select", False)))
         positions = compiled.positiontup
         self._positional = list(positions) if positions is not None else None
         names = self._positional or list(compiled.binds)

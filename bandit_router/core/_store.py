@@ -139,6 +139,12 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas(round(timeout_s * 1000)))
         migrate(self.engine)  # the newest schema, by Alembic (see ``_schema``)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: single-statement reads: on PostgreSQL in autocommit, so a read is its statement's
+        #: round trip alone (no BEGIN before it, no ROLLBACK after it, which would also make
+        #: psycopg drop the connection's prepared statements)
+        self.reads: Engine = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                              if self.dialect == "postgresql" else self.engine)
+        self._read_sessions = sessionmaker(self.reads, expire_on_commit=False)
         # the hot writes, compiled once and run on the driver's cursor (see ``_sql``)
         events, rewards = EventRow.__table__, RewardRow.__table__
         assert isinstance(events, Table) and isinstance(rewards, Table)
@@ -234,7 +240,7 @@ class Store:
         """An event and its reward, if any, in one query: a prepared Core select whose row
         becomes detached ORM rows (a reward whose event is not at hand reads this, on the hot
         path: about a quarter of the ORM query's time)."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = conn.execute(self._event_and_reward, {"event_id": event_id}).first()
         if row is None:
             return None, None
@@ -274,7 +280,7 @@ class Store:
         """An event's observation (``cost_usd``, ``latency_s``, ``output_tokens``, ...), if
         any. Core, not the ORM: a reward without its cost or tokens asks, on the hot path
         (about 60 us here against the ORM's 340)."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return conn.execute(self._observation, {"event_id": event_id}).first()
 
     # -- deployment health shared by every process ----------------------------------------------
@@ -287,7 +293,7 @@ class Store:
 
     def cooldowns(self, now: float) -> dict[str, float]:
         """Every deployment some process has cooling down at ``now``: its latest end."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(select(CooldownRow.deployment_id,
                                        func.max(CooldownRow.cooldown_until))
                                 .where(CooldownRow.cooldown_until > now)
@@ -311,10 +317,13 @@ class Store:
 
         def work(conn: Writer) -> Any:  # (on PostgreSQL after the reward lock)
             inserted = self._insert_reward.send(conn, values)
-            self._mark_event.run(conn, marked)
-            if also is not None:
-                also(conn)
-            return inserted.result()  # read last: pipelined, one round trip brings it all
+            try:
+                self._mark_event.run(conn, marked)
+                if also is not None:
+                    also(conn)
+                return inserted.result()  # read last: pipelined, one round trip brings all
+            finally:
+                inserted.close()
         try:
             key = self._reward_writes.run(work)
         except self.integrity_errors as exc:
@@ -371,7 +380,7 @@ class Store:
                   arm: str | None = None) -> list[LearnItem]:
         """Rewards with ``seq > after_seq``, in order, joined with their events (only those
         of one experiment ``arm`` when given)."""
-        with self._sessions() as s:
+        with self._read_sessions() as s:
             query = (select(RewardRow, EventRow).join(EventRow, RewardRow.event_id == EventRow.id)
                      .where(RewardRow.seq > after_seq))
             if arm is not None:
@@ -436,7 +445,7 @@ class Store:
     def memory_pages(self, arm: str, code_key: str) -> list[tuple[int, int, int]]:
         """``(id, first_seq, last_seq)`` of the arm's pages of ``code_key``, by first seq,
         without their codes."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(select(MemoryPageRow.id, MemoryPageRow.first_seq,
                                        MemoryPageRow.last_seq)
                                 .where(MemoryPageRow.arm == arm,
@@ -451,7 +460,7 @@ class Store:
 
     def newest_checkpoint(self, arm: str = "") -> tuple[int, int] | None:
         """(id, rewards learned) of the newest checkpoint of ``arm``, without its blobs."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = conn.execute(select(CheckpointRow.id, CheckpointRow.learned)
                                .where(CheckpointRow.arm == arm)
                                .order_by(CheckpointRow.id.desc()).limit(1)).first()

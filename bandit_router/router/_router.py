@@ -388,7 +388,9 @@ class Router(BudgetMethods, ProviderMethods):
             raise InvalidRewardError(
                 f"the reward {Objective.FORMULA} = "
                 f"{value:g} is outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
-        observed: list[bool] = []  # whether the reward's transaction saw an observation
+        # whether the reward's transaction saw an observation: the last try is the one
+        # committed (a write may be tried again, e.g. alone after a failed group)
+        observed: list[bool] = []
 
         def settled(conn: Writer) -> float | None:
             found, cost = self.store.observed(conn, event_id)
@@ -414,7 +416,8 @@ class Router(BudgetMethods, ProviderMethods):
                 raise UnknownEventError(event_id) from None
             self._raise_if_closed(event, self.store.get_reward(event_id), check_time=False)
             raise DuplicateRewardError(event_id) from None
-        if event.deployment is not None and (not any(observed) or error is not None):
+        was_observed = bool(observed) and observed[-1]
+        if event.deployment is not None and (not was_observed or error is not None):
             # (an observed call was reported when observed; a failure said later still counts)
             self._report_call(event.deployment, ref=event_id, latency_s=latency_s, error=error)
         if not learn or self.following:

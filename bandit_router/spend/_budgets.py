@@ -294,7 +294,7 @@ class Ledger:
         starts = {f"{w}_start": bucket_of(window_bounds(w, now)[0])
                   for w in ("hour", "day", "month")}
         out: dict[tuple[str, str], float] = {}
-        with self.store.engine.connect() as conn:  # a read: no ORM session, no commit
+        with self.store.reads.connect() as conn:  # one read: no ORM session, no commit
             for scope, hour, day, month in conn.execute(self._usage,
                                                         {"names": names, **starts}):
                 out[(scope, "hour")] = float(hour or 0.0)

@@ -6,10 +6,13 @@ write the same rows, roll back together and report the same conflicts.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -284,11 +287,20 @@ def test_postgres_rewards_share_one_commit(pg_url: str) -> None:
     store.close()
 
 
-def test_postgres_group_with_a_duplicate_writes_the_rest(pg_url: str) -> None:
+@pytest.mark.parametrize("pipeline", [True, False], ids=["pipelined", "no-pipeline"])
+def test_postgres_group_with_a_duplicate_writes_the_rest(
+        pipeline: bool, pg_url: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Three rewards queued behind a held one, the middle one a duplicate: the group fails,
-    each is tried again alone, and only the duplicate fails."""
+    each is tried again alone, and only the duplicate fails (quietly: the pipeline is read
+    to its end before it is left, so psycopg has no second error to log). The same where
+    libpq has no pipeline mode."""
+    if not pipeline:
+        monkeypatch.setattr(_sql, "_pipeline_supported", lambda: False)
     store = Store(pg_url)
-    errors, groups = _rewards_queued_behind_a_held_one(store, [2, 0, 3])
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        errors, groups = _rewards_queued_behind_a_held_one(store, [2, 0, 3])
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
     assert errors[0] is None and errors[2] is None
     assert isinstance(errors[1], RewardConflict)
     assert groups == 2
@@ -317,6 +329,9 @@ def test_postgres_writes_are_pipelined_and_an_unread_error_still_fails_the_write
         _sql.write(store.engine, orphan)
     assert store.count_events() == {"pending": 1}  # the status change went with it
 
+    if not _sql._pipeline_supported():
+        pytest.skip("this libpq has no pipeline mode (the writes run as before)")
+
     def inserted(conn: Writer) -> object:
         assert conn.driver_connection.pgconn.pipeline_status == 1  # libpq: pipeline on
         sent = store._insert_reward.send(conn, {**_sql_values(store, reward(1))})
@@ -332,3 +347,52 @@ def _sql_values(store: Store, row: RewardRow) -> dict[str, object]:
     from bandit_router.core._tables import _row_values
 
     return _row_values(row, store._reward_columns)
+
+
+def _round_trips(store: Store, call: Callable[[], object]) -> int:
+    """How many times ``call`` waited for the PostgreSQL server: libpq's protocol trace of
+    every connection it checked out, counted where the client's messages give way to the
+    server's (the pool's own check of a connection comes before the trace and is left out)."""
+    import tempfile
+
+    import psycopg
+    from sqlalchemy import event as sa_event
+
+    flags = psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+    with tempfile.TemporaryFile("w+") as trace:
+
+        def checkout(dbapi: Any, record: object, proxy: object) -> None:
+            dbapi.pgconn.trace(trace.fileno())
+            dbapi.pgconn.set_trace_flags(flags)
+
+        def checkin(dbapi: Any, record: object) -> None:
+            dbapi.pgconn.untrace()
+
+        sa_event.listen(store.engine, "checkout", checkout)
+        sa_event.listen(store.engine, "checkin", checkin)
+        try:
+            call()
+        finally:
+            sa_event.remove(store.engine, "checkout", checkout)
+            sa_event.remove(store.engine, "checkin", checkin)
+        trace.seek(0)
+        sides = [line.split("\t", 1)[0] for line in trace.read().splitlines()]
+    return sum(1 for pair in itertools.pairwise(sides) if pair == ("F", "B"))
+
+
+def test_postgres_writes_and_reads_wait_for_few_round_trips(pg_url: str) -> None:
+    """The round trips a hot write or read waits for on PostgreSQL (pipelined): a decision's
+    event one (its BEGIN, insert and COMMIT go together), a reward two (its BEGIN, lock,
+    insert and status change go with the read of its seq, its COMMIT after), a read one (in
+    autocommit: no BEGIN before it, no ROLLBACK after it)."""
+    if not _sql._pipeline_supported():
+        pytest.skip("this libpq has no pipeline mode")
+    store = Store(pg_url)
+    for i in range(3):
+        store.add_event(event(i))
+    assert _round_trips(store, lambda: store.add_event(event(5))) == 1
+    assert _round_trips(store, lambda: store.add_reward(reward(1), status="rewarded")) == 2
+    assert _round_trips(store, lambda: store.get_event_and_reward("e2")) == 1
+    assert _round_trips(store, lambda: store.get_observation("e2")) == 1
+    assert store.count_events() == {"pending": 3, "rewarded": 1}
+    store.close()
