@@ -42,6 +42,7 @@ Writer = Any
 _T = TypeVar("_T")
 
 _DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+_OPEN = (2, 3)  # libpq: PQTRANS_INTRANS, PQTRANS_INERROR
 _DRAINS = 4  # reads of a failed pipeline before leaving it (after that psycopg logs it)
 
 
@@ -117,6 +118,12 @@ def pipelined(raw: Any) -> Iterator[bool]:
                 raise
     finally:
         with suppress(conn.Error):  # (a broken connection: the caller invalidates it)
+            # an error answered at the pipeline's last sync (a statement nobody read that
+            # failed after the COMMIT was sent) leaves the transaction open, in error: end
+            # it here, or autocommit could not be turned off and the pool would lend the
+            # connection in autocommit
+            if conn.info.transaction_status in _OPEN:
+                conn.execute("ROLLBACK")
             conn.autocommit = False  # as the pool lends it
 
 

@@ -396,3 +396,28 @@ def test_postgres_writes_and_reads_wait_for_few_round_trips(pg_url: str) -> None
     assert _round_trips(store, lambda: store.get_observation("e2")) == 1
     assert store.count_events() == {"pending": 3, "rewarded": 1}
     store.close()
+
+
+def test_postgres_an_error_answered_after_the_commit_leaves_no_autocommit(pg_url: str) -> None:
+    """A statement nobody reads that fails only after the write's COMMIT is queued (a
+    remote server; a duplicate key waiting on another transaction's row) fails the write
+    at the pipeline's last sync: the connection goes back to the pool out of autocommit,
+    so the next session is still one transaction."""
+    from sqlalchemy import text
+
+    store = Store(pg_url)
+    store.add_event(event(1))
+
+    def slow_failure(conn: Writer) -> None:
+        cursor = conn.cursor()
+        cursor.execute("DO $$ BEGIN PERFORM pg_sleep(0.2); RAISE unique_violation; END $$")
+        cursor.close()
+
+    with pytest.raises(IntegrityError):
+        _sql.write(store.engine, slow_failure)
+    with pytest.raises(RuntimeError), store.session() as s:
+        assert not s.connection().connection.driver_connection.autocommit
+        s.execute(text("UPDATE br_events SET status = 'half' WHERE id = 'e1'"))
+        raise RuntimeError("after its first statement")
+    assert store.count_events() == {"pending": 1}
+    store.close()
