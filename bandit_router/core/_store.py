@@ -201,6 +201,11 @@ class Store:
         with self._sessions() as session, session.begin():
             yield session
 
+    def read_session(self) -> Session:
+        """A session for one read statement (PostgreSQL: in autocommit, see :attr:`reads`);
+        use it as a context manager."""
+        return self._read_sessions()
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -380,7 +385,7 @@ class Store:
                   arm: str | None = None) -> list[LearnItem]:
         """Rewards with ``seq > after_seq``, in order, joined with their events (only those
         of one experiment ``arm`` when given)."""
-        with self._read_sessions() as s:
+        with self.read_session() as s:
             query = (select(RewardRow, EventRow).join(EventRow, RewardRow.event_id == EventRow.id)
                      .where(RewardRow.seq > after_seq))
             if arm is not None:

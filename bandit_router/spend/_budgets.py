@@ -259,7 +259,7 @@ class Ledger:
             return n
 
     def load(self) -> list[Budget]:
-        with self.store.session() as s:
+        with self.store.read_session() as s:  # one read (every BUDGET_REFRESH_S)
             rows = s.scalars(select(BudgetRow).order_by(BudgetRow.id)).all()
             return [Budget(**{**r.definition,
                               "alert_thresholds": tuple(r.definition["alert_thresholds"])})

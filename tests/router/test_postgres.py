@@ -155,3 +155,27 @@ def test_rewards_from_many_threads_share_commits_and_settle_spend_once(pg_url: s
     assert spent.reserved_usd == pytest.approx(0.0, abs=1e-12)
     assert a.sync() == len(decisions)
     a.close()
+
+
+@pytest.mark.postgres
+def test_a_reward_and_a_budgeted_decision_wait_for_three_round_trips(pg_url: str) -> None:
+    """Through the router on PostgreSQL (pool checks left out): a reward that reads its
+    observation first (no cost given), and a decision with four budgets in force (the
+    plan's read of the spend; the write, whose re-check reads wait once; its COMMIT)."""
+    from bandit_router.core import _sql
+    from tests.conftest import FakeClock
+    from tests.core.test_sql import _round_trips
+
+    if not _sql._pipeline_supported():
+        pytest.skip("this libpq has no pipeline mode")
+    clock = FakeClock()  # budgets and cooldowns are not due for a refresh meanwhile
+    a = Router(database_url=pg_url, catalog=demo_catalog(), embedder=HashEmbedder(),
+               config=RouterConfig(cost_weight=50.0), clock=clock)
+    d = a.select("Name three rivers in Peru.")
+    assert _round_trips(a.store, lambda: a.reward(d.event_id, quality=0.5, learn=False)) == 3
+    a.set_budget(hourly_limit=1e6, daily_limit=1e6, per_request_limit=10.0)
+    a.set_budget(daily_limit=1e6, scope="tenant:t")
+    a.select("Name three rivers in Chile.", tenant="t")
+    assert _round_trips(a.store, lambda: a.select("Name three rivers in Peru, again.",
+                                                  tenant="t")) == 3
+    a.close()
