@@ -42,7 +42,7 @@ Writer = Any
 _T = TypeVar("_T")
 
 _DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
-_OPEN = (2, 3)  # libpq: PQTRANS_INTRANS, PQTRANS_INERROR
+_OPEN = ("INTRANS", "INERROR")  # libpq transaction states of a transaction left open
 _DRAINS = 4  # reads of a failed pipeline before leaving it (after that psycopg logs it)
 
 
@@ -102,27 +102,22 @@ def pipelined(raw: Any) -> Iterator[bool]:
             except BaseException:
                 # read what the server said to every statement sent so far (each read
                 # stops at the first error it meets), so that leaving the pipeline has
-                # nothing left to wait for (psycopg would log a second error there), and
-                # end the transaction; the block's own error is the one raised
+                # nothing left to wait for (psycopg would log a second error there); the
+                # block's own error is the one raised
                 for _ in range(_DRAINS):
                     try:
                         pipeline.sync()
                         break
                     except conn.Error:  # (an aborted statement's: the first is known)
                         continue
-                try:
-                    conn.execute("ROLLBACK")
-                    pipeline.sync()
-                except conn.Error:  # lost: the caller invalidates the connection
-                    pass
                 raise
     finally:
         with suppress(conn.Error):  # (a broken connection: the caller invalidates it)
-            # an error answered at the pipeline's last sync (a statement nobody read that
-            # failed after the COMMIT was sent) leaves the transaction open, in error: end
-            # it here, or autocommit could not be turned off and the pool would lend the
+            # a transaction left open (the block raised, or a statement nobody read failed
+            # after the COMMIT was sent, answered at the pipeline's last sync) is ended
+            # here, or autocommit could not be turned off and the pool would lend the
             # connection in autocommit
-            if conn.info.transaction_status in _OPEN:
+            if conn.info.transaction_status.name in _OPEN:
                 conn.execute("ROLLBACK")
             conn.autocommit = False  # as the pool lends it
 
