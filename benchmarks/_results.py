@@ -1,16 +1,20 @@
 """What every benchmark writes beside its figures: where, when and how they were measured
 (``scripts/bench_doc.py`` renders docs/benchmarks.md's tables from the files written here);
-and what several benchmarks measure with: resident memory, short distinct prompts."""
+and what several benchmarks measure with: resident memory, short distinct prompts, a scratch
+database."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import resource
 import shlex
 import sys
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["exact_found", "machine", "peak_rss_mb", "percentiles", "prompts", "rss_mb",
-           "write_json"]
+           "scratch_database", "write_json"]
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,3 +98,24 @@ def write_json(path: str, result: dict[str, Any]) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
     print(f"\nwritten to {path}")
+
+
+@contextlib.contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """``url`` itself for SQLite; on PostgreSQL a new database on the server ``url`` names,
+    dropped afterwards (the router's tables start empty, and nothing else is touched)."""
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -26,15 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _results import machine, write_json
+from _results import machine, scratch_database, write_json
 from bench_http import free_port, run
-from sqlalchemy import create_engine, text
 
 from bandit_router.eval.simulation import SyntheticWorkload, demo_catalog
 from feedback_api import KeyStore
@@ -73,34 +71,27 @@ def version(url: str, admin: str) -> int:
 def cluster(roles: list[str], env: dict[str, str]) -> Iterator[tuple[list[str], str, str]]:
     """A fresh PostgreSQL database and one server per role on it: (the URLs of the servers
     that serve requests, a client key, an admin key); stopped and dropped after."""
-    db_name = f"br_bench_{uuid.uuid4().hex[:10]}"
-    admin_engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
-    db = PG_ADMIN.rsplit("/", 1)[0] + f"/{db_name}"
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        keys = KeyStore(db)
-        key = keys.create(name="bench", scope="client")[1]
-        admin = keys.create(name="ops", scope="admin")[1]
-        keys.close()
-        urls = []
-        for role in roles:
-            proc, url = start(db, role, env)
-            procs.append(proc)
-            urls.append(url)
-        yield [u for u, r in zip(urls, roles, strict=True) if r != "learner"], key, admin
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        admin_engine.dispose()
+    with scratch_database(PG_ADMIN) as db:
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            keys = KeyStore(db)
+            key = keys.create(name="bench", scope="client")[1]
+            admin = keys.create(name="ops", scope="admin")[1]
+            keys.close()
+            urls = []
+            for role in roles:
+                proc, url = start(db, role, env)
+                procs.append(proc)
+                urls.append(url)
+            yield [u for u, r in zip(urls, roles, strict=True) if r != "learner"], key, admin
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
 
 
 def layout(name: str, roles: list[str], pairs: int, users: int, env: dict[str, str],

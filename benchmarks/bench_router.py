@@ -39,19 +39,25 @@ The PostgreSQL table of docs/benchmarks.md (``benchmarks/results/router_postgres
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shlex
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import exact_found, machine, percentiles, prompts, rss_mb, write_json
+from _results import (
+    exact_found,
+    machine,
+    percentiles,
+    prompts,
+    rss_mb,
+    scratch_database,
+    write_json,
+)
 
 from bandit_router import DEFAULT_EMBEDDER, EMBEDDERS, Router, RouterConfig, make_embedder
 
@@ -128,27 +134,6 @@ def sqlite_commit_ms(folder: str, n: int) -> dict[str, float]:
         ms.append(1000 * (time.perf_counter() - t))
     con.close()
     return percentiles(ms)
-
-
-@contextlib.contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    """``url`` itself for SQLite; on PostgreSQL a new database on the server ``url`` names,
-    dropped afterwards (the router's tables start empty, and nothing else is touched)."""
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    from sqlalchemy import create_engine, text
-
-    name = f"bench_router_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
