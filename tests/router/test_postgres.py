@@ -119,9 +119,8 @@ def test_rewards_from_many_threads_share_commits_and_settle_spend_once(pg_url: s
     """Rewards from 8 threads at once on PostgreSQL share transactions behind the reward
     lock: every one is written once, in the log's order, and the day's spend is the sum of
     the rewarded costs (nothing settled twice by a group tried again, nothing lost)."""
-    import threading
-
     from bandit_router.core._store import Store
+    from tests.conftest import run_in_threads
 
     a = router(pg_url)
     a.set_budget(daily_limit=1e6)
@@ -129,21 +128,12 @@ def test_rewards_from_many_threads_share_commits_and_settle_spend_once(pg_url: s
     costs = [0.001 * (1 + i % 7) for i in range(len(decisions))]
     writes = a.store._reward_writes
     before = (writes.groups, writes.writes)
-    errors: list[BaseException] = []
 
     def work(k: int) -> None:
-        try:
-            for i in range(k, len(decisions), 8):
-                a.reward(decisions[i].event_id, quality=0.5, cost_usd=costs[i], learn=False)
-        except BaseException as exc:
-            errors.append(exc)
+        for i in range(k, len(decisions), 8):
+            a.reward(decisions[i].event_id, quality=0.5, cost_usd=costs[i], learn=False)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_in_threads(work, 8) == []
     groups, held = writes.groups - before[0], writes.writes - before[1]
     assert held == len(decisions) and groups < held  # some rewards shared a commit
     reader = Store(pg_url)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import doctest
-import threading
 from collections import Counter
 from typing import Any
 
@@ -13,6 +12,7 @@ from bandit_router.core._deployment import Deployment, DeploymentStatus, LoadBal
 from bandit_router.core._errors import InvalidInputError, UnknownModelError
 from bandit_router.spend import _balancer
 from bandit_router.spend._balancer import LoadBalancer
+from tests.conftest import run_in_threads
 
 MODEL = "meta/llama-3.1-70b"
 
@@ -338,25 +338,16 @@ def test_set_deployments_keeps_state_of_remaining_ids() -> None:
 
 def test_thread_safety_in_flight_ends_at_zero() -> None:
     lb = balancer(strategy="least_busy", allowed_fails=100)
-    errors: list[BaseException] = []
 
     def worker(t: int) -> None:
-        try:
-            for i in range(300):
-                ref = f"t{t}-{i}"
-                d = lb.pick(MODEL, draw=(i % 10) / 10, tokens=5, ref=ref)
-                assert d is not None
-                lb.report(d.id, ref=ref, latency_s=0.1 * (i % 3),
-                          error="timeout" if i % 97 == 0 else None)
-        except BaseException as exc:  # pragma: no cover - surfaced by the assert below
-            errors.append(exc)
+        for i in range(300):
+            ref = f"t{t}-{i}"
+            d = lb.pick(MODEL, draw=(i % 10) / 10, tokens=5, ref=ref)
+            assert d is not None
+            lb.report(d.id, ref=ref, latency_s=0.1 * (i % 3),
+                      error="timeout" if i % 97 == 0 else None)
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert errors == []
+    assert run_in_threads(worker, 4) == []
     status = lb.status()
     assert [s.in_flight for s in status] == [0, 0, 0]
     assert sum(s.rpm_used for s in status) == 1200 and sum(s.tpm_used for s in status) == 6000
