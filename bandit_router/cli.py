@@ -217,7 +217,8 @@ def _bench(args: argparse.Namespace) -> int:
         except (InvalidInputError, ValueError) as exc:
             print(f"bandit-router bench: {exc}", file=sys.stderr)
             return 2
-        found = protocol.workloads(data_dir=args.data)
+        found = (protocol.variant_workloads if args.variants
+                 else protocol.workloads)(data_dir=args.data)
         names = [w.name for w in found]
         unknown = [n for n in args.workloads or [] if n not in names]
         if unknown:
@@ -306,6 +307,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
                          help="run only these (default: every one whose data is present)")
     quality.add_argument("--seeds", type=int, nargs="+", default=None,
                          help="default: the report seeds 100 101 102")
+    quality.add_argument("--variants", action="store_true",
+                         help="the variant workloads instead (shapes no default was chosen "
+                              "on: MMLU-Pro among 5 of its models, RouterDC-7 priced 1x-64x)")
     quality.add_argument("--dev", action="store_true",
                          help="the development seeds 0-5 (choose settings on these)")
     quality.add_argument("--set", action="append", default=[], metavar="policy.F=V",

@@ -72,6 +72,36 @@ class RoutingDataset:
             groups=None if self.groups is None else [self.groups[i] for i in idx],
             prices=dict(self.prices), dropped=self.dropped)
 
+    def with_models(self, models: Sequence[str], *, name: str | None = None
+                    ) -> RoutingDataset:
+        """The same tasks with only ``models`` as candidates (in the order given): a
+        replay of what routing among fewer models would have done.
+
+        >>> ds = RoutingDataset(name="d", task_ids=["a"], texts=["t"], models=["x", "y"],
+        ...                     quality=np.array([[0.5, 1.0]]), cost=np.array([[0.1, 0.2]]),
+        ...                     latency=np.ones((1, 2)))
+        >>> only = ds.with_models(["y"])
+        >>> only.models, only.quality.tolist()
+        (['y'], [[1.0]])
+        """
+        unknown = [m for m in models if m not in self.models]
+        if unknown or not models or len(set(models)) != len(models):
+            raise InvalidInputError(f"with_models needs distinct models of {self.models}; "
+                                    f"got {list(models)}")
+        cols = [self.models.index(m) for m in models]
+
+        def pick(a: Any) -> Any:
+            return None if a is None else a[:, cols]
+
+        return RoutingDataset(
+            name=self.name if name is None else name, task_ids=list(self.task_ids),
+            texts=list(self.texts), models=list(models), quality=self.quality[:, cols],
+            cost=self.cost[:, cols], latency=self.latency[:, cols],
+            output_tokens=pick(self.output_tokens), input_tokens=self.input_tokens,
+            embeddings=self.embeddings, groups=self.groups,
+            prices={m: p for m, p in self.prices.items() if m in models},
+            dropped=self.dropped)
+
     def catalog(self, *, quality_prior: float = 0.5) -> Catalog:
         """A catalog of the dataset's models. Every model gets the same quality prior (a cold
         start: the router must learn who is good); prices are the dataset's, or else fitted

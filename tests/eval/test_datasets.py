@@ -80,6 +80,24 @@ def test_dataset_validation_and_subset() -> None:
                        latency=np.array([[1.0]]))
 
 
+def test_with_models_keeps_the_tasks_and_only_those_models() -> None:
+    ds = synthetic_dataset(40, seed=3)
+    ds = RoutingDataset(**{**ds.__dict__, "prices": {m: (1.0, 2.0) for m in ds.models},
+                           "embeddings": np.ones((40, 4), np.float32)})
+    picked = [ds.models[3], ds.models[0]]
+    only = ds.with_models(picked, name="two")
+    assert only.name == "two" and only.models == picked and only.texts == ds.texts
+    assert np.array_equal(only.quality, ds.quality[:, [3, 0]])
+    assert np.array_equal(only.cost[:, 1], ds.cost[:, 0])
+    assert only.output_tokens is not None and ds.output_tokens is not None
+    assert np.array_equal(only.output_tokens, ds.output_tokens[:, [3, 0]])
+    assert set(only.prices) == set(picked) and only.embeddings is ds.embeddings
+    assert only.catalog().model_keys() == [s.key for s in only.catalog()]
+    for bad in ([], ["nobody/here"], [picked[0], picked[0]]):
+        with pytest.raises(InvalidInputError, match="distinct models"):
+            ds.with_models(bad)
+
+
 def test_precomputed_embedder() -> None:
     vecs = np.eye(3, dtype=np.float32)
     e = PrecomputedEmbedder(["a", "b", "c"], vecs)

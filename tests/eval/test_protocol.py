@@ -10,7 +10,7 @@ import pytest
 
 from bandit_router import InvalidInputError
 from bandit_router.eval import protocol
-from bandit_router.eval.datasets import synthetic_dataset
+from bandit_router.eval.datasets import default_data_dir, synthetic_dataset
 from bandit_router.eval.replay import Drift
 from bandit_router.eval.simulation import HashEmbedder
 
@@ -34,6 +34,52 @@ def test_workloads_without_data_are_the_synthetic_ones(tmp_path: Path) -> None:
     assert found["drift-price"].drift == Drift(model="frontier/large", at=2000,
                                                price_factor=3.0)
     assert all(w.targets for w in found.values())
+
+
+def test_variant_workloads_reprice_by_rank_and_draw_models(tmp_path: Path) -> None:
+    import gzip
+
+    assert protocol.variant_workloads(data_dir=tmp_path) == []
+    (tmp_path / "routerdc7").mkdir()
+    rows = ["prompt,eval_name,weak,weak|total_cost,strong,strong|total_cost,mid,mid|total_cost"]
+    rows += [f"question {i},fam,0.1,0.001,0.9,0.001,{i % 2},0.001" for i in range(12)]
+    with gzip.open(tmp_path / "routerdc7" / "routerdc7.csv.gz", "wt") as fh:
+        fh.write("\n".join(rows) + "\n")
+    (priced,) = protocol.variant_workloads(data_dir=tmp_path)
+    assert priced.name == "routerdc7-priced" and priced.needs_embedding
+    assert [t.describe() for t in priced.targets] == [
+        "vs hull >= +0.000 mean, >= -0.005 worst seed"]
+    ds = priced.load()
+    assert ds.models == ["weak", "strong", "mid"] and len(ds) == 12
+    # the weakest keeps its price, each step up in mean quality doubles it
+    assert ds.cost[0].tolist() == pytest.approx([0.001, 0.004, 0.002])
+
+
+@pytest.mark.skipif(not (default_data_dir() / "mmlu_pro" / "prompts.jsonl.gz").exists(),
+                    reason="shared MMLU-Pro data not present (BANDIT_ROUTER_DATA)")
+def test_variant_workloads_route_among_five_mmlu_pro_models() -> None:
+    found = [w for w in protocol.variant_workloads() if w.name.startswith("mmlu_pro-")]
+    assert [w.name for w in found] == [f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS]
+    first, second = found[0].load(), found[1].load()
+    assert len(first.models) == len(set(first.models)) == 5 and len(first) == 10_225
+    assert first.models != second.models  # each draw routes among other models
+    assert first.name == "mmlu_pro-5of13-11" and first.embeddings is not None
+    assert set(first.prices) == set(first.models)
+
+
+def test_the_variants_table_in_the_quality_doc_is_the_committed_json() -> None:
+    from bandit_router.cli import README_END, README_START
+
+    root = Path(__file__).resolve().parents[2]
+    result = protocol.load_json(root / "benchmarks" / "results" / "quality_variants.json")
+    doc = (root / "docs" / "quality.md").read_text()
+    block = doc.split(README_START, 1)[1].split(README_END, 1)[0]
+    assert block == "\n" + protocol.render_markdown(result)
+    assert result["seed_set"] == "report" and result["settings"]["overrides"] == {
+        "policy": {}, "router": {}}
+    assert set(result["workloads"]) == {w for w in (
+        *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), "routerdc7-priced")}
+    assert protocol.check_targets(result) == result["targets"]
 
 
 def _tiny(name: str, n: int, drift: Drift | None = None) -> protocol.Workload:
@@ -135,10 +181,11 @@ def test_the_quality_doc_quotes_every_missed_target() -> None:
     """docs/quality.md explains each target the committed table misses, with its figure:
     a re-measured table whose misses moved fails here until the prose follows it."""
     root = Path(__file__).resolve().parents[2]
-    result = protocol.load_json(root / "benchmarks" / "results" / "quality.json")
     doc = (root / "docs" / "quality.md").read_text()
     doc = " ".join(doc.split())  # figures may wrap across lines
-    missed = [t for t in result["targets"] if not t["met"]]
+    missed = [t for name in ("quality.json", "quality_variants.json")
+              for t in protocol.load_json(root / "benchmarks" / "results" / name)["targets"]
+              if not t["met"]]
     for target in missed:
         for part in target["figure"].split(", "):
             assert part in doc, f"{target['workload']}: {part!r} not in docs/quality.md"
