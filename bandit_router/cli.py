@@ -122,7 +122,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
     from pathlib import Path
 
-    from .eval.datasets import default_data_dir, load_log, load_mmlu_pro, load_routerbench
+    from .eval.datasets import default_data_dir, load_mmlu_pro, load_table
 
     if spec == "mmlu_pro" or Path(spec).name == "mmlu_pro":
         path = default_data_dir() / "mmlu_pro" if spec == "mmlu_pro" else Path(spec)
@@ -131,14 +131,7 @@ def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
         from .eval.datasets import synthetic_dataset
 
         return synthetic_dataset(limit or 3000)
-    path = Path(spec)
-    if path.suffix in (".pkl", ".pickle"):
-        return load_routerbench(path, limit=limit)
-    with open(path) as fh:
-        head = fh.readline()
-    if "|total_cost" in head:
-        return load_routerbench(path, limit=limit)
-    return load_log(path, limit=limit)
+    return load_table(spec, limit=limit)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -159,7 +152,12 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     # --limit is a seeded random sample of the tasks (replay's order), not the file's first
     # rows: files are often sorted by task family
-    dataset = _load_dataset(args.dataset, args.limit if args.dataset == "synthetic" else None)
+    try:
+        dataset = _load_dataset(args.dataset,
+                                args.limit if args.dataset == "synthetic" else None)
+    except (InvalidInputError, OSError) as exc:  # (a missing file: OSError)
+        print(f"bandit-router replay: {exc}", file=sys.stderr)
+        return 2
     if dataset.dropped:
         print(f"{dataset.dropped} task(s) dropped: some model has no score or cost on them")
     embedder = None

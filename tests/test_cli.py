@@ -120,6 +120,24 @@ def test_replay_reports_dropped_rows(tmp_path, capsys: pytest.CaptureFixture[str
     assert "1 task(s) dropped" in out and "11 rounds" in out
 
 
+def test_replay_reads_a_gzipped_routerbench_table_and_says_what_it_cannot_read(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+
+    path = tmp_path / "rb.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8-sig") as fh:  # with a BOM, as Excel saves it
+        fh.write("prompt,a/x,a/x|total_cost,b/y,b/y|total_cost\n"
+                 + "".join(f"q{i},1,0.01,0,0.001\n" for i in range(9)))
+    assert main(["replay", str(path)]) == 0
+    assert "replaying rb: 9 tasks x 2 models" in capsys.readouterr().out
+    assert main(["replay", str(tmp_path / "nowhere.csv")]) == 2
+    assert "nowhere.csv" in capsys.readouterr().err
+    binary = tmp_path / "noise.csv"
+    binary.write_bytes(b"\xff\xfe\x8b" * 20)
+    assert main(["replay", str(binary)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
 def test_bench_quality_from_json_and_readme(tmp_path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import replace

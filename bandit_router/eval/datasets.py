@@ -46,7 +46,8 @@ from ..core._features import estimate_tokens
 
 __all__ = [
     "MMLU_PRO_CANDIDATES", "PrecomputedEmbedder", "RoutingDataset", "default_data_dir",
-    "fit_prices", "load_log", "load_mmlu_pro", "load_routerbench", "synthetic_dataset",
+    "fit_prices", "load_log", "load_mmlu_pro", "load_routerbench", "load_table",
+    "synthetic_dataset",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -78,7 +79,38 @@ def _number(value: Any) -> float | None:
 
 
 def _open_text(path: Path) -> Any:
-    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
+    """A text file, gzipped or not (by its suffix), read as UTF-8 with or without a BOM
+    (spreadsheets write one: it would otherwise become part of the first column's name)."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
+
+
+def _pickled_rows(path: Path) -> list[dict[str, Any]]:
+    """The records of a pandas DataFrame pickled at ``path`` (RouterBench's published
+    files: ``routerbench_0shot.pkl``, ``routerbench_5shot.pkl``). Unpickling runs code the
+    file names: read only pickles you trust."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise InvalidInputError(
+            f"{path} is a pandas pickle, and reading one needs pandas: "
+            "pip install 'bandit-router[routerbench]' (or save it as CSV: "
+            "pandas.read_pickle(path).to_csv('table.csv.gz', index=False))") from None
+    frame = pd.read_pickle(path)
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInputError(f"{path} holds a {type(frame).__name__}, not a DataFrame")
+    return list(frame.to_dict("records"))
+
+
+def _prompt_text(value: Any) -> str:
+    """A table's prompt as the router's task text: a list of turns (RouterBench's
+    multi-turn prompts) joined by blank lines; anything else as text."""
+    if isinstance(value, list | tuple):
+        return "\n\n".join(str(turn) for turn in value)
+    if hasattr(value, "tolist") and not isinstance(value, str):  # a numpy array of turns
+        return _prompt_text(value.tolist())
+    return str(value)
 
 
 def _latency(output_tokens: Array, base_s: float = 0.4, tokens_per_s: float = 80.0) -> Array:
@@ -148,14 +180,15 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
     (else 300), at about four characters a token."""
     path = Path(path)
     if ".pkl" in path.suffixes or ".pickle" in path.suffixes:
-        import pandas as pd  # RouterBench ships pickles of pandas frames
-
-        rows = pd.read_pickle(path).to_dict("records")
+        rows = _pickled_rows(path)  # RouterBench ships pickles of pandas frames
     else:
         with _open_text(path) as fh:
             rows = list(csv.DictReader(fh))
     if not rows:
         raise InvalidInputError(f"{path} has no rows")
+    if "prompt" not in rows[0]:
+        raise InvalidInputError(f"{path} has no 'prompt' column (RouterBench's format: "
+                                "prompt, one score column per model, '<model>|total_cost')")
     models = [c[: -len("|total_cost")] for c in rows[0] if str(c).endswith("|total_cost")]
     if not models:
         raise InvalidInputError(f"{path} has no '<model>|total_cost' columns")
@@ -179,10 +212,12 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
     kept = kept[:limit] if limit is not None else kept
     quality = np.array([s for _, s, _ in kept])
     cost = np.array([c for _, _, c in kept])
-    texts = [str(r["prompt"]) for r, _, _ in kept]
+    texts = [_prompt_text(r["prompt"]) for r, _, _ in kept]
 
     def out_tokens(r: dict[str, Any], m: str) -> float:
         response = r.get(f"{m}|model_response")
+        if isinstance(response, list | tuple) and response:  # one answer per turn
+            response = _prompt_text(response)
         if isinstance(response, str) and response:
             return float(estimate_tokens(response))
         return 300.0  # not published: a typical answer length
@@ -195,6 +230,24 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
                           input_tokens=np.array([estimate_tokens(t) for t in texts]),
                           groups=[str(r.get("eval_name", "")) for r, _, _ in kept],
                           dropped=dropped)
+
+
+def load_table(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
+    """A routing table at ``path``, by what it holds: RouterBench's format (a pickle, or a
+    CSV whose header has ``<model>|total_cost`` columns) or else your own log
+    (:func:`load_log`); ``.gz`` files are read as gzipped text. :class:`InvalidInputError`
+    when the file is missing or unreadable."""
+    path = Path(path)
+    if ".pkl" in path.suffixes or ".pickle" in path.suffixes:
+        return load_routerbench(path, limit=limit)
+    try:
+        with _open_text(path) as fh:
+            head = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc}") from None
+    if "|total_cost" in head:
+        return load_routerbench(path, limit=limit)
+    return load_log(path, limit=limit)
 
 
 def load_log(path: str | Path, *, limit: int | None = None) -> RoutingDataset:

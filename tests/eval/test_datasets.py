@@ -141,6 +141,52 @@ def test_routerbench_drops_rows_with_gaps_and_reads_gzip(tmp_path: Path, caplog)
         load_routerbench(no_scores)
 
 
+def test_routerbench_pickle_as_published(tmp_path: Path) -> None:
+    """RouterBench's files are pickled pandas frames: scores as floats (NaN where a model
+    was not graded), a multi-turn prompt as a list of turns, responses per turn."""
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "sample_id": ["mmlu.1", "mtbench.2", "gsm8k.3"],
+        "prompt": ["Which planet is red?", ["Write a poem.", "Now shorter."], "2+3?"],
+        "eval_name": ["mmlu-astronomy", "mt-bench", "gsm8k"],
+        "oracle_model_to_route_to": ["small/m", "big/m", "small/m"],
+        "big/m": [1.0, 0.9, np.nan],
+        "big/m|model_response": ["Mars", ["A poem ...", "Short."], "5"],
+        "big/m|total_cost": [0.002, 0.004, 0.001],
+        "small/m": [1.0, 0.4, 1.0],
+        "small/m|model_response": ["Mars", ["Roses ...", "Red."], "5"],
+        "small/m|total_cost": [0.0001, 0.0002, 0.0001],
+    })
+    path = tmp_path / "routerbench_0shot.pkl"
+    frame.to_pickle(path)
+    ds = load_routerbench(path)
+    assert ds.models == ["big/m", "small/m"] and ds.dropped == 1  # gsm8k: big has no score
+    assert ds.texts == ["Which planet is red?", "Write a poem.\n\nNow shorter."]
+    assert ds.quality.tolist() == [[1.0, 1.0], [0.9, 0.4]]
+    assert ds.groups == ["mmlu-astronomy", "mt-bench"] and ds.task_ids[1] == "mtbench.2"
+    assert ds.output_tokens is not None and ds.output_tokens[1, 0] == 5.0  # both turns (18 chars)
+    not_a_frame = tmp_path / "list.pkl"
+    pd.to_pickle([1, 2], not_a_frame)
+    with pytest.raises(InvalidInputError, match="not a DataFrame"):
+        load_routerbench(not_a_frame)
+    no_prompt = tmp_path / "noprompt.pkl"
+    frame.drop(columns=["prompt"]).to_pickle(no_prompt)
+    with pytest.raises(InvalidInputError, match="no 'prompt' column"):
+        load_routerbench(no_prompt)
+
+
+def test_routerbench_pickle_without_pandas_says_how_to_read_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    path = tmp_path / "rb.pkl"
+    path.write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "pandas", None)  # an import of it fails
+    with pytest.raises(InvalidInputError, match=r"bandit-router\[routerbench\]"):
+        load_routerbench(path)
+
+
 def test_catalog_prices_fitted_to_the_costs() -> None:
     # costs made by a price formula: the fitted catalog gives them back per request
     n = 200
