@@ -67,6 +67,10 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("BANDIT_ROUTER_DATA", "../shared/data"))
 
 
+#: how far outside [0, 1] a table's score may be and still count as rounding (it is clipped)
+_SCORE_SLACK = 1e-6
+
+
 def _number(value: Any) -> float | None:
     """A finite float, or None for a missing cell ('', None, NaN, text that is no number)."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -212,6 +216,12 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
     kept = kept[:limit] if limit is not None else kept
     quality = np.array([s for _, s, _ in kept])
     cost = np.array([c for _, _, c in kept])
+    outside = np.abs(quality - 0.5) > 0.5 + _SCORE_SLACK
+    if outside.any():  # clipped, a 0-10 or 0-100 scale would look perfect everywhere
+        i, j = (int(k) for k in np.argwhere(outside)[0])
+        raise InvalidInputError(
+            f"{path}: scores must be in [0, 1] ({models[j]} has {quality[i, j]:g} on row "
+            f"{i + 1} of those kept; {int(outside.sum())} outside): rescale the table first")
     texts = [_prompt_text(r["prompt"]) for r, _, _ in kept]
 
     def out_tokens(r: dict[str, Any], m: str) -> float:

@@ -135,6 +135,12 @@ def test_routerbench_drops_rows_with_gaps_and_reads_gzip(tmp_path: Path, caplog)
     everything_missing.write_text("prompt,m,m|total_cost\nq,,0.1\n")
     with pytest.raises(InvalidInputError, match="every row lacks"):
         load_routerbench(everything_missing)
+    ten_scale = tmp_path / "ten.csv"  # an MT-bench-like 1-10 grade, not rescaled
+    ten_scale.write_text("prompt,m,m|total_cost\nq1,1.0000001,0.1\nq2,7,0.1\n")
+    with pytest.raises(InvalidInputError, match=r"m has 7 on row 2 .* rescale"):
+        load_routerbench(ten_scale)
+    ten_scale.write_text("prompt,m,m|total_cost\nq1,1.0000001,0.1\nq2,-0.0000001,0.1\n")
+    assert load_routerbench(ten_scale).quality.tolist() == [[1.0], [0.0]]  # rounding: clipped
     no_scores = tmp_path / "noscore.csv"
     no_scores.write_text("prompt,m|total_cost\nq,0.1\n")
     with pytest.raises(InvalidInputError, match="no score column"):
