@@ -26,8 +26,8 @@ The workloads:
   lose its traffic within 1,000 rounds.
 
 :func:`variant_workloads` adds shapes no default was chosen on (MMLU-Pro among 5 of its
-models, RouterDC-7 with prices spread by quality): ``bandit-router bench quality
---variants``.
+models, RouterDC-7 with prices spread by quality, short streams of both):
+``bandit-router bench quality --variants``.
 
 >>> [w.name for w in workloads(data_dir="/nonexistent")]
 ['synthetic', 'drift-quality', 'drift-price']
@@ -61,9 +61,10 @@ from .datasets import (
 )
 from .replay import Drift, ReplayResult, replay, zero_router_hull
 
-__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "VARIANT_DRAWS", "Target", "Workload", "cache_dir",
-           "check_targets", "format_table", "load_json", "render_markdown", "run_protocol",
-           "settings_from", "variant_workloads", "with_embeddings", "workloads", "write_json"]
+__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "Target", "Workload",
+           "cache_dir", "check_targets", "format_table", "load_json", "render_markdown",
+           "run_protocol", "settings_from", "variant_workloads", "with_embeddings",
+           "workloads", "write_json"]
 
 #: Seeds settings are chosen on.
 DEV_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
@@ -199,13 +200,27 @@ def _priced_by_rank(path: Path) -> Callable[[], RoutingDataset]:
     return load
 
 
+#: How many tasks the short-stream variants replay (their last half: rounds 1,000-2,000).
+SHORT_STREAM = 2000
+
+
+def _short(load: Callable[[], RoutingDataset], name: str) -> Callable[[], RoutingDataset]:
+    def short() -> RoutingDataset:
+        ds = load()
+        rows = np.sort(np.random.default_rng(0).permutation(len(ds))[:SHORT_STREAM])
+        return replace(ds.subset(rows), name=name)
+    return short
+
+
 def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     """Workloads of shapes no default was chosen on, built from the same data: MMLU-Pro
-    routed among 5 of its 13 models (four fixed draws: other candidates, other hulls), and
+    routed among 5 of its 13 models (four fixed draws: other candidates, other hulls),
     RouterDC-7 with prices that double with each model's rank in quality (1x to 64x, as
-    between a 7B and a frontier model: the specialists now cost different amounts). A
-    stand-in for the held-out public benchmarks a router meets; the bar is theirs: on or
-    above the zero router's hull at every weight (mean), a seed at most 0.005 under it."""
+    between a 7B and a frontier model: the specialists now cost different amounts), and
+    short streams of both (:data:`SHORT_STREAM` tasks: the last half is what the router
+    does after its first thousand). A stand-in for the held-out public benchmarks a router
+    meets; the bar is theirs: on or above the zero router's hull at every weight (mean), a
+    seed at most 0.005 under it."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     bar = (Target(kind="hull", mean=0.0, worst=-0.005),)
     found: list[Workload] = []
@@ -215,11 +230,22 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
                            description=f"MMLU-Pro, 5 of the 13 models (draw {draw})",
                            load=_models_drawn(mmlu, 5, draw), targets=bar)
                   for draw in VARIANT_DRAWS]
+        found.append(Workload(
+            name=f"mmlu_pro-{SHORT_STREAM}", cost_weights=(10, 30),
+            description=f"MMLU-Pro, a sample of {SHORT_STREAM:,} questions",
+            load=_short(lambda: load_mmlu_pro(mmlu), f"mmlu_pro-{SHORT_STREAM}"),
+            targets=bar))
     rdc = root / "routerdc7" / "routerdc7.csv.gz"
     if rdc.exists():
         found.append(Workload(
             name="routerdc7-priced", cost_weights=(10, 30), needs_embedding=True,
             description="RouterDC-7, prices 1x-64x by quality rank", load=_priced_by_rank(rdc),
+            targets=bar))
+        found.append(Workload(
+            name=f"routerdc7-priced-{SHORT_STREAM}", cost_weights=(10, 30),
+            needs_embedding=True,
+            description=f"RouterDC-7 priced 1x-64x, a sample of {SHORT_STREAM:,} questions",
+            load=_short(_priced_by_rank(rdc), f"routerdc7-priced-{SHORT_STREAM}"),
             targets=bar))
     return found
 

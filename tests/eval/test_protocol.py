@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,8 +46,10 @@ def test_variant_workloads_reprice_by_rank_and_draw_models(tmp_path: Path) -> No
     rows += [f"question {i},fam,0.1,0.001,0.9,0.001,{i % 2},0.001" for i in range(12)]
     with gzip.open(tmp_path / "routerdc7" / "routerdc7.csv.gz", "wt") as fh:
         fh.write("\n".join(rows) + "\n")
-    (priced,) = protocol.variant_workloads(data_dir=tmp_path)
+    priced, short = protocol.variant_workloads(data_dir=tmp_path)
     assert priced.name == "routerdc7-priced" and priced.needs_embedding
+    assert short.name == f"routerdc7-priced-{protocol.SHORT_STREAM}"
+    assert short.load().cost.tolist() == priced.load().cost.tolist()  # (12 < the sample)
     assert [t.describe() for t in priced.targets] == [
         "vs hull >= +0.000 mean, >= -0.005 worst seed"]
     ds = priced.load()
@@ -59,7 +62,11 @@ def test_variant_workloads_reprice_by_rank_and_draw_models(tmp_path: Path) -> No
                     reason="shared MMLU-Pro data not present (BANDIT_ROUTER_DATA)")
 def test_variant_workloads_route_among_five_mmlu_pro_models() -> None:
     found = [w for w in protocol.variant_workloads() if w.name.startswith("mmlu_pro-")]
-    assert [w.name for w in found] == [f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS]
+    assert [w.name for w in found] == [*(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS),
+                                       f"mmlu_pro-{protocol.SHORT_STREAM}"]
+    short = found[-1].load()
+    assert len(short) == protocol.SHORT_STREAM and short.name == found[-1].name
+    assert len(set(short.task_ids)) == protocol.SHORT_STREAM and len(short.models) == 13
     first, second = found[0].load(), found[1].load()
     assert len(first.models) == len(set(first.models)) == 5 and len(first) == 10_225
     assert first.models != second.models  # each draw routes among other models
@@ -75,10 +82,11 @@ def test_the_variants_table_in_the_quality_doc_is_the_committed_json() -> None:
     doc = (root / "docs" / "quality.md").read_text()
     block = doc.split(README_START, 1)[1].split(README_END, 1)[0]
     assert block == "\n" + protocol.render_markdown(result)
-    assert result["seed_set"] == "report" and result["settings"]["overrides"] == {
-        "policy": {}, "router": {}}
+    assert result["seed_set"] == "report"
+    _assert_measured_with_the_defaults(result)
     assert set(result["workloads"]) == {w for w in (
-        *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), "routerdc7-priced")}
+        *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), "routerdc7-priced",
+        f"mmlu_pro-{protocol.SHORT_STREAM}", f"routerdc7-priced-{protocol.SHORT_STREAM}")}
     assert protocol.check_targets(result) == result["targets"]
 
 
@@ -162,19 +170,23 @@ def test_the_readme_table_is_the_committed_json() -> None:
     block = readme.split(README_START, 1)[1].split(README_END, 1)[0]
     assert block == "\n" + protocol.render_markdown(result)
     assert result["seed_set"] == "report" and result["seeds"] == list(protocol.REPORT_SEEDS)
-    # measured with the defaults as they are now: change one, and the table must be re-run
+    _assert_measured_with_the_defaults(result)
+    assert protocol.check_targets(result) == result["targets"]
+
+
+def _assert_measured_with_the_defaults(result: dict[str, Any]) -> None:
+    """Change a default that decides or learns, and the committed table must be re-run."""
+    from dataclasses import fields
+
     from bandit_router import PolicyConfig, RouterConfig
 
     assert result["settings"]["overrides"] == {"policy": {}, "router": {}}
     assert result["settings"]["policy"] == protocol._jsonable(PolicyConfig())
     # (a setting that changes nothing decided or learned may be added without a re-run)
-    from dataclasses import fields
-
     operational = {f.name for f in fields(RouterConfig) if f.metadata.get("operational")}
     assert operational and {k: v for k, v in result["settings"]["router"].items()
                             if k not in operational} == {
         k: v for k, v in protocol._jsonable(RouterConfig()).items() if k not in operational}
-    assert protocol.check_targets(result) == result["targets"]
 
 
 def test_the_quality_doc_quotes_every_missed_target() -> None:
