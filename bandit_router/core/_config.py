@@ -280,7 +280,8 @@ class RouterConfig:
     - ``task_clusters``: sizes of the k-means codebooks of task embeddings whose cluster ids
       the policy sees (namespace ``K``); ``()`` turns them off. They are fitted once, on the
       first ``cluster_after`` rewarded tasks, and shared by every process (see
-      ``bandit_router.core._clusters``).
+      ``bandit_router.core._clusters``). 500 instead of 1,000 did better on streams judged
+      on their first few thousand requests and worse on others (docs/decisions.md).
     - ``database_timeout_s``: how long one database call may wait for a lock (SQLite's busy
       timeout) or for a connection (PostgreSQL's connect timeout) before it fails; the HTTP
       service then answers 503 with ``Retry-After``, and the next call tries again.
