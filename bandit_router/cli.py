@@ -165,6 +165,14 @@ def _replay(args: argparse.Namespace) -> int:
         from .core._onnx import make_embedder
 
         embedder = make_embedder()
+    elif dataset.embeddings is None and args.limit is None:
+        # every task will be routed: embed them ahead with the router's own embedder and
+        # keep the vectors under $BANDIT_ROUTER_CACHE, so that the next replay of the table
+        # (another seed, another weight) skips the embedding, most of a round's time
+        from .eval.protocol import cache_dir, with_embeddings
+
+        print(f"embedding {len(dataset):,} tasks ahead (cached in {cache_dir()})", flush=True)
+        dataset = with_embeddings(dataset)
     print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
           f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
           f"seed {args.seed}; bandit feedback only")

@@ -121,15 +121,23 @@ def test_replay_reports_dropped_rows(tmp_path, capsys: pytest.CaptureFixture[str
 
 
 def test_replay_reads_a_gzipped_routerbench_table_and_says_what_it_cannot_read(
-        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import gzip
+
+    import numpy as np
+
+    monkeypatch.setenv("BANDIT_ROUTER_CACHE", str(tmp_path / "cache"))
 
     path = tmp_path / "rb.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8-sig") as fh:  # with a BOM, as Excel saves it
         fh.write("prompt,a/x,a/x|total_cost,b/y,b/y|total_cost\n"
                  + "".join(f"q{i},1,0.01,0,0.001\n" for i in range(9)))
     assert main(["replay", str(path)]) == 0
-    assert "replaying rb: 9 tasks x 2 models" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "embedding 9 tasks ahead" in out and "replaying rb: 9 tasks x 2 models" in out
+    # embedded once: the next replay of the same table reads the vectors back
+    cached = list((tmp_path / "cache").glob("rb-*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (9, 384)
     assert main(["replay", str(tmp_path / "nowhere.csv")]) == 2
     assert "nowhere.csv" in capsys.readouterr().err
     binary = tmp_path / "noise.csv"
