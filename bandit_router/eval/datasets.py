@@ -90,6 +90,11 @@ def _open_text(path: Path) -> Any:
     return open(path, newline="", encoding="utf-8-sig")
 
 
+def _is_pickle(path: Path) -> bool:
+    """Whether ``path`` names a pickle (RouterBench's ``.pkl`` files) by its suffixes."""
+    return ".pkl" in path.suffixes or ".pickle" in path.suffixes
+
+
 def _pickled_rows(path: Path) -> list[dict[str, Any]]:
     """The records of a pandas DataFrame pickled at ``path`` (RouterBench's published
     files: ``routerbench_0shot.pkl``, ``routerbench_5shot.pkl``). Unpickling runs code the
@@ -112,7 +117,7 @@ def _prompt_text(value: Any) -> str:
     multi-turn prompts) joined by blank lines; anything else as text."""
     if isinstance(value, list | tuple):
         return "\n\n".join(str(turn) for turn in value)
-    if hasattr(value, "tolist") and not isinstance(value, str):  # a numpy array of turns
+    if isinstance(value, np.ndarray):  # turns as pandas may hold them
         return _prompt_text(value.tolist())
     return str(value)
 
@@ -183,7 +188,7 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
     from the prompt, output tokens from each model's response where the table has one
     (else 300), at about four characters a token."""
     path = Path(path)
-    if ".pkl" in path.suffixes or ".pickle" in path.suffixes:
+    if _is_pickle(path):
         rows = _pickled_rows(path)  # RouterBench ships pickles of pandas frames
     else:
         with _open_text(path) as fh:
@@ -248,7 +253,7 @@ def load_table(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
     (:func:`load_log`); ``.gz`` files are read as gzipped text. :class:`InvalidInputError`
     when the file is missing or unreadable."""
     path = Path(path)
-    if ".pkl" in path.suffixes or ".pickle" in path.suffixes:
+    if _is_pickle(path):
         return load_routerbench(path, limit=limit)
     try:
         with _open_text(path) as fh:
