@@ -231,8 +231,8 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
 
     def out_tokens(r: dict[str, Any], m: str) -> float:
         response = r.get(f"{m}|model_response")
-        if isinstance(response, list | tuple) and response:  # one answer per turn
-            response = _prompt_text(response)
+        if isinstance(response, list | tuple | np.ndarray) and len(response):
+            response = _prompt_text(response)  # one answer per turn (as prompts take them)
         if isinstance(response, str) and response:
             return float(estimate_tokens(response))
         return 300.0  # not published: a typical answer length

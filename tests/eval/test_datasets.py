@@ -172,6 +172,18 @@ def test_routerbench_pickle_as_published(tmp_path: Path) -> None:
     assert ds.quality.tolist() == [[1.0, 1.0], [0.9, 0.4]]
     assert ds.groups == ["mmlu-astronomy", "mt-bench"] and ds.task_ids[1] == "mtbench.2"
     assert ds.output_tokens is not None and ds.output_tokens[1, 0] == 5.0  # both turns (18 chars)
+    # turns held as numpy arrays (as pandas may hold them): read as the lists are
+    arrays = frame.copy()
+    arrays["prompt"] = pd.Series(["Which planet is red?",
+                                  np.array(["Write a poem.", "Now shorter."], dtype=object),
+                                  "2+3?"], dtype=object)
+    arrays["big/m|model_response"] = pd.Series(
+        ["Mars", np.array(["A poem ...", "Short."], dtype=object), "5"], dtype=object)
+    as_arrays = tmp_path / "arrays.pkl"
+    arrays.to_pickle(as_arrays)
+    again = load_routerbench(as_arrays)
+    assert again.texts == ds.texts and again.output_tokens is not None
+    assert again.output_tokens.tolist() == ds.output_tokens.tolist()
     not_a_frame = tmp_path / "list.pkl"
     pd.to_pickle([1, 2], not_a_frame)
     with pytest.raises(InvalidInputError, match="not a DataFrame"):
