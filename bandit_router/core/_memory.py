@@ -6,7 +6,8 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,6 +42,27 @@ _SCAN_ROWS = 1024
 #: of their range on each side (MiniLM's components: within +-0.24 on the first thousand
 #: MMLU-Pro questions, +-0.26 on all ten thousand)
 _RANGE_MARGIN = 0.1
+
+
+@contextmanager
+def one_omp_thread() -> Iterator[None]:
+    """FAISS's OpenMP on one thread for the calling thread during the block (OpenMP's
+    thread count is a per-thread setting; other threads keep theirs).
+
+    For one vector FAISS's OpenMP team is all overhead: an IVF's ``add_with_ids`` opens a
+    parallel region whatever the number of vectors, and under load (request threads, the
+    learner, the embedder on every core) waiting for the team cost milliseconds where the
+    add itself takes microseconds. The memory's one-vector adds and one-query searches run
+    in this block; bulk work (fitting lists, reloading rows) keeps every thread."""
+    before = faiss.omp_get_max_threads()
+    if before == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def ivf_lists(capacity: int) -> int:
@@ -414,15 +436,16 @@ class Memory:
         for name, value in zip(self._COLUMNS, values, strict=True):
             self._cols[name][row] = value
         self._cols["seq"][row] = np.nan if seq is None else seq
-        if self.exact:
-            self._index.add(vec)
-        elif self.compact:
-            assert self._quantizer is not None
-            lists = self._quantizer.search(vec, 1)[1].ravel()
-            self._cols["list"][row] = float(lists[0])
-            self._add_to_lists(vec, np.array([self._base + row], np.int64), lists)
-        else:
-            self._index.add_with_ids(vec, np.array([self._base + row], np.int64))
+        with one_omp_thread():
+            if self.exact:
+                self._index.add(vec)
+            elif self.compact:
+                assert self._quantizer is not None
+                lists = self._quantizer.search(vec, 1)[1].ravel()
+                self._cols["list"][row] = float(lists[0])
+                self._add_to_lists(vec, np.array([self._base + row], np.int64), lists)
+            else:
+                self._index.add_with_ids(vec, np.array([self._base + row], np.int64))
         self._n += 1
         if self._totals_cache is not None:
             self._bump(values)
@@ -501,7 +524,8 @@ class Memory:
             lists = len(self._centroids)
             wanted = -(-_SCAN_ROWS * lists // max(self._n, 1))  # (ceiling division)
             self._index.nprobe = int(min(lists, max(self.probes, wanted)))  # type: ignore[attr-defined]
-        sims, ids = self._index.search(queries, k)
+        with one_omp_thread():  # (its one caller asks for one query)
+            sims, ids = self._index.search(queries, k)
         return sims, ids
 
     def recall(self, embedding: npt.NDArray[np.float32], keys: list[str], *, k: int,

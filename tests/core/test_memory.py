@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -467,3 +469,56 @@ def test_a_search_over_short_lists_scans_at_least_a_thousand_rows() -> None:
     add_all(mem, x[1024:], start=1024)
     mem.recall(queries[0], ["p/m0"], k=16)
     assert mem._index.nprobe == max(4, -(-_SCAN_ROWS * 32 // 6000)) == 6
+
+
+class _Watched:
+    """A FAISS index whose one-vector calls note the calling thread's OpenMP thread count."""
+
+    _inner: Any
+
+    def __init__(self, index: Any, seen: list[tuple[str, int]]) -> None:
+        self._inner, self._seen = index, seen
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("_inner", "_seen"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._inner, name, value)
+
+    def search(self, *args: object) -> object:
+        import faiss
+
+        self._seen.append(("search", faiss.omp_get_max_threads()))
+        return self._inner.search(*args)
+
+    def add_with_ids(self, *args: object) -> object:
+        import faiss
+
+        self._seen.append(("add", faiss.omp_get_max_threads()))
+        return self._inner.add_with_ids(*args)
+
+
+def test_one_vector_adds_and_searches_run_faiss_on_one_thread_and_restore_it() -> None:
+    """An IVF's add opens an OpenMP team for one vector; under load that wait cost
+    milliseconds. The memory's one-vector calls run single-threaded, and the thread's own
+    setting (and every other thread's) is left as it was."""
+    import faiss
+
+    rng = np.random.default_rng(5)
+    mem = Memory(dim=16, capacity=10_000, exact_limit=256, lists=16)
+    add_all(mem, clustered(rng, 300))
+    assert not mem.exact
+    seen: list[tuple[str, int]] = []
+    mem._index = _Watched(mem._index, seen)  # type: ignore[assignment]
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        add_all(mem, clustered(rng, 3), start=300)
+        mem.recall(clustered(rng, 1)[0], ["p/m0"], k=8)
+        assert faiss.omp_get_max_threads() == 2  # the caller's own setting is back
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert seen == [("add", 1)] * 3 + [("search", 1)]
