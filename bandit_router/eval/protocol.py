@@ -26,7 +26,8 @@ The workloads:
   lose its traffic within 1,000 rounds.
 
 :func:`variant_workloads` adds shapes no default was chosen on (MMLU-Pro among 5 of its
-models, RouterDC-7 with prices spread by quality, short streams of both):
+models and among all 19 with a price, RouterDC-7 with prices spread by quality, short
+streams of both):
 ``bandit-router bench quality --variants``.
 
 >>> [w.name for w in workloads(data_dir="/nonexistent")]
@@ -35,6 +36,7 @@ models, RouterDC-7 with prices spread by quality, short streams of both):
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -200,6 +202,14 @@ def _priced_by_rank(path: Path) -> Callable[[], RoutingDataset]:
     return load
 
 
+def _every_priced_model(path: Path) -> Callable[[], RoutingDataset]:
+    def load() -> RoutingDataset:
+        with open(path / "models.csv", newline="") as fh:
+            priced = [r["model"] for r in csv.DictReader(fh) if r["input_usd_per_mtok"]]
+        return replace(load_mmlu_pro(path, models=priced), name="mmlu_pro-19priced")
+    return load
+
+
 #: How many tasks the short-stream variants replay (their last half: rounds 1,000-2,000).
 SHORT_STREAM = 2000
 
@@ -214,7 +224,8 @@ def _short(load: Callable[[], RoutingDataset], name: str) -> Callable[[], Routin
 
 def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     """Workloads of shapes no default was chosen on, built from the same data: MMLU-Pro
-    routed among 5 of its 13 models (four fixed draws: other candidates, other hulls),
+    routed among 5 of its 13 models (four fixed draws: other candidates, other hulls) and
+    among all 19 of its models with a price (six base models join: more arms, most weak),
     RouterDC-7 with prices that double with each model's rank in quality (1x to 64x, as
     between a 7B and a frontier model: the specialists now cost different amounts), and
     short streams of both (:data:`SHORT_STREAM` tasks: the last half is what the router
@@ -230,6 +241,11 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
                            description=f"MMLU-Pro, 5 of the 13 models (draw {draw})",
                            load=_models_drawn(mmlu, 5, draw), targets=bar)
                   for draw in VARIANT_DRAWS]
+        found.append(Workload(
+            name="mmlu_pro-19priced", cost_weights=(10, 30),
+            description="MMLU-Pro among every model with a price: the 13 chat models and 6 "
+                        "base models (more arms, most of them weak)",
+            load=_every_priced_model(mmlu), targets=bar))
         found.append(Workload(
             name=f"mmlu_pro-{SHORT_STREAM}", cost_weights=(10, 30),
             description=f"MMLU-Pro, a sample of {SHORT_STREAM:,} questions",

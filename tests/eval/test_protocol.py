@@ -11,7 +11,7 @@ import pytest
 
 from bandit_router import InvalidInputError
 from bandit_router.eval import protocol
-from bandit_router.eval.datasets import default_data_dir, synthetic_dataset
+from bandit_router.eval.datasets import MMLU_PRO_CANDIDATES, default_data_dir, synthetic_dataset
 from bandit_router.eval.replay import Drift
 from bandit_router.eval.simulation import HashEmbedder
 
@@ -63,7 +63,10 @@ def test_variant_workloads_reprice_by_rank_and_draw_models(tmp_path: Path) -> No
 def test_variant_workloads_route_among_five_mmlu_pro_models() -> None:
     found = [w for w in protocol.variant_workloads() if w.name.startswith("mmlu_pro-")]
     assert [w.name for w in found] == [*(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS),
-                                       f"mmlu_pro-{protocol.SHORT_STREAM}"]
+                                       "mmlu_pro-19priced", f"mmlu_pro-{protocol.SHORT_STREAM}"]
+    every = found[-2].load()  # the 13 chat models and the 6 base models with a price
+    assert len(every.models) == 19 and set(MMLU_PRO_CANDIDATES) < set(every.models)
+    assert set(every.prices) == set(every.models) and len(every) == 10_225
     short = found[-1].load()
     assert len(short) == protocol.SHORT_STREAM and short.name == found[-1].name
     assert len(set(short.task_ids)) == protocol.SHORT_STREAM and len(short.models) == 13
@@ -85,7 +88,8 @@ def test_the_variants_table_in_the_quality_doc_is_the_committed_json() -> None:
     assert result["seed_set"] == "report"
     _assert_measured_with_the_defaults(result)
     assert set(result["workloads"]) == {w for w in (
-        *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), "routerdc7-priced",
+        *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), "mmlu_pro-19priced",
+        "routerdc7-priced",
         f"mmlu_pro-{protocol.SHORT_STREAM}", f"routerdc7-priced-{protocol.SHORT_STREAM}")}
     assert protocol.check_targets(result) == result["targets"]
 
