@@ -315,8 +315,8 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
                          help="default: the report seeds 100 101 102")
     quality.add_argument("--variants", action="store_true",
                          help="the variant workloads instead (shapes no default was chosen "
-                              "on: MMLU-Pro among 5 of its models, RouterDC-7 priced 1x-64x, "
-                              "short streams of both)")
+                              "on: MMLU-Pro among 5 of its models and among all 19 priced "
+                              "ones, RouterDC-7 priced 1x-64x, short streams of both)")
     quality.add_argument("--dev", action="store_true",
                          help="the development seeds 0-5 (choose settings on these)")
     quality.add_argument("--set", action="append", default=[], metavar="policy.F=V",

@@ -47,7 +47,7 @@ from ..core._features import estimate_tokens
 __all__ = [
     "MMLU_PRO_CANDIDATES", "PrecomputedEmbedder", "RoutingDataset", "default_data_dir",
     "fit_prices", "load_log", "load_mmlu_pro", "load_routerbench", "load_table",
-    "synthetic_dataset",
+    "mmlu_pro_prices", "synthetic_dataset",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -126,6 +126,16 @@ def _latency(output_tokens: Array, base_s: float = 0.4, tokens_per_s: float = 80
     return base_s + output_tokens / tokens_per_s
 
 
+def mmlu_pro_prices(path: str | Path | None = None) -> dict[str, tuple[float, float]]:
+    """Every MMLU-Pro model with a public price (``models.csv``): input and output USD per
+    million tokens, in the file's order (19 of its 31 models: the 13 chat models of
+    :data:`MMLU_PRO_CANDIDATES` and 6 base models)."""
+    root = Path(path) if path is not None else default_data_dir() / "mmlu_pro"
+    with open(root / "models.csv", newline="") as fh:
+        return {r["model"]: (float(r["input_usd_per_mtok"]), float(r["output_usd_per_mtok"]))
+                for r in csv.DictReader(fh) if r["input_usd_per_mtok"]}
+
+
 def load_mmlu_pro(path: str | Path | None = None, *,
                   models: Sequence[str] = MMLU_PRO_CANDIDATES,
                   with_embeddings: bool = True, limit: int | None = None) -> RoutingDataset:
@@ -135,10 +145,7 @@ def load_mmlu_pro(path: str | Path | None = None, *,
     root = Path(path) if path is not None else default_data_dir() / "mmlu_pro"
     if not (root / "prompts.jsonl.gz").exists():
         raise FileNotFoundError(f"no MMLU-Pro data at {root} (set BANDIT_ROUTER_DATA)")
-    with open(root / "models.csv", newline="") as fh:
-        prices = {r["model"]: (float(r["input_usd_per_mtok"]), float(r["output_usd_per_mtok"]))
-                  for r in csv.DictReader(fh) if r["model"] in models
-                  and r["input_usd_per_mtok"]}
+    prices = {m: p for m, p in mmlu_pro_prices(root).items() if m in models}
     prompts: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     with gzip.open(root / "prompts.jsonl.gz", "rt") as fh:

@@ -36,7 +36,6 @@ streams of both):
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -59,6 +58,7 @@ from .datasets import (
     default_data_dir,
     load_mmlu_pro,
     load_routerbench,
+    mmlu_pro_prices,
     synthetic_dataset,
 )
 from .replay import Drift, ReplayResult, replay, zero_router_hull
@@ -204,9 +204,8 @@ def _priced_by_rank(path: Path) -> Callable[[], RoutingDataset]:
 
 def _every_priced_model(path: Path) -> Callable[[], RoutingDataset]:
     def load() -> RoutingDataset:
-        with open(path / "models.csv", newline="") as fh:
-            priced = [r["model"] for r in csv.DictReader(fh) if r["input_usd_per_mtok"]]
-        return replace(load_mmlu_pro(path, models=priced), name="mmlu_pro-19priced")
+        return replace(load_mmlu_pro(path, models=list(mmlu_pro_prices(path))),
+                       name="mmlu_pro-19priced")
     return load
 
 
