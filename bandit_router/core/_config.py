@@ -270,6 +270,13 @@ class RouterConfig:
       ``bandit_router.core._memory.Memory``).
     - ``prior_strength``: pseudo-observations of the catalog's quality prior blended into
       the neighbours' mean quality.
+    - ``task_difficulty``: move each model's prior by how the task's neighbours did against
+      their models' overall means, so that a model seldom tried near a hard task is not
+      thought better there than the models that failed nearby (exploration would otherwise
+      try it on the hardest tasks, and it would look worse than it is). Off by default: it
+      lifted RouterDC-7 and the worst seeds of benchmarks whose hard questions are hard
+      for every model, and tripled one seed's regret on the peer bench, where what is hard
+      for one model is not for another (docs/decisions.md).
     - ``max_task_chars``: longer tasks are refused (the embedder reads 256 word pieces anyway).
     - ``store_task_text``: keep the task text in the event log. Off by default: a hash and
       the embedding are enough to rebuild the router.
@@ -304,6 +311,7 @@ class RouterConfig:
     memory_size: int = 50_000
     exact_recall_limit: int | None = 4096
     prior_strength: float = 2.0
+    task_difficulty: bool = False
     default_output_tokens: int = 300
     max_task_chars: int = 100_000
     store_task_text: bool = False
@@ -341,6 +349,7 @@ class RouterConfig:
                "exact_recall_limit must be None (always exact) or an integer >= 1024")
         _check(_finite(self.prior_strength) and self.prior_strength > 0,
                "prior_strength must be > 0")
+        _check(isinstance(self.task_difficulty, bool), "task_difficulty must be true or false")
         _check(isinstance(self.default_output_tokens, int) and self.default_output_tokens >= 1,
                "default_output_tokens must be >= 1")
         _check(isinstance(self.max_task_chars, int) and self.max_task_chars >= 1,

@@ -257,6 +257,7 @@ class Learner:
                                     per_model=self.config.per_model_neighbours)
         return estimates(specs, recall, input_tokens=input_tokens, stats=self._stats,
                          prior_strength=self.config.prior_strength,
+                         task_difficulty=self.config.task_difficulty,
                          default_output_tokens=self.config.default_output_tokens)
 
     # -- learning ------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from ._constraints import Estimate
 from ._memory import Recall
 
 __all__ = ["BASELINE", "CROSSED_ONLY", "EVIDENCE", "GROUPS", "LEARNED_RANGE", "PINNED",
-           "action_features", "estimates", "logged_action"]
+           "action_features", "difficulty", "estimates", "logged_action"]
 
 
 #: Coefficients the policy must not learn, in reward units: see the module docstring.
@@ -60,28 +60,43 @@ EVIDENCE: tuple[str, str] = (ns.ESTIMATE, "evidence")
 
 def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
               stats: Mapping[str, Mapping[str, float]], prior_strength: float,
-              default_output_tokens: int) -> list[Estimate]:
+              default_output_tokens: int, task_difficulty: bool) -> list[Estimate]:
     """What each of ``specs`` should give on this request (``recall`` is aligned with them),
     from its neighbours, its history (``stats``, by model key), its prior.
 
     Quality: the neighbours' mean quality for this model, shrunk towards the model's overall
     mean (itself shrunk towards the catalog prior) by ``prior_strength`` pseudo-observations.
-    Output tokens: neighbours', else the model's overall mean, else the catalog's typical
-    value. Latency: the measured mean once there is one, else the catalog prior.
+    With ``task_difficulty`` that overall mean is first moved by the task's difficulty: how
+    the neighbours' outcomes, whichever models gave them, differed from those models'
+    overall means (:func:`difficulty`). A model few neighbours answered then looks as hard
+    pressed by a hard task as the models that answered them, instead of better than they by
+    default: without it, exploration picks the seldom-tried models on the hardest tasks and
+    they look worse than they are. Output tokens: neighbours', else the model's overall
+    mean, else the catalog's typical value. Latency: the measured mean once there is one,
+    else the catalog prior.
     """
     counts, quality_sums = recall.count.tolist(), recall.quality_sum.tolist()
     token_sums, token_counts = recall.tokens_sum.tolist(), recall.tokens_count.tolist()
     isnan = math.isnan
+    means = []
+    for spec in specs:
+        prior = spec.quality_score
+        known = stats.get(spec.key)
+        if known and not isnan(known["quality"]):
+            n = known["n"]
+            prior = (known["quality"] * n + prior_strength * prior) / (n + prior_strength)
+        means.append(prior)
+    shift = (difficulty(counts, quality_sums, means, prior_strength=prior_strength)
+             if task_difficulty else 0.0)
     out = []
     for pos, spec in enumerate(specs):
-        prior = spec.quality_score
+        prior = means[pos]
+        if shift:
+            prior = min(max(prior + shift, 0.0), 1.0)
         out_tokens = float(spec.typical_output_tokens or default_output_tokens)
         latency = spec.avg_latency
         known = stats.get(spec.key)
         if known:
-            n = known["n"]
-            if not isnan(known["quality"]):
-                prior = (known["quality"] * n + prior_strength * prior) / (n + prior_strength)
             if not isnan(known["output_tokens"]):
                 out_tokens = known["output_tokens"]
             if not isnan(known["latency_s"]):
@@ -95,6 +110,20 @@ def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
                             evidence=count / (count + prior_strength), cost_usd=cost,
                             latency_s=latency, output_tokens=out_tokens))
     return out
+
+
+def difficulty(counts: Sequence[float], quality_sums: Sequence[float],
+               means: Sequence[float], *, prior_strength: float) -> float:
+    """How a task's neighbours did against their models' overall ``means`` (aligned with
+    ``counts`` and ``quality_sums``, each model's outcomes among the neighbours): the mean
+    of ``outcome - mean of its model`` over every neighbour's outcome, shrunk towards 0 by
+    ``prior_strength`` pseudo-outcomes. Negative for a task harder than its models' usual.
+
+    >>> round(difficulty([4, 0], [1.0, 0.0], [0.75, 0.5], prior_strength=2.0), 3)
+    -0.333
+    """
+    residual = sum(q - n * m for n, q, m in zip(counts, quality_sums, means, strict=True) if n)
+    return residual / (sum(counts) + prior_strength)
 
 
 def action_features(spec: ModelSpec, est: Estimate, *, cost_weight: float,

@@ -1,9 +1,10 @@
 """Routers to hold the bandit router against, and RouterBench's AIQ.
 
 - :func:`knn_greedy` — online, bandit feedback, no VW: the same FAISS memory and estimates
-  as the router (neighbours' quality shrunk to the model's mean, cost from the neighbours'
-  output tokens), then the best estimated ``quality - cost_weight x cost``, with
-  ``epsilon`` exploration.
+  as the router (neighbours' quality shrunk to the model's mean, moved by the task's
+  difficulty where ``task_difficulty`` says, by default as ``RouterConfig`` does; cost
+  from the neighbours' output tokens), then the best estimated
+  ``quality - cost_weight x cost``, with ``epsilon`` exploration.
 - :func:`supervised` — full information on a training split (every model's outcome on every
   training task): k-nearest training tasks' mean quality and cost per model, best estimated
   reward on the test split. The upper bound a bandit learner approaches.
@@ -20,6 +21,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from ..core._config import RouterConfig
 from ..core._memory import Memory
 from ..core._objective import Objective
 from ..core._scoring import estimates
@@ -41,6 +43,7 @@ def _embeddings(dataset: RoutingDataset) -> npt.NDArray[np.float32]:
 
 def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
                k: int = 32, epsilon: float = 0.05, prior_strength: float = 2.0,
+               task_difficulty: bool | None = None,
                quality_prior: float = 0.5) -> tuple[npt.NDArray[np.int64],
                                                     npt.NDArray[np.int64]]:
     """Replay with the kNN-greedy router; returns (order, chosen column per round), in the
@@ -53,6 +56,8 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
     keys = [s.key for s in specs]
     memory = Memory(dim=emb.shape[1], capacity=max(len(dataset), k), compact=False)
     objective = Objective(cost_weight)
+    difficulty = (RouterConfig().task_difficulty if task_difficulty is None  # the router's
+                  else task_difficulty)
     chosen = np.empty(len(order), np.int64)
     n_in = dataset.input_tokens
     for t, i in enumerate(order):
@@ -60,7 +65,8 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
         stats = memory.model_stats()
         scores = [objective.reward(est.quality, est.cost_usd) for est in estimates(
             specs, recall, input_tokens=int(n_in[i]) if n_in is not None else 100,
-            stats=stats, prior_strength=prior_strength, default_output_tokens=300)]
+            stats=stats, prior_strength=prior_strength, task_difficulty=difficulty,
+            default_output_tokens=300)]
         j = (int(explore.integers(len(specs))) if explore.random() < epsilon
              else int(np.argmax(scores)))
         chosen[t] = j

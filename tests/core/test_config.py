@@ -16,7 +16,7 @@ def test_defaults_are_valid_and_frozen() -> None:
 @pytest.mark.parametrize("kwargs", [
     {"cost_weight": -1.0}, {"cost_weight": float("nan")}, {"latency_weight": -0.1},
     {"reward_wait_s": 0}, {"neighbours": 0}, {"memory_size": 1, "neighbours": 8},
-    {"prior_strength": 0}, {"max_task_chars": 0}, {"checkpoint_every": 0},
+    {"prior_strength": 0}, {"task_difficulty": 1}, {"max_task_chars": 0}, {"checkpoint_every": 0},
     {"default_reward": float("inf")}, {"exact_recall_limit": 100},
     {"per_model_neighbours": 0}, {"per_model_neighbours": 300}, {"per_model_neighbours": True},
     {"exact_recall_limit": True}, {"exact_recall_limit": 4096.0},

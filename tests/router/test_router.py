@@ -848,3 +848,26 @@ def test_the_default_reward_keeps_what_was_observed(make_router: MakeRouter,
     with pytest.raises(RewardWindowClosedError):
         router.observe(seen.event_id, cost_usd=0.1)
     assert router.policy_version == 2
+
+
+def test_the_task_difficulty_reaches_the_estimates(make_router: MakeRouter) -> None:
+    """Off by default; set, a router's estimates move by the task's difficulty, and only the
+    quality moves (the neighbours' evidence stays)."""
+    assert not RouterConfig().task_difficulty
+    router = make_router(config=RouterConfig(cost_weight=50.0, task_difficulty=True))
+    train(router, 120)
+    specs = list(router.catalog)
+    texts = ["Translate 'good night' to German.", "Prove that sqrt(2) is irrational.",
+             "Write a haiku about rain.", "def add(a, b): return a + b  # fix the bug"]
+    moved = 0
+    for emb in router.embedder.embed(texts):
+        with router._lock:
+            on = router._learner.estimates(specs, emb, 12)
+            router._learner.config = replace(router.config, task_difficulty=False)
+            try:
+                off = router._learner.estimates(specs, emb, 12)
+            finally:
+                router._learner.config = router.config
+        assert [e.evidence for e in on] == [e.evidence for e in off]
+        moved += any(abs(a.quality - b.quality) > 1e-9 for a, b in zip(on, off, strict=True))
+    assert moved >= 1
