@@ -38,14 +38,15 @@ def shown_id(key: ApiKey, event_id: str) -> str:
     return event_id[len(prefix):] if event_id.startswith(prefix) else event_id
 
 
-def find_event(lib: Router, key: ApiKey, event_id: str) -> EventRecord:
+def find_event(lib: Router, key: ApiKey, event_id: str, *, fresh: bool = True) -> EventRecord:
     """The event ``key`` means by ``event_id``: one it named so, else the log's id as given
     (a generated id, an event named before namespaces, or any event for an admin key).
     Client keys see only their own events; any other is :class:`UnknownEventError`, exactly
-    as if it did not exist."""
+    as if it did not exist. ``fresh=False``: a decision this process logged lately is taken
+    from memory, its status and reward perhaps stale (see :meth:`Router.get_event`)."""
     for candidate in (stored_id(key, event_id), event_id):
         try:
-            record = lib.get_event(candidate)
+            record = lib.get_event(candidate, fresh=fresh)
         except UnknownEventError:
             continue
         if key.scope == "admin" or record.metadata.get("owner") == key.tenant:

@@ -468,10 +468,19 @@ class Router(BudgetMethods, ProviderMethods):
         if event.deployment is not None:  # the call ended: the balancer hears it now
             self._report_call(event.deployment, ref=event_id, latency_s=latency_s, error=None)
 
-    def get_event(self, event_id: str) -> EventRecord:
-        """The logged decision and its reward, if any."""
+    def get_event(self, event_id: str, *, fresh: bool = True) -> EventRecord:
+        """The logged decision and its reward, if any.
+
+        ``fresh=False`` may answer without a read: a decision this process logged lately
+        and has not seen rewarded comes from memory as it was logged (its status
+        ``pending``, no reward), even if another process has rewarded it since. For a caller
+        about to :meth:`reward` it (which settles that itself) and needing only what the
+        decision was."""
         _check_event_id(event_id)
-        event, reward = self.store.get_event_and_reward(event_id)
+        event = self.store.recent_event(event_id) if not fresh else None
+        reward = None
+        if event is None:
+            event, reward = self.store.get_event_and_reward(event_id)
         if event is None:
             raise UnknownEventError(event_id)
         provider, model = event.model_key.split("/", 1)

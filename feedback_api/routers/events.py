@@ -22,7 +22,9 @@ def reward(body: RewardIn, key: RateLimitedKey, lib: RouterDep, learner: Learner
            metrics: MetricsDep, event_id: str = EventId) -> RewardOut:
     """Report what happened. The reward is stored durably before the answer; the policy
     learns it in the background right after. The earliest reward of an event wins."""
-    record = find_event(lib, key, event_id)
+    # who owns the event and which model it chose never change: a decision this process
+    # just logged is at hand without a read (whether it has a reward, reward() settles)
+    record = find_event(lib, key, event_id, fresh=False)
     receipt = lib.reward(record.event_id, quality=body.score(), cost_usd=body.cost_usd,
                          latency_s=body.latency_s, output_tokens=body.output_tokens,
                          error=body.error, learn=False)

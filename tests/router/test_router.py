@@ -871,3 +871,28 @@ def test_the_task_difficulty_reaches_the_estimates(make_router: MakeRouter) -> N
         assert [e.evidence for e in on] == [e.evidence for e in off]
         moved += any(abs(a.quality - b.quality) > 1e-9 for a, b in zip(on, off, strict=True))
     assert moved >= 1
+
+
+def test_get_event_not_fresh_takes_a_decision_just_logged_without_a_read(
+        make_router: MakeRouter, monkeypatch: pytest.MonkeyPatch) -> None:
+    router = make_router()
+    d = router.select("Translate 'good night' to German.", event_id="peek-1")
+    fresh = router.get_event(d.event_id)
+
+    def no_read(event_id: str) -> None:
+        raise AssertionError(f"read {event_id}")
+
+    with monkeypatch.context() as m:
+        m.setattr(router.store, "get_event_and_reward", no_read)
+        at_hand = router.get_event(d.event_id, fresh=False)
+        with pytest.raises(AssertionError):  # the default always reads
+            router.get_event(d.event_id)
+        with pytest.raises(AssertionError):  # not logged here: read
+            router.get_event("peek-unknown", fresh=False)
+    assert at_hand.to_dict() == fresh.to_dict()
+    assert at_hand.status == "pending" and at_hand.reward is None
+    router.reward(d.event_id, quality=0.9)
+    after = router.get_event(d.event_id, fresh=False)  # rewarded here: read again
+    assert after.status == "rewarded" and after.reward is not None
+    with pytest.raises(UnknownEventError):
+        router.get_event("peek-unknown", fresh=False)
