@@ -78,10 +78,10 @@ def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
     counts, quality_sums = recall.count.tolist(), recall.quality_sum.tolist()
     token_sums, token_counts = recall.tokens_sum.tolist(), recall.tokens_count.tolist()
     isnan = math.isnan
+    knowns = [stats.get(spec.key) for spec in specs]
     means = []
-    for spec in specs:
+    for spec, known in zip(specs, knowns, strict=True):
         prior = spec.quality_score
-        known = stats.get(spec.key)
         if known and not isnan(known["quality"]):
             n = known["n"]
             prior = (known["quality"] * n + prior_strength * prior) / (n + prior_strength)
@@ -95,7 +95,7 @@ def estimates(specs: Sequence[ModelSpec], recall: Recall, *, input_tokens: int,
             prior = min(max(prior + shift, 0.0), 1.0)
         out_tokens = float(spec.typical_output_tokens or default_output_tokens)
         latency = spec.avg_latency
-        known = stats.get(spec.key)
+        known = knowns[pos]
         if known:
             if not isnan(known["output_tokens"]):
                 out_tokens = known["output_tokens"]
