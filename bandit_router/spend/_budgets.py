@@ -52,7 +52,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..core._errors import InvalidInputError
-from ..core._sql import DriverStatement, Writer
+from ..core._sql import DriverStatement, Writer, read
 from ..core._store import Store
 from ..core._tables import AlertRow, BudgetRow, SpendRow, json_dumps
 from ..core._validation import storable
@@ -230,13 +230,25 @@ class Ledger:
             select(func.coalesce(func.sum(used), 0.0))
             .where(SpendRow.scope == bindparam("scope"), SpendRow.bucket >= bindparam("start")),
             store.engine.dialect, keys=[], dumps=json_dumps)
-        self._usage = (
-            select(SpendRow.scope,
-                   *[func.sum(case((SpendRow.bucket >= bindparam(f"{w}_start"), used),
-                                   else_=0.0)) for w in ("hour", "day", "month")])
-            .where(SpendRow.scope.in_(bindparam("names", expanding=True)),
-                   SpendRow.bucket >= bindparam("month_start"))
-            .group_by(SpendRow.scope))
+        #: the usage read (see :meth:`usage`), by how many scopes it reads
+        self._usage: dict[int, DriverStatement] = {}
+
+    def _usage_statement(self, scopes: int) -> DriverStatement:
+        """Spent plus reserved per scope for the hour, day and month from their first
+        buckets, for ``scopes`` scopes named ``scope_0``, ... (a statement per count: an
+        expanding ``IN`` is compiled again on every call)."""
+        stmt = self._usage.get(scopes)
+        if stmt is None:
+            used = SpendRow.reserved_usd + SpendRow.spent_usd
+            stmt = self._usage[scopes] = DriverStatement(
+                select(SpendRow.scope,
+                       *[func.sum(case((SpendRow.bucket >= bindparam(f"{w}_start"), used),
+                                       else_=0.0)) for w in ("hour", "day", "month")])
+                .where(SpendRow.scope.in_([bindparam(f"scope_{i}") for i in range(scopes)]),
+                       SpendRow.bucket >= bindparam("month_start"))
+                .group_by(SpendRow.scope),
+                self.store.engine.dialect, keys=[], dumps=json_dumps)
+        return stmt
 
     # -- definitions ---------------------------------------------------------------------------
     def put(self, budgets: Sequence[Budget], now: float) -> None:
@@ -291,15 +303,17 @@ class Ledger:
         names = sorted(set(scopes))
         if not names:
             return {}
-        starts = {f"{w}_start": bucket_of(window_bounds(w, now)[0])
-                  for w in ("hour", "day", "month")}
+        values: dict[str, Any] = {f"{w}_start": bucket_of(window_bounds(w, now)[0])
+                                  for w in ("hour", "day", "month")}
+        values.update((f"scope_{i}", name) for i, name in enumerate(names))
+        stmt = self._usage_statement(len(names))
         out: dict[tuple[str, str], float] = {}
-        with self.store.reads.connect() as conn:  # one read: no ORM session, no commit
-            for scope, hour, day, month in conn.execute(self._usage,
-                                                        {"names": names, **starts}):
-                out[(scope, "hour")] = float(hour or 0.0)
-                out[(scope, "day")] = float(day or 0.0)
-                out[(scope, "month")] = float(month or 0.0)
+        # one read: no ORM session, no transaction (on SQLite the raw connection, see read())
+        for scope, hour, day, month in read(self.store.reads,
+                                            lambda conn: stmt.rows(conn, values)):
+            out[(scope, "hour")] = float(hour or 0.0)
+            out[(scope, "day")] = float(day or 0.0)
+            out[(scope, "month")] = float(month or 0.0)
         return out
 
     def lock(self, s: Writer, scopes: Iterable[str]) -> None:

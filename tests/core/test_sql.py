@@ -421,3 +421,31 @@ def test_postgres_an_error_answered_after_the_commit_leaves_no_autocommit(pg_url
         raise RuntimeError("after its first statement")
     assert store.count_events() == {"pending": 1}
     store.close()
+
+
+def test_reads_return_every_row_and_leave_the_pool_usable(store: Store) -> None:
+    """:func:`_sql.read` with :meth:`DriverStatement.rows`: every row, on the raw connection
+    (SQLite's driver path) or through Core; a failed read raises SQLAlchemy's error and the
+    next read and write go on."""
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from bandit_router.core._tables import EventRow as Events
+
+    for i in (1, 2, 3):
+        store.add_event(event(i))
+    ids = DriverStatement(select(Events.id, Events.created_at)
+                          .where(Events.created_at >= bindparam("since"))
+                          .order_by(Events.id), store.engine.dialect, keys=[], dumps=json_dumps)
+    got = _sql.read(store.reads, lambda conn: ids.rows(conn, {"since": 2.0}))
+    assert got == [("e2", 2.0), ("e3", 3.0)]
+
+    def missing(conn: Writer) -> object:  # a driver error, raised as SQLAlchemy's
+        if hasattr(conn, "exec_driver_sql"):
+            return conn.exec_driver_sql("SELECT * FROM nothing")
+        return conn.cursor().execute("SELECT * FROM nothing")
+
+    with pytest.raises((OperationalError, ProgrammingError)):
+        _sql.read(store.reads, missing)
+    store.add_event(event(4))
+    assert _sql.read(store.reads, lambda conn: ids.rows(conn, {"since": 3.5})) == [("e4", 4.0)]

@@ -404,3 +404,35 @@ def test_older_database_gets_the_new_columns(sqlite_url: str,
     d = router.select("Still works", tenant="t1")
     router.reward(d.event_id, quality=1.0, cost_usd=0.001)
     assert _spend(router)[0] == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_usage_sums_each_scope_over_its_hour_day_and_month(
+        backend: str, sqlite_url: str, request: pytest.FixtureRequest) -> None:
+    """The budgets' read before a decision: spent plus reserved of each scope asked, per
+    window, one statement however many scopes (1 to 3 here); other scopes and older
+    buckets left out."""
+    from bandit_router.core._sql import write
+    from bandit_router.core._store import Store
+    from bandit_router.spend._budgets import Ledger, bucket_of
+
+    url = sqlite_url if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    ledger = Ledger(store)
+    now = MIDNIGHT + 86400 * 3 + 3600 * 5 + 60  # the 13th, 05:01 UTC
+    spends = [  # (scope, hours before now, reserved, spent)
+        ("router", 0, 1.0, 2.0), ("router", 2, 0.0, 4.0), ("router", 24 * 2, 8.0, 0.0),
+        ("router", 24 * 14, 16.0, 0.0),  # last month
+        ("tenant:a", 0, 0.5, 0.0), ("tenant:a", 3, 0.0, 0.25), ("tenant:b", 0, 32.0, 0.0)]
+    for scope, hours, reserved, spent in spends:
+        write(store.engine, lambda s, scope=scope, hours=hours, reserved=reserved,
+              spent=spent: ledger.add(s, [scope], bucket_of(now - 3600 * hours),
+                                      reserved=reserved, spent=spent, requests=1))
+    assert ledger.usage(["router"], now) == {
+        ("router", "hour"): 3.0, ("router", "day"): 7.0, ("router", "month"): 15.0}
+    both = ledger.usage(["tenant:a", "router", "tenant:a", "model:none"], now)
+    assert both == {("router", "hour"): 3.0, ("router", "day"): 7.0,
+                    ("router", "month"): 15.0, ("tenant:a", "hour"): 0.5,
+                    ("tenant:a", "day"): 0.75, ("tenant:a", "month"): 0.75}
+    assert ledger.usage([], now) == {}
+    store.close()
