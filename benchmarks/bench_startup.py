@@ -23,7 +23,16 @@ filed in their lists again; nothing is rebuilt from the log and nothing is learn
 and one decision. The child reports its own
 breakdown, and checks that it restored rather than rebuilt.
 
-    .venv/bin/python benchmarks/bench_startup.py [--tasks 1000000] [--out PATH]
+Each child then times ``--selects`` more decisions at that history with the embedding given
+(each prompt embedded beforehand, so ``select()`` finds its vector in the router's embedding
+cache) and four budgets in force (router hour/day/request, one tenant's day), as
+``bench_router.py`` times them at a few thousand remembered tasks: the recall in the
+memory's IVF over every remembered task, the estimates, the budgets' read, VW and Thompson
+sampling, the event and its reservation committed to the SQLite file. Every size in
+``--tasks`` gets its own database (the largest is the start-up figure).
+
+    .venv/bin/python benchmarks/bench_startup.py [--tasks 10000 100000 1000000] \
+        [--selects 1000] [--out PATH]
 
 Writes ``benchmarks/results/startup.json``.
 """
@@ -42,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, peak_rss_mb, write_json
+from _results import machine, peak_rss_mb, percentiles, prompts, write_json
 
 #: rows written per transaction while building the log
 BATCH = 20_000
@@ -141,8 +150,9 @@ def build(url: str, path: str, tasks: int) -> dict[str, float]:
     return times
 
 
-def child(url: str, tasks: int, started: float) -> None:
-    """The timed start: imports, the router (embedder, checkpoint), one decision."""
+def child(url: str, tasks: int, started: float, selects: int) -> None:
+    """The timed start: imports, the router (embedder, checkpoint), one decision; then
+    ``selects`` decisions with the embedding given and four budgets (milliseconds each)."""
     t0 = time.time()
     from bandit_router import Router, RouterConfig
 
@@ -153,55 +163,102 @@ def child(url: str, tasks: int, started: float) -> None:
     t3 = time.time()
     learner = router._learner
     peak = peak_rss_mb()  # (not ru_maxrss: the builder's peak, carried across exec)
-    out = {"ready_s": t3 - started, "peak_rss_mb": peak, "interpreter_s": t0 - started,
-           "import_s": t1 - t0, "router_s": t2 - t1, "first_select_s": t3 - t2,
-           "remembered": len(learner.memory), "learned": learner.learned,
-           "restored": learner.learned >= tasks and len(learner.memory) >= tasks}
+    out: dict[str, Any] = {
+        "ready_s": t3 - started, "peak_rss_mb": peak, "interpreter_s": t0 - started,
+        "import_s": t1 - t0, "router_s": t2 - t1, "first_select_s": t3 - t2,
+        "remembered": len(learner.memory), "learned": learner.learned,
+        "restored": learner.learned >= tasks and len(learner.memory) >= tasks}
+    out["select_given_ms"] = timed_selects(router, selects)
     router.close()
     print("RESULT " + json.dumps(out), flush=True)
 
 
+def timed_selects(router: Any, n: int) -> list[float]:
+    """Milliseconds of each of ``n`` decisions with the embedding given (the prompts embedded
+    beforehand, in one batch, into the router's cache) and four budgets in force."""
+    if n <= 0:
+        return []
+    texts = prompts(n + 50, seed=2)
+    router.embedder.embed(texts)  # (the cache holds 4,096 by default)
+    router.set_budget(hourly_limit=1e6, daily_limit=1e6, per_request_limit=10.0)
+    router.set_budget(daily_limit=1e6, scope="tenant:bench")
+    try:
+        for text in texts[:50]:  # warm-up: code paths, SQLite pages
+            router.select(text, tenant="bench")
+        ms = []
+        for text in texts[50:]:
+            t = time.perf_counter()
+            router.select(text, tenant="bench")
+            ms.append(1000 * (time.perf_counter() - t))
+    finally:
+        router.clear_budget("router")
+        router.clear_budget("tenant:bench")
+    return ms
+
+
+def measure(tasks: int, starts_wanted: int, selects: int) -> dict[str, Any]:
+    """Build a database of ``tasks`` remembered tasks and time ``starts_wanted`` starts."""
+    result: dict[str, Any] = {"tasks": tasks}
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        path = os.path.join(tmp, "bench.db")
+        url = f"sqlite:///{path}"
+        print(f"building a log of {tasks:,} rewarded decisions and their checkpoint...")
+        result["build"] = build(url, path, tasks)
+        print(f"  {result['build']}")
+        starts = []
+        for _ in range(starts_wanted):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", url, "--tasks", str(tasks),
+                 "--selects", str(selects), "--started", repr(time.time())],
+                capture_output=True, text=True, check=True)
+            line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+            start = json.loads(line[len("RESULT "):])
+            if not start["restored"]:
+                raise SystemExit(f"the child did not restore the checkpoint: {start}")
+            ms = start.pop("select_given_ms")
+            start["select_given_ms"] = percentiles(ms) if ms else None
+            starts.append(start)
+            given = ("" if not ms else
+                     f"; then select(), embedding given, 4 budgets: p50 "
+                     f"{start['select_given_ms']['p50']:.2f} ms, p99 "
+                     f"{start['select_given_ms']['p99']:.2f} ms")
+            print(f"  ready in {start['ready_s']:.2f} s (imports {start['import_s']:.2f}, "
+                  f"router {start['router_s']:.2f}, first select "
+                  f"{start['first_select_s']:.3f}; peak RSS {start['peak_rss_mb']:,.0f} MB)"
+                  + given, flush=True)
+    result["starts"] = starts
+    result["ready_s"] = float(np.median([s["ready_s"] for s in starts]))
+    result["router_s"] = float(np.median([s["router_s"] for s in starts]))
+    timed = [s["select_given_ms"] for s in starts if s["select_given_ms"]]
+    if timed:  # the median start's percentiles
+        result["select_given_ms"] = {k: float(np.median([t[k] for t in timed]))
+                                     for k in ("p50", "p99", "mean")}
+    print(f"{tasks:,} remembered tasks: ready in {result['ready_s']:.2f} s "
+          f"(median of {len(starts)} fresh processes; opening the router "
+          f"{result['router_s']:.2f} s)")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+                        help="remembered tasks: one database each (the largest is the start-up "
+                             "figure)")
     parser.add_argument("--starts", type=int, default=3, help="fresh processes timed")
+    parser.add_argument("--selects", type=int, default=1000,
+                        help="decisions each start times after its first (0: none)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--out",
                         default=str(Path(__file__).parent / "results" / "startup.json"))
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.tasks, args.started)
+        child(args.child, args.tasks[0], args.started, args.selects)
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    result: dict[str, Any] = {"machine": machine(args), "tasks": args.tasks}
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        path = os.path.join(tmp, "bench.db")
-        url = f"sqlite:///{path}"
-        print(f"building a log of {args.tasks:,} rewarded decisions and their checkpoint...")
-        result["build"] = build(url, path, args.tasks)
-        print(f"  {result['build']}")
-        starts = []
-        for _ in range(args.starts):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", url, "--tasks", str(args.tasks),
-                 "--started", repr(time.time())],
-                capture_output=True, text=True, check=True)
-            line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-            start = json.loads(line[len("RESULT "):])
-            if not start["restored"]:
-                raise SystemExit(f"the child did not restore the checkpoint: {start}")
-            starts.append(start)
-            print(f"  ready in {start['ready_s']:.2f} s (imports {start['import_s']:.2f}, "
-                  f"router {start['router_s']:.2f}, first select "
-                  f"{start['first_select_s']:.3f}; peak RSS {start['peak_rss_mb']:,.0f} MB)",
-                  flush=True)
-    result["starts"] = starts
-    result["ready_s"] = float(np.median([s["ready_s"] for s in starts]))
-    result["router_s"] = float(np.median([s["router_s"] for s in starts]))
-    print(f"{args.tasks:,} remembered tasks: ready in {result['ready_s']:.2f} s "
-          f"(median of {len(starts)} fresh processes; opening the router "
-          f"{result['router_s']:.2f} s)")
+    sizes = [measure(tasks, args.starts, args.selects) for tasks in sorted(set(args.tasks))]
+    # the largest size's figures at the top (the start-up target's), every size in "sizes"
+    result: dict[str, Any] = {"machine": machine(args), **sizes[-1], "sizes": sizes}
     write_json(args.out, result)
 
 

@@ -26,11 +26,15 @@ def _bench(script: str, out: Path, *args: str) -> Any:
 def test_startup_restores_a_compact_memory_from_its_pages_and_the_log(tmp_path: Path) -> None:
     """70,000 tasks: a compact memory, one sealed page of 65,536 rows, the rest in the log."""
     result = _bench("bench_startup.py", tmp_path / "startup.json", "--tasks", "70000",
-                    "--starts", "1")
+                    "--starts", "1", "--selects", "40")
     build = result["build"]
     assert (build["pages"], build["paged_rows"]) == (1, 65_536)
     (start,) = result["starts"]
     assert start["restored"] and start["remembered"] == 70_000
+    # then the decisions timed at that history, the embedding given, four budgets
+    (size,) = result["sizes"]
+    assert size["tasks"] == 70_000 and 0 < size["select_given_ms"]["p50"] <= size[
+        "select_given_ms"]["p99"]
 
 
 def test_memory_fills_searches_and_reloads_a_compact_memory(tmp_path: Path) -> None:

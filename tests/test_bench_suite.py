@@ -127,3 +127,19 @@ def test_the_startup_target_needs_a_million_tasks_restored_within_five_seconds(
     assert judged(tasks=100_000) is False
     assert judged(ready=5.5) is False
     assert judged(restored=False) is False  # rebuilt from the log: not the start asked for
+
+
+def test_select_given_is_judged_at_every_history_size_the_startup_benchmark_timed(
+        suite: ModuleType, tmp_path: Path) -> None:
+    def judged(*sizes: tuple[int, float, float]) -> bool | None:
+        timed = [{"tasks": n, "select_given_ms": {"p50": p50, "p99": p99, "mean": p50}}
+                 for n, p50, p99 in sizes]
+        return _met(suite, tmp_path, "startup",
+                    {"tasks": 1_000_000, "ready_s": 4.0, "router_s": 2.0, "starts": [],
+                     "sizes": timed},
+                    "`select()` with the embedding given, 15 models, budgets on")
+
+    assert judged((10_000, 0.4, 1.5), (1_000_000, 0.5, 2.0)) is True
+    assert judged((10_000, 0.4, 1.5), (1_000_000, 0.6, 2.0)) is False  # p50 over at 1M
+    assert judged((10_000, 0.4, 2.5), (1_000_000, 0.5, 2.0)) is False  # p99 over at 10k
+    assert judged((100_000, 0.4, 1.5)) is False  # not timed at a million
