@@ -2,8 +2,8 @@
 
 - :func:`knn_greedy` — online, bandit feedback, no VW: the same FAISS memory and estimates
   as the router (neighbours' quality shrunk to the model's mean, moved by the task's
-  difficulty where ``task_difficulty`` says, by default as ``RouterConfig`` does; cost
-  from the neighbours' output tokens), then the best estimated
+  difficulty where ``task_difficulty`` says; cost from the neighbours' output tokens; each
+  setting not given is ``RouterConfig``'s), then the best estimated
   ``quality - cost_weight x cost``, with ``epsilon`` exploration.
 - :func:`supervised` — full information on a training split (every model's outcome on every
   training task): k-nearest training tasks' mean quality and cost per model, best estimated
@@ -42,12 +42,18 @@ def _embeddings(dataset: RoutingDataset) -> npt.NDArray[np.float32]:
 
 
 def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
-               k: int = 32, epsilon: float = 0.05, prior_strength: float = 2.0,
-               task_difficulty: bool | None = None,
+               k: int | None = None, epsilon: float = 0.05,
+               prior_strength: float | None = None, task_difficulty: bool | None = None,
                quality_prior: float = 0.5) -> tuple[npt.NDArray[np.int64],
                                                     npt.NDArray[np.int64]]:
     """Replay with the kNN-greedy router; returns (order, chosen column per round), in the
-    same seeded order as :func:`~bandit_router.eval.replay.replay`."""
+    same seeded order as :func:`~bandit_router.eval.replay.replay`. ``k`` (the neighbours
+    recalled), ``prior_strength`` and ``task_difficulty`` are the router's
+    (:class:`~bandit_router.RouterConfig`'s) unless given."""
+    config = RouterConfig()  # (one home for each setting: the router's defaults)
+    k = config.neighbours if k is None else k
+    prior_strength = config.prior_strength if prior_strength is None else prior_strength
+    difficulty = config.task_difficulty if task_difficulty is None else task_difficulty
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(dataset))
     explore = np.random.default_rng(seed + 1)
@@ -56,8 +62,6 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
     keys = [s.key for s in specs]
     memory = Memory(dim=emb.shape[1], capacity=max(len(dataset), k), compact=False)
     objective = Objective(cost_weight)
-    difficulty = (RouterConfig().task_difficulty if task_difficulty is None  # the router's
-                  else task_difficulty)
     chosen = np.empty(len(order), np.int64)
     n_in = dataset.input_tokens
     for t, i in enumerate(order):
@@ -66,7 +70,7 @@ def knn_greedy(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 2
         scores = [objective.reward(est.quality, est.cost_usd) for est in estimates(
             specs, recall, input_tokens=int(n_in[i]) if n_in is not None else 100,
             stats=stats, prior_strength=prior_strength, task_difficulty=difficulty,
-            default_output_tokens=300)]
+            default_output_tokens=config.default_output_tokens)]
         j = (int(explore.integers(len(specs))) if explore.random() < epsilon
              else int(np.argmax(scores)))
         chosen[t] = j

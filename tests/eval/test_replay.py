@@ -97,6 +97,16 @@ def test_baselines_and_aiq() -> None:
     order, chosen = knn_greedy(ds, seed=0, cost_weight=50.0)
     q = ds.quality[order, chosen][600:].mean()
     assert q > ds.quality.mean() + 0.1  # it learns, without VW
+    # its settings not given are the router's (one home for each)
+    from bandit_router import RouterConfig
+
+    config = RouterConfig()
+    same = knn_greedy(ds, seed=0, cost_weight=50.0, k=config.neighbours,
+                      prior_strength=config.prior_strength,
+                      task_difficulty=config.task_difficulty)
+    assert (same[1] == chosen).all()
+    other = knn_greedy(ds, seed=0, cost_weight=50.0, prior_strength=50.0)
+    assert (other[1] != chosen).any()
     train, test = np.arange(0, 900), np.arange(900, 1200)
     picks = supervised(ds, train, test, cost_weight=50.0)
     best = np.argmax(ds.quality[test] - 50.0 * ds.cost[test], axis=1)
