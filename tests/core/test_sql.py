@@ -449,3 +449,28 @@ def test_reads_return_every_row_and_leave_the_pool_usable(store: Store) -> None:
         _sql.read(store.reads, missing)
     store.add_event(event(4))
     assert _sql.read(store.reads, lambda conn: ids.rows(conn, {"since": 3.5})) == [("e4", 4.0)]
+
+
+def test_hot_reads_of_observations_and_prices(store: Store) -> None:
+    """The reads a reward and a sync make on every call (``_sql.read``): an observation's
+    three figures, or ``None``; the price changes after an id, in order, every column as
+    written (``None`` included)."""
+    from bandit_router.core._store import ObservationRow, PriceRow
+
+    store.add_event(event(1))
+    store.add_event(event(2))
+    store.observe(ObservationRow(event_id="e1", observed_at=3.0, cost_usd=0.25, latency_s=None,
+                                 ttft_s=0.1, output_tokens=40))
+    assert store.get_observation("e1") == (0.25, None, 40)
+    seen = store.get_observation("e1")
+    assert seen is not None and seen.output_tokens == 40 and seen.latency_s is None
+    assert store.get_observation("e2") is None
+    store.add_prices([PriceRow(updated_at=float(i), provider="p", model=m,
+                               input_price_per_1m=1.5 * i, output_price_per_1m=None)
+                      for i, m in enumerate(("a", "b", "c"))])
+    rows = store.prices()
+    assert [(r.model, r.updated_at, r.input_price_per_1m, r.output_price_per_1m, r.provider)
+            for r in rows] == [("a", 0.0, 0.0, None, "p"), ("b", 1.0, 1.5, None, "p"),
+                               ("c", 2.0, 3.0, None, "p")]
+    assert [r.model for r in store.prices(after_id=rows[1].id)] == ["c"]
+    assert store.prices(after_id=rows[2].id) == []
