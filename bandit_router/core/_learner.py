@@ -304,6 +304,24 @@ class Learner:
         else:
             self.catch_up()
 
+    def learn_next(self, items: Sequence[LearnItem], *, limit: int | None = None) -> int:
+        """Learn, from the rows in hand, the first of ``items`` (in their order) while each
+        is the next reward in the log and of this arm (at most ``limit``); returns how many.
+        The rest are left to the log's tail (:meth:`catch_up`), which learns them in their
+        place: a reward another writer logged in between makes a gap here."""
+        n = 0
+        for item in items:
+            if ((limit is not None and n >= limit) or item.reward.seq != self.seq + 1
+                    or item.event.arm != self.arm):
+                break
+            self._learn(item)
+            self.seq = item.reward.seq
+            n += 1
+        if n:
+            self._stats = self.memory.model_stats()
+            self._maybe_cluster()
+        return n
+
     def learn_written(self, items: list[LearnItem]) -> int:
         """Learn rows this process just wrote (with their seqs) without reading them back,
         when they are the next ones in the log for this arm; otherwise tail the log, which

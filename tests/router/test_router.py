@@ -896,3 +896,42 @@ def test_get_event_not_fresh_takes_a_decision_just_logged_without_a_read(
     assert after.status == "rewarded" and after.reward is not None
     with pytest.raises(UnknownEventError):
         router.get_event("peek-unknown", fresh=False)
+
+
+def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: MakeRouter,
+                                                                  tmp_path) -> None:
+    """Rewards made durable with ``learn=False`` are learned by ``sync()`` from the rows in
+    hand, not read back from the log: the same policy, memory and next decision as a router
+    that read them back (its kept rows dropped), in batches as the service's learner takes
+    them, across the clusters' fitting."""
+    routers = [make_router(database_url=f"sqlite:///{tmp_path / name}.db")
+               for name in ("in_hand", "from_log")]
+    read_back = []
+    learn_log = routers[0].store.learn_log
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rows = learn_log(*args, **kwargs)
+        read_back.extend(rows)
+        return rows
+
+    routers[0].store.learn_log = counted  # type: ignore[method-assign]
+    for router in routers:
+        wl = SyntheticWorkload(seed=3)
+        for i in range(1100):
+            task = wl.sample_task()
+            d = router.select(task.text, event_id=f"e-{i}")
+            o = wl.outcome(task, f"{d.provider}/{d.model}")
+            router.reward(d.event_id, quality=o.quality, cost_usd=o.cost_usd,
+                          latency_s=o.latency_s, output_tokens=o.output_tokens, learn=False)
+            if i % 100 == 99:
+                if router is routers[1]:
+                    router._written.clear()  # the log's way
+                while router.sync(limit=64) == 64:
+                    pass
+    assert read_back == []  # nothing of its own read back
+    assert routers[0].policy_version == routers[1].policy_version == 1100
+    assert routers[0]._written == []
+    a, b = (r._learner for r in routers)
+    assert a.policy.to_bytes() == b.policy.to_bytes()
+    assert a.memory.model_stats() == b.memory.model_stats()
+    assert probe_pmf(routers[0]) == probe_pmf(routers[1])
