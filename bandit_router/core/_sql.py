@@ -64,19 +64,10 @@ def write(engine: Engine, work: Callable[[Writer], _T]) -> _T:
     if not driver_ok(engine.dialect):
         with engine.begin() as conn:
             return work(conn)
-    raw = engine.raw_connection()
-    try:
-        with pipelined(raw) as piped:
-            result = work(raw)
-            commit(raw, piped)
+    with _raw(engine) as raw, pipelined(raw) as piped:
+        result = work(raw)
+        commit(raw, piped)
         return result
-    except BaseException as exc:
-        error = _abandoned(engine, raw, exc)
-        if error is exc:
-            raise
-        raise error from exc
-    finally:
-        raw.close()
 
 
 def read(engine: Engine, work: Callable[[Writer], _T]) -> _T:
@@ -88,9 +79,17 @@ def read(engine: Engine, work: Callable[[Writer], _T]) -> _T:
     if engine.dialect.name != "sqlite" or not driver_ok(engine.dialect):
         with engine.connect() as conn:
             return work(conn)
+    with _raw(engine) as raw:
+        return work(raw)
+
+
+@contextmanager
+def _raw(engine: Engine) -> Iterator[Any]:
+    """A raw pooled DBAPI connection for the block, back to the pool after it; on an error
+    rolled back (or invalidated, when broken) and the error raised as SQLAlchemy's."""
     raw = engine.raw_connection()
     try:
-        return work(raw)
+        yield raw
     except BaseException as exc:
         error = _abandoned(engine, raw, exc)
         if error is exc:
