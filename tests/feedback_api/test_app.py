@@ -55,6 +55,20 @@ def test_auth_can_be_switched_off_for_a_trusted_host(tmp_path) -> None:
         assert http.get("/v1/stats").status_code == 200
 
 
+def test_what_start_up_loaded_is_out_of_the_collectors_full_passes(tmp_path) -> None:
+    """While the service runs, what its start-up loaded is frozen (``gc.freeze``): the
+    collector's full passes do not walk it; after shutdown it is collectable again."""
+    import gc
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", embedder="hash",
+                        auth=False)
+    gc.unfreeze()  # (whatever another app in this process froze)
+    with TestClient(create_app(settings)) as http:
+        assert gc.get_freeze_count() > 1000  # the router, its catalog, the modules, ...
+        assert http.post("/v1/select", json={"task": "hello"}).status_code == 200
+    assert gc.get_freeze_count() == 0
+
+
 def test_policy_and_cluster_settings_reach_the_router(tmp_path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from feedback_api.app import build_router
