@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import Field, dataclass, fields
@@ -87,6 +88,9 @@ def _differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[
 #: decisions whose policy memo the learner keeps for their rewards (the policy bounds its
 #: own caches; a memo is a small token)
 _MEMOS = 4096
+#: Rewards written and not learned yet that the learner keeps in hand (see ``Learner.keep``);
+#: older ones are read back from the log.
+_KEPT = 1024
 
 
 class Learner:
@@ -111,6 +115,9 @@ class Learner:
         self._cluster_try_at = config.cluster_after
         #: the policy's memo of each recent decision, by event id, handed back with its reward
         self._memos: OrderedDict[str, object] = OrderedDict()
+        #: rewards this process wrote and has not learned, in hand for catch_up (see keep)
+        self._kept: list[LearnItem] = []
+        self._kept_lock = threading.Lock()
         #: published checkpoints found unusable here (other settings, damaged): not re-read
         self._rejected: set[int] = set()
         #: the memory's code key and the last reward seq sealed in a page under it (read
@@ -304,22 +311,34 @@ class Learner:
         else:
             self.catch_up()
 
-    def learn_next(self, items: Sequence[LearnItem], *, limit: int | None = None) -> int:
-        """Learn, from the rows in hand, the first of ``items`` (in their order) while each
-        is the next reward in the log and of this arm (at most ``limit``); returns how many.
-        The rest are left to the log's tail (:meth:`catch_up`), which learns them in their
-        place: a reward another writer logged in between makes a gap here."""
+    def keep(self, item: LearnItem) -> None:
+        """Keep a reward this process wrote and did not learn (``reward(learn=False)``) in
+        hand: :meth:`catch_up` then learns it from these rows instead of reading them back
+        from the log (about half a learned reward's time on SQLite). For a decision the
+        caller held anyway (one it logged lately): keeping rows read back for the reward
+        made the garbage collector's passes longer than the read they saved. The newest
+        ``_KEPT``: an older one is read from the log, as any other process's. Thread-safe
+        (request threads keep, the learner's thread catches up)."""
+        with self._kept_lock:
+            self._kept.append(item)
+            if len(self._kept) > _KEPT:
+                del self._kept[: len(self._kept) - _KEPT]
+
+    def _learn_kept(self, limit: int | None) -> int:
+        """Learn, from the rows in hand, the kept rewards while each is the next reward in
+        the log and of this arm (at most ``limit``); returns how many. A reward another
+        writer logged in between makes a gap: the log's tail learns from there."""
+        with self._kept_lock:
+            kept = sorted((item for item in self._kept if item.reward.seq > self.seq),
+                          key=lambda item: item.reward.seq)
         n = 0
-        for item in items:
+        for item in kept:
             if ((limit is not None and n >= limit) or item.reward.seq != self.seq + 1
                     or item.event.arm != self.arm):
                 break
             self._learn(item)
             self.seq = item.reward.seq
             n += 1
-        if n:
-            self._stats = self.memory.model_stats()
-            self._maybe_cluster()
         return n
 
     def learn_written(self, items: list[LearnItem]) -> int:
@@ -338,9 +357,9 @@ class Learner:
         return len(items) + self.catch_up()
 
     def catch_up(self, *, limit: int | None = None) -> int:
-        """Learn the rewards logged after the last one learned (at most ``limit``);
-        returns how many."""
-        total = 0
+        """Learn the rewards logged after the last one learned (at most ``limit``), those
+        kept in hand (:meth:`keep`) from their rows; returns how many."""
+        total = self._learn_kept(limit)  # the rows in hand first, then the log
         while True:
             size = 5000 if limit is None else min(5000, limit - total)
             if size <= 0:
@@ -355,6 +374,8 @@ class Learner:
         if total:
             self._stats = self.memory.model_stats()
             self._maybe_cluster()
+        with self._kept_lock:  # learned by now, from their rows or from the log
+            self._kept = [item for item in self._kept if item.reward.seq > self.seq]
         return total
 
     def expire(self, before: float) -> int:

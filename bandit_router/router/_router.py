@@ -91,9 +91,6 @@ DEFAULT_DATABASE_URL = "sqlite:///bandit_router.db"
 
 #: Rewards a standby learns per batch when it takes over (decisions go on between batches).
 _TAKE_OVER_BATCH = 500
-#: Rewards made durable and not learned yet that a router keeps for sync() (see
-#: ``Router._keep_written``); older ones are read back from the log.
-_WRITTEN_KEEP = 1024
 
 
 def _check_event_id(event_id: object) -> None:
@@ -153,8 +150,6 @@ class Router(BudgetMethods, ProviderMethods):
                                    "NUL or lone surrogates")
         self.arm = arm
         self._lock = threading.RLock()
-        self._written: list[LearnItem] = []  # see _keep_written
-        self._written_lock = threading.Lock()
         if isinstance(catalog, str):
             catalog = Catalog.from_file(catalog)
         self.catalog = catalog or Catalog.default()
@@ -428,7 +423,7 @@ class Router(BudgetMethods, ProviderMethods):
             self._report_call(event.deployment, ref=event_id, latency_s=latency_s, error=error)
         if not learn or self.following:
             if at_hand and not self.following:  # sync() learns it from here, not the log
-                self._keep_written(LearnItem(row, event))
+                self._learner.keep(LearnItem(row, event))
             return RewardReceipt(event_id=event_id, reward=value, quality=float(quality),
                                  cost_usd=float(cost_usd), latency_s=latency_s,
                                  policy_version=self._learner.learned, held_back=held_back)
@@ -580,37 +575,9 @@ class Router(BudgetMethods, ProviderMethods):
             return self.refresh()
         with self._lock:
             self._apply_stored_prices()
-            n = self._learn_written(limit)
-            n += self._learner.catch_up(limit=None if limit is None else limit - n)
-            self._keep_unlearned()
+            n = self._learner.catch_up(limit=limit)
         self._checkpoint_if_due()
         return n
-
-    def _keep_written(self, item: LearnItem) -> None:
-        """Keep a reward this process made durable unlearned (``reward(learn=False)``) for
-        :meth:`sync`, which then learns it from the rows in hand instead of reading them
-        back from the log (about half a learned reward's time on SQLite). Only for a
-        decision that was at hand (this process logged it lately), whose row is held
-        anyway: keeping rows read back for the reward made the garbage collector's passes
-        longer than the read they saved. The newest ``_WRITTEN_KEEP``: an older one is read
-        from the log, as any other process's."""
-        with self._written_lock:
-            self._written.append(item)
-            if len(self._written) > _WRITTEN_KEEP:
-                del self._written[: len(self._written) - _WRITTEN_KEEP]
-
-    def _learn_written(self, limit: int | None) -> int:
-        """Learn the kept rewards that are the next ones in the log (under the lock)."""
-        with self._written_lock:
-            items = sorted(self._written, key=lambda item: item.reward.seq)
-        return self._learner.learn_next(
-            [item for item in items if item.reward.seq > self._learner.seq], limit=limit)
-
-    def _keep_unlearned(self) -> None:
-        """Drop the kept rewards learned by now (from their rows or from the log)."""
-        seq = self._learner.seq
-        with self._written_lock:
-            self._written = [item for item in self._written if item.reward.seq > seq]
 
     # -- one learner, many replicas ------------------------------------------------------------
     def refresh(self) -> int:

@@ -925,12 +925,12 @@ def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: Mak
                           latency_s=o.latency_s, output_tokens=o.output_tokens, learn=False)
             if i % 100 == 99:
                 if router is routers[1]:
-                    router._written.clear()  # the log's way
+                    router._learner._kept.clear()  # the log's way
                 while router.sync(limit=64) == 64:
                     pass
     assert read_back == []  # nothing of its own read back
     assert routers[0].policy_version == routers[1].policy_version == 1100
-    assert routers[0]._written == []
+    assert routers[0]._learner._kept == []
     a, b = (r._learner for r in routers)
     assert a.policy.to_bytes() == b.policy.to_bytes()
     assert a.memory.model_stats() == b.memory.model_stats()
