@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["exact_found", "machine", "peak_rss_mb", "percentiles", "prompts", "rss_mb",
-           "scratch_database", "write_json"]
+__all__ = ["exact_found", "four_budgets", "machine", "peak_rss_mb", "percentiles", "prompts",
+           "rss_mb", "scratch_database", "write_json"]
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,6 +85,19 @@ def exact_found(want: np.ndarray, got: np.ndarray) -> float:
     an approximate search found (``got``), over the queries."""
     return float(np.mean([len(set(a) & set(b)) / want.shape[1]
                           for a, b in zip(want, got, strict=True)]))
+
+
+@contextlib.contextmanager
+def four_budgets(router: Any) -> Iterator[str]:
+    """Four budgets in force for the block (the router's hour, day and request, one tenant's
+    day), as issue #17's ``select()`` figure is timed; yields the tenant to select for."""
+    router.set_budget(hourly_limit=1e6, daily_limit=1e6, per_request_limit=10.0)
+    router.set_budget(daily_limit=1e6, scope="tenant:bench")
+    try:
+        yield "bench"
+    finally:
+        router.clear_budget("router")
+        router.clear_budget("tenant:bench")
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

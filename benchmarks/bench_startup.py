@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import machine, peak_rss_mb, percentiles, prompts, write_json
+from _results import four_budgets, machine, peak_rss_mb, percentiles, prompts, write_json
 
 #: rows written per transaction while building the log
 BATCH = 20_000
@@ -180,19 +180,14 @@ def timed_selects(router: Any, n: int) -> list[float]:
         return []
     texts = prompts(n + 50, seed=2)
     router.embedder.embed(texts)  # (the cache holds 4,096 by default)
-    router.set_budget(hourly_limit=1e6, daily_limit=1e6, per_request_limit=10.0)
-    router.set_budget(daily_limit=1e6, scope="tenant:bench")
-    try:
+    with four_budgets(router) as tenant:
         for text in texts[:50]:  # warm-up: code paths, SQLite pages
-            router.select(text, tenant="bench")
+            router.select(text, tenant=tenant)
         ms = []
         for text in texts[50:]:
             t = time.perf_counter()
-            router.select(text, tenant="bench")
+            router.select(text, tenant=tenant)
             ms.append(1000 * (time.perf_counter() - t))
-    finally:
-        router.clear_budget("router")
-        router.clear_budget("tenant:bench")
     return ms
 
 
