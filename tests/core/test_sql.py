@@ -430,13 +430,12 @@ def test_reads_return_every_row_and_leave_the_pool_usable(store: Store) -> None:
     from sqlalchemy import bindparam, select
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from bandit_router.core._tables import EventRow as Events
-
     for i in (1, 2, 3):
         store.add_event(event(i))
-    ids = DriverStatement(select(Events.id, Events.created_at)
-                          .where(Events.created_at >= bindparam("since"))
-                          .order_by(Events.id), store.engine.dialect, keys=[], dumps=json_dumps)
+    ids = DriverStatement(select(EventRow.id, EventRow.created_at)
+                          .where(EventRow.created_at >= bindparam("since"))
+                          .order_by(EventRow.id), store.engine.dialect, keys=[],
+                          dumps=json_dumps)
     got = _sql.read(store.reads, lambda conn: ids.rows(conn, {"since": 2.0}))
     assert got == [("e2", 2.0), ("e3", 3.0)]
 
