@@ -198,6 +198,10 @@ def event_scopes(model_key: str, tenant: str | None) -> list[str]:
 _SCOPE_LOCKS = 0x6272
 
 
+#: What a budget counts of an hour's spend row: what was spent and what is still reserved.
+_USED = SpendRow.reserved_usd + SpendRow.spent_usd
+
+
 class Ledger:
     """The budget tables of one database: definitions, hourly spend, alerts."""
 
@@ -225,9 +229,8 @@ class Ledger:
                                               func.hashtext(bindparam("scope")))),
             store.engine.dialect, keys=[], dumps=json_dumps)
             if store.dialect == "postgresql" else None)
-        used = SpendRow.reserved_usd + SpendRow.spent_usd
         self._used = DriverStatement(
-            select(func.coalesce(func.sum(used), 0.0))
+            select(func.coalesce(func.sum(_USED), 0.0))
             .where(SpendRow.scope == bindparam("scope"), SpendRow.bucket >= bindparam("start")),
             store.engine.dialect, keys=[], dumps=json_dumps)
         #: the usage read (see :meth:`usage`), by how many scopes it reads
@@ -239,10 +242,9 @@ class Ledger:
         expanding ``IN`` is compiled again on every call)."""
         stmt = self._usage.get(scopes)
         if stmt is None:
-            used = SpendRow.reserved_usd + SpendRow.spent_usd
             stmt = self._usage[scopes] = DriverStatement(
                 select(SpendRow.scope,
-                       *[func.sum(case((SpendRow.bucket >= bindparam(f"{w}_start"), used),
+                       *[func.sum(case((SpendRow.bucket >= bindparam(f"{w}_start"), _USED),
                                        else_=0.0)) for w in ("hour", "day", "month")])
                 .where(SpendRow.scope.in_([bindparam(f"scope_{i}") for i in range(scopes)]),
                        SpendRow.bucket >= bindparam("month_start"))
