@@ -183,7 +183,8 @@ def _replay(args: argparse.Namespace) -> int:
         s = result.summary(part)
         print(f"\n{label} ({s['metrics']['rounds']} rounds)")
         print(f"  {'strategy':<42} {'quality':>8} {'$/1k req':>10} {'reward':>8}")
-        names = ["router", "random", "cheapest", "strongest", "oracle"]
+        names = ["router", "bandit without context", "random", "cheapest", "strongest",
+                 "oracle"]
         names += sorted(k for k in s if k.startswith("always ")) if args.all_models else []
         for name in names:
             v = s[name]

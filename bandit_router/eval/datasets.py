@@ -47,7 +47,7 @@ from ..core._features import estimate_tokens
 __all__ = [
     "MMLU_PRO_CANDIDATES", "PrecomputedEmbedder", "RoutingDataset", "default_data_dir",
     "fit_prices", "load_log", "load_mmlu_pro", "load_routerbench", "load_table",
-    "mmlu_pro_prices", "synthetic_dataset",
+    "mmlu_pro_models", "mmlu_pro_prices", "synthetic_dataset",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -136,16 +136,35 @@ def mmlu_pro_prices(path: str | Path | None = None) -> dict[str, tuple[float, fl
                 for r in csv.DictReader(fh) if r["input_usd_per_mtok"]}
 
 
+def mmlu_pro_models(path: str | Path | None = None) -> list[str]:
+    """Every model of the MMLU-Pro outcomes (``models.csv``), in the file's order: 31, of
+    which 19 have a public price."""
+    root = Path(path) if path is not None else default_data_dir() / "mmlu_pro"
+    with open(root / "models.csv", newline="") as fh:
+        return [r["model"] for r in csv.DictReader(fh)]
+
+
 def load_mmlu_pro(path: str | Path | None = None, *,
                   models: Sequence[str] = MMLU_PRO_CANDIDATES,
-                  with_embeddings: bool = True, limit: int | None = None) -> RoutingDataset:
+                  with_embeddings: bool = True, limit: int | None = None,
+                  price_per_mtok: float | None = None) -> RoutingDataset:
     """The MMLU-Pro routing outcomes. Questions that any of ``models`` did not answer are
     dropped (not treated as that model being unavailable), leaving 10,225 for the default
-    13 models. The task text is ``prompt_zero_shot``; quality is 1/0 correctness."""
+    13 models. The task text is ``prompt_zero_shot``; quality is 1/0 correctness.
+
+    Costs are the data's estimates at each model's public price; with ``price_per_mtok``
+    every model costs that many USD per million tokens, input and output alike, on the
+    question's tokens (as RouterDC-7's costs are modelled), so models without a public
+    price can take part."""
+    if price_per_mtok is not None and not (math.isfinite(price_per_mtok)
+                                           and price_per_mtok >= 0):
+        raise InvalidInputError("price_per_mtok must be a finite number >= 0")
     root = Path(path) if path is not None else default_data_dir() / "mmlu_pro"
     if not (root / "prompts.jsonl.gz").exists():
         raise FileNotFoundError(f"no MMLU-Pro data at {root} (set BANDIT_ROUTER_DATA)")
-    prices = {m: p for m, p in mmlu_pro_prices(root).items() if m in models}
+    prices = ({m: (price_per_mtok, price_per_mtok) for m in models}
+              if price_per_mtok is not None
+              else {m: p for m, p in mmlu_pro_prices(root).items() if m in models})
     prompts: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     with gzip.open(root / "prompts.jsonl.gz", "rt") as fh:
@@ -159,9 +178,16 @@ def load_mmlu_pro(path: str | Path | None = None, *,
     with gzip.open(root / "outcomes_long.csv.gz", "rt", newline="") as fh:
         for r in csv.DictReader(fh):
             j = col.get(r["model"])
-            if j is None or not r["cost_usd_est"]:
+            if j is None:
                 continue
-            outcome[r["question_id"]][j] = (float(r["correct"]), float(r["cost_usd_est"]),
+            if price_per_mtok is not None:
+                usd = price_per_mtok * (float(r["input_tokens_cl100k"])
+                                        + float(r["output_tokens_cl100k"])) / 1e6
+            elif r["cost_usd_est"]:
+                usd = float(r["cost_usd_est"])
+            else:
+                continue
+            outcome[r["question_id"]][j] = (float(r["correct"]), usd,
                                             float(r["output_tokens_cl100k"]))
     keep = [q for q in order if len(outcome.get(q, {})) == len(models)]
     if limit is not None:

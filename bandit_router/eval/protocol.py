@@ -26,8 +26,8 @@ The workloads:
   lose its traffic within 1,000 rounds.
 
 :func:`variant_workloads` adds shapes no default was chosen on (MMLU-Pro among 5 of its
-models and among all 19 with a price, RouterDC-7 with prices spread by quality, short
-streams of both):
+models, among all 19 with a price and among all 31 at one price, RouterDC-7 with prices
+spread by quality, short streams of both):
 ``bandit-router bench quality --variants``.
 
 >>> [w.name for w in workloads(data_dir="/nonexistent")]
@@ -58,6 +58,7 @@ from .datasets import (
     default_data_dir,
     load_mmlu_pro,
     load_routerbench,
+    mmlu_pro_models,
     mmlu_pro_prices,
     synthetic_dataset,
 )
@@ -209,6 +210,19 @@ def _every_priced_model(path: Path) -> Callable[[], RoutingDataset]:
     return load
 
 
+#: What every model costs in the many-model variant, USD per million tokens (RouterDC-7's
+#: modelled price): the cost weight barely matters there, as in benchmarks without prices.
+ONE_PRICE = 0.2
+
+
+def _every_model(path: Path) -> Callable[[], RoutingDataset]:
+    def load() -> RoutingDataset:
+        models = mmlu_pro_models(path)
+        return replace(load_mmlu_pro(path, models=models, price_per_mtok=ONE_PRICE),
+                       name=f"mmlu_pro-{len(models)}")
+    return load
+
+
 #: How many tasks the short-stream variants replay (their last half: rounds 1,000-2,000).
 SHORT_STREAM = 2000
 
@@ -224,7 +238,8 @@ def _short(load: Callable[[], RoutingDataset], name: str) -> Callable[[], Routin
 def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     """Workloads of shapes no default was chosen on, built from the same data: MMLU-Pro
     routed among 5 of its 13 models (four fixed draws: other candidates, other hulls) and
-    among all 19 of its models with a price (six base models join: more arms, most weak),
+    among all 19 of its models with a price (six base models join: more arms, most weak) and
+    among all 31 at one modelled price (many arms, as in a benchmark without prices),
     RouterDC-7 with prices that double with each model's rank in quality (1x to 64x, as
     between a 7B and a frontier model: the specialists now cost different amounts), and
     short streams of both (:data:`SHORT_STREAM` tasks: the last half is what the router
@@ -245,6 +260,11 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
             description="MMLU-Pro among every model with a price: the 13 chat models and 6 "
                         "base models (more arms, most of them weak)",
             load=_every_priced_model(mmlu), targets=bar))
+        found.append(Workload(
+            name="mmlu_pro-31", cost_weights=(10, 30),
+            description="MMLU-Pro among all 31 of its models at one modelled price (the 12 "
+                        "without a public price join: many arms, a benchmark without prices)",
+            load=_every_model(mmlu), targets=bar))
         found.append(Workload(
             name=f"mmlu_pro-{SHORT_STREAM}", cost_weights=(10, 30),
             description=f"MMLU-Pro, a sample of {SHORT_STREAM:,} questions",
@@ -370,6 +390,8 @@ def _row(result: ReplayResult, workload: Workload, lam: float) -> dict[str, Any]
         "vs_hull": s["metrics"]["above_zero_router"],
         "best_fixed_model": best_fixed, "best_fixed_reward": fixed[best_fixed],
         "vs_best_fixed": s["router"]["reward"] - fixed[best_fixed],
+        "bandit_quality": s["bandit without context"]["quality"],
+        "bandit_vs_hull": s["metrics"]["bandit_without_context_above_zero_router"],
         "whole_quality": whole["router"]["quality"],
         "whole_cost_share": whole["router"]["cost"] / float(ds.cost[:, strongest].mean()),
         "whole_vs_hull": whole["metrics"]["above_zero_router"],
@@ -465,13 +487,13 @@ def _summarise(w: Workload, ds: RoutingDataset, runs: list[dict[str, Any]]) -> d
         mine = [r for r in runs if r["cost_weight"] == lam]
 
         def stat(key: str, rs: list[dict[str, Any]] = mine) -> tuple[float, float]:
-            values = [r[key] for r in rs if r[key] is not None]
+            values = [r[key] for r in rs if r.get(key) is not None]
             return (float(np.mean(values)), float(np.min(values))) if values else (math.nan,
                                                                                      math.nan)
 
         row: dict[str, Any] = {"cost_weight": lam, "seeds": len(mine)}
         for key in ("quality", "cost_share", "vs_hull", "vs_best_fixed", "whole_quality",
-                    "whole_cost_share", "whole_vs_hull", "rounds_per_s"):
+                    "whole_cost_share", "whole_vs_hull", "rounds_per_s", "bandit_vs_hull"):
             row[key], row[f"{key}_worst"] = stat(key)
         row["quality_worst"] = float(min(r["quality"] for r in mine))
         row["cost_share_worst"] = float(max(r["cost_share"] or 0.0 for r in mine))
@@ -555,7 +577,7 @@ def format_table(result: Mapping[str, Any]) -> str:
              f"overrides {result['settings']['overrides']}"]
     head = (f"{'workload':<14} {'λ/USD':>6} | {'quality':>7} {'worst':>6} {'% top $':>7} "
             f"{'vs hull':>8} {'worst':>7} {'vs fixed':>8} | {'whole q':>7} {'% top $':>7} "
-            f"| {'rounds/s':>8}")
+            f"| {'bandit':>15} | {'rounds/s':>8}")
     lines += [head, "-" * len(head)]
     for name, s in result["workloads"].items():
         for r in s["rows"]:
@@ -564,7 +586,8 @@ def format_table(result: Mapping[str, Any]) -> str:
                 f"{r['quality_worst']:>6.3f} {100 * r['cost_share']:>6.1f}% "
                 f"{r['vs_hull']:>+8.4f} {r['vs_hull_worst']:>+7.4f} "
                 f"{r['vs_best_fixed']:>+8.4f} | {r['whole_quality']:>7.3f} "
-                f"{100 * r['whole_cost_share']:>6.1f}% | {r['rounds_per_s']:>8.0f}"
+                f"{100 * r['whole_cost_share']:>6.1f}% | {_bandit_cell(r):>15} "
+                f"| {r['rounds_per_s']:>8.0f}"
                 + (f"  drift: {r['drift']['model']} {100 * r['drift']['share_before']:.0f}% "
                    f"-> {100 * r['drift']['share_after']:.1f}%" if "drift" in r else ""))
         if s["aiq"] is not None:
@@ -577,6 +600,14 @@ def format_table(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bandit_cell(row: Mapping[str, Any]) -> str:
+    """The context-free bandit's distance to the hull (results written before it: blank)."""
+    mean, worst = row.get("bandit_vs_hull"), row.get("bandit_vs_hull_worst")
+    if mean is None or worst is None or math.isnan(mean):
+        return ""
+    return f"{mean:+.4f} ({worst:+.4f})"
+
+
 def render_markdown(result: Mapping[str, Any]) -> str:
     """The README's table, made from the JSON the protocol wrote."""
     out = [f"Seeds {', '.join(map(str, result['seeds']))} ({result['seed_set']} seeds), "
@@ -584,8 +615,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
            "",
            "| workload | cost weight | quality (worst seed) | % of strongest's cost | "
            "vs hull (worst seed) | vs best fixed model (drift: traffic moved) | "
-           "AIQ (zero router) | rounds/s |",
-           "|---|---|---|---|---|---|---|---|"]
+           "AIQ (zero router) | bandit without context: vs hull (worst seed) | rounds/s |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for name, s in result["workloads"].items():
         for k, r in enumerate(s["rows"]):
             aiq_cell = (f"{s['aiq']:.4f} ({s['aiq_zero_router']:.4f})"
@@ -598,7 +629,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                 f"| {name if k == 0 else ''} | {r['cost_weight']:g} | {r['quality']:.3f} "
                 f"({r['quality_worst']:.3f}) | {100 * r['cost_share']:.1f}% | "
                 f"{r['vs_hull']:+.4f} ({r['vs_hull_worst']:+.4f}) | "
-                f"{fixed} | {aiq_cell} | {r['rounds_per_s']:.0f} |")
+                f"{fixed} | {aiq_cell} | {_bandit_cell(r)} | {r['rounds_per_s']:.0f} |")
     out += ["", "| workload | target | figure | met |", "|---|---|---|---|"]
     for c in result["targets"]:
         out.append(f"| {c['workload']} | {c['target']} | {c['figure']} | "

@@ -21,6 +21,7 @@ import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ import numpy.typing as npt
 
 from ..core._config import PolicyConfig, RouterConfig
 from ..core._embedding import Embedder
+from ..core._features import estimate_tokens
 from ..core._objective import Objective
 from ..router._router import Router
 from .datasets import PrecomputedEmbedder, RoutingDataset
 
-__all__ = ["Drift", "ReplayResult", "baselines", "hull_quality", "replay", "zero_router_hull"]
+__all__ = ["Drift", "ReplayResult", "baselines", "context_free_thompson", "hull_quality",
+           "replay", "zero_router_hull"]
 
 Array = npt.NDArray[np.float64]
 
@@ -118,6 +121,53 @@ class Drift:
         return q, c
 
 
+def context_free_thompson(dataset: RoutingDataset, order: npt.NDArray[np.int64], *,
+                          seed: int, cost_weight: float,
+                          drift: Drift | None = None) -> npt.NDArray[np.int64]:
+    """A standard bandit on the same stream, for reference: the model chosen each round (of
+    ``order``) by Thompson sampling without context, from a Beta posterior of each model's
+    quality (uniform prior; a graded quality counts as that share of a success), less
+    ``cost_weight`` x the request's cost at the catalog's prices (what the router knows before
+    a call: the input tokens, each model's typical output). Its draws come from ``seed``; a
+    ``drift`` changes the outcomes it sees, and an announced new price its costs, from the
+    same round as the replay's. What the router's context adds shows against it.
+
+    >>> from bandit_router.eval.datasets import synthetic_dataset
+    >>> ds = synthetic_dataset(400, seed=1)
+    >>> order = np.random.default_rng(0).permutation(len(ds))
+    >>> chosen = context_free_thompson(ds, order, seed=0, cost_weight=50.0)
+    >>> late = chosen[200:]
+    >>> bool(np.bincount(late).max() > 0.5 * len(late))  # it settles on a model
+    True
+    """
+    specs = list(dataset.catalog())
+    m = len(specs)
+    n_in = (dataset.input_tokens.astype(np.float64) if dataset.input_tokens is not None
+            else np.array([estimate_tokens(t) for t in dataset.texts], np.float64))
+    default_out = RouterConfig().default_output_tokens
+    prices_in = np.array([s.input_price_per_1m for s in specs])
+    prices_out = np.array([s.output_price_per_1m * (s.typical_output_tokens or default_out)
+                           for s in specs])
+    estimate = (n_in[order, None] * prices_in[None, :] + prices_out[None, :]) / 1e6
+    quality = dataset.quality
+    k0 = drift.start(len(order)) if drift is not None else len(order)
+    rng = np.random.default_rng([seed, 7474])
+    successes, failures = np.ones(m), np.ones(m)
+    chosen = np.empty(len(order), np.int64)
+    for k, i in enumerate(order):
+        if k == k0 and drift is not None:
+            column = dataset.models.index(drift.model)
+            quality = drift.apply(dataset.quality, dataset.cost, column)[0]
+            if drift.announce:
+                estimate[k:, column] *= drift.price_factor
+        j = int(np.argmax(rng.beta(successes, failures) - cost_weight * estimate[k]))
+        q = float(quality[i, j])
+        successes[j] += q
+        failures[j] += 1.0 - q
+        chosen[k] = j
+    return chosen
+
+
 @dataclass
 class ReplayResult:
     """What a replay chose. ``quality`` and ``cost`` are what each round revealed (after a
@@ -156,12 +206,25 @@ class ReplayResult:
         picks = self.chosen[part]
         return float(np.mean(picks == self.dataset.models.index(model))) if len(picks) else 0.0
 
+    @cached_property
+    def context_free(self) -> ReplayResult:
+        """:func:`context_free_thompson` on the same stream (seeded by the replay's seed), as
+        a result of its own: what a standard bandit without context did on these rounds."""
+        chosen = context_free_thompson(self.dataset, self.order, seed=self.seed,
+                                       cost_weight=self.cost_weight, drift=self.drift)
+        return ReplayResult(dataset=self.dataset, seed=self.seed,
+                            cost_weight=self.cost_weight, order=self.order, chosen=chosen,
+                            probability=np.full(len(chosen), np.nan), seconds=0.0,
+                            drift=self.drift)
+
     @property
     def rounds_per_s(self) -> float:
         return len(self.order) / self.seconds if self.seconds > 0 else float("inf")
 
     def summary(self, part: slice = slice(None)) -> dict[str, Any]:
-        """Router and baselines on the rounds in ``part`` (e.g. ``slice(n // 2, None)``)."""
+        """Router and baselines on the rounds in ``part`` (e.g. ``slice(n // 2, None)``):
+        fixed strategies, the per-task oracle and a standard bandit without context
+        (:attr:`context_free`)."""
         rows = self.order[part]
         q, c = float(self.quality[part].mean()), float(self.cost[part].mean())
         lam = self.cost_weight
@@ -169,6 +232,10 @@ class ReplayResult:
         out: dict[str, Any] = {"router": {"quality": q, "cost": c,
                                           "reward": objective.reward(q, c)}}
         out.update(baselines(self.dataset, rows, lam))
+        bandit = self.context_free
+        bq, bc = float(bandit.quality[part].mean()), float(bandit.cost[part].mean())
+        out["bandit without context"] = {"quality": bq, "cost": bc,
+                                         "reward": objective.reward(bq, bc)}
         strongest = out["strongest"]
         oracle_reward = objective.reward(self.dataset.quality[rows], self.dataset.cost[rows])
         oracle_per_round = oracle_reward.max(axis=1)
@@ -185,6 +252,7 @@ class ReplayResult:
             "savings_vs_strongest_usd": (strongest["cost"] - c) * len(rows),
             "zero_router_quality_at_same_cost": hull_quality(hull, c),
             "above_zero_router": q - hull_quality(hull, c),
+            "bandit_without_context_above_zero_router": bq - hull_quality(hull, bc),
         }
         return out
 

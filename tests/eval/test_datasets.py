@@ -17,6 +17,7 @@ from bandit_router.eval.datasets import (
     load_log,
     load_mmlu_pro,
     load_routerbench,
+    mmlu_pro_models,
     synthetic_dataset,
 )
 
@@ -38,6 +39,25 @@ def test_mmlu_pro_matches_its_published_reference_points() -> None:
     assert np.allclose(np.linalg.norm(ds.embeddings, axis=1), 1, atol=1e-3)
     assert ds.prices["gpt-4o-2024-05-13"] == (5.0, 15.0)
     assert set(ds.groups or []) and len(set(ds.groups or [])) == 14
+
+
+@needs_mmlu
+def test_mmlu_pro_at_one_price_takes_the_models_without_one() -> None:
+    models = mmlu_pro_models(MMLU)
+    assert len(models) == 31 and "Qwen1.5-72B-Chat" in models  # (no public price)
+    ds = load_mmlu_pro(MMLU, models=["Qwen1.5-72B-Chat", "gpt-4o-2024-05-13"],
+                       price_per_mtok=1.0, with_embeddings=False, limit=50)
+    assert ds.prices == {m: (1.0, 1.0) for m in ds.models}
+    assert ds.output_tokens is not None and ds.input_tokens is not None
+    assert ds.cost == pytest.approx((ds.input_tokens[:, None] + ds.output_tokens) / 1e6)
+    with pytest.raises(InvalidInputError):  # at its public price: none, so no question
+        load_mmlu_pro(MMLU, models=["Qwen1.5-72B-Chat"], with_embeddings=False)
+
+
+def test_a_price_per_token_must_be_a_number_at_least_zero() -> None:
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidInputError, match="price_per_mtok"):
+            load_mmlu_pro("/nonexistent", price_per_mtok=bad)
 
 
 def test_log_round_trip(tmp_path: Path) -> None:

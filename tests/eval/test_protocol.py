@@ -63,10 +63,17 @@ def test_variant_workloads_reprice_by_rank_and_draw_models(tmp_path: Path) -> No
 def test_variant_workloads_route_among_five_mmlu_pro_models() -> None:
     found = [w for w in protocol.variant_workloads() if w.name.startswith("mmlu_pro-")]
     assert [w.name for w in found] == [*(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS),
-                                       "mmlu_pro-19priced", f"mmlu_pro-{protocol.SHORT_STREAM}"]
-    every = found[-2].load()  # the 13 chat models and the 6 base models with a price
+                                       "mmlu_pro-19priced", "mmlu_pro-31",
+                                       f"mmlu_pro-{protocol.SHORT_STREAM}"]
+    every = found[-3].load()  # the 13 chat models and the 6 base models with a price
     assert len(every.models) == 19 and set(MMLU_PRO_CANDIDATES) < set(every.models)
     assert set(every.prices) == set(every.models) and len(every) == 10_225
+    many = found[-2].load()  # all 31, at one modelled price
+    assert len(many.models) == 31 and set(every.models) < set(many.models)
+    assert many.name == "mmlu_pro-31" and many.embeddings is not None
+    assert set(many.prices.values()) == {(protocol.ONE_PRICE, protocol.ONE_PRICE)}
+    tokens = many.input_tokens[:, None] + many.output_tokens
+    assert many.cost == pytest.approx(protocol.ONE_PRICE * tokens / 1e6)
     short = found[-1].load()
     assert len(short) == protocol.SHORT_STREAM and short.name == found[-1].name
     assert len(set(short.task_ids)) == protocol.SHORT_STREAM and len(short.models) == 13
@@ -89,7 +96,7 @@ def test_the_variants_table_in_the_quality_doc_is_the_committed_json() -> None:
     _assert_measured_with_the_defaults(result)
     assert set(result["workloads"]) == {w for w in (
         *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), "mmlu_pro-19priced",
-        "routerdc7-priced",
+        "mmlu_pro-31", "routerdc7-priced",
         f"mmlu_pro-{protocol.SHORT_STREAM}", f"routerdc7-priced-{protocol.SHORT_STREAM}")}
     assert protocol.check_targets(result) == result["targets"]
 
@@ -123,6 +130,10 @@ def test_run_protocol_table_json_and_targets(tmp_path: Path,
     assert row["quality"] == pytest.approx(sum(r["quality"] for r in runs) / 2)
     assert row["vs_hull_worst"] == min(r["vs_hull"] for r in runs)
     assert row["quality_worst"] == min(r["quality"] for r in runs)
+    # the context-free bandit's figures beside the router's, per run and per row
+    assert all(0.0 <= r["bandit_quality"] <= 1.0 for r in runs)
+    assert row["bandit_vs_hull_worst"] == min(r["bandit_vs_hull"] for r in runs)
+    assert row["bandit_vs_hull"] == pytest.approx(sum(r["bandit_vs_hull"] for r in runs) / 2)
     assert tiny["aiq"] is not None and tiny["aiq_zero_router"] > 0
     assert sum(runs[0]["traffic"].values()) == pytest.approx(1.0)
     drifted = result["workloads"]["tiny-drift"]["rows"][0]["drift"]
@@ -140,6 +151,7 @@ def test_run_protocol_table_json_and_targets(tmp_path: Path,
     assert protocol.check_targets(again) == result["targets"]
     md = protocol.render_markdown(again)
     assert f"| tiny | 20 | {row['quality']:.3f} ({row['quality_worst']:.3f})" in md
+    assert f"| {row['bandit_vs_hull']:+.4f} ({row['bandit_vs_hull_worst']:+.4f}) |" in md
     assert "| tiny | quality >= 0.990 |" in md and "**no**" in md
     json.dumps(result)  # plain JSON throughout
 

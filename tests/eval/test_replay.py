@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from bandit_router.eval.datasets import default_data_dir, load_mmlu_pro, synthetic_dataset
-from bandit_router.eval.replay import hull_quality, replay, zero_router_hull
+from bandit_router.eval.replay import (
+    Drift,
+    context_free_thompson,
+    hull_quality,
+    replay,
+    zero_router_hull,
+)
 from bandit_router.eval.simulation import HashEmbedder
 
 
@@ -32,6 +38,41 @@ def test_replay_is_deterministic_and_beats_fixed_strategies() -> None:
         s["oracle"]["reward"] - s["router"]["reward"], abs=1e-9)
     c = replay(ds, seed=2, cost_weight=50.0, embedder=HashEmbedder())
     assert not np.array_equal(a.order, c.order)
+
+
+def test_context_free_thompson_settles_is_seeded_and_follows_a_drift() -> None:
+    ds = synthetic_dataset(3000, seed=2)
+    order = np.random.default_rng(0).permutation(len(ds))
+    a = context_free_thompson(ds, order, seed=0, cost_weight=0.0)
+    assert np.array_equal(a, context_free_thompson(ds, order, seed=0, cost_weight=0.0))
+    assert not np.array_equal(a, context_free_thompson(ds, order, seed=1, cost_weight=0.0))
+    best = int(np.argmax(ds.quality.mean(axis=0)))
+    assert np.mean(a[1500:] == best) > 0.8  # without a cost, the best model on average
+    # priced: it trades quality for the catalog's cost, and settles elsewhere
+    priced = context_free_thompson(ds, order, seed=0, cost_weight=500.0)
+    assert np.bincount(priced[1500:]).argmax() != best
+    # the best model's quality drops to 0 halfway: its traffic goes within 1,000 rounds
+    drift = Drift(model=ds.models[best], at=1500, quality_delta=-1.0)
+    moved = context_free_thompson(ds, order, seed=0, cost_weight=0.0, drift=drift)
+    assert np.mean(moved[2500:] == best) < 0.05
+    assert np.array_equal(moved[:1500], a[:1500])
+
+
+def test_summary_sets_a_bandit_without_context_beside_the_router() -> None:
+    ds = synthetic_dataset(1200, seed=3)
+    result = replay(ds, seed=1, cost_weight=50.0, embedder=HashEmbedder())
+    s = result.summary(slice(600, None))
+    bandit = s["bandit without context"]
+    chosen = context_free_thompson(ds, result.order, seed=1, cost_weight=50.0)
+    rows = result.order[600:]
+    assert bandit["quality"] == pytest.approx(ds.quality[rows, chosen[600:]].mean())
+    assert bandit["cost"] == pytest.approx(ds.cost[rows, chosen[600:]].mean())
+    above = s["metrics"]["bandit_without_context_above_zero_router"]
+    router_above = s["metrics"]["above_zero_router"]
+    hull_at = s["metrics"]["zero_router_quality_at_same_cost"]
+    assert router_above == pytest.approx(s["router"]["quality"] - hull_at)
+    assert above < s["oracle"]["quality"]  # a figure against the same hull, not a copy
+    assert result.context_free is result.context_free  # run once per result
 
 
 def test_replay_log(tmp_path) -> None:
