@@ -29,6 +29,7 @@ if _typing.TYPE_CHECKING:
         Embedder,
         HashEmbedder,
         SentenceTransformerEmbedder,
+        TimedEmbedder,
     )
     from .core._errors import (
         AuthenticationError,
@@ -123,6 +124,7 @@ _LAZY: dict[str, str] = {
     "RoutingConstraints": ".core._constraints",
     "SentenceTransformerEmbedder": ".core._embedding",
     "ServiceError": ".core._errors",
+    "TimedEmbedder": ".core._embedding",
     "UnknownEventError": ".core._errors",
     "UnknownModelError": ".core._errors",
     "cost_report": ".eval.reports",
@@ -192,6 +194,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "ServiceError",
     "SmartRouter",
+    "TimedEmbedder",
     "UnknownEventError",
     "UnknownModelError",
     "__version__",

@@ -82,6 +82,11 @@ async def run(url: str | list[str], key: str, pairs: int, concurrency: int,
     prompts = [f"{wl.sample_task().text} (#{seed}-{i})" for i in range(pairs)]
     select_ms: list[float] = []
     reward_ms: list[float] = []
+    #: per select: the server's embedding (its Server-Timing), the server's routing, and what
+    #: the client saw beyond the embedding (HTTP both ways, the framework, the routing)
+    embed_ms: list[float] = []
+    route_ms: list[float] = []
+    beyond_ms: list[float] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
     for p in prompts:
         queue.put_nowait(p)
@@ -99,6 +104,11 @@ async def run(url: str | list[str], key: str, pairs: int, concurrency: int,
                 r = await http.post("/v1/select", json={"task": prompt})
                 select_ms.append(1000 * (time.perf_counter() - t))
                 r.raise_for_status()
+                timing = server_timing(r.headers.get("server-timing", ""))
+                if "embed" in timing:
+                    embed_ms.append(timing["embed"])
+                    route_ms.append(timing["route"])
+                    beyond_ms.append(select_ms[-1] - timing["embed"])
                 event = r.json()["event_id"]
                 t = time.perf_counter()
                 r = await http.post(f"/v1/events/{event}/reward",
@@ -109,8 +119,26 @@ async def run(url: str | list[str], key: str, pairs: int, concurrency: int,
         start = time.perf_counter()
         await asyncio.gather(*(user(n) for n in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {"users": concurrency, "pairs": pairs, "pairs_per_s": pairs / elapsed,
-            "select_ms": percentiles(select_ms), "reward_ms": percentiles(reward_ms)}
+    out = {"users": concurrency, "pairs": pairs, "pairs_per_s": pairs / elapsed,
+           "select_ms": percentiles(select_ms), "reward_ms": percentiles(reward_ms)}
+    if embed_ms:
+        out |= {"embed_ms": percentiles(embed_ms), "route_ms": percentiles(route_ms),
+                "beyond_embedding_ms": percentiles(beyond_ms)}
+    return out
+
+
+def server_timing(value: str) -> dict[str, float]:
+    """A ``Server-Timing`` header's durations by name, in ms.
+
+    >>> server_timing("embed;dur=4.100, route;dur=1.500")
+    {'embed': 4.1, 'route': 1.5}
+    """
+    out = {}
+    for part in value.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name and dur:
+            out[name] = float(dur)
+    return out
 
 
 def main() -> None:
@@ -126,13 +154,14 @@ def main() -> None:
         print(f"HTTP on loopback, real MiniLM, SQLite; {args.pairs} select+reward pairs per "
               "run, every prompt new")
         print(f"{'users':>5} {'pairs/s':>8} | {'select p50':>10} {'p99':>7} | "
-              f"{'reward p50':>10} {'p99':>7}  (ms)")
+              f"{'reward p50':>10} {'p99':>7} | {'embed p50':>9} {'beyond it p50':>13}  (ms)")
         for i, c in enumerate(args.concurrency):
             res = asyncio.run(run(url, key, args.pairs, c, seed=i))
             result["runs"].append(res)
             s, r = res["select_ms"], res["reward_ms"]
+            e, b = res["embed_ms"], res["beyond_embedding_ms"]
             print(f"{c:>5} {res['pairs_per_s']:>8.1f} | {s['p50']:>10.1f} {s['p99']:>7.1f} | "
-                  f"{r['p50']:>10.1f} {r['p99']:>7.1f}")
+                  f"{r['p50']:>10.1f} {r['p99']:>7.1f} | {e['p50']:>9.1f} {b['p50']:>13.1f}")
     write_json(args.out, result)
 
 

@@ -22,6 +22,7 @@ from bandit_router import (
     LearnerLock,
     PolicyConfig,
     Router,
+    TimedEmbedder,
     __version__,
     make_embedder,
 )
@@ -58,9 +59,10 @@ def build_router(settings: Settings) -> Router:
     over when it gets the learner lock."""
     catalog = Catalog.from_file(settings.catalog_path) if settings.catalog_path else None
     inner = make_embedder(settings.embedder)
-    # requests embed on many threads at once: one batch is far cheaper than many singles
-    embedder = BatchingEmbedder(inner, max_batch=settings.embed_batch,
-                                max_wait_s=settings.embed_wait_ms / 1000)
+    # requests embed on many threads at once: one batch is far cheaper than many singles;
+    # timed per thread, so a response can tell its embedding from its routing (timing.py)
+    embedder = TimedEmbedder(BatchingEmbedder(inner, max_batch=settings.embed_batch,
+                                              max_wait_s=settings.embed_wait_ms / 1000))
     return Router(
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
         policy=settings.policy_config(), config=settings.router_config(),
@@ -177,8 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     app.state.experiments.close()
                     router.close()
                 finally:
-                    if isinstance(router.embedder.inner, BatchingEmbedder):
-                        router.embedder.inner.close()
+                    if isinstance(router.embedder.inner, TimedEmbedder):
+                        router.embedder.inner.close()  # (its batching worker)
                     app.state.keys.close()
 
     app = FastAPI(

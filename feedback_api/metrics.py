@@ -44,12 +44,22 @@ class Metrics:
                                         ["deployment", "model"], registry=self.registry)
         self.learn_lag = Gauge("bandit_router_learning_lag_rewards",
                                "rewards stored but not yet learned", registry=self.registry)
+        self.select_seconds = Histogram(
+            "bandit_router_select_seconds",
+            "a decision's time in the router: embedding the task, and the rest (routing)",
+            ["part"], registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1))
 
     def reward(self, *, error: str | None, quality: float, model: str, cost_usd: float) -> None:
         """Count one stored reward: its outcome, its quality and its spend."""
         self.rewards.labels(error or "ok").inc()
         self.quality.observe(quality)
         self.spend.labels(model).inc(cost_usd)
+
+    def observe_select(self, embed_s: float, route_s: float) -> None:
+        """One decision's time: embedding its task, and the rest of the routing."""
+        self.select_seconds.labels("embed").observe(embed_s)
+        self.select_seconds.labels("route").observe(route_s)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -152,13 +152,20 @@ def _router(r: dict[str, Any]) -> list[str]:
 
 
 def _http(r: dict[str, Any]) -> list[str]:
+    timed = all("beyond_embedding_ms" in run for run in r["runs"])
     rows = [[str(run["users"]), num(run["pairs_per_s"]),
              slash(run["select_ms"]),
-             slash(run["reward_ms"])]
+             slash(run["reward_ms"]),
+             *((slash(run["embed_ms"]), slash(run["route_ms"]),
+                slash(run["beyond_embedding_ms"])) if timed else ())]
             for run in r["runs"]]
-    return [f"{r['pairs']:,} select+reward pairs per row:", "",
-            *_table(["concurrent users", "pairs/s", "select p50 / p99", "reward p50 / p99"],
-                    rows)]
+    head = ["concurrent users", "pairs/s", "select p50 / p99", "reward p50 / p99"]
+    if timed:
+        head += ["select's embedding p50 / p99 (server)", "its routing (server)",
+                 "select beyond its embedding (client)"]
+    return [f"{r['pairs']:,} select+reward pairs per row (milliseconds; the embedding and "
+            "routing parts from each response's `Server-Timing`):", "",
+            *_table(head, rows)]
 
 
 def _budget_mmlu(r: dict[str, Any]) -> list[str]:

@@ -55,6 +55,7 @@ from ..keys import ApiKey
 from ..learner import BackgroundLearner
 from ..metrics import Metrics
 from ..schemas import MAX_UNIT_KEY, ErrorOut
+from ..timing import Timing, timed
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 log = logging.getLogger("feedback_api")
@@ -133,11 +134,13 @@ def _cost(spec: ModelSpec, usage: Any) -> tuple[float | None, int | None]:
             completion)
 
 
-def _headers(d: Decision, cost: float | None = None) -> dict[str, str]:
+def _headers(d: Decision, timing: Timing, cost: float | None = None) -> dict[str, str]:
     out = {"x-bandit-router-event-id": d.event_id,
            "x-bandit-router-model": f"{d.provider}/{d.model}",
            "x-bandit-router-probability": f"{d.probability:.6g}",
-           "x-bandit-router-estimated-cost-usd": f"{d.estimated_cost_usd:.6g}"}
+           "x-bandit-router-estimated-cost-usd": f"{d.estimated_cost_usd:.6g}",
+           # the decisions' time (one per model tried), not the upstream's
+           "server-timing": timing.header()}
     if cost is not None:
         out["x-bandit-router-cost-usd"] = f"{cost:.6g}"
     return out
@@ -173,19 +176,19 @@ class _Attempt:
 
 
 async def _decide(lib: Router, route: _Route, key: ApiKey, messages: Any, unit: str,
-                  targets: list[str], constraints: Constraints | None) -> Decision:
+                  targets: list[str], constraints: Constraints | None
+                  ) -> tuple[Decision, Timing]:
     allowed = set(targets)
     if constraints is not None and constraints.allowed_models:
         allowed &= set(constraints.allowed_models)
     merged = replace(constraints or Constraints(), allowed_models=frozenset(allowed))
     meta: dict[str, Any] = {"owner": key.tenant, "unit_key": None, "user": {}, "via": "gateway"}
     if route.experiment is None:
-        return await run_in_threadpool(lib.select, messages, constraints=merged, metadata=meta,
-                                       tenant=key.tenant_tag)
-    return await run_in_threadpool(
-        partial(route.experiment.select, messages, unit_key=unit, arm=route.arm,
-                constraints=merged, metadata={**meta, "unit_key": unit},
-                tenant=key.tenant_tag))
+        return await run_in_threadpool(timed, lib, partial(
+            lib.select, messages, constraints=merged, metadata=meta, tenant=key.tenant_tag))
+    return await run_in_threadpool(timed, lib, partial(
+        route.experiment.select, messages, unit_key=unit, arm=route.arm,
+        constraints=merged, metadata={**meta, "unit_key": unit}, tenant=key.tenant_tag))
 
 
 def _all_failed(tried: list[str]) -> Response:
@@ -222,17 +225,20 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
     unit = user if user is not None else key.tag
     settings = request.app.state.settings
     tried: list[str] = []
+    timing = Timing()
     client: httpx.AsyncClient = request.app.state.upstream
     while True:
         left = [t for t in targets if t not in tried]
         if not left:
             return _all_failed(tried)
         try:
-            d = await _decide(lib, route, key, messages, unit, left, constraints)
+            d, took = await _decide(lib, route, key, messages, unit, left, constraints)
         except NoEligibleModelError:
             if not tried:
                 raise
             return _all_failed(tried)  # those left are outside the constraints, or down
+        timing += took
+        metrics.observe_select(took.embed_s, took.route_s)
         model_key = f"{d.provider}/{d.model}"
         tried.append(model_key)
         deployment = d.deployment
@@ -269,7 +275,8 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
         if upstream.status_code >= 400:  # the request's fault: the caller sees the answer
             content = await upstream.aread()
             await upstream.aclose()
-            return Response(content, status_code=upstream.status_code, headers=_headers(d),
+            return Response(content, status_code=upstream.status_code,
+                            headers=_headers(d, timing),
                             media_type=upstream.headers.get("content-type"))
         if not stream:
             try:
@@ -285,8 +292,8 @@ async def chat_completions(request: Request, key: RateLimitedKey, lib: RouterDep
                 await attempt.failed("invalid_response")
                 continue
             cost = await attempt.observed(answer.get("usage"), None)
-            return JSONResponse(answer, headers=_headers(d, cost))
-        return StreamingResponse(_relay(upstream, attempt), headers=_headers(d),
+            return JSONResponse(answer, headers=_headers(d, timing, cost))
+        return StreamingResponse(_relay(upstream, attempt), headers=_headers(d, timing),
                                  media_type="text/event-stream")
 
 

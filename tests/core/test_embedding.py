@@ -124,3 +124,43 @@ def test_cache_size_zero_embeds_every_time_and_normalises() -> None:
     out = cached.embed(["a", "a"])
     assert Counting.calls == 2 and cached.misses == 2 and cached.hits == 0
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0)
+
+
+def test_timed_embedder_counts_each_threads_own_embedding() -> None:
+    import threading
+
+    from bandit_router import TimedEmbedder
+
+    class Slow:
+        dim, name, closed = 4, "slow", False
+
+        def embed(self, texts):
+            time.sleep(0.05 if threading.current_thread().name == "slow" else 0.0)
+            return np.ones((len(texts), 4), dtype=np.float32) / 2
+
+        def close(self) -> None:
+            Slow.closed = True
+
+    timed = TimedEmbedder(Slow())
+    assert timed.dim == 4 and timed.name == "slow"
+    seen: dict[str, float] = {}
+
+    def work() -> None:
+        timed.start()
+        timed.embed(["a"])
+        timed.embed(["b", "c"])  # both calls count
+        seen[threading.current_thread().name] = timed.seconds()
+
+    threads = [threading.Thread(target=work, name=n) for n in ("slow", "fast")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen["slow"] >= 0.1 and seen["fast"] < 0.05  # neither sees the other's time
+    assert timed.seconds() == 0.0  # this thread embedded nothing
+    timed.start()
+    with pytest.raises(TypeError):  # the inner error, as it is; its time counts too
+        timed.embed(None)  # type: ignore[arg-type]
+    assert timed.seconds() > 0.0
+    timed.close()
+    assert Slow.closed

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import uuid
 
 import httpx
 import numpy as np
@@ -123,6 +125,33 @@ def test_metrics_and_health(server: Server) -> None:
     assert 'bandit_router_http_requests_total{method="POST",route="/v1/select",status="200"}' \
         in text
     assert "bandit_router_spend_usd_total" in text and "bandit_router_policy_version" in text
+
+
+def _server_timing(response: httpx.Response) -> dict[str, float]:
+    parts = (p.strip().split(";dur=") for p in response.headers["server-timing"].split(","))
+    return {name: float(ms) for name, ms in parts}
+
+
+def test_select_says_how_long_embedding_and_routing_took(server: Server) -> None:
+    auth = {"Authorization": f"Bearer {server.client_key}"}
+    task = f"Summarise the timing of request {uuid.uuid4().hex}"
+    first = httpx.post(f"{server.url}/v1/select", json={"task": task}, headers=auth)
+    assert first.status_code == 200
+    timing = _server_timing(first)
+    assert set(timing) == {"embed", "route"}
+    assert timing["embed"] > 0.5 and timing["route"] > 0.0  # a new task: MiniLM ran
+    again = _server_timing(httpx.post(f"{server.url}/v1/select", json={"task": task},
+                                      headers=auth))
+    assert again["embed"] < 0.5 * timing["embed"]  # the same task: the router's cache
+    text = httpx.get(f"{server.url}/metrics",
+                     headers={"Authorization": f"Bearer {server.admin_key}"}).text
+    counts = {}
+    for part in ("embed", "route"):
+        found = re.search(r'^bandit_router_select_seconds_count\{part="' + part
+                          + r'"\} (\S+)$', text, re.M)
+        assert found is not None, part
+        counts[part] = float(found.group(1))
+    assert counts["embed"] == counts["route"] >= 2
 
 
 def test_models_and_live_pricing(server: Server) -> None:

@@ -1,0 +1,65 @@
+"""How long a request's routing took, and how much of it was the embedding.
+
+Each request's decisions run in a worker thread; the router's embedder is a
+:class:`~bandit_router.TimedEmbedder` (see ``build_router``), which counts per thread. So
+:func:`timed` zeroes the thread's count, runs the call, and reads it back: the embedding's
+share (waiting for a batch included) and the rest, what the router adds to it (its lock,
+the policy, the estimates, the logged event and budget reservation). Responses carry it as
+``Server-Timing`` (W3C: browsers' developer tools and most tracing proxies show it) and the
+metrics as ``bandit_router_select_seconds{part="embed"|"route"}``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
+
+from bandit_router import Router, TimedEmbedder
+
+__all__ = ["Timing", "timed"]
+
+_T = TypeVar("_T")
+
+
+class Timing(NamedTuple):
+    """Seconds spent embedding, and in the whole of the routing calls."""
+
+    embed_s: float = 0.0
+    total_s: float = 0.0
+
+    def __add__(self, other: object) -> Timing:  # type: ignore[override]
+        if not isinstance(other, Timing):
+            return NotImplemented
+        return Timing(self.embed_s + other.embed_s, self.total_s + other.total_s)
+
+    @property
+    def route_s(self) -> float:
+        """What the router added to the embedding."""
+        return max(self.total_s - self.embed_s, 0.0)
+
+    def header(self) -> str:
+        """The ``Server-Timing`` value: ``embed`` and ``route``, in milliseconds.
+
+        >>> Timing(0.004, 0.0065).header()
+        'embed;dur=4.000, route;dur=2.500'
+        """
+        return f"embed;dur={1000 * self.embed_s:.3f}, route;dur={1000 * self.route_s:.3f}"
+
+
+def _timer(lib: Router) -> TimedEmbedder | None:
+    inner = getattr(lib.embedder, "inner", None)  # (the router caches around what it got)
+    return inner if isinstance(inner, TimedEmbedder) else None
+
+
+def timed(lib: Router, call: Callable[[], _T]) -> tuple[_T, Timing]:
+    """``call()`` (a decision by ``lib`` or by an experiment's arm, which shares its
+    embedder) on this thread, and how long it took; the embedding's share is 0 where the
+    router's embedder is not timed."""
+    timer = _timer(lib)
+    if timer is not None:
+        timer.start()
+    start = time.perf_counter()
+    result = call()
+    total = time.perf_counter() - start
+    return result, Timing(timer.seconds() if timer is not None else 0.0, total)
