@@ -209,7 +209,8 @@ class ReplayResult:
     @cached_property
     def context_free(self) -> ReplayResult:
         """:func:`context_free_thompson` on the same stream (seeded by the replay's seed), as
-        a result of its own: what a standard bandit without context did on these rounds."""
+        a result of its own: what a standard bandit without context did on these rounds. It
+        starts cold: a warm start's labelled history is the router's alone."""
         chosen = context_free_thompson(self.dataset, self.order, seed=self.seed,
                                        cost_weight=self.cost_weight, drift=self.drift)
         return ReplayResult(dataset=self.dataset, seed=self.seed,
