@@ -30,6 +30,7 @@ from _results import machine, percentiles, write_json
 
 from bandit_router.eval.simulation import SyntheticWorkload
 from feedback_api import KeyStore
+from feedback_api.timing import durations
 
 
 def free_port() -> int:
@@ -104,7 +105,7 @@ async def run(url: str | list[str], key: str, pairs: int, concurrency: int,
                 r = await http.post("/v1/select", json={"task": prompt})
                 select_ms.append(1000 * (time.perf_counter() - t))
                 r.raise_for_status()
-                timing = server_timing(r.headers.get("server-timing", ""))
+                timing = durations(r.headers.get("server-timing", ""))
                 if "embed" in timing:
                     embed_ms.append(timing["embed"])
                     route_ms.append(timing["route"])
@@ -124,20 +125,6 @@ async def run(url: str | list[str], key: str, pairs: int, concurrency: int,
     if embed_ms:
         out |= {"embed_ms": percentiles(embed_ms), "route_ms": percentiles(route_ms),
                 "beyond_embedding_ms": percentiles(beyond_ms)}
-    return out
-
-
-def server_timing(value: str) -> dict[str, float]:
-    """A ``Server-Timing`` header's durations by name, in ms.
-
-    >>> server_timing("embed;dur=4.100, route;dur=1.500")
-    {'embed': 4.1, 'route': 1.5}
-    """
-    out = {}
-    for part in value.split(","):
-        name, _, dur = part.strip().partition(";dur=")
-        if name and dur:
-            out[name] = float(dur)
     return out
 
 

@@ -14,6 +14,7 @@ import pytest
 from bandit_router import Constraints, Decision, RewardReceipt
 from bandit_router.client import AsyncRouterClient, RouterClient
 from bandit_router.eval.simulation import SyntheticWorkload
+from feedback_api.timing import durations
 
 from .conftest import Server, make_server
 
@@ -128,8 +129,7 @@ def test_metrics_and_health(server: Server) -> None:
 
 
 def _server_timing(response: httpx.Response) -> dict[str, float]:
-    parts = (p.strip().split(";dur=") for p in response.headers["server-timing"].split(","))
-    return {name: float(ms) for name, ms in parts}
+    return durations(response.headers["server-timing"])
 
 
 def test_select_says_how_long_embedding_and_routing_took(server: Server) -> None:
