@@ -102,14 +102,20 @@ class RoutingDataset:
             prices={m: p for m, p in self.prices.items() if m in models},
             dropped=self.dropped)
 
+    def input_token_counts(self) -> Array:
+        """Each task's input tokens: the dataset's, or else estimated from its text (about
+        four characters a token, as the router estimates them)."""
+        if self.input_tokens is not None:
+            return self.input_tokens.astype(np.float64)
+        return np.array([estimate_tokens(t) for t in self.texts], np.float64)
+
     def catalog(self, *, quality_prior: float = 0.5) -> Catalog:
         """A catalog of the dataset's models. Every model gets the same quality prior (a cold
         start: the router must learn who is good); prices are the dataset's, or else fitted
         to its costs (:func:`fit_prices`); latency priors are the dataset's means."""
         specs = []
         out_tokens = self.output_tokens
-        in_tokens = (self.input_tokens if self.input_tokens is not None
-                     else np.array([estimate_tokens(t) for t in self.texts]))
+        in_tokens = self.input_token_counts()
         for j, name in enumerate(self.models):
             if name in self.prices:
                 pin, pout = self.prices[name]

@@ -30,7 +30,6 @@ import numpy.typing as npt
 
 from ..core._config import PolicyConfig, RouterConfig
 from ..core._embedding import Embedder
-from ..core._features import estimate_tokens
 from ..core._objective import Objective
 from ..router._router import Router
 from .datasets import PrecomputedEmbedder, RoutingDataset
@@ -142,8 +141,7 @@ def context_free_thompson(dataset: RoutingDataset, order: npt.NDArray[np.int64],
     """
     specs = list(dataset.catalog())
     m = len(specs)
-    n_in = (dataset.input_tokens.astype(np.float64) if dataset.input_tokens is not None
-            else np.array([estimate_tokens(t) for t in dataset.texts], np.float64))
+    n_in = dataset.input_token_counts()
     default_out = RouterConfig().default_output_tokens
     prices_in = np.array([s.input_price_per_1m for s in specs])
     prices_out = np.array([s.output_price_per_1m * (s.typical_output_tokens or default_out)

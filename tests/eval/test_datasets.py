@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,19 @@ def test_dataset_validation_and_subset() -> None:
         RoutingDataset(name="x", task_ids=["1"], texts=["t"], models=["m"],
                        quality=np.array([[1.5]]), cost=np.array([[0.0]]),
                        latency=np.array([[1.0]]))
+
+
+def test_input_token_counts_are_the_datasets_else_estimated_from_the_text() -> None:
+    from bandit_router.core._features import estimate_tokens
+
+    text = "route this request to the cheapest model that can answer it"
+    bare = RoutingDataset(name="x", task_ids=["1"], texts=[text], models=["m"],
+                          quality=np.array([[1.0]]), cost=np.array([[0.0]]),
+                          latency=np.array([[1.0]]))
+    assert bare.input_token_counts().tolist() == [float(estimate_tokens(text))]
+    given = replace(bare, input_tokens=np.array([7]))
+    counts = given.input_token_counts()
+    assert counts.tolist() == [7.0] and counts.dtype == np.float64
 
 
 def test_with_models_keeps_the_tasks_and_only_those_models() -> None:
