@@ -64,10 +64,10 @@ from .datasets import (
 )
 from .replay import Drift, ReplayResult, replay, zero_router_hull
 
-__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "Target", "Workload",
-           "cache_dir", "check_targets", "format_table", "load_json", "render_markdown",
-           "run_protocol", "settings_from", "variant_workloads", "with_embeddings",
-           "workloads", "write_json"]
+__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "VARIANT_WEIGHTS",
+           "Target", "Workload", "cache_dir", "check_targets", "format_table", "load_json",
+           "render_markdown", "run_protocol", "settings_from", "variant_workloads",
+           "with_embeddings", "workloads", "write_json"]
 
 #: Seeds settings are chosen on.
 DEV_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
@@ -185,6 +185,9 @@ def workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
 #: The draws of :func:`variant_workloads`' MMLU-Pro model subsets (fixed when they were
 #: first run, after the defaults were chosen; none was re-drawn).
 VARIANT_DRAWS: tuple[int, ...] = (11, 12, 13, 14)
+#: The cost weights every variant shape is replayed at: a weight where quality leads, one
+#: where cost does, and 100 (a RouterBench weight) where the cheapest models take most of it.
+VARIANT_WEIGHTS: tuple[float, ...] = (10, 30, 100)
 
 
 def _models_drawn(path: Path, k: int, draw: int) -> Callable[[], RoutingDataset]:
@@ -251,33 +254,33 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     found: list[Workload] = []
     mmlu = root / "mmlu_pro"
     if (mmlu / "prompts.jsonl.gz").exists():
-        found += [Workload(name=f"mmlu_pro-5of13-{draw}", cost_weights=(10, 30),
+        found += [Workload(name=f"mmlu_pro-5of13-{draw}", cost_weights=VARIANT_WEIGHTS,
                            description=f"MMLU-Pro, 5 of the 13 models (draw {draw})",
                            load=_models_drawn(mmlu, 5, draw), targets=bar)
                   for draw in VARIANT_DRAWS]
         found.append(Workload(
-            name="mmlu_pro-19priced", cost_weights=(10, 30),
+            name="mmlu_pro-19priced", cost_weights=VARIANT_WEIGHTS,
             description="MMLU-Pro among every model with a price: the 13 chat models and 6 "
                         "base models (more arms, most of them weak)",
             load=_every_priced_model(mmlu), targets=bar))
         found.append(Workload(
-            name="mmlu_pro-31", cost_weights=(10, 30),
+            name="mmlu_pro-31", cost_weights=VARIANT_WEIGHTS,
             description="MMLU-Pro among all 31 of its models at one modelled price (the 12 "
                         "without a public price join: many arms, a benchmark without prices)",
             load=_every_model(mmlu), targets=bar))
         found.append(Workload(
-            name=f"mmlu_pro-{SHORT_STREAM}", cost_weights=(10, 30),
+            name=f"mmlu_pro-{SHORT_STREAM}", cost_weights=VARIANT_WEIGHTS,
             description=f"MMLU-Pro, a sample of {SHORT_STREAM:,} questions",
             load=_short(lambda: load_mmlu_pro(mmlu), f"mmlu_pro-{SHORT_STREAM}"),
             targets=bar))
     rdc = root / "routerdc7" / "routerdc7.csv.gz"
     if rdc.exists():
         found.append(Workload(
-            name="routerdc7-priced", cost_weights=(10, 30), needs_embedding=True,
+            name="routerdc7-priced", cost_weights=VARIANT_WEIGHTS, needs_embedding=True,
             description="RouterDC-7, prices 1x-64x by quality rank", load=_priced_by_rank(rdc),
             targets=bar))
         found.append(Workload(
-            name=f"routerdc7-priced-{SHORT_STREAM}", cost_weights=(10, 30),
+            name=f"routerdc7-priced-{SHORT_STREAM}", cost_weights=VARIANT_WEIGHTS,
             needs_embedding=True,
             description=f"RouterDC-7 priced 1x-64x, a sample of {SHORT_STREAM:,} questions",
             load=_short(_priced_by_rank(rdc), f"routerdc7-priced-{SHORT_STREAM}"),

@@ -49,6 +49,7 @@ def test_variant_workloads_reprice_by_rank_and_draw_models(tmp_path: Path) -> No
     priced, short = protocol.variant_workloads(data_dir=tmp_path)
     assert priced.name == "routerdc7-priced" and priced.needs_embedding
     assert short.name == f"routerdc7-priced-{protocol.SHORT_STREAM}"
+    assert priced.cost_weights == short.cost_weights == protocol.VARIANT_WEIGHTS
     assert short.load().cost.tolist() == priced.load().cost.tolist()  # (12 < the sample)
     assert [t.describe() for t in priced.targets] == [
         "vs hull >= +0.000 mean, >= -0.005 worst seed"]
@@ -99,6 +100,10 @@ def test_the_variants_table_in_the_quality_doc_is_the_committed_json() -> None:
         "mmlu_pro-31", "routerdc7-priced",
         f"mmlu_pro-{protocol.SHORT_STREAM}", f"routerdc7-priced-{protocol.SHORT_STREAM}")}
     assert protocol.check_targets(result) == result["targets"]
+    for name in result["workloads"]:  # each shape at every weight of the grid, every seed
+        runs = [(r["cost_weight"], r["seed"]) for r in result["runs"] if r["workload"] == name]
+        assert sorted(runs) == sorted((float(w), s) for w in protocol.VARIANT_WEIGHTS
+                                      for s in protocol.REPORT_SEEDS), name
 
 
 def _tiny(name: str, n: int, drift: Drift | None = None) -> protocol.Workload:
