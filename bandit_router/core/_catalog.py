@@ -22,7 +22,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
 
 from ._errors import CatalogError, UnknownModelError
 
@@ -78,8 +81,17 @@ class ModelSpec:
             raise CatalogError(f"{self.provider}/{self.model}: typical_output_tokens must be >= 1")
         object.__setattr__(self, "key", f"{self.provider}/{self.model}")
 
-    def cost_usd(self, *, input_tokens: float, output_tokens: float) -> float:
-        """What a call with these token counts costs at this model's prices."""
+    @overload
+    def cost_usd(self, *, input_tokens: float, output_tokens: float) -> float: ...
+
+    @overload
+    def cost_usd(self, *, input_tokens: npt.NDArray[np.float64],
+                 output_tokens: float) -> npt.NDArray[np.float64]: ...
+
+    def cost_usd(self, *, input_tokens: float | npt.NDArray[np.float64],
+                 output_tokens: float) -> float | npt.NDArray[np.float64]:
+        """What a call with these token counts costs at this model's prices (``input_tokens``
+        may be an array of calls' counts: their costs)."""
         return (input_tokens * self.input_price_per_1m
                 + output_tokens * self.output_price_per_1m) / 1e6
 

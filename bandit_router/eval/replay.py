@@ -141,12 +141,11 @@ def context_free_thompson(dataset: RoutingDataset, order: npt.NDArray[np.int64],
     """
     specs = list(dataset.catalog())
     m = len(specs)
-    n_in = dataset.input_token_counts()
+    n_in = dataset.input_token_counts()[order]
     default_out = RouterConfig().default_output_tokens
-    prices_in = np.array([s.input_price_per_1m for s in specs])
-    prices_out = np.array([s.output_price_per_1m * (s.typical_output_tokens or default_out)
-                           for s in specs])
-    estimate = (n_in[order, None] * prices_in[None, :] + prices_out[None, :]) / 1e6
+    estimate = np.stack([s.cost_usd(input_tokens=n_in,
+                                    output_tokens=s.typical_output_tokens or default_out)
+                         for s in specs], axis=1)
     quality = dataset.quality
     k0 = drift.start(len(order)) if drift is not None else len(order)
     rng = np.random.default_rng([seed, 7474])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bandit_router import Catalog, CatalogError, ModelSpec, UnknownModelError
@@ -28,6 +29,10 @@ def test_default_catalog_is_sane() -> None:
 def test_cost_is_tokens_times_price() -> None:
     s = spec(input_price_per_1m=2.5, output_price_per_1m=10.0)
     assert s.cost_usd(input_tokens=1000, output_tokens=500) == pytest.approx(0.0075)
+    # many calls at once: each the same as alone (the replay's reference bandit uses it)
+    many = s.cost_usd(input_tokens=np.array([1000.0, 0.0, 37.0]), output_tokens=500)
+    assert many.tolist() == [s.cost_usd(input_tokens=n, output_tokens=500)
+                             for n in (1000.0, 0.0, 37.0)]
 
 
 @pytest.mark.parametrize("suffix", [".json", ".toml"])
