@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from bandit_router.eval.datasets import default_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
@@ -45,3 +47,15 @@ def test_memory_fills_searches_and_reloads_a_compact_memory(tmp_path: Path) -> N
     floor = 0.9 if result["vectors"] == "mmlu_pro+noise" else 0.0
     assert floor < result["exact_found"] <= 1.0
     assert result["reload_s"] > 0
+
+
+@pytest.mark.skipif(not (default_data_dir() / "mmlu_pro" / "prompts.jsonl.gz").exists(),
+                    reason="shared MMLU-Pro data not present (BANDIT_ROUTER_DATA)")
+def test_replay_speed_times_the_replayed_rounds_cold_and_warm(tmp_path: Path) -> None:
+    result = _bench("bench_replay_speed.py", tmp_path / "replay_speed.json", "--tasks", "300",
+                    "--seeds", "0", "--jobs", "1")
+    cold, warm = sorted(result["runs"], key=lambda run: run["mode"])
+    assert (cold["mode"], cold["rounds"], cold["warm_tasks"]) == ("cold", 300, 0)
+    assert (warm["mode"], warm["rounds"], warm["warm_tasks"]) == ("warm", 240, 60)
+    assert warm["other_s"] > cold["other_s"]  # the warm start is outside the rounds' time
+    assert result["summary"]["warm"]["median"] == warm["rounds_per_s"] > 0
