@@ -22,12 +22,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, overload
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import CatalogError, UnknownModelError
+
+if TYPE_CHECKING:  # (the client imports the catalog, and must not load numpy)
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["Catalog", "ModelSpec"]
 
