@@ -176,8 +176,16 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
           f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
           f"seed {args.seed}; bandit feedback only")
-    result = replay(dataset, seed=args.seed, cost_weight=args.cost_weight, embedder=embedder,
-                    policy=policy, limit=args.limit)
+    if 0.0 < args.warm_start < 1.0:
+        print(f"warm start: {round(args.warm_start * len(dataset)):,} tasks (a seeded "
+              "sample) given first with every model's outcome; the rest replayed")
+    try:
+        result = replay(dataset, seed=args.seed, cost_weight=args.cost_weight,
+                        embedder=embedder, policy=policy, limit=args.limit,
+                        warm_start=args.warm_start)
+    except InvalidInputError as exc:
+        print(f"bandit-router replay: {exc}", file=sys.stderr)
+        return 2
     n = len(result.order)
     for label, part in (("whole stream", slice(None)), ("last half", slice(n // 2, None))):
         s = result.summary(part)
@@ -299,6 +307,10 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--limit", type=int, default=None,
                     help="replay a seeded random sample of this many tasks")
+    rp.add_argument("--warm-start", type=float, default=0.0, metavar="SHARE",
+                    help="give this share of the tasks (a seeded sample) to the router first "
+                         "with every model's outcome (labelled history), then replay the "
+                         "rest; --limit caps the replayed ones")
     rp.add_argument("--embed", action="store_true",
                     help="embed with the router's MiniLM, not the dataset's vectors")
     rp.add_argument("--all-models", action="store_true", help="print every single model")

@@ -63,6 +63,17 @@ def test_replay_command_with_optimism(capsys: pytest.CaptureFixture[str]) -> Non
     assert "baseline_strength is an option of squarecb" in capsys.readouterr().err
 
 
+def test_replay_command_with_a_warm_start(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "synthetic", "--limit", "400", "--warm-start", "0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "warm start: 100 tasks" in out and "whole stream (300 rounds)" in out
+    for bad in ("1", "-0.1", "nan"):
+        assert main(["replay", "synthetic", "--limit", "40", "--warm-start", bad]) == 2
+        assert "warm_start must be a share in [0, 1)" in capsys.readouterr().err
+    assert main(["replay", "synthetic", "--limit", "1", "--warm-start", "0.9"]) == 2
+    assert "leaves none of the 1 tasks to replay" in capsys.readouterr().err
+
+
 def test_replay_command_on_a_user_log(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from ..core._config import PolicyConfig, RouterConfig
 from ..core._embedding import Embedder
+from ..core._errors import InvalidInputError
 from ..core._objective import Objective
 from ..router._router import Router
 from .datasets import PrecomputedEmbedder, RoutingDataset
@@ -275,10 +276,17 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     given; otherwise the router's own (MiniLM by default). ``warm_start`` in [0, 1): that
     share of the tasks (drawn by the seed) is given to :meth:`Router.warm_start` with every
     model's outcome, and the rest is replayed with bandit feedback. ``drift`` changes one
-    model's outcomes (and price) part way through the replayed rounds."""
+    model's outcomes (and price) part way through the replayed rounds; ``limit`` caps the
+    replayed tasks. :class:`InvalidInputError` when ``warm_start`` is outside [0, 1) or
+    leaves no task to replay."""
+    if not 0.0 <= warm_start < 1.0:  # (NaN too)
+        raise InvalidInputError(f"warm_start must be a share in [0, 1), not {warm_start!r}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(dataset))
     n_warm = round(warm_start * len(order))
+    if n_warm >= len(order):
+        raise InvalidInputError(f"a warm start of {warm_start:g} leaves none of the "
+                                f"{len(order)} tasks to replay")
     history, order = order[:n_warm], order[n_warm:][:limit]
     if embedder is None and dataset.embeddings is not None:
         embedder = PrecomputedEmbedder(dataset.texts, dataset.embeddings)

@@ -129,6 +129,14 @@ def test_replay_with_warm_start_beats_cold_start() -> None:
     assert warm.summary()["router"]["reward"] > cold.summary()["router"]["reward"] + 0.02
 
 
+@pytest.mark.parametrize("share", [1.0, -0.5, float("nan"), 0.999])
+def test_replay_refuses_a_warm_start_that_is_no_share_or_leaves_nothing(share: float) -> None:
+    from bandit_router import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="warm"):
+        replay(synthetic_dataset(20, seed=1), embedder=HashEmbedder(), warm_start=share)
+
+
 def test_baselines_and_aiq() -> None:
     from bandit_router.eval.baselines import aiq, knn_greedy, supervised
 
