@@ -150,6 +150,10 @@ def _replay(args: argparse.Namespace) -> int:
     except InvalidInputError as exc:
         print(f"bandit-router replay: {exc}", file=sys.stderr)
         return 2
+    if args.limit is not None and args.limit < 1:
+        print(f"bandit-router replay: --limit must be at least 1 task, not {args.limit}",
+              file=sys.stderr)
+        return 2
     # --limit is a seeded random sample of the tasks (replay's order), not the file's first
     # rows: files are often sorted by task family
     try:

@@ -72,6 +72,9 @@ def test_replay_command_with_a_warm_start(capsys: pytest.CaptureFixture[str]) ->
         assert "warm_start must be a share in [0, 1)" in capsys.readouterr().err
     assert main(["replay", "synthetic", "--limit", "1", "--warm-start", "0.9"]) == 2
     assert "leaves none of the 1 tasks to replay" in capsys.readouterr().err
+    for limit in ("0", "-5"):
+        assert main(["replay", "synthetic", "--limit", limit]) == 2
+        assert "--limit must be at least 1 task" in capsys.readouterr().err
 
 
 def test_replay_command_on_a_user_log(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

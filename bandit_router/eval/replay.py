@@ -278,9 +278,11 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     model's outcome, and the rest is replayed with bandit feedback. ``drift`` changes one
     model's outcomes (and price) part way through the replayed rounds; ``limit`` caps the
     replayed tasks. :class:`InvalidInputError` when ``warm_start`` is outside [0, 1) or
-    leaves no task to replay."""
+    leaves no task to replay, or ``limit`` is under 1."""
     if not 0.0 <= warm_start < 1.0:  # (NaN too)
         raise InvalidInputError(f"warm_start must be a share in [0, 1), not {warm_start!r}")
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"limit must be at least 1 task, not {limit}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(dataset))
     n_warm = round(warm_start * len(order))
