@@ -246,9 +246,13 @@ def _bench(args: argparse.Namespace) -> int:
             return 2
         chosen = [w for w in found if not args.workloads or w.name in args.workloads]
         seeds = args.seeds or list(protocol.DEV_SEEDS if args.dev else protocol.REPORT_SEEDS)
-        result = protocol.run_protocol(
-            chosen, seeds=seeds, policy=policy, router=router, cost_weights=weights,
-            jobs=args.jobs, progress=lambda msg: print(msg, flush=True))
+        try:
+            result = protocol.run_protocol(
+                chosen, seeds=seeds, policy=policy, router=router, cost_weights=weights,
+                jobs=args.jobs, progress=lambda msg: print(msg, flush=True))
+        except InvalidInputError as exc:
+            print(f"bandit-router bench: {exc}", file=sys.stderr)
+            return 2
         if args.out:
             protocol.write_json(result, args.out)
             print(f"results written to {args.out}")

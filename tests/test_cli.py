@@ -198,4 +198,12 @@ def test_bench_quality_argument_errors(tmp_path, capsys: pytest.CaptureFixture[s
     assert "gamma_scale" in capsys.readouterr().err
     assert main(["bench", "quality", "--data", str(tmp_path), "--workloads", "mmlu_pro"]) == 2
     assert "no workload ['mmlu_pro']" in capsys.readouterr().err
+    # a grid the router would refuse, or for a workload not run: refused before any replay
+    assert main(["bench", "quality", "--data", str(tmp_path), "--workloads", "synthetic",
+                 "--cost-weights", "synthetic=20,-5"]) == 2
+    captured = capsys.readouterr()
+    assert "'synthetic' has -5" in captured.err and "loaded" not in captured.out
+    assert main(["bench", "quality", "--data", str(tmp_path), "--workloads", "synthetic",
+                 "--cost-weights", "mmlu_pro=100"]) == 2
+    assert "not among the workloads run" in capsys.readouterr().err
     assert main(["bench", "quality", "--cost-weights", "synthetic=a,b"]) == 2

@@ -52,6 +52,7 @@ from ..core._config import PolicyConfig, RouterConfig
 from ..core._embedding import cache_dir
 from ..core._errors import InvalidInputError
 from ..core._objective import Objective
+from ..core._validation import MAX_WEIGHT
 from .baselines import aiq
 from .datasets import (
     RoutingDataset,
@@ -426,6 +427,9 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
         raise InvalidInputError("no workload to run")
     if not seeds:
         raise InvalidInputError("no seed to run")
+    if jobs < 1:
+        raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
+    _check_grids(cost_weights or {}, [w.name for w in chosen])
     policy_kw, router_kw = dict(policy or {}), dict(router or {})
     say = progress or (lambda _msg: None)
     grids = {w.name: tuple(float(x) for x in (cost_weights or {}).get(w.name, w.cost_weights))
@@ -467,6 +471,21 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
     }
     result["targets"] = check_targets(result)
     return result
+
+
+def _check_grids(grids: Mapping[str, Sequence[float]], names: Sequence[str]) -> None:
+    """:class:`InvalidInputError` unless each grid names a workload being run and holds one
+    or more cost weights a router takes (before any replay starts, not in a worker)."""
+    for name, grid in grids.items():
+        if name not in names:
+            raise InvalidInputError(f"cost weights given for {name!r}, which is not among the "
+                                    f"workloads run ({', '.join(names)})")
+        if not grid:
+            raise InvalidInputError(f"no cost weight given for {name!r}")
+        bad = [w for w in grid if not (math.isfinite(w) and 0 <= w <= MAX_WEIGHT)]
+        if bad:
+            raise InvalidInputError(f"cost weights must be in [0, {MAX_WEIGHT:g}]: {name!r} "
+                                    f"has {', '.join(f'{w:g}' for w in bad)}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,22 @@ def _tiny(name: str, n: int, drift: Drift | None = None) -> protocol.Workload:
                  protocol.Target(kind="quality", quality=0.99),
                  protocol.Target(kind="point", quality=0.5, cost_share=0.9),
                  *((protocol.Target(kind="drift", share=0.5),) if drift else ())))
+
+
+@pytest.mark.parametrize(("grids", "jobs", "message"), [
+    ({"elsewhere": [10]}, 1, "not among the workloads run"),
+    ({"tiny": []}, 1, "no cost weight given for 'tiny'"),
+    ({"tiny": [20, -5]}, 1, "cost weights must be in [0, 1e+06]: 'tiny' has -5"),
+    ({"tiny": [float("nan")]}, 1, "'tiny' has nan"),
+    ({}, 0, "jobs must be at least 1")])
+def test_run_protocol_refuses_bad_grids_before_any_replay(
+        grids: dict[str, list[float]], jobs: int, message: str) -> None:
+    loads = []
+    workload = replace(_tiny("tiny", 40),
+                       load=lambda: loads.append(1))  # type: ignore[arg-type,return-value]
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        protocol.run_protocol([workload], seeds=[0], cost_weights=grids, jobs=jobs)
+    assert loads == []  # refused before the data set was even loaded
 
 
 def test_run_protocol_table_json_and_targets(tmp_path: Path,
