@@ -135,6 +135,8 @@ def _load_dataset(spec: str, limit: int | None) -> RoutingDataset:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .core._errors import InvalidInputError
     from .eval.replay import replay
 
@@ -149,6 +151,10 @@ def _replay(args: argparse.Namespace) -> int:
                               interactions=tuple(args.interactions))
     except InvalidInputError as exc:
         print(f"bandit-router replay: {exc}", file=sys.stderr)
+        return 2
+    if args.log and not Path(args.log).resolve().parent.is_dir():  # before a long replay
+        print(f"bandit-router replay: cannot write the per-round log {args.log}: its folder "
+              "does not exist", file=sys.stderr)
         return 2
     if args.limit is not None and args.limit < 1:
         print(f"bandit-router replay: --limit must be at least 1 task, not {args.limit}",
@@ -178,7 +184,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"embedding {len(dataset):,} tasks ahead (cached in {cache_dir()})", flush=True)
         dataset = with_embeddings(dataset)
     print(f"replaying {dataset.name}: {len(dataset)} tasks x {len(dataset.models)} models, "
-          f"cost weight {args.cost_weight:g}/USD, exploration {args.exploration}, "
+          f"cost weight {args.cost_weight:g}/USD, exploration {exploration}, "
           f"seed {args.seed}; bandit feedback only")
     if 0.0 < args.warm_start < 1.0:
         print(f"warm start: {round(args.warm_start * len(dataset)):,} tasks (a seeded "

@@ -75,6 +75,16 @@ def test_replay_command_with_a_warm_start(capsys: pytest.CaptureFixture[str]) ->
     for limit in ("0", "-5"):
         assert main(["replay", "synthetic", "--limit", limit]) == 2
         assert "--limit must be at least 1 task" in capsys.readouterr().err
+    assert main(["replay", "synthetic", "--limit", "40", "--seed", "-1"]) == 2
+    assert "seed must be an integer in [0, 2**63)" in capsys.readouterr().err
+
+
+def test_replay_command_checks_the_log_s_folder_first(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "missing" / "rounds.csv"
+    assert main(["replay", "synthetic", "--limit", "40", "--log", str(log)]) == 2
+    captured = capsys.readouterr()
+    assert "its folder does not exist" in captured.err and "rounds/s" not in captured.out
 
 
 def test_replay_command_on_a_user_log(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -207,7 +207,9 @@ class PolicyConfig:
         _check(self.embedding_dims is None
                or (isinstance(self.embedding_dims, int) and self.embedding_dims >= 1),
                "embedding_dims must be None (raw embedding) or a positive integer")
-        _check(isinstance(self.seed, int), "seed must be an integer")
+        # (NumPy's generators, which Thompson sampling's draws come from, take none below 0)
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool)
+               and 0 <= self.seed < 2**63, "seed must be an integer in [0, 2**63)")
         _check(not self._extra_sets("--elim", "--cb_min_cost", "--cb_max_cost"),
                "extra_args must not set --elim or the cost bounds: use reward_range")
         _check("-i " not in f" {self.extra_args} " and "--initial_regressor" not in self.extra_args,

@@ -429,6 +429,9 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
         raise InvalidInputError("no seed to run")
     if jobs < 1:
         raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad:
+        raise InvalidInputError(f"seeds must be integers of 0 or more, not {bad}")
     _check_grids(cost_weights or {}, [w.name for w in chosen])
     policy_kw, router_kw = dict(policy or {}), dict(router or {})
     say = progress or (lambda _msg: None)

@@ -278,7 +278,9 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     model's outcome, and the rest is replayed with bandit feedback. ``drift`` changes one
     model's outcomes (and price) part way through the replayed rounds; ``limit`` caps the
     replayed tasks. :class:`InvalidInputError` when ``warm_start`` is outside [0, 1) or
-    leaves no task to replay, or ``limit`` is under 1."""
+    leaves no task to replay, ``limit`` is under 1, or ``seed`` is no integer in [0, 2**63)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InvalidInputError(f"seed must be an integer in [0, 2**63), not {seed!r}")
     if not 0.0 <= warm_start < 1.0:  # (NaN too)
         raise InvalidInputError(f"warm_start must be a share in [0, 1), not {warm_start!r}")
     if limit is not None and limit < 1:

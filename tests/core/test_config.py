@@ -44,10 +44,23 @@ def test_router_config_rejects(kwargs: dict) -> None:
     {"optimism": 0.2, "extra_args": "--epsilon 0.1"}, {"optimism": 0.2, "extra_args": "--bag 3"},
     {"baseline_strength": 10.0}, {"optimism": 0.2, "baseline_strength": -1.0},
     {"optimism": 0.2, "baseline_strength": float("inf")},
+    {"seed": -1}, {"seed": True}, {"seed": 2**63}, {"seed": 1.0},
 ])
 def test_policy_config_rejects(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):
         PolicyConfig(**kwargs)
+
+
+def test_any_seed_a_policy_config_takes_makes_a_router() -> None:
+    """A seed the configuration accepts is one every generator behind it takes (Thompson
+    sampling's draws come from NumPy, which takes none below 0)."""
+    from bandit_router import Router
+    from bandit_router.eval.simulation import HashEmbedder
+
+    for seed in (0, 2**63 - 1):
+        router = Router(embedder=HashEmbedder(), policy=PolicyConfig(seed=seed))
+        assert router.select("hello").probability > 0
+        router.close()
 
 
 def test_squarecb_runs_vw_s_regressor_and_explores_in_the_adapter() -> None:

@@ -122,7 +122,7 @@ def _tiny(name: str, n: int, drift: Drift | None = None) -> protocol.Workload:
     ({"tiny": []}, 1, "no cost weight given for 'tiny'"),
     ({"tiny": [20, -5]}, 1, "cost weights must be in [0, 1e+06]: 'tiny' has -5"),
     ({"tiny": [float("nan")]}, 1, "'tiny' has nan"),
-    ({}, 0, "jobs must be at least 1")])
+    ({}, 0, "jobs must be at least 1"), ({}, -1, "jobs must be at least 1")])
 def test_run_protocol_refuses_bad_grids_before_any_replay(
         grids: dict[str, list[float]], jobs: int, message: str) -> None:
     loads = []
@@ -131,6 +131,12 @@ def test_run_protocol_refuses_bad_grids_before_any_replay(
     with pytest.raises(InvalidInputError, match=re.escape(message)):
         protocol.run_protocol([workload], seeds=[0], cost_weights=grids, jobs=jobs)
     assert loads == []  # refused before the data set was even loaded
+
+
+def test_run_protocol_refuses_a_negative_seed_before_any_replay() -> None:
+    with pytest.raises(InvalidInputError, match=re.escape("seeds must be integers of 0 or "
+                                                          "more, not [-1]")):
+        protocol.run_protocol([_tiny("tiny", 40)], seeds=[0, -1])
 
 
 def test_run_protocol_table_json_and_targets(tmp_path: Path,

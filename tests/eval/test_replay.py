@@ -137,11 +137,13 @@ def test_replay_refuses_a_warm_start_that_is_no_share_or_leaves_nothing(share: f
         replay(synthetic_dataset(20, seed=1), embedder=HashEmbedder(), warm_start=share)
 
 
-def test_replay_refuses_a_limit_of_no_task() -> None:
+def test_replay_refuses_a_limit_of_no_task_and_a_negative_seed() -> None:
     from bandit_router import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="limit must be at least 1"):
         replay(synthetic_dataset(20, seed=1), embedder=HashEmbedder(), limit=0)
+    with pytest.raises(InvalidInputError, match="seed must be an integer"):
+        replay(synthetic_dataset(20, seed=1), embedder=HashEmbedder(), seed=-1)
 
 
 def test_baselines_and_aiq() -> None:
