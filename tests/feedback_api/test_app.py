@@ -136,6 +136,8 @@ def test_the_services_defaults_are_the_librarys() -> None:
         Settings(cost_weight=2e6)
     with pytest.raises(ValidationError, match="thompson_scale"):
         Settings(thompson_scale=0.0)
+    with pytest.raises(ValidationError, match="seed must be an integer"):  # not at first use
+        Settings(seed=-1)
 
 
 def test_the_embedder_setting_names_the_librarys_embedders(monkeypatch: pytest.MonkeyPatch
