@@ -44,6 +44,17 @@ class _Tally:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .core._errors import InvalidInputError
+
+    if args.report_every < 1:
+        print("bandit-router demo: --report-every must be >= 1", file=sys.stderr)
+        return 2
+    try:  # the library's checks, before any work: the seed, the cost weight
+        policy = PolicyConfig(seed=args.seed)
+        config = RouterConfig(cost_weight=args.cost_weight)
+    except InvalidInputError as exc:
+        print(f"bandit-router demo: {exc}", file=sys.stderr)
+        return 2
     workload = SyntheticWorkload(seed=args.seed)
     baselines = SyntheticWorkload(seed=args.seed + 1)  # own noise for the fixed strategies
     tmp = None
@@ -56,9 +67,14 @@ def _demo(args: argparse.Namespace) -> int:
           f"{args.cost_weight:g}/USD, embedder "
           f"{'hash (fast)' if args.fast else 'all-MiniLM-L6-v2'}, database {url}")
     print("loading the embedder and the policy ...", flush=True)
-    router = Router(database_url=url, catalog=demo_catalog(), embedder=embedder,
-                    policy=PolicyConfig(seed=args.seed),
-                    config=RouterConfig(cost_weight=args.cost_weight))
+    try:
+        router = Router(database_url=url, catalog=demo_catalog(), embedder=embedder,
+                        policy=policy, config=config)
+    except InvalidInputError as exc:  # a database URL it cannot use
+        print(f"bandit-router demo: {exc}", file=sys.stderr)
+        if tmp is not None:
+            tmp.cleanup()
+        return 2
     # named events: every exploration draw follows from the seed and the round, so one seed
     # gives one result (a database given by the user gets a fresh run id, so reruns do not
     # collide with its earlier events)

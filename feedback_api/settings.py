@@ -21,6 +21,7 @@ from bandit_router import (
     RouterConfig,
     implied_exploration,
 )
+from bandit_router.core._sql import database_url
 
 __all__ = ["POLICY_SETTINGS", "ROUTER_SETTINGS", "Settings", "get_settings"]
 
@@ -165,6 +166,7 @@ class Settings(BaseSettings):
         try:
             self.router_config()
             self.policy_config()
+            database_url(self.database_url)  # SQLite or PostgreSQL, before anything opens it
         except InvalidInputError as exc:  # a ValueError: pydantic reports it with the field
             raise ValueError(str(exc)) from None
         return self

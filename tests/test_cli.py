@@ -21,6 +21,18 @@ def test_demo_rejects_bad_rounds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--rounds", "0"]) == 2
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seed", "-1"], "seed must be an integer"),
+    (["--report-every", "0"], "--report-every must be >= 1"),
+    (["--cost-weight", "-3"], "cost_weight must be in [0, 1e6]"),
+    (["--database-url", "nope://x"], "is not a SQLite or PostgreSQL URL")])
+def test_demo_refuses_bad_arguments_before_any_round(
+        args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--fast", "--rounds", "20", *args]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "rounds" not in captured.out
+
+
 @pytest.mark.slow
 def test_demo_console_script_with_the_real_embedder(tmp_path) -> None:
     exe = os.path.join(os.path.dirname(sys.executable), "bandit-router")

@@ -31,13 +31,14 @@ from functools import cache
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON
-from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["DriverStatement", "GroupCommit", "Sent", "Writer", "commit", "driver_ok",
+__all__ = ["DriverStatement", "GroupCommit", "Sent", "Writer", "commit", "database_url",
+           "driver_ok",
            "pipelined", "read", "write"]
 
 #: What a hot write runs on: the raw DBAPI connection (driver path, a pool proxy) or, for
@@ -48,6 +49,29 @@ _T = TypeVar("_T")
 _DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
 _OPEN = ("INTRANS", "INERROR")  # libpq transaction states of a transaction left open
 _DRAINS = 4  # reads of a failed pipeline before leaving it (after that psycopg logs it)
+
+
+def database_url(url: str) -> URL:
+    """``url`` parsed, or :class:`InvalidInputError` unless it is a SQLite or PostgreSQL URL
+    (the databases bandit-router runs on and is tested with).
+
+    >>> database_url("sqlite:///router.db").get_backend_name()
+    'sqlite'
+    >>> database_url("mysql://db/router")
+    Traceback (most recent call last):
+    ...
+    bandit_router.core._errors.InvalidInputError: database_url 'mysql://db/router' is not ...
+    """
+    from ._errors import InvalidInputError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        parsed = None
+    if parsed is None or parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidInputError(f"database_url {url!r} is not a SQLite or PostgreSQL URL "
+                                "(sqlite:///router.db, postgresql+psycopg://user@host/db)")
+    return parsed
 
 
 def driver_ok(dialect: Dialect) -> bool:

@@ -47,7 +47,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from ._schema import migrate
-from ._sql import DriverStatement, GroupCommit, Writer, driver_ok, read
+from ._sql import DriverStatement, GroupCommit, Writer, database_url, driver_ok, read
 from ._tables import (
     AlertRow,
     BudgetRow,
@@ -131,6 +131,7 @@ class Store:
     PostgreSQL connections are checked before use, so a restarted server is reconnected to."""
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        database_url(url)  # InvalidInputError unless SQLite or PostgreSQL
         self.url = url
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite") and (url in ("sqlite://", "sqlite:///:memory:")

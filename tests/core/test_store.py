@@ -30,6 +30,15 @@ def store(request: pytest.FixtureRequest, sqlite_url: str) -> Store:
     s.close()
 
 
+@pytest.mark.parametrize("url", ["mysql://db/router", "nope://x", "not a url", ""])
+def test_a_store_opens_sqlite_or_postgresql_only(url: str, tmp_path) -> None:
+    from bandit_router import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="is not a SQLite or PostgreSQL URL"):
+        Store(url)
+    Store(f"sqlite:///{tmp_path / 'ok.db'}").close()  # (postgresql: every pg_url test)
+
+
 def test_events_rewards_and_the_learning_log(store: Store) -> None:
     for i in range(3):
         store.add_event(event(i, created_at=float(i)))

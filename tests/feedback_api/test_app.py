@@ -138,6 +138,8 @@ def test_the_services_defaults_are_the_librarys() -> None:
         Settings(thompson_scale=0.0)
     with pytest.raises(ValidationError, match="seed must be an integer"):  # not at first use
         Settings(seed=-1)
+    with pytest.raises(ValidationError, match="not a SQLite or PostgreSQL URL"):
+        Settings(database_url="mysql://db/router")
 
 
 def test_the_embedder_setting_names_the_librarys_embedders(monkeypatch: pytest.MonkeyPatch
