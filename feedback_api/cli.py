@@ -35,9 +35,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from bandit_router import InvalidInputError
+
     from . import KeyStore, Settings
 
-    store = KeyStore(args.database_url or Settings().database_url)
+    try:
+        store = KeyStore(args.database_url or Settings().database_url)
+    except InvalidInputError as exc:  # a database URL it cannot use
+        print(f"bandit-router keys: {exc}", file=sys.stderr)
+        return 2
     try:
         days = getattr(args, "expires_in_days", None)
         expires_in_s = days * 86_400.0 if days is not None else None
@@ -105,8 +111,13 @@ def _report(args: argparse.Namespace) -> int:
     if not text.endswith("\n"):
         text += "\n"
     if args.output:
-        with open(args.output, "w", newline="") as fh:
-            fh.write(text)
+        try:
+            with open(args.output, "w", newline="") as fh:
+                fh.write(text)
+        except OSError as exc:  # a folder that does not exist, no permission
+            print(f"bandit-router report: cannot write {args.output}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
         print(f"cost report ({len(report.rows)} row(s)) written to {args.output}")
     else:
         sys.stdout.write(text)

@@ -26,6 +26,7 @@ from bandit_router import (
     Router,
     UnknownModelError,
 )
+from bandit_router.core._sql import database_url as database_url_of
 from bandit_router.eval.experiments import Arm, Experiment
 
 from .tables import ExperimentRow, migrate_service
@@ -70,6 +71,7 @@ class ExperimentRegistry:
 
     def __init__(self, database_url: str,
                  make_router: Callable[[str, dict[str, Any]], Router]) -> None:
+        database_url_of(database_url)  # InvalidInputError unless SQLite or PostgreSQL
         self.engine = create_engine(database_url)
         migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

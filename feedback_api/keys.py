@@ -17,6 +17,8 @@ from typing import Literal
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import sessionmaker
 
+from bandit_router.core._sql import database_url as database_url_of
+
 from .tables import KeyRow, migrate_service
 
 __all__ = ["ApiKey", "KeyStore", "Scope"]
@@ -82,6 +84,7 @@ class KeyStore:
     def __init__(self, database_url: str, *, cache_s: float = 0.0) -> None:
         if not (math.isfinite(cache_s) and cache_s >= 0):
             raise ValueError("cache_s must be a number of seconds >= 0")
+        database_url_of(database_url)  # InvalidInputError unless SQLite or PostgreSQL
         self.engine = create_engine(database_url)
         migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

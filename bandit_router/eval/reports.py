@@ -30,6 +30,7 @@ import csv
 import io
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -349,6 +350,15 @@ def _check_group_by(group_by: Sequence[str] | str) -> tuple[str, ...]:
     return names
 
 
+def _utc(t: float) -> str:
+    """A Unix time as ``YYYY-MM-DD HH:MM:SS UTC`` (for messages).
+
+    >>> _utc(0.0)
+    '1970-01-01 00:00:00 UTC'
+    """
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
 def cost_report(source: Router | Store, *, since: float | None = None,
                 until: float | None = None, group_by: Sequence[str] | str = ("day", "model"),
                 reference: str | None = None) -> CostReport:
@@ -366,8 +376,8 @@ def cost_report(source: Router | Store, *, since: float | None = None,
     names = _check_group_by(group_by)
     lo, hi = check_time("since", since), check_time("until", until)
     if lo is not None and hi is not None and lo >= hi:
-        raise InvalidInputError(f"the period is empty: since ({lo:g}) must be before "
-                                f"until ({hi:g})")
+        raise InvalidInputError(f"the period is empty: since ({_utc(lo)}) must be before "
+                                f"until ({_utc(hi)})")
     if reference is not None and (not isinstance(reference, str) or reference.count("/") < 1
                                   or reference.startswith("/") or reference.endswith("/")
                                   or len(reference) > 300):

@@ -138,8 +138,17 @@ def test_report_command_errors(tmp_path, sqlite_url: str, make_router,
     assert not (tmp_path / "nope.db").exists()  # not created by mistake
     make_router()  # creates the database
     for args in (["--by", "day,week"], ["--since", "2027-02-01", "--until", "2027-01-01"],
-                 ["--since", "yesterday"], ["--reference", "tiny"]):
+                 ["--since", "yesterday"], ["--reference", "tiny"],
+                 ["--output", str(tmp_path / "no-such-folder" / "report.csv")]):
         assert main(["report", "--database-url", sqlite_url, *args]) == 2
         assert "bandit-router report:" in capsys.readouterr().err
+    # the empty period is told in dates, not Unix seconds
+    assert main(["report", "--database-url", sqlite_url, "--since", "2027-02-01",
+                 "--until", "2027-01-01"]) == 2
+    assert "since (2027-02-01 00:00:00 UTC)" in capsys.readouterr().err
+    for command in (["report"], ["keys"]):  # a database the service cannot use
+        assert main([*command, "--database-url", "mysql://db/router",
+                     *(["list"] if command == ["keys"] else [])]) == 2
+        assert "is not a SQLite or PostgreSQL URL" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", "--database-url", sqlite_url, "--format", "xml"])
