@@ -7,13 +7,15 @@ not thousands of requests later.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
 from . import _namespaces as ns
 from ._errors import InvalidInputError
 
-__all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig", "implied_exploration"]
+__all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig", "check_seed",
+           "implied_exploration"]
 
 Exploration = Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"]
 EXPLORATIONS: tuple[str, ...] = ("thompson", "squarecb", "epsilon", "softmax", "regcb")
@@ -64,6 +66,24 @@ def _since(before: object) -> dict[str, object]:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise InvalidInputError(message)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` as an ``int``; :class:`InvalidInputError` unless it is an integer in
+    [0, 2**63) (NumPy's generators, which Thompson sampling and the replays draw from, take
+    none below 0).
+
+    >>> check_seed(7)
+    7
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    bandit_router.core._errors.InvalidInputError: seed must be an integer in [0, 2**63), not -1
+    """
+    if (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+            or not 0 <= int(seed) < 2**63):
+        raise InvalidInputError(f"{name} must be an integer in [0, 2**63), not {seed!r}")
+    return int(seed)
 
 
 def _finite(value: float) -> bool:
@@ -207,9 +227,7 @@ class PolicyConfig:
         _check(self.embedding_dims is None
                or (isinstance(self.embedding_dims, int) and self.embedding_dims >= 1),
                "embedding_dims must be None (raw embedding) or a positive integer")
-        # (NumPy's generators, which Thompson sampling's draws come from, take none below 0)
-        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool)
-               and 0 <= self.seed < 2**63, "seed must be an integer in [0, 2**63)")
+        object.__setattr__(self, "seed", check_seed(self.seed))
         _check(not self._extra_sets("--elim", "--cb_min_cost", "--cb_max_cost"),
                "extra_args must not set --elim or the cost bounds: use reward_range")
         _check("-i " not in f" {self.extra_args} " and "--initial_regressor" not in self.extra_args,

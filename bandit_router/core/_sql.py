@@ -38,8 +38,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 __all__ = ["DriverStatement", "GroupCommit", "Sent", "Writer", "commit", "database_url",
-           "driver_ok",
-           "pipelined", "read", "write"]
+           "driver_ok", "pipelined", "read", "write"]
 
 #: What a hot write runs on: the raw DBAPI connection (driver path, a pool proxy) or, for
 #: other dialects, a SQLAlchemy ``Connection`` in a transaction.

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..core._config import PolicyConfig, RouterConfig
+from ..core._config import PolicyConfig, RouterConfig, check_seed
 from ..core._embedding import cache_dir
 from ..core._errors import InvalidInputError
 from ..core._objective import Objective
@@ -429,9 +429,7 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
         raise InvalidInputError("no seed to run")
     if jobs < 1:
         raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
-    if bad:
-        raise InvalidInputError(f"seeds must be integers of 0 or more, not {bad}")
+    seeds = [check_seed(s) for s in seeds]
     _check_grids(cost_weights or {}, [w.name for w in chosen])
     policy_kw, router_kw = dict(policy or {}), dict(router or {})
     say = progress or (lambda _msg: None)

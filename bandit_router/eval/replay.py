@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core._config import PolicyConfig, RouterConfig
+from ..core._config import PolicyConfig, RouterConfig, check_seed
 from ..core._embedding import Embedder
 from ..core._errors import InvalidInputError
 from ..core._objective import Objective
@@ -279,8 +279,7 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     model's outcomes (and price) part way through the replayed rounds; ``limit`` caps the
     replayed tasks. :class:`InvalidInputError` when ``warm_start`` is outside [0, 1) or
     leaves no task to replay, ``limit`` is under 1, or ``seed`` is no integer in [0, 2**63)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise InvalidInputError(f"seed must be an integer in [0, 2**63), not {seed!r}")
+    seed = check_seed(seed)
     if not 0.0 <= warm_start < 1.0:  # (NaN too)
         raise InvalidInputError(f"warm_start must be a share in [0, 1), not {warm_start!r}")
     if limit is not None and limit < 1:

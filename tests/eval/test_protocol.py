@@ -134,8 +134,8 @@ def test_run_protocol_refuses_bad_grids_before_any_replay(
 
 
 def test_run_protocol_refuses_a_negative_seed_before_any_replay() -> None:
-    with pytest.raises(InvalidInputError, match=re.escape("seeds must be integers of 0 or "
-                                                          "more, not [-1]")):
+    with pytest.raises(InvalidInputError, match=re.escape("seed must be an integer in "
+                                                          "[0, 2**63), not -1")):
         protocol.run_protocol([_tiny("tiny", 40)], seeds=[0, -1])
 
 
