@@ -14,8 +14,7 @@ from typing import Literal
 from . import _namespaces as ns
 from ._errors import InvalidInputError
 
-__all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig", "check_seed",
-           "implied_exploration"]
+__all__ = ["EXPLORATIONS", "Exploration", "PolicyConfig", "RouterConfig", "implied_exploration"]
 
 Exploration = Literal["thompson", "squarecb", "epsilon", "softmax", "regcb"]
 EXPLORATIONS: tuple[str, ...] = ("thompson", "squarecb", "epsilon", "softmax", "regcb")
