@@ -24,18 +24,11 @@ import numpy as np
 from _results import machine, write_json
 
 from bandit_router.eval.datasets import RoutingDataset, default_data_dir, load_mmlu_pro
-from bandit_router.eval.protocol import REPORT_SEEDS
+from bandit_router.eval.protocol import REPORT_SEEDS, _one_thread  # (the workers' OpenMP rule)
 from bandit_router.eval.replay import replay
 
 #: The dataset, set before the workers fork (they inherit it instead of receiving a copy).
 _DATASET: list[RoutingDataset] = []
-
-
-def _one_thread() -> None:
-    """One OpenMP thread per worker: two replays on two cores (as the protocol's workers)."""
-    import faiss
-
-    faiss.omp_set_num_threads(1)
 
 
 def one_replay(job: tuple[str, int, float, float]) -> dict[str, Any]:

@@ -483,10 +483,19 @@ def _check_grids(grids: Mapping[str, Sequence[float]], names: Sequence[str]) -> 
                                     f"workloads run ({', '.join(names)})")
         if not grid:
             raise InvalidInputError(f"no cost weight given for {name!r}")
-        bad = [w for w in grid if not (math.isfinite(w) and 0 <= w <= MAX_WEIGHT)]
+        bad = [w for w in grid if not _router_takes(w)]
         if bad:
             raise InvalidInputError(f"cost weights must be in [0, {MAX_WEIGHT:g}]: {name!r} "
                                     f"has {', '.join(f'{w:g}' for w in bad)}")
+
+
+def _router_takes(cost_weight: float) -> bool:
+    """Whether a replay's router takes ``cost_weight`` (:class:`RouterConfig`'s own check)."""
+    try:
+        RouterConfig(cost_weight=cost_weight)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def _jsonable(value: Any) -> Any:
