@@ -117,7 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.keys = KeyStore(settings.database_url, cache_s=settings.key_cache_s)
+        timeout_s = settings.router_config().database_timeout_s  # (every store waits so)
+        app.state.keys = KeyStore(settings.database_url, cache_s=settings.key_cache_s,
+                                  timeout_s=timeout_s)
         router = build_router(settings)  # embedder, FAISS memory and policy load once, here
         _configure_providers(router, settings)
 
@@ -151,11 +153,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         learner = BackgroundLearner(
             router, metrics, interval_s=settings.learn_interval_s,
             others=lambda: app.state.experiments.routers(), role=settings.role,
-            lock=LearnerLock(settings.database_url) if settings.role == "learner" else None,
+            lock=(LearnerLock(settings.database_url, timeout_s=timeout_s)
+                  if settings.role == "learner" else None),
             publish_interval_s=settings.publish_interval_s,
             follow_interval_s=settings.follow_interval_s,
             reload=lambda: app.state.experiments.reload())
-        app.state.experiments = ExperimentRegistry(settings.database_url, make_arm)
+        app.state.experiments = ExperimentRegistry(settings.database_url, make_arm,
+                                                   timeout_s=timeout_s)
         app.state.router, app.state.learner = router, learner
         learner.start()
         if settings.auth and not app.state.keys.list():

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -26,7 +26,7 @@ from bandit_router import (
     Router,
     UnknownModelError,
 )
-from bandit_router.core._sql import database_url as database_url_of
+from bandit_router.core._sql import open_engine
 from bandit_router.eval.experiments import Arm, Experiment
 
 from .tables import ExperimentRow, migrate_service
@@ -70,9 +70,11 @@ class ExperimentRegistry:
     ``fixed_model``)."""
 
     def __init__(self, database_url: str,
-                 make_router: Callable[[str, dict[str, Any]], Router]) -> None:
-        database_url_of(database_url)  # InvalidInputError unless SQLite or PostgreSQL
-        self.engine = create_engine(database_url)
+                 make_router: Callable[[str, dict[str, Any]], Router], *,
+                 timeout_s: float = 10.0) -> None:
+        # InvalidInputError unless SQLite or PostgreSQL; a lock or a connection waited for
+        # up to timeout_s, as the router's store waits
+        self.engine = open_engine(database_url, timeout_s=timeout_s)
         migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._make = make_router

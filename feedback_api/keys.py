@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
-from bandit_router.core._sql import database_url as database_url_of
+from bandit_router.core._sql import open_engine
 
 from .tables import KeyRow, migrate_service
 
@@ -81,11 +81,13 @@ class KeyStore:
     replica, the CLI) the change reaches this one within ``cache_s``. ``cache_s=0`` reads
     the database on every call."""
 
-    def __init__(self, database_url: str, *, cache_s: float = 0.0) -> None:
+    def __init__(self, database_url: str, *, cache_s: float = 0.0,
+                 timeout_s: float = 10.0) -> None:
         if not (math.isfinite(cache_s) and cache_s >= 0):
             raise ValueError("cache_s must be a number of seconds >= 0")
-        database_url_of(database_url)  # InvalidInputError unless SQLite or PostgreSQL
-        self.engine = create_engine(database_url)
+        # InvalidInputError unless SQLite or PostgreSQL; a lock or a connection waited for
+        # up to timeout_s, as the router's store waits
+        self.engine = open_engine(database_url, timeout_s=timeout_s)
         migrate_service(self.engine)  # the service's tables, by their migrations
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.cache_s = cache_s

@@ -24,7 +24,7 @@ def test_demo_rejects_bad_rounds(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--seed", "-1"], "seed must be an integer"),
     (["--report-every", "0"], "--report-every must be >= 1"),
-    (["--cost-weight", "-3"], "cost_weight must be in [0, 1e6]"),
+    (["--cost-weight", "-3"], "cost_weight must be in [0, 1e+06]"),
     (["--database-url", "nope://x"], "is not a SQLite or PostgreSQL URL")])
 def test_demo_refuses_bad_arguments_before_any_round(
         args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,6 +54,9 @@ _DECIDES = {"decision_only": True}
 #: protocol's replays (how long it waits for its database; a per-tenant learning limit, off
 #: by default): the protocol's table stays valid across it.
 OPERATIONAL = {"operational": True}
+#: The largest cost or latency weight a router takes (a decision's weights too: see
+#: ``_validation``, which re-exports it).
+MAX_WEIGHT = 1e6
 
 
 def _since(before: object) -> dict[str, object]:
@@ -345,10 +348,10 @@ class RouterConfig:
     learn_rate_per_tenant_per_min: float | None = field(default=None, metadata=OPERATIONAL)
 
     def __post_init__(self) -> None:
-        _check(_finite(self.cost_weight) and 0 <= self.cost_weight <= 1e6,
-               "cost_weight must be in [0, 1e6]")
-        _check(_finite(self.latency_weight) and 0 <= self.latency_weight <= 1e6,
-               "latency_weight must be in [0, 1e6]")
+        for name in ("cost_weight", "latency_weight"):
+            weight = getattr(self, name)
+            _check(_finite(weight) and 0 <= weight <= MAX_WEIGHT,
+                   f"{name} must be in [0, {MAX_WEIGHT:g}]")
         _check(_finite(self.reward_wait_s) and self.reward_wait_s > 0,
                "reward_wait_s must be > 0")
         _check(_finite(self.default_reward), "default_reward must be a finite number")

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+from ._sql import database_url as checked_url
 
 __all__ = ["LearnerLock"]
 
@@ -42,7 +43,7 @@ class LearnerLock:
     """The right to learn the log of ``database_url`` and publish models; see the module."""
 
     def __init__(self, database_url: str, *, timeout_s: float = 10.0) -> None:
-        url = make_url(database_url)
+        url = checked_url(database_url)  # InvalidInputError unless SQLite or PostgreSQL
         self._kind = url.get_backend_name()
         self._conn: Any = None
         self._engine: Any = None
@@ -65,8 +66,6 @@ class LearnerLock:
                                          "-c tcp_keepalives_idle=10 "
                                          "-c tcp_keepalives_interval=5 "
                                          "-c tcp_keepalives_count=3"})
-        elif self._kind != "sqlite":
-            raise ValueError(f"no learner lock for {self._kind} databases")
         self._held = False
 
     def acquire(self) -> bool:

@@ -29,10 +29,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, inspect, text
+from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from ._errors import BanditRouterError
+from ._sql import open_engine
 
 __all__ = ["BASELINE", "LIBRARY", "VERSION_TABLE", "Migrations", "SchemaError", "head",
            "library_metadata", "migrate", "revision", "run_env"]
@@ -130,7 +131,7 @@ def run_env(migrations: Migrations) -> None:
            or context.config.get_main_option("sqlalchemy.url"))
     if not url:
         raise SystemExit("give the database: alembic -x url=<SQLAlchemy URL> ...")
-    engine = create_engine(url)
+    engine = open_engine(url)  # as the router opens it (WAL, the lock wait)
     try:
         with engine.begin() as conn:
             run(conn)

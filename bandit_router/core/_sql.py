@@ -24,21 +24,24 @@ result cost about three times the query itself.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON
+from sqlalchemy import JSON, create_engine, event
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 __all__ = ["DriverStatement", "GroupCommit", "Sent", "Writer", "commit", "database_url",
-           "driver_ok", "pipelined", "read", "write"]
+           "driver_ok", "open_engine", "pipelined", "read", "write"]
 
 #: What a hot write runs on: the raw DBAPI connection (driver path, a pool proxy) or, for
 #: other dialects, a SQLAlchemy ``Connection`` in a transaction.
@@ -71,6 +74,71 @@ def database_url(url: str) -> URL:
         raise InvalidInputError(f"database_url {url!r} is not a SQLite or PostgreSQL URL "
                                 "(sqlite:///router.db, postgresql+psycopg://user@host/db)")
     return parsed
+
+
+def open_engine(url: str, *, timeout_s: float = 10.0, **options: Any) -> Engine:
+    """An engine for ``url`` as every part of bandit-router opens its database (the router's
+    store, the service's keys and experiments, Alembic's command line): one rule for all.
+
+    - :class:`InvalidInputError` unless ``url`` is a SQLite or PostgreSQL URL;
+    - in-memory SQLite (``sqlite://``) is one connection shared by every thread (SQLite's
+      default would give each thread its own empty database);
+    - a SQLite file is switched to WAL, commits with ``synchronous=FULL`` (an acknowledged
+      write survives a power cut), enforces foreign keys and waits up to ``timeout_s`` for
+      a lock;
+    - PostgreSQL connections are checked before use (a restarted server is reconnected to)
+      and give up connecting after ``timeout_s``.
+
+    ``options`` go to SQLAlchemy's ``create_engine`` (the store's JSON serializers).
+
+    >>> engine = open_engine("sqlite://")
+    >>> from sqlalchemy import text
+    >>> with engine.connect() as conn:
+    ...     conn.execute(text("PRAGMA foreign_keys")).scalar()
+    1
+    """
+    parsed = database_url(url)
+    kwargs: dict[str, Any] = {}
+    memory = parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or "mode=memory" in url)
+    if memory:
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs = {"pool_pre_ping": True,
+                  "connect_args": {"connect_timeout": max(1, math.ceil(timeout_s))}}
+    engine = create_engine(url, **kwargs, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas(round(timeout_s * 1000)))
+    return engine
+
+
+def _to_wal(cur: Any, busy_ms: int) -> None:
+    """Switch the file to WAL (it stays so). Connections that open a new file at once each
+    hold a shared lock and want an exclusive one: SQLite answers one of them "database is
+    locked" at once, without its busy handler, so the switch is tried again until the wait."""
+    deadline = time.monotonic() + busy_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError; anything else is raised
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")  # first: WAL's switch may wait
+        _to_wal(cur, busy_ms)
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+    return on_connect
 
 
 def driver_ok(dialect: Dialect) -> bool:

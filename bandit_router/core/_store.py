@@ -14,7 +14,6 @@ makes commit order equal ``seq`` order.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -30,9 +29,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     literal,
@@ -43,11 +40,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from ._schema import migrate
-from ._sql import DriverStatement, GroupCommit, Writer, database_url, driver_ok, read
+from ._sql import DriverStatement, GroupCommit, Writer, driver_ok, open_engine, read
 from ._tables import (
     AlertRow,
     BudgetRow,
@@ -80,35 +76,6 @@ _REWARD_LOCK = 0x62616E646974
 _RECENT_EVENTS = 1024
 
 
-def _to_wal(cur: Any, busy_ms: int) -> None:
-    """Switch the file to WAL (it stays so). Connections that open a new file at once each
-    hold a shared lock and want an exclusive one: SQLite answers one of them "database is
-    locked" at once, without its busy handler, so the switch is tried again until the wait."""
-    deadline = time.monotonic() + busy_ms / 1000
-    pause = 0.001
-    while True:
-        try:
-            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except Exception as exc:  # the driver's OperationalError; anything else is raised
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-
-
-def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")  # first: WAL's switch may wait
-        _to_wal(cur, busy_ms)
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-    return on_connect
-
-
 class Observation(NamedTuple):
     """What a decision's call was observed to cost and take (:meth:`Store.get_observation`)."""
 
@@ -131,21 +98,10 @@ class Store:
     PostgreSQL connections are checked before use, so a restarted server is reconnected to."""
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
-        database_url(url)  # InvalidInputError unless SQLite or PostgreSQL
         self.url = url
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite") and (url in ("sqlite://", "sqlite:///:memory:")
-                                         or "mode=memory" in url):
-            # one shared connection, or each thread would see its own empty database
-            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        elif url.startswith("postgresql"):
-            kwargs = {"pool_pre_ping": True,
-                      "connect_args": {"connect_timeout": max(1, math.ceil(timeout_s))}}
-        self.engine: Engine = create_engine(url, json_serializer=json_dumps,
-                                            json_deserializer=orjson.loads, **kwargs)
+        self.engine: Engine = open_engine(url, timeout_s=timeout_s, json_serializer=json_dumps,
+                                          json_deserializer=orjson.loads)
         self.dialect = self.engine.dialect.name
-        if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas(round(timeout_s * 1000)))
         migrate(self.engine)  # the newest schema, by Alembic (see ``_schema``)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         #: single-statement reads: on PostgreSQL in autocommit, so a read is its statement's

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._catalog import Catalog
+from ._config import MAX_WEIGHT
 from ._constraints import Constraints
 from ._errors import (
     ERROR_KINDS,
@@ -35,7 +36,6 @@ __all__ = ["MAX_ABS_REWARD", "MAX_COST_USD", "MAX_EVENT_ID", "MAX_LATENCY_S", "M
 #: Bounds that keep one absurd value from poisoning the policy (VW's weights are float32).
 MAX_COST_USD = 1e4
 MAX_LATENCY_S = 1e5
-MAX_WEIGHT = 1e6
 MAX_ABS_REWARD = 1e6
 MAX_EVENT_ID = 128
 #: Caller-supplied event ids and tenants: URL-safe characters only, so an id names one

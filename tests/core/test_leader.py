@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bandit_router import LearnerLock
+from bandit_router import InvalidInputError, LearnerLock
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_an_in_memory_database_has_one_process_and_other_engines_are_refused() -
     lock = LearnerLock("sqlite://")
     assert lock.acquire() and lock.held()
     lock.release()
-    with pytest.raises(ValueError, match="mysql"):
+    with pytest.raises(InvalidInputError, match="mysql"):  # the store's rule, typed
         LearnerLock("mysql://u@localhost/db")
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from bandit_router import InvalidInputError
 from bandit_router.core import _sql
 from bandit_router.core._sql import DriverStatement, GroupCommit, Writer
 from bandit_router.core._store import (
@@ -403,7 +405,6 @@ def test_postgres_an_error_answered_after_the_commit_leaves_no_autocommit(pg_url
     remote server; a duplicate key waiting on another transaction's row) fails the write
     at the pipeline's last sync: the connection goes back to the pool out of autocommit,
     so the next session is still one transaction."""
-    from sqlalchemy import text
 
     store = Store(pg_url)
     store.add_event(event(1))
@@ -473,3 +474,49 @@ def test_hot_reads_of_observations_and_prices(store: Store) -> None:
                                ("c", 2.0, 3.0, None, "p")]
     assert [r.model for r in store.prices(after_id=rows[1].id)] == ["c"]
     assert store.prices(after_id=rows[2].id) == []
+
+
+# -- open_engine: one rule for opening the database ---------------------------------------------
+
+def test_an_in_memory_sqlite_engine_is_one_database_for_every_thread() -> None:
+    engine = _sql.open_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (7)"))
+    seen: list[object] = []
+
+    def other_thread() -> None:
+        with engine.connect() as conn:
+            seen.append(conn.execute(text("SELECT x FROM t")).scalar())
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert seen == [7]  # SQLite's default pool would give that thread an empty database
+    engine.dispose()
+
+
+def test_a_sqlite_file_is_opened_durable_with_the_lock_wait_given(tmp_path: Path) -> None:
+    engine = _sql.open_engine(f"sqlite:///{tmp_path / 'r.db'}", timeout_s=2.5)
+    with engine.connect() as conn:
+        pragma = {name: conn.execute(text(f"PRAGMA {name}")).scalar()
+                  for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")}
+    assert pragma == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 2500,
+                      "foreign_keys": 1}
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["mysql://u@db/r", "oracle://db", "not a url", ""])
+def test_only_sqlite_and_postgresql_are_opened(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="SQLite or PostgreSQL"):
+        _sql.open_engine(url)
+
+
+def test_a_postgresql_engine_checks_its_connections_and_bounds_the_connect(
+        pg_url: str) -> None:
+    engine = _sql.open_engine(pg_url, timeout_s=3.2)
+    assert engine.pool._pre_ping  # a restarted server is reconnected to
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+        assert conn.connection.dbapi_connection.info.get_parameters()["connect_timeout"] == "4"
+    engine.dispose()

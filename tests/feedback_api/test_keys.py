@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import types
 from pathlib import Path
 
@@ -96,3 +97,16 @@ def test_cache_s_zero_reads_every_time_and_a_bad_value_is_refused(tmp_path: Path
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="cache_s"):
             KeyStore(f"sqlite:///{tmp_path / 'keys.db'}", cache_s=bad)
+
+
+def test_keys_in_an_in_memory_database_are_seen_from_every_thread() -> None:
+    """The service verifies keys on its request threads: with ``sqlite://`` each thread used
+    to open its own empty database ("no such table: br_api_keys")."""
+    keys = KeyStore("sqlite://")
+    key, secret = keys.create(name="app", scope="client")
+    seen: list[object] = []
+    worker = threading.Thread(target=lambda: seen.append(keys.verify(secret)))
+    worker.start()
+    worker.join()
+    assert seen == [key]
+    keys.close()
