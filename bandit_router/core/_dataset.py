@@ -122,9 +122,11 @@ class RoutingDataset:
             else:
                 out = out_tokens[:, j] if out_tokens is not None else np.full(len(self), 300.0)
                 pin, pout = fit_prices(self.cost[:, j], in_tokens, out)
-            provider, _, model = name.rpartition("/")
+            # "provider/model" (the model's own name may hold more slashes, as LiteLLM's
+            # "together_ai/meta-llama/Llama-3-70b" does); a bare name is the dataset's
+            provider, _, model = name.partition("/") if "/" in name else ("dataset", "", name)
             specs.append(ModelSpec(
-                provider=provider or "dataset", model=model, input_price_per_1m=pin,
+                provider=provider, model=model, input_price_per_1m=pin,
                 output_price_per_1m=pout, avg_latency=float(np.mean(self.latency[:, j])),
                 quality_score=quality_prior, context_window=10_000_000,
                 typical_output_tokens=max(1, int(np.mean(out_tokens[:, j])))

@@ -31,7 +31,7 @@ from ._store import json_dumps
 
 __all__ = ["MAX_ABS_REWARD", "MAX_COST_USD", "MAX_EVENT_ID", "MAX_LATENCY_S", "MAX_WEIGHT",
            "check_id", "check_input_tokens", "check_metadata", "check_names", "check_reward",
-           "check_task", "check_time", "check_weight", "finite", "storable"]
+           "check_task", "check_time", "check_weight", "finite", "routable_task", "storable"]
 
 #: Bounds that keep one absurd value from poisoning the policy (VW's weights are float32).
 MAX_COST_USD = 1e4
@@ -101,6 +101,26 @@ def check_task(task: Any, *, max_chars: int) -> str:
         raise InvalidTaskError(f"task has {len(task)} characters; the limit is "
                                f"{max_chars} (RouterConfig.max_task_chars)")
     return task
+
+
+def routable_task(text: str, *, max_chars: int) -> str | None:
+    """``text`` made into a task :func:`check_task` accepts, as an app would before calling
+    the router, or None where nothing is left to route (empty or blank): NUL characters
+    dropped, lone surrogates replaced by ``?``, and only the first ``max_chars``
+    characters kept (the embedder reads the first 256 word pieces anyway). What a replay of
+    a benchmark's table sends, so that one odd prompt in thousands does not stop it.
+
+    >>> routable_task("a" + chr(0) + "b" + "c" * 10, max_chars=5)
+    'abccc'
+    >>> routable_task("  ", max_chars=5) is None
+    True
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if _unstorable(text) is not None:  # a lone surrogate
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    text = text[:max_chars]
+    return text if text.strip() else None
 
 
 def check_weight(value: float | None, default: float, name: str) -> float:

@@ -112,6 +112,16 @@ def _pickled_rows(path: Path) -> list[dict[str, Any]]:
     return list(frame.to_dict("records"))
 
 
+def _no_prompt(value: Any) -> bool:
+    """A prompt cell with nothing in it: empty or blank text, None, NaN, no turns."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return not any(str(turn).strip() for turn in value)
+    return value is None or (isinstance(value, float) and math.isnan(value)) \
+        or not str(value).strip()
+
+
 def _prompt_text(value: Any) -> str:
     """A table's prompt as the router's task text: a list of turns (RouterBench's
     multi-turn prompts) joined by blank lines; anything else as text."""
@@ -216,10 +226,10 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
     """RouterBench's table: ``prompt``, a quality column per model, ``<model>|total_cost``
     and optionally ``<model>|model_response`` (``.csv``, ``.csv.gz`` or a pandas pickle).
 
-    A row where any model has no score or no cost (an empty cell, NaN, text) is dropped:
-    ``dataset.dropped`` says how many, and a warning is logged. Input tokens are estimated
-    from the prompt, output tokens from each model's response where the table has one
-    (else 300), at about four characters a token."""
+    A row without a prompt, or where any model has no score or no cost (an empty cell, NaN,
+    text), is dropped: ``dataset.dropped`` says how many, and a warning is logged. Input
+    tokens are estimated from the prompt, output tokens from each model's response where
+    the table has one (else 300), at about four characters a token."""
     path = Path(path)
     if _is_pickle(path):
         rows = _pickled_rows(path)  # RouterBench ships pickles of pandas frames
@@ -242,12 +252,14 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
     for r in rows:
         scores = [_number(r[m]) for m in models]
         costs = [_number(r[f"{m}|total_cost"]) for m in models]
-        if any(v is None for v in scores) or any(v is None or v < 0 for v in costs):
+        if any(v is None for v in scores) or any(v is None or v < 0 for v in costs) \
+                or _no_prompt(r["prompt"]):
             dropped += 1
             continue
         kept.append((r, scores, costs))  # type: ignore[arg-type]
     if dropped:
-        log.warning("%s: %d of %d rows dropped (a model without a score or a cost)", path,
+        log.warning("%s: %d of %d rows dropped (no prompt, or a model without a score or a "
+                    "cost)", path,
                     dropped, len(rows))
     if not kept:
         raise InvalidInputError(f"{path}: every row lacks some model's score or cost")

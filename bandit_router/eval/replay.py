@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from ..core._config import PolicyConfig, RouterConfig, check_seed
 from ..core._embedding import Embedder
 from ..core._errors import InvalidInputError
 from ..core._objective import Objective
+from ..core._validation import routable_task
 from ..router._router import Router
 from .datasets import PrecomputedEmbedder, RoutingDataset
 
@@ -39,6 +41,7 @@ __all__ = ["Drift", "ReplayResult", "baselines", "context_free_thompson", "hull_
            "replay", "zero_router_hull"]
 
 Array = npt.NDArray[np.float64]
+log = logging.getLogger("bandit_router")
 
 
 def zero_router_hull(costs: Sequence[float], qualities: Sequence[float]) -> list[tuple[float,
@@ -266,6 +269,27 @@ class ReplayResult:
                             self.dataset.cost[i, j]])
 
 
+def _routable_texts(dataset: RoutingDataset, max_chars: int) -> tuple[list[str], list[int]]:
+    """The texts a replay gives the router (:func:`routable_task`: what an app would send),
+    the dataset's own list where every text is already routable, and the tasks left with
+    nothing to route (skipped). A benchmark's table may hold a prompt longer than the
+    router takes, a NUL or an empty prompt: one such row must not stop a replay."""
+    texts, unroutable, changed = list(dataset.texts), [], 0
+    for i, text in enumerate(dataset.texts):
+        routable = routable_task(text, max_chars=max_chars)
+        if routable is None:
+            unroutable.append(i)
+        elif routable != text:
+            texts[i] = routable
+            changed += 1
+    if changed or unroutable:
+        log.warning("%s: %d task texts cut to %d characters or cleaned of NUL or lone "
+                    "surrogates, %d empty ones skipped", dataset.name, changed, max_chars,
+                    len(unroutable))
+        return texts, unroutable
+    return dataset.texts, []
+
+
 def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
            policy: PolicyConfig | None = None, config: RouterConfig | None = None,
            embedder: Embedder | None = None, database_url: str = "sqlite://",
@@ -284,18 +308,22 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
         raise InvalidInputError(f"warm_start must be a share in [0, 1), not {warm_start!r}")
     if limit is not None and limit < 1:
         raise InvalidInputError(f"limit must be at least 1 task, not {limit}")
+    base = config or RouterConfig()
+    texts, unroutable = _routable_texts(dataset, base.max_task_chars)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(dataset))
+    if unroutable:  # (the seeded order of the others is kept)
+        order = order[~np.isin(order, unroutable)]
     n_warm = round(warm_start * len(order))
     if n_warm >= len(order):
         raise InvalidInputError(f"a warm start of {warm_start:g} leaves none of the "
                                 f"{len(order)} tasks to replay")
     history, order = order[:n_warm], order[n_warm:][:limit]
+    work = dataset if texts is dataset.texts else replace(dataset, texts=texts)
     if embedder is None and dataset.embeddings is not None:
-        embedder = PrecomputedEmbedder(dataset.texts, dataset.embeddings)
+        embedder = PrecomputedEmbedder(work.texts, dataset.embeddings)
     catalog = dataset.catalog(quality_prior=quality_prior)
     column = {key: j for j, key in enumerate(catalog.model_keys())}
-    base = config or RouterConfig()
     cfg = replace(base, cost_weight=cost_weight, reward_wait_s=max(base.reward_wait_s, 1e9),
                   embedding_cache_size=0)
     router = Router(database_url=database_url, catalog=catalog, embedder=embedder,
@@ -307,7 +335,7 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     k0 = drift.start(len(order)) if drift is not None else len(order)
     try:
         if n_warm:
-            router.warm_start(dataset.subset(history))
+            router.warm_start(work.subset(history))
         start = time.perf_counter()
         for k, i in enumerate(order):
             if k == k0 and drift is not None:
@@ -318,7 +346,7 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
                     router.update_pricing(spec.provider, {spec.model: {
                         "input_price_per_1m": spec.input_price_per_1m * drift.price_factor,
                         "output_price_per_1m": spec.output_price_per_1m * drift.price_factor}})
-            d = router.select(dataset.texts[i], event_id=f"{dataset.name}-{seed}-{k}",
+            d = router.select(texts[i], event_id=f"{dataset.name}-{seed}-{k}",
                               input_tokens=int(tokens_in[i]) if tokens_in is not None else None)
             j = column[f"{d.provider}/{d.model}"]
             router.reward(d.event_id, quality=float(quality[i, j]), cost_usd=float(cost[i, j]),

@@ -150,21 +150,23 @@ def test_routerbench_drops_rows_with_gaps_and_reads_gzip(tmp_path: Path, caplog)
             "s2,Capital of France?,geo,,0.02,Paris,1,0.0002\n"     # big has no score
             "s3,Name a colour,misc,1,,red,1,0.0002\n"              # big has no cost
             "s4,Say hi,misc,1,0.03,hi there friend,nan,0.0003\n"  # small's score is NaN
-            "s5,Count to three,misc,0.5,0.01,1 2 3,1,0.0001\n")
+            "s5,Count to three,misc,0.5,0.01,1 2 3,1,0.0001\n"
+            "s6,,misc,1,0.01,yes,1,0.0001\n"                        # no prompt
+            "s7,  ,misc,1,0.01,yes,1,0.0001\n")                     # a blank prompt
     path = tmp_path / "rb.csv.gz"
     with gzip.open(path, "wt") as fh:
         fh.write(text)
     with caplog.at_level(logging.WARNING, logger="bandit_router"):
         ds = load_routerbench(path)
-    assert ds.task_ids == ["s1", "s5"] and ds.dropped == 3
-    assert "3 of 5 rows dropped" in caplog.text
+    assert ds.task_ids == ["s1", "s5"] and ds.dropped == 5
+    assert "5 of 7 rows dropped" in caplog.text
     assert ds.name == "rb" and ds.groups == ["math", "misc"]
     assert ds.quality.tolist() == [[1.0, 0.0], [0.5, 1.0]]
     # input tokens from the prompt, output tokens from the response where there is one
     assert ds.input_tokens is not None and ds.input_tokens.tolist() == [3, 4]
     assert ds.output_tokens is not None and ds.output_tokens[:, 0].tolist() == [1.0, 2.0]
     assert ds.output_tokens[:, 1].tolist() == [300.0, 300.0]
-    assert ds.subset([1]).dropped == 3
+    assert ds.subset([1]).dropped == 5
     everything_missing = tmp_path / "empty.csv"
     everything_missing.write_text("prompt,m,m|total_cost\nq,,0.1\n")
     with pytest.raises(InvalidInputError, match="every row lacks"):
@@ -218,6 +220,15 @@ def test_routerbench_pickle_as_published(tmp_path: Path) -> None:
     again = load_routerbench(as_arrays)
     assert again.texts == ds.texts and again.output_tokens is not None
     assert again.output_tokens.tolist() == ds.output_tokens.tolist()
+    # a prompt cell with nothing in it (None, NaN, no turns with text): the row is dropped
+    gaps = frame.copy()
+    gaps["prompt"] = pd.Series([None, ["", " "], np.nan], dtype=object)
+    gaps["big/m"] = [1.0, 0.9, 0.5]
+    gaps = pd.concat([gaps, frame.iloc[:1]], ignore_index=True)
+    with_gaps = tmp_path / "gaps.pkl"
+    gaps.to_pickle(with_gaps)
+    kept = load_routerbench(with_gaps)
+    assert kept.texts == ["Which planet is red?"] and kept.dropped == 3
     not_a_frame = tmp_path / "list.pkl"
     pd.to_pickle([1, 2], not_a_frame)
     with pytest.raises(InvalidInputError, match="not a DataFrame"):
@@ -259,6 +270,27 @@ def test_catalog_prices_fitted_to_the_costs() -> None:
     # a price that explains nothing is not made negative
     pin, pout = fit_prices([1e-3, 1e-3, 1e-3], [10, 100, 1000], [1000, 100, 10])
     assert pin >= 0 and pout >= 0
+
+
+def test_model_names_of_any_shape_make_a_catalog_a_replay_routes_among() -> None:
+    """A benchmark names its models as it likes: LiteLLM's provider/org/model, a bare name,
+    spaces, colons, a pipe. The catalog's key is the name (a bare one under "dataset/")."""
+    from bandit_router.eval.replay import replay
+    from bandit_router.eval.simulation import HashEmbedder
+
+    names = ["together_ai/meta-llama/Llama-3-70b", "zero-one-ai/Yi-34B-Chat", "claude v2:1",
+             "a|b"]
+    n = 120
+    rng = np.random.default_rng(1)
+    ds = RoutingDataset(name="names", task_ids=[str(i) for i in range(n)],
+                        texts=[f"task {i}" for i in range(n)], models=names,
+                        quality=rng.integers(0, 2, (n, 4)).astype(float),
+                        cost=np.tile([0.004, 0.002, 0.001, 0.0005], (n, 1)),
+                        latency=np.ones((n, 4)))
+    assert ds.model_keys() == ["together_ai/meta-llama/Llama-3-70b", "zero-one-ai/Yi-34B-Chat",
+                               "dataset/claude v2:1", "dataset/a|b"]
+    result = replay(ds, seed=0, embedder=HashEmbedder())
+    assert len(result.order) == n and set(result.chosen.tolist()) <= {0, 1, 2, 3}
 
 
 def test_log_rows_without_an_outcome_count_as_missing(tmp_path: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from bandit_router import Router
 from bandit_router.eval.datasets import default_data_dir, load_mmlu_pro, synthetic_dataset
 from bandit_router.eval.replay import (
     Drift,
@@ -218,3 +221,33 @@ def test_announced_price_drift_reaches_the_router(monkeypatch: pytest.MonkeyPatc
     replay(ds, seed=0, embedder=HashEmbedder(),
            drift=Drift(model="frontier/large", at=50, price_factor=3.0, announce=False))
     assert updates == []
+
+
+def test_a_prompt_the_router_would_refuse_does_not_stop_a_replay(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A benchmark's table may hold a prompt longer than the router takes, a NUL or a blank
+    prompt: the replay sends what an app would (cut to ``max_task_chars``, NUL dropped) and
+    skips a task with nothing to route, keeping the seeded order of the others."""
+    ds = synthetic_dataset(400, seed=5)
+    texts = list(ds.texts)
+    texts[3] = "solve this " * 20_000  # 220,000 characters
+    texts[4] = "a\x00b task"
+    texts[5] = " \n "
+    odd = replace(ds, texts=texts)
+    sent: list[str] = []
+    select = Router.select
+
+    def spy(self: Router, task: str, **kw: object) -> object:
+        sent.append(task)
+        return select(self, task, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Router, "select", spy)
+    result = replay(odd, seed=0, cost_weight=50.0, embedder=HashEmbedder())
+    assert len(result.order) == 399 and 5 not in result.order.tolist()
+    assert result.order.tolist() == [i for i in np.random.default_rng(0).permutation(400)
+                                     if i != 5]
+    by_task = dict(zip(result.order.tolist(), sent, strict=True))
+    assert by_task[3] == texts[3][:100_000] and by_task[4] == "ab task"
+    # a dataset whose texts are all routable replays exactly as before
+    clean = replay(ds, seed=0, cost_weight=50.0, embedder=HashEmbedder())
+    assert clean.order.tolist() == np.random.default_rng(0).permutation(400).tolist()
