@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._catalog import Catalog, ModelSpec
+from ._catalog import MAX_PRICE_PER_1M, Catalog, ModelSpec
 from ._errors import InvalidInputError
 from ._features import estimate_tokens
 
@@ -51,8 +51,14 @@ class RoutingDataset:
                 raise InvalidInputError(f"{name} must be a finite {n}x{m} matrix")
         if np.any((self.quality < 0) | (self.quality > 1)) or np.any(self.cost < 0):
             raise InvalidInputError("quality must be in [0, 1] and cost >= 0")
-        if self.embeddings is not None and len(self.embeddings) != n:
-            raise InvalidInputError("one embedding per task")
+        if self.embeddings is not None:
+            emb = self.embeddings
+            if emb.ndim != 2 or len(emb) != n:
+                raise InvalidInputError("one embedding per task (an n x d matrix)")
+            if not np.all(np.isfinite(emb)):  # one NaN would poison the task memory's recall
+                raise InvalidInputError("embeddings must be finite (a NaN or an infinity "
+                                        f"in {int((~np.isfinite(emb).all(axis=1)).sum())} "
+                                        "tasks' vectors)")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -122,6 +128,11 @@ class RoutingDataset:
             else:
                 out = out_tokens[:, j] if out_tokens is not None else np.full(len(self), 300.0)
                 pin, pout = fit_prices(self.cost[:, j], in_tokens, out)
+                if max(pin, pout) > MAX_PRICE_PER_1M:
+                    raise InvalidInputError(
+                        f"{self.name}: {name}'s costs (mean {np.mean(self.cost[:, j]):.4g} a "
+                        f"task) fit a price of {max(pin, pout):.4g} USD per million tokens, "
+                        f"over {MAX_PRICE_PER_1M:g}: costs must be USD per request")
             # "provider/model" (the model's own name may hold more slashes, as LiteLLM's
             # "together_ai/meta-llama/Llama-3-70b" does); a bare name is the dataset's
             provider, _, model = name.partition("/") if "/" in name else ("dataset", "", name)

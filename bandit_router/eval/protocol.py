@@ -65,10 +65,10 @@ from .datasets import (
 )
 from .replay import Drift, ReplayResult, replay, zero_router_hull
 
-__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "VARIANT_WEIGHTS",
-           "Target", "Workload", "cache_dir", "check_targets", "format_table", "load_json",
-           "render_markdown", "run_protocol", "settings_from", "variant_workloads",
-           "with_embeddings", "workloads", "write_json"]
+__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "VARIANT_PAIRS",
+           "VARIANT_WEIGHTS", "Target", "Workload", "cache_dir", "check_targets",
+           "format_table", "load_json", "render_markdown", "run_protocol", "settings_from",
+           "variant_workloads", "with_embeddings", "workloads", "write_json"]
 
 #: Seeds settings are chosen on.
 DEV_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
@@ -191,6 +191,21 @@ VARIANT_DRAWS: tuple[int, ...] = (11, 12, 13, 14)
 VARIANT_WEIGHTS: tuple[float, ...] = (10, 30, 100)
 
 
+#: Two-model shapes of :func:`variant_workloads` (RouteLLM's setting: a strong model and a
+#: cheaper one, routed per request), fixed before their first run on the report seeds:
+#: RouteLLM's own pairing (a frontier model against Mixtral-8x7B) and two near models.
+VARIANT_PAIRS: dict[str, tuple[str, str]] = {
+    "mmlu_pro-pair-4o-mixtral": ("gpt-4o-2024-05-13", "Mixtral-8x7B-Instruct-v0.1"),
+    "mmlu_pro-pair-pro-70b": ("gemini-1.5-pro-002", "Meta-Llama-3.1-70B-Instruct"),
+}
+
+
+def _pair(path: Path, name: str) -> Callable[[], RoutingDataset]:
+    def load() -> RoutingDataset:
+        return load_mmlu_pro(path).with_models(list(VARIANT_PAIRS[name]), name=name)
+    return load
+
+
 def _models_drawn(path: Path, k: int, draw: int) -> Callable[[], RoutingDataset]:
     def load() -> RoutingDataset:
         ds = load_mmlu_pro(path)
@@ -241,7 +256,8 @@ def _short(load: Callable[[], RoutingDataset], name: str) -> Callable[[], Routin
 
 def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     """Workloads of shapes no default was chosen on, built from the same data: MMLU-Pro
-    routed among 5 of its 13 models (four fixed draws: other candidates, other hulls) and
+    routed among 5 of its 13 models (four fixed draws: other candidates, other hulls),
+    between two of them (:data:`VARIANT_PAIRS`: RouteLLM's strong-or-cheap setting) and
     among all 19 of its models with a price (six base models join: more arms, most weak) and
     among all 31 at one modelled price (many arms, as in a benchmark without prices),
     RouterDC-7 with prices that double with each model's rank in quality (1x to 64x, as
@@ -259,6 +275,10 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
                            description=f"MMLU-Pro, 5 of the 13 models (draw {draw})",
                            load=_models_drawn(mmlu, 5, draw), targets=bar)
                   for draw in VARIANT_DRAWS]
+        found += [Workload(name=name, cost_weights=VARIANT_WEIGHTS,
+                           description=f"MMLU-Pro, two models: {strong} or {cheaper}",
+                           load=_pair(mmlu, name), targets=bar)
+                  for name, (strong, cheaper) in VARIANT_PAIRS.items()]
         found.append(Workload(
             name="mmlu_pro-19priced", cost_weights=VARIANT_WEIGHTS,
             description="MMLU-Pro among every model with a price: the 13 chat models and 6 "

@@ -99,6 +99,13 @@ def test_dataset_validation_and_subset() -> None:
         RoutingDataset(name="x", task_ids=["1"], texts=["t"], models=["m"],
                        quality=np.array([[1.5]]), cost=np.array([[0.0]]),
                        latency=np.array([[1.0]]))
+    vectors = np.ones((50, 4), np.float32)
+    assert replace(ds, embeddings=vectors).embeddings is vectors
+    vectors[7, 2] = np.nan  # (a vector of one task)
+    with pytest.raises(InvalidInputError, match="finite .* in 1 tasks"):
+        replace(ds, embeddings=vectors)
+    with pytest.raises(InvalidInputError, match="one embedding per task"):
+        replace(ds, embeddings=np.ones(50, np.float32))
 
 
 def test_input_token_counts_are_the_datasets_else_estimated_from_the_text() -> None:
@@ -270,6 +277,10 @@ def test_catalog_prices_fitted_to_the_costs() -> None:
     # a price that explains nothing is not made negative
     pin, pout = fit_prices([1e-3, 1e-3, 1e-3], [10, 100, 1000], [1000, 100, 10])
     assert pin >= 0 and pout >= 0
+    # costs in another unit (cents, per thousand requests) fit an absurd price: said so
+    dear = replace(ds, cost=cost * 1e5)
+    with pytest.raises(InvalidInputError, match="p/big's costs .* must be USD per request"):
+        dear.catalog()
 
 
 def test_model_names_of_any_shape_make_a_catalog_a_replay_routes_among() -> None:

@@ -65,8 +65,8 @@ def test_variant_workloads_reprice_by_rank_and_draw_models(tmp_path: Path) -> No
 def test_variant_workloads_route_among_five_mmlu_pro_models() -> None:
     found = [w for w in protocol.variant_workloads() if w.name.startswith("mmlu_pro-")]
     assert [w.name for w in found] == [*(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS),
-                                       "mmlu_pro-19priced", "mmlu_pro-31",
-                                       f"mmlu_pro-{protocol.SHORT_STREAM}"]
+                                       *protocol.VARIANT_PAIRS, "mmlu_pro-19priced",
+                                       "mmlu_pro-31", f"mmlu_pro-{protocol.SHORT_STREAM}"]
     every = found[-3].load()  # the 13 chat models and the 6 base models with a price
     assert len(every.models) == 19 and set(MMLU_PRO_CANDIDATES) < set(every.models)
     assert set(every.prices) == set(every.models) and len(every) == 10_225
@@ -84,6 +84,10 @@ def test_variant_workloads_route_among_five_mmlu_pro_models() -> None:
     assert first.models != second.models  # each draw routes among other models
     assert first.name == "mmlu_pro-5of13-11" and first.embeddings is not None
     assert set(first.prices) == set(first.models)
+    pair = found[len(protocol.VARIANT_DRAWS)].load()  # RouteLLM's: strong or cheap
+    assert pair.name == "mmlu_pro-pair-4o-mixtral" and len(pair) == 10_225
+    assert pair.models == ["gpt-4o-2024-05-13", "Mixtral-8x7B-Instruct-v0.1"]
+    assert pair.embeddings is not None and set(pair.prices) == set(pair.models)
 
 
 def test_the_variants_table_in_the_quality_doc_is_the_committed_json() -> None:
@@ -97,8 +101,8 @@ def test_the_variants_table_in_the_quality_doc_is_the_committed_json() -> None:
     assert result["seed_set"] == "report"
     _assert_measured_with_the_defaults(result)
     assert set(result["workloads"]) == {w for w in (
-        *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), "mmlu_pro-19priced",
-        "mmlu_pro-31", "routerdc7-priced",
+        *(f"mmlu_pro-5of13-{d}" for d in protocol.VARIANT_DRAWS), *protocol.VARIANT_PAIRS,
+        "mmlu_pro-19priced", "mmlu_pro-31", "routerdc7-priced",
         f"mmlu_pro-{protocol.SHORT_STREAM}", f"routerdc7-priced-{protocol.SHORT_STREAM}")}
     assert protocol.check_targets(result) == result["targets"]
     for name in result["workloads"]:  # each shape at every weight of the grid, every seed
