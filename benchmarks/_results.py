@@ -8,14 +8,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import resource
 import shlex
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +25,9 @@ __all__ = ["exact_found", "four_budgets", "machine", "peak_rss_mb", "percentiles
 def machine(args: argparse.Namespace) -> dict[str, Any]:
     """Where, when and how the figures were measured: the command as typed and every option
     it ran with (but ``out``)."""
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(),
-            "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+    from bandit_router.eval.protocol import machine_facts  # (not loaded before it is asked)
+
+    return {**machine_facts(),  # the CPU, its cores, the platform, Python, the time
             "command": shlex.join([f"benchmarks/{Path(sys.argv[0]).name}",
                                    *_without_out(sys.argv[1:])]),
             "args": {k: v for k, v in vars(args).items() if k != "out"}}

@@ -370,8 +370,9 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 
 # -- the document ------------------------------------------------------------------------------
 def machine_line(m: dict[str, Any]) -> str:
+    cpu = f"{m['cpu']}; " if m.get("cpu") else ""  # (recorded since 2026-12-05)
     return (f"Measured with `{PYTHON} {m['command']}` on {m['cpu_count']} cores "
-            f"({m['platform']}, Python {m['python']}), {m['date_utc']} UTC.")
+            f"({cpu}{m['platform']}, Python {m['python']}), {m['date_utc']} UTC.")
 
 
 def render_block(name: str, results: Path = RESULTS) -> str:

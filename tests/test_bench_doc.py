@@ -234,3 +234,10 @@ def test_check_fails_on_a_hand_edit_or_a_small_run(doc: ModuleType, tmp_path: Pa
     assert doc.main(check) == 1  # renders, but is not the documented command's run
     with pytest.raises(ValueError, match="missing"):
         doc.render("no markers here", folder)
+
+
+def test_the_machine_line_names_the_cpu_where_the_json_has_it(doc: ModuleType) -> None:
+    m = _machine("benchmarks/bench_router.py", {})
+    assert "on 2 cores (Linux-6.1-x86_64, Python 3.11.7)" in doc.machine_line(m)
+    line = doc.machine_line({**m, "cpu": "AMD EPYC"})
+    assert "on 2 cores (AMD EPYC; Linux-6.1-x86_64, Python 3.11.7), 2027-01-04 12:00" in line

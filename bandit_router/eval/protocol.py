@@ -40,9 +40,12 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
+import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,7 +70,8 @@ from .replay import Drift, ReplayResult, replay, zero_router_hull
 
 __all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "VARIANT_PAIRS",
            "VARIANT_WEIGHTS", "Target", "Workload", "cache_dir", "check_targets",
-           "format_table", "load_json", "render_markdown", "run_protocol", "settings_from",
+           "format_table", "load_json", "machine_facts", "render_markdown", "run_protocol",
+           "settings_from",
            "variant_workloads", "with_embeddings", "workloads", "write_json"]
 
 #: Seeds settings are chosen on.
@@ -377,6 +381,23 @@ def _strongest(ds: RoutingDataset) -> int:
     return int(np.argmax(ds.quality.mean(axis=0)))
 
 
+def machine_facts() -> dict[str, Any]:
+    """Where a measurement ran: the CPU's model, its cores, the platform, Python and the
+    time (UTC). A replay follows the machine in its last bits (sums in BLAS and FAISS take
+    other paths on other CPUs, and a few near-ties early on decide where traffic settles),
+    so a table says which machine it came from."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(),
+            "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M")}
+
+
 def _one_thread() -> None:
     """A worker's FAISS searches on one thread: with a replay per core, OpenMP's threads only
     fight each other (on 2 cores, 2 workers of 2 threads each ran 3x slower)."""
@@ -487,7 +508,7 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
                      "router": _jsonable(RouterConfig(**router_kw)),
                      "overrides": {"policy": _jsonable(policy_kw),
                                    "router": _jsonable(router_kw)}},
-        "seconds": time.perf_counter() - start,
+        "seconds": time.perf_counter() - start, "machine": machine_facts(),
         "workloads": summaries, "runs": runs,
     }
     result["targets"] = check_targets(result)
@@ -662,8 +683,11 @@ def _bandit_cell(row: Mapping[str, Any]) -> str:
 
 def render_markdown(result: Mapping[str, Any]) -> str:
     """The README's table, made from the JSON the protocol wrote."""
+    where = result.get("machine")  # (tables written before it was recorded have none)
     out = [f"Seeds {', '.join(map(str, result['seeds']))} ({result['seed_set']} seeds), "
-           "last half of each stream, cold start, bandit feedback only.",
+           "last half of each stream, cold start, bandit feedback only"
+           + (f"; measured on {where['cpu']}, {where['cpu_count']} cores, "
+              f"{where['date_utc']} UTC." if where else "."),
            "",
            "| workload | cost weight | quality (worst seed) | % of strongest's cost | "
            "vs hull (worst seed) | vs best fixed model (drift: traffic moved) | "

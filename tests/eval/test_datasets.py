@@ -102,7 +102,7 @@ def test_dataset_validation_and_subset() -> None:
     vectors = np.ones((50, 4), np.float32)
     assert replace(ds, embeddings=vectors).embeddings is vectors
     vectors[7, 2] = np.nan  # (a vector of one task)
-    with pytest.raises(InvalidInputError, match="finite .* in 1 tasks"):
+    with pytest.raises(InvalidInputError, match=r"finite .* in 1 tasks"):
         replace(ds, embeddings=vectors)
     with pytest.raises(InvalidInputError, match="one embedding per task"):
         replace(ds, embeddings=np.ones(50, np.float32))
@@ -279,7 +279,7 @@ def test_catalog_prices_fitted_to_the_costs() -> None:
     assert pin >= 0 and pout >= 0
     # costs in another unit (cents, per thousand requests) fit an absurd price: said so
     dear = replace(ds, cost=cost * 1e5)
-    with pytest.raises(InvalidInputError, match="p/big's costs .* must be USD per request"):
+    with pytest.raises(InvalidInputError, match=r"p/big's costs .* must be USD per request"):
         dear.catalog()
 
 

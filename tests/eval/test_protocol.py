@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -185,6 +186,13 @@ def test_run_protocol_table_json_and_targets(tmp_path: Path,
     assert f"| tiny | 20 | {row['quality']:.3f} ({row['quality_worst']:.3f})" in md
     assert f"| {row['bandit_vs_hull']:+.4f} ({row['bandit_vs_hull_worst']:+.4f}) |" in md
     assert "| tiny | quality >= 0.990 |" in md and "**no**" in md
+    # the machine it ran on, in the JSON and under the table (figures follow the machine)
+    where = result["machine"]
+    assert where["cpu_count"] == os.cpu_count() and where["cpu"] and where["date_utc"]
+    assert md.splitlines()[0].endswith(
+        f"measured on {where['cpu']}, {where['cpu_count']} cores, {where['date_utc']} UTC.")
+    older = {k: v for k, v in again.items() if k != "machine"}  # written before it was kept
+    assert protocol.render_markdown(older).splitlines()[0].endswith("bandit feedback only.")
     json.dumps(result)  # plain JSON throughout
 
 
