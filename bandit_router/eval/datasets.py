@@ -90,6 +90,21 @@ def _open_text(path: Path) -> Any:
     return open(path, newline="", encoding="utf-8-sig")
 
 
+#: The longest CSV cell read: a benchmark's prompt or model response can be longer than
+#: csv's default limit (131,072 characters), which would stop the load with ``_csv.Error``.
+_CSV_FIELD_LIMIT = 2**31 - 1
+
+
+def _csv_rows(fh: Any) -> list[dict[str, Any]]:
+    """Every row of a CSV file open as text, cells of any length (csv's limit raised for
+    the read, then put back)."""
+    before = csv.field_size_limit(_CSV_FIELD_LIMIT)
+    try:
+        return list(csv.DictReader(fh))
+    finally:
+        csv.field_size_limit(before)
+
+
 def _is_pickle(path: Path) -> bool:
     """Whether ``path`` names a pickle (RouterBench's ``.pkl`` files) by its suffixes."""
     return ".pkl" in path.suffixes or ".pickle" in path.suffixes
@@ -235,7 +250,7 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
         rows = _pickled_rows(path)  # RouterBench ships pickles of pandas frames
     else:
         with _open_text(path) as fh:
-            rows = list(csv.DictReader(fh))
+            rows = _csv_rows(fh)
     if not rows:
         raise InvalidInputError(f"{path} has no rows")
     if "prompt" not in rows[0]:
@@ -317,7 +332,7 @@ def load_log(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
         if ".jsonl" in path.name or ".json" in path.name:
             records = [json.loads(line) for line in fh if line.strip()]
         else:
-            records = list(csv.DictReader(fh))
+            records = _csv_rows(fh)
     tasks: dict[str, str] = {}
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     models: list[str] = []

@@ -304,6 +304,29 @@ def test_model_names_of_any_shape_make_a_catalog_a_replay_routes_among() -> None
     assert len(result.order) == n and set(result.chosen.tolist()) <= {0, 1, 2, 3}
 
 
+def test_csv_cells_longer_than_the_csv_module_reads_by_default(tmp_path: Path) -> None:
+    """A long-context benchmark's prompt or response can pass csv's default cell limit
+    (131,072 characters: ``_csv.Error`` before); the limit is put back after the read."""
+    import csv
+
+    long_prompt, long_answer = "context " * 25_000, "answer " * 30_000
+    table = tmp_path / "long.csv"
+    with open(table, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["prompt", "a", "a|total_cost", "a|model_response"])
+        writer.writerows([[long_prompt, 1, 0.01, long_answer], ["short", 0, 0.01, "no"]])
+    ds = load_routerbench(table)
+    assert ds.texts == [long_prompt, "short"] and ds.output_tokens is not None
+    assert ds.output_tokens[0, 0] > 40_000  # from the long answer
+    log = tmp_path / "log.csv"
+    with open(log, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["task_id", "task", "model", "quality", "cost_usd"])
+        writer.writerows([[1, long_prompt, "a", 1, 0.1], [1, long_prompt, "b", 0, 0.01]])
+    assert load_log(log).texts == [long_prompt]
+    assert csv.field_size_limit() == 131_072
+
+
 def test_log_rows_without_an_outcome_count_as_missing(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("task_id,task,model,quality,cost_usd\n"
