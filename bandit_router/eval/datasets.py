@@ -71,10 +71,21 @@ def default_data_dir() -> Path:
 _SCORE_SLACK = 1e-6
 
 
+#: Grades written as words (pandas writes a column of booleans to CSV as True/False).
+_TRUTH = {"true": 1.0, "false": 0.0}
+
+
 def _number(value: Any) -> float | None:
-    """A finite float, or None for a missing cell ('', None, NaN, text that is no number)."""
+    """A finite float, or None for a missing cell ('', None, NaN, text that is no number);
+    True and False (as written by pandas for a column of booleans) are 1 and 0.
+
+    >>> _number("0.5"), _number("False"), _number(" TRUE "), _number("n/a"), _number("nan")
+    (0.5, 0.0, 1.0, None, None)
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, str) and value.strip().lower() in _TRUTH:
+        return _TRUTH[value.strip().lower()]
     try:
         out = float(value)
     except (TypeError, ValueError):

@@ -327,6 +327,16 @@ def test_csv_cells_longer_than_the_csv_module_reads_by_default(tmp_path: Path) -
     assert csv.field_size_limit() == 131_072
 
 
+def test_grades_written_as_true_and_false_read_as_one_and_zero(tmp_path: Path) -> None:
+    """pandas writes a column of booleans to CSV as True/False: each row was dropped as a
+    model without a score (and a table of them failed to load)."""
+    table = tmp_path / "bools.csv"
+    table.write_text("prompt,a,a|total_cost,b,b|total_cost\n"
+                     "q1,True,0.01,False,0.001\nq2,false,0.01,TRUE,0.001\n")
+    ds = load_routerbench(table)
+    assert ds.quality.tolist() == [[1.0, 0.0], [0.0, 1.0]] and ds.dropped == 0
+
+
 def test_log_rows_without_an_outcome_count_as_missing(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("task_id,task,model,quality,cost_usd\n"
