@@ -314,6 +314,8 @@ def replay(dataset: RoutingDataset, *, seed: int = 0, cost_weight: float = 20.0,
     order = rng.permutation(len(dataset))
     if unroutable:  # (the seeded order of the others is kept)
         order = order[~np.isin(order, unroutable)]
+        if not len(order):
+            raise InvalidInputError(f"{dataset.name}: no task has any text to route")
     n_warm = round(warm_start * len(order))
     if n_warm >= len(order):
         raise InvalidInputError(f"a warm start of {warm_start:g} leaves none of the "

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bandit_router import Router
+from bandit_router import InvalidInputError, Router
 from bandit_router.eval.datasets import default_data_dir, load_mmlu_pro, synthetic_dataset
 from bandit_router.eval.replay import (
     Drift,
@@ -248,6 +248,8 @@ def test_a_prompt_the_router_would_refuse_does_not_stop_a_replay(
                                      if i != 5]
     by_task = dict(zip(result.order.tolist(), sent, strict=True))
     assert by_task[3] == texts[3][:100_000] and by_task[4] == "ab task"
+    with pytest.raises(InvalidInputError, match="no task has any text to route"):
+        replay(replace(ds, texts=[" "] * 400), seed=0, embedder=HashEmbedder())
     # a dataset whose texts are all routable replays exactly as before
     clean = replay(ds, seed=0, cost_weight=50.0, embedder=HashEmbedder())
     assert clean.order.tolist() == np.random.default_rng(0).permutation(400).tolist()
