@@ -139,13 +139,11 @@ def _pickled_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _no_prompt(value: Any) -> bool:
-    """A prompt cell with nothing in it: empty or blank text, None, NaN, no turns."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, list | tuple):
-        return not any(str(turn).strip() for turn in value)
-    return value is None or (isinstance(value, float) and math.isnan(value)) \
-        or not str(value).strip()
+    """A prompt cell with nothing in it: None, NaN, or text (turns joined as
+    :func:`_prompt_text` joins them) that is empty or blank."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return not _prompt_text(value).strip()
 
 
 def _prompt_text(value: Any) -> str:
@@ -285,8 +283,7 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
         kept.append((r, scores, costs))  # type: ignore[arg-type]
     if dropped:
         log.warning("%s: %d of %d rows dropped (no prompt, or a model without a score or a "
-                    "cost)", path,
-                    dropped, len(rows))
+                    "cost)", path, dropped, len(rows))
     if not kept:
         raise InvalidInputError(f"{path}: every row lacks some model's score or cost")
     kept = kept[:limit] if limit is not None else kept

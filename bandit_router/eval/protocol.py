@@ -51,11 +51,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..core._config import PolicyConfig, RouterConfig, check_seed
+from ..core._config import MAX_WEIGHT, PolicyConfig, RouterConfig, check_seed
 from ..core._embedding import cache_dir
 from ..core._errors import InvalidInputError
 from ..core._objective import Objective
-from ..core._validation import MAX_WEIGHT
 from .baselines import aiq
 from .datasets import (
     RoutingDataset,
@@ -71,8 +70,7 @@ from .replay import Drift, ReplayResult, replay, zero_router_hull
 __all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "VARIANT_PAIRS",
            "VARIANT_WEIGHTS", "Target", "Workload", "cache_dir", "check_targets",
            "format_table", "load_json", "machine_facts", "render_markdown", "run_protocol",
-           "settings_from",
-           "variant_workloads", "with_embeddings", "workloads", "write_json"]
+           "settings_from", "variant_workloads", "with_embeddings", "workloads", "write_json"]
 
 #: Seeds settings are chosen on.
 DEV_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
