@@ -3,7 +3,9 @@ MiniLM path is covered in test_learning.py and test_cli.py)."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -898,13 +900,24 @@ def test_get_event_not_fresh_takes_a_decision_just_logged_without_a_read(
         router.get_event("peek-unknown", fresh=False)
 
 
+def _ticking(*, step: float) -> Callable[[], float]:
+    """A clock that moves ``step`` seconds at every reading."""
+    ticks = itertools.count()
+    return lambda: 1.7e9 + step * next(ticks)
+
+
 def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: MakeRouter,
                                                                   tmp_path) -> None:
     """Rewards made durable with ``learn=False`` are learned by ``sync()`` from the rows in
     hand, not read back from the log: the same policy, memory and next decision as a router
     that read them back (its kept rows dropped), in batches as the service's learner takes
     them, across the clusters' fitting."""
-    routers = [make_router(database_url=f"sqlite:///{tmp_path / name}.db")
+    # No sweep on request, as the service runs: a sweep learns what is pending every 5 s of
+    # the clock, which cut the two routers' batches at other rounds when the wall clock
+    # timed them (a slow run failed so). Each reads a clock of its own that moves alike.
+    config = RouterConfig(cost_weight=50.0, maintenance_on_request=False)
+    routers = [make_router(database_url=f"sqlite:///{tmp_path / name}.db", config=config,
+                           clock=_ticking(step=0.05))
                for name in ("in_hand", "from_log")]
     read_back = []
     learn_log = routers[0].store.learn_log
