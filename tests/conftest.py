@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,6 +26,16 @@ from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 
 PG_ADMIN_URL = os.environ.get("BANDIT_ROUTER_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def load_script(path: str) -> ModuleType:
+    """One of the repository's scripts (``scripts/bench_doc.py``...), loaded as a module."""
+    file = Path(__file__).resolve().parents[1] / path
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class FakeClock:

@@ -3,23 +3,18 @@ by scripts/dev_index.py, so that a trial is found before it is run again."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import load_script
 
 
 @pytest.fixture
 def index() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dev_index", ROOT / "scripts/dev_index.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/dev_index.py")
 
 
 def test_the_index_lists_every_trial_kept(index: ModuleType) -> None:

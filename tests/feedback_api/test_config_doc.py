@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
 from feedback_api import Settings
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _renderer():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("config_doc", ROOT / "scripts/config_doc.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/config_doc.py")
 
 
 def test_the_tables_are_what_the_code_says() -> None:

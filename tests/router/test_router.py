@@ -3,9 +3,7 @@ MiniLM path is covered in test_learning.py and test_cli.py)."""
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -900,12 +898,6 @@ def test_get_event_not_fresh_takes_a_decision_just_logged_without_a_read(
         router.get_event("peek-unknown", fresh=False)
 
 
-def _ticking(*, step: float) -> Callable[[], float]:
-    """A clock that moves ``step`` seconds at every reading."""
-    ticks = itertools.count()
-    return lambda: 1.7e9 + step * next(ticks)
-
-
 def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: MakeRouter,
                                                                   tmp_path) -> None:
     """Rewards made durable with ``learn=False`` are learned by ``sync()`` from the rows in
@@ -916,9 +908,10 @@ def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: Mak
     # the clock, which cut the two routers' batches at other rounds when the wall clock
     # timed them (a slow run failed so). Each reads a clock of its own that moves alike.
     config = RouterConfig(cost_weight=50.0, maintenance_on_request=False)
+    clocks = [FakeClock(), FakeClock()]
     routers = [make_router(database_url=f"sqlite:///{tmp_path / name}.db", config=config,
-                           clock=_ticking(step=0.05))
-               for name in ("in_hand", "from_log")]
+                           clock=clock)
+               for name, clock in zip(("in_hand", "from_log"), clocks, strict=True)]
     read_back = []
     learn_log = routers[0].store.learn_log
 
@@ -928,9 +921,10 @@ def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: Mak
         return rows
 
     routers[0].store.learn_log = counted  # type: ignore[method-assign]
-    for router in routers:
+    for router, clock in zip(routers, clocks, strict=True):
         wl = SyntheticWorkload(seed=3)
         for i in range(1100):
+            clock.advance(0.1)
             task = wl.sample_task()
             d = router.select(task.text, event_id=f"e-{i}")
             o = wl.outcome(task, f"{d.provider}/{d.model}")
