@@ -905,13 +905,11 @@ def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: Mak
     that read them back (its kept rows dropped), in batches as the service's learner takes
     them, across the clusters' fitting."""
     # No sweep on request, as the service runs: a sweep learns what is pending every 5 s of
-    # the clock, which cut the two routers' batches at other rounds when the wall clock
-    # timed them (a slow run failed so). Each reads a clock of its own that moves alike.
+    # the wall clock, which cut the two routers' batches at other rounds (a slow run failed
+    # so); without it nothing the routers learn depends on the clock.
     config = RouterConfig(cost_weight=50.0, maintenance_on_request=False)
-    clocks = [FakeClock(), FakeClock()]
-    routers = [make_router(database_url=f"sqlite:///{tmp_path / name}.db", config=config,
-                           clock=clock)
-               for name, clock in zip(("in_hand", "from_log"), clocks, strict=True)]
+    routers = [make_router(database_url=f"sqlite:///{tmp_path / name}.db", config=config)
+               for name in ("in_hand", "from_log")]
     read_back = []
     learn_log = routers[0].store.learn_log
 
@@ -921,10 +919,9 @@ def test_sync_learns_its_own_unlearned_rewards_as_the_log_would(make_router: Mak
         return rows
 
     routers[0].store.learn_log = counted  # type: ignore[method-assign]
-    for router, clock in zip(routers, clocks, strict=True):
+    for router in routers:
         wl = SyntheticWorkload(seed=3)
         for i in range(1100):
-            clock.advance(0.1)
             task = wl.sample_task()
             d = router.select(task.text, event_id=f"e-{i}")
             o = wl.outcome(task, f"{d.provider}/{d.model}")
