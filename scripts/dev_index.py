@@ -57,6 +57,15 @@ def _headline(data: dict[str, Any]) -> str:
     if isinstance(data.get("select_ms"), dict):  # bench_router
         s = data["select_ms"]
         return f"select p50 {s.get('p50', 0):.2f} ms, p99 {s.get('p99', 0):.2f} ms"
+    rows = data.get("summary_by_workload")
+    if isinstance(rows, list):  # bench_safety_net: the router against the net, vs the hull
+        nets = sorted(k for k in (rows[0] if rows else {}) if str(k).startswith("net_"))
+        return "; ".join(
+            f"{r.get('workload')} {r.get('cost_weight'):g}: router "
+            f"{r['router']['vs_hull_mean']:+.4f}, "
+            + ", ".join(f"{k} {r[k]['vs_hull_mean']:+.4f} ({r[k]['switched']} switched)"
+                        for k in nets)
+            for r in rows)
     if isinstance(data.get("runs"), list) and "pairs" in data:  # bench_http
         rates = [r.get("pairs_per_s") for r in data["runs"] if isinstance(r, dict)]
         return "pairs/s " + ", ".join(f"{x:.1f}" for x in rates if isinstance(x, int | float))
