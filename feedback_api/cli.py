@@ -1,6 +1,7 @@
 """The ``bandit-router`` command: the library's commands (:mod:`bandit_router.cli`: demo,
-replay, bench) and the service's: ``serve`` (the HTTP service), ``keys`` (API keys) and
-``report`` (cost report from the service's database)."""
+replay, bench) and the service's: ``serve`` (the HTTP service), ``keys`` (API keys),
+``report`` (cost report from the service's database) and ``warm-start`` (history learned
+into it before serving)."""
 
 from __future__ import annotations
 
@@ -124,8 +125,48 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warm_start(args: argparse.Namespace) -> int:
+    from bandit_router import BanditRouterError, LearnerLock, load_logged_decisions
+    from bandit_router.eval.datasets import load_table
+
+    from . import Settings
+    from .app import build_router
+
+    if not os.path.isfile(args.file):
+        print(f"bandit-router warm-start: no file at {args.file}", file=sys.stderr)
+        return 2
+    try:
+        # the service's own settings, so its embedder, catalog and policy learn the history;
+        # this process learns it (as the "all" role does) and checkpoints it on closing
+        overrides = {"database_url": args.database_url} if args.database_url else {}
+        settings = Settings(**overrides, role="all")  # type: ignore[arg-type]
+        history: Any = (load_logged_decisions(args.file) if args.logged
+                        else load_table(args.file))
+        lock = LearnerLock(settings.database_url)
+        if not lock.acquire():  # a "learner" replica learns this log: it must be the one
+            print("bandit-router warm-start: a learner replica holds this database's learner "
+                  "lock; stop the learners first (docs/service.md)", file=sys.stderr)
+            return 1
+        try:
+            router = build_router(settings)
+            try:
+                learned = router.warm_start(history)
+            finally:
+                router.close()
+        finally:
+            lock.release()
+    except (BanditRouterError, ValueError) as exc:
+        print(f"bandit-router warm-start: {exc}", file=sys.stderr)
+        return 2
+    kind = "logged decisions" if args.logged else "labelled tasks"
+    print(f"warm start from {args.file} ({kind}): {learned} reward(s) learned and logged "
+          f"in {settings.database_url} (records already there were skipped)")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
-    """Add ``serve``, ``keys`` and ``report`` to the library parser's subparsers."""
+    """Add ``serve``, ``keys``, ``report`` and ``warm-start`` to the library parser's
+    subparsers."""
     serve = sub.add_parser("serve", help="run the HTTP service (settings: BANDIT_ROUTER_* "
                                          "environment variables or BANDIT_ROUTER_CONFIG_FILE)")
     serve.add_argument("--host", default=None)
@@ -178,6 +219,19 @@ def add_commands(sub: Any) -> None:
     report.add_argument("--output", default=None, metavar="FILE",
                         help="write the report here instead of to standard output")
     report.set_defaults(func=_report)
+
+    warm = sub.add_parser(
+        "warm-start", help="learn from history before (or between) serving: labelled tasks "
+                           "with every model's outcome, or another system's logged decisions, "
+                           "into the service's database (settings as for serve)")
+    warm.add_argument("file", help="a RouterBench table or a JSONL/CSV log with every model's "
+                                   "outcome per task (as 'replay' reads), or with --logged "
+                                   "logged decisions (load_logged_decisions' format)")
+    warm.add_argument("--logged", action="store_true",
+                      help="the file holds logged bandit decisions, one chosen model each")
+    warm.add_argument("--database-url", default=None,
+                      help="default: BANDIT_ROUTER_DATABASE_URL or the service's default")
+    warm.set_defaults(func=_warm_start)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ def test_the_entry_point_has_the_library_and_the_service_commands(
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "replay", "bench", "serve", "keys", "report"):
+    for command in ("demo", "replay", "bench", "serve", "keys", "report", "warm-start"):
         assert command in out
     assert main(["demo", "--rounds", "0"]) == 2  # a library command, dispatched from here
 
@@ -152,3 +152,67 @@ def test_report_command_errors(tmp_path, sqlite_url: str, make_router,
         assert "is not a SQLite or PostgreSQL URL" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", "--database-url", sqlite_url, "--format", "xml"])
+
+
+def _labelled_log(path, n: int = 20) -> None:
+    """``n`` tasks, each with both models' outcomes (the catalog's keys): a cheap model that
+    answers the arithmetic, a strong one that answers everything."""
+    import json
+
+    rows = []
+    for i in range(n):
+        task = f"what is {i} plus {i + 1}?" if i % 2 else f"write a haiku about the number {i}"
+        for model, quality, cost in (("groq/llama-3.1-8b-instant", float(i % 2), 0.0001),
+                                     ("openai/gpt-4o", 1.0, 0.01)):
+            rows.append({"task_id": f"t{i}", "task": task, "model": model,
+                         "quality": quality, "cost_usd": cost})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_warm_start_learns_labelled_history_into_the_service_database(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bandit_router import Router
+
+    history, url = tmp_path / "evals.jsonl", f"sqlite:///{tmp_path / 'router.db'}"
+    _labelled_log(history)
+    assert main(["warm-start", str(history), "--database-url", url]) == 0
+    assert "40 reward(s) learned" in capsys.readouterr().out
+    # again: every record is already in the log, nothing is learned twice
+    assert main(["warm-start", str(history), "--database-url", url]) == 0
+    assert "0 reward(s) learned" in capsys.readouterr().out
+    # a router opened on the database afterwards starts from the 40 learned rewards
+    with Router(database_url=url) as router:
+        decision = router.select("what is 3 plus 4?")
+        assert decision.policy_version == 40
+
+
+def test_warm_start_errors(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'router.db'}"
+    assert main(["warm-start", str(tmp_path / "missing.jsonl"), "--database-url", url]) == 2
+    assert "no file at" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task": "hello", "model": "openai/gpt-4o"}\n')  # no task_id, no outcome
+    assert main(["warm-start", str(bad), "--database-url", url]) == 2
+    assert "task_id" in capsys.readouterr().err
+    logged = tmp_path / "logged.jsonl"
+    logged.write_text('{"task": "hello", "chosen": "openai/gpt-4o", "probability": 2.0, '
+                      '"quality": 1.0, "cost_usd": 0.01}\n')  # a probability over 1
+    assert main(["warm-start", str(logged), "--logged", "--database-url", url]) == 2
+    assert "probability" in capsys.readouterr().err
+
+
+def test_warm_start_waits_for_no_learner_replica(tmp_path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from bandit_router import LearnerLock
+
+    history, url = tmp_path / "evals.jsonl", f"sqlite:///{tmp_path / 'router.db'}"
+    _labelled_log(history, n=2)
+    learner = LearnerLock(url)  # as a "serve --role learner" replica holds it
+    assert learner.acquire()
+    try:
+        assert main(["warm-start", str(history), "--database-url", url]) == 1
+        assert "learner lock" in capsys.readouterr().err
+    finally:
+        learner.release()
+    assert main(["warm-start", str(history), "--database-url", url]) == 0
+    assert "4 reward(s) learned" in capsys.readouterr().out
