@@ -9,10 +9,11 @@ between always-*j* and the router over the last ``--window`` rounds, from the lo
 and their probabilities (per round ``r * 1[a = j] / p - r``, an inverse-propensity estimate),
 and its normal interval at ``--level``. At the first round where one model's interval lies
 wholly above zero, the net would serve that model with probability ``1 - eps`` and the
-router's draw otherwise. Its rounds from there are counted from the data set's outcomes:
-an upper bound on what the net earns (the router, served less, would learn from fewer of
-its own choices). Beside it, the ceiling of any such net: the model best in hindsight on
-the last half, served the same way from ``--burn`` on. Figures: the last half against the
+router's draw otherwise, to the end. Its rounds from there are counted from the data set's
+outcomes: optimistic where the switch was right (the router, served less, would learn from
+fewer of its own choices) and pessimistic where it was wrong (a net would switch back once
+the evidence turned, after about as long again). Beside it, the ceiling of any such net:
+the model best in hindsight on the last half, served the same way from ``--burn`` on. Figures: the last half against the
 zero router's hull at the run's cost (the protocol's column) and against the best fixed
 model's reward.
 
@@ -58,10 +59,10 @@ _LOADED: dict[str, tuple[Workload, Any]] = {}
 def first_evidence(reward: Array, chosen: npt.NDArray[np.int64], probability: Array,
                    n_models: int, *, window: int, burn: int, level: float
                    ) -> tuple[int, int] | None:
-    """The first round ``t >= burn`` at which, over the rounds ``[t - window, t)``, some
-    model's inverse-propensity estimate beats the router's own rewards with its interval at
-    ``level`` wholly above zero: ``(t, model)`` (the model with the largest estimate among
-    those), or ``None``.
+    """The first round ``t >= burn`` (before the last) at which, over the rounds
+    ``[t - window, t)``, some model's inverse-propensity estimate beats the router's own
+    rewards with its interval at ``level`` wholly above zero: ``(t, model)`` (the model
+    with the largest estimate among those), or ``None``.
 
     >>> rng = np.random.default_rng(0)
     >>> chosen = rng.integers(2, size=2000)          # a router choosing at random...
@@ -78,7 +79,7 @@ def first_evidence(reward: Array, chosen: npt.NDArray[np.int64], probability: Ar
                                - 1.0)
     sums = np.vstack([np.zeros(n_models), np.cumsum(terms, axis=0)])
     squares = np.vstack([np.zeros(n_models), np.cumsum(terms * terms, axis=0)])
-    ends = np.arange(max(burn, 2), n + 1)
+    ends = np.arange(max(burn, 2), n)  # (a switch at the last round would serve none)
     starts = np.maximum(0, ends - window)
     m = (ends - starts)[:, None]
     total = sums[ends] - sums[starts]
@@ -115,9 +116,11 @@ def one_run(job: tuple[str, float, int, dict[str, Any]]) -> dict[str, Any]:
     rounds = np.arange(n)
     half = slice(n // 2, None)
     rows = result.order[half]
+    # the hull as the protocol draws it (the data set's outcomes); the best fixed model from
+    # what the rounds revealed (after a drift, the changed outcomes)
     hull = zero_router_hull(ds.cost[rows].mean(axis=0).tolist(),
                             ds.quality[rows].mean(axis=0).tolist())
-    fixed = objective.reward(ds.quality[rows], ds.cost[rows]).mean(axis=0)
+    fixed = objective.reward(quality[half], cost[half]).mean(axis=0)
     hindsight = int(np.argmax(fixed))
     eps = opts["eps"]
 

@@ -126,7 +126,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _warm_start(args: argparse.Namespace) -> int:
-    from bandit_router import BanditRouterError, LearnerLock, load_logged_decisions
+    import csv
+
+    from sqlalchemy.engine import make_url
+
+    from bandit_router import BanditRouterError, LearnerLock, TimedEmbedder, load_logged_decisions
     from bandit_router.eval.datasets import load_table
 
     from . import Settings
@@ -144,8 +148,9 @@ def _warm_start(args: argparse.Namespace) -> int:
                         else load_table(args.file))
         lock = LearnerLock(settings.database_url)
         if not lock.acquire():  # a "learner" replica learns this log: it must be the one
-            print("bandit-router warm-start: a learner replica holds this database's learner "
-                  "lock; stop the learners first (docs/service.md)", file=sys.stderr)
+            print("bandit-router warm-start: cannot take the database's learner lock (a "
+                  "learner replica holds it, or the database cannot be reached); stop the "
+                  "learners first (docs/service.md)", file=sys.stderr)
             return 1
         try:
             router = build_router(settings)
@@ -153,14 +158,17 @@ def _warm_start(args: argparse.Namespace) -> int:
                 learned = router.warm_start(history)
             finally:
                 router.close()
+                if isinstance(router.embedder.inner, TimedEmbedder):
+                    router.embedder.inner.close()  # (its batching worker)
         finally:
             lock.release()
-    except (BanditRouterError, ValueError) as exc:
+    except (BanditRouterError, ValueError, OSError, EOFError, csv.Error) as exc:
         print(f"bandit-router warm-start: {exc}", file=sys.stderr)
         return 2
     kind = "logged decisions" if args.logged else "labelled tasks"
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
     print(f"warm start from {args.file} ({kind}): {learned} reward(s) learned and logged "
-          f"in {settings.database_url} (records already there were skipped)")
+          f"in {where} (records already there were skipped)")
     return 0
 
 

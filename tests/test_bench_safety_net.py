@@ -65,6 +65,22 @@ def test_evidence_older_than_the_window_does_not_count(bench: ModuleType) -> Non
                                 level=0.99) is None
 
 
+def test_the_decision_at_a_round_reads_only_the_rounds_before_it(bench: ModuleType) -> None:
+    chosen, p = _random_router(3000, seed=4)
+    # model 1 is no better than model 0 until round 2,000, then far better
+    reward = np.where((chosen == 1) & (np.arange(3000) >= 2000), 1.0, 0.5)
+    hit = bench.first_evidence(reward, chosen, p, 2, window=300, burn=10, level=0.99)
+    assert hit is not None and hit[1] == 1
+    assert 2000 < hit[0] < 2300  # after the change, once enough of it is in the window
+    t = hit[0]
+
+    def cut(n: int) -> tuple[int, int] | None:
+        return bench.first_evidence(reward[:n], chosen[:n], p[:n], 2, window=300, burn=10,
+                                    level=0.99)
+    assert cut(t + 1) == hit  # what comes after round t does not decide it
+    assert cut(t) is None  # nor is a switch decided at the last round (it would serve none)
+
+
 @pytest.mark.slow
 def test_a_replay_read_as_the_net_would(bench: ModuleType) -> None:
     ds = replace(synthetic_dataset(400, seed=7), name="tiny")

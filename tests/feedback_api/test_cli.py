@@ -154,6 +154,18 @@ def test_report_command_errors(tmp_path, sqlite_url: str, make_router,
         main(["report", "--database-url", sqlite_url, "--format", "xml"])
 
 
+@pytest.fixture
+def service_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's own defaults: no BANDIT_ROUTER_* setting of the developer's (a config
+    file, a catalog, another embedder) reaches the command; the model cache stays."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("BANDIT_ROUTER_") and name not in ("BANDIT_ROUTER_CACHE",
+                                                              "BANDIT_ROUTER_DATA"):
+            monkeypatch.delenv(name)
+
+
 def _labelled_log(path, n: int = 20) -> None:
     """``n`` tasks, each with both models' outcomes (the catalog's keys): a cheap model that
     answers the arithmetic, a strong one that answers everything."""
@@ -170,7 +182,7 @@ def _labelled_log(path, n: int = 20) -> None:
 
 
 def test_warm_start_learns_labelled_history_into_the_service_database(
-        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path, capsys: pytest.CaptureFixture[str], service_defaults: None) -> None:
     from bandit_router import Router
 
     history, url = tmp_path / "evals.jsonl", f"sqlite:///{tmp_path / 'router.db'}"
@@ -186,7 +198,8 @@ def test_warm_start_learns_labelled_history_into_the_service_database(
         assert decision.policy_version == 40
 
 
-def test_warm_start_errors(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_warm_start_errors(tmp_path, capsys: pytest.CaptureFixture[str],
+                           service_defaults: None) -> None:
     url = f"sqlite:///{tmp_path / 'router.db'}"
     assert main(["warm-start", str(tmp_path / "missing.jsonl"), "--database-url", url]) == 2
     assert "no file at" in capsys.readouterr().err
@@ -199,10 +212,14 @@ def test_warm_start_errors(tmp_path, capsys: pytest.CaptureFixture[str]) -> None
                       '"quality": 1.0, "cost_usd": 0.01}\n')  # a probability over 1
     assert main(["warm-start", str(logged), "--logged", "--database-url", url]) == 2
     assert "probability" in capsys.readouterr().err
+    broken = tmp_path / "logged.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")  # a message, not a traceback
+    assert main(["warm-start", str(broken), "--logged", "--database-url", url]) == 2
+    assert "bandit-router warm-start:" in capsys.readouterr().err
 
 
-def test_warm_start_waits_for_no_learner_replica(tmp_path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_warm_start_waits_for_no_learner_replica(tmp_path, capsys: pytest.CaptureFixture[str],
+                                                 service_defaults: None) -> None:
     from bandit_router import LearnerLock
 
     history, url = tmp_path / "evals.jsonl", f"sqlite:///{tmp_path / 'router.db'}"
