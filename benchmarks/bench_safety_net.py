@@ -13,9 +13,9 @@ router's draw otherwise, to the end. Its rounds from there are counted from the 
 outcomes: optimistic where the switch was right (the router, served less, would learn from
 fewer of its own choices) and pessimistic where it was wrong (a net would switch back once
 the evidence turned, after about as long again). Beside it, the ceiling of any such net:
-the model best in hindsight on the last half, served the same way from ``--burn`` on. Figures: the last half against the
-zero router's hull at the run's cost (the protocol's column) and against the best fixed
-model's reward.
+the model best in hindsight on the last half, served the same way from ``--burn`` on.
+Figures: the last half against the zero router's hull at the run's cost (the protocol's
+column) and against the best fixed model's reward.
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_safety_net.py \\
         [--seeds 0 1 2 3 4 5] [--workloads routerdc7 mmlu_pro-2000 ...] [--levels 0.95 0.99]
