@@ -110,10 +110,9 @@ def one_run(job: tuple[str, float, int, dict[str, Any]]) -> dict[str, Any]:
     result = replay(ds, seed=seed, cost_weight=lam, drift=workload.drift,
                     policy=PolicyConfig(seed=seed))
     n, chosen = len(result.order), result.chosen
-    quality, cost = _outcomes(workload, ds, result.order)
+    quality, cost = _outcomes(workload, ds, result.order)  # every model's, for the net's
+    revealed_q, revealed_c = result.quality, result.cost   # what the router's rounds revealed
     objective = Objective(lam)
-    reward = objective.reward(quality, cost)
-    rounds = np.arange(n)
     half = slice(n // 2, None)
     rows = result.order[half]
     # the hull as the protocol draws it (the data set's outcomes); the best fixed model from
@@ -126,7 +125,7 @@ def one_run(job: tuple[str, float, int, dict[str, Any]]) -> dict[str, Any]:
 
     def served_from(t0: int, model: int) -> dict[str, Any]:
         """The last half's figures when ``model`` is served from round ``t0`` on."""
-        q, c = quality[rounds, chosen].copy(), cost[rounds, chosen].copy()
+        q, c = revealed_q.copy(), revealed_c.copy()
         q[t0:] = (1 - eps) * quality[t0:, model] + eps * q[t0:]
         c[t0:] = (1 - eps) * cost[t0:, model] + eps * c[t0:]
         mq, mc = float(q[half].mean()), float(c[half].mean())
@@ -138,9 +137,9 @@ def one_run(job: tuple[str, float, int, dict[str, Any]]) -> dict[str, Any]:
         "router": served_from(n, 0), "hindsight_model": ds.models[hindsight],
         "ceiling": served_from(min(opts["burn"], n), hindsight), "nets": {}}
     for level in opts["levels"]:
-        hit = first_evidence(reward[rounds, chosen], chosen, result.probability,
-                             len(ds.models), window=opts["window"], burn=opts["burn"],
-                             level=level)
+        hit = first_evidence(objective.reward(revealed_q, revealed_c), chosen,
+                             result.probability, len(ds.models), window=opts["window"],
+                             burn=opts["burn"], level=level)
         out["nets"][str(level)] = (
             {"switched_at": None, **out["router"]} if hit is None else
             {"switched_at": hit[0], "model": ds.models[hit[1]],

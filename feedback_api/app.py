@@ -48,7 +48,7 @@ from .routers import (
 )
 from .settings import Settings, get_settings
 
-__all__ = ["build_router", "create_app"]
+__all__ = ["build_router", "create_app", "stop_embedding_worker"]
 
 log = logging.getLogger("feedback_api")
 
@@ -67,6 +67,13 @@ def build_router(settings: Settings) -> Router:
         database_url=settings.database_url, catalog=catalog, embedder=embedder,
         policy=settings.policy_config(), config=settings.router_config(),
         follow=settings.role != "all")
+
+
+def stop_embedding_worker(router: Router) -> None:
+    """Stop the batching worker of a router :func:`build_router` made, once it embeds no
+    more (after :meth:`Router.close`)."""
+    if isinstance(router.embedder.inner, TimedEmbedder):
+        router.embedder.inner.close()
 
 
 def _configure_providers(router: Router, settings: Settings) -> None:
@@ -183,8 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     app.state.experiments.close()
                     router.close()
                 finally:
-                    if isinstance(router.embedder.inner, TimedEmbedder):
-                        router.embedder.inner.close()  # (its batching worker)
+                    stop_embedding_worker(router)
                     app.state.keys.close()
 
     app = FastAPI(

@@ -130,11 +130,11 @@ def _warm_start(args: argparse.Namespace) -> int:
 
     from sqlalchemy.engine import make_url
 
-    from bandit_router import BanditRouterError, LearnerLock, TimedEmbedder, load_logged_decisions
+    from bandit_router import BanditRouterError, LearnerLock, load_logged_decisions
     from bandit_router.eval.datasets import load_table
 
     from . import Settings
-    from .app import build_router
+    from .app import build_router, stop_embedding_worker
 
     if not os.path.isfile(args.file):
         print(f"bandit-router warm-start: no file at {args.file}", file=sys.stderr)
@@ -157,9 +157,10 @@ def _warm_start(args: argparse.Namespace) -> int:
             try:
                 learned = router.warm_start(history)
             finally:
-                router.close()
-                if isinstance(router.embedder.inner, TimedEmbedder):
-                    router.embedder.inner.close()  # (its batching worker)
+                try:
+                    router.close()
+                finally:
+                    stop_embedding_worker(router)
         finally:
             lock.release()
     except (BanditRouterError, ValueError, OSError, EOFError, csv.Error) as exc:
