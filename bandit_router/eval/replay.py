@@ -47,8 +47,18 @@ log = logging.getLogger("bandit_router")
 def zero_router_hull(costs: Sequence[float], qualities: Sequence[float]) -> list[tuple[float,
                                                                                       float]]:
     """RouterBench's zero router: the non-decreasing upper convex hull of the single models
-    in the cost-quality plane (any mix of two models is reachable by routing at random)."""
-    pts = sorted(zip(costs, qualities, strict=True))
+    in the cost-quality plane (any mix of two models is reachable by routing at random).
+
+    Of models at one cost only the best is on it: where every model costs the same (one
+    price, or none), the hull is that model's point, not the weakest's.
+
+    >>> zero_router_hull([1.0, 2.0, 4.0], [0.5, 0.8, 0.85])
+    [(1.0, 0.5), (2.0, 0.8), (4.0, 0.85)]
+    >>> zero_router_hull([0.0, 0.0, 0.0], [0.37, 0.49, 0.44])
+    [(0.0, 0.49)]
+    """
+    # cheapest first; at one cost, the best first (the others at that cost are under it)
+    pts = sorted(zip(costs, qualities, strict=True), key=lambda p: (p[0], -p[1]))
     hull: list[tuple[float, float]] = []
     for c, q in pts:
         if hull and q <= hull[-1][1]:  # costs more, no better: never on the frontier

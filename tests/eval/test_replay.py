@@ -25,6 +25,26 @@ def test_zero_router_hull() -> None:
     assert hull == [(0.0, 0.2), (1.0, 0.6), (3.0, 0.9)]
     assert hull_quality(hull, 2.0) == pytest.approx(0.75)
     assert hull_quality(hull, 10.0) == 0.9 and hull_quality(hull, -1) == 0.2
+    # models at one cost: the best of them is the hull there, in whatever order they come
+    for order in ([0.37, 0.49, 0.44], [0.49, 0.37, 0.44], [0.44, 0.37, 0.49]):
+        tied = zero_router_hull([6.31e-05] * 3, order)
+        assert tied == [(6.31e-05, 0.49)]
+        assert hull_quality(tied, 6.31e-05) == hull_quality(tied, 6.30e-05) == 0.49
+    assert zero_router_hull([0.0, 1.0, 1.0, 2.0], [0.3, 0.5, 0.7, 0.75]) == [
+        (0.0, 0.3), (1.0, 0.7), (2.0, 0.75)]
+
+
+def test_models_at_one_price_are_judged_against_the_best_of_them() -> None:
+    """Every model at one cost per task (a benchmark without prices, or one price): the
+    router's distance to the hull is its quality less the best single model's, whether its
+    mean cost lands a hair under theirs or on it."""
+    ds = synthetic_dataset(600, seed=4)
+    ds = replace(ds, cost=np.repeat(ds.cost[:, :1], len(ds.models), axis=1))
+    result = replay(ds, seed=0, cost_weight=20.0, embedder=HashEmbedder())
+    s = result.summary(slice(300, None))
+    best = max(s[f"always {m}"]["quality"] for m in ds.models)
+    assert s["metrics"]["above_zero_router"] == pytest.approx(s["router"]["quality"] - best)
+    assert s["metrics"]["zero_router_quality_at_same_cost"] == pytest.approx(best)
 
 
 def test_replay_is_deterministic_and_beats_fixed_strategies() -> None:
