@@ -266,7 +266,18 @@ def _bench(args: argparse.Namespace) -> int:
             print(f"bandit-router bench: no workload {unknown} here (found: {names})",
                   file=sys.stderr)
             return 2
-        chosen = [w for w in found if not args.workloads or w.name in args.workloads]
+        try:  # your own tables: only they run, with the workloads named beside them
+            tables = [protocol.table_workload(p) for p in args.table]
+        except InvalidInputError as exc:
+            print(f"bandit-router bench: {exc}", file=sys.stderr)
+            return 2
+        chosen = tables + [w for w in found if (not args.workloads and not tables)
+                           or w.name in (args.workloads or [])]
+        twice = sorted({w.name for w in chosen if [v.name for v in chosen].count(w.name) > 1})
+        if twice:
+            print(f"bandit-router bench: two workloads named {twice}: rename a table's file",
+                  file=sys.stderr)
+            return 2
         seeds = args.seeds or list(protocol.DEV_SEEDS if args.dev else protocol.REPORT_SEEDS)
         try:
             result = protocol.run_protocol(
@@ -360,6 +371,11 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
                          help="the variant workloads instead (shapes no default was chosen "
                               "on: MMLU-Pro among 5 of its models and among all 19 priced "
                               "ones, RouterDC-7 priced 1x-64x, short streams of both)")
+    quality.add_argument("--table", action="append", default=[], metavar="FILE",
+                         help="a routing table of your own (RouterBench's format, or a "
+                              "JSONL/CSV log with every model's outcome per task), replayed "
+                              "instead of the built-in workloads and held to the held-out "
+                              "bar; named after its file (repeatable)")
     quality.add_argument("--dev", action="store_true",
                          help="the development seeds 0-5 (choose settings on these)")
     quality.add_argument("--set", action="append", default=[], metavar="policy.F=V",

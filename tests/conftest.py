@@ -49,6 +49,27 @@ class FakeClock:
         self.now += seconds
 
 
+def write_routerbench(path: Path, n: int, *, gaps: int = 0) -> None:
+    """The synthetic workload's first ``n`` tasks as a RouterBench table (gzipped when the
+    name says so), the first ``gaps`` rows without one model's score."""
+    import csv
+    import gzip
+
+    from bandit_router.eval.datasets import synthetic_dataset
+
+    ds = synthetic_dataset(n, seed=3)
+    with (gzip.open(path, "wt", newline="") if path.suffix == ".gz"
+          else path.open("w", newline="")) as fh:
+        out = csv.writer(fh)
+        out.writerow(["sample_id", "prompt", "eval_name", *(
+            col for m in ds.models for col in (m, f"{m}|total_cost"))])
+        for i, text in enumerate(ds.texts):
+            cells = [c for j in range(len(ds.models))
+                     for c in ("" if i < gaps and j == 0 else f"{ds.quality[i, j]:.4f}",
+                               f"{ds.cost[i, j]:.8f}")]
+            out.writerow([f"s{i}", text, ds.groups[i] if ds.groups else "", *cells])
+
+
 def run_in_threads(work: Callable[[int], object], n: int) -> list[BaseException]:
     """``work(0)`` ... ``work(n - 1)``, each in a thread of its own, all at once; returns the
     errors they raised (none: ``[]``) once every thread has ended."""

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bandit_router.cli import main
@@ -213,6 +214,39 @@ def test_bench_quality_from_json_and_readme(tmp_path,
     bad = tmp_path / "no-markers.md"
     bad.write_text("nothing here")
     assert main(["bench", "quality", "--from-json", str(path), "--readme", str(bad)]) == 2
+
+
+def test_bench_quality_replays_a_table_of_your_own(
+        tmp_path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tests.conftest import write_routerbench
+
+    monkeypatch.setenv("BANDIT_ROUTER_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "ours.csv"
+    write_routerbench(path, 60, gaps=2)
+    out = tmp_path / "q.json"
+    assert main(["bench", "quality", "--table", str(path), "--seeds", "0",
+                 "--cost-weights", "ours=20", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "loaded ours: 58 tasks x 5 models" in printed and "1 replays" in printed
+    assert f"embedding them (once: the vectors are kept under {tmp_path / 'cache'})" in printed
+    assert "ours           vs hull >= +0.000 mean, >= -0.005 worst seed" in printed
+    result = json.loads(out.read_text())
+    assert list(result["workloads"]) == ["ours"]  # the built-in workloads are not run
+    assert result["workloads"]["ours"]["dropped_rows"] == 2
+    # embedded by the router's own embedder (MiniLM: 384 dimensions), once
+    (cached,) = (tmp_path / "cache").glob("ours-*.npy")
+    assert np.load(cached).shape == (58, 384)
+    # a missing file, or two workloads of one name: refused before any replay
+    assert main(["bench", "quality", "--table", str(tmp_path / "nowhere.csv")]) == 2
+    assert "no table at" in capsys.readouterr().err
+    clash = tmp_path / "synthetic.csv"
+    write_routerbench(clash, 20)
+    assert main(["bench", "quality", "--data", str(tmp_path), "--table", str(clash),
+                 "--workloads", "synthetic"]) == 2
+    captured = capsys.readouterr()
+    assert "two workloads named ['synthetic']" in captured.err and "loaded" not in captured.out
 
 
 def test_bench_quality_argument_errors(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

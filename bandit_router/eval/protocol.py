@@ -28,7 +28,9 @@ The workloads:
 :func:`variant_workloads` adds shapes no default was chosen on (MMLU-Pro among 5 of its
 models, among all 19 with a price and among all 31 at one price, RouterDC-7 with prices
 spread by quality, short streams of both):
-``bandit-router bench quality --variants``.
+``bandit-router bench quality --variants``. :func:`table_workload` makes a workload of a
+table of your own (a held-out benchmark, your logs), held to the same bar:
+``bandit-router bench quality --table FILE``.
 
 >>> [w.name for w in workloads(data_dir="/nonexistent")]
 ['synthetic', 'drift-quality', 'drift-price']
@@ -61,16 +63,18 @@ from .datasets import (
     default_data_dir,
     load_mmlu_pro,
     load_routerbench,
+    load_table,
     mmlu_pro_models,
     mmlu_pro_prices,
     synthetic_dataset,
 )
 from .replay import Drift, ReplayResult, replay, zero_router_hull
 
-__all__ = ["DEV_SEEDS", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS", "VARIANT_PAIRS",
-           "VARIANT_WEIGHTS", "Target", "Workload", "cache_dir", "check_targets",
-           "format_table", "load_json", "machine_facts", "render_markdown", "run_protocol",
-           "settings_from", "variant_workloads", "with_embeddings", "workloads", "write_json"]
+__all__ = ["DEV_SEEDS", "HELD_OUT_BAR", "REPORT_SEEDS", "SHORT_STREAM", "VARIANT_DRAWS",
+           "VARIANT_PAIRS", "VARIANT_WEIGHTS", "Target", "Workload", "cache_dir",
+           "check_targets", "format_table", "load_json", "machine_facts", "render_markdown",
+           "run_protocol", "settings_from", "table_workload", "variant_workloads",
+           "with_embeddings", "workloads", "write_json"]
 
 #: Seeds settings are chosen on.
 DEV_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
@@ -191,6 +195,10 @@ VARIANT_DRAWS: tuple[int, ...] = (11, 12, 13, 14)
 #: The cost weights every variant shape is replayed at: a weight where quality leads, one
 #: where cost does, and 100 (a RouterBench weight) where the cheapest models take most of it.
 VARIANT_WEIGHTS: tuple[float, ...] = (10, 30, 100)
+#: The bar of every shape no default was chosen on (the variants, a table of your own): on
+#: or above the zero router's hull at every cost weight on average, no seed more than 0.005
+#: under it.
+HELD_OUT_BAR: tuple[Target, ...] = (Target(kind="hull", mean=0.0, worst=-0.005),)
 
 
 #: Two-model shapes of :func:`variant_workloads` (RouteLLM's setting: a strong model and a
@@ -269,7 +277,7 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     meets; the bar is theirs: on or above the zero router's hull at every weight (mean), a
     seed at most 0.005 under it."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    bar = (Target(kind="hull", mean=0.0, worst=-0.005),)
+    bar = HELD_OUT_BAR
     found: list[Workload] = []
     mmlu = root / "mmlu_pro"
     if (mmlu / "prompts.jsonl.gz").exists():
@@ -309,6 +317,41 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
             load=_short(_priced_by_rank(rdc), f"routerdc7-priced-{SHORT_STREAM}"),
             targets=bar))
     return found
+
+
+def table_workload(path: str | Path, *, name: str | None = None,
+                   cost_weights: Sequence[float] = VARIANT_WEIGHTS) -> Workload:
+    """A routing table of your own as a workload: a RouterBench table (a pickle, ``.csv`` or
+    ``.csv.gz``) or a log with every model's outcome on each task, read by
+    :func:`~bandit_router.eval.datasets.load_table` (rows with a gap are dropped and
+    counted), its tasks embedded once by the router's embedder and cached
+    (:func:`with_embeddings`), replayed as every workload is (cold start, bandit feedback,
+    a seeded order per seed, the last half judged) at ``cost_weights`` and held to
+    :data:`HELD_OUT_BAR`. ``name`` is the file's name up to its first dot unless given.
+    :class:`InvalidInputError` when there is no file at ``path``; what it holds is read when
+    the protocol runs.
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "our_traffic.csv.gz"
+    ...     _ = path.write_bytes(b"")  # (read when the protocol runs, not here)
+    ...     w = table_workload(path)
+    >>> w.name, w.cost_weights, [t.describe() for t in w.targets]
+    ('our_traffic', (10.0, 30.0, 100.0), ['vs hull >= +0.000 mean, >= -0.005 worst seed'])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"no table at {path}")
+    label = path.name.split(".")[0] if name is None else name
+    if not label:
+        raise InvalidInputError(f"{path}: give the table a name")
+
+    def load() -> RoutingDataset:
+        return replace(load_table(path), name=label)
+
+    return Workload(name=label, description=f"{path.name}: a table of your own",
+                    load=load, cost_weights=tuple(float(w) for w in cost_weights),
+                    targets=HELD_OUT_BAR, needs_embedding=True)
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -477,11 +520,14 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
     for w in chosen:
         start = time.perf_counter()
         ds = w.load()
-        if w.needs_embedding and ds.embeddings is None:
+        embed = w.needs_embedding and ds.embeddings is None
+        say(f"loaded {w.name}: {len(ds):,} tasks x {len(ds.models)} models "
+            f"({time.perf_counter() - start:.1f} s)"
+            + (f"; embedding them (once: the vectors are kept under {cache_dir()})"
+               if embed else ""))
+        if embed:
             ds = with_embeddings(ds, embedder=embedder)
         _LOADED[w.name] = (w, ds)
-        say(f"loaded {w.name}: {len(ds):,} tasks x {len(ds.models)} models "
-            f"({time.perf_counter() - start:.1f} s)")
     work = [(w.name, lam, seed, policy_kw, router_kw) for w in chosen for lam in grids[w.name]
             for seed in seeds]
     say(f"{len(work)} replays, {jobs} at a time")

@@ -16,6 +16,7 @@ from bandit_router.eval import protocol
 from bandit_router.eval.datasets import MMLU_PRO_CANDIDATES, default_data_dir, synthetic_dataset
 from bandit_router.eval.replay import Drift
 from bandit_router.eval.simulation import HashEmbedder
+from tests.conftest import write_routerbench
 
 
 def test_settings_from_parses_and_validates() -> None:
@@ -194,6 +195,37 @@ def test_run_protocol_table_json_and_targets(tmp_path: Path,
     older = {k: v for k, v in again.items() if k != "machine"}  # written before it was kept
     assert protocol.render_markdown(older).splitlines()[0].endswith("bandit feedback only.")
     json.dumps(result)  # plain JSON throughout
+
+
+def test_a_table_of_your_own_is_replayed_and_held_to_the_held_out_bar(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANDIT_ROUTER_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "our_traffic.csv.gz"
+    write_routerbench(path, 300, gaps=4)
+    workload = protocol.table_workload(path, cost_weights=(20, 100))
+    assert workload.name == "our_traffic" and workload.targets == protocol.HELD_OUT_BAR
+    result = protocol.run_protocol([workload], seeds=[0, 1], embedder=HashEmbedder())
+    summary = result["workloads"]["our_traffic"]
+    assert summary["tasks"] == 296 and summary["dropped_rows"] == 4
+    assert summary["models"] == synthetic_dataset(10, seed=3).models
+    assert [r["cost_weight"] for r in summary["rows"]] == [20, 100]
+    runs = [r for r in result["runs"] if r["workload"] == "our_traffic"]
+    assert len(runs) == 4 and all(r["rounds"] == 296 for r in runs)
+    # embedded once, under the table's name; the bar checked like the variants'
+    assert [p.name[:12] for p in (tmp_path / "cache").iterdir()] == ["our_traffic-"]
+    (check,) = result["targets"]
+    assert check["workload"] == "our_traffic"
+    assert check["target"] == "vs hull >= +0.000 mean, >= -0.005 worst seed"
+    worst = min(r["vs_hull"] for r in runs)
+    assert check["figure"].endswith(f"worst seed {worst:+.4f}")
+    assert check["met"] == (worst >= -0.005 and min(
+        row["vs_hull"] for row in summary["rows"]) >= 0.0)
+    named = protocol.table_workload(path, name="mine", cost_weights=[30])
+    assert (named.name, named.cost_weights) == ("mine", (30.0,))
+    with pytest.raises(InvalidInputError, match="no table at"):
+        protocol.table_workload(tmp_path / "nowhere.csv")
+    with pytest.raises(InvalidInputError, match="give the table a name"):
+        protocol.table_workload(path, name="")
 
 
 def test_targets_are_checked_against_the_figures() -> None:
