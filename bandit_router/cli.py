@@ -225,8 +225,10 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"  {name:<42} {v['quality']:8.3f} {1000 * v['cost']:10.4f} "
                   f"{v['reward']:8.3f}")
         m = s["metrics"]
+        share = m["share_of_strongest_cost"]  # (None: the strongest cost nothing)
         print(f"  router: {100 * m['share_of_strongest_quality']:.1f}% of the strongest's "
-              f"quality at {100 * (m['share_of_strongest_cost'] or 0):.1f}% of its cost; "
+              f"quality at " + ("no cost" if share is None else
+                                f"{100 * share:.1f}% of its cost") + "; "
               f"zero router at that cost {m['zero_router_quality_at_same_cost']:.3f} "
               f"({m['above_zero_router']:+.3f}); regret/round {m['regret_per_round']:.4f}")
     print(f"\n{result.rounds_per_s:.0f} rounds/s")

@@ -49,9 +49,10 @@ class FakeClock:
         self.now += seconds
 
 
-def write_routerbench(path: Path, n: int, *, gaps: int = 0) -> None:
+def write_routerbench(path: Path, n: int, *, gaps: int = 0, priced: bool = True) -> None:
     """The synthetic workload's first ``n`` tasks as a RouterBench table (gzipped when the
-    name says so), the first ``gaps`` rows without one model's score."""
+    name says so), the first ``gaps`` rows without one model's score; every cost 0 unless
+    ``priced`` (a benchmark without prices)."""
     import csv
     import gzip
 
@@ -66,7 +67,7 @@ def write_routerbench(path: Path, n: int, *, gaps: int = 0) -> None:
         for i, text in enumerate(ds.texts):
             cells = [c for j in range(len(ds.models))
                      for c in ("" if i < gaps and j == 0 else f"{ds.quality[i, j]:.4f}",
-                               f"{ds.cost[i, j]:.8f}")]
+                               f"{ds.cost[i, j]:.8f}" if priced else "0")]
             out.writerow([f"s{i}", text, ds.groups[i] if ds.groups else "", *cells])
 
 

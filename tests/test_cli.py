@@ -249,6 +249,18 @@ def test_bench_quality_replays_a_table_of_your_own(
     assert "two workloads named ['synthetic']" in captured.err and "loaded" not in captured.out
 
 
+def test_replay_of_a_table_without_prices(tmp_path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import write_routerbench
+
+    monkeypatch.setenv("BANDIT_ROUTER_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "unpriced.csv"
+    write_routerbench(path, 40, priced=False)
+    assert main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "of the strongest's quality at no cost; zero router at that cost" in out
+
+
 def test_bench_quality_argument_errors(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "quality", "--set", "policy.gamma_scale=-1"]) == 2
     assert "gamma_scale" in capsys.readouterr().err

@@ -468,6 +468,7 @@ def _row(result: ReplayResult, workload: Workload, lam: float) -> dict[str, Any]
              for j, m in enumerate(ds.models)}
     best_fixed = max(fixed, key=fixed.__getitem__)
     whole = result.summary()
+    whole_strongest = float(ds.cost[:, strongest].mean())
     out: dict[str, Any] = {
         "workload": workload.name, "cost_weight": lam, "seed": result.seed, "rounds": n,
         "quality": s["router"]["quality"], "cost_usd": s["router"]["cost"],
@@ -479,7 +480,9 @@ def _row(result: ReplayResult, workload: Workload, lam: float) -> dict[str, Any]
         "bandit_quality": s["bandit without context"]["quality"],
         "bandit_vs_hull": s["metrics"]["bandit_without_context_above_zero_router"],
         "whole_quality": whole["router"]["quality"],
-        "whole_cost_share": whole["router"]["cost"] / float(ds.cost[:, strongest].mean()),
+        # (a table without prices: no share of nothing)
+        "whole_cost_share": (whole["router"]["cost"] / whole_strongest if whole_strongest
+                             else None),
         "whole_vs_hull": whole["metrics"]["above_zero_router"],
         "rounds_per_s": result.rounds_per_s,
         "traffic": {m: result.share(m, half) for m in ds.models},
@@ -613,7 +616,8 @@ def _summarise(w: Workload, ds: RoutingDataset, runs: list[dict[str, Any]]) -> d
                     "whole_cost_share", "whole_vs_hull", "rounds_per_s", "bandit_vs_hull"):
             row[key], row[f"{key}_worst"] = stat(key)
         row["quality_worst"] = float(min(r["quality"] for r in mine))
-        row["cost_share_worst"] = float(max(r["cost_share"] or 0.0 for r in mine))
+        shares = [r["cost_share"] for r in mine if r["cost_share"] is not None]
+        row["cost_share_worst"] = float(max(shares)) if shares else math.nan
         row["best_fixed_model"] = max({r["best_fixed_model"] for r in mine},
                                       key=[r["best_fixed_model"] for r in mine].count)
         row["per_seed"] = [{"seed": r["seed"], "quality": r["quality"],
@@ -700,10 +704,10 @@ def format_table(result: Mapping[str, Any]) -> str:
         for r in s["rows"]:
             lines.append(
                 f"{name:<14} {r['cost_weight']:>6g} | {r['quality']:>7.3f} "
-                f"{r['quality_worst']:>6.3f} {100 * r['cost_share']:>6.1f}% "
+                f"{r['quality_worst']:>6.3f} {_share(r['cost_share']):>7} "
                 f"{r['vs_hull']:>+8.4f} {r['vs_hull_worst']:>+7.4f} "
                 f"{r['vs_best_fixed']:>+8.4f} | {r['whole_quality']:>7.3f} "
-                f"{100 * r['whole_cost_share']:>6.1f}% | {_bandit_cell(r):>15} "
+                f"{_share(r['whole_cost_share']):>7} | {_bandit_cell(r):>15} "
                 f"| {r['rounds_per_s']:>8.0f}"
                 + (f"  drift: {r['drift']['model']} {100 * r['drift']['share_before']:.0f}% "
                    f"-> {100 * r['drift']['share_after']:.1f}%" if "drift" in r else ""))
@@ -715,6 +719,16 @@ def format_table(result: Mapping[str, Any]) -> str:
         lines.append(f"{'met ' if c['met'] else 'MISS'} {c['workload']:<14} {c['target']}: "
                      f"{c['figure']}")
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    """A share of the strongest model's cost as a percentage; ``-`` where there is none
+    (a table without prices).
+
+    >>> _share(0.0871), _share(float("nan")), _share(None)
+    ('8.7%', '-', '-')
+    """
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
 def _bandit_cell(row: Mapping[str, Any]) -> str:
@@ -747,7 +761,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                      "after" if "drift" in r else f"{r['vs_best_fixed']:+.4f}")
             out.append(
                 f"| {name if k == 0 else ''} | {r['cost_weight']:g} | {r['quality']:.3f} "
-                f"({r['quality_worst']:.3f}) | {100 * r['cost_share']:.1f}% | "
+                f"({r['quality_worst']:.3f}) | {_share(r['cost_share'])} | "
                 f"{r['vs_hull']:+.4f} ({r['vs_hull_worst']:+.4f}) | "
                 f"{fixed} | {aiq_cell} | {_bandit_cell(r)} | {r['rounds_per_s']:.0f} |")
     out += ["", "| workload | target | figure | met |", "|---|---|---|---|"]

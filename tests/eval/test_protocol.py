@@ -228,6 +228,24 @@ def test_a_table_of_your_own_is_replayed_and_held_to_the_held_out_bar(
         protocol.table_workload(path, name="")
 
 
+def test_a_table_without_prices_is_judged_on_quality(tmp_path: Path) -> None:
+    """Every cost 0 (a benchmark that publishes no prices): no share of the strongest
+    model's cost to show, and the hull is the best single model."""
+    path = tmp_path / "unpriced.csv"
+    write_routerbench(path, 200, priced=False)
+    result = protocol.run_protocol([protocol.table_workload(path, cost_weights=[20])],
+                                   seeds=[0], embedder=HashEmbedder())
+    (run,) = result["runs"]
+    assert run["cost_usd"] == 0.0 and run["cost_share"] is None
+    assert run["whole_cost_share"] is None
+    assert run["vs_hull"] == pytest.approx(run["vs_best_fixed"])  # reward = quality here
+    table, md = protocol.format_table(result), protocol.render_markdown(result)
+    assert "nan" not in table and "nan" not in md
+    assert f"| unpriced | 20 | {run['quality']:.3f} ({run['quality']:.3f}) | - |" in md
+    (check,) = result["targets"]
+    assert check["met"] == (run["vs_hull"] >= 0.0)
+
+
 def test_targets_are_checked_against_the_figures() -> None:
     def summary(rows: list[dict[str, float]], *targets: protocol.Target) -> dict:
         return {"workloads": {"w": {"rows": rows, "targets": [
