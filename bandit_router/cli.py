@@ -225,10 +225,13 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"  {name:<42} {v['quality']:8.3f} {1000 * v['cost']:10.4f} "
                   f"{v['reward']:8.3f}")
         m = s["metrics"]
-        share = m["share_of_strongest_cost"]  # (None: the strongest cost nothing)
-        print(f"  router: {100 * m['share_of_strongest_quality']:.1f}% of the strongest's "
-              f"quality at " + ("no cost" if share is None else
-                                f"{100 * share:.1f}% of its cost") + "; "
+        quality, share = m["share_of_strongest_quality"], m["share_of_strongest_cost"]
+        spent = (f"{100 * share:.1f}% of its cost" if share is not None
+                 else "no cost" if s["router"]["cost"] == 0  # (a table without prices)
+                 else f"${1000 * s['router']['cost']:.4f}/1k requests, the strongest nothing")
+        print("  router: " + (f"{100 * quality:.1f}% of the strongest's quality"
+                              if quality is not None else "quality 0, as every model's")
+              + f" at {spent}; "
               f"zero router at that cost {m['zero_router_quality_at_same_cost']:.3f} "
               f"({m['above_zero_router']:+.3f}); regret/round {m['regret_per_round']:.4f}")
     print(f"\n{result.rounds_per_s:.0f} rounds/s")
@@ -249,6 +252,10 @@ def _bench(args: argparse.Namespace) -> int:
     from .eval import protocol
 
     if args.from_json is not None:
+        if args.table:
+            print("bandit-router bench: --from-json prints an earlier result; --table runs "
+                  "one: give one of them", file=sys.stderr)
+            return 2
         result = protocol.load_json(args.from_json)
     else:
         try:
@@ -260,26 +267,22 @@ def _bench(args: argparse.Namespace) -> int:
         except (InvalidInputError, ValueError) as exc:
             print(f"bandit-router bench: {exc}", file=sys.stderr)
             return 2
-        found = (protocol.variant_workloads if args.variants
-                 else protocol.workloads)(data_dir=args.data)
-        names = [w.name for w in found]
-        unknown = [n for n in args.workloads or [] if n not in names]
-        if unknown:
-            print(f"bandit-router bench: no workload {unknown} here (found: {names})",
-                  file=sys.stderr)
-            return 2
         try:  # your own tables: only they run, with the workloads named beside them
             tables = [protocol.table_workload(p) for p in args.table]
         except InvalidInputError as exc:
             print(f"bandit-router bench: {exc}", file=sys.stderr)
             return 2
-        chosen = tables + [w for w in found if (not args.workloads and not tables)
-                           or w.name in (args.workloads or [])]
-        twice = sorted({w.name for w in chosen if [v.name for v in chosen].count(w.name) > 1})
-        if twice:
-            print(f"bandit-router bench: two workloads named {twice}: rename a table's file",
+        found = (protocol.variant_workloads if args.variants
+                 else protocol.workloads)(data_dir=args.data)
+        names = [w.name for w in found]
+        unknown = [n for n in args.workloads or []
+                   if n not in names and n not in {t.name for t in tables}]
+        if unknown:
+            print(f"bandit-router bench: no workload {unknown} here (found: {names})",
                   file=sys.stderr)
             return 2
+        chosen = tables + [w for w in found if (not args.workloads and not tables)
+                           or w.name in (args.workloads or [])]
         seeds = args.seeds or list(protocol.DEV_SEEDS if args.dev else protocol.REPORT_SEEDS)
         try:
             result = protocol.run_protocol(

@@ -230,7 +230,7 @@ def test_bench_quality_replays_a_table_of_your_own(
                  "--cost-weights", "ours=20", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "loaded ours: 58 tasks x 5 models" in printed and "1 replays" in printed
-    assert f"embedding them (once: the vectors are kept under {tmp_path / 'cache'})" in printed
+    assert f"their vectors: embedded once, then read from {tmp_path / 'cache'}" in printed
     assert "ours           vs hull >= +0.000 mean, >= -0.005 worst seed" in printed
     result = json.loads(out.read_text())
     assert list(result["workloads"]) == ["ours"]  # the built-in workloads are not run
@@ -247,6 +247,9 @@ def test_bench_quality_replays_a_table_of_your_own(
                  "--workloads", "synthetic"]) == 2
     captured = capsys.readouterr()
     assert "two workloads named ['synthetic']" in captured.err and "loaded" not in captured.out
+    # an earlier result is printed, or a table run: not both at once
+    assert main(["bench", "quality", "--from-json", str(out), "--table", str(path)]) == 2
+    assert "give one of them" in capsys.readouterr().err
 
 
 def test_replay_of_a_table_without_prices(tmp_path, capsys: pytest.CaptureFixture[str],

@@ -319,6 +319,23 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     return found
 
 
+#: What a table's file name ends with, left out of the workload's name (longest first).
+_TABLE_SUFFIXES = (".csv.gz", ".jsonl.gz", ".json.gz", ".csv", ".jsonl", ".json", ".pkl",
+                   ".pickle", ".gz")
+
+
+def _table_name(file_name: str) -> str:
+    """A table's workload name: its file's name without the format's suffix.
+
+    >>> _table_name("gpt-4.1-log.jsonl.gz"), _table_name("routerbench_0shot.pkl")
+    ('gpt-4.1-log', 'routerbench_0shot')
+    """
+    for suffix in _TABLE_SUFFIXES:
+        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+            return file_name[: -len(suffix)]
+    return file_name
+
+
 def table_workload(path: str | Path, *, name: str | None = None,
                    cost_weights: Sequence[float] = VARIANT_WEIGHTS) -> Workload:
     """A routing table of your own as a workload: a RouterBench table (a pickle, ``.csv`` or
@@ -327,7 +344,8 @@ def table_workload(path: str | Path, *, name: str | None = None,
     counted), its tasks embedded once by the router's embedder and cached
     (:func:`with_embeddings`), replayed as every workload is (cold start, bandit feedback,
     a seeded order per seed, the last half judged) at ``cost_weights`` and held to
-    :data:`HELD_OUT_BAR`. ``name`` is the file's name up to its first dot unless given.
+    :data:`HELD_OUT_BAR`. ``name`` is the file's name without its format's suffix unless
+    given.
     :class:`InvalidInputError` when there is no file at ``path``; what it holds is read when
     the protocol runs.
 
@@ -342,14 +360,14 @@ def table_workload(path: str | Path, *, name: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"no table at {path}")
-    label = path.name.split(".")[0] if name is None else name
-    if not label:
-        raise InvalidInputError(f"{path}: give the table a name")
+    label = _table_name(path.name) if name is None else name
+    if not label or "/" in label or "\\" in label:
+        raise InvalidInputError(f"{path}: a table's name must be a file name, not {label!r}")
 
     def load() -> RoutingDataset:
         return replace(load_table(path), name=label)
 
-    return Workload(name=label, description=f"{path.name}: a table of your own",
+    return Workload(name=label, description=f"{path}: a table of your own",
                     load=load, cost_weights=tuple(float(w) for w in cost_weights),
                     targets=HELD_OUT_BAR, needs_embedding=True)
 
@@ -515,7 +533,11 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
     if jobs < 1:
         raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
     seeds = [check_seed(s) for s in seeds]
-    _check_grids(cost_weights or {}, [w.name for w in chosen])
+    names = [w.name for w in chosen]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # (each workload's data and summary are kept by its name)
+        raise InvalidInputError(f"two workloads named {twice}")
+    _check_grids(cost_weights or {}, names)
     policy_kw, router_kw = dict(policy or {}), dict(router or {})
     say = progress or (lambda _msg: None)
     grids = {w.name: tuple(float(x) for x in (cost_weights or {}).get(w.name, w.cost_weights))
@@ -526,7 +548,7 @@ def run_protocol(chosen: Sequence[Workload], *, seeds: Sequence[int] = REPORT_SE
         embed = w.needs_embedding and ds.embeddings is None
         say(f"loaded {w.name}: {len(ds):,} tasks x {len(ds.models)} models "
             f"({time.perf_counter() - start:.1f} s)"
-            + (f"; embedding them (once: the vectors are kept under {cache_dir()})"
+            + (f"; their vectors: embedded once, then read from {cache_dir()}"
                if embed else ""))
         if embed:
             ds = with_embeddings(ds, embedder=embedder)
@@ -606,10 +628,11 @@ def _summarise(w: Workload, ds: RoutingDataset, runs: list[dict[str, Any]]) -> d
     for lam in weights:
         mine = [r for r in runs if r["cost_weight"] == lam]
 
-        def stat(key: str, rs: list[dict[str, Any]] = mine) -> tuple[float, float]:
+        def stat(key: str, rs: list[dict[str, Any]] = mine
+                 ) -> tuple[float | None, float | None]:
+            """Mean and lowest; none where no run has the figure (JSON's null, not NaN)."""
             values = [r[key] for r in rs if r.get(key) is not None]
-            return (float(np.mean(values)), float(np.min(values))) if values else (math.nan,
-                                                                                     math.nan)
+            return (float(np.mean(values)), float(np.min(values))) if values else (None, None)
 
         row: dict[str, Any] = {"cost_weight": lam, "seeds": len(mine)}
         for key in ("quality", "cost_share", "vs_hull", "vs_best_fixed", "whole_quality",
@@ -617,7 +640,7 @@ def _summarise(w: Workload, ds: RoutingDataset, runs: list[dict[str, Any]]) -> d
             row[key], row[f"{key}_worst"] = stat(key)
         row["quality_worst"] = float(min(r["quality"] for r in mine))
         shares = [r["cost_share"] for r in mine if r["cost_share"] is not None]
-        row["cost_share_worst"] = float(max(shares)) if shares else math.nan
+        row["cost_share_worst"] = float(max(shares)) if shares else None
         row["best_fixed_model"] = max({r["best_fixed_model"] for r in mine},
                                       key=[r["best_fixed_model"] for r in mine].count)
         row["per_seed"] = [{"seed": r["seed"], "quality": r["quality"],
@@ -671,7 +694,8 @@ def check_targets(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                 met = mean >= target.mean and worst >= target.worst
                 figure = f"lowest mean {mean:+.4f}, worst seed {worst:+.4f}"
             elif target.kind == "point":
-                fits = [r for r in rows if r["cost_share"] <= target.cost_share]
+                fits = [r for r in rows if r["cost_share"] is not None
+                        and r["cost_share"] <= target.cost_share]
                 best = max(fits, key=lambda r: r["quality"]) if fits else None
                 met = best is not None and best["quality"] >= target.quality
                 figure = (f"{_beside(best['quality'], target.quality)} at "

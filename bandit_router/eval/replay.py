@@ -259,7 +259,8 @@ class ReplayResult:
             "rounds": len(rows),
             "regret_per_round": float(np.mean(oracle_per_round - router_per_round)),
             "cumulative_regret": float(np.sum(oracle_per_round - router_per_round)),
-            "share_of_strongest_quality": q / strongest["quality"],
+            "share_of_strongest_quality": (q / strongest["quality"] if strongest["quality"]
+                                           else None),
             "share_of_strongest_cost": c / strongest["cost"] if strongest["cost"] else None,
             "savings_vs_strongest_usd": (strongest["cost"] - c) * len(rows),
             "zero_router_quality_at_same_cost": hull_quality(hull, c),

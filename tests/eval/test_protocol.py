@@ -224,8 +224,17 @@ def test_a_table_of_your_own_is_replayed_and_held_to_the_held_out_bar(
     assert (named.name, named.cost_weights) == ("mine", (30.0,))
     with pytest.raises(InvalidInputError, match="no table at"):
         protocol.table_workload(tmp_path / "nowhere.csv")
-    with pytest.raises(InvalidInputError, match="give the table a name"):
-        protocol.table_workload(path, name="")
+    for bad in ("", "../elsewhere"):
+        with pytest.raises(InvalidInputError, match="a table's name must be a file name"):
+            protocol.table_workload(path, name=bad)
+    # two tables of one name: refused before either is read (each is kept by its name)
+    other = tmp_path / "more" / "our_traffic.csv"
+    other.parent.mkdir()
+    write_routerbench(other, 50)
+    with pytest.raises(InvalidInputError, match=re.escape("two workloads named "
+                                                          "['our_traffic']")):
+        protocol.run_protocol([workload, protocol.table_workload(other)], seeds=[0],
+                              embedder=HashEmbedder())
 
 
 def test_a_table_without_prices_is_judged_on_quality(tmp_path: Path) -> None:
@@ -238,6 +247,9 @@ def test_a_table_without_prices_is_judged_on_quality(tmp_path: Path) -> None:
     (run,) = result["runs"]
     assert run["cost_usd"] == 0.0 and run["cost_share"] is None
     assert run["whole_cost_share"] is None
+    (row,) = result["workloads"]["unpriced"]["rows"]
+    assert row["cost_share"] is row["cost_share_worst"] is row["whole_cost_share"] is None
+    json.dumps(result, allow_nan=False)  # null where there is no share: JSON, not NaN
     assert run["vs_hull"] == pytest.approx(run["vs_best_fixed"])  # reward = quality here
     table, md = protocol.format_table(result), protocol.render_markdown(result)
     assert "nan" not in table and "nan" not in md
