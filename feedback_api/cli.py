@@ -83,7 +83,8 @@ def _keys(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bandit_router import InvalidInputError
     from bandit_router.core._store import Store
-    from bandit_router.eval.reports import cost_report, parse_time
+    from bandit_router.eval.fixed import FixedModelsReport, fixed_models
+    from bandit_router.eval.reports import CostReport, cost_report, parse_time
 
     url = args.database_url
     if url is None:
@@ -95,20 +96,30 @@ def _report(args: argparse.Namespace) -> int:
         if path and not os.path.exists(path):  # do not create an empty database by mistake
             print(f"no database at {path}", file=sys.stderr)
             return 1
+    if args.fixed_models and args.format == "csv":
+        print("bandit-router report: --fixed-models is a table or JSON, not CSV",
+              file=sys.stderr)
+        return 2
     try:
         since = parse_time(args.since) if args.since is not None else None
         until = parse_time(args.until, end=True) if args.until is not None else None
         store = Store(url)
         try:
-            report = cost_report(store, since=since, until=until, group_by=args.by,
-                                 reference=args.reference)
+            report: CostReport | FixedModelsReport = (
+                fixed_models(store, since=since, until=until, level=args.level)
+                if args.fixed_models else
+                cost_report(store, since=since, until=until, group_by=args.by,
+                            reference=args.reference))
         finally:
             store.close()
     except InvalidInputError as exc:
         print(f"bandit-router report: {exc}", file=sys.stderr)
         return 2
-    text = {"table": report.to_table, "csv": report.to_csv, "json": report.to_json}[
-        args.format]()
+    if isinstance(report, CostReport):
+        text = {"table": report.to_table, "csv": report.to_csv, "json": report.to_json}[
+            args.format]()
+    else:  # (no CSV: refused above)
+        text = report.to_table() if args.format == "table" else report.to_json()
     if not text.endswith("\n"):
         text += "\n"
     if args.output:
@@ -119,7 +130,8 @@ def _report(args: argparse.Namespace) -> int:
             print(f"bandit-router report: cannot write {args.output}: {exc.strerror}",
                   file=sys.stderr)
             return 2
-        print(f"cost report ({len(report.rows)} row(s)) written to {args.output}")
+        print(f"{'fixed-model' if args.fixed_models else 'cost'} report "
+              f"({len(report.rows)} row(s)) written to {args.output}")
     else:
         sys.stdout.write(text)
     return 0
@@ -224,6 +236,12 @@ def add_commands(sub: Any) -> None:
     report.add_argument("--reference", default=None, metavar="PROVIDER/MODEL",
                         help="measure savings against this model (default: the catalog's "
                              "strongest, as logged with each decision)")
+    report.add_argument("--fixed-models", action="store_true",
+                        help="instead: the router against always each model on the "
+                             "rewarded requests (inverse propensity from the logged "
+                             "probabilities, paired, with intervals and a verdict)")
+    report.add_argument("--level", type=float, choices=[0.9, 0.95, 0.99], default=0.95,
+                        help="with --fixed-models: the intervals' confidence level")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     report.add_argument("--output", default=None, metavar="FILE",
                         help="write the report here instead of to standard output")

@@ -59,3 +59,18 @@ def test_replay_speed_times_the_replayed_rounds_cold_and_warm(tmp_path: Path) ->
     assert (warm["mode"], warm["rounds"], warm["warm_tasks"]) == ("warm", 240, 60)
     assert warm["other_s"] > cold["other_s"]  # the warm start is outside the rounds' time
     assert result["summary"]["warm"]["median"] == warm["rounds_per_s"] > 0
+
+
+def test_fixed_models_sets_each_estimate_beside_the_truth(tmp_path: Path) -> None:
+    """The synthetic workload (no data needed), one seed: every estimate with enough answers
+    is set beside always-that-model's true reward on the same requests."""
+    result = _bench("bench_fixed_models.py", tmp_path / "fixed.json", "--workloads",
+                    "synthetic", "--seeds", "0")
+    rows, summary = result["rows"], result["summary"]
+    assert rows and summary["estimates"] == len(rows)
+    assert summary["covered"] == sum(r["covered"] for r in rows)
+    for r in rows:
+        assert r["workload"] == "synthetic" and r["answers"] >= result["min_answers"]
+        assert r["covered"] == (r["low"] <= r["truth"] <= r["high"])
+        assert -1.0 <= r["truth"] <= 1.0 and r["events"] >= r["answers"]
+    assert summary["verdicts_agreeing"] <= summary["verdicts"]

@@ -1,5 +1,7 @@
-"""Cost reports (admin): spend and requests by day or hour, model, provider and API key, and the
-savings against a reference model, as JSON or CSV (:mod:`bandit_router.eval.reports`)."""
+"""Reports (admin): cost (spend and requests by day or hour, model, provider and API key, and
+the savings against a reference model, as JSON or CSV: :mod:`bandit_router.eval.reports`),
+and the router against every fixed model on the traffic it served
+(:mod:`bandit_router.eval.fixed`)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
+from bandit_router.eval.fixed import fixed_models
 from bandit_router.eval.reports import cost_report, parse_time
 
 from ..deps import AdminKey, RouterDep
 from ..schemas import ErrorOut
 
-__all__ = ["CostReportOut", "CostRowOut", "PeriodOut", "router"]
+__all__ = ["CostReportOut", "CostRowOut", "EstimateOut", "FixedModelOut", "FixedModelsOut",
+           "PeriodOut", "router"]
 
 router = APIRouter(prefix="/v1/admin/reports", tags=["reports"])
 
@@ -96,4 +100,64 @@ def cost(_: AdminKey, lib: RouterDep,
     if format == "csv":
         return Response(report.to_csv(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="cost.csv"'})
+    return Response(report.to_json(indent=None), media_type="application/json")
+
+
+class EstimateOut(BaseModel):
+    """A mean with its interval (``null`` where there is none: no request, or one)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+class FixedModelOut(BaseModel):
+    """Always one model against the router, on the requests where it had a chance."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: str
+    events: int
+    chosen: int
+    support: float
+    value: EstimateOut
+    router: float | None
+    difference: EstimateOut
+    verdict: Literal["better", "worse", "no evidence"]
+
+
+class FixedModelsOut(BaseModel):
+    """:meth:`bandit_router.eval.fixed.FixedModelsReport.to_dict`."""
+
+    since: float | None
+    until: float | None
+    level: float
+    min_chance: float
+    min_answers: int
+    events: int
+    router: EstimateOut
+    rows: list[FixedModelOut]
+
+
+@router.get("/fixed-models", response_model=FixedModelsOut,
+            responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                       422: {"model": ErrorOut}})
+def fixed(_: AdminKey, lib: RouterDep,
+          since: str | None = Query(None, max_length=64,
+                                    description="first UTC day YYYY-MM-DD (or an ISO 8601 "
+                                                "time, or Unix seconds), included"),
+          until: str | None = Query(None, max_length=64,
+                                    description="last UTC day YYYY-MM-DD, included (or an "
+                                                "ISO 8601 time, or Unix seconds, excluded)"),
+          level: Literal["0.9", "0.95", "0.99"] = Query(
+              "0.95", description="the intervals' confidence level")) -> Response:
+    """The router's mean reward on the rewarded requests of the period, and what always
+    each model would have earned on them (inverse propensity, on the requests where the
+    router gave it at least a 10% chance), paired against the router's, with a verdict
+    where its answers and the interval say so. Warm-start history and default rewards
+    are left out. A bad period: 422."""
+    report = fixed_models(lib, since=parse_time(since) if since is not None else None,
+                          until=parse_time(until, end=True) if until is not None else None,
+                          level=float(level))
     return Response(report.to_json(indent=None), media_type="application/json")

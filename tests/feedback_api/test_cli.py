@@ -115,6 +115,31 @@ def test_report_command(make_router, clock, sqlite_url: str, tmp_path,
     assert got.reference_fallbacks == 4
 
 
+def test_report_command_against_every_fixed_model(make_router, sqlite_url: str, tmp_path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from bandit_router.eval.fixed import fixed_models
+    from tests.eval.test_fixed import truth_traffic
+
+    router = make_router()
+    truth_traffic(router, 120)
+    assert main(["report", "--database-url", sqlite_url, "--fixed-models"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("router: mean reward") and "openlang/polyglot" in out
+    assert out == fixed_models(router).to_table()
+    path = tmp_path / "fixed.json"
+    assert main(["report", "--database-url", sqlite_url, "--fixed-models", "--format", "json",
+                 "--level", "0.99", "--output", str(path)]) == 0
+    assert "fixed-model report" in capsys.readouterr().out
+    assert json.loads(path.read_text()) == fixed_models(router, level=0.99).to_dict()
+    assert main(["report", "--database-url", sqlite_url, "--fixed-models",
+                 "--format", "csv"]) == 2
+    assert "not CSV" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # only the levels the intervals are computed at
+        main(["report", "--database-url", sqlite_url, "--fixed-models", "--level", "0.5"])
+
+
 def test_report_command_reads_the_service_setting(make_router, clock, sqlite_url: str,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:

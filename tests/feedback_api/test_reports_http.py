@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from bandit_router import Router, RouterConfig
 from bandit_router.core._store import Store
+from bandit_router.eval.fixed import fixed_models
 from bandit_router.eval.reports import CostReport, cost_report, parse_time
 from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 from feedback_api import KeyStore, Settings, create_app
@@ -113,6 +114,41 @@ def test_cost_report_in_process(tmp_path: Path) -> None:
         assert set(schema["content"]) == {"application/json", "text/csv"}
 
 
+FIXED = "/v1/admin/reports/fixed-models"
+
+
+def _fixed(db: str, **kwargs: object) -> dict[str, object]:
+    store = Store(db)
+    try:
+        return fixed_models(store, **kwargs).to_dict()  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def test_fixed_models_report_in_process(tmp_path: Path) -> None:
+    db, catalog, admin, client = _seed(tmp_path)
+    settings = Settings(database_url=db, embedder="hash", catalog_path=catalog,
+                        reward_wait_s=1e9, learn_interval_s=0.05)
+    with TestClient(_app(settings)) as http:
+        r = http.get(FIXED, headers=admin)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert body == _fixed(db) and body["level"] == 0.95
+        assert body["events"] > 0 and body["rows"]
+        # every model eligible in the traffic has a row; a handful of requests: no verdict
+        assert {row["verdict"] for row in body["rows"]} == {"no evidence"}
+        r = http.get(FIXED, params={"since": DAY2, "until": DAY2, "level": "0.99"},
+                     headers=admin)
+        assert r.status_code == 200
+        assert r.json() == _fixed(db, since=parse_time(DAY2), until=parse_time(DAY2, end=True),
+                                  level=0.99)
+        assert r.json()["events"] < body["events"]
+        assert http.get(FIXED, headers=client).status_code == 403
+        assert http.get(FIXED).status_code == 401
+        for params in ({"level": "0.5"}, {"since": DAY2, "until": DAY1}, {"since": "soon"}):
+            assert http.get(FIXED, params=params, headers=admin).status_code == 422, params
+
+
 @pytest.mark.skipif(not _wired(), reason="feedback_api/app.py does not include "
                     "feedback_api.routers.reports yet")
 def test_cost_report_on_the_real_server(tmp_path: Path) -> None:
@@ -133,5 +169,7 @@ def test_cost_report_on_the_real_server(tmp_path: Path) -> None:
                                   until=parse_time(DAY1, end=True)).to_csv()
         r = httpx.get(f"{srv.url}{PATH}", headers={"Authorization": f"Bearer {srv.client_key}"})
         assert r.status_code == 403
+        r = httpx.get(f"{srv.url}{FIXED}", headers=admin)
+        assert r.status_code == 200 and r.json() == _fixed(db)
     finally:
         srv.stop()
