@@ -85,6 +85,11 @@ def one_run(workload: Any, ds: Any, seed: int, cost_weight: float, level: float
                     "high": row.value.high, "truth": t,
                     "covered": bool(row.value.low <= t <= row.value.high),
                     "error_in_se": (row.value.value - t) / se if se > 0 else None,
+                    "difference": row.difference.value,
+                    "difference_low": row.difference.low,
+                    "difference_high": row.difference.high,
+                    "difference_covered": bool(row.difference.low <= true_difference
+                                               <= row.difference.high),
                     "verdict": row.verdict, "true_difference": true_difference,
                     "verdict_agrees": bool(agrees)})
         print(f"{workload.name} seed {seed}: {row.model:<45} {row.value.value:.4f} "
@@ -121,14 +126,18 @@ def main() -> None:
         "estimates": len(rows),
         "covered": sum(r["covered"] for r in rows),
         "coverage": float(np.mean([r["covered"] for r in rows])) if rows else None,
+        "differences_covered": sum(r["difference_covered"] for r in rows),
         "largest_error_in_se": max((abs(r["error_in_se"]) for r in judged), default=None),
         "verdicts": len(verdicts),
         "verdicts_agreeing": sum(r["verdict_agrees"] for r in verdicts),
     }
+    largest = summary["largest_error_in_se"]
     print(f"\n{summary['covered']} of {summary['estimates']} intervals ({args.level:.0%}) "
-          f"cover the truth; largest error {summary['largest_error_in_se']:.2f} standard "
-          f"errors; {summary['verdicts_agreeing']} of {summary['verdicts']} verdicts agree "
-          "with the true difference")
+          f"cover always-that-model's truth and {summary['differences_covered']} its true "
+          "difference from the router; largest error "
+          + (f"{largest:.2f} standard errors" if largest is not None else "-")
+          + f"; {summary['verdicts_agreeing']} of {summary['verdicts']} verdicts agree with "
+          "the true difference")
     write_json(args.out, {"machine": machine(args), "level": args.level,
                           "min_chance": MIN_CHANCE, "min_answers": MIN_ANSWERS,
                           "weights": WEIGHTS, "summary": summary, "rows": rows})

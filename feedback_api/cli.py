@@ -96,8 +96,18 @@ def _report(args: argparse.Namespace) -> int:
         if path and not os.path.exists(path):  # do not create an empty database by mistake
             print(f"no database at {path}", file=sys.stderr)
             return 1
-    if args.fixed_models and args.format == "csv":
-        print("bandit-router report: --fixed-models is a table or JSON, not CSV",
+    if args.fixed_models:
+        wrong = [name for name, given in (("--format csv", args.format == "csv"),
+                                          ("--by", args.by is not None),
+                                          ("--reference", args.reference is not None))
+                 if given]
+    else:
+        wrong = [name for name, given in (("--level", args.level is not None),
+                                          ("--arm", args.arm is not None)) if given]
+    if wrong:
+        print(f"bandit-router report: {', '.join(wrong)} "
+              f"{'is not' if len(wrong) == 1 else 'are not'} for "
+              f"{'--fixed-models' if args.fixed_models else 'the cost report'}",
               file=sys.stderr)
         return 2
     try:
@@ -106,9 +116,12 @@ def _report(args: argparse.Namespace) -> int:
         store = Store(url)
         try:
             report: CostReport | FixedModelsReport = (
-                fixed_models(store, since=since, until=until, level=args.level)
+                fixed_models(store, since=since, until=until,
+                             level=args.level if args.level is not None else 0.95,
+                             arm=args.arm)
                 if args.fixed_models else
-                cost_report(store, since=since, until=until, group_by=args.by,
+                cost_report(store, since=since, until=until,
+                            group_by=args.by if args.by is not None else "day,model",
                             reference=args.reference))
         finally:
             store.close()
@@ -222,7 +235,9 @@ def add_commands(sub: Any) -> None:
 
 
     report = sub.add_parser("report", help="cost report: spend and requests by day, model, "
-                                           "provider and key; savings against a reference")
+                                           "provider and key; savings against a reference "
+                                           "(or, --fixed-models, the router against always "
+                                           "each model)")
     report.add_argument("--database-url", default=None,
                         help="default: BANDIT_ROUTER_DATABASE_URL or the service's default")
     report.add_argument("--since", default=None,
@@ -230,7 +245,7 @@ def add_commands(sub: Any) -> None:
     report.add_argument("--until", default=None,
                         help="last UTC day YYYY-MM-DD, included (or an ISO 8601 time, Unix "
                              "seconds: excluded)")
-    report.add_argument("--by", default="day,model",
+    report.add_argument("--by", default=None,
                         help="comma-separated groups among day, hour, model, provider, key "
                              "(default: day,model; empty for totals only)")
     report.add_argument("--reference", default=None, metavar="PROVIDER/MODEL",
@@ -240,8 +255,12 @@ def add_commands(sub: Any) -> None:
                         help="instead: the router against always each model on the "
                              "rewarded requests (inverse propensity from the logged "
                              "probabilities, paired, with intervals and a verdict)")
-    report.add_argument("--level", type=float, choices=[0.9, 0.95, 0.99], default=0.95,
-                        help="with --fixed-models: the intervals' confidence level")
+    report.add_argument("--level", type=float, choices=[0.9, 0.95, 0.99], default=None,
+                        help="with --fixed-models: the intervals' confidence level "
+                             "(default 0.95)")
+    report.add_argument("--arm", default=None,
+                        help="with --fixed-models: one experiment arm's requests (default: "
+                             "every arm's)")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     report.add_argument("--output", default=None, metavar="FILE",
                         help="write the report here instead of to standard output")

@@ -150,14 +150,17 @@ def fixed(_: AdminKey, lib: RouterDep,
           until: str | None = Query(None, max_length=64,
                                     description="last UTC day YYYY-MM-DD, included (or an "
                                                 "ISO 8601 time, or Unix seconds, excluded)"),
-          level: Literal["0.9", "0.95", "0.99"] = Query(
-              "0.95", description="the intervals' confidence level")) -> Response:
+          level: float = Query(0.95, description="the intervals' confidence level: 0.9, "
+                                                 "0.95 or 0.99"),
+          arm: str | None = Query(None, max_length=64,
+                                  description="one experiment arm's requests (default: the "
+                                              "service's own router's)")) -> Response:
     """The router's mean reward on the rewarded requests of the period, and what always
     each model would have earned on them (inverse propensity, on the requests where the
     router gave it at least a 10% chance), paired against the router's, with a verdict
     where its answers and the interval say so. Warm-start history and default rewards
-    are left out. A bad period: 422."""
+    are left out. A bad period or level: 422."""
     report = fixed_models(lib, since=parse_time(since) if since is not None else None,
                           until=parse_time(until, end=True) if until is not None else None,
-                          level=float(level))
+                          level=level, arm=arm)
     return Response(report.to_json(indent=None), media_type="application/json")

@@ -43,7 +43,7 @@ def exploring(make_router: Callable[..., Router]) -> tuple[Router, list[float]]:
 def test_the_router_and_each_fixed_model_against_the_truth(
         exploring: tuple[Router, list[float]]) -> None:
     router, rewards = exploring
-    report = fixed_models(router)
+    report = fixed_models(router, level=0.99)  # (five intervals each covering the truth)
     assert report.events == len(rewards) == 1500
     assert report.router.value == pytest.approx(np.mean(rewards))
     assert report.router.n == 1500 and report.router.low < report.router.value
@@ -58,7 +58,7 @@ def test_the_router_and_each_fixed_model_against_the_truth(
     best, worst = report.row("openlang/polyglot"), report.row("budget/tiny")
     assert best.verdict == "better" and best.difference.low > 0
     assert worst.verdict == "worse" and worst.difference.high < 0
-    assert report.rows[0] is best  # the highest estimate first
+    assert report.rows[0] is best  # the furthest above the router first
     assert sum(r.chosen for r in report.rows) == 1500
     # plain JSON, and the table names every model with its verdict
     data = json.loads(report.to_json())
@@ -114,6 +114,32 @@ def test_history_default_rewards_and_the_period(make_router: Callable[..., Route
     empty = fixed_models(router, since=clock() + 10)
     assert empty.events == 0 and empty.rows == () and math.isnan(empty.router.value)
     assert json.loads(empty.to_json())["router"]["value"] is None  # null, not NaN
+
+
+def test_arms_and_requests_without_their_distribution(
+        make_router: Callable[..., Router]) -> None:
+    """Each experiment arm is its own router (a Router's own arm by default); a request
+    logged without the whole distribution counts for the router's mean only."""
+    from sqlalchemy import update
+
+    from bandit_router.core._store import EventRow
+
+    main = make_router(config=RouterConfig(cost_weight=10.0))
+    other = make_router(arm="treatment", config=RouterConfig(cost_weight=10.0))
+    mine = truth_traffic(main, 120)
+    theirs = truth_traffic(other, 60, start=1000)
+    assert fixed_models(main).events == 120
+    assert fixed_models(main).router.value == pytest.approx(np.mean(mine))
+    assert fixed_models(other).router.value == pytest.approx(np.mean(theirs))
+    assert fixed_models(main.store).events == 180  # a store: every arm
+    assert fixed_models(main.store, arm="treatment").events == 60
+    with main.store.engine.begin() as conn:
+        conn.execute(update(EventRow).where(EventRow.arm == "").values(pmf=[]))
+    blind = fixed_models(main)
+    assert blind.events == 120 and blind.router.value == pytest.approx(np.mean(mine))
+    assert all(r.events == 0 and r.support == 0.0 and r.verdict == "no evidence"
+               for r in blind.rows)
+    json.loads(blind.to_json())
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -133,9 +133,16 @@ def test_report_command_against_every_fixed_model(make_router, sqlite_url: str, 
                  "--level", "0.99", "--output", str(path)]) == 0
     assert "fixed-model report" in capsys.readouterr().out
     assert json.loads(path.read_text()) == fixed_models(router, level=0.99).to_dict()
-    assert main(["report", "--database-url", sqlite_url, "--fixed-models",
-                 "--format", "csv"]) == 2
-    assert "not CSV" in capsys.readouterr().err
+    # the options of one report are refused with the other
+    for args, said in ((["--fixed-models", "--format", "csv"], "--format csv is not for"),
+                       (["--fixed-models", "--by", "model"], "--by is not for --fixed-models"),
+                       (["--level", "0.99", "--arm", "x"],
+                        "--level, --arm are not for the cost report")):
+        assert main(["report", "--database-url", sqlite_url, *args]) == 2
+        assert said in capsys.readouterr().err
+    assert main(["report", "--database-url", sqlite_url, "--fixed-models", "--arm",
+                 "elsewhere", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] == 0  # no request of that arm
     with pytest.raises(SystemExit):  # only the levels the intervals are computed at
         main(["report", "--database-url", sqlite_url, "--fixed-models", "--level", "0.5"])
 

@@ -143,6 +143,8 @@ def test_fixed_models_report_in_process(tmp_path: Path) -> None:
         assert r.json() == _fixed(db, since=parse_time(DAY2), until=parse_time(DAY2, end=True),
                                   level=0.99)
         assert r.json()["events"] < body["events"]
+        r = http.get(FIXED, params={"arm": "elsewhere"}, headers=admin)
+        assert r.status_code == 200 and r.json()["events"] == 0
         assert http.get(FIXED, headers=client).status_code == 403
         assert http.get(FIXED).status_code == 401
         for params in ({"level": "0.5"}, {"since": DAY2, "until": DAY1}, {"since": "soon"}):
