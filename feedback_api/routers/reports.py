@@ -5,7 +5,7 @@ and the router against every fixed model on the traffic it served
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
@@ -74,14 +74,21 @@ class CostReportOut(BaseModel):
     total: CostRowOut
 
 
+#: A report's period, as every report takes it (parsed by :func:`_period`).
+Since = Annotated[str | None, Query(max_length=64, description="first UTC day YYYY-MM-DD "
+                                    "(or an ISO 8601 time, or Unix seconds), included")]
+Until = Annotated[str | None, Query(max_length=64, description="last UTC day YYYY-MM-DD, "
+                                    "included (or an ISO 8601 time, or Unix seconds, "
+                                    "excluded)")]
+
+
+def _period(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    return (parse_time(since) if since is not None else None,
+            parse_time(until, end=True) if until is not None else None)
+
+
 @router.get("/cost", response_model=CostReportOut, responses=_ERRORS)
-def cost(_: AdminKey, lib: RouterDep,
-         since: str | None = Query(None, max_length=64,
-                                   description="first UTC day YYYY-MM-DD (or an ISO 8601 "
-                                               "time, or Unix seconds), included"),
-         until: str | None = Query(None, max_length=64,
-                                   description="last UTC day YYYY-MM-DD, included (or an ISO "
-                                               "8601 time, or Unix seconds, excluded)"),
+def cost(_: AdminKey, lib: RouterDep, since: Since = None, until: Until = None,
          by: str = Query("day,model", max_length=100,
                          description="comma-separated groups among day, hour, model, provider, "
                                      "key (the API key id that made the request); empty: "
@@ -94,9 +101,8 @@ def cost(_: AdminKey, lib: RouterDep,
     group; what the reference model would have cost on the same requests, the savings, and
     the measured quality of the routed traffic against the reference's. Warm-start history
     is left out. Unknown groups, a bad period or reference: 422."""
-    report = cost_report(lib, since=parse_time(since) if since is not None else None,
-                         until=parse_time(until, end=True) if until is not None else None,
-                         group_by=by, reference=reference)
+    start, end = _period(since, until)
+    report = cost_report(lib, since=start, until=end, group_by=by, reference=reference)
     if format == "csv":
         return Response(report.to_csv(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="cost.csv"'})
@@ -143,13 +149,7 @@ class FixedModelsOut(BaseModel):
 @router.get("/fixed-models", response_model=FixedModelsOut,
             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
                        422: {"model": ErrorOut}})
-def fixed(_: AdminKey, lib: RouterDep,
-          since: str | None = Query(None, max_length=64,
-                                    description="first UTC day YYYY-MM-DD (or an ISO 8601 "
-                                                "time, or Unix seconds), included"),
-          until: str | None = Query(None, max_length=64,
-                                    description="last UTC day YYYY-MM-DD, included (or an "
-                                                "ISO 8601 time, or Unix seconds, excluded)"),
+def fixed(_: AdminKey, lib: RouterDep, since: Since = None, until: Until = None,
           level: float = Query(0.95, description="the intervals' confidence level: 0.9, "
                                                  "0.95 or 0.99"),
           arm: str | None = Query(None, max_length=64,
@@ -160,7 +160,6 @@ def fixed(_: AdminKey, lib: RouterDep,
     router gave it at least a 10% chance), paired against the router's, with a verdict
     where its answers and the interval say so. Warm-start history and default rewards
     are left out. A bad period or level: 422."""
-    report = fixed_models(lib, since=parse_time(since) if since is not None else None,
-                          until=parse_time(until, end=True) if until is not None else None,
-                          level=level, arm=arm)
+    start, end = _period(since, until)
+    report = fixed_models(lib, since=start, until=end, level=level, arm=arm)
     return Response(report.to_json(indent=None), media_type="application/json")
