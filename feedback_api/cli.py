@@ -84,7 +84,7 @@ def _report(args: argparse.Namespace) -> int:
     from bandit_router import InvalidInputError
     from bandit_router.core._store import Store
     from bandit_router.eval.fixed import FixedModelsReport, fixed_models
-    from bandit_router.eval.reports import CostReport, cost_report, parse_time
+    from bandit_router.eval.reports import CostReport, cost_report, parse_period
 
     url = args.database_url
     if url is None:
@@ -111,18 +111,15 @@ def _report(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        since = parse_time(args.since) if args.since is not None else None
-        until = parse_time(args.until, end=True) if args.until is not None else None
+        since, until = parse_period(args.since, args.until)
         store = Store(url)
-        try:
+        try:  # (an option not given: the library's default)
             report: CostReport | FixedModelsReport = (
-                fixed_models(store, since=since, until=until,
-                             level=args.level if args.level is not None else 0.95,
-                             arm=args.arm)
+                fixed_models(store, since=since, until=until, arm=args.arm,
+                             **({} if args.level is None else {"level": args.level}))
                 if args.fixed_models else
-                cost_report(store, since=since, until=until,
-                            group_by=args.by if args.by is not None else "day,model",
-                            reference=args.reference))
+                cost_report(store, since=since, until=until, reference=args.reference,
+                            **({} if args.by is None else {"group_by": args.by})))
         finally:
             store.close()
     except InvalidInputError as exc:

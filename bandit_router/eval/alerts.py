@@ -37,6 +37,7 @@ from sqlalchemy import case, func, select
 from ..core._errors import InvalidInputError
 from ..core._store import EventRow, RewardRow, Store
 from ..router._router import Router
+from .reports import store_of
 
 __all__ = ["HealthAlert", "health_alerts"]
 
@@ -87,9 +88,7 @@ def health_alerts(source: Router | Store, *, now: float | None = None,
     """The conditions of the module docstring that hold at ``now`` (default: the clock),
     in that order. ``learning_lag`` (rewards stored, not yet learned) is checked when given.
     """
-    store = source.store if isinstance(source, Router) else source
-    if not isinstance(store, Store):
-        raise InvalidInputError("source must be a Router or a Store")
+    store = store_of(source)
     for name, value in (("error_rate", error_rate), ("quality_drop", quality_drop)):
         if not 0.0 < value < 1.0:
             raise InvalidInputError(f"{name} must be in (0, 1), got {value!r}")

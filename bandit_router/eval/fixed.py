@@ -55,9 +55,9 @@ from sqlalchemy import select
 from ..core._errors import InvalidInputError
 from ..core._results import Estimate
 from ..core._store import EventRow, RewardRow, Store
-from ..core._validation import check_time
 from ..router._router import Router
-from .offpolicy import Z
+from .offpolicy import Z, normal_interval
+from .reports import check_period, store_of
 
 __all__ = ["MIN_ANSWERS", "MIN_CHANCE", "FixedModel", "FixedModelsReport", "fixed_models"]
 
@@ -176,11 +176,8 @@ class _Moments:
         if self.n == 0:
             return Estimate(math.nan, -math.inf, math.inf, 0)
         mean = self.s / self.n
-        if self.n == 1:
-            return Estimate(mean, -math.inf, math.inf, 1)
-        var = max(self.ss - self.s * mean, 0.0) / (self.n - 1)
-        half = Z[level] * math.sqrt(var / self.n)
-        return Estimate(mean, mean - half, mean + half, self.n)
+        var = max(self.ss - self.s * mean, 0.0) / (self.n - 1) if self.n > 1 else 0.0
+        return normal_interval(mean, math.sqrt(var), self.n, level)
 
 
 @dataclass(slots=True)
@@ -227,12 +224,8 @@ def fixed_models(source: Router | Store, *, since: float | None = None,
     :class:`InvalidInputError` for a bad period or level."""
     if level not in Z:
         raise InvalidInputError(f"level must be one of {sorted(Z)}, not {level!r}")
-    lo, hi = check_time("since", since), check_time("until", until)
-    if lo is not None and hi is not None and lo >= hi:
-        raise InvalidInputError("the period is empty: since must be before until")
-    store = source.store if isinstance(source, Router) else source
-    if not isinstance(store, Store):
-        raise InvalidInputError("source must be a Router or a Store")
+    lo, hi = check_period(since, until)
+    store = store_of(source)
     if arm is None and isinstance(source, Router):
         arm = source.arm
     overall = _Moments()

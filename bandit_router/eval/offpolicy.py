@@ -54,6 +54,7 @@ __all__ = [
     "ips",
     "logged_events",
     "mean_estimate",
+    "normal_interval",
     "snips",
 ]
 
@@ -62,10 +63,16 @@ Array = npt.NDArray[np.float64]
 Z = {0.90: 1.6449, 0.95: 1.96, 0.99: 2.5758}
 
 
+def normal_interval(value: float, sd: float, n: int, level: float) -> Estimate:
+    """``value`` with the normal interval of a mean of ``n`` terms of standard deviation
+    ``sd`` (unbounded for fewer than two)."""
+    half = Z[level] * sd / math.sqrt(n) if n > 1 else math.inf
+    return Estimate(value=value, low=value - half, high=value + half, n=n)
+
+
 def _interval(terms: Array, value: float, level: float) -> Estimate:
     n = len(terms)
-    half = Z[level] * float(np.std(terms, ddof=1)) / math.sqrt(n) if n > 1 else math.inf
-    return Estimate(value=value, low=value - half, high=value + half, n=n)
+    return normal_interval(value, float(np.std(terms, ddof=1)) if n > 1 else 0.0, n, level)
 
 
 def mean_estimate(values: Array, *, level: float = 0.95) -> Estimate:

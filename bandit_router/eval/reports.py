@@ -44,7 +44,8 @@ from ..core._store import EventRow, ObservationRow, RewardRow, Store
 from ..core._validation import check_time
 from ..router._router import Router
 
-__all__ = ["GROUPS", "TOTAL", "CostReport", "CostRow", "cost_report", "parse_time"]
+__all__ = ["GROUPS", "TOTAL", "CostReport", "CostRow", "cost_report", "parse_period",
+           "parse_time"]
 
 #: The dimensions a report can group by: UTC day, model (``provider/model``), provider, and
 #: key (the request's tenant: API key id or team; ``-`` when none was given).
@@ -359,6 +360,35 @@ def _utc(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
+def parse_period(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    """A period as a command line or a query gives it (either bound may be missing), as
+    Unix seconds: ``until`` read as :func:`parse_time`'s end.
+
+    >>> parse_period("2026-01-01", None)
+    (1767225600.0, None)
+    """
+    return (parse_time(since) if since is not None else None,
+            parse_time(until, end=True) if until is not None else None)
+
+
+def check_period(since: float | None, until: float | None) -> tuple[float | None, float | None]:
+    """A report's period ``[since, until)`` in Unix seconds, checked: :class:`InvalidInputError`
+    for a bound that is no finite time, or an empty period."""
+    lo, hi = check_time("since", since), check_time("until", until)
+    if lo is not None and hi is not None and lo >= hi:
+        raise InvalidInputError(f"the period is empty: since ({_utc(lo)}) must be before "
+                                f"until ({_utc(hi)})")
+    return lo, hi
+
+
+def store_of(source: Router | Store) -> Store:
+    """What a report reads: a Router's store, or the store given."""
+    store = source.store if isinstance(source, Router) else source
+    if not isinstance(store, Store):
+        raise InvalidInputError("source must be a Router or a Store")
+    return store
+
+
 def cost_report(source: Router | Store, *, since: float | None = None,
                 until: float | None = None, group_by: Sequence[str] | str = ("day", "model"),
                 reference: str | None = None) -> CostReport:
@@ -374,18 +404,13 @@ def cost_report(source: Router | Store, *, since: float | None = None,
     catalog nor among any request's eligible models in the period.
     """
     names = _check_group_by(group_by)
-    lo, hi = check_time("since", since), check_time("until", until)
-    if lo is not None and hi is not None and lo >= hi:
-        raise InvalidInputError(f"the period is empty: since ({_utc(lo)}) must be before "
-                                f"until ({_utc(hi)})")
+    lo, hi = check_period(since, until)
     if reference is not None and (not isinstance(reference, str) or reference.count("/") < 1
                                   or reference.startswith("/") or reference.endswith("/")
                                   or len(reference) > 300):
         raise InvalidInputError(f"reference must be a catalog key 'provider/model', "
                                 f"got {reference!r}")
-    store = source.store if isinstance(source, Router) else source
-    if not isinstance(store, Store):
-        raise InvalidInputError("source must be a Router or a Store")
+    store = store_of(source)
 
     cols: list[Any] = [EventRow.id, EventRow.created_at, EventRow.model_key, EventRow.tenant,
                        EventRow.reserved_usd, EventRow.reference_key,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from bandit_router.eval.fixed import fixed_models
-from bandit_router.eval.reports import cost_report, parse_time
+from bandit_router.eval.reports import cost_report, parse_period
 
 from ..deps import AdminKey, RouterDep
 from ..schemas import ErrorOut
@@ -74,17 +74,12 @@ class CostReportOut(BaseModel):
     total: CostRowOut
 
 
-#: A report's period, as every report takes it (parsed by :func:`_period`).
+#: A report's period, as every report takes it (read by ``parse_period``).
 Since = Annotated[str | None, Query(max_length=64, description="first UTC day YYYY-MM-DD "
                                     "(or an ISO 8601 time, or Unix seconds), included")]
 Until = Annotated[str | None, Query(max_length=64, description="last UTC day YYYY-MM-DD, "
                                     "included (or an ISO 8601 time, or Unix seconds, "
                                     "excluded)")]
-
-
-def _period(since: str | None, until: str | None) -> tuple[float | None, float | None]:
-    return (parse_time(since) if since is not None else None,
-            parse_time(until, end=True) if until is not None else None)
 
 
 @router.get("/cost", response_model=CostReportOut, responses=_ERRORS)
@@ -101,7 +96,7 @@ def cost(_: AdminKey, lib: RouterDep, since: Since = None, until: Until = None,
     group; what the reference model would have cost on the same requests, the savings, and
     the measured quality of the routed traffic against the reference's. Warm-start history
     is left out. Unknown groups, a bad period or reference: 422."""
-    start, end = _period(since, until)
+    start, end = parse_period(since, until)
     report = cost_report(lib, since=start, until=end, group_by=by, reference=reference)
     if format == "csv":
         return Response(report.to_csv(), media_type="text/csv; charset=utf-8",
@@ -160,6 +155,6 @@ def fixed(_: AdminKey, lib: RouterDep, since: Since = None, until: Until = None,
     router gave it at least a 10% chance), paired against the router's, with a verdict
     where its answers and the interval say so. Warm-start history and default rewards
     are left out. A bad period or level: 422."""
-    start, end = _period(since, until)
+    start, end = parse_period(since, until)
     report = fixed_models(lib, since=start, until=end, level=level, arm=arm)
     return Response(report.to_json(indent=None), media_type="application/json")
