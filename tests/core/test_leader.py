@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bandit_router import InvalidInputError, LearnerLock
+from bandit_router.core._leader import _LEARNER_LOCK
 
 
 @pytest.fixture
@@ -62,10 +63,14 @@ def test_a_holder_whose_connection_is_cut_no_longer_leads(pg_url: str) -> None:
     admin = create_engine(pg_url)
     try:
         assert lock.acquire()
-        with admin.begin() as conn:  # the server ends the holder's session
+        with admin.begin() as conn:  # the server ends the holder's session (this
+            # database's learner lock only: tests in other databases run beside this one)
             conn.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"))
+                "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                "AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = :k "
+                "AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())"), {"k": _LEARNER_LOCK})
         assert not lock.held()  # it asks the server, and learns it no longer leads
         assert standby.acquire()
         assert not lock.acquire()  # it reconnects, and finds the lock taken

@@ -76,7 +76,9 @@ def test_api_replicas_follow_one_learner_and_a_standby_takes_over(tmp_path: Path
         with engine.connect() as conn:
             return int(conn.execute(text(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND classid = :c AND objid = :o"), {"c": _CLASSID, "o": _OBJID}).scalar())
+                "AND classid = :c AND objid = :o AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())"),
+                {"c": _CLASSID, "o": _OBJID}).scalar())
 
     first = _replica(base, tmp_path, "learner", "learner-a")
     standby = _replica(base, tmp_path, "learner", "learner-b")
