@@ -97,8 +97,7 @@ def snips(w: Array, r: Array, *, level: float = 0.95) -> Estimate:
         return Estimate(float("nan"), -math.inf, math.inf, len(w))
     value = float((w * r).sum() / total)
     terms = w * (r - value) / w.mean()  # influence function of the ratio
-    half = Z[level] * float(np.std(terms, ddof=1)) / math.sqrt(len(w))
-    return Estimate(value=value, low=value - half, high=value + half, n=len(w))
+    return _interval(terms, value, level)
 
 
 def dr(w: Array, r: Array, predicted_logged: Array, predicted_target: Array, *,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -50,15 +51,22 @@ def zero_router_hull(costs: Sequence[float], qualities: Sequence[float]) -> list
     in the cost-quality plane (any mix of two models is reachable by routing at random).
 
     Of models at one cost only the best is on it: where every model costs the same (one
-    price, or none), the hull is that model's point, not the weakest's.
+    price, or none), the hull is that model's point, not the weakest's. Costs within a
+    relative ``1e-9`` of each other (sums of one price in another order) count as one.
 
     >>> zero_router_hull([1.0, 2.0, 4.0], [0.5, 0.8, 0.85])
     [(1.0, 0.5), (2.0, 0.8), (4.0, 0.85)]
     >>> zero_router_hull([0.0, 0.0, 0.0], [0.37, 0.49, 0.44])
     [(0.0, 0.49)]
+    >>> zero_router_hull([0.1 + 0.2, 0.3], [0.8, 0.6])
+    [(0.3, 0.8)]
     """
-    # cheapest first; at one cost, the best first (the others at that cost are under it)
-    pts = sorted(zip(costs, qualities, strict=True), key=lambda p: (p[0], -p[1]))
+    pts: list[tuple[float, float]] = []  # cheapest first; at one cost, its best model
+    for c, q in sorted(zip(costs, qualities, strict=True)):
+        if pts and math.isclose(c, pts[-1][0], rel_tol=1e-9):
+            pts[-1] = (pts[-1][0], max(q, pts[-1][1]))
+        else:
+            pts.append((c, q))
     hull: list[tuple[float, float]] = []
     for c, q in pts:
         if hull and q <= hull[-1][1]:  # costs more, no better: never on the frontier

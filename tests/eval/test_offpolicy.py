@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,6 +53,13 @@ def test_intervals_cover_the_truth_at_the_stated_rate(estimator: str) -> None:
             est = dr(w, reward, per_action[chosen], per_action[target])
         hits += est.low <= truth <= est.high
     assert 0.90 <= hits / trials <= 0.99  # nominal 95%
+
+
+@pytest.mark.parametrize("estimator", [ips, snips])
+def test_one_event_gives_a_value_and_an_unbounded_interval(estimator: Any) -> None:
+    est = estimator(np.array([2.0]), np.array([0.5]))
+    assert not math.isnan(est.value) and est.n == 1
+    assert (est.low, est.high) == (-math.inf, math.inf)  # no spread from one term
 
 
 def test_evaluate_a_fixed_policy_on_simulated_log() -> None:

@@ -32,6 +32,14 @@ def test_zero_router_hull() -> None:
         assert hull_quality(tied, 6.31e-05) == hull_quality(tied, 6.30e-05) == 0.49
     assert zero_router_hull([0.0, 1.0, 1.0, 2.0], [0.3, 0.5, 0.7, 0.75]) == [
         (0.0, 0.3), (1.0, 0.7), (2.0, 0.75)]
+    # one price summed in two orders: a hair apart is still one cost, judged by the best
+    a, b = sum([0.1] * 10), 1.0  # 0.9999999999999999 and 1.0
+    assert a != b
+    for costs in ([a, b, 2.0], [b, a, 2.0]):
+        near = zero_router_hull(costs, [0.5, 0.7, 0.75])
+        assert [q for _, q in near] == [0.7, 0.75]
+        assert hull_quality(near, min(a, b)) == 0.7
+    assert len(zero_router_hull([1.0, 1.001], [0.5, 0.7])) == 2  # a real difference stays
 
 
 def test_models_at_one_price_are_judged_against_the_best_of_them() -> None:
