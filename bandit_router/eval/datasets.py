@@ -47,7 +47,7 @@ from ..core._features import estimate_tokens
 __all__ = [
     "MMLU_PRO_CANDIDATES", "PrecomputedEmbedder", "RoutingDataset", "default_data_dir",
     "fit_prices", "load_log", "load_mmlu_pro", "load_routerbench", "load_table",
-    "mmlu_pro_models", "mmlu_pro_prices", "synthetic_dataset",
+    "mmlu_pro_models", "mmlu_pro_prices", "synthetic_dataset", "table_name",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -246,6 +246,24 @@ def load_mmlu_pro(path: str | Path | None = None, *,
         embeddings=embeddings, groups=[prompts[q]["category"] for q in keep], prices=prices)
 
 
+#: What a table's file name ends with, left out of its name (longest first).
+_TABLE_SUFFIXES = (".csv.gz", ".jsonl.gz", ".json.gz", ".csv", ".jsonl", ".json", ".pkl",
+                   ".pickle", ".gz")
+
+
+def table_name(file_name: str) -> str:
+    """A table's name (its data set's, its workload's, its replays' event ids): its file's
+    name without the format's suffix.
+
+    >>> table_name("gpt-4.1-log.jsonl.gz"), table_name("routerbench_0shot.pkl")
+    ('gpt-4.1-log', 'routerbench_0shot')
+    """
+    for suffix in _TABLE_SUFFIXES:
+        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+            return file_name[: -len(suffix)]
+    return file_name
+
+
 def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
     """RouterBench's table: ``prompt``, a quality column per model, ``<model>|total_cost``
     and optionally ``<model>|model_response`` (``.csv``, ``.csv.gz`` or a pandas pickle).
@@ -307,7 +325,7 @@ def load_routerbench(path: str | Path, *, limit: int | None = None) -> RoutingDa
 
     tokens = np.array([[out_tokens(r, m) for m in models] for r, _, _ in kept])
     ids = [str(r.get("sample_id", i)) for i, (r, _, _) in enumerate(kept)]
-    return RoutingDataset(name=path.name.split(".")[0], task_ids=ids, texts=texts,
+    return RoutingDataset(name=table_name(path.name), task_ids=ids, texts=texts,
                           models=models, quality=np.clip(quality, 0, 1), cost=cost,
                           latency=_latency(tokens), output_tokens=tokens,
                           input_tokens=np.array([estimate_tokens(t) for t in texts]),
@@ -375,7 +393,7 @@ def load_log(path: str | Path, *, limit: int | None = None) -> RoutingDataset:
             latency[i, j] = (lat if lat is not None and lat >= 0
                              else float(_latency(np.array(tokens[i, j]))))
     texts = [tasks[t] for t in ids]
-    return RoutingDataset(name=path.name.split(".")[0], task_ids=ids, texts=texts,
+    return RoutingDataset(name=table_name(path.name), task_ids=ids, texts=texts,
                           models=models, quality=quality, cost=cost, latency=latency,
                           output_tokens=tokens,
                           input_tokens=np.array([estimate_tokens(t) for t in texts]),

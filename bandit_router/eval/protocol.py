@@ -67,6 +67,7 @@ from .datasets import (
     mmlu_pro_models,
     mmlu_pro_prices,
     synthetic_dataset,
+    table_name,
 )
 from .replay import Drift, ReplayResult, replay, zero_router_hull
 
@@ -319,23 +320,6 @@ def variant_workloads(*, data_dir: str | Path | None = None) -> list[Workload]:
     return found
 
 
-#: What a table's file name ends with, left out of the workload's name (longest first).
-_TABLE_SUFFIXES = (".csv.gz", ".jsonl.gz", ".json.gz", ".csv", ".jsonl", ".json", ".pkl",
-                   ".pickle", ".gz")
-
-
-def _table_name(file_name: str) -> str:
-    """A table's workload name: its file's name without the format's suffix.
-
-    >>> _table_name("gpt-4.1-log.jsonl.gz"), _table_name("routerbench_0shot.pkl")
-    ('gpt-4.1-log', 'routerbench_0shot')
-    """
-    for suffix in _TABLE_SUFFIXES:
-        if file_name.endswith(suffix) and len(file_name) > len(suffix):
-            return file_name[: -len(suffix)]
-    return file_name
-
-
 def table_workload(path: str | Path, *, name: str | None = None,
                    cost_weights: Sequence[float] = VARIANT_WEIGHTS) -> Workload:
     """A routing table of your own as a workload: a RouterBench table (a pickle, ``.csv`` or
@@ -360,7 +344,7 @@ def table_workload(path: str | Path, *, name: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"no table at {path}")
-    label = _table_name(path.name) if name is None else name
+    label = table_name(path.name) if name is None else name
     if not label or "/" in label or "\\" in label:
         raise InvalidInputError(f"{path}: a table's name must be a file name, not {label!r}")
 

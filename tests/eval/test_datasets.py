@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -18,9 +19,13 @@ from bandit_router.eval.datasets import (
     load_log,
     load_mmlu_pro,
     load_routerbench,
+    load_table,
     mmlu_pro_models,
     synthetic_dataset,
+    table_name,
 )
+from bandit_router.eval.protocol import table_workload
+from tests.conftest import write_routerbench
 
 MMLU = default_data_dir() / "mmlu_pro"
 needs_mmlu = pytest.mark.skipif(not (MMLU / "prompts.jsonl.gz").exists(),
@@ -89,6 +94,17 @@ def test_routerbench_csv(tmp_path: Path) -> None:
     assert ds.models == ["gpt-4", "llama"] and ds.task_ids == ["s1", "s2"]
     assert ds.quality.tolist() == [[1.0, 0.0], [1.0, 1.0]]
     assert ds.cost[1, 1] == pytest.approx(0.0002)
+
+
+def test_a_table_is_named_after_its_file_without_the_format_suffix(tmp_path: Path) -> None:
+    """One rule for every reader and the protocol: dots inside the name are kept."""
+    log_row = {"task_id": "t", "task": "q", "model": "a/m", "quality": 1, "cost_usd": 0.1}
+    (tmp_path / "gpt-4.1-log.jsonl.gz").write_bytes(gzip.compress(json.dumps(log_row).encode()))
+    write_routerbench(tmp_path / "bench.v2.csv", 5)
+    assert load_table(tmp_path / "gpt-4.1-log.jsonl.gz").name == "gpt-4.1-log"
+    assert load_table(tmp_path / "bench.v2.csv").name == "bench.v2"
+    assert table_workload(tmp_path / "bench.v2.csv").name == "bench.v2"
+    assert table_name("notes.txt") == "notes.txt" and table_name(".csv") == ".csv"
 
 
 def test_dataset_validation_and_subset() -> None:
