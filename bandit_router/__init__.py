@@ -55,7 +55,7 @@ if _typing.TYPE_CHECKING:
     from .core._objective import Objective
     from .core._onnx import DEFAULT_EMBEDDER, EMBEDDERS, OnnxEmbedder, make_embedder
     from .core._types import Alternative, Decision, EventRecord, RewardReceipt
-    from .eval.alerts import HealthAlert, health_alerts
+    from .eval.alerts import HealthAlert, fixed_model_alerts, health_alerts
     from .eval.reports import CostReport, CostRow, cost_report
     from .router._router import DEFAULT_DATABASE_URL, ERROR_KINDS, Router
     from .spend._budgets import Budget, BudgetAlert, BudgetStatus
@@ -85,6 +85,7 @@ _LAZY: dict[str, str] = {
     "CostReport": ".eval.reports",
     "HealthAlert": ".eval.alerts",
     "health_alerts": ".eval.alerts",
+    "fixed_model_alerts": ".eval.alerts",
     "CostRow": ".eval.reports",
     "DEFAULT_DATABASE_URL": ".router._router",
     "Decision": ".core._types",
@@ -199,6 +200,7 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "cost_report",
+    "fixed_model_alerts",
     "health_alerts",
     "implied_exploration",
     "load_logged_decisions",

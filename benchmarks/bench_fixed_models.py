@@ -8,8 +8,10 @@ and ``GET /v1/admin/reports/fixed-models`` print), and sets each model's estimat
 always-it beside what always-it truly earned on the same requests (those where the router
 gave it at least ``MIN_CHANCE``, read from the same log; the data set has every model's
 outcome). Per model with at least ``MIN_ANSWERS`` answers: whether the interval covers the
-truth, the error in standard errors, and whether the verdict (better / worse than the
-router) agrees with the true difference.
+truth, the error in standard errors, whether the verdict (better / worse than the router)
+agrees with the true difference, and whether the fixed-model alert names it
+(:func:`bandit_router.fixed_model_alerts`: evidence across all the models), rightly when its
+true difference is above zero.
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_fixed_models.py \\
         [--workloads mmlu_pro routerdc7 synthetic] [--seeds 100 101 102] [--out PATH]
@@ -69,6 +71,7 @@ def one_run(workload: Any, ds: Any, seed: int, cost_weight: float, level: float
             true = truth(store, result, cost_weight)
         finally:
             store.close()
+    alerted = {r.model for r, _ in report.beaten_by()}  # (what fixed_model_alerts raises)
     out = []
     for row in report.rows:
         if row.chosen < MIN_ANSWERS:
@@ -91,7 +94,7 @@ def one_run(workload: Any, ds: Any, seed: int, cost_weight: float, level: float
                     "difference_covered": bool(row.difference.low <= true_difference
                                                <= row.difference.high),
                     "verdict": row.verdict, "true_difference": true_difference,
-                    "verdict_agrees": bool(agrees)})
+                    "verdict_agrees": bool(agrees), "alert": row.model in alerted})
         print(f"{workload.name} seed {seed}: {row.model:<45} {row.value.value:.4f} "
               f"[{row.value.low:.4f}, {row.value.high:.4f}] truth {t:.4f} "
               f"{row.verdict} (true difference {true_difference:+.4f})", flush=True)
@@ -130,6 +133,10 @@ def main() -> None:
         "largest_error_in_se": max((abs(r["error_in_se"]) for r in judged), default=None),
         "verdicts": len(verdicts),
         "verdicts_agreeing": sum(r["verdict_agrees"] for r in verdicts),
+        "runs": len({(r["workload"], r["seed"]) for r in rows}),
+        "runs_alerting": len({(r["workload"], r["seed"]) for r in rows if r["alert"]}),
+        "alerts": sum(r["alert"] for r in rows),
+        "alerts_right": sum(r["alert"] and r["true_difference"] > 0 for r in rows),
     }
     largest = summary["largest_error_in_se"]
     print(f"\n{summary['covered']} of {summary['estimates']} intervals ({args.level:.0%}) "
@@ -137,7 +144,9 @@ def main() -> None:
           "difference from the router; largest error "
           + (f"{largest:.2f} standard errors" if largest is not None else "-")
           + f"; {summary['verdicts_agreeing']} of {summary['verdicts']} verdicts agree with "
-          "the true difference")
+          f"the true difference; the fixed-model alert in {summary['runs_alerting']} of "
+          f"{summary['runs']} runs, {summary['alerts_right']} of its {summary['alerts']} "
+          "models truly above the router")
     write_json(args.out, {"machine": machine(args), "level": args.level,
                           "min_chance": MIN_CHANCE, "min_answers": MIN_ANSWERS,
                           "weights": WEIGHTS, "summary": summary, "rows": rows})

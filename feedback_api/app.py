@@ -29,6 +29,7 @@ from bandit_router import (
 from bandit_router.core.policies import KNNGreedyPolicy, Policy, VWPolicy
 
 from . import errors
+from .checks import FixedModelCheck
 from .experiments import ExperimentRegistry
 from .keys import KeyStore
 from .learner import BackgroundLearner
@@ -204,6 +205,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _offline_docs(app)
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.fixed_model_check = FixedModelCheck(
+        every_s=settings.fixed_model_alert_every_s,
+        window_s=settings.fixed_model_alert_window_s)
     app.state.limiter = (RateLimiter(rate_per_s=settings.rate_limit_per_s,
                                      burst=settings.rate_limit_burst)
                          if settings.rate_limit_per_s is not None else None)

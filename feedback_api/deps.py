@@ -1,4 +1,4 @@
-"""Dependencies: the router, the metrics and the caller's API key.
+"""Dependencies: the router, the metrics, the scheduled checks and the caller's API key.
 
 Those that only read the app's state (or an in-memory rate limit) are ``async``: FastAPI runs
 a plain ``def`` dependency in its thread pool, a hop per dependency per request, which under
@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bandit_router import Router
 
+from .checks import FixedModelCheck
 from .experiments import ExperimentRegistry
 from .keys import ApiKey, KeyStore
 from .learner import BackgroundLearner
@@ -24,8 +25,8 @@ from .limits import RateLimiter
 from .metrics import Metrics
 from .settings import Settings
 
-__all__ = ["AdminKey", "ClientKey", "ExperimentsDep", "LearnerDep", "MetricsDep",
-           "RateLimitedKey", "RouterDep"]
+__all__ = ["AdminKey", "ClientKey", "ExperimentsDep", "FixedModelCheckDep", "LearnerDep",
+           "MetricsDep", "RateLimitedKey", "RouterDep"]
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key")
@@ -46,6 +47,11 @@ async def get_metrics(request: Request) -> Metrics:
 async def get_experiments(request: Request) -> ExperimentRegistry:
     registry: ExperimentRegistry = request.app.state.experiments
     return registry
+
+
+async def get_fixed_model_check(request: Request) -> FixedModelCheck:
+    check: FixedModelCheck = request.app.state.fixed_model_check
+    return check
 
 
 async def get_learner(request: Request) -> BackgroundLearner:
@@ -95,6 +101,7 @@ async def _within_rate(request: Request, key: Annotated[ApiKey, Depends(_caller)
 RouterDep = Annotated[Router, Depends(get_router)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LearnerDep = Annotated[BackgroundLearner, Depends(get_learner)]
+FixedModelCheckDep = Annotated[FixedModelCheck, Depends(get_fixed_model_check)]
 ExperimentsDep = Annotated[ExperimentRegistry, Depends(get_experiments)]
 ClientKey = Annotated[ApiKey, Depends(_caller)]  # client or admin
 RateLimitedKey = Annotated[ApiKey, Depends(_within_rate)]  # client or admin, rate-limited

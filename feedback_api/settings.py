@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     price_file_interval_s: float = Field(30.0, gt=0, description="how often to check it")
     load_balancing_file: str | None = Field(
         None, description="JSON: {strategy, deployments: [...], allowed_fails, cooldown_s}")
+    fixed_model_alert_every_s: float = Field(
+        600.0, ge=0, description="how often /v1/admin/alerts re-reads the log for the "
+                                 "fixed-model alert (always one model beats the router; a "
+                                 "scan of its window), serving the last answer meanwhile; "
+                                 "0 turns it off")
+    fixed_model_alert_window_s: float = Field(
+        86400.0, gt=0, description="the fixed-model alert's window: the last day by default")
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,12 @@ the thresholds of the Prometheus rules under ``deploy/``:
 Default rewards and labelled history are left out; a condition needs ``min_rewards`` (20)
 rewards in its short window before it can fire, so a quiet hour raises nothing.
 
+A fourth, :func:`fixed_model_alerts`, reads the trailing day's decisions instead (the
+fixed-model report of :mod:`bandit_router.eval.fixed`): ``fixed_model``, always one model
+would have earned more than the router, with evidence across all the models. It scans every
+rewarded request of the day, so a caller that polls runs it on a schedule of its own (the
+service: every 10 minutes, ``fixed_model_alert_every_s``).
+
 >>> from bandit_router import Router
 >>> from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 >>> r = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
@@ -37,23 +43,26 @@ from sqlalchemy import case, func, select
 from ..core._errors import InvalidInputError
 from ..core._store import EventRow, RewardRow, Store
 from ..router._router import Router
+from .fixed import MIN_CHANCE, fixed_models
 from .reports import store_of
 
-__all__ = ["HealthAlert", "health_alerts"]
+__all__ = ["HealthAlert", "fixed_model_alerts", "health_alerts"]
 
-HOUR_S, WEEK_S = 3600.0, 7 * 86400.0
+HOUR_S, DAY_S, WEEK_S = 3600.0, 86400.0, 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HealthAlert:
     """A condition that holds now: its ``kind``, the figure measured (``value``) against its
-    ``threshold``, how many rewards it was measured on, and a sentence saying it."""
+    ``threshold``, how many rewards it was measured on, a sentence saying it, and the
+    ``model`` it is about (``fixed_model`` only)."""
 
-    kind: Literal["error_rate", "quality_drop", "learning_lag"]
+    kind: Literal["error_rate", "quality_drop", "learning_lag", "fixed_model"]
     value: float
     threshold: float
     rewards: int
     message: str
+    model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "health_alert", **asdict(self)}
@@ -122,3 +131,37 @@ def health_alerts(source: Router | Store, *, now: float | None = None,
             message=f"the learner is {learning_lag} rewards behind the log (alert above "
                     f"{learning_lag_limit}); decisions use an older policy"))
     return alerts
+
+
+def fixed_model_alerts(source: Router | Store, *, now: float | None = None,
+                       window_s: float = DAY_S,
+                       family_error: float = 0.05) -> list[HealthAlert]:
+    """``fixed_model`` alerts over the ``window_s`` seconds before ``now`` (default: the
+    trailing day, by the clock): one per model that beats the router with evidence
+    (:meth:`~bandit_router.eval.fixed.FixedModelsReport.beaten_by`: a one-sided test at
+    ``family_error`` across the models given a verdict), the furthest above first. ``value``
+    is always-it less the router, ``threshold`` the difference it had to clear, ``rewards``
+    the requests it was judged on. A Router's own experiment arm only.
+
+    >>> from bandit_router import Router
+    >>> from bandit_router.eval.simulation import HashEmbedder, demo_catalog
+    >>> r = Router(database_url="sqlite://", catalog=demo_catalog(), embedder=HashEmbedder())
+    >>> fixed_model_alerts(r)  # nothing logged: nothing to say
+    []
+    >>> r.close()
+    """
+    if not window_s > 0:
+        raise InvalidInputError(f"window_s must be > 0, got {window_s!r}")
+    now = time.time() if now is None else now
+    report = fixed_models(source, since=now - window_s, until=now + 1.0)
+    hours = window_s / HOUR_S
+    return [HealthAlert(
+        kind="fixed_model", value=row.difference.value, threshold=needed, rewards=row.events,
+        model=row.model,
+        message=f"always {row.model} would have earned {row.difference.value:+.4f} reward a "
+                f"request more than the router over the last {hours:g} hours (on the "
+                f"{row.events:,} requests where the router gave it a "
+                f"{100 * MIN_CHANCE:.0f}% chance or more, {row.chosen:,} of them its answers; the "
+                f"bar for evidence, every model judged counted, was +{needed:.4f}); see the "
+                f"fixed-model report")
+        for row, needed in report.beaten_by(family_error=family_error)]

@@ -48,6 +48,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -109,6 +110,35 @@ class FixedModelsReport:
             if r.model == model:
                 return r
         raise KeyError(model)
+
+    def beaten_by(self, *, family_error: float = 0.05) -> list[tuple[FixedModel, float]]:
+        """The models that beat the router with evidence across them all, each with the
+        difference it had to clear, the furthest above first: of the models given a verdict,
+        those whose difference is above zero by more than a one-sided normal test at
+        ``family_error`` divided by their number (Bonferroni), so that, with many models, a
+        chance win among them raises this at most ``family_error`` of the time.
+
+        >>> from bandit_router.core._results import Estimate
+        >>> row = FixedModel("a/m", 900, 300, 1.0, Estimate(0.62, 0.58, 0.66, 900), 0.5,
+        ...                  Estimate(0.12, 0.08, 0.16, 900), "better")
+        >>> report = FixedModelsReport(None, None, 0.95, 900, Estimate(0.5, 0.49, 0.51, 900),
+        ...                            (row,))
+        >>> [(r.model, round(needed, 4)) for r, needed in report.beaten_by()]
+        [('a/m', 0.0336)]
+        """
+        if not 0.0 < family_error < 1.0:
+            raise InvalidInputError(f"family_error must be in (0, 1), got {family_error!r}")
+        judged = [r for r in self.rows if r.chosen >= MIN_ANSWERS
+                  and math.isfinite(r.difference.value) and math.isfinite(r.difference.high)]
+        if not judged:
+            return []
+        z = NormalDist().inv_cdf(1.0 - family_error / len(judged))
+        out = []
+        for r in judged:
+            needed = z * (r.difference.high - r.difference.value) / Z[self.level]
+            if r.difference.value > needed:
+                out.append((r, needed))
+        return sorted(out, key=lambda pair: -pair[0].difference.value)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (an interval's open end, with fewer than two requests: null)."""

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from bandit_router import health_alerts
 from bandit_router.eval.reports import parse_time
 
-from ..deps import AdminKey, LearnerDep, MetricsDep, RouterDep
+from ..deps import AdminKey, FixedModelCheckDep, LearnerDep, MetricsDep, RouterDep
 from ..schemas import ErrorOut
 
 router = APIRouter(tags=["operations"])
@@ -31,12 +31,16 @@ def stats(_: AdminKey, lib: RouterDep,
 
 
 @router.get("/v1/admin/alerts", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-def alerts(_: AdminKey, lib: RouterDep, learner: LearnerDep) -> list[dict[str, Any]]:
+def alerts(_: AdminKey, lib: RouterDep, learner: LearnerDep,
+           fixed: FixedModelCheckDep) -> list[dict[str, Any]]:
     """The health conditions that hold now (``bandit_router.health_alerts``: failed calls
     over 10% in 10 minutes, the last hour's quality under 90% of the week's, the learner
-    over 1,000 rewards behind), measured on the database; budget alerts are at
-    ``/v1/admin/budgets/alerts``."""
-    return [a.to_dict() for a in health_alerts(lib, learning_lag=learner.pending)]
+    over 1,000 rewards behind), measured on the database, then the fixed-model alert
+    (``bandit_router.fixed_model_alerts``: always one model beat the router over the last
+    day, with evidence), read again at most every ``fixed_model_alert_every_s`` (10
+    minutes); budget alerts are at ``/v1/admin/budgets/alerts``."""
+    found = health_alerts(lib, learning_lag=learner.pending) + fixed.alerts(lib)
+    return [a.to_dict() for a in found]
 
 
 @router.get("/healthz")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from bandit_router import InvalidInputError, Router, RouterConfig, health_alerts
+from bandit_router import (
+    InvalidInputError,
+    PolicyConfig,
+    Router,
+    RouterConfig,
+    fixed_model_alerts,
+    health_alerts,
+)
+from bandit_router.eval.fixed import MIN_ANSWERS, fixed_models
 from tests.conftest import FakeClock, MakeRouter
+from tests.eval.test_fixed import TRUTH
 
 
 def _rewarded(router: Router, n: int, *, quality: float, error: str | None = None) -> None:
@@ -47,3 +57,49 @@ def test_failed_calls_and_learning_lag(make_router: MakeRouter, clock: FakeClock
     assert health_alerts(router, now=clock(), learning_lag=1000) == []
     with pytest.raises(InvalidInputError):
         health_alerts(router, error_rate=1.5)
+
+
+def _traffic(router: Router, truth: dict[str, float], n: int, *, seed: int) -> None:
+    """``n`` requests, each answered well with its model's chance in ``truth``."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        d = router.select(f"Translate sentence {i} to French", event_id=f"e{seed}-{i}")
+        quality = float(rng.random() < truth[f"{d.provider}/{d.model}"])
+        router.reward(d.event_id, quality=quality, cost_usd=0.0001)
+
+
+def test_a_fixed_model_that_beats_the_router_over_the_day(make_router: MakeRouter,
+                                                          clock: FakeClock) -> None:
+    """A router exploring three times in four against one clearly better model: the alert
+    names it, its difference above the bar; a day later the traffic is out of the window."""
+    router = make_router(clock=clock, policy=PolicyConfig(exploration="epsilon", epsilon=0.75,
+                                                          seed=0))
+    _traffic(router, TRUTH, 1500, seed=0)
+    report = fixed_models(router)
+    (alert,) = fixed_model_alerts(router, now=clock())
+    best = report.row("openlang/polyglot")
+    assert alert.kind == "fixed_model" and alert.model == "openlang/polyglot"
+    assert alert.value == pytest.approx(best.difference.value)
+    assert 0 < alert.threshold < alert.value and alert.rewards == best.events == 1500
+    assert "openlang/polyglot" in alert.message and alert.to_dict()["model"] == alert.model
+    # the bar counts every model judged: over one model alone, the 95% one-sided bar is lower
+    one_sided = 1.6449 * (best.difference.high - best.difference.value) / 1.96
+    assert alert.threshold > one_sided
+    assert fixed_model_alerts(router, now=clock() + 86400 + 2) == []  # out of the day
+    assert len(fixed_model_alerts(router, now=clock() + 86400 + 2, window_s=3 * 86400)) == 1
+    # the four conditions of the log are separate: this one is not among the others
+    assert all(a.kind != "fixed_model" for a in health_alerts(router, now=clock()))
+
+
+def test_no_fixed_model_alert_where_every_model_is_as_good(make_router: MakeRouter,
+                                                           clock: FakeClock) -> None:
+    router = make_router(clock=clock, policy=PolicyConfig(exploration="epsilon", epsilon=0.75,
+                                                          seed=1))
+    _traffic(router, dict.fromkeys(TRUTH, 0.5), 1500, seed=1)
+    report = fixed_models(router)
+    assert sum(r.chosen >= MIN_ANSWERS for r in report.rows) == len(TRUTH)  # all judged
+    assert fixed_model_alerts(router, now=clock()) == []
+    with pytest.raises(InvalidInputError):
+        fixed_model_alerts(router, window_s=0)
+    with pytest.raises(InvalidInputError):
+        fixed_model_alerts(router, family_error=1.0)
