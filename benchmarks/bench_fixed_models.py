@@ -9,9 +9,10 @@ always-it beside what always-it truly earned on the same requests (those where t
 gave it at least ``MIN_CHANCE``, read from the same log; the data set has every model's
 outcome). Per model with at least ``MIN_ANSWERS`` answers: whether the interval covers the
 truth, the error in standard errors, whether the verdict (better / worse than the router)
-agrees with the true difference, and whether the fixed-model alert names it
-(:func:`bandit_router.fixed_model_alerts`: evidence across all the models), rightly when its
-true difference is above zero.
+agrees with the true difference, and whether the fixed-model alert's rule names it
+(:meth:`~bandit_router.eval.fixed.FixedModelsReport.beaten_by`, which
+:func:`bandit_router.fixed_model_alerts` applies to a day; here to the whole replay), rightly
+when its true difference is above zero.
 
     BANDIT_ROUTER_DATA=../shared/data .venv/bin/python benchmarks/bench_fixed_models.py \\
         [--workloads mmlu_pro routerdc7 synthetic] [--seeds 100 101 102] [--out PATH]
@@ -71,7 +72,8 @@ def one_run(workload: Any, ds: Any, seed: int, cost_weight: float, level: float
             true = truth(store, result, cost_weight)
         finally:
             store.close()
-    alerted = {r.model for r, _ in report.beaten_by()}  # (what fixed_model_alerts raises)
+    # the rule fixed_model_alerts applies, read over the whole replay rather than a day
+    alerted = {r.model for r, _ in report.beaten_by()}
     out = []
     for row in report.rows:
         if row.chosen < MIN_ANSWERS:

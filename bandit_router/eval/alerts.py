@@ -134,14 +134,16 @@ def health_alerts(source: Router | Store, *, now: float | None = None,
 
 
 def fixed_model_alerts(source: Router | Store, *, now: float | None = None,
-                       window_s: float = DAY_S,
-                       family_error: float = 0.05) -> list[HealthAlert]:
-    """``fixed_model`` alerts over the ``window_s`` seconds before ``now`` (default: the
-    trailing day, by the clock): one per model that beats the router with evidence
-    (:meth:`~bandit_router.eval.fixed.FixedModelsReport.beaten_by`: a one-sided test at
-    ``family_error`` across the models given a verdict), the furthest above first. ``value``
-    is always-it less the router, ``threshold`` the difference it had to clear, ``rewards``
-    the requests it was judged on. A Router's own experiment arm only.
+                       window_s: float = DAY_S, family_error: float = 0.05,
+                       arm: str | None = None) -> list[HealthAlert]:
+    """``fixed_model`` alerts over the decisions of the ``window_s`` seconds before ``now``
+    (default: the trailing day, by the clock): one per model that beats the router with
+    evidence (:meth:`~bandit_router.eval.fixed.FixedModelsReport.beaten_by`: a one-sided
+    test at ``family_error`` across the models given a verdict, in this one reading of the
+    log; each model named is *better* in the fixed-model report too), the furthest above
+    first. ``value`` is always-it less the router, ``threshold`` the difference it had to
+    clear, ``rewards`` the requests it was judged on. One experiment arm: a Router's own
+    unless ``arm`` is given (a store: every arm unless given).
 
     >>> from bandit_router import Router
     >>> from bandit_router.eval.simulation import HashEmbedder, demo_catalog
@@ -153,7 +155,7 @@ def fixed_model_alerts(source: Router | Store, *, now: float | None = None,
     if not window_s > 0:
         raise InvalidInputError(f"window_s must be > 0, got {window_s!r}")
     now = time.time() if now is None else now
-    report = fixed_models(source, since=now - window_s, until=now + 1.0)
+    report = fixed_models(source, since=max(0.0, now - window_s), until=now + 1.0, arm=arm)
     hours = window_s / HOUR_S
     return [HealthAlert(
         kind="fixed_model", value=row.difference.value, threshold=needed, rewards=row.events,

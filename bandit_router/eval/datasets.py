@@ -247,19 +247,22 @@ def load_mmlu_pro(path: str | Path | None = None, *,
 
 
 #: What a table's file name ends with, left out of its name (longest first).
-_TABLE_SUFFIXES = (".csv.gz", ".jsonl.gz", ".json.gz", ".csv", ".jsonl", ".json", ".pkl",
-                   ".pickle", ".gz")
+_TABLE_SUFFIXES = (".pickle.gz", ".jsonl.gz", ".json.gz", ".csv.gz", ".pkl.gz", ".pickle",
+                   ".jsonl", ".json", ".csv", ".pkl", ".gz")
 
 
 def table_name(file_name: str) -> str:
     """A table's name (its data set's, its workload's, its replays' event ids): its file's
     name without the format's suffix.
 
-    >>> table_name("gpt-4.1-log.jsonl.gz"), table_name("routerbench_0shot.pkl")
+    >>> table_name("gpt-4.1-log.jsonl.gz"), table_name("routerbench_0shot.pkl.gz")
     ('gpt-4.1-log', 'routerbench_0shot')
+    >>> table_name("Traffic.CSV"), table_name("notes.txt")
+    ('Traffic', 'notes.txt')
     """
+    lower = file_name.lower()
     for suffix in _TABLE_SUFFIXES:
-        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+        if lower.endswith(suffix) and len(file_name) > len(suffix):
             return file_name[: -len(suffix)]
     return file_name
 

@@ -113,18 +113,26 @@ class FixedModelsReport:
 
     def beaten_by(self, *, family_error: float = 0.05) -> list[tuple[FixedModel, float]]:
         """The models that beat the router with evidence across them all, each with the
-        difference it had to clear, the furthest above first: of the models given a verdict,
-        those whose difference is above zero by more than a one-sided normal test at
-        ``family_error`` divided by their number (Bonferroni), so that, with many models, a
-        chance win among them raises this at most ``family_error`` of the time.
+        difference it had to clear, the furthest above first. Of the ``k`` models given a
+        verdict, those whose difference is above zero by more than a one-sided normal test
+        at ``family_error / k`` asks (Bonferroni: in one reading of the log, a chance win
+        among the ``k`` raises this at most ``family_error`` of the time), and never by less
+        than their own verdict asks: each one named is *better* in the report too.
 
         >>> from bandit_router.core._results import Estimate
-        >>> row = FixedModel("a/m", 900, 300, 1.0, Estimate(0.62, 0.58, 0.66, 900), 0.5,
-        ...                  Estimate(0.12, 0.08, 0.16, 900), "better")
-        >>> report = FixedModelsReport(None, None, 0.95, 900, Estimate(0.5, 0.49, 0.51, 900),
-        ...                            (row,))
-        >>> [(r.model, round(needed, 4)) for r, needed in report.beaten_by()]
-        [('a/m', 0.0336)]
+        >>> def row(model, low, value, high):
+        ...     return FixedModel(model, 900, 300, 1.0, Estimate(0.6, 0.5, 0.7, 900), 0.5,
+        ...                       Estimate(value, low, high, 900), "better")
+        >>> one = FixedModelsReport(None, None, 0.95, 900, Estimate(0.5, 0.49, 0.51, 900),
+        ...                         (row("a/m", 0.08, 0.12, 0.16),))
+        >>> [(r.model, round(needed, 4)) for r, needed in one.beaten_by()]  # its verdict's bar
+        [('a/m', 0.04)]
+        >>> from dataclasses import replace
+        >>> four = replace(one, rows=(row("a/m", 0.08, 0.12, 0.16),  # b/m: better, 2.13 SE
+        ...     row("b/m", 0.004, 0.05, 0.096), row("c/m", -0.1, 0.0, 0.1),
+        ...     row("d/m", -0.2, -0.1, 0.0)))
+        >>> [(r.model, round(needed, 4)) for r, needed in four.beaten_by()]  # 2.24 SE for 4
+        [('a/m', 0.0457)]
         """
         if not 0.0 < family_error < 1.0:
             raise InvalidInputError(f"family_error must be in (0, 1), got {family_error!r}")
@@ -132,12 +140,12 @@ class FixedModelsReport:
                   and math.isfinite(r.difference.value) and math.isfinite(r.difference.high)]
         if not judged:
             return []
-        z = NormalDist().inv_cdf(1.0 - family_error / len(judged))
+        z = max(NormalDist().inv_cdf(1.0 - family_error / len(judged)), Z[self.level])
         out = []
         for r in judged:
-            needed = z * (r.difference.high - r.difference.value) / Z[self.level]
-            if r.difference.value > needed:
-                out.append((r, needed))
+            se = (r.difference.high - r.difference.value) / Z[self.level]
+            if se > 0 and r.difference.value > z * se:  # (no spread: no evidence of any)
+                out.append((r, z * se))
         return sorted(out, key=lambda pair: -pair[0].difference.value)
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from bandit_router import PolicyConfig, Router, fixed_model_alerts
 from bandit_router.eval.simulation import HashEmbedder, demo_catalog
-from feedback_api import KeyStore, Settings, create_app
+from feedback_api import KeyStore, Settings, checks, create_app
 from feedback_api.checks import FixedModelCheck
 from tests.conftest import FakeClock
 from tests.eval.test_alerts import _traffic
@@ -50,15 +52,46 @@ def test_the_check_runs_again_only_after_its_interval(tmp_path: Path) -> None:
     clock = FakeClock(time.time())  # (the traffic was logged by the real clock)
     router = Router(database_url=db, catalog=demo_catalog(), embedder=HashEmbedder())
     try:
-        check = FixedModelCheck(every_s=600, window_s=86400, clock=clock)
-        first = check.alerts(router)
+        check = FixedModelCheck(every_s=600, window_s=86400, clock=clock, timer=clock)
+        first = check.alerts(router)  # the first poll waits for the first scan
         assert [a.model for a in first] == ["openlang/polyglot"] and check.runs == 1
         clock.advance(599)
-        assert check.alerts(router) == first and check.runs == 1  # the last answer
+        assert check.alerts(router) == first
+        check.wait()
+        assert check.runs == 1  # within the interval: the last answer, no scan
         clock.advance(1)
-        assert check.alerts(router) == first and check.runs == 2  # read again
-        off = FixedModelCheck(every_s=0, window_s=86400, clock=clock)
+        assert check.alerts(router) == first  # a scan starts; the poll does not wait
+        check.wait()
+        assert check.runs == 2 and check.alerts(router) == first
+        off = FixedModelCheck(every_s=0, window_s=86400, clock=clock, timer=clock)
         assert off.alerts(router) == [] and off.runs == 0
+    finally:
+        router.close()
+
+
+def test_a_failing_scan_keeps_the_last_answer_and_waits_its_interval(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db, _ = _seed(tmp_path)
+    clock = FakeClock(time.time())
+    router = Router(database_url=db, catalog=demo_catalog(), embedder=HashEmbedder())
+    try:
+        check = FixedModelCheck(every_s=600, window_s=86400, clock=clock, timer=clock)
+        first = check.alerts(router)
+        assert first
+
+        def broken(*args: object, **kwargs: object) -> list[object]:
+            raise OperationalError("SELECT", {}, Exception("database gone"))
+
+        monkeypatch.setattr(checks, "fixed_model_alerts", broken)
+        clock.advance(600)
+        check.alerts(router)
+        check.wait()
+        assert check.failures == 1 and check.alerts(router) == first  # the last answer
+        check.alerts(router)
+        check.wait()
+        assert check.runs == 2  # no new scan on every poll after a failure
+        fresh = FixedModelCheck(every_s=600, window_s=86400, clock=clock, timer=clock)
+        assert fresh.alerts(router) == [] and fresh.failures == 1  # never answered: none
     finally:
         router.close()
 
