@@ -64,7 +64,7 @@ class FixedModelCheck:
             return list(self._alerts)
 
     def wait(self) -> None:
-        """Wait for the scan under way, if any (tests; shutdown)."""
+        """Wait for the scan under way, if any (tests)."""
         scan = self._scan
         if scan is not None:
             scan.join()

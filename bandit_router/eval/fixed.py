@@ -113,11 +113,12 @@ class FixedModelsReport:
 
     def beaten_by(self, *, family_error: float = 0.05) -> list[tuple[FixedModel, float]]:
         """The models that beat the router with evidence across them all, each with the
-        difference it had to clear, the furthest above first. Of the ``k`` models given a
-        verdict, those whose difference is above zero by more than a one-sided normal test
-        at ``family_error / k`` asks (Bonferroni: in one reading of the log, a chance win
-        among the ``k`` raises this at most ``family_error`` of the time), and never by less
-        than their own verdict asks: each one named is *better* in the report too.
+        difference it had to clear, the furthest above first. Of the ``k`` models with the
+        answers a verdict needs (:data:`MIN_ANSWERS`), those whose difference is above zero
+        by more than a one-sided normal test at ``family_error / k`` asks (Bonferroni: in
+        one reading of the log, a chance win among the ``k`` raises this at most
+        ``family_error`` of the time), and never by less than their own verdict asks: each
+        one named is *better* in the report too.
 
         >>> from bandit_router.core._results import Estimate
         >>> def row(model, low, value, high):
@@ -136,8 +137,8 @@ class FixedModelsReport:
         """
         if not 0.0 < family_error < 1.0:
             raise InvalidInputError(f"family_error must be in (0, 1), got {family_error!r}")
-        judged = [r for r in self.rows if r.chosen >= MIN_ANSWERS
-                  and math.isfinite(r.difference.value) and math.isfinite(r.difference.high)]
+        # (MIN_ANSWERS answers are as many judged requests: a finite difference and interval)
+        judged = [r for r in self.rows if r.chosen >= MIN_ANSWERS]
         if not judged:
             return []
         z = max(NormalDist().inv_cdf(1.0 - family_error / len(judged)), Z[self.level])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bandit_router import (
@@ -15,7 +14,7 @@ from bandit_router import (
 )
 from bandit_router.eval.fixed import MIN_ANSWERS, fixed_models
 from tests.conftest import FakeClock, MakeRouter
-from tests.eval.test_fixed import TRUTH
+from tests.eval.test_fixed import TRUTH, truth_traffic
 
 
 def _rewarded(router: Router, n: int, *, quality: float, error: str | None = None) -> None:
@@ -59,22 +58,13 @@ def test_failed_calls_and_learning_lag(make_router: MakeRouter, clock: FakeClock
         health_alerts(router, error_rate=1.5)
 
 
-def _traffic(router: Router, truth: dict[str, float], n: int, *, seed: int) -> None:
-    """``n`` requests, each answered well with its model's chance in ``truth``."""
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        d = router.select(f"Translate sentence {i} to French", event_id=f"e{seed}-{i}")
-        quality = float(rng.random() < truth[f"{d.provider}/{d.model}"])
-        router.reward(d.event_id, quality=quality, cost_usd=0.0001)
-
-
 def test_a_fixed_model_that_beats_the_router_over_the_day(make_router: MakeRouter,
                                                           clock: FakeClock) -> None:
     """A router exploring three times in four against one clearly better model: the alert
     names it, its difference above the bar; a day later the traffic is out of the window."""
     router = make_router(clock=clock, policy=PolicyConfig(exploration="epsilon", epsilon=0.75,
                                                           seed=0))
-    _traffic(router, TRUTH, 1500, seed=0)
+    truth_traffic(router, 1500)
     report = fixed_models(router)
     (alert,) = fixed_model_alerts(router, now=clock())
     best = report.row("openlang/polyglot")
@@ -96,7 +86,7 @@ def test_no_fixed_model_alert_where_every_model_is_as_good(make_router: MakeRout
                                                            clock: FakeClock) -> None:
     router = make_router(clock=clock, policy=PolicyConfig(exploration="epsilon", epsilon=0.75,
                                                           seed=1))
-    _traffic(router, dict.fromkeys(TRUTH, 0.5), 1500, seed=1)
+    truth_traffic(router, 1500, seed=1, truth=dict.fromkeys(TRUTH, 0.5))
     report = fixed_models(router)
     assert sum(r.chosen >= MIN_ANSWERS for r in report.rows) == len(TRUTH)  # all judged
     assert fixed_model_alerts(router, now=clock()) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
@@ -19,13 +19,15 @@ TRUTH = {"openlang/polyglot": 0.9, "frontier/large": 0.6, "midtier/generalist": 
 COST = 0.0001  # every call's reported cost: the reward is quality - weight x cost
 
 
-def truth_traffic(router: Router, n: int, *, seed: int = 0, start: int = 0) -> list[float]:
-    """``n`` requests with outcomes drawn from :data:`TRUTH`; the rewards as learned."""
+def truth_traffic(router: Router, n: int, *, seed: int = 0, start: int = 0,
+                  truth: Mapping[str, float] = TRUTH) -> list[float]:
+    """``n`` requests with outcomes drawn from ``truth`` (each model's chance of a good
+    answer; :data:`TRUTH` unless given); the rewards as learned."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(start, start + n):
         d = router.select(f"Translate sentence {i} to French", event_id=f"e{i}")
-        quality = float(rng.random() < TRUTH[f"{d.provider}/{d.model}"])
+        quality = float(rng.random() < truth[f"{d.provider}/{d.model}"])
         router.reward(d.event_id, quality=quality, cost_usd=COST)
         out.append(Objective(router.config.cost_weight).reward(quality, COST))
     return out

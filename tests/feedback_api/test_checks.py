@@ -18,8 +18,7 @@ from bandit_router.eval.simulation import HashEmbedder, demo_catalog
 from feedback_api import KeyStore, Settings, checks, create_app
 from feedback_api.checks import FixedModelCheck
 from tests.conftest import FakeClock
-from tests.eval.test_alerts import _traffic
-from tests.eval.test_fixed import TRUTH
+from tests.eval.test_fixed import truth_traffic
 
 from .conftest import make_server
 
@@ -32,7 +31,7 @@ def _seed(tmp: Path) -> tuple[str, str]:
     db = f"sqlite:///{tmp / 'service.db'}"
     router = Router(database_url=db, catalog=demo_catalog(), embedder=HashEmbedder(),
                     policy=PolicyConfig(exploration="epsilon", epsilon=0.75, seed=0))
-    _traffic(router, TRUTH, 1500, seed=0)
+    truth_traffic(router, 1500)
     router.close()
     catalog = tmp / "catalog.json"
     catalog.write_text(json.dumps(demo_catalog().to_dict()))
